@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Entry point of the `relaydesk` command. The sources are TypeScript that Node runs directly
+// (type stripping, on by default since Node 22.18 and 23.6). On an older Node 22 the flag is
+// still needed, so re-run once with it rather than asking every user to know about it.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+if (!process.features.typescript && !process.execArgv.includes('--experimental-strip-types')) {
+  const result = spawnSync(
+    process.execPath,
+    ['--experimental-strip-types', '--no-warnings', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    { stdio: 'inherit' },
+  );
+  process.exit(result.status ?? 1);
+} else {
+  await import('../src/cli/main.ts');
+}

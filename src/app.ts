@@ -1,0 +1,165 @@
+// Composition root: turns a Config into running parts (database, queue, HTTP server, workers) and
+// knows how to stop them in the right order. The CLI and the tests both start Relaydesk through here.
+import { randomBytes } from 'node:crypto';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from './platform/config.ts';
+import { parseSecretKey } from './platform/config.ts';
+import { type EmbeddedDatabase, openEmbedded, type OwnerPurpose } from './platform/db/embedded.ts';
+import { migrate } from './platform/db/migrate.ts';
+import { createPool, type Pool } from './platform/db/pool.ts';
+import { APP_ROLE } from './platform/db/tx.ts';
+import { Metrics } from './platform/http/metrics.ts';
+import { type App, buildServer, type RouteModule } from './platform/http/server.ts';
+import type { Logger } from './platform/logging.ts';
+import { installQueueSchema, JobQueue } from './platform/queue/queue.ts';
+import { JobRegistry } from './platform/queue/registry.ts';
+import { peopleRoutes } from './modules/people/routes.ts';
+import { queueRoutes } from './modules/queue/routes.ts';
+import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
+import { ticketRoutes } from './modules/tickets/routes.ts';
+import { tokenRoutes } from './modules/tokens/routes.ts';
+
+export const ROUTES: RouteModule[] = [tokenRoutes, peopleRoutes, ticketRoutes, queueRoutes];
+
+/** Every job type of every module. Modules add their definitions here. */
+export function defaultRegistry(): JobRegistry {
+  return new JobRegistry();
+}
+
+export interface Database {
+  url: string;
+  pool: Pool;
+  embedded: EmbeddedDatabase | undefined;
+  close(): Promise<void>;
+}
+
+/** Connects to DATABASE_URL, or starts/joins the embedded PostgreSQL of the data directory. */
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  options: { purpose: OwnerPurpose; exclusive?: boolean; poolSize?: number },
+): Promise<Database> {
+  const embedded = config.databaseUrl
+    ? undefined
+    : await openEmbedded({ dataDir: config.dataDir, logger, purpose: options.purpose, exclusive: options.exclusive ?? false });
+  const url = config.databaseUrl ?? embedded!.url;
+  const pool = createPool({
+    connectionString: url,
+    max: options.poolSize ?? config.poolSize,
+    onError: (err) => logger.warn({ err }, 'database connection lost'),
+  });
+  return {
+    url,
+    pool,
+    embedded,
+    async close() {
+      await pool.end().catch(() => undefined);
+      await embedded?.stop();
+    },
+  };
+}
+
+/** Applies our migrations and installs the queue schema. Safe to run from several processes at once. */
+export async function migrateAll(db: Database): Promise<number[]> {
+  const applied = await migrate(db.pool);
+  await installQueueSchema(db.url, APP_ROLE);
+  return applied;
+}
+
+/** The credential-encryption key: configured, or generated once into the data directory. */
+export async function resolveSecretKey(config: Config): Promise<Buffer> {
+  if (config.secretKey) return config.secretKey;
+  const file = path.join(config.dataDir, 'secret-key');
+  const existing = await readFile(file, 'utf8').catch(() => undefined);
+  if (existing !== undefined) {
+    const problems: string[] = [];
+    const key = parseSecretKey(existing, file, problems);
+    if (!key) throw new Error(problems.join('; '));
+    return key;
+  }
+  const key = randomBytes(32);
+  await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' }).catch(async (err) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  });
+  return resolveSecretKey(config);
+}
+
+export interface RunningRelaydesk {
+  config: Config;
+  db: Database;
+  queue: JobQueue;
+  app: App | undefined;
+  /** Set on the very first start against an empty database. */
+  bootstrap: CreatedTenant | undefined;
+  url: string | undefined;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  logger: Logger;
+  registry?: JobRegistry;
+}
+
+export async function startRelaydesk({ config, logger, registry = defaultRegistry() }: StartOptions): Promise<RunningRelaydesk> {
+  const role = config.role;
+  const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
+  let queue: JobQueue | undefined;
+  let app: App | undefined;
+  try {
+    await migrateAll(db);
+    await resolveSecretKey(config);
+    const bootstrap = role === 'all' || role === 'api' ? await bootstrapDefaultTenant(db.pool) : undefined;
+    if (bootstrap) {
+      const file = path.join(config.dataDir, 'initial-admin-token');
+      await writeFile(file, `${bootstrap.adminToken.token}\n`, { mode: 0o600 });
+      await chmod(file, 0o600);
+    }
+
+    const runsWorkers = role === 'all' || role === 'worker';
+    const supervises = role === 'all' || role === 'worker' || role === 'scheduler';
+    queue = new JobQueue({
+      connectionString: db.url,
+      logger,
+      registry,
+      supervise: supervises,
+      schedule: role === 'all' || role === 'scheduler',
+      instanceName: `relaydesk-${role}-${process.pid}`,
+    });
+    await queue.start();
+    await queue.ensureQueues();
+    if (runsWorkers) await queue.startWorkers();
+
+    let url: string | undefined;
+    if (role === 'all' || role === 'api') {
+      app = await buildServer({ config, pool: db.pool, logger, queue, metrics: new Metrics(queue) }, ROUTES);
+      url = await app.listen({ host: config.host, port: config.port });
+    }
+
+    let stopping: Promise<void> | undefined;
+    const running: RunningRelaydesk = {
+      config,
+      db,
+      queue,
+      app,
+      bootstrap,
+      url,
+      stop() {
+        stopping ??= (async () => {
+          // Stop taking requests, let workers finish (or hand their jobs back), then the database.
+          await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
+          await queue?.stop({ graceful: true, timeoutMs: 10_000 }).catch((err) => logger.warn({ err }, 'stopping the queue failed'));
+          await db.close();
+        })();
+        return stopping;
+      },
+    };
+    return running;
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await queue?.stop({ graceful: false }).catch(() => undefined);
+    await db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,257 @@
+// The `relaydesk` command. Thin: parses arguments, finds the database the way `start` does, calls the
+// same service functions as the HTTP API, prints. Errors print one line on stderr and exit non-zero.
+import { Command, CommanderError, Option } from 'commander';
+import { migrateAll, openDatabase, startRelaydesk } from '../app.ts';
+import { type Config, ConfigError, type ConfigOverrides, loadConfig, ROLES } from '../platform/config.ts';
+import { withTenant } from '../platform/db/tx.ts';
+import { AppError } from '../platform/errors.ts';
+import { createLogger, type Logger } from '../platform/logging.ts';
+import { JobQueue } from '../platform/queue/queue.ts';
+import { JobRegistry } from '../platform/queue/registry.ts';
+import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
+import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
+import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
+
+/** Exit codes: 1 = operation failed, 2 = bad input or configuration. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+interface GlobalOptions {
+  data?: string;
+  logLevel?: string;
+}
+
+const program = new Command()
+  .name('relaydesk')
+  .description('Relaydesk: a self-hostable, multi-tenant service-desk engine')
+  .option('--data <dir>', 'data directory (default: $RELAYDESK_DATA_DIR or ./.relaydesk)')
+  .option('--log-level <level>', 'log level (default: $LOG_LEVEL or info; commands other than start log warnings only)')
+  .showHelpAfterError()
+  .exitOverride();
+
+function configFor(command: Command, overrides: ConfigOverrides = {}): Config {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  return loadConfig(process.env, { dataDir: globals.data, logLevel: globals.logLevel, ...overrides });
+}
+
+/** Runs `fn` with a migrated database: DATABASE_URL, the running server's embedded PostgreSQL, or one started for this command. */
+async function withDatabase<T>(command: Command, fn: (ctx: { db: Awaited<ReturnType<typeof openDatabase>>; logger: Logger; config: Config }) => Promise<T>): Promise<T> {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  const config = configFor(command, { logLevel: globals.logLevel ?? 'warn' });
+  const logger = createLogger(config.logLevel, process.stderr as never);
+  const db = await openDatabase(config, logger, { purpose: 'cli', poolSize: 4 });
+  try {
+    await migrateAll(db);
+    return await fn({ db, logger, config });
+  } finally {
+    await db.close();
+  }
+}
+
+async function withQueue<T>(command: Command, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
+  return withDatabase(command, async ({ db, logger }) => {
+    const queue = new JobQueue({ connectionString: db.url, logger, registry: new JobRegistry(), supervise: false, schedule: false, poolSize: 2 });
+    await queue.start();
+    try {
+      return await fn(queue);
+    } finally {
+      await queue.stop({ graceful: false });
+    }
+  });
+}
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+program
+  .command('start')
+  .description('run Relaydesk (HTTP API, workers and scheduler; or one role) until Ctrl-C / SIGTERM')
+  .addOption(new Option('--role <role>', 'which part to run').choices([...ROLES]).default(undefined))
+  .option('--port <n>', 'HTTP port (default: $PORT or 8080)')
+  .option('--host <h>', 'HTTP host (default: $HOST or 127.0.0.1)')
+  .action(async (options: { role?: string; port?: string; host?: string }, command: Command) => {
+    const config = configFor(command, { role: options.role, port: options.port, host: options.host });
+    const logger = createLogger(config.logLevel);
+    const started = Date.now();
+    const running = await startRelaydesk({ config, logger });
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      logger.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (err) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    logger.info(
+      { role: config.role, url: running.url, database: config.databaseUrl ? 'external' : 'embedded', ms: Date.now() - started },
+      'relaydesk is ready',
+    );
+    if (running.bootstrap) {
+      const token = running.bootstrap.adminToken.token;
+      process.stdout.write(
+        [
+          '',
+          `Relaydesk is running at ${running.url}`,
+          `Created tenant "default" (${running.bootstrap.tenant.id}) and its admin API token:`,
+          '',
+          `    ${token}`,
+          '',
+          `It is shown once; it is also in ${config.dataDir}/initial-admin-token (mode 0600).`,
+          `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
+          '',
+        ].join('\n'),
+      );
+    }
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and install the queue schema')
+  .action(async (_options: unknown, command: Command) => {
+    await withDatabase(command, async ({ db }) => {
+      const { rows } = await db.pool.query<{ v: number }>('SELECT max(version) AS v FROM schema_migrations');
+      out(`database is at migration ${rows[0]?.v ?? 0}`);
+    });
+  });
+
+const tenant = program.command('tenant').description('manage tenants');
+tenant
+  .command('create <name>')
+  .description('create a tenant; prints its id and a new admin API token (shown once)')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    await withDatabase(command, async ({ db }) => {
+      const created = await createTenant(db.pool, { name });
+      out(`tenant\t${created.tenant.id}\t${created.tenant.name}`);
+      out(`token\t${created.adminToken.token}`);
+    });
+  });
+tenant
+  .command('list')
+  .description('list tenants: id and name, one per line')
+  .action(async (_options: unknown, command: Command) => {
+    await withDatabase(command, async ({ db }) => {
+      for (const t of await listTenants(db.pool)) out(`${t.id}\t${t.name}`);
+    });
+  });
+tenant
+  .command('delete <id>')
+  .description('delete a tenant and every row it owns')
+  .option('--yes', 'confirm the deletion')
+  .action(async (id: string, options: { yes?: boolean }, command: Command) => {
+    if (!options.yes) throw new CliError('refusing to delete without --yes (this removes all of the tenant\'s data)', 2);
+    await withDatabase(command, async ({ db }) => {
+      const t = await findTenant(db.pool, id);
+      await deleteTenant(db.pool, t.id);
+      out(`deleted tenant ${t.id} (${t.name})`);
+    });
+  });
+
+const token = program.command('token').description('manage API tokens');
+token
+  .command('create')
+  .description("mint an API token for the tenant's first admin agent (or --person); prints it once")
+  .requiredOption('--tenant <id>', 'tenant id or name')
+  .addOption(new Option('--role <role>', 'token role').choices([...TOKEN_ROLES]).makeOptionMandatory())
+  .option('--label <label>', 'what the token is for', '')
+  .option('--person <id>', 'person the token acts as (default: the tenant\'s first agent)')
+  .action(async (options: { tenant: string; role: TokenRole; label: string; person?: string }, command: Command) => {
+    await withDatabase(command, async ({ db }) => {
+      const t = await findTenant(db.pool, options.tenant);
+      const minted = await withTenant(db.pool, t.id, async (tx) => {
+        let personId = options.person;
+        if (!personId) {
+          const { rows } = await tx.query<{ id: string }>(
+            "SELECT id FROM people WHERE tenant_id = $1 AND kind = 'agent' ORDER BY created_at, id LIMIT 1",
+            [t.id],
+          );
+          personId = rows[0]?.id;
+          if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
+        }
+        return mintToken(tx, { personId, role: options.role, label: options.label });
+      });
+      out(`${minted.id}\t${minted.role}\t${minted.token}`);
+    });
+  });
+token
+  .command('revoke <previewOrId>')
+  .description('revoke a token by id or by its 4-character preview')
+  .action(async (previewOrId: string, _options: unknown, command: Command) => {
+    await withDatabase(command, async ({ db }) => {
+      const found = await findTokenForRevocation(db.pool, previewOrId);
+      const revoked = await withTenant(db.pool, found.tenantId, (tx) => revokeToken(tx, found.id));
+      out(`revoked ${revoked.id} (…${revoked.preview}) at ${revoked.revokedAt}`);
+    });
+  });
+
+const queue = program.command('queue').description('inspect the job queue');
+queue
+  .command('stats')
+  .description('depth, active jobs, oldest waiting job and dead-letter count per queue')
+  .action(async (_options: unknown, command: Command) => {
+    await withQueue(command, async (q) => {
+      out('queue\tready\tdeferred\tactive\toldest_s\tdead_letter');
+      for (const s of await q.stats()) out(`${s.queue}\t${s.ready}\t${s.deferred}\t${s.active}\t${s.oldestAgeSeconds}\t${s.deadLettered}`);
+    });
+  });
+const dlq = queue.command('dlq').description('dead-letter queues');
+dlq
+  .command('list')
+  .description('jobs in the dead-letter queues, oldest first')
+  .option('--queue <q>', 'only this queue')
+  .option('--limit <n>', 'at most this many', '100')
+  .action(async (options: { queue?: string; limit: string }, command: Command) => {
+    await withQueue(command, async (q) => {
+      const entries = await q.deadLetters({ ...(options.queue ? { queue: options.queue } : {}), limit: Number(options.limit) || 100 });
+      for (const e of entries) out(`${e.id}\t${e.queue}\t${e.createdAt}\t${JSON.stringify(e.payload)}\t${JSON.stringify(e.error)}`);
+      if (entries.length === 0) process.stderr.write('no dead-lettered jobs\n');
+    });
+  });
+dlq
+  .command('redrive')
+  .description('move dead-lettered jobs back to their queue to run again')
+  .option('--queue <q>', 'only this queue')
+  .action(async (options: { queue?: string }, command: Command) => {
+    await withQueue(command, async (q) => {
+      out(`redriven ${await q.redrive(options.queue ? { queue: options.queue } : {})}`);
+    });
+  });
+
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`relaydesk: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`relaydesk: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof AppError) {
+    process.stderr.write(`relaydesk: ${err.message} (${err.code})\n`);
+    process.exit(err.status < 500 ? 2 : 1);
+  }
+  process.stderr.write(`relaydesk: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(1);
+}

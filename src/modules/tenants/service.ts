@@ -1,0 +1,89 @@
+// Tenants: the unit of isolation. Creating one also creates its first agent (named after the
+// tenant) and that agent's admin token, so the tenant is usable at once.
+import type { Pool } from '../../platform/db/pool.ts';
+import { scopeToTenant, withSystemTx } from '../../platform/db/tx.ts';
+import { conflict, notFound, validation } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { createPerson } from '../people/service.ts';
+import { type MintedToken, mintToken } from '../tokens/service.ts';
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface CreatedTenant {
+  tenant: Tenant;
+  adminPersonId: string;
+  adminToken: MintedToken;
+}
+
+export async function createTenant(pool: Pool, input: { name: string }): Promise<CreatedTenant> {
+  const name = input.name.trim();
+  if (name === '' || name.length > 200) throw validation('a tenant name must have 1 to 200 characters');
+  return withSystemTx(pool, async (sys) => {
+    const id = uuidv7();
+    let created: { id: string; name: string; created_at: string } | undefined;
+    try {
+      const { rows } = await sys.query('INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at', [
+        id,
+        name,
+      ]);
+      created = rows[0];
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw conflict(`a tenant named "${name}" already exists`, { field: 'name' });
+      throw err;
+    }
+    await sys.query('INSERT INTO ticket_counters (tenant_id) VALUES ($1)', [id]);
+    const tx = await scopeToTenant(sys, id);
+    const admin = await createPerson(tx, { displayName: name, kind: 'agent' });
+    const adminToken = await mintToken(tx, { personId: admin.id, role: 'admin', label: 'initial admin token' });
+    return {
+      tenant: { id: created!.id, name: created!.name, createdAt: created!.created_at },
+      adminPersonId: admin.id,
+      adminToken,
+    };
+  });
+}
+
+export async function listTenants(pool: Pool): Promise<Tenant[]> {
+  const { rows } = await pool.query<{ id: string; name: string; created_at: string }>(
+    'SELECT id, name, created_at FROM tenants ORDER BY created_at, id',
+  );
+  return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
+}
+
+export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> {
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName);
+  const { rows } = await pool.query<{ id: string; name: string; created_at: string }>(
+    byId ? 'SELECT id, name, created_at FROM tenants WHERE id = $1' : 'SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)',
+    [idOrName],
+  );
+  if (!rows[0]) throw notFound(`tenant ${idOrName}`);
+  return { id: rows[0].id, name: rows[0].name, createdAt: rows[0].created_at };
+}
+
+/** Removes the tenant and every row it owns (tenant_id keys cascade), in one transaction. */
+export async function deleteTenant(pool: Pool, id: string): Promise<void> {
+  await withSystemTx(pool, async (sys) => {
+    const { rowCount } = await sys.query('DELETE FROM tenants WHERE id = $1', [id]);
+    if (rowCount === 0) throw notFound('tenant');
+  });
+}
+
+/**
+ * On a database with no tenant at all (first start), creates `default`. Returns it, or undefined when
+ * tenants already exist. Two processes starting on one fresh database race on the unique name; the
+ * loser gets a conflict and returns undefined.
+ */
+export async function bootstrapDefaultTenant(pool: Pool): Promise<CreatedTenant | undefined> {
+  const { rowCount } = await pool.query('SELECT 1 FROM tenants LIMIT 1');
+  if (rowCount !== 0) return undefined;
+  try {
+    return await createTenant(pool, { name: 'default' });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'conflict') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,166 @@
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/tx.ts';
+import { type RouteModule, principalOf } from '../../platform/http/server.ts';
+import { IdParams, OneOf, ListQuery, Nullable, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
+import {
+  addMessage,
+  createTicket,
+  getTicket,
+  listMessages,
+  listTickets,
+  TICKET_PRIORITIES,
+  TICKET_STATUSES,
+  updateTicket,
+} from './service.ts';
+
+const Status = OneOf(TICKET_STATUSES);
+const Priority = OneOf(TICKET_PRIORITIES);
+const Visibility = Type.Union([Type.Literal('public'), Type.Literal('internal')]);
+const Text = Type.String({ minLength: 1, maxLength: 1_000_000 });
+const Html = Type.String({ maxLength: 5_000_000 });
+
+export const TicketSchema = Type.Object({
+  id: Uuid,
+  number: Type.String({ pattern: '^T-[0-9]+$' }),
+  subject: Type.String(),
+  status: Status,
+  priority: Priority,
+  requesterId: Uuid,
+  assigneeId: Nullable(Uuid),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+
+export const MessageSchema = Type.Object({
+  id: Uuid,
+  ticketId: Uuid,
+  authorId: Uuid,
+  visibility: Visibility,
+  direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
+  text: Type.String(),
+  html: Nullable(Type.String()),
+  messageId: Nullable(Type.String()),
+  createdAt: Timestamp,
+});
+
+const CreateTicket = Type.Object(
+  {
+    subject: Type.String({ minLength: 1, maxLength: 998 }),
+    requester: Type.Union([
+      Type.Object({ personId: Uuid }, { additionalProperties: false }),
+      Type.Object(
+        { email: Type.String({ minLength: 3, maxLength: 254 }), name: Type.Optional(Type.String({ maxLength: 200 })) },
+        { additionalProperties: false },
+      ),
+    ]),
+    priority: Type.Optional(Priority),
+    assigneeId: Type.Optional(Nullable(Uuid)),
+    message: Type.Optional(Type.Object({ text: Text, html: Type.Optional(Html) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+
+const UpdateTicket = Type.Object(
+  {
+    status: Type.Optional(Status),
+    priority: Type.Optional(Priority),
+    assigneeId: Type.Optional(Nullable(Uuid)),
+    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 998 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const CreateMessage = Type.Object(
+  { text: Text, html: Type.Optional(Html), visibility: Visibility },
+  { additionalProperties: false },
+);
+
+const TicketListQuery = Type.Object(
+  {
+    ...ListQuery,
+    status: Type.Optional(Status),
+    priority: Type.Optional(Priority),
+    assigneeId: Type.Optional(Uuid),
+    requesterId: Type.Optional(Uuid),
+    q: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ticketRoutes: RouteModule = (app, { pool }) => {
+  app.post(
+    '/tickets',
+    {
+      config: { permission: 'tickets:write' },
+      schema: { tags: ['tickets'], body: CreateTicket, response: { 201: TicketSchema, ...problemResponses } },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const ticket = await withTenant(pool, principal.tenantId, (tx) =>
+        createTicket(tx, { ...request.body, actorId: principal.personId }),
+      );
+      return reply.code(201).header('location', `/api/v1/tickets/${ticket.id}`).send(ticket);
+    },
+  );
+
+  app.get(
+    '/tickets',
+    {
+      config: { permission: 'tickets:read' },
+      schema: { tags: ['tickets'], querystring: TicketListQuery, response: { 200: Page(TicketSchema), ...problemResponses } },
+    },
+    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => listTickets(tx, request.query)),
+  );
+
+  app.get(
+    '/tickets/:id',
+    { config: { permission: 'tickets:read' }, schema: { tags: ['tickets'], params: IdParams, response: { 200: TicketSchema, ...problemResponses } } },
+    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
+  );
+
+  app.patch(
+    '/tickets/:id',
+    {
+      config: { permission: 'tickets:write' },
+      schema: { tags: ['tickets'], params: IdParams, body: UpdateTicket, response: { 200: TicketSchema, ...problemResponses } },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return withTenant(pool, principal.tenantId, (tx) =>
+        updateTicket(tx, request.params.id, { ...request.body, actorId: principal.personId }),
+      );
+    },
+  );
+
+  app.post(
+    '/tickets/:id/messages',
+    {
+      config: { permission: 'tickets:write' },
+      schema: { tags: ['tickets'], params: IdParams, body: CreateMessage, response: { 201: MessageSchema, ...problemResponses } },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const message = await withTenant(pool, principal.tenantId, (tx) =>
+        addMessage(tx, { ...request.body, ticketId: request.params.id, authorId: principal.personId }),
+      );
+      return reply.code(201).send(message);
+    },
+  );
+
+  app.get(
+    '/tickets/:id/messages',
+    {
+      config: { permission: 'tickets:read' },
+      schema: {
+        tags: ['tickets'],
+        params: IdParams,
+        querystring: Type.Object({ ...ListQuery, visibility: Type.Optional(Visibility) }, { additionalProperties: false }),
+        response: { 200: Page(MessageSchema), ...problemResponses },
+      },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) =>
+        listMessages(tx, { ...request.query, ticketId: request.params.id }),
+      ),
+  );
+};

@@ -1,0 +1,361 @@
+// Tickets, their messages and their status history.
+import sanitizeHtml from 'sanitize-html';
+import type { TenantTx } from '../../platform/db/tx.ts';
+import { notFound, validation } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
+import { assertPersonExists, escapeLike, findOrCreateContact } from '../people/service.ts';
+
+export const TICKET_STATUSES = ['new', 'open', 'pending', 'on_hold', 'solved', 'closed'] as const;
+export type TicketStatus = (typeof TICKET_STATUSES)[number];
+export const TICKET_PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const;
+export type TicketPriority = (typeof TICKET_PRIORITIES)[number];
+export type Visibility = 'public' | 'internal';
+
+export interface Ticket {
+  id: string;
+  /** Shown to people as T-<n>; unique and gap-free per tenant. */
+  number: string;
+  subject: string;
+  status: TicketStatus;
+  priority: TicketPriority;
+  requesterId: string;
+  assigneeId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TicketMessage {
+  id: string;
+  ticketId: string;
+  authorId: string;
+  visibility: Visibility;
+  direction: 'inbound' | 'outbound';
+  text: string;
+  html: string | null;
+  messageId: string | null;
+  createdAt: string;
+}
+
+interface TicketRow {
+  id: string;
+  number: number;
+  subject: string;
+  status: TicketStatus;
+  priority: TicketPriority;
+  requester_id: string;
+  assignee_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+interface MessageRow {
+  id: string;
+  ticket_id: string;
+  author_id: string;
+  visibility: Visibility;
+  direction: 'inbound' | 'outbound';
+  body_text: string;
+  body_html: string | null;
+  rfc_message_id: string | null;
+  created_at: string;
+}
+
+const TICKET_COLUMNS = 'id, number, subject, status, priority, requester_id, assignee_id, created_at, updated_at';
+const MESSAGE_COLUMNS = 'id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id, created_at';
+
+const toTicket = (r: TicketRow): Ticket => ({
+  id: r.id,
+  number: `T-${r.number}`,
+  subject: r.subject,
+  status: r.status,
+  priority: r.priority,
+  requesterId: r.requester_id,
+  assigneeId: r.assignee_id,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const toMessage = (r: MessageRow): TicketMessage => ({
+  id: r.id,
+  ticketId: r.ticket_id,
+  authorId: r.author_id,
+  visibility: r.visibility,
+  direction: r.direction,
+  text: r.body_text,
+  html: r.body_html,
+  messageId: r.rfc_message_id,
+  createdAt: r.created_at,
+});
+
+/** HTML bodies are stored sanitised: no scripts, no event handlers, no remote loads. */
+export function sanitizeBodyHtml(html: string): string {
+  return sanitizeHtml(html, {
+    allowedTags: sanitizeHtml.defaults.allowedTags.concat(['img']),
+    allowedAttributes: { ...sanitizeHtml.defaults.allowedAttributes, img: ['src', 'alt', 'width', 'height'] },
+    allowedSchemes: ['http', 'https', 'mailto', 'cid'],
+    allowedSchemesByTag: { img: ['cid', 'data'] },
+  });
+}
+
+function checkSubject(subject: string): string {
+  const trimmed = subject.trim();
+  if (trimmed === '') throw validation('subject must not be empty', [{ path: '/subject', message: 'must not be empty' }]);
+  return trimmed;
+}
+
+function checkText(text: string, path: string): string {
+  if (text.trim() === '') throw validation('message text must not be empty', [{ path, message: 'must not be empty' }]);
+  return text;
+}
+
+export interface CreateTicketInput {
+  subject: string;
+  /** An existing person, or an address (a contact is created for an unknown one). */
+  requester: { personId: string } | { email: string; name?: string };
+  priority?: TicketPriority;
+  assigneeId?: string | null;
+  /** The requester's first message. */
+  message?: { text: string; html?: string };
+  /** The person acting (the token's person); recorded in the status history. */
+  actorId: string;
+}
+
+export async function createTicket(tx: TenantTx, input: CreateTicketInput): Promise<Ticket> {
+  const subject = checkSubject(input.subject);
+  const text = input.message ? checkText(input.message.text, '/message/text') : undefined;
+  let requesterId: string;
+  if ('personId' in input.requester) {
+    await assertPersonExists(tx, input.requester.personId, '/requester/personId');
+    requesterId = input.requester.personId;
+  } else {
+    requesterId = await findOrCreateContact(tx, input.requester.email, input.requester.name);
+  }
+  if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
+
+  // One statement takes the number, writes the ticket, its first status and its first message, so
+  // the per-tenant counter row is locked only for this statement and the commit after it.
+  const html = input.message?.html === undefined ? null : sanitizeBodyHtml(input.message.html);
+  const { rows } = await tx.query<TicketRow>(
+    `WITH n AS (
+       UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = $1 RETURNING last_number
+     ), t AS (
+       INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
+       SELECT $1, $2, n.last_number, $3, $4, $5, $6 FROM n
+       RETURNING ${TICKET_COLUMNS}, tenant_id
+     ), h AS (
+       INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
+       SELECT tenant_id, id, NULL, status, created_at, $7 FROM t
+     ), m AS (
+       INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html)
+       SELECT tenant_id, $8, id, requester_id, 'public', 'inbound', $9, $10 FROM t WHERE $9::text IS NOT NULL
+     )
+     SELECT ${TICKET_COLUMNS} FROM t`,
+    [
+      tx.tenantId,
+      uuidv7(),
+      subject,
+      input.priority ?? 'normal',
+      requesterId,
+      input.assigneeId ?? null,
+      input.actorId,
+      uuidv7(),
+      text ?? null,
+      html,
+    ],
+  );
+  if (!rows[0]) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
+  return toTicket(rows[0]);
+}
+
+export async function getTicket(tx: TenantTx, id: string): Promise<Ticket> {
+  const { rows } = await tx.query<TicketRow>(`SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2`, [
+    tx.tenantId,
+    id,
+  ]);
+  if (!rows[0]) throw notFound('ticket');
+  return toTicket(rows[0]);
+}
+
+export interface ListTicketsInput {
+  status?: TicketStatus;
+  priority?: TicketPriority;
+  assigneeId?: string;
+  requesterId?: string;
+  /** Case-insensitive substring of the subject. */
+  q?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promise<Page<Ticket>> {
+  const limit = clampLimit(input.limit);
+  const cursor = decodeCursor(input.cursor);
+  const values: unknown[] = [tx.tenantId];
+  const where = ['tenant_id = $1'];
+  const add = (sql: string, ...v: unknown[]) => {
+    values.push(...v);
+    where.push(sql.replace(/\$(\d)/g, (_, i) => `$${values.length - v.length + Number(i)}`));
+  };
+  if (input.status) add('status = $1', input.status);
+  if (input.priority) add('priority = $1', input.priority);
+  if (input.assigneeId) add('assignee_id = $1', input.assigneeId);
+  if (input.requesterId) add('requester_id = $1', input.requesterId);
+  if (input.q) add('subject ILIKE $1', `%${escapeLike(input.q)}%`);
+  if (cursor) add('(created_at, id) < ($1::timestamptz, $2::uuid)', cursor.createdAt, cursor.id);
+  values.push(limit + 1);
+  const { rows } = await tx.query<TicketRow>(
+    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE ${where.join(' AND ')}
+      ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return toPage(rows, limit, toTicket);
+}
+
+export interface UpdateTicketInput {
+  status?: TicketStatus;
+  priority?: TicketPriority;
+  /** null unassigns. */
+  assigneeId?: string | null;
+  subject?: string;
+  actorId: string;
+}
+
+export async function updateTicket(tx: TenantTx, id: string, input: UpdateTicketInput): Promise<Ticket> {
+  const { rows: current } = await tx.query<TicketRow>(
+    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+    [tx.tenantId, id],
+  );
+  const before = current[0];
+  if (!before) throw notFound('ticket');
+  const subject = input.subject === undefined ? undefined : checkSubject(input.subject);
+  if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
+  const { rows } = await tx.query<TicketRow>(
+    `UPDATE tickets SET
+        status = coalesce($3, status),
+        priority = coalesce($4, priority),
+        assignee_id = CASE WHEN $5 THEN $6::uuid ELSE assignee_id END,
+        subject = coalesce($7, subject),
+        updated_at = now()
+      WHERE tenant_id = $1 AND id = $2
+      RETURNING ${TICKET_COLUMNS}`,
+    [
+      tx.tenantId,
+      id,
+      input.status ?? null,
+      input.priority ?? null,
+      input.assigneeId !== undefined,
+      input.assigneeId ?? null,
+      subject ?? null,
+    ],
+  );
+  const after = rows[0]!;
+  if (after.status !== before.status) await recordStatusChange(tx, id, before.status, after.status, input.actorId);
+  return toTicket(after);
+}
+
+async function recordStatusChange(
+  tx: TenantTx,
+  ticketId: string,
+  from: TicketStatus | null,
+  to: TicketStatus,
+  actorId: string | null,
+): Promise<void> {
+  await tx.query(
+    `INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
+     VALUES ($1, $2, $3, $4, now(), $5)`,
+    [tx.tenantId, ticketId, from, to, actorId],
+  );
+}
+
+export interface StatusChange {
+  fromStatus: TicketStatus | null;
+  toStatus: TicketStatus;
+  changedAt: string;
+  changedBy: string | null;
+}
+
+export async function statusHistory(tx: TenantTx, ticketId: string): Promise<StatusChange[]> {
+  const { rows } = await tx.query<{ from_status: TicketStatus | null; to_status: TicketStatus; changed_at: string; changed_by: string | null }>(
+    `SELECT from_status, to_status, changed_at, changed_by FROM ticket_status_history
+      WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY seq`,
+    [tx.tenantId, ticketId],
+  );
+  return rows.map((r) => ({ fromStatus: r.from_status, toStatus: r.to_status, changedAt: r.changed_at, changedBy: r.changed_by }));
+}
+
+export interface AddMessageInput {
+  ticketId: string;
+  authorId: string;
+  text: string;
+  html?: string;
+  visibility: Visibility;
+  /** RFC 5322 Message-ID, for mail. */
+  messageId?: string;
+}
+
+/**
+ * Adds a message. The direction follows the author: the requester or another contact writes
+ * inbound, an agent writes outbound. An agent's first public reply opens a `new` ticket.
+ */
+export async function addMessage(tx: TenantTx, input: AddMessageInput): Promise<TicketMessage> {
+  const text = checkText(input.text, '/text');
+  const { rows: ticketRows } = await tx.query<{ status: TicketStatus; kind: string }>(
+    `SELECT t.status, p.kind FROM tickets t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = $3
+      WHERE t.tenant_id = $1 AND t.id = $2 FOR UPDATE OF t`,
+    [tx.tenantId, input.ticketId, input.authorId],
+  );
+  const ticket = ticketRows[0];
+  if (!ticket) throw notFound('ticket');
+  const fromAgent = ticket.kind === 'agent';
+  const { rows } = await tx.query<MessageRow>(
+    `INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     RETURNING ${MESSAGE_COLUMNS}`,
+    [
+      tx.tenantId,
+      uuidv7(),
+      input.ticketId,
+      input.authorId,
+      input.visibility,
+      fromAgent ? 'outbound' : 'inbound',
+      text,
+      input.html === undefined ? null : sanitizeBodyHtml(input.html),
+      input.messageId ?? null,
+    ],
+  );
+  const opens = fromAgent && input.visibility === 'public' && ticket.status === 'new';
+  await tx.query(
+    `UPDATE tickets SET updated_at = now(), status = CASE WHEN $3 THEN 'open' ELSE status END
+      WHERE tenant_id = $1 AND id = $2`,
+    [tx.tenantId, input.ticketId, opens],
+  );
+  if (opens) await recordStatusChange(tx, input.ticketId, 'new', 'open', input.authorId);
+  return toMessage(rows[0]!);
+}
+
+export async function listMessages(
+  tx: TenantTx,
+  input: { ticketId: string; limit?: number; cursor?: string; visibility?: Visibility },
+): Promise<Page<TicketMessage>> {
+  await getTicket(tx, input.ticketId);
+  const limit = clampLimit(input.limit);
+  const cursor = decodeCursor(input.cursor);
+  const values: unknown[] = [tx.tenantId, input.ticketId];
+  const where = ['tenant_id = $1', 'ticket_id = $2'];
+  if (input.visibility) {
+    values.push(input.visibility);
+    where.push(`visibility = $${values.length}`);
+  }
+  if (cursor) {
+    values.push(cursor.createdAt, cursor.id);
+    where.push(`(created_at, id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+  }
+  values.push(limit + 1);
+  const { rows } = await tx.query<MessageRow>(
+    `SELECT ${MESSAGE_COLUMNS} FROM ticket_messages WHERE ${where.join(' AND ')}
+      ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return toPage(rows, limit, toMessage);
+}

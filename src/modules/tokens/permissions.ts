@@ -1,0 +1,33 @@
+// Roles and what they may do. A token carries one role; a request is allowed when the role grants
+// the route's permission. Nothing grants more than its role.
+export const TOKEN_ROLES = ['admin', 'agent', 'viewer', 'integration'] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+
+export const PERMISSIONS = [
+  'tickets:read',
+  'tickets:write',
+  'people:read',
+  'people:write',
+  'tokens:manage',
+  'queue:manage',
+  'mailboxes:manage',
+  'inbound:write',
+  'sla:manage',
+  'deliveries:read',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const ROLE_PERMISSIONS: Record<TokenRole, readonly Permission[]> = {
+  admin: PERMISSIONS,
+  agent: ['tickets:read', 'tickets:write', 'people:read', 'people:write', 'deliveries:read'],
+  viewer: ['tickets:read', 'people:read'],
+  integration: ['tickets:read', 'tickets:write', 'people:read', 'people:write', 'inbound:write'],
+};
+
+export const permissionsOf = (role: TokenRole): readonly Permission[] => ROLE_PERMISSIONS[role];
+export const roleAllows = (role: TokenRole, permission: Permission): boolean =>
+  ROLE_PERMISSIONS[role].includes(permission);
+
+/** A role may mint tokens of roles whose permissions are a subset of its own. */
+export const canGrantRole = (granter: TokenRole, role: TokenRole): boolean =>
+  ROLE_PERMISSIONS[role].every((p) => ROLE_PERMISSIONS[granter].includes(p));

@@ -1,0 +1,132 @@
+// Configuration: read once at boot from the environment (and CLI flags, which win), validated as a
+// whole so that an operator sees every problem in one go instead of fixing them one restart at a time.
+import path from 'node:path';
+
+export const ROLES = ['all', 'api', 'worker', 'scheduler'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  /** External PostgreSQL; when absent an embedded PostgreSQL runs in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Holds the embedded PostgreSQL, the generated secret key and the first admin token. */
+  dataDir: string;
+  host: string;
+  port: number;
+  /** 32-byte AES-256-GCM key for provider credentials; undefined until generated on first embedded start. */
+  secretKey: Buffer | undefined;
+  logLevel: LogLevel;
+  role: Role;
+  /** Largest accepted request body, in bytes. */
+  bodyLimit: number;
+  /** Connections in this process's pool. */
+  poolSize: number;
+}
+
+export interface ConfigOverrides {
+  databaseUrl?: string | undefined;
+  dataDir?: string | undefined;
+  host?: string | undefined;
+  port?: string | number | undefined;
+  logLevel?: string | undefined;
+  role?: string | undefined;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+function parseInteger(
+  name: string,
+  raw: string | number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+  problems: string[],
+): number {
+  if (raw === undefined || raw === '') return fallback;
+  const text = String(raw).trim();
+  if (!/^\d+$/.test(text)) {
+    problems.push(`${name} must be an integer between ${min} and ${max}, got "${text}"`);
+    return fallback;
+  }
+  const value = Number(text);
+  if (value < min || value > max) {
+    problems.push(`${name} must be between ${min} and ${max}, got ${value}`);
+    return fallback;
+  }
+  return value;
+}
+
+export function parseSecretKey(raw: string, source: string, problems: string[]): Buffer | undefined {
+  const text = raw.trim();
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
+    problems.push(`${source} must be base64 (32 bytes); it contains other characters`);
+    return undefined;
+  }
+  const key = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (key.length !== 32) {
+    problems.push(`${source} must decode to 32 bytes, got ${key.length} (generate one with: openssl rand -base64 32)`);
+    return undefined;
+  }
+  return key;
+}
+
+/** Builds the configuration from `env` and `overrides` (flags), throwing one ConfigError listing every problem. */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: ConfigOverrides = {},
+  cwd = process.cwd(),
+): Config {
+  const problems: string[] = [];
+
+  const databaseUrl = (overrides.databaseUrl ?? env['DATABASE_URL'])?.trim() || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+  }
+
+  const dataDir = path.resolve(cwd, overrides.dataDir ?? env['RELAYDESK_DATA_DIR'] ?? './.relaydesk');
+  const host = (overrides.host ?? env['HOST'] ?? '127.0.0.1').trim();
+  if (host === '') problems.push('HOST must not be empty');
+  const port = parseInteger('PORT', overrides.port ?? env['PORT'], 8080, 0, 65535, problems);
+
+  const rawKey = env['RELAYDESK_SECRET_KEY'];
+  let secretKey: Buffer | undefined;
+  if (rawKey !== undefined && rawKey.trim() !== '') {
+    secretKey = parseSecretKey(rawKey, 'RELAYDESK_SECRET_KEY', problems);
+  } else if (databaseUrl !== undefined) {
+    problems.push(
+      'RELAYDESK_SECRET_KEY is required when DATABASE_URL is set (32 bytes, base64; e.g. openssl rand -base64 32)',
+    );
+  }
+
+  const logLevelRaw = (overrides.logLevel ?? env['LOG_LEVEL'] ?? 'info').trim().toLowerCase();
+  let logLevel: LogLevel = 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(logLevelRaw)) logLevel = logLevelRaw as LogLevel;
+  else problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevelRaw}"`);
+
+  const roleRaw = (overrides.role ?? env['RELAYDESK_ROLE'] ?? 'all').trim();
+  let role: Role = 'all';
+  if ((ROLES as readonly string[]).includes(roleRaw)) role = roleRaw as Role;
+  else problems.push(`role must be one of ${ROLES.join(', ')}, got "${roleRaw}"`);
+
+  const bodyLimit = parseInteger(
+    'RELAYDESK_BODY_LIMIT',
+    env['RELAYDESK_BODY_LIMIT'],
+    10 * 1024 * 1024,
+    1024,
+    1024 * 1024 * 1024,
+    problems,
+  );
+  const poolSize = parseInteger('RELAYDESK_POOL_SIZE', env['RELAYDESK_POOL_SIZE'], 20, 2, 500, problems);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { databaseUrl, dataDir, host, port, secretKey, logLevel, role, bodyLimit, poolSize };
+}

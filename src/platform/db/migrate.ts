@@ -1,0 +1,77 @@
+// Numbered plain-SQL migrations (migrations/0001_name.sql ...), applied in order, each in its own
+// transaction, forward only. A session-level advisory lock makes concurrent starts safe: the second
+// process waits, then finds nothing left to apply.
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Pool } from './pool.ts';
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
+const LOCK_KEY = 7_240_115_001; // arbitrary, constant: "relaydesk migrations"
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
+  const migrations: Migration[] = [];
+  for (const file of files) {
+    migrations.push({
+      version: Number(file.slice(0, 4)),
+      name: file.slice(5, -4),
+      sql: await readFile(path.join(dir, file), 'utf8'),
+    });
+  }
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration numbering has a gap or duplicate at ${m.version}_${m.name}`);
+  });
+  return migrations;
+}
+
+/** Applies pending migrations; returns the versions applied by this call. */
+export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<number[]> {
+  const migrations = await loadMigrations(dir);
+  const client = await pool.connect();
+  const applied: number[] = [];
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now())`);
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+      const done = new Set(rows.map((r) => r.version));
+      for (const m of migrations) {
+        if (done.has(m.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(m.sql);
+          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`, { cause: err });
+        }
+        applied.push(m.version);
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => undefined);
+    }
+  } finally {
+    client.release();
+  }
+  return applied;
+}
+
+/** Latest version on disk versus latest applied; readiness requires them equal. */
+export async function migrationStatus(pool: Pool, dir = MIGRATIONS_DIR): Promise<{ expected: number; applied: number }> {
+  const expected = (await loadMigrations(dir)).length;
+  const { rows } = await pool.query<{ v: number | null }>(
+    `SELECT (SELECT max(version) FROM schema_migrations) AS v`,
+  );
+  return { expected, applied: rows[0]?.v ?? 0 };
+}

@@ -1,0 +1,82 @@
+// Transactions. `withTenant` is the only way request and job code touches tenant data: it switches the
+// session to the non-superuser application role (so PostgreSQL row-level security applies even when
+// the pool logs in as the table owner or a superuser) and pins the tenant for the RLS policies.
+import type { Pool, PoolClient, Queryable, QueryResultRow } from './pool.ts';
+
+export const APP_ROLE = 'relaydesk_app';
+
+/** A transaction bound to one tenant. Queries still name `tenant_id` explicitly (index use, Citus routing). */
+export interface TenantTx extends Queryable {
+  readonly tenantId: string;
+  readonly client: PoolClient;
+}
+
+/** A transaction without tenant scope, for platform work (auth lookup, tenant admin, migrations). */
+export interface SystemTx extends Queryable {
+  readonly client: PoolClient;
+}
+
+async function runInTransaction<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    const tx: SystemTx = {
+      client,
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(text, values),
+    };
+    return await runInTransaction(client, () => fn(tx));
+  } catch (err) {
+    broken = isConnectionError(err);
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+export async function withTenant<T>(pool: Pool, tenantId: string, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    const tx: TenantTx = {
+      tenantId,
+      client,
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(text, values),
+    };
+    return await runInTransaction(client, async () => {
+      // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
+      // never carries one tenant's scope into the next borrower's transaction.
+      await client.query(`SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`, [
+        tenantId,
+      ]);
+      return fn(tx);
+    });
+  } catch (err) {
+    broken = isConnectionError(err);
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57P'));
+}
+
+/** Narrows a system transaction to one tenant for the rest of it (e.g. right after creating the tenant). */
+export async function scopeToTenant(tx: SystemTx, tenantId: string): Promise<TenantTx> {
+  await tx.query(`SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`, [tenantId]);
+  return { tenantId, client: tx.client, query: tx.query };
+}

@@ -1,0 +1,299 @@
+// The job queue: pg-boss 12 on our PostgreSQL, configured as DESIGN §6 says.
+// - enqueue inside the caller's transaction (the `db` option over our own connection), so a rolled
+//   back change leaves no job and a committed one always has its jobs;
+// - short supervision intervals, so a crashed worker's lease comes back in seconds;
+// - batched workers that keep fetching while batches come back full;
+// - a dead-letter queue per job type, listed and re-driven through the API and CLI.
+import { PgBoss, type Job, type JobResult } from 'pg-boss';
+import type { Logger } from '../logging.ts';
+import type { Queryable } from '../db/pool.ts';
+import { deadLetterName, type JobDefinition, JobRegistry, PermanentJobError } from './registry.ts';
+
+export const QUEUE_SCHEMA = 'pgboss';
+
+export interface EnqueueOptions {
+  /** Run the insert in this transaction (it commits or rolls back with the caller's writes). */
+  tx?: Queryable;
+  /** Do not run before this time. */
+  startAfter?: Date;
+  /** At most one queued job with this key (pg-boss singletonKey). */
+  singletonKey?: string;
+}
+
+export interface QueueStats {
+  queue: string;
+  /** Jobs waiting to run now (created or retry, start time reached). */
+  ready: number;
+  /** Jobs waiting for a later start time (deferred or retry back-off). */
+  deferred: number;
+  active: number;
+  /** Seconds since the oldest waiting job was created; 0 when none waits. */
+  oldestAgeSeconds: number;
+  /** Jobs in this queue's dead-letter queue. */
+  deadLettered: number;
+}
+
+export interface DeadLetterEntry {
+  id: string;
+  queue: string;
+  sourceId: string | null;
+  payload: unknown;
+  error: unknown;
+  createdAt: string;
+}
+
+export interface QueueOptions {
+  connectionString: string;
+  logger: Logger;
+  registry: JobRegistry;
+  /** Run supervision (lease expiry, retention) in this process. */
+  supervise: boolean;
+  /** Run cron schedules in this process. */
+  schedule: boolean;
+  /** Seconds between supervision passes (how soon an expired lease is noticed). */
+  superviseIntervalSeconds?: number;
+  poolSize?: number;
+  instanceName?: string;
+}
+
+const adapter = (db: Queryable) => ({
+  executeSql: (text: string, values?: unknown[]) => db.query(text, values),
+});
+
+export class JobQueue {
+  readonly boss: PgBoss;
+  readonly registry: JobRegistry;
+  private readonly logger: Logger;
+  private readonly workerIds: string[] = [];
+  private started = false;
+
+  constructor(options: QueueOptions) {
+    this.registry = options.registry;
+    this.logger = options.logger.child({ component: 'queue' });
+    const interval = options.superviseIntervalSeconds ?? 5;
+    this.boss = new PgBoss({
+      connectionString: options.connectionString,
+      schema: QUEUE_SCHEMA,
+      max: options.poolSize ?? 10,
+      application_name: 'relaydesk-queue',
+      useListenNotify: true,
+      supervise: options.supervise,
+      schedule: options.schedule,
+      migrate: false,
+      createSchema: false,
+      superviseIntervalSeconds: interval,
+      monitorIntervalSeconds: interval,
+      queueCacheIntervalSeconds: interval,
+      instanceName: options.instanceName ?? 'relaydesk',
+    });
+    this.boss.on('error', (err: Error) => this.logger.error({ err }, 'queue error'));
+    this.boss.on('warning', (warning: unknown) => this.logger.warn({ warning }, 'queue warning'));
+  }
+
+  async start(): Promise<void> {
+    await this.boss.start();
+    this.started = true;
+  }
+
+  /** Creates the queues (and their dead-letter queues) of every registered job type. Idempotent. */
+  async ensureQueues(): Promise<void> {
+    const existing = new Set((await this.boss.getQueues()).map((q) => q.name));
+    for (const def of this.registry.all()) {
+      const options = {
+        expireInSeconds: def.leaseSeconds,
+        retryLimit: def.retry.limit,
+        retryDelay: def.retry.delaySeconds,
+        retryBackoff: def.retry.backoff,
+        ...(def.retry.maxDelaySeconds === undefined ? {} : { retryDelayMax: def.retry.maxDelaySeconds }),
+        notify: true,
+      };
+      if (def.deadLetter) {
+        const dlq = deadLetterName(def.name);
+        if (!existing.has(dlq)) await this.boss.createQueue(dlq, { retentionSeconds: 30 * 24 * 3600 });
+      }
+      const withDlq = def.deadLetter ? { ...options, deadLetter: deadLetterName(def.name) } : options;
+      if (existing.has(def.name)) await this.boss.updateQueue(def.name, withDlq);
+      else await this.boss.createQueue(def.name, withDlq);
+    }
+  }
+
+  /** Enqueues one job; pass `tx` to make it part of the caller's transaction. Returns the job id. */
+  async send<P extends object>(def: JobDefinition<P>, payload: P, options: EnqueueOptions = {}): Promise<string | null> {
+    return this.boss.send(def.name, payload, {
+      ...(options.tx ? { db: adapter(options.tx) } : {}),
+      ...(options.startAfter ? { startAfter: options.startAfter } : {}),
+      ...(options.singletonKey ? { singletonKey: options.singletonKey } : {}),
+    });
+  }
+
+  /** Enqueues many jobs of one type in one statement. */
+  async sendMany<P extends object>(def: JobDefinition<P>, payloads: P[], options: { tx?: Queryable } = {}): Promise<void> {
+    await this.boss.insert(
+      def.name,
+      payloads.map((data) => ({ data })),
+      options.tx ? { db: adapter(options.tx) } : {},
+    );
+  }
+
+  /** Starts fetch loops for every registered job type (or the given names). */
+  async startWorkers(names?: string[]): Promise<void> {
+    for (const def of this.registry.all()) {
+      if (names && !names.includes(def.name)) continue;
+      const id = await this.boss.work(
+        def.name,
+        {
+          batchSize: def.batchSize,
+          localConcurrency: def.concurrency,
+          perJobResults: true,
+          burstWhenBatchFull: true,
+          pollingIntervalSeconds: 1,
+          notifyPollingIntervalSeconds: 5,
+        },
+        (jobs: Job<object>[]) => this.runBatch(def, jobs),
+      );
+      this.workerIds.push(id);
+    }
+  }
+
+  private async runBatch(def: JobDefinition<any>, jobs: Job<object>[]): Promise<JobResult[]> {
+    const results: JobResult[] = [];
+    for (const job of jobs) {
+      const logger = this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount });
+      try {
+        const output = await def.handler(job.data, { jobId: job.id, attempt: job.retryCount, logger, signal: job.signal });
+        results.push({ id: job.id, status: 'completed', output: toOutput(output) });
+      } catch (err) {
+        const permanent = err instanceof PermanentJobError;
+        logger.warn({ err, permanent }, 'job failed');
+        results.push({
+          id: job.id,
+          status: permanent ? 'deadletter' : 'failed',
+          output: { message: (err as Error).message ?? String(err), name: (err as Error).name },
+        });
+      }
+    }
+    return results;
+  }
+
+  /** Names of every work queue in the database (not only this process's registry). */
+  async queueNames(): Promise<string[]> {
+    const { rows } = await this.boss
+      .getDb()
+      .executeSql(`SELECT name FROM ${QUEUE_SCHEMA}.queue WHERE name NOT LIKE '%\\_\\_dlq' ORDER BY name`);
+    return rows.map((r: { name: string }) => r.name);
+  }
+
+  /**
+   * Depth, oldest waiting job and dead-letter count per queue. With `tenantId`, only that tenant's
+   * jobs are counted (every tenant job carries its tenantId in the payload).
+   */
+  async stats(options: { queue?: string; tenantId?: string } = {}): Promise<QueueStats[]> {
+    const names = options.queue ? [options.queue] : await this.queueNames();
+    if (names.length === 0) return [];
+    const { rows } = await this.boss.getDb().executeSql(
+      `SELECT name,
+              count(*) FILTER (WHERE state IN ('created', 'retry') AND start_after <= now())::int AS ready,
+              count(*) FILTER (WHERE state IN ('created', 'retry') AND start_after > now())::int AS deferred,
+              count(*) FILTER (WHERE state = 'active')::int AS active,
+              coalesce(extract(epoch FROM now() - min(created_on) FILTER (WHERE state IN ('created', 'retry') AND start_after <= now())), 0)::float8 AS oldest
+         FROM ${QUEUE_SCHEMA}.job
+        WHERE name = ANY($1::text[]) AND state IN ('created', 'retry', 'active')
+          AND ($2::text IS NULL OR data->>'tenantId' = $2)
+        GROUP BY name`,
+      [[...names, ...names.map(deadLetterName)], options.tenantId ?? null],
+    );
+    const byName = new Map<string, { ready: number; deferred: number; active: number; oldest: number }>(
+      rows.map((r: any) => [r.name, r]),
+    );
+    return names.map((name) => {
+      const row = byName.get(name);
+      const dlq = byName.get(deadLetterName(name));
+      return {
+        queue: name,
+        ready: row?.ready ?? 0,
+        deferred: row?.deferred ?? 0,
+        active: row?.active ?? 0,
+        oldestAgeSeconds: Math.round((row?.oldest ?? 0) * 1000) / 1000,
+        deadLettered: (dlq?.ready ?? 0) + (dlq?.deferred ?? 0),
+      };
+    });
+  }
+
+  /** Jobs waiting in dead-letter queues (of one job type, or all), oldest first. */
+  async deadLetters(options: { queue?: string; tenantId?: string; limit?: number } = {}): Promise<DeadLetterEntry[]> {
+    const names = (options.queue ? [options.queue] : await this.queueNames()).map(deadLetterName);
+    const { rows } = await this.boss.getDb().executeSql(
+      `SELECT id, name, source_id, data, output,
+              to_char(created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_on
+         FROM ${QUEUE_SCHEMA}.job
+        WHERE name = ANY($1::text[]) AND state IN ('created', 'retry')
+          AND ($2::text IS NULL OR data->>'tenantId' = $2)
+        ORDER BY created_on, id
+        LIMIT $3`,
+      [names, options.tenantId ?? null, options.limit ?? 100],
+    );
+    return rows.map((r: any) => ({
+      id: r.id,
+      queue: String(r.name).slice(0, -'__dlq'.length),
+      sourceId: r.source_id ?? null,
+      payload: r.data,
+      error: r.output ?? null,
+      createdAt: r.created_on,
+    }));
+  }
+
+  /** Moves dead-lettered jobs back to their queue; returns how many moved. */
+  async redrive(options: { queue?: string; tenantId?: string } = {}): Promise<number> {
+    const names = options.queue ? [options.queue] : await this.queueNames();
+    let moved = 0;
+    for (const name of names) {
+      for (;;) {
+        const n = await this.boss.redrive(deadLetterName(name), {
+          destination: name,
+          limit: 1000,
+          ...(options.tenantId ? { data: { tenantId: options.tenantId } } : {}),
+        });
+        moved += n;
+        if (n < 1000) break;
+      }
+    }
+    return moved;
+  }
+
+  async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.boss.stop({ graceful: options.graceful ?? true, timeout: options.timeoutMs ?? 10_000, close: true });
+  }
+}
+
+function toOutput(value: unknown): object | undefined {
+  if (value === undefined || value === null) return undefined;
+  return typeof value === 'object' ? (value as object) : { value };
+}
+
+/** Installs or upgrades the pg-boss schema and lets the application role use it. */
+export async function installQueueSchema(connectionString: string, appRole: string): Promise<void> {
+  const boss = new PgBoss({
+    connectionString,
+    schema: QUEUE_SCHEMA,
+    max: 2,
+    supervise: false,
+    schedule: false,
+    migrate: true,
+    createSchema: true,
+    registerInstance: false,
+  });
+  boss.on('error', () => undefined);
+  await boss.start();
+  try {
+    const db = boss.getDb();
+    // Tenant transactions run as the application role and enqueue their jobs in the same transaction.
+    await db.executeSql(`GRANT USAGE ON SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
+    await db.executeSql(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
+    await db.executeSql(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
+    await db.executeSql(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
+  } finally {
+    await boss.stop({ graceful: false, close: true });
+  }
+}

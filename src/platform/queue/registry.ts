@@ -1,0 +1,74 @@
+// The typed job registry (STYLE §8): each job type is declared once with its payload type, handler,
+// retry policy and lease. Producers enqueue with the definition, so payload and name cannot drift apart.
+import type { Logger } from '../logging.ts';
+
+export interface RetryPolicy {
+  /** Retries after the first attempt. */
+  limit: number;
+  /** Seconds before the first retry. */
+  delaySeconds: number;
+  /** Double the delay each retry (with jitter), up to maxDelaySeconds. */
+  backoff: boolean;
+  maxDelaySeconds?: number;
+}
+
+export interface JobContext {
+  jobId: string;
+  /** 0 on the first attempt. */
+  attempt: number;
+  logger: Logger;
+  /** Aborted when the lease expires or the worker stops. */
+  signal: AbortSignal;
+}
+
+export interface JobDefinition<P extends object = object> {
+  name: string;
+  /** How long one attempt may hold the job before another worker may take it (pg-boss expireInSeconds). */
+  leaseSeconds: number;
+  retry: RetryPolicy;
+  /** Failed jobs (after the last retry) move to `<name>__dlq`, from which they can be re-driven. */
+  deadLetter: boolean;
+  /** Jobs fetched per round trip by one worker. */
+  batchSize: number;
+  /** Parallel fetch loops per process. */
+  concurrency: number;
+  handler: (payload: P, ctx: JobContext) => Promise<unknown>;
+}
+
+/** Declares a job type; the payload type travels with the definition. */
+export function defineJob<P extends object>(
+  definition: Omit<JobDefinition<P>, 'batchSize' | 'concurrency' | 'deadLetter'> &
+    Partial<Pick<JobDefinition<P>, 'batchSize' | 'concurrency' | 'deadLetter'>>,
+): JobDefinition<P> {
+  return { batchSize: 20, concurrency: 1, deadLetter: true, ...definition };
+}
+
+/** A handler throws this to skip the remaining retries and dead-letter the job at once. */
+export class PermanentJobError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PermanentJobError';
+  }
+}
+
+export const deadLetterName = (queue: string): string => `${queue}__dlq`;
+
+export class JobRegistry {
+  private readonly byName = new Map<string, JobDefinition<any>>();
+
+  register(...definitions: JobDefinition<any>[]): this {
+    for (const def of definitions) {
+      if (this.byName.has(def.name)) throw new Error(`job ${def.name} is registered twice`);
+      this.byName.set(def.name, def);
+    }
+    return this;
+  }
+
+  get(name: string): JobDefinition<any> | undefined {
+    return this.byName.get(name);
+  }
+
+  all(): JobDefinition<any>[] {
+    return [...this.byName.values()];
+  }
+}
