@@ -57,6 +57,8 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // JSON only; routes that take other media (raw MIME) register their own parser.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error, request, reply) => errorHandler(error, request as FastifyRequest, reply as never));
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problem(404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),

@@ -1,0 +1,210 @@
+// Shared helpers for the benchmarks: temporary data directories, free ports, a stack of clean-up
+// steps that runs on success, failure and Ctrl-C, process CPU accounting and result printing.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Config, loadConfig } from '../src/platform/config.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The project's Node 24 (the system node may be older). */
+export const NODE = path.join(ROOT, 'node_modules', '.bin', 'node');
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Clean-up stack: every benchmark registers what it started; it is undone in reverse order.
+
+type Cleanup = { label: string; fn: () => Promise<void> | void };
+const cleanups: Cleanup[] = [];
+
+export function defer(label: string, fn: () => Promise<void> | void): void {
+  cleanups.push({ label, fn });
+}
+
+export async function runCleanups(): Promise<void> {
+  while (cleanups.length > 0) {
+    const step = cleanups.pop()!;
+    try {
+      await step.fn();
+    } catch (err) {
+      process.stderr.write(`clean-up "${step.label}" failed: ${(err as Error).message}\n`);
+    }
+  }
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\n${signal}: cleaning up (send it again to exit at once)\n`);
+    runCleanups().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A fresh temporary directory, removed on clean-up. World-readable: the embedded PostgreSQL runs as `postgres` when we are root. */
+export async function tempDir(label: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `relaydesk-bench-${label}-`));
+  await chmod(dir, 0o755);
+  defer(`remove ${dir}`, async () => {
+    await stopLeftoverPostgres(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/**
+ * If a PostgreSQL of ours is still running in `<dataDir>/pg` (its owner was killed), shut it down:
+ * a fast shutdown by signal to the postmaster recorded in postmaster.pid.
+ */
+export async function stopLeftoverPostgres(dataDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) return;
+  process.stderr.write(`stopping the leftover PostgreSQL ${pid} of ${dataDir}\n`);
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 200 && isAlive(pid); i++) await sleep(50);
+  if (isAlive(pid)) process.kill(pid, 'SIGQUIT');
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The Config a benchmark runs with: DATABASE_URL when set (then a secret key is generated if none is
+ * configured), otherwise an embedded PostgreSQL in `dataDir`.
+ */
+export function benchConfig(dataDir: string, overrides: { port?: number; logLevel?: string } = {}): Config {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (env['DATABASE_URL'] && !env['RELAYDESK_SECRET_KEY']) env['RELAYDESK_SECRET_KEY'] = randomBytes(32).toString('base64');
+  return loadConfig(env, {
+    dataDir,
+    host: '127.0.0.1',
+    port: overrides.port ?? 0,
+    logLevel: overrides.logLevel ?? process.env['BENCH_LOG_LEVEL'] ?? 'warn',
+    role: 'all',
+  });
+}
+
+export const usingExternalDatabase = (): boolean => Boolean(process.env['DATABASE_URL']?.trim());
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting from /proc (Linux): seconds of user+system time of a set of processes.
+
+const CLOCK_TICKS = 100;
+
+async function procCpuSeconds(pid: number): Promise<{ cpu: number; ppid: number } | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is state (field 3); ppid is field 4, utime 14, stime 15.
+    return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds used so far by `rootPid` and all its descendants that are still alive. */
+export async function treeCpuSeconds(rootPid: number): Promise<number> {
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  const stats = new Map<number, { cpu: number; ppid: number }>();
+  await Promise.all(
+    entries
+      .filter((e) => /^\d+$/.test(e))
+      .map(async (e) => {
+        const s = await procCpuSeconds(Number(e));
+        if (s) stats.set(Number(e), s);
+      }),
+  );
+  const inTree = new Set<number>([rootPid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, s] of stats) {
+      if (!inTree.has(pid) && inTree.has(s.ppid)) {
+        inTree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  let total = 0;
+  for (const pid of inTree) total += stats.get(pid)?.cpu ?? 0;
+  return total;
+}
+
+/** The postmaster pid of the embedded PostgreSQL in `dataDir`, if any. */
+export async function postmasterPid(dataDir: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output.
+
+export const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function heading(text: string): void {
+  process.stdout.write(`\n=== ${text} ===\n`);
+}
+
+export function line(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function table(rows: (string | number)[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
+  for (const [index, row] of rows.entries()) {
+    line(
+      row
+        .map((cell, i) => (typeof cell === 'number' || i > 0 ? String(cell).padStart(widths[i]!) : String(cell).padEnd(widths[i]!)))
+        .join('  '),
+    );
+    if (index === 0) line(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+/** The one machine-readable line of a benchmark. */
+export function printJson(result: Record<string, unknown>): void {
+  line(JSON.stringify(result));
+}
+
+export const verdict = (met: boolean): string => (met ? 'MET' : 'MISSED');

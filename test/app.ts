@@ -1,0 +1,90 @@
+// An in-process API on a per-file test database, with two tenants, for route tests (app.inject:
+// real Fastify, real PostgreSQL, no socket).
+import { afterAll } from 'vitest';
+import { ROUTES } from '../src/app.ts';
+import { type App, buildServer } from '../src/platform/http/server.ts';
+import { createLogger } from '../src/platform/logging.ts';
+import { JobQueue } from '../src/platform/queue/queue.ts';
+import { JobRegistry } from '../src/platform/queue/registry.ts';
+import { createTenant, type CreatedTenant } from '../src/modules/tenants/service.ts';
+import { type TestDatabase, useTestDatabase } from './db.ts';
+
+export interface TestApp {
+  app: App;
+  db: TestDatabase;
+  queue: JobQueue;
+  a: CreatedTenant;
+  b: CreatedTenant;
+  /** Sends a request with a bearer token; returns status, parsed body and headers. */
+  call(
+    token: string | undefined,
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+}
+
+export async function useTestApp(options: { bodyLimit?: number } = {}): Promise<TestApp> {
+  const db = await useTestDatabase();
+  const logger = createLogger('silent');
+  const queue = new JobQueue({ connectionString: db.url, logger, registry: new JobRegistry(), supervise: false, schedule: false, poolSize: 2 });
+  await queue.start();
+  const app = await buildServer({ config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024 }, pool: db.pool, logger, queue }, ROUTES);
+  await app.ready();
+  const a = await createTenant(db.pool, { name: 'Tenant A' });
+  const b = await createTenant(db.pool, { name: 'Tenant B' });
+  afterAll(async () => {
+    await app.close();
+    await queue.stop({ graceful: false });
+  });
+  return {
+    app,
+    db,
+    queue,
+    a,
+    b,
+    async call(token, method, url, body, headers = {}) {
+      const res = await app.inject({
+        method,
+        url,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+        ...(body === undefined ? {} : typeof body === 'string' || Buffer.isBuffer(body) ? { payload: body } : { payload: body as object }),
+      });
+      let parsed: unknown = res.body;
+      try {
+        parsed = res.body === '' ? undefined : JSON.parse(res.body);
+      } catch {
+        // not JSON
+      }
+      return { status: res.statusCode, body: parsed, headers: res.headers };
+    },
+  };
+}
+
+let counter = 0;
+/** A ticket created through the API (factory). */
+export async function makeTicket(t: TestApp, token: string, overrides: Record<string, unknown> = {}): Promise<any> {
+  counter++;
+  const res = await t.call(token, 'POST', '/api/v1/tickets', {
+    subject: `Ticket ${counter}`,
+    requester: { email: `requester${counter}@example.com` },
+    message: { text: 'Something is broken' },
+    ...overrides,
+  });
+  if (res.status !== 201) throw new Error(`makeTicket: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** A person created through the API (factory). */
+export async function makePerson(t: TestApp, token: string, overrides: Record<string, unknown> = {}): Promise<any> {
+  counter++;
+  const res = await t.call(token, 'POST', '/api/v1/people', {
+    displayName: `Person ${counter}`,
+    kind: 'agent',
+    email: `person${counter}@example.com`,
+    ...overrides,
+  });
+  if (res.status !== 201) throw new Error(`makePerson: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}

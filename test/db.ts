@@ -1,0 +1,50 @@
+// Per-file test databases, cloned from the template that test/global-setup.ts prepared.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, inject } from 'vitest';
+import { createPool, type Pool } from '../src/platform/db/pool.ts';
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  pool: Pool;
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh, migrated database for this test file, dropped after the file's tests. */
+export async function useTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
+  const name = `relaydesk_test_f_${randomBytes(6).toString('hex')}`;
+  const template = inject('templateDatabase');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
+      break;
+    } catch (err) {
+      // Two files cloning the template at the same instant can collide; retry briefly.
+      if (attempt >= 20 || !String((err as Error).message).includes('being accessed by other users')) throw err;
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+    }
+  }
+  const url = withDatabase(inject('adminDatabaseUrl'), name);
+  const pool = createPool({ connectionString: url, max: options.poolSize ?? 10 });
+  afterAll(async () => {
+    await pool.end();
+    await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  });
+  return { url, name, pool };
+}

@@ -1,0 +1,67 @@
+// Starts one PostgreSQL for the whole test run (the embedded one in .relaydesk-test/, or the server of
+// DATABASE_URL) and prepares a template database with every migration and the queue schema applied.
+// Each test file then clones its own database from the template (test/db.ts), so files are isolated
+// and can run in parallel.
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { openEmbedded, type EmbeddedDatabase } from '../src/platform/db/embedded.ts';
+import { migrate } from '../src/platform/db/migrate.ts';
+import { createPool } from '../src/platform/db/pool.ts';
+import { APP_ROLE } from '../src/platform/db/tx.ts';
+import { createLogger } from '../src/platform/logging.ts';
+import { installQueueSchema } from '../src/platform/queue/queue.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** URL of a database on the test server with rights to create databases. */
+    adminDatabaseUrl: string;
+    templateDatabase: string;
+  }
+}
+
+export const TEMPLATE = 'relaydesk_test_template';
+
+let embedded: EmbeddedDatabase | undefined;
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export async function setup(project: TestProject): Promise<void> {
+  const logger = createLogger('warn');
+  let adminUrl = process.env['DATABASE_URL'];
+  if (!adminUrl) {
+    embedded = await openEmbedded({ dataDir: path.resolve('.relaydesk-test'), logger, purpose: 'test' });
+    adminUrl = embedded.url;
+  }
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    // Drop the template and databases left over by an earlier, interrupted run.
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE 'relaydesk\\_test\\_f\\_%'",
+      [TEMPLATE],
+    );
+    for (const r of rows) await admin.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${TEMPLATE}`);
+  } finally {
+    await admin.end();
+  }
+  const templateUrl = withDatabase(adminUrl, TEMPLATE);
+  const pool = createPool({ connectionString: templateUrl, max: 2 });
+  try {
+    await migrate(pool);
+    await installQueueSchema(templateUrl, APP_ROLE);
+  } finally {
+    await pool.end();
+  }
+  project.provide('adminDatabaseUrl', adminUrl);
+  project.provide('templateDatabase', TEMPLATE);
+}
+
+export async function teardown(): Promise<void> {
+  await embedded?.stop();
+}
