@@ -71,7 +71,11 @@ function runLoad(spec: LoadSpec): Promise<LoadResult> {
   });
 }
 
-async function measure(label: string, spec: Omit<LoadSpec, 'connections' | 'duration'>, pgPid: number | undefined): Promise<Measured> {
+async function measure(
+  label: string,
+  spec: Omit<LoadSpec, 'connections' | 'duration'>,
+  pgPid: number | undefined,
+): Promise<Measured> {
   line(`${label}: warm-up ${WARMUP} s ...`);
   await runLoad({ ...spec, connections: CONNECTIONS, duration: WARMUP });
   line(`${label}: measuring ${DURATION} s at ${CONNECTIONS} connections ...`);
@@ -87,7 +91,8 @@ async function measure(label: string, spec: Omit<LoadSpec, 'connections' | 'dura
     label,
     cores: {
       server: round((server.user + server.system) / 1e6 / seconds),
-      postgres: pgBefore !== undefined && pgAfter !== undefined ? round((pgAfter - pgBefore) / seconds) : null,
+      postgres:
+        pgBefore !== undefined && pgAfter !== undefined ? round((pgAfter - pgBefore) / seconds) : null,
       client: round(result.clientCpuSeconds / seconds),
     },
   };
@@ -99,11 +104,15 @@ export async function benchApi(): Promise<Record<string, unknown>> {
   const port = await freePort();
   const config = benchConfig(dataDir, { port });
   const logger = createLogger(config.logLevel);
-  line(`starting Relaydesk (role all, ${usingExternalDatabase() ? 'DATABASE_URL' : `embedded PostgreSQL in ${dataDir}`}) ...`);
+  line(
+    `starting Relaydesk (role all, ${usingExternalDatabase() ? 'DATABASE_URL' : `embedded PostgreSQL in ${dataDir}`}) ...`,
+  );
   const startedAt = Date.now();
   const running = await startRelaydesk({ config, logger });
   defer('stop Relaydesk', () => running.stop());
-  line(`Relaydesk ready at ${running.url} in ${fmt((Date.now() - startedAt) / 1000, 1)} s; pool size ${config.poolSize}`);
+  line(
+    `Relaydesk ready at ${running.url} in ${fmt((Date.now() - startedAt) / 1000, 1)} s; pool size ${config.poolSize}`,
+  );
 
   let tenantId: string;
   let token: string;
@@ -118,7 +127,9 @@ export async function benchApi(): Promise<Record<string, unknown>> {
     defer('delete the bench tenant', () => deleteTenant(running.db.pool, tenantId));
   }
 
-  const { rows: versionRows } = await running.db.pool.query<{ server_version: string }>('SHOW server_version');
+  const { rows: versionRows } = await running.db.pool.query<{ server_version: string }>(
+    'SHOW server_version',
+  );
   const postgresVersion = versionRows[0]?.server_version ?? 'unknown';
 
   // The ceiling: a bare Fastify route, one query on its own pool of the same size.
@@ -148,7 +159,10 @@ export async function benchApi(): Promise<Record<string, unknown>> {
 
   const countTickets = async () =>
     withTenant(running.db.pool, tenantId, async (tx) => {
-      const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1', [tenantId]);
+      const { rows } = await tx.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1',
+        [tenantId],
+      );
       return rows[0]!.n;
     });
   let tickets = await countTickets();
@@ -171,16 +185,37 @@ export async function benchApi(): Promise<Record<string, unknown>> {
   );
   line(`${fmt(tickets)} tickets, ${fmt(peopleRows[0]?.n ?? 0)} requesters in the tenant`);
 
-  const list = await measure('GET /api/v1/tickets?limit=50', { url: `${base}/api/v1/tickets?limit=50`, method: 'GET', headers: auth }, pgPid);
-  const select1 = await measure('GET /select1 (bare)', { url: `http://127.0.0.1:${barePort}/select1`, method: 'GET' }, pgPid);
+  const list = await measure(
+    'GET /api/v1/tickets?limit=50',
+    { url: `${base}/api/v1/tickets?limit=50`, method: 'GET', headers: auth },
+    pgPid,
+  );
+  const select1 = await measure(
+    'GET /select1 (bare)',
+    { url: `http://127.0.0.1:${barePort}/select1`, method: 'GET' },
+    pgPid,
+  );
   // Diagnostic: the Relaydesk stack without the database (routing, hooks, serialisation, client).
   const healthz = await measure('GET /healthz (no DB)', { url: `${base}/healthz`, method: 'GET' }, pgPid);
 
   const all = [post, list, select1, healthz];
   line();
-  line(`Results (${CONNECTIONS} connections, ${DURATION} s each, after ${WARMUP} s warm-up; CPU in cores busy, of ${os.availableParallelism()})`);
+  line(
+    `Results (${CONNECTIONS} connections, ${DURATION} s each, after ${WARMUP} s warm-up; CPU in cores busy, of ${os.availableParallelism()})`,
+  );
   table([
-    ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs SELECT 1', 'server CPU', 'PG CPU', 'client CPU'],
+    [
+      'route',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'non-2xx',
+      'errors',
+      'vs SELECT 1',
+      'server CPU',
+      'PG CPU',
+      'client CPU',
+    ],
     ...all.map((m) => [
       m.label,
       fmt(m.requestsPerSecond),
@@ -196,14 +231,22 @@ export async function benchApi(): Promise<Record<string, unknown>> {
   ]);
 
   const check = (m: Measured, target: { rps: number; p99: number }) => {
-    const met = m.requestsPerSecond >= target.rps && m.latencyMs.p99 <= target.p99 && m.non2xx === 0 && m.errors === 0;
-    return { met, text: `${verdict(met)} (target >= ${fmt(target.rps)} req/s, p99 <= ${target.p99} ms, no errors)` };
+    const met =
+      m.requestsPerSecond >= target.rps && m.latencyMs.p99 <= target.p99 && m.non2xx === 0 && m.errors === 0;
+    return {
+      met,
+      text: `${verdict(met)} (target >= ${fmt(target.rps)} req/s, p99 <= ${target.p99} ms, no errors)`,
+    };
   };
   const postCheck = check(post, TARGETS.post);
   const listCheck = check(list, TARGETS.list);
   line();
-  line(`POST /api/v1/tickets: ${fmt(post.requestsPerSecond)} req/s, p99 ${fmt(post.latencyMs.p99, 1)} ms -> ${postCheck.text}`);
-  line(`GET  /api/v1/tickets: ${fmt(list.requestsPerSecond)} req/s, p99 ${fmt(list.latencyMs.p99, 1)} ms -> ${listCheck.text}`);
+  line(
+    `POST /api/v1/tickets: ${fmt(post.requestsPerSecond)} req/s, p99 ${fmt(post.latencyMs.p99, 1)} ms -> ${postCheck.text}`,
+  );
+  line(
+    `GET  /api/v1/tickets: ${fmt(list.requestsPerSecond)} req/s, p99 ${fmt(list.latencyMs.p99, 1)} ms -> ${listCheck.text}`,
+  );
 
   const summary = (m: Measured) => ({
     rps: Math.round(m.requestsPerSecond),
@@ -236,4 +279,3 @@ export async function benchApi(): Promise<Record<string, unknown>> {
     targets: { post: { ...TARGETS.post, met: postCheck.met }, list: { ...TARGETS.list, met: listCheck.met } },
   };
 }
-

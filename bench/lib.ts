@@ -104,7 +104,8 @@ export async function freePort(): Promise<number> {
  */
 export function benchConfig(dataDir: string, overrides: { port?: number; logLevel?: string } = {}): Config {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  if (env['DATABASE_URL'] && !env['RELAYDESK_SECRET_KEY']) env['RELAYDESK_SECRET_KEY'] = randomBytes(32).toString('base64');
+  if (env['DATABASE_URL'] && !env['RELAYDESK_SECRET_KEY'])
+    env['RELAYDESK_SECRET_KEY'] = randomBytes(32).toString('base64');
   return loadConfig(env, {
     dataDir,
     host: '127.0.0.1',
@@ -195,7 +196,11 @@ export function table(rows: (string | number)[][]): void {
   for (const [index, row] of rows.entries()) {
     line(
       row
-        .map((cell, i) => (typeof cell === 'number' || i > 0 ? String(cell).padStart(widths[i]!) : String(cell).padEnd(widths[i]!)))
+        .map((cell, i) =>
+          typeof cell === 'number' || i > 0
+            ? String(cell).padStart(widths[i]!)
+            : String(cell).padEnd(widths[i]!),
+        )
         .join('  '),
     );
     if (index === 0) line(widths.map((w) => '-'.repeat(w)).join('  '));

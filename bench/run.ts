@@ -18,7 +18,9 @@ async function main(): Promise<number> {
   const names = arg === undefined || arg === 'all' ? Object.keys(BENCHMARKS) : [arg];
   for (const name of names) {
     if (!BENCHMARKS[name]) {
-      process.stderr.write(`unknown benchmark "${name}"; use one of: ${Object.keys(BENCHMARKS).join(', ')} (or none for all)\n`);
+      process.stderr.write(
+        `unknown benchmark "${name}"; use one of: ${Object.keys(BENCHMARKS).join(', ')} (or none for all)\n`,
+      );
       return 2;
     }
   }
@@ -34,12 +36,21 @@ async function main(): Promise<number> {
       const result = await BENCHMARKS[name]!();
       await runCleanups();
       line(`(${name} took ${Math.round((Date.now() - started) / 1000)} s including clean-up)`);
-      printJson({ ...result, date: new Date().toISOString(), node: process.version, cores: os.availableParallelism() });
+      printJson({
+        ...result,
+        date: new Date().toISOString(),
+        node: process.version,
+        cores: os.availableParallelism(),
+      });
     } catch (err) {
       failed = true;
       process.stderr.write(`\n${name} benchmark failed: ${(err as Error).stack ?? err}\n`);
       await runCleanups();
-      printJson({ benchmark: name, error: (err as Error).message ?? String(err), date: new Date().toISOString() });
+      printJson({
+        benchmark: name,
+        error: (err as Error).message ?? String(err),
+        date: new Date().toISOString(),
+      });
     }
   }
   return failed ? 1 : 0;

@@ -223,7 +223,7 @@ export class JobQueue {
   async deadLetters(options: { queue?: string; tenantId?: string; limit?: number } = {}): Promise<DeadLetterEntry[]> {
     const names = (options.queue ? [options.queue] : await this.queueNames()).map(deadLetterName);
     const { rows } = await this.boss.getDb().executeSql(
-      `SELECT id, name, source_id, data, output,
+      `SELECT id, name, source_id, data, coalesce(source_output, output) AS output,
               to_char(created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_on
          FROM ${QUEUE_SCHEMA}.job
         WHERE name = ANY($1::text[]) AND state IN ('created', 'retry')
