@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -194,6 +194,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   const ownerFile = path.join(dataDir, 'owner.json');
   const passwordFile = path.join(dataDir, 'pg-password');
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
+  if (process.getuid?.() === 0) await ensureTraversable(dataDir);
 
   for (let attempt = 0; ; attempt++) {
     if (await claimOwnership(ownerFile, purpose)) break;
@@ -233,16 +234,40 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
       '-c max_connections=300',
       '-c shared_buffers=256MB',
     ].join(' ');
-    await runCommand(bin.pg_ctl, ['start', '-D', pgdata, '-w', '-t', '60', '-s', '-l', logFile, '-o', serverOptions], ids);
+    const startServer = () =>
+      runCommand(bin.pg_ctl, ['start', '-D', pgdata, '-w', '-t', '60', '-s', '-l', logFile, '-o', serverOptions], ids);
+    await startServer();
     const url = connectionUrl(password, port);
     await ensureDatabase(password, port);
     let stopped = false;
+    // Supervision: if PostgreSQL dies under us (killed, crashed), start it again on the same port.
+    // Meanwhile the API answers 503 and /readyz says why; pools reconnect by themselves.
+    let restarting = false;
+    const watchdog = setInterval(async () => {
+      if (stopped || restarting) return;
+      const pm = await readPostmaster(pgdata);
+      if (pm && isAlive(pm.pid)) return;
+      restarting = true;
+      logger.warn({ pgdata }, 'the embedded PostgreSQL is not running; restarting it');
+      try {
+        await clearStaleServer(pgdata, logger);
+        if (!stopped) await startServer();
+        logger.info('the embedded PostgreSQL is back');
+      } catch (err) {
+        logger.error({ err }, 'restarting the embedded PostgreSQL failed; will retry');
+      } finally {
+        restarting = false;
+      }
+    }, 1000);
+    watchdog.unref();
     return {
       url,
       owned: true,
       stop: async () => {
         if (stopped) return;
         stopped = true;
+        clearInterval(watchdog);
+        while (restarting) await sleep(50);
         await runCommand(bin.pg_ctl, ['stop', '-D', pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], ids).catch((err) =>
           logger.warn({ err }, 'stopping the embedded PostgreSQL failed'),
         );
@@ -252,6 +277,24 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   } catch (err) {
     await rm(ownerFile, { force: true });
     throw err;
+  }
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach <data dir>/pg. Open
+ * the data directory for traversal (not listing) and name any ancestor that blocks the way.
+ */
+async function ensureTraversable(dataDir: string): Promise<void> {
+  const own = await stat(dataDir);
+  if ((own.mode & 0o001) === 0) await chmod(dataDir, (own.mode & 0o777) | 0o711);
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    const s = await stat(dir);
+    if ((s.mode & 0o001) === 0) {
+      throw new Error(
+        `PostgreSQL runs as the "postgres" user and cannot reach ${dataDir}: ${dir} is not traversable by other users (chmod o+x ${dir}, or use --data in another place)`,
+      );
+    }
+    if (dir === path.dirname(dir)) break;
   }
 }
 
