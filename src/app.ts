@@ -3,9 +3,14 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { peopleRoutes } from './modules/people/routes.ts';
+import { queueRoutes } from './modules/queue/routes.ts';
+import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
+import { ticketRoutes } from './modules/tickets/routes.ts';
+import { tokenRoutes } from './modules/tokens/routes.ts';
 import type { Config } from './platform/config.ts';
 import { parseSecretKey } from './platform/config.ts';
-import { type EmbeddedDatabase, openEmbedded, type OwnerPurpose } from './platform/db/embedded.ts';
+import { type EmbeddedDatabase, type OwnerPurpose, openEmbedded } from './platform/db/embedded.ts';
 import { migrate } from './platform/db/migrate.ts';
 import { createPool, type Pool } from './platform/db/pool.ts';
 import { APP_ROLE } from './platform/db/tx.ts';
@@ -14,11 +19,6 @@ import { type App, buildServer, type RouteModule } from './platform/http/server.
 import type { Logger } from './platform/logging.ts';
 import { installQueueSchema, JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
-import { peopleRoutes } from './modules/people/routes.ts';
-import { queueRoutes } from './modules/queue/routes.ts';
-import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
-import { ticketRoutes } from './modules/tickets/routes.ts';
-import { tokenRoutes } from './modules/tokens/routes.ts';
 
 export const ROUTES: RouteModule[] = [tokenRoutes, peopleRoutes, ticketRoutes, queueRoutes];
 
@@ -42,7 +42,12 @@ export async function openDatabase(
 ): Promise<Database> {
   const embedded = config.databaseUrl
     ? undefined
-    : await openEmbedded({ dataDir: config.dataDir, logger, purpose: options.purpose, exclusive: options.exclusive ?? false });
+    : await openEmbedded({
+        dataDir: config.dataDir,
+        logger,
+        purpose: options.purpose,
+        exclusive: options.exclusive ?? false,
+      });
   const url = config.databaseUrl ?? embedded!.url;
   const pool = createPool({
     connectionString: url,
@@ -102,7 +107,11 @@ export interface StartOptions {
   registry?: JobRegistry;
 }
 
-export async function startRelaydesk({ config, logger, registry = defaultRegistry() }: StartOptions): Promise<RunningRelaydesk> {
+export async function startRelaydesk({
+  config,
+  logger,
+  registry = defaultRegistry(),
+}: StartOptions): Promise<RunningRelaydesk> {
   const role = config.role;
   const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
   let queue: JobQueue | undefined;
@@ -149,7 +158,9 @@ export async function startRelaydesk({ config, logger, registry = defaultRegistr
         stopping ??= (async () => {
           // Stop taking requests, let workers finish (or hand their jobs back), then the database.
           await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
-          await queue?.stop({ graceful: true, timeoutMs: 10_000 }).catch((err) => logger.warn({ err }, 'stopping the queue failed'));
+          await queue
+            ?.stop({ graceful: true, timeoutMs: 10_000 })
+            .catch((err) => logger.warn({ err }, 'stopping the queue failed'));
           await db.close();
         })();
         return stopping;

@@ -2,11 +2,11 @@
 // real Fastify, real PostgreSQL, no socket).
 import { afterAll } from 'vitest';
 import { ROUTES } from '../src/app.ts';
+import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { type App, buildServer } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
-import { createTenant, type CreatedTenant } from '../src/modules/tenants/service.ts';
 import { type TestDatabase, useTestDatabase } from './db.ts';
 
 export interface TestApp {
@@ -28,9 +28,19 @@ export interface TestApp {
 export async function useTestApp(options: { bodyLimit?: number } = {}): Promise<TestApp> {
   const db = await useTestDatabase();
   const logger = createLogger('silent');
-  const queue = new JobQueue({ connectionString: db.url, logger, registry: new JobRegistry(), supervise: false, schedule: false, poolSize: 2 });
+  const queue = new JobQueue({
+    connectionString: db.url,
+    logger,
+    registry: new JobRegistry(),
+    supervise: false,
+    schedule: false,
+    poolSize: 2,
+  });
   await queue.start();
-  const app = await buildServer({ config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024 }, pool: db.pool, logger, queue }, ROUTES);
+  const app = await buildServer(
+    { config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024 }, pool: db.pool, logger, queue },
+    ROUTES,
+  );
   await app.ready();
   const a = await createTenant(db.pool, { name: 'Tenant A' });
   const b = await createTenant(db.pool, { name: 'Tenant B' });
@@ -49,7 +59,11 @@ export async function useTestApp(options: { bodyLimit?: number } = {}): Promise<
         method,
         url,
         headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-        ...(body === undefined ? {} : typeof body === 'string' || Buffer.isBuffer(body) ? { payload: body } : { payload: body as object }),
+        ...(body === undefined
+          ? {}
+          : typeof body === 'string' || Buffer.isBuffer(body)
+            ? { payload: body }
+            : { payload: body as object }),
       });
       let parsed: unknown = res.body;
       try {
@@ -64,7 +78,11 @@ export async function useTestApp(options: { bodyLimit?: number } = {}): Promise<
 
 let counter = 0;
 /** A ticket created through the API (factory). */
-export async function makeTicket(t: TestApp, token: string, overrides: Record<string, unknown> = {}): Promise<any> {
+export async function makeTicket(
+  t: TestApp,
+  token: string,
+  overrides: Record<string, unknown> = {},
+): Promise<any> {
   counter++;
   const res = await t.call(token, 'POST', '/api/v1/tickets', {
     subject: `Ticket ${counter}`,
@@ -77,7 +95,11 @@ export async function makeTicket(t: TestApp, token: string, overrides: Record<st
 }
 
 /** A person created through the API (factory). */
-export async function makePerson(t: TestApp, token: string, overrides: Record<string, unknown> = {}): Promise<any> {
+export async function makePerson(
+  t: TestApp,
+  token: string,
+  overrides: Record<string, unknown> = {},
+): Promise<any> {
   counter++;
   const res = await t.call(token, 'POST', '/api/v1/people', {
     displayName: `Person ${counter}`,

@@ -36,7 +36,8 @@ export async function useTestDatabase(options: { poolSize?: number } = {}): Prom
       break;
     } catch (err) {
       // Two files cloning the template at the same instant can collide; retry briefly.
-      if (attempt >= 20 || !String((err as Error).message).includes('being accessed by other users')) throw err;
+      if (attempt >= 20 || !String((err as Error).message).includes('being accessed by other users'))
+        throw err;
       await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
     }
   }

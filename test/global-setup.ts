@@ -5,7 +5,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { openEmbedded, type EmbeddedDatabase } from '../src/platform/db/embedded.ts';
+import { type EmbeddedDatabase, openEmbedded } from '../src/platform/db/embedded.ts';
 import { migrate } from '../src/platform/db/migrate.ts';
 import { createPool } from '../src/platform/db/pool.ts';
 import { APP_ROLE } from '../src/platform/db/tx.ts';

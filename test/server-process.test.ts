@@ -34,7 +34,10 @@ async function freePort(): Promise<number> {
 
 function startServer(): ChildProcess {
   output = '';
-  const child = spawn(process.execPath, [BIN, 'start', '--port', String(port), '--data', dataDir], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'start', '--port', String(port), '--data', dataDir], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d) => {
     output += d;
   });
@@ -49,7 +52,8 @@ const base = () => `http://127.0.0.1:${port}`;
 async function waitReady(timeoutMs = 30_000): Promise<number> {
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
-    if (server && server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}; output:\n${output}`);
+    if (server && server.exitCode !== null)
+      throw new Error(`server exited with ${server.exitCode}; output:\n${output}`);
     try {
       const res = await fetch(`${base()}/readyz`);
       if (res.status === 200) return Date.now() - started;
@@ -69,7 +73,11 @@ function exitOf(child: ChildProcess): Promise<number | null> {
 }
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const res = spawnSync(process.execPath, [BIN, ...args, '--data', dataDir], { env: env(), encoding: 'utf8', timeout: 60_000 });
+  const res = spawnSync(process.execPath, [BIN, ...args, '--data', dataDir], {
+    env: env(),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
@@ -132,7 +140,10 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     expect((await stat(path.join(dataDir, 'secret-key'))).mode & 0o777).toBe(0o600);
     const me = await api(token, 'GET', '/api/v1/me');
     expect(me.body.tenant.name).toBe('default');
-    const created = await api(token, 'POST', '/api/v1/tickets', { subject: 'Survives restarts', requester: { email: 'a@example.com' } });
+    const created = await api(token, 'POST', '/api/v1/tickets', {
+      subject: 'Survives restarts',
+      requester: { email: 'a@example.com' },
+    });
     expect(created.status).toBe(201);
     ticketId = created.body.id;
     const health = await fetch(`${base()}/healthz`);
@@ -187,7 +198,10 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
         const body = (await ready.json()) as any;
         expect(body.code).toBe('database_unavailable');
         sawOutage = true;
-        const write = await api(token, 'POST', '/api/v1/tickets', { subject: 'during outage', requester: { email: 'a@example.com' } });
+        const write = await api(token, 'POST', '/api/v1/tickets', {
+          subject: 'during outage',
+          requester: { email: 'a@example.com' },
+        });
         if (write.status !== 201) {
           expect(write.status).toBe(503);
           expect(write.body.code).toBe('database_unavailable');
@@ -199,9 +213,18 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     expect(sawOutage).toBe(true);
     await waitReady(30_000);
     await expect
-      .poll(async () => (await api(token, 'POST', '/api/v1/tickets', { subject: 'after outage', requester: { email: 'a@example.com' } })).status, {
-        timeout: 15_000,
-      })
+      .poll(
+        async () =>
+          (
+            await api(token, 'POST', '/api/v1/tickets', {
+              subject: 'after outage',
+              requester: { email: 'a@example.com' },
+            })
+          ).status,
+        {
+          timeout: 15_000,
+        },
+      )
       .toBe(201);
   });
 

@@ -2,15 +2,15 @@
 // same service functions as the HTTP API, prints. Errors print one line on stderr and exit non-zero.
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, startRelaydesk } from '../app.ts';
+import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
+import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
+import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
 import { type Config, ConfigError, type ConfigOverrides, loadConfig, ROLES } from '../platform/config.ts';
 import { withTenant } from '../platform/db/tx.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { JobQueue } from '../platform/queue/queue.ts';
 import { JobRegistry } from '../platform/queue/registry.ts';
-import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
-import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
-import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
 
 /** Exit codes: 1 = operation failed, 2 = bad input or configuration. */
 export class CliError extends Error {
@@ -30,7 +30,10 @@ const program = new Command()
   .name('relaydesk')
   .description('Relaydesk: a self-hostable, multi-tenant service-desk engine')
   .option('--data <dir>', 'data directory (default: $RELAYDESK_DATA_DIR or ./.relaydesk)')
-  .option('--log-level <level>', 'log level (default: $LOG_LEVEL or info; commands other than start log warnings only)')
+  .option(
+    '--log-level <level>',
+    'log level (default: $LOG_LEVEL or info; commands other than start log warnings only)',
+  )
   .showHelpAfterError()
   .exitOverride();
 
@@ -40,7 +43,10 @@ function configFor(command: Command, overrides: ConfigOverrides = {}): Config {
 }
 
 /** Runs `fn` with a migrated database: DATABASE_URL, the running server's embedded PostgreSQL, or one started for this command. */
-async function withDatabase<T>(command: Command, fn: (ctx: { db: Awaited<ReturnType<typeof openDatabase>>; logger: Logger; config: Config }) => Promise<T>): Promise<T> {
+async function withDatabase<T>(
+  command: Command,
+  fn: (ctx: { db: Awaited<ReturnType<typeof openDatabase>>; logger: Logger; config: Config }) => Promise<T>,
+): Promise<T> {
   const globals = command.optsWithGlobals<GlobalOptions>();
   const config = configFor(command, { logLevel: globals.logLevel ?? 'warn' });
   const logger = createLogger(config.logLevel, process.stderr as never);
@@ -55,7 +61,14 @@ async function withDatabase<T>(command: Command, fn: (ctx: { db: Awaited<ReturnT
 
 async function withQueue<T>(command: Command, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
   return withDatabase(command, async ({ db, logger }) => {
-    const queue = new JobQueue({ connectionString: db.url, logger, registry: new JobRegistry(), supervise: false, schedule: false, poolSize: 2 });
+    const queue = new JobQueue({
+      connectionString: db.url,
+      logger,
+      registry: new JobRegistry(),
+      supervise: false,
+      schedule: false,
+      poolSize: 2,
+    });
     await queue.start();
     try {
       return await fn(queue);
@@ -100,7 +113,12 @@ program
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     logger.info(
-      { role: config.role, url: running.url, database: config.databaseUrl ? 'external' : 'embedded', ms: Date.now() - started },
+      {
+        role: config.role,
+        url: running.url,
+        database: config.databaseUrl ? 'external' : 'embedded',
+        ms: Date.now() - started,
+      },
       'relaydesk is ready',
     );
     if (running.bootstrap) {
@@ -155,7 +173,8 @@ tenant
   .description('delete a tenant and every row it owns')
   .option('--yes', 'confirm the deletion')
   .action(async (id: string, options: { yes?: boolean }, command: Command) => {
-    if (!options.yes) throw new CliError('refusing to delete without --yes (this removes all of the tenant\'s data)', 2);
+    if (!options.yes)
+      throw new CliError("refusing to delete without --yes (this removes all of the tenant's data)", 2);
     await withDatabase(command, async ({ db }) => {
       const t = await findTenant(db.pool, id);
       await deleteTenant(db.pool, t.id);
@@ -170,25 +189,30 @@ token
   .requiredOption('--tenant <id>', 'tenant id or name')
   .addOption(new Option('--role <role>', 'token role').choices([...TOKEN_ROLES]).makeOptionMandatory())
   .option('--label <label>', 'what the token is for', '')
-  .option('--person <id>', 'person the token acts as (default: the tenant\'s first agent)')
-  .action(async (options: { tenant: string; role: TokenRole; label: string; person?: string }, command: Command) => {
-    await withDatabase(command, async ({ db }) => {
-      const t = await findTenant(db.pool, options.tenant);
-      const minted = await withTenant(db.pool, t.id, async (tx) => {
-        let personId = options.person;
-        if (!personId) {
-          const { rows } = await tx.query<{ id: string }>(
-            "SELECT id FROM people WHERE tenant_id = $1 AND kind = 'agent' ORDER BY created_at, id LIMIT 1",
-            [t.id],
-          );
-          personId = rows[0]?.id;
-          if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
-        }
-        return mintToken(tx, { personId, role: options.role, label: options.label });
+  .option('--person <id>', "person the token acts as (default: the tenant's first agent)")
+  .action(
+    async (
+      options: { tenant: string; role: TokenRole; label: string; person?: string },
+      command: Command,
+    ) => {
+      await withDatabase(command, async ({ db }) => {
+        const t = await findTenant(db.pool, options.tenant);
+        const minted = await withTenant(db.pool, t.id, async (tx) => {
+          let personId = options.person;
+          if (!personId) {
+            const { rows } = await tx.query<{ id: string }>(
+              "SELECT id FROM people WHERE tenant_id = $1 AND kind = 'agent' ORDER BY created_at, id LIMIT 1",
+              [t.id],
+            );
+            personId = rows[0]?.id;
+            if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
+          }
+          return mintToken(tx, { personId, role: options.role, label: options.label });
+        });
+        out(`${minted.id}\t${minted.role}\t${minted.token}`);
       });
-      out(`${minted.id}\t${minted.role}\t${minted.token}`);
-    });
-  });
+    },
+  );
 token
   .command('revoke <previewOrId>')
   .description('revoke a token by id or by its 4-character preview')
@@ -207,7 +231,8 @@ queue
   .action(async (_options: unknown, command: Command) => {
     await withQueue(command, async (q) => {
       out('queue\tready\tdeferred\tactive\toldest_s\tdead_letter');
-      for (const s of await q.stats()) out(`${s.queue}\t${s.ready}\t${s.deferred}\t${s.active}\t${s.oldestAgeSeconds}\t${s.deadLettered}`);
+      for (const s of await q.stats())
+        out(`${s.queue}\t${s.ready}\t${s.deferred}\t${s.active}\t${s.oldestAgeSeconds}\t${s.deadLettered}`);
     });
   });
 const dlq = queue.command('dlq').description('dead-letter queues');
@@ -218,8 +243,12 @@ dlq
   .option('--limit <n>', 'at most this many', '100')
   .action(async (options: { queue?: string; limit: string }, command: Command) => {
     await withQueue(command, async (q) => {
-      const entries = await q.deadLetters({ ...(options.queue ? { queue: options.queue } : {}), limit: Number(options.limit) || 100 });
-      for (const e of entries) out(`${e.id}\t${e.queue}\t${e.createdAt}\t${JSON.stringify(e.payload)}\t${JSON.stringify(e.error)}`);
+      const entries = await q.deadLetters({
+        ...(options.queue ? { queue: options.queue } : {}),
+        limit: Number(options.limit) || 100,
+      });
+      for (const e of entries)
+        out(`${e.id}\t${e.queue}\t${e.createdAt}\t${JSON.stringify(e.payload)}\t${JSON.stringify(e.error)}`);
       if (entries.length === 0) process.stderr.write('no dead-lettered jobs\n');
     });
   });
@@ -232,7 +261,6 @@ dlq
       out(`redriven ${await q.redrive(options.queue ? { queue: options.queue } : {})}`);
     });
   });
-
 
 try {
   await program.parseAsync(process.argv);

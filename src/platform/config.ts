@@ -73,7 +73,9 @@ export function parseSecretKey(raw: string, source: string, problems: string[]):
   }
   const key = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   if (key.length !== 32) {
-    problems.push(`${source} must decode to 32 bytes, got ${key.length} (generate one with: openssl rand -base64 32)`);
+    problems.push(
+      `${source} must decode to 32 bytes, got ${key.length} (generate one with: openssl rand -base64 32)`,
+    );
     return undefined;
   }
   return key;

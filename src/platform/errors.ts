@@ -44,7 +44,11 @@ export class AppError extends Error {
   readonly status: number;
   readonly details: ErrorDetails | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { status?: number; details?: ErrorDetails; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { status?: number; details?: ErrorDetails; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
@@ -58,21 +62,30 @@ export const validation = (message: string, errors?: { path: string; message: st
   new AppError('validation_failed', message, errors === undefined ? {} : { details: { errors } });
 export const conflict = (message: string, details?: ErrorDetails): AppError =>
   new AppError('conflict', message, details === undefined ? {} : { details });
-export const forbidden = (message = 'This token may not do that'): AppError => new AppError('forbidden', message);
+export const forbidden = (message = 'This token may not do that'): AppError =>
+  new AppError('forbidden', message);
 export const unauthorized = (message = 'A valid API token is required'): AppError =>
   new AppError('unauthorized', message);
 
 // PostgreSQL SQLSTATE classes that mean "the database is not reachable right now" rather than
 // "this statement is wrong": connection exceptions (08), operator intervention (57P0x).
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** True when `err` says the database could not be reached (as opposed to a failed statement). */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code)) return true;
+    if (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))
+      return true;
   }
   const message = err.message;
   if (

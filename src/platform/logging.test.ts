@@ -13,16 +13,30 @@ describe('log scrubber', () => {
   });
 
   it('redacts secret-named fields at any depth but keeps previews and flags', () => {
-    const out = scrub({ headers: { authorization: 'Bearer x' }, nested: { password: 'p', clientSecret: 's', refresh_token: 't' }, tokenPreview: 'abcd', hasCredentials: true }) as any;
+    const out = scrub({
+      headers: { authorization: 'Bearer x' },
+      nested: { password: 'p', clientSecret: 's', refresh_token: 't' },
+      tokenPreview: 'abcd',
+      hasCredentials: true,
+    }) as any;
     expect(out.headers.authorization).toBe('[redacted]');
-    expect(out.nested).toEqual({ password: '[redacted]', clientSecret: '[redacted]', refresh_token: '[redacted]' });
+    expect(out.nested).toEqual({
+      password: '[redacted]',
+      clientSecret: '[redacted]',
+      refresh_token: '[redacted]',
+    });
     expect(out.tokenPreview).toBe('abcd');
     expect(out.hasCredentials).toBe(true);
   });
 
   it('applies to real log lines, messages and errors included', () => {
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const logger = createLogger('info', sink);
     const token = `rd_${'Z'.repeat(43)}`;
     logger.info({ password: 'swordfish', err: new Error(`bad token ${token}`) }, `got ${token}`);

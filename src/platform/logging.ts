@@ -1,6 +1,6 @@
 // JSON logs (pino) that pass through a scrubber: API tokens, passwords, secrets and authorization
 // headers never reach a log line, whether they sit in a known field or inside a message string.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { LogLevel } from './config.ts';
 
 export type { Logger } from 'pino';
@@ -34,13 +34,21 @@ export function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrubString(value);
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
-    return { type: value.name, message: scrubString(value.message), stack: value.stack && scrubString(value.stack), code: (value as { code?: unknown }).code };
+    return {
+      type: value.name,
+      message: scrubString(value.message),
+      stack: value.stack && scrubString(value.stack),
+      code: (value as { code?: unknown }).code,
+    };
   }
   if (Buffer.isBuffer(value)) return `[${value.length} bytes]`;
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY_RE.test(k) && !/preview$/i.test(k) && v !== null && v !== undefined && typeof v !== 'boolean' ? REDACTED : scrub(v, depth + 1);
+    out[k] =
+      SECRET_KEY_RE.test(k) && !/preview$/i.test(k) && v !== null && v !== undefined && typeof v !== 'boolean'
+        ? REDACTED
+        : scrub(v, depth + 1);
   }
   return out;
 }

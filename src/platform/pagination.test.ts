@@ -5,7 +5,11 @@ import { clampLimit, decodeCursor, encodeCursor, toPage } from './pagination.ts'
 
 const instant = fc
   .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
-  .chain((d) => fc.integer({ min: 0, max: 999 }).map((us) => d.toISOString().replace('Z', `${String(us).padStart(3, '0')}Z`)));
+  .chain((d) =>
+    fc
+      .integer({ min: 0, max: 999 })
+      .map((us) => d.toISOString().replace('Z', `${String(us).padStart(3, '0')}Z`)),
+  );
 
 describe('cursor', () => {
   it('round-trips every (microsecond timestamp, uuid) exactly', () => {
@@ -40,7 +44,10 @@ describe('cursor', () => {
 
 describe('toPage / clampLimit', () => {
   it('returns a next cursor only when there are more rows', () => {
-    const rows = [1, 2, 3].map((i) => ({ id: `00000000-0000-7000-8000-00000000000${i}`, created_at: `2026-01-0${i}T00:00:00Z` }));
+    const rows = [1, 2, 3].map((i) => ({
+      id: `00000000-0000-7000-8000-00000000000${i}`,
+      created_at: `2026-01-0${i}T00:00:00Z`,
+    }));
     const full = toPage(rows, 2, (r) => r.id);
     expect(full.items).toHaveLength(2);
     expect(decodeCursor(full.nextCursor!)).toEqual({ id: rows[1]!.id, createdAt: rows[1]!.created_at });

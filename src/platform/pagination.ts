@@ -24,7 +24,10 @@ export function encodeCursor(cursor: Cursor): string {
 
 export function decodeCursor(text: string | undefined): Cursor | undefined {
   if (text === undefined || text === '') return undefined;
-  const invalid = new AppError('invalid_cursor', 'The cursor is malformed; pass back nextCursor exactly as received');
+  const invalid = new AppError(
+    'invalid_cursor',
+    'The cursor is malformed; pass back nextCursor exactly as received',
+  );
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(text)) throw invalid;
   let parsed: unknown;
   try {

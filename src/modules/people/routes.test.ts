@@ -32,7 +32,10 @@ describe('people routes', () => {
     const got = await t.call(tokenA, 'GET', `/api/v1/people/${created.body.id}`);
     expect(got.body).toEqual(created.body);
 
-    const patched = await t.call(tokenA, 'PATCH', `/api/v1/people/${created.body.id}`, { displayName: 'Erin A.', email: 'erin.alias@example.com' });
+    const patched = await t.call(tokenA, 'PATCH', `/api/v1/people/${created.body.id}`, {
+      displayName: 'Erin A.',
+      email: 'erin.alias@example.com',
+    });
     expect(patched.status).toBe(200);
     expect(patched.body.displayName).toBe('Erin A.');
     expect(patched.body.email).toBe('erin.alias@example.com');
@@ -47,7 +50,11 @@ describe('people routes', () => {
     const ids: string[] = [];
     let cursor: string | null = null;
     do {
-      const res: { body: any } = await t.call(tokenB, 'GET', `/api/v1/people?kind=contact&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const res: { body: any } = await t.call(
+        tokenB,
+        'GET',
+        `/api/v1/people?kind=contact&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       ids.push(...res.body.items.map((p: any) => p.id));
       cursor = res.body.nextCursor;
     } while (cursor);
@@ -58,7 +65,11 @@ describe('people routes', () => {
   it('refuses a duplicate email with 409 and the conflicting field, writing nothing', async () => {
     await makePerson(t, tokenA, { email: 'taken@example.com' });
     const before = await t.db.pool.query('SELECT count(*)::int AS n FROM people');
-    const res = await t.call(tokenA, 'POST', '/api/v1/people', { displayName: 'Dup', kind: 'contact', email: 'TAKEN@example.com' });
+    const res = await t.call(tokenA, 'POST', '/api/v1/people', {
+      displayName: 'Dup',
+      kind: 'contact',
+      email: 'TAKEN@example.com',
+    });
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ code: 'conflict', field: 'email' });
     const after = await t.call(tokenA, 'GET', '/api/v1/people?q=Dup');
@@ -68,7 +79,11 @@ describe('people routes', () => {
 
   it('lets the same address exist in two tenants', async () => {
     await makePerson(t, tokenA, { email: 'shared@example.com' });
-    const res = await t.call(tokenB, 'POST', '/api/v1/people', { displayName: 'Shared', kind: 'contact', email: 'shared@example.com' });
+    const res = await t.call(tokenB, 'POST', '/api/v1/people', {
+      displayName: 'Shared',
+      kind: 'contact',
+      email: 'shared@example.com',
+    });
     expect(res.status).toBe(201);
   });
 
@@ -83,10 +98,12 @@ describe('people routes', () => {
     expect(res.body.code).toBe('validation_failed');
   });
 
-  it('keeps tenants apart: B cannot read, list, change or detect A\'s people', async () => {
+  it("keeps tenants apart: B cannot read, list, change or detect A's people", async () => {
     const person = await makePerson(t, tokenA, { displayName: 'Only In A', email: 'only-a@example.com' });
     expect((await t.call(tokenB, 'GET', `/api/v1/people/${person.id}`)).status).toBe(404);
-    expect((await t.call(tokenB, 'PATCH', `/api/v1/people/${person.id}`, { displayName: 'Hijacked' })).status).toBe(404);
+    expect(
+      (await t.call(tokenB, 'PATCH', `/api/v1/people/${person.id}`, { displayName: 'Hijacked' })).status,
+    ).toBe(404);
     expect((await t.call(tokenB, 'GET', '/api/v1/people?q=Only%20In%20A')).body.items).toEqual([]);
     expect((await t.call(tokenA, 'GET', `/api/v1/people/${person.id}`)).body.displayName).toBe('Only In A');
   });
@@ -94,6 +111,8 @@ describe('people routes', () => {
   it('requires people permissions', async () => {
     const viewer = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'viewer' })).body.token;
     expect((await t.call(viewer, 'GET', '/api/v1/people')).status).toBe(200);
-    expect((await t.call(viewer, 'POST', '/api/v1/people', { displayName: 'x', kind: 'agent' })).status).toBe(403);
+    expect((await t.call(viewer, 'POST', '/api/v1/people', { displayName: 'x', kind: 'agent' })).status).toBe(
+      403,
+    );
   });
 });

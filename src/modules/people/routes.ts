@@ -1,7 +1,16 @@
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
-import { type RouteModule, principalOf } from '../../platform/http/server.ts';
-import { IdParams, OneOf, ListQuery, Nullable, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
+import {
+  IdParams,
+  ListQuery,
+  Nullable,
+  OneOf,
+  Page,
+  problemResponses,
+  Timestamp,
+  Uuid,
+} from '../../platform/http/schemas.ts';
+import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { createPerson, getPerson, listPeople, PERSON_KINDS, updatePerson } from './service.ts';
 
 const Kind = OneOf(PERSON_KINDS);
@@ -42,7 +51,11 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     '/people',
     {
       config: { permission: 'people:write' },
-      schema: { tags: ['people'], body: CreatePerson, response: { 201: PersonSchema, 409: problemResponses[400], ...problemResponses } },
+      schema: {
+        tags: ['people'],
+        body: CreatePerson,
+        response: { 201: PersonSchema, 409: problemResponses[400], ...problemResponses },
+      },
     },
     async (request, reply) => {
       const { tenantId } = principalOf(request);
@@ -71,17 +84,28 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
 
   app.get(
     '/people/:id',
-    { config: { permission: 'people:read' }, schema: { tags: ['people'], params: IdParams, response: { 200: PersonSchema, ...problemResponses } } },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
+    {
+      config: { permission: 'people:read' },
+      schema: { tags: ['people'], params: IdParams, response: { 200: PersonSchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
   );
 
   app.patch(
     '/people/:id',
     {
       config: { permission: 'people:write' },
-      schema: { tags: ['people'], params: IdParams, body: UpdatePerson, response: { 200: PersonSchema, ...problemResponses } },
+      schema: {
+        tags: ['people'],
+        params: IdParams,
+        body: UpdatePerson,
+        response: { 200: PersonSchema, ...problemResponses },
+      },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => updatePerson(tx, request.params.id, request.body)),
+      withTenant(pool, principalOf(request).tenantId, (tx) =>
+        updatePerson(tx, request.params.id, request.body),
+      ),
   );
 };

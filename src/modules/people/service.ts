@@ -67,7 +67,10 @@ function toPerson(row: PersonRow): Person {
 }
 
 export async function getPerson(tx: TenantTx, id: string): Promise<Person> {
-  const { rows } = await tx.query<PersonRow>(`${SELECT_PERSON} WHERE p.tenant_id = $1 AND p.id = $2`, [tx.tenantId, id]);
+  const { rows } = await tx.query<PersonRow>(`${SELECT_PERSON} WHERE p.tenant_id = $1 AND p.id = $2`, [
+    tx.tenantId,
+    id,
+  ]);
   if (!rows[0]) throw notFound('person');
   return toPerson(rows[0]);
 }
@@ -89,10 +92,14 @@ export interface CreatePersonInput {
 
 export async function createPerson(tx: TenantTx, input: CreatePersonInput): Promise<Person> {
   const displayName = input.displayName.trim();
-  if (displayName === '') throw validation('displayName must not be empty', [{ path: '/displayName', message: 'must not be empty' }]);
+  if (displayName === '')
+    throw validation('displayName must not be empty', [
+      { path: '/displayName', message: 'must not be empty' },
+    ]);
   const emails = (input.emails ?? []).map((e, i) => assertEmail(e, `/emails/${i}`));
   const normalized = emails.map(normalizeEmail);
-  if (new Set(normalized).size !== normalized.length) throw validation('the same email address is listed twice');
+  if (new Set(normalized).size !== normalized.length)
+    throw validation('the same email address is listed twice');
   const id = uuidv7();
   await tx.query('INSERT INTO people (tenant_id, id, display_name, kind) VALUES ($1, $2, $3, $4)', [
     tx.tenantId,
@@ -104,7 +111,11 @@ export async function createPerson(tx: TenantTx, input: CreatePersonInput): Prom
   return getPerson(tx, id);
 }
 
-async function insertEmails(tx: Queryable & { tenantId: string }, personId: string, emails: string[]): Promise<void> {
+async function insertEmails(
+  tx: Queryable & { tenantId: string },
+  personId: string,
+  emails: string[],
+): Promise<void> {
   if (emails.length === 0) return;
   const { rows } = await tx.query<{ address_normalized: string }>(
     `INSERT INTO person_emails (tenant_id, address_normalized, address, person_id, is_primary)
@@ -196,7 +207,9 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
   ]);
   if (rowCount === 0) throw notFound('person');
   if (input.displayName !== undefined && input.displayName.trim() === '') {
-    throw validation('displayName must not be empty', [{ path: '/displayName', message: 'must not be empty' }]);
+    throw validation('displayName must not be empty', [
+      { path: '/displayName', message: 'must not be empty' },
+    ]);
   }
   await tx.query(
     `UPDATE people SET display_name = coalesce($3, display_name), kind = coalesce($4, kind), updated_at = now()
@@ -206,11 +219,12 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
   if (input.email !== undefined) {
     const email = assertEmail(input.email);
     const owner = await findPersonIdByEmail(tx, email);
-    if (owner && owner !== id) throw conflict(`the email address ${email} belongs to another person`, { field: 'email' });
-    await tx.query('UPDATE person_emails SET is_primary = false WHERE tenant_id = $1 AND person_id = $2 AND is_primary', [
-      tx.tenantId,
-      id,
-    ]);
+    if (owner && owner !== id)
+      throw conflict(`the email address ${email} belongs to another person`, { field: 'email' });
+    await tx.query(
+      'UPDATE person_emails SET is_primary = false WHERE tenant_id = $1 AND person_id = $2 AND is_primary',
+      [tx.tenantId, id],
+    );
     await tx.query(
       `INSERT INTO person_emails (tenant_id, address_normalized, address, person_id, is_primary)
        VALUES ($1, $2, $3, $4, true)
@@ -221,13 +235,22 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
   return getPerson(tx, id);
 }
 
-export async function assertPersonExists(tx: TenantTx, id: string, path: string, kind?: PersonKind): Promise<void> {
-  const { rows } = await tx.query<{ kind: string }>('SELECT kind FROM people WHERE tenant_id = $1 AND id = $2', [
-    tx.tenantId,
-    id,
-  ]);
-  if (!rows[0]) throw new AppError('validation_failed', `${path.slice(1)}: no such person`, { details: { errors: [{ path, message: 'no such person' }] } });
-  if (kind && rows[0].kind !== kind) throw validation(`${path.slice(1)} must be an ${kind}`, [{ path, message: `must be an ${kind}` }]);
+export async function assertPersonExists(
+  tx: TenantTx,
+  id: string,
+  path: string,
+  kind?: PersonKind,
+): Promise<void> {
+  const { rows } = await tx.query<{ kind: string }>(
+    'SELECT kind FROM people WHERE tenant_id = $1 AND id = $2',
+    [tx.tenantId, id],
+  );
+  if (!rows[0])
+    throw new AppError('validation_failed', `${path.slice(1)}: no such person`, {
+      details: { errors: [{ path, message: 'no such person' }] },
+    });
+  if (kind && rows[0].kind !== kind)
+    throw validation(`${path.slice(1)} must be an ${kind}`, [{ path, message: `must be an ${kind}` }]);
 }
 
 export const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`);

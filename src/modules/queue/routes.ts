@@ -3,14 +3,18 @@
 // `relaydesk queue` and /metrics.
 import { Type } from 'typebox';
 import { AppError } from '../../platform/errors.ts';
-import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import { problemResponses } from '../../platform/http/schemas.ts';
+import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 
-const QueueQuery = Type.Object({ queue: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
+const QueueQuery = Type.Object(
+  { queue: Type.Optional(Type.String({ maxLength: 200 })) },
+  { additionalProperties: false },
+);
 
 export const queueRoutes: RouteModule = (app, { queue }) => {
   const q = () => {
-    if (!queue) throw new AppError('database_unavailable', 'the queue is not running in this process', { status: 503 });
+    if (!queue)
+      throw new AppError('database_unavailable', 'the queue is not running in this process', { status: 503 });
     return queue;
   };
 
@@ -39,7 +43,10 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
       },
     },
     async (request) => ({
-      items: await q().stats({ tenantId: principalOf(request).tenantId, ...(request.query.queue ? { queue: request.query.queue } : {}) }),
+      items: await q().stats({
+        tenantId: principalOf(request).tenantId,
+        ...(request.query.queue ? { queue: request.query.queue } : {}),
+      }),
     }),
   );
 
@@ -47,7 +54,10 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
     '/queue/dlq',
     { config: { permission: 'queue:manage' }, schema: { tags: ['queue'], querystring: QueueQuery } },
     async (request) => ({
-      items: await q().deadLetters({ tenantId: principalOf(request).tenantId, ...(request.query.queue ? { queue: request.query.queue } : {}) }),
+      items: await q().deadLetters({
+        tenantId: principalOf(request).tenantId,
+        ...(request.query.queue ? { queue: request.query.queue } : {}),
+      }),
     }),
   );
 
@@ -55,10 +65,17 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
     '/queue/dlq/redrive',
     {
       config: { permission: 'queue:manage' },
-      schema: { tags: ['queue'], querystring: QueueQuery, response: { 200: Type.Object({ redriven: Type.Integer() }), ...problemResponses } },
+      schema: {
+        tags: ['queue'],
+        querystring: QueueQuery,
+        response: { 200: Type.Object({ redriven: Type.Integer() }), ...problemResponses },
+      },
     },
     async (request) => ({
-      redriven: await q().redrive({ tenantId: principalOf(request).tenantId, ...(request.query.queue ? { queue: request.query.queue } : {}) }),
+      redriven: await q().redrive({
+        tenantId: principalOf(request).tenantId,
+        ...(request.query.queue ? { queue: request.query.queue } : {}),
+      }),
     }),
   );
 };

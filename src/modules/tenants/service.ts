@@ -26,19 +26,24 @@ export async function createTenant(pool: Pool, input: { name: string }): Promise
     const id = uuidv7();
     let created: { id: string; name: string; created_at: string } | undefined;
     try {
-      const { rows } = await sys.query('INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at', [
-        id,
-        name,
-      ]);
+      const { rows } = await sys.query(
+        'INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at',
+        [id, name],
+      );
       created = rows[0];
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') throw conflict(`a tenant named "${name}" already exists`, { field: 'name' });
+      if ((err as { code?: string }).code === '23505')
+        throw conflict(`a tenant named "${name}" already exists`, { field: 'name' });
       throw err;
     }
     await sys.query('INSERT INTO ticket_counters (tenant_id) VALUES ($1)', [id]);
     const tx = await scopeToTenant(sys, id);
     const admin = await createPerson(tx, { displayName: name, kind: 'agent' });
-    const adminToken = await mintToken(tx, { personId: admin.id, role: 'admin', label: 'initial admin token' });
+    const adminToken = await mintToken(tx, {
+      personId: admin.id,
+      role: 'admin',
+      label: 'initial admin token',
+    });
     return {
       tenant: { id: created!.id, name: created!.name, createdAt: created!.created_at },
       adminPersonId: admin.id,
@@ -57,7 +62,9 @@ export async function listTenants(pool: Pool): Promise<Tenant[]> {
 export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> {
   const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName);
   const { rows } = await pool.query<{ id: string; name: string; created_at: string }>(
-    byId ? 'SELECT id, name, created_at FROM tenants WHERE id = $1' : 'SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)',
+    byId
+      ? 'SELECT id, name, created_at FROM tenants WHERE id = $1'
+      : 'SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)',
     [idOrName],
   );
   if (!rows[0]) throw notFound(`tenant ${idOrName}`);

@@ -17,22 +17,42 @@ describe('POST /api/v1/tickets', () => {
       subject: '  VPN down  ',
       requester: { email: 'Carol@Example.com', name: 'Carol' },
       priority: 'high',
-      message: { text: 'Cannot connect', html: '<p onclick="x()">Cannot <b>connect</b><script>alert(1)</script></p>' },
+      message: {
+        text: 'Cannot connect',
+        html: '<p onclick="x()">Cannot <b>connect</b><script>alert(1)</script></p>',
+      },
     });
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ subject: 'VPN down', status: 'new', priority: 'high', assigneeId: null });
+    expect(res.body).toMatchObject({
+      subject: 'VPN down',
+      status: 'new',
+      priority: 'high',
+      assigneeId: null,
+    });
     expect(res.body.number).toMatch(/^T-\d+$/);
     expect(res.headers['location']).toBe(`/api/v1/tickets/${res.body.id}`);
 
     const requester = await t.call(tokenA, 'GET', `/api/v1/people/${res.body.requesterId}`);
-    expect(requester.body).toMatchObject({ displayName: 'Carol', kind: 'contact', email: 'Carol@Example.com' });
+    expect(requester.body).toMatchObject({
+      displayName: 'Carol',
+      kind: 'contact',
+      email: 'Carol@Example.com',
+    });
 
     const messages = await t.call(tokenA, 'GET', `/api/v1/tickets/${res.body.id}/messages`);
     expect(messages.body.items).toHaveLength(1);
-    expect(messages.body.items[0]).toMatchObject({ text: 'Cannot connect', visibility: 'public', direction: 'inbound', authorId: res.body.requesterId });
+    expect(messages.body.items[0]).toMatchObject({
+      text: 'Cannot connect',
+      visibility: 'public',
+      direction: 'inbound',
+      authorId: res.body.requesterId,
+    });
     expect(messages.body.items[0].html).toBe('<p>Cannot <b>connect</b></p>');
 
-    const { rows } = await t.db.pool.query('SELECT from_status, to_status FROM ticket_status_history WHERE ticket_id = $1', [res.body.id]);
+    const { rows } = await t.db.pool.query(
+      'SELECT from_status, to_status FROM ticket_status_history WHERE ticket_id = $1',
+      [res.body.id],
+    );
     expect(rows).toEqual([{ from_status: null, to_status: 'new' }]);
   });
 
@@ -69,7 +89,13 @@ describe('POST /api/v1/tickets', () => {
     ['wrong type', { subject: 42, requester: { email: 'a@example.com' } }],
     ['bad priority', { subject: 'x', requester: { email: 'a@example.com' }, priority: 'asap' }],
     ['bad email', { subject: 'x', requester: { email: 'not-an-address' } }],
-    ['both requester forms', { subject: 'x', requester: { email: 'a@example.com', personId: '01a20430-e963-7a16-98d1-c69cf56067c7' } }],
+    [
+      'both requester forms',
+      {
+        subject: 'x',
+        requester: { email: 'a@example.com', personId: '01a20430-e963-7a16-98d1-c69cf56067c7' },
+      },
+    ],
     ['unknown person', { subject: 'x', requester: { personId: '01a20430-e963-7a16-98d1-c69cf56067c7' } }],
     ['empty message', { subject: 'x', requester: { email: 'a@example.com' }, message: { text: ' ' } }],
   ])('rejects %s with validation_failed and writes nothing', async (_name, body) => {
@@ -85,10 +111,14 @@ describe('POST /api/v1/tickets', () => {
   });
 
   it('rejects malformed JSON, a wrong content type and an oversize body', async () => {
-    const bad = await t.call(tokenA, 'POST', '/api/v1/tickets', '{"subject":', { 'content-type': 'application/json' });
+    const bad = await t.call(tokenA, 'POST', '/api/v1/tickets', '{"subject":', {
+      'content-type': 'application/json',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.code).toBe('invalid_json');
-    const text = await t.call(tokenA, 'POST', '/api/v1/tickets', 'subject=x', { 'content-type': 'text/plain' });
+    const text = await t.call(tokenA, 'POST', '/api/v1/tickets', 'subject=x', {
+      'content-type': 'text/plain',
+    });
     expect(text.status).toBe(415);
     expect(text.body.code).toBe('unsupported_media_type');
     const big = await t.call(tokenA, 'POST', '/api/v1/tickets', {
@@ -108,7 +138,9 @@ describe('authentication and permissions', () => {
     expect(garbage.status).toBe(401);
     const unknown = await t.call(`rd_${'A'.repeat(43)}`, 'GET', '/api/v1/tickets');
     expect(unknown.status).toBe(401);
-    const basic = await t.call(undefined, 'GET', '/api/v1/tickets', undefined, { authorization: 'Basic abc' });
+    const basic = await t.call(undefined, 'GET', '/api/v1/tickets', undefined, {
+      authorization: 'Basic abc',
+    });
     expect(basic.status).toBe(401);
     expect(basic.headers['www-authenticate']).toMatch(/^Bearer/);
   });
@@ -125,7 +157,10 @@ describe('authentication and permissions', () => {
     expect(minted.status).toBe(201);
     const viewer = minted.body.token;
     expect((await t.call(viewer, 'GET', '/api/v1/tickets')).status).toBe(200);
-    const write = await t.call(viewer, 'POST', '/api/v1/tickets', { subject: 'x', requester: { email: 'v@example.com' } });
+    const write = await t.call(viewer, 'POST', '/api/v1/tickets', {
+      subject: 'x',
+      requester: { email: 'v@example.com' },
+    });
     expect(write.status).toBe(403);
     expect(write.body.code).toBe('forbidden');
   });
@@ -137,7 +172,11 @@ describe('GET /api/v1/tickets', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const res: { status: number; body: any } = await t.call(fresh, 'GET', `/api/v1/tickets?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      const res: { status: number; body: any } = await t.call(
+        fresh,
+        'GET',
+        `/api/v1/tickets?limit=3${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(res.status).toBe(200);
       expect(res.body.items.length).toBeLessThanOrEqual(3);
       seen.push(...res.body.items.map((i: any) => i.number));
@@ -148,7 +187,11 @@ describe('GET /api/v1/tickets', () => {
 
   it('filters by status, priority, requester, assignee and subject text', async () => {
     const agent = await makePerson(t, tokenA, { kind: 'agent' });
-    const mine = await makeTicket(t, tokenA, { subject: 'Unique 100% printer_jam', priority: 'urgent', assigneeId: agent.id });
+    const mine = await makeTicket(t, tokenA, {
+      subject: 'Unique 100% printer_jam',
+      priority: 'urgent',
+      assigneeId: agent.id,
+    });
     await makeTicket(t, tokenA, { subject: 'Unique other' });
     const byQ = await t.call(tokenA, 'GET', `/api/v1/tickets?q=${encodeURIComponent('100% printer_')}`);
     expect(byQ.body.items.map((i: any) => i.id)).toEqual([mine.id]);
@@ -186,9 +229,19 @@ describe('PATCH /api/v1/tickets/:id and messages', () => {
   it('changes status, priority, assignee and subject, recording each status transition', async () => {
     const ticket = await makeTicket(t, tokenA);
     const agent = await makePerson(t, tokenA, { kind: 'agent' });
-    const res = await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { status: 'pending', priority: 'low', assigneeId: agent.id, subject: 'Renamed' });
+    const res = await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, {
+      status: 'pending',
+      priority: 'low',
+      assigneeId: agent.id,
+      subject: 'Renamed',
+    });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'pending', priority: 'low', assigneeId: agent.id, subject: 'Renamed' });
+    expect(res.body).toMatchObject({
+      status: 'pending',
+      priority: 'low',
+      assigneeId: agent.id,
+      subject: 'Renamed',
+    });
     expect(Date.parse(res.body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(ticket.updatedAt));
     await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { status: 'solved', assigneeId: null });
     const same = await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { status: 'solved' });
@@ -207,7 +260,9 @@ describe('PATCH /api/v1/tickets/:id and messages', () => {
   it('refuses an empty patch, unknown fields and a contact as assignee', async () => {
     const ticket = await makeTicket(t, tokenA);
     expect((await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, {})).status).toBe(400);
-    expect((await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { number: 'T-1' })).status).toBe(400);
+    expect((await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { number: 'T-1' })).status).toBe(
+      400,
+    );
     const contact = await makePerson(t, tokenA, { kind: 'contact' });
     const res = await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { assigneeId: contact.id });
     expect(res.status).toBe(400);
@@ -216,17 +271,35 @@ describe('PATCH /api/v1/tickets/:id and messages', () => {
 
   it('adds public replies and internal notes authored by the token person; an agent reply opens a new ticket', async () => {
     const ticket = await makeTicket(t, tokenA);
-    const note = await t.call(tokenA, 'POST', `/api/v1/tickets/${ticket.id}/messages`, { text: 'checking logs', visibility: 'internal' });
+    const note = await t.call(tokenA, 'POST', `/api/v1/tickets/${ticket.id}/messages`, {
+      text: 'checking logs',
+      visibility: 'internal',
+    });
     expect(note.status).toBe(201);
-    expect(note.body).toMatchObject({ visibility: 'internal', direction: 'outbound', authorId: t.a.adminPersonId });
+    expect(note.body).toMatchObject({
+      visibility: 'internal',
+      direction: 'outbound',
+      authorId: t.a.adminPersonId,
+    });
     expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${ticket.id}`)).body.status).toBe('new');
-    const reply = await t.call(tokenA, 'POST', `/api/v1/tickets/${ticket.id}/messages`, { text: 'Fixed it', html: '<a href="javascript:x">x</a>', visibility: 'public' });
+    const reply = await t.call(tokenA, 'POST', `/api/v1/tickets/${ticket.id}/messages`, {
+      text: 'Fixed it',
+      html: '<a href="javascript:x">x</a>',
+      visibility: 'public',
+    });
     expect(reply.status).toBe(201);
     expect(reply.body.html).toBe('<a>x</a>');
     expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${ticket.id}`)).body.status).toBe('open');
-    const internalOnly = await t.call(tokenA, 'GET', `/api/v1/tickets/${ticket.id}/messages?visibility=internal`);
+    const internalOnly = await t.call(
+      tokenA,
+      'GET',
+      `/api/v1/tickets/${ticket.id}/messages?visibility=internal`,
+    );
     expect(internalOnly.body.items.map((m: any) => m.id)).toEqual([note.body.id]);
-    const bad = await t.call(tokenA, 'POST', `/api/v1/tickets/${ticket.id}/messages`, { text: 'x', visibility: 'secret' });
+    const bad = await t.call(tokenA, 'POST', `/api/v1/tickets/${ticket.id}/messages`, {
+      text: 'x',
+      visibility: 'secret',
+    });
     expect(bad.status).toBe(400);
   });
 
@@ -234,7 +307,10 @@ describe('PATCH /api/v1/tickets/:id and messages', () => {
     const id = '01a20430-e963-7a16-98d1-c69cf56067c7';
     expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${id}`)).body.code).toBe('not_found');
     expect((await t.call(tokenA, 'PATCH', `/api/v1/tickets/${id}`, { status: 'open' })).status).toBe(404);
-    expect((await t.call(tokenA, 'POST', `/api/v1/tickets/${id}/messages`, { text: 'x', visibility: 'public' })).status).toBe(404);
+    expect(
+      (await t.call(tokenA, 'POST', `/api/v1/tickets/${id}/messages`, { text: 'x', visibility: 'public' }))
+        .status,
+    ).toBe(404);
     expect((await t.call(tokenA, 'GET', `/api/v1/tickets/not-a-uuid`)).status).toBe(400);
   });
 });
@@ -250,8 +326,17 @@ describe('tenant isolation', () => {
     expect(list.body.items).toEqual([]);
     const byRequester = await t.call(tokenB, 'GET', `/api/v1/tickets?requesterId=${secret.requesterId}`);
     expect(byRequester.body.items).toEqual([]);
-    expect((await t.call(tokenB, 'PATCH', `/api/v1/tickets/${secret.id}`, { status: 'closed' })).status).toBe(404);
-    expect((await t.call(tokenB, 'POST', `/api/v1/tickets/${secret.id}/messages`, { text: 'hi', visibility: 'public' })).status).toBe(404);
+    expect((await t.call(tokenB, 'PATCH', `/api/v1/tickets/${secret.id}`, { status: 'closed' })).status).toBe(
+      404,
+    );
+    expect(
+      (
+        await t.call(tokenB, 'POST', `/api/v1/tickets/${secret.id}/messages`, {
+          text: 'hi',
+          visibility: 'public',
+        })
+      ).status,
+    ).toBe(404);
     expect((await t.call(tokenB, 'GET', `/api/v1/tickets/${secret.id}/messages`)).status).toBe(404);
     const after = await t.call(tokenA, 'GET', `/api/v1/tickets/${secret.id}`);
     expect(after.body.status).toBe('new');
@@ -259,10 +344,15 @@ describe('tenant isolation', () => {
 
   it("tenant B cannot use tenant A's people as requester or assignee", async () => {
     const agentA = await makePerson(t, tokenA, { kind: 'agent' });
-    const res = await t.call(tokenB, 'POST', '/api/v1/tickets', { subject: 'x', requester: { personId: agentA.id } });
+    const res = await t.call(tokenB, 'POST', '/api/v1/tickets', {
+      subject: 'x',
+      requester: { personId: agentA.id },
+    });
     expect(res.status).toBe(400);
     const own = await makeTicket(t, tokenB);
-    expect((await t.call(tokenB, 'PATCH', `/api/v1/tickets/${own.id}`, { assigneeId: agentA.id })).status).toBe(400);
+    expect(
+      (await t.call(tokenB, 'PATCH', `/api/v1/tickets/${own.id}`, { assigneeId: agentA.id })).status,
+    ).toBe(400);
   });
 });
 

@@ -1,7 +1,16 @@
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
-import { type RouteModule, principalOf } from '../../platform/http/server.ts';
-import { IdParams, OneOf, ListQuery, Nullable, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
+import {
+  IdParams,
+  ListQuery,
+  Nullable,
+  OneOf,
+  Page,
+  problemResponses,
+  Timestamp,
+  Uuid,
+} from '../../platform/http/schemas.ts';
+import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import {
   addMessage,
   createTicket,
@@ -49,13 +58,18 @@ const CreateTicket = Type.Object(
     requester: Type.Union([
       Type.Object({ personId: Uuid }, { additionalProperties: false }),
       Type.Object(
-        { email: Type.String({ minLength: 3, maxLength: 254 }), name: Type.Optional(Type.String({ maxLength: 200 })) },
+        {
+          email: Type.String({ minLength: 3, maxLength: 254 }),
+          name: Type.Optional(Type.String({ maxLength: 200 })),
+        },
         { additionalProperties: false },
       ),
     ]),
     priority: Type.Optional(Priority),
     assigneeId: Type.Optional(Nullable(Uuid)),
-    message: Type.Optional(Type.Object({ text: Text, html: Type.Optional(Html) }, { additionalProperties: false })),
+    message: Type.Optional(
+      Type.Object({ text: Text, html: Type.Optional(Html) }, { additionalProperties: false }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -107,22 +121,36 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     '/tickets',
     {
       config: { permission: 'tickets:read' },
-      schema: { tags: ['tickets'], querystring: TicketListQuery, response: { 200: Page(TicketSchema), ...problemResponses } },
+      schema: {
+        tags: ['tickets'],
+        querystring: TicketListQuery,
+        response: { 200: Page(TicketSchema), ...problemResponses },
+      },
     },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => listTickets(tx, request.query)),
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => listTickets(tx, request.query)),
   );
 
   app.get(
     '/tickets/:id',
-    { config: { permission: 'tickets:read' }, schema: { tags: ['tickets'], params: IdParams, response: { 200: TicketSchema, ...problemResponses } } },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
+    {
+      config: { permission: 'tickets:read' },
+      schema: { tags: ['tickets'], params: IdParams, response: { 200: TicketSchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
   );
 
   app.patch(
     '/tickets/:id',
     {
       config: { permission: 'tickets:write' },
-      schema: { tags: ['tickets'], params: IdParams, body: UpdateTicket, response: { 200: TicketSchema, ...problemResponses } },
+      schema: {
+        tags: ['tickets'],
+        params: IdParams,
+        body: UpdateTicket,
+        response: { 200: TicketSchema, ...problemResponses },
+      },
     },
     async (request) => {
       const principal = principalOf(request);
@@ -136,7 +164,12 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     '/tickets/:id/messages',
     {
       config: { permission: 'tickets:write' },
-      schema: { tags: ['tickets'], params: IdParams, body: CreateMessage, response: { 201: MessageSchema, ...problemResponses } },
+      schema: {
+        tags: ['tickets'],
+        params: IdParams,
+        body: CreateMessage,
+        response: { 201: MessageSchema, ...problemResponses },
+      },
     },
     async (request, reply) => {
       const principal = principalOf(request);
@@ -154,7 +187,10 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       schema: {
         tags: ['tickets'],
         params: IdParams,
-        querystring: Type.Object({ ...ListQuery, visibility: Type.Optional(Visibility) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { ...ListQuery, visibility: Type.Optional(Visibility) },
+          { additionalProperties: false },
+        ),
         response: { 200: Page(MessageSchema), ...problemResponses },
       },
     },

@@ -61,8 +61,10 @@ interface MessageRow {
   created_at: string;
 }
 
-const TICKET_COLUMNS = 'id, number, subject, status, priority, requester_id, assignee_id, created_at, updated_at';
-const MESSAGE_COLUMNS = 'id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id, created_at';
+const TICKET_COLUMNS =
+  'id, number, subject, status, priority, requester_id, assignee_id, created_at, updated_at';
+const MESSAGE_COLUMNS =
+  'id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id, created_at';
 
 const toTicket = (r: TicketRow): Ticket => ({
   id: r.id,
@@ -100,12 +102,14 @@ export function sanitizeBodyHtml(html: string): string {
 
 function checkSubject(subject: string): string {
   const trimmed = subject.trim();
-  if (trimmed === '') throw validation('subject must not be empty', [{ path: '/subject', message: 'must not be empty' }]);
+  if (trimmed === '')
+    throw validation('subject must not be empty', [{ path: '/subject', message: 'must not be empty' }]);
   return trimmed;
 }
 
 function checkText(text: string, path: string): string {
-  if (text.trim() === '') throw validation('message text must not be empty', [{ path, message: 'must not be empty' }]);
+  if (text.trim() === '')
+    throw validation('message text must not be empty', [{ path, message: 'must not be empty' }]);
   return text;
 }
 
@@ -169,10 +173,10 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
 }
 
 export async function getTicket(tx: TenantTx, id: string): Promise<Ticket> {
-  const { rows } = await tx.query<TicketRow>(`SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2`, [
-    tx.tenantId,
-    id,
-  ]);
+  const { rows } = await tx.query<TicketRow>(
+    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2`,
+    [tx.tenantId, id],
+  );
   if (!rows[0]) throw notFound('ticket');
   return toTicket(rows[0]);
 }
@@ -250,7 +254,8 @@ export async function updateTicket(tx: TenantTx, id: string, input: UpdateTicket
     ],
   );
   const after = rows[0]!;
-  if (after.status !== before.status) await recordStatusChange(tx, id, before.status, after.status, input.actorId);
+  if (after.status !== before.status)
+    await recordStatusChange(tx, id, before.status, after.status, input.actorId);
   return toTicket(after);
 }
 
@@ -276,12 +281,22 @@ export interface StatusChange {
 }
 
 export async function statusHistory(tx: TenantTx, ticketId: string): Promise<StatusChange[]> {
-  const { rows } = await tx.query<{ from_status: TicketStatus | null; to_status: TicketStatus; changed_at: string; changed_by: string | null }>(
+  const { rows } = await tx.query<{
+    from_status: TicketStatus | null;
+    to_status: TicketStatus;
+    changed_at: string;
+    changed_by: string | null;
+  }>(
     `SELECT from_status, to_status, changed_at, changed_by FROM ticket_status_history
       WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY seq`,
     [tx.tenantId, ticketId],
   );
-  return rows.map((r) => ({ fromStatus: r.from_status, toStatus: r.to_status, changedAt: r.changed_at, changedBy: r.changed_by }));
+  return rows.map((r) => ({
+    fromStatus: r.from_status,
+    toStatus: r.to_status,
+    changedAt: r.changed_at,
+    changedBy: r.changed_by,
+  }));
 }
 
 export interface AddMessageInput {

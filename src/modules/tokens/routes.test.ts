@@ -28,13 +28,23 @@ describe('tokens', () => {
     const res = await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent', label: 'helpdesk bot' });
     expect(res.status).toBe(201);
     expect(res.body.token).toMatch(/^rd_[A-Za-z0-9_-]{43}$/);
-    expect(res.body).toMatchObject({ role: 'agent', label: 'helpdesk bot', preview: res.body.token.slice(-4), personId: t.a.adminPersonId });
-    const { rows } = await t.db.pool.query('SELECT token_hash, preview FROM api_tokens WHERE id = $1', [res.body.id]);
+    expect(res.body).toMatchObject({
+      role: 'agent',
+      label: 'helpdesk bot',
+      preview: res.body.token.slice(-4),
+      personId: t.a.adminPersonId,
+    });
+    const { rows } = await t.db.pool.query('SELECT token_hash, preview FROM api_tokens WHERE id = $1', [
+      res.body.id,
+    ]);
     expect(rows[0].token_hash).toHaveLength(32);
     expect(JSON.stringify(rows)).not.toContain(res.body.token);
     const list = await t.call(tokenA, 'GET', '/api/v1/tokens');
     expect(JSON.stringify(list.body)).not.toContain(res.body.token);
-    expect(list.body.items.find((i: any) => i.id === res.body.id)).toMatchObject({ role: 'agent', revokedAt: null });
+    expect(list.body.items.find((i: any) => i.id === res.body.id)).toMatchObject({
+      role: 'agent',
+      revokedAt: null,
+    });
   });
 
   it('revokes a token: it stops working at once', async () => {
@@ -76,14 +86,17 @@ describe('tokens', () => {
 
   it('refuses tokens of suspended people', async () => {
     const agent = await makePerson(t, tokenA, { kind: 'agent' });
-    const token = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent', personId: agent.id })).body.token;
+    const token = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent', personId: agent.id })).body
+      .token;
     await t.db.pool.query("UPDATE people SET status = 'suspended' WHERE id = $1", [agent.id]);
     expect((await t.call(token, 'GET', '/api/v1/me')).status).toBe(401);
   });
 
   it('records last use at most once a minute', async () => {
     const minted = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'viewer' })).body;
-    const read = async () => (await t.db.pool.query('SELECT last_used_at FROM api_tokens WHERE id = $1', [minted.id])).rows[0].last_used_at;
+    const read = async () =>
+      (await t.db.pool.query('SELECT last_used_at FROM api_tokens WHERE id = $1', [minted.id])).rows[0]
+        .last_used_at;
     expect(await read()).toBeNull();
     const now = Date.now();
     await authenticate(t.db.pool, minted.token, now);

@@ -1,10 +1,19 @@
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
 import { forbidden } from '../../platform/errors.ts';
-import { type RouteModule, principalOf } from '../../platform/http/server.ts';
-import { IdParams, OneOf, ListQuery, Nullable, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
-import { getPerson } from '../people/service.ts';
+import {
+  IdParams,
+  ListQuery,
+  Nullable,
+  OneOf,
+  Page,
+  problemResponses,
+  Timestamp,
+  Uuid,
+} from '../../platform/http/schemas.ts';
+import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { PersonSchema } from '../people/routes.ts';
+import { getPerson } from '../people/service.ts';
 import { canGrantRole, TOKEN_ROLES } from './permissions.ts';
 import { getToken, listTokens, mintToken, revokeToken } from './service.ts';
 
@@ -60,7 +69,10 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
     async (request) => {
       const p = principalOf(request);
       return withTenant(pool, p.tenantId, async (tx) => {
-        const { rows } = await tx.query<{ id: string; name: string }>('SELECT id, name FROM tenants WHERE id = $1', [p.tenantId]);
+        const { rows } = await tx.query<{ id: string; name: string }>(
+          'SELECT id, name FROM tenants WHERE id = $1',
+          [p.tenantId],
+        );
         return {
           tenant: rows[0]!,
           person: await getPerson(tx, p.personId),
@@ -79,7 +91,8 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
     },
     async (request, reply) => {
       const p = principalOf(request);
-      if (!canGrantRole(p.role, request.body.role)) throw forbidden(`A ${p.role} token cannot mint a ${request.body.role} token`);
+      if (!canGrantRole(p.role, request.body.role))
+        throw forbidden(`A ${p.role} token cannot mint a ${request.body.role} token`);
       const minted = await withTenant(pool, p.tenantId, async (tx) => {
         const personId = request.body.personId ?? p.personId;
         await getPerson(tx, personId);
@@ -103,7 +116,10 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'tokens:manage' },
       schema: {
         tags: ['tokens'],
-        querystring: Type.Object({ ...ListQuery, personId: Type.Optional(Uuid) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { ...ListQuery, personId: Type.Optional(Uuid) },
+          { additionalProperties: false },
+        ),
         response: { 200: Page(TokenSchema), ...problemResponses },
       },
     },
@@ -112,13 +128,21 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
 
   app.get(
     '/tokens/:id',
-    { config: { permission: 'tokens:manage' }, schema: { tags: ['tokens'], params: IdParams, response: { 200: TokenSchema, ...problemResponses } } },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => getToken(tx, request.params.id)),
+    {
+      config: { permission: 'tokens:manage' },
+      schema: { tags: ['tokens'], params: IdParams, response: { 200: TokenSchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => getToken(tx, request.params.id)),
   );
 
   app.delete(
     '/tokens/:id',
-    { config: { permission: 'tokens:manage' }, schema: { tags: ['tokens'], params: IdParams, response: { 200: TokenSchema, ...problemResponses } } },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => revokeToken(tx, request.params.id)),
+    {
+      config: { permission: 'tokens:manage' },
+      schema: { tags: ['tokens'], params: IdParams, response: { 200: TokenSchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => revokeToken(tx, request.params.id)),
   );
 };

@@ -1,8 +1,9 @@
 // API tokens: `rd_` + 32 random bytes (base64url). Only the SHA-256 is stored, with the last four
 // characters as a preview so an operator can tell tokens apart. The plaintext is returned once.
+
+import { sha256 } from '../../platform/crypto.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
-import { sha256 } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import { randomToken, uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -153,7 +154,8 @@ export async function authenticate(pool: Pool, token: string, nowMs = Date.now()
   const row = rows[0];
   if (!row) throw new AppError('unauthorized', 'The API token is not valid');
   if (row.revoked_at) throw new AppError('unauthorized', 'The API token has been revoked');
-  if (row.person_status === 'suspended') throw new AppError('unauthorized', "The token's person is suspended");
+  if (row.person_status === 'suspended')
+    throw new AppError('unauthorized', "The token's person is suspended");
   const lastUsed = row.last_used_at ? Date.parse(row.last_used_at) : 0;
   const lastWrite = lastUsedWrites.get(row.id) ?? 0;
   if (nowMs - lastUsed >= LAST_USED_INTERVAL_MS && nowMs - lastWrite >= LAST_USED_INTERVAL_MS) {
@@ -178,7 +180,10 @@ export async function authenticate(pool: Pool, token: string, nowMs = Date.now()
 }
 
 /** Finds a token by id or by its 4-character preview (for the CLI); refuses an ambiguous preview. */
-export async function findTokenForRevocation(pool: Pool, idOrPreview: string): Promise<{ tenantId: string; id: string }> {
+export async function findTokenForRevocation(
+  pool: Pool,
+  idOrPreview: string,
+): Promise<{ tenantId: string; id: string }> {
   const byId = /^[0-9a-f-]{36}$/i.test(idOrPreview);
   const { rows } = await pool.query<{ tenant_id: string; id: string }>(
     byId
@@ -188,7 +193,10 @@ export async function findTokenForRevocation(pool: Pool, idOrPreview: string): P
   );
   if (rows.length === 0) throw notFound('token');
   if (rows.length > 1) {
-    throw new AppError('conflict', `${rows.length} active tokens end in "${idOrPreview}"; revoke by id instead`);
+    throw new AppError(
+      'conflict',
+      `${rows.length} active tokens end in "${idOrPreview}"; revoke by id instead`,
+    );
   }
   return { tenantId: rows[0]!.tenant_id, id: rows[0]!.id };
 }

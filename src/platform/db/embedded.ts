@@ -112,7 +112,9 @@ async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
       child.stdout.on('data', (d) => {
         out += d;
       });
-      child.on('close', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error('no postgres user'))));
+      child.on('close', (code) =>
+        code === 0 ? resolve(Number(out.trim())) : reject(new Error('no postgres user')),
+      );
     });
   return { uid: await run(['-u', 'postgres']), gid: await run(['-g', 'postgres']) };
 }
@@ -129,7 +131,9 @@ function runCommand(cmd: string, args: string[], ids: { uid?: number; gid?: numb
     });
     child.on('error', reject);
     child.on('close', (code) =>
-      code === 0 ? resolve(output) : reject(new Error(`${path.basename(cmd)} exited with ${code}: ${output.trim()}`)),
+      code === 0
+        ? resolve(output)
+        : reject(new Error(`${path.basename(cmd)} exited with ${code}: ${output.trim()}`)),
     );
   });
 }
@@ -207,10 +211,14 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
     const postmaster = await readPostmaster(pgdata);
     const password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
     if (postmaster?.ready && password !== '' && isAlive(postmaster.pid)) {
-      logger.debug({ pid: owner?.pid, port: postmaster.port }, 'joining the embedded PostgreSQL of a running process');
+      logger.debug(
+        { pid: owner?.pid, port: postmaster.port },
+        'joining the embedded PostgreSQL of a running process',
+      );
       return { url: connectionUrl(password, postmaster.port), owned: false, stop: async () => undefined };
     }
-    if (attempt > 100) throw new Error(`the Relaydesk process ${owner?.pid} holds ${dataDir} but its PostgreSQL is not ready`);
+    if (attempt > 100)
+      throw new Error(`the Relaydesk process ${owner?.pid} holds ${dataDir} but its PostgreSQL is not ready`);
     await sleep(100); // the owner is still starting its server
   }
 
@@ -235,7 +243,11 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
       '-c shared_buffers=256MB',
     ].join(' ');
     const startServer = () =>
-      runCommand(bin.pg_ctl, ['start', '-D', pgdata, '-w', '-t', '60', '-s', '-l', logFile, '-o', serverOptions], ids);
+      runCommand(
+        bin.pg_ctl,
+        ['start', '-D', pgdata, '-w', '-t', '60', '-s', '-l', logFile, '-o', serverOptions],
+        ids,
+      );
     await startServer();
     const url = connectionUrl(password, port);
     await ensureDatabase(password, port);
@@ -268,8 +280,8 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
         stopped = true;
         clearInterval(watchdog);
         while (restarting) await sleep(50);
-        await runCommand(bin.pg_ctl, ['stop', '-D', pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], ids).catch((err) =>
-          logger.warn({ err }, 'stopping the embedded PostgreSQL failed'),
+        await runCommand(bin.pg_ctl, ['stop', '-D', pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], ids).catch(
+          (err) => logger.warn({ err }, 'stopping the embedded PostgreSQL failed'),
         );
         await rm(ownerFile, { force: true });
       },
@@ -303,7 +315,10 @@ async function clearStaleServer(pgdata: string, logger: Logger): Promise<void> {
   const postmaster = await readPostmaster(pgdata);
   if (!postmaster) return;
   if (isAlive(postmaster.pid) && (await isPostgresProcess(postmaster.pid))) {
-    logger.warn({ postgresPid: postmaster.pid }, 'an embedded PostgreSQL from an earlier run is still up; shutting it down');
+    logger.warn(
+      { postgresPid: postmaster.pid },
+      'an embedded PostgreSQL from an earlier run is still up; shutting it down',
+    );
     process.kill(postmaster.pid, 'SIGINT'); // fast shutdown
     for (let i = 0; i < 300 && isAlive(postmaster.pid); i++) await sleep(100);
     if (isAlive(postmaster.pid)) process.kill(postmaster.pid, 'SIGQUIT');
@@ -330,4 +345,3 @@ async function ensureDatabase(password: string, port: number): Promise<void> {
     await client.end();
   }
 }
-

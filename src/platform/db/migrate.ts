@@ -6,7 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from './pool.ts';
 
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
+export const MIGRATIONS_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../migrations',
+);
 const LOCK_KEY = 7_240_115_001; // arbitrary, constant: "relaydesk migrations"
 
 export interface Migration {
@@ -26,7 +29,8 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
     });
   }
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migration numbering has a gap or duplicate at ${m.version}_${m.name}`);
+    if (m.version !== i + 1)
+      throw new Error(`migration numbering has a gap or duplicate at ${m.version}_${m.name}`);
   });
   return migrations;
 }
@@ -50,11 +54,16 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<number[
         await client.query('BEGIN');
         try {
           await client.query(m.sql);
-          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+            m.version,
+            m.name,
+          ]);
           await client.query('COMMIT');
         } catch (err) {
           await client.query('ROLLBACK').catch(() => undefined);
-          throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`, { cause: err });
+          throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         applied.push(m.version);
       }
@@ -68,7 +77,10 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<number[
 }
 
 /** Latest version on disk versus latest applied; readiness requires them equal. */
-export async function migrationStatus(pool: Pool, dir = MIGRATIONS_DIR): Promise<{ expected: number; applied: number }> {
+export async function migrationStatus(
+  pool: Pool,
+  dir = MIGRATIONS_DIR,
+): Promise<{ expected: number; applied: number }> {
   const expected = (await loadMigrations(dir)).length;
   const { rows } = await pool.query<{ v: number | null }>(
     `SELECT (SELECT max(version) FROM schema_migrations) AS v`,

@@ -32,7 +32,9 @@ const keyColumns = async (table: string, contype: string) => {
 
 describe('tenant tables', () => {
   it('exist', () => {
-    expect(tenantTables).toEqual(expect.arrayContaining(['people', 'tickets', 'ticket_messages', 'api_tokens', 'ticket_status_history']));
+    expect(tenantTables).toEqual(
+      expect.arrayContaining(['people', 'tickets', 'ticket_messages', 'api_tokens', 'ticket_status_history']),
+    );
   });
 
   it('have tenant_id first in the primary key', async () => {
@@ -52,14 +54,16 @@ describe('tenant tables', () => {
           WHERE i.indrelid = $1::regclass AND i.indisunique`,
         [`public.${table}`],
       );
-      for (const r of rows) expect(r.first, `${table}.${r.indexname} starts with tenant_id`).toBe('tenant_id');
+      for (const r of rows)
+        expect(r.first, `${table}.${r.indexname} starts with tenant_id`).toBe('tenant_id');
     }
   });
 
   it('have tenant_id first in every foreign key, and a cascading key to tenants', async () => {
     for (const table of tenantTables) {
       const fks = await keyColumns(table, 'f');
-      for (const fk of fks) expect(fk.cols[0], `${table}.${fk.conname} starts with tenant_id`).toBe('tenant_id');
+      for (const fk of fks)
+        expect(fk.cols[0], `${table}.${fk.conname} starts with tenant_id`).toBe('tenant_id');
       const { rows } = await db.pool.query(
         `SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'
             AND confrelid = 'public.tenants'::regclass AND confdeltype = 'c'`,

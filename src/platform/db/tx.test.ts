@@ -34,7 +34,10 @@ describe('withTenant (row-level security)', () => {
     const b = await createTenant(db.pool, { name: 'rls-d' });
     await expect(
       withTenant(db.pool, b.tenant.id, (tx) =>
-        tx.query("INSERT INTO people (tenant_id, id, display_name, kind) VALUES ($1, gen_random_uuid(), 'intruder', 'agent')", [a.tenant.id]),
+        tx.query(
+          "INSERT INTO people (tenant_id, id, display_name, kind) VALUES ($1, gen_random_uuid(), 'intruder', 'agent')",
+          [a.tenant.id],
+        ),
       ),
     ).rejects.toThrow(/row-level security/);
     const updated = await withTenant(db.pool, b.tenant.id, (tx) =>
@@ -45,9 +48,15 @@ describe('withTenant (row-level security)', () => {
 
   it('runs as the non-superuser application role, and only inside the transaction', async () => {
     const a = await createTenant(db.pool, { name: 'rls-e' });
-    const role = await withTenant(db.pool, a.tenant.id, async (tx) => (await tx.query('SELECT current_user AS u')).rows[0].u);
+    const role = await withTenant(
+      db.pool,
+      a.tenant.id,
+      async (tx) => (await tx.query('SELECT current_user AS u')).rows[0].u,
+    );
     expect(role).toBe('relaydesk_app');
-    const after = await db.pool.query("SELECT current_user AS u, current_setting('app.tenant_id', true) AS t");
+    const after = await db.pool.query(
+      "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t",
+    );
     expect(after.rows[0].u).not.toBe('relaydesk_app');
     expect(after.rows[0].t ?? '').toBe('');
   });
@@ -56,7 +65,11 @@ describe('withTenant (row-level security)', () => {
     const a = await createTenant(db.pool, { name: 'rls-f' });
     await expect(
       withTenant(db.pool, a.tenant.id, async (tx) => {
-        await createTicket(tx, { subject: 'doomed', requester: { email: 'doomed@example.com' }, actorId: a.adminPersonId });
+        await createTicket(tx, {
+          subject: 'doomed',
+          requester: { email: 'doomed@example.com' },
+          actorId: a.adminPersonId,
+        });
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
@@ -86,7 +99,10 @@ describe('tenant deletion', () => {
     const count = async (tenantId: string) => {
       let total = 0;
       for (const { table_name } of tables) {
-        const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM ${table_name} WHERE tenant_id = $1`, [tenantId]);
+        const { rows } = await db.pool.query(
+          `SELECT count(*)::int AS n FROM ${table_name} WHERE tenant_id = $1`,
+          [tenantId],
+        );
         total += rows[0].n;
       }
       return total;

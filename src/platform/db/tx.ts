@@ -45,7 +45,11 @@ export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<
   }
 }
 
-export async function withTenant<T>(pool: Pool, tenantId: string, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
+export async function withTenant<T>(
+  pool: Pool,
+  tenantId: string,
+  fn: (tx: TenantTx) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {
@@ -57,9 +61,10 @@ export async function withTenant<T>(pool: Pool, tenantId: string, fn: (tx: Tenan
     return await runInTransaction(client, async () => {
       // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
       // never carries one tenant's scope into the next borrower's transaction.
-      await client.query(`SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`, [
-        tenantId,
-      ]);
+      await client.query(
+        `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`,
+        [tenantId],
+      );
       return fn(tx);
     });
   } catch (err) {
@@ -77,6 +82,8 @@ function isConnectionError(err: unknown): boolean {
 
 /** Narrows a system transaction to one tenant for the rest of it (e.g. right after creating the tenant). */
 export async function scopeToTenant(tx: SystemTx, tenantId: string): Promise<TenantTx> {
-  await tx.query(`SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`, [tenantId]);
+  await tx.query(`SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`, [
+    tenantId,
+  ]);
   return { tenantId, client: tx.client, query: tx.query };
 }

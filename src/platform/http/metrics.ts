@@ -1,6 +1,6 @@
 // Prometheus metrics at /metrics: HTTP latency, and on each scrape the queue depth, the age of the
 // oldest waiting job and the dead-letter count per queue.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobQueue } from '../queue/queue.ts';
 
 export class Metrics {
@@ -29,7 +29,11 @@ export class Metrics {
         cached ??= queue.stats().finally(() => setTimeout(() => (cached = undefined), 500));
         return cached;
       };
-      const gauge = (name: string, help: string, pick: (s: Awaited<ReturnType<JobQueue['stats']>>[number]) => number) =>
+      const gauge = (
+        name: string,
+        help: string,
+        pick: (s: Awaited<ReturnType<JobQueue['stats']>>[number]) => number,
+      ) =>
         new Gauge({
           name,
           help,
@@ -44,9 +48,17 @@ export class Metrics {
           },
         });
       gauge('relaydesk_queue_ready_jobs', 'Jobs waiting to run now', (s) => s.ready);
-      gauge('relaydesk_queue_deferred_jobs', 'Jobs waiting for a later start (retry back-off)', (s) => s.deferred);
+      gauge(
+        'relaydesk_queue_deferred_jobs',
+        'Jobs waiting for a later start (retry back-off)',
+        (s) => s.deferred,
+      );
       gauge('relaydesk_queue_active_jobs', 'Jobs being processed', (s) => s.active);
-      gauge('relaydesk_queue_oldest_job_age_seconds', 'Age of the oldest job waiting to run', (s) => s.oldestAgeSeconds);
+      gauge(
+        'relaydesk_queue_oldest_job_age_seconds',
+        'Age of the oldest job waiting to run',
+        (s) => s.oldestAgeSeconds,
+      );
       gauge('relaydesk_queue_dead_letter_jobs', 'Jobs in the dead-letter queue', (s) => s.deadLettered);
     }
   }

@@ -31,7 +31,12 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
+export function problem(
+  status: number,
+  code: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): Problem {
   return { type: PROBLEM_TYPE_BASE + code, title: TITLES[status] ?? 'Error', status, detail, code, ...extra };
 }
 
@@ -41,11 +46,19 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
 }
 
 function validationErrors(error: FastifyError): { path: string; message: string }[] {
-  const list = (error.validation ?? []) as { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
+  const list = (error.validation ?? []) as {
+    instancePath?: string;
+    message?: string;
+    params?: Record<string, unknown>;
+  }[];
   return list.slice(0, 20).map((v) => {
-    const extra = v.params?.['requiredProperties'] ?? v.params?.['additionalProperties'] ?? v.params?.['missingProperty'];
+    const extra =
+      v.params?.['requiredProperties'] ?? v.params?.['additionalProperties'] ?? v.params?.['missingProperty'];
     const path = v.instancePath || '/';
-    return { path: `${error.validationContext ?? 'body'}${path === '/' ? '' : path}`, message: `${v.message ?? 'is invalid'}${extra ? ` (${String(extra)})` : ''}` };
+    return {
+      path: `${error.validationContext ?? 'body'}${path === '/' ? '' : path}`,
+      message: `${v.message ?? 'is invalid'}${extra ? ` (${String(extra)})` : ''}`,
+    };
   });
 }
 
@@ -55,7 +68,12 @@ export function toProblem(error: unknown): Problem {
   const fe = error as FastifyError;
   if (fe?.validation) {
     const errors = validationErrors(fe);
-    return problem(400, 'validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; ') || 'invalid request', { errors });
+    return problem(
+      400,
+      'validation_failed',
+      errors.map((e) => `${e.path} ${e.message}`).join('; ') || 'invalid request',
+      { errors },
+    );
   }
   switch (fe?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -76,7 +94,8 @@ export function toProblem(error: unknown): Problem {
   if (isDatabaseUnavailable(error)) {
     return problem(503, 'database_unavailable', 'The database is unavailable; retry shortly');
   }
-  const status = typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  const status =
+    typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
   if (status < 500) return problem(status, status === 404 ? 'not_found' : 'bad_request', fe.message);
   return problem(500, 'internal_error', 'Something went wrong on our side; it has been logged');
 }

@@ -6,8 +6,12 @@ export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false 
 export const Timestamp = Type.String({ format: 'date-time' });
 
 export const ListQuery = {
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, description: 'Page size (default 50, max 200)' })),
-  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page, as received' })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 200, description: 'Page size (default 50, max 200)' }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ maxLength: 200, description: 'nextCursor of the previous page, as received' }),
+  ),
 };
 
 export const ProblemSchema = Type.Object(

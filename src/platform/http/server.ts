@@ -2,16 +2,20 @@
 // token authentication and permission checks before the body is even parsed, one log line per request.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import {
+  registerAjvFormats,
+  type TypeBoxTypeProvider,
+  TypeBoxValidatorCompiler,
+} from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import { type Permission, roleAllows } from '../../modules/tokens/permissions.ts';
+import { authenticate, type Principal } from '../../modules/tokens/service.ts';
 import type { Config } from '../config.ts';
-import type { Pool } from '../db/pool.ts';
 import { migrationStatus } from '../db/migrate.ts';
+import type { Pool } from '../db/pool.ts';
 import { AppError, forbidden, unauthorized } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
-import { authenticate, type Principal } from '../../modules/tokens/service.ts';
-import { type Permission, roleAllows } from '../../modules/tokens/permissions.ts';
 import { Metrics } from './metrics.ts';
 import { errorHandler, problem, sendProblem, toProblem } from './problem.ts';
 
@@ -59,7 +63,9 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // JSON only; routes that take other media (raw MIME) register their own parser.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((error, request, reply) => errorHandler(error, request as FastifyRequest, reply as never));
+  app.setErrorHandler((error, request, reply) =>
+    errorHandler(error, request as FastifyRequest, reply as never),
+  );
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problem(404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
   );
@@ -87,7 +93,10 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const seconds = reply.elapsedTime / 1000;
-    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, seconds);
+    metrics.httpDuration.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      seconds,
+    );
     request.log.info(
       {
         tenant: request.principal?.tenantId,
@@ -102,7 +111,10 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
   });
 
   app.addHook('onSend', async (_request, reply, payload) => {
-    if (String(reply.getHeader('content-type') ?? '').startsWith('application/problem+json') && typeof payload === 'string') {
+    if (
+      String(reply.getHeader('content-type') ?? '').startsWith('application/problem+json') &&
+      typeof payload === 'string'
+    ) {
       try {
         metrics.httpErrors.inc({ code: JSON.parse(payload).code ?? 'unknown' });
       } catch {
@@ -116,7 +128,9 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Relaydesk API', version: '1', description: 'Multi-tenant service-desk engine' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'rd_... API token' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'rd_... API token' } },
+      },
       security: [{ bearer: [] }],
     },
   });
@@ -127,11 +141,17 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
     try {
       const { expected, applied } = await migrationStatus(deps.pool);
       if (applied < expected) {
-        return sendProblem(reply, problem(503, 'migrations_pending', `database at migration ${applied}, code expects ${expected}`));
+        return sendProblem(
+          reply,
+          problem(503, 'migrations_pending', `database at migration ${applied}, code expects ${expected}`),
+        );
       }
       return { status: 'ready', migration: applied };
     } catch (err) {
-      return sendProblem(reply, toProblem(new AppError('database_unavailable', `database unreachable: ${(err as Error).message}`)));
+      return sendProblem(
+        reply,
+        toProblem(new AppError('database_unavailable', `database unreachable: ${(err as Error).message}`)),
+      );
     }
   });
   app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {

@@ -66,7 +66,8 @@ afterAll(async () => {
 });
 
 const jobCount = async (name: string) =>
-  (await db.pool.query('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [name])).rows[0].n as number;
+  (await db.pool.query('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [name])).rows[0]
+    .n as number;
 
 describe('transactional enqueue', () => {
   it('leaves no job when the transaction rolls back, and one when it commits', async () => {
@@ -95,9 +96,17 @@ describe('workers, dead letters and re-drive', () => {
 
     await queue.send(flakyJob, { tenantId: 'tenant-1', n: 7 });
     await queue.send(permanentJob, { tenantId: 'tenant-2' });
-    await expect.poll(async () => (await queue.stats()).find((s) => s.queue === 'test.flaky')?.deadLettered, { timeout: 15_000 }).toBe(1);
+    await expect
+      .poll(async () => (await queue.stats()).find((s) => s.queue === 'test.flaky')?.deadLettered, {
+        timeout: 15_000,
+      })
+      .toBe(1);
     // A PermanentJobError skips the remaining retries (limit 5, 60 s apart) and goes straight to the DLQ.
-    await expect.poll(async () => (await queue.stats()).find((s) => s.queue === 'test.permanent')?.deadLettered, { timeout: 15_000 }).toBe(1);
+    await expect
+      .poll(async () => (await queue.stats()).find((s) => s.queue === 'test.permanent')?.deadLettered, {
+        timeout: 15_000,
+      })
+      .toBe(1);
 
     const dead = await queue.deadLetters({ queue: 'test.flaky' });
     expect(dead).toHaveLength(1);
@@ -115,9 +124,13 @@ describe('workers, dead letters and re-drive', () => {
 });
 
 describe('lease recovery', () => {
-  it('gives a job back after its lease when the worker process is killed with SIGKILL', { timeout: 60_000 }, async () => {
+  it('gives a job back after its lease when the worker process is killed with SIGKILL', {
+    timeout: 60_000,
+  }, async () => {
     await queue.send(crashJob, { tenantId: 't', n: 42 });
-    const child = spawn(process.execPath, [path.resolve('test/fixtures/queue-worker.ts'), db.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [path.resolve('test/fixtures/queue-worker.ts'), db.url], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let output = '';
     child.stdout.on('data', (d) => {
       output += d;
@@ -131,7 +144,9 @@ describe('lease recovery', () => {
     await expect.poll(() => runs['crash'], { timeout: 30_000, interval: 200 }).toEqual([42]);
     const seconds = (Date.now() - killedAt) / 1000;
     expect(seconds).toBeLessThan(30); // the figure against the 15 s target is measured by `npm run bench -- queue`
-    const { rows } = await db.pool.query("SELECT retry_count, state FROM pgboss.job WHERE name = 'test.crash'");
+    const { rows } = await db.pool.query(
+      "SELECT retry_count, state FROM pgboss.job WHERE name = 'test.crash'",
+    );
     expect(rows).toEqual([{ retry_count: 1, state: 'completed' }]);
   });
 });

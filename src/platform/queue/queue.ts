@@ -4,10 +4,10 @@
 // - short supervision intervals, so a crashed worker's lease comes back in seconds;
 // - batched workers that keep fetching while batches come back full;
 // - a dead-letter queue per job type, listed and re-driven through the API and CLI.
-import { PgBoss, type Job, type JobResult } from 'pg-boss';
-import type { Logger } from '../logging.ts';
+import { type Job, type JobResult, PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/pool.ts';
-import { deadLetterName, type JobDefinition, JobRegistry, PermanentJobError } from './registry.ts';
+import type { Logger } from '../logging.ts';
+import { deadLetterName, type JobDefinition, type JobRegistry, PermanentJobError } from './registry.ts';
 
 export const QUEUE_SCHEMA = 'pgboss';
 
@@ -118,7 +118,11 @@ export class JobQueue {
   }
 
   /** Enqueues one job; pass `tx` to make it part of the caller's transaction. Returns the job id. */
-  async send<P extends object>(def: JobDefinition<P>, payload: P, options: EnqueueOptions = {}): Promise<string | null> {
+  async send<P extends object>(
+    def: JobDefinition<P>,
+    payload: P,
+    options: EnqueueOptions = {},
+  ): Promise<string | null> {
     return this.boss.send(def.name, payload, {
       ...(options.tx ? { db: adapter(options.tx) } : {}),
       ...(options.startAfter ? { startAfter: options.startAfter } : {}),
@@ -127,7 +131,11 @@ export class JobQueue {
   }
 
   /** Enqueues many jobs of one type in one statement. */
-  async sendMany<P extends object>(def: JobDefinition<P>, payloads: P[], options: { tx?: Queryable } = {}): Promise<void> {
+  async sendMany<P extends object>(
+    def: JobDefinition<P>,
+    payloads: P[],
+    options: { tx?: Queryable } = {},
+  ): Promise<void> {
     await this.boss.insert(
       def.name,
       payloads.map((data) => ({ data })),
@@ -160,7 +168,12 @@ export class JobQueue {
     for (const job of jobs) {
       const logger = this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount });
       try {
-        const output = await def.handler(job.data, { jobId: job.id, attempt: job.retryCount, logger, signal: job.signal });
+        const output = await def.handler(job.data, {
+          jobId: job.id,
+          attempt: job.retryCount,
+          logger,
+          signal: job.signal,
+        });
         results.push({ id: job.id, status: 'completed', output: toOutput(output) });
       } catch (err) {
         const permanent = err instanceof PermanentJobError;
@@ -220,7 +233,9 @@ export class JobQueue {
   }
 
   /** Jobs waiting in dead-letter queues (of one job type, or all), oldest first. */
-  async deadLetters(options: { queue?: string; tenantId?: string; limit?: number } = {}): Promise<DeadLetterEntry[]> {
+  async deadLetters(
+    options: { queue?: string; tenantId?: string; limit?: number } = {},
+  ): Promise<DeadLetterEntry[]> {
     const names = (options.queue ? [options.queue] : await this.queueNames()).map(deadLetterName);
     const { rows } = await this.boss.getDb().executeSql(
       `SELECT id, name, source_id, data, coalesce(source_output, output) AS output,
@@ -263,7 +278,11 @@ export class JobQueue {
   async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    await this.boss.stop({ graceful: options.graceful ?? true, timeout: options.timeoutMs ?? 10_000, close: true });
+    await this.boss.stop({
+      graceful: options.graceful ?? true,
+      timeout: options.timeoutMs ?? 10_000,
+      close: true,
+    });
   }
 }
 
@@ -290,7 +309,9 @@ export async function installQueueSchema(connectionString: string, appRole: stri
     const db = boss.getDb();
     // Tenant transactions run as the application role and enqueue their jobs in the same transaction.
     await db.executeSql(`GRANT USAGE ON SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
-    await db.executeSql(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
+    await db.executeSql(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`,
+    );
     await db.executeSql(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
     await db.executeSql(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
   } finally {
