@@ -5,6 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `relaydesk: Node.js >= 22 is required (this is ${process.version}). Run it through npm ` +
+      '(npm start, npm run relaydesk -- <command>, npx relaydesk), which uses the Node 24 that npm install brought.\n',
+  );
+  process.exit(2);
+}
 if (!process.features.typescript && !process.execArgv.includes('--experimental-strip-types')) {
   const result = spawnSync(
     process.execPath,
