@@ -216,6 +216,8 @@ token
 token
   .command('revoke <previewOrId>')
   .description('revoke a token by id or by its 4-character preview')
+  // A preview is base64url and may start with "-": take it as the argument, not as an option.
+  .allowUnknownOption()
   .action(async (previewOrId: string, _options: unknown, command: Command) => {
     await withDatabase(command, async ({ db }) => {
       const found = await findTokenForRevocation(db.pool, previewOrId);
