@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { identityRoutes } from './modules/people/identity-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
@@ -20,7 +21,7 @@ import type { Logger } from './platform/logging.ts';
 import { installQueueSchema, JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
-export const ROUTES: RouteModule[] = [tokenRoutes, peopleRoutes, ticketRoutes, queueRoutes];
+export const ROUTES: RouteModule[] = [tokenRoutes, peopleRoutes, identityRoutes, ticketRoutes, queueRoutes];
 
 /** Every job type of every module. Modules add their definitions here. */
 export function defaultRegistry(): JobRegistry {

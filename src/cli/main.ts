@@ -207,7 +207,7 @@ token
             personId = rows[0]?.id;
             if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
           }
-          return mintToken(tx, { personId, role: options.role, label: options.label });
+          return mintToken(tx, { personId, role: options.role, label: options.label, actor: 'system:cli' });
         });
         out(`${minted.id}\t${minted.role}\t${minted.token}`);
       });
@@ -221,7 +221,7 @@ token
   .action(async (previewOrId: string, _options: unknown, command: Command) => {
     await withDatabase(command, async ({ db }) => {
       const found = await findTokenForRevocation(db.pool, previewOrId);
-      const revoked = await withTenant(db.pool, found.tenantId, (tx) => revokeToken(tx, found.id));
+      const revoked = await withTenant(db.pool, found.tenantId, (tx) => revokeToken(tx, found.id, 'system:cli'));
       out(`revoked ${revoked.id} (…${revoked.preview}) at ${revoked.revokedAt}`);
     });
   });

@@ -38,11 +38,12 @@ export async function createTenant(pool: Pool, input: { name: string }): Promise
     }
     await sys.query('INSERT INTO ticket_counters (tenant_id) VALUES ($1)', [id]);
     const tx = await scopeToTenant(sys, id);
-    const admin = await createPerson(tx, { displayName: name, kind: 'agent' });
+    const admin = await createPerson(tx, { displayName: name, kind: 'agent', actor: 'system:tenants' });
     const adminToken = await mintToken(tx, {
       personId: admin.id,
       role: 'admin',
       label: 'initial admin token',
+      actor: 'system:tenants',
     });
     return {
       tenant: { id: created!.id, name: created!.name, createdAt: created!.created_at },

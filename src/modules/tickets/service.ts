@@ -133,7 +133,10 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
     await assertPersonExists(tx, input.requester.personId, '/requester/personId');
     requesterId = input.requester.personId;
   } else {
-    requesterId = await findOrCreateContact(tx, input.requester.email, input.requester.name);
+    requesterId = await findOrCreateContact(tx, input.requester.email, {
+      name: input.requester.name,
+      actor: `person:${input.actorId}`,
+    });
   }
   if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
 

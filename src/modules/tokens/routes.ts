@@ -96,7 +96,12 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
       const minted = await withTenant(pool, p.tenantId, async (tx) => {
         const personId = request.body.personId ?? p.personId;
         await getPerson(tx, personId);
-        return mintToken(tx, { personId, role: request.body.role, label: request.body.label ?? '' });
+        return mintToken(tx, {
+          personId,
+          role: request.body.role,
+          label: request.body.label ?? '',
+          actor: `person:${p.personId}`,
+        });
       });
       return reply.code(201).send({
         id: minted.id,
@@ -143,6 +148,8 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
       schema: { tags: ['tokens'], params: IdParams, response: { 200: TokenSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => revokeToken(tx, request.params.id)),
+      withTenant(pool, principalOf(request).tenantId, (tx) =>
+        revokeToken(tx, request.params.id, `person:${principalOf(request).personId}`),
+      ),
   );
 };

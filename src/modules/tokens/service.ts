@@ -7,6 +7,7 @@ import type { TenantTx } from '../../platform/db/tx.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import { randomToken, uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
+import { type Actor, recordEvent } from '../people/events.ts';
 import { type Permission, permissionsOf, type TokenRole } from './permissions.ts';
 
 export const TOKEN_PREFIX = 'rd_';
@@ -65,6 +66,7 @@ export interface MintTokenInput {
   personId: string;
   role: TokenRole;
   label?: string;
+  actor: Actor;
 }
 
 export async function mintToken(tx: TenantTx, input: MintTokenInput): Promise<MintedToken> {
@@ -76,7 +78,14 @@ export async function mintToken(tx: TenantTx, input: MintTokenInput): Promise<Mi
      RETURNING id, person_id, preview, role, label, created_at, last_used_at, revoked_at`,
     [tx.tenantId, id, input.personId, hashToken(token), token.slice(-4), input.role, input.label ?? ''],
   );
-  return { ...toInfo(rows[0]!), token };
+  const info = toInfo(rows[0]!);
+  await recordEvent(tx, {
+    personId: input.personId,
+    type: 'token_minted',
+    actor: input.actor,
+    after: { tokenId: info.id, preview: info.preview, role: info.role, label: info.label },
+  });
+  return { ...info, token };
 }
 
 export async function listTokens(
@@ -114,15 +123,29 @@ export async function getToken(tx: TenantTx, id: string): Promise<TokenInfo> {
   return toInfo(rows[0]);
 }
 
-/** Revokes a token (idempotent: revoking a revoked token keeps its first revocation time). */
-export async function revokeToken(tx: TenantTx, id: string): Promise<TokenInfo> {
-  const { rows } = await tx.query<TokenRow>(
-    `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2
-     RETURNING id, person_id, preview, role, label, created_at, last_used_at, revoked_at`,
-    [tx.tenantId, id],
+/** Revokes a token (idempotent: revoking a revoked token keeps its first revocation time, and records nothing). */
+export async function revokeToken(tx: TenantTx, id: string, actor: Actor, personId?: string): Promise<TokenInfo> {
+  const { rows } = await tx.query<TokenRow & { newly: boolean }>(
+    `WITH before AS (SELECT revoked_at FROM api_tokens WHERE tenant_id = $1 AND id = $2 FOR UPDATE)
+     UPDATE api_tokens t SET revoked_at = coalesce(t.revoked_at, now())
+       FROM before
+      WHERE t.tenant_id = $1 AND t.id = $2 AND ($3::uuid IS NULL OR t.person_id = $3)
+     RETURNING t.id, t.person_id, t.preview, t.role, t.label, t.created_at, t.last_used_at, t.revoked_at,
+               before.revoked_at IS NULL AS newly`,
+    [tx.tenantId, id, personId ?? null],
   );
-  if (!rows[0]) throw notFound('token');
-  return toInfo(rows[0]);
+  const row = rows[0];
+  if (!row) throw notFound('token');
+  const info = toInfo(row);
+  if (row.newly) {
+    await recordEvent(tx, {
+      personId: info.personId,
+      type: 'token_revoked',
+      actor,
+      before: { tokenId: info.id, preview: info.preview, role: info.role, label: info.label },
+    });
+  }
+  return info;
 }
 
 // last_used_at is written at most once a minute per token, so a busy integration does not turn
