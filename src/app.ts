@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { identityRoutes } from './modules/people/identity-routes.ts';
+import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
@@ -24,9 +25,12 @@ import { JobRegistry } from './platform/queue/registry.ts';
 export const ROUTES: RouteModule[] = [tokenRoutes, peopleRoutes, identityRoutes, ticketRoutes, queueRoutes];
 
 /** Every job type of every module. Modules add their definitions here. */
-export function defaultRegistry(): JobRegistry {
-  return new JobRegistry();
+export function defaultRegistry(deps: { pool: Pool }): JobRegistry {
+  return new JobRegistry().register(...peopleJobs(deps.pool));
 }
+
+/** Cron schedules of every module, kept registered by the scheduler role. */
+export const SCHEDULES: { job: string; cron: string }[] = [...PEOPLE_SCHEDULES];
 
 export interface Database {
   url: string;
@@ -111,7 +115,7 @@ export interface StartOptions {
 export async function startRelaydesk({
   config,
   logger,
-  registry = defaultRegistry(),
+  registry,
 }: StartOptions): Promise<RunningRelaydesk> {
   const role = config.role;
   const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
@@ -132,13 +136,16 @@ export async function startRelaydesk({
     queue = new JobQueue({
       connectionString: db.url,
       logger,
-      registry,
+      registry: registry ?? defaultRegistry({ pool: db.pool }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
       instanceName: `relaydesk-${role}-${process.pid}`,
     });
     await queue.start();
     await queue.ensureQueues();
+    if (role === 'all' || role === 'scheduler') {
+      for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: "UTC" });
+    }
     if (runsWorkers) await queue.startWorkers();
 
     let url: string | undefined;

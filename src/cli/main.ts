@@ -2,6 +2,8 @@
 // same service functions as the HTTP API, prints. Errors print one line on stderr and exit non-zero.
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, startRelaydesk } from '../app.ts';
+import { resolvePerson } from '../modules/people/identities.ts';
+import { mergePeople } from '../modules/people/merge.ts';
 import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
 import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
 import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
@@ -223,6 +225,40 @@ token
       const found = await findTokenForRevocation(db.pool, previewOrId);
       const revoked = await withTenant(db.pool, found.tenantId, (tx) => revokeToken(tx, found.id, 'system:cli'));
       out(`revoked ${revoked.id} (…${revoked.preview}) at ${revoked.revokedAt}`);
+    });
+  });
+
+const people = program.command('people').description('find and merge people');
+people
+  .command('resolve')
+  .description('print the id and name of the person with this email or external identity (exit 1 if none)')
+  .requiredOption('--tenant <id>', 'tenant id or name')
+  .option('--email <address>', 'an email address (primary or alias)')
+  .option('--kind <kind>', 'identity kind, e.g. entra, slack, github')
+  .option('--external-id <id>', 'the identity in that system')
+  .action(async (options: { tenant: string; email?: string; kind?: string; externalId?: string }, command: Command) => {
+    const byIdentity = options.kind !== undefined && options.externalId !== undefined;
+    if (byIdentity === (options.email !== undefined)) {
+      throw new CliError('pass either --email, or --kind with --external-id', 2);
+    }
+    await withDatabase(command, async ({ db }) => {
+      const t = await findTenant(db.pool, options.tenant);
+      const person = await withTenant(db.pool, t.id, (tx) =>
+        resolvePerson(tx, byIdentity ? { kind: options.kind!, externalId: options.externalId! } : { email: options.email! }),
+      );
+      if (!person) throw new CliError('no person has that identity or address', 1);
+      out(`${person.id}\t${person.displayName}${person.status === 'suspended' ? '\t(suspended)' : ''}`);
+    });
+  });
+people
+  .command('merge <sourceId> <targetId>')
+  .description('merge the source person into the target (emails, identities, tokens, tickets, messages) and remove the source')
+  .requiredOption('--tenant <id>', 'tenant id or name')
+  .action(async (sourceId: string, targetId: string, options: { tenant: string }, command: Command) => {
+    await withDatabase(command, async ({ db }) => {
+      const t = await findTenant(db.pool, options.tenant);
+      const merged = await withTenant(db.pool, t.id, (tx) => mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }));
+      out(`${merged.id}\t${merged.displayName}\t${merged.emails.map((e) => e.address).join(',')}`);
     });
   });
 

@@ -2,6 +2,7 @@
 // the source moves in one transaction, the target records manual_merge, the source is removed.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
+import { isUuid } from '../../platform/ids.ts';
 import { type Actor, recordEvent } from './events.ts';
 import { findPerson, getPerson, type Person } from './service.ts';
 
@@ -9,6 +10,9 @@ export async function mergePeople(
   tx: TenantTx,
   input: { sourceId: string; targetId: string; actor: Actor },
 ): Promise<Person> {
+  if (!isUuid(input.sourceId) || !isUuid(input.targetId)) {
+    throw new AppError('validation_failed', 'person ids are UUIDs', { status: 400 });
+  }
   if (input.sourceId === input.targetId) {
     throw new AppError('merge_into_self', 'a person cannot be merged into itself', { status: 400 });
   }
