@@ -7,6 +7,7 @@ import { identityRoutes } from './modules/people/identity-routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
+import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -112,15 +113,12 @@ export interface StartOptions {
   registry?: JobRegistry;
 }
 
-export async function startRelaydesk({
-  config,
-  logger,
-  registry,
-}: StartOptions): Promise<RunningRelaydesk> {
+export async function startRelaydesk({ config, logger, registry }: StartOptions): Promise<RunningRelaydesk> {
   const role = config.role;
   const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
   let queue: JobQueue | undefined;
   let app: App | undefined;
+  let authCache: AuthCache | undefined;
   try {
     await migrateAll(db);
     await resolveSecretKey(config);
@@ -144,13 +142,18 @@ export async function startRelaydesk({
     await queue.start();
     await queue.ensureQueues();
     if (role === 'all' || role === 'scheduler') {
-      for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: "UTC" });
+      for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
     }
     if (runsWorkers) await queue.startWorkers();
 
     let url: string | undefined;
     if (role === 'all' || role === 'api') {
-      app = await buildServer({ config, pool: db.pool, logger, queue, metrics: new Metrics(queue) }, ROUTES);
+      authCache = new AuthCache();
+      await authCache.start(db.url, logger);
+      app = await buildServer(
+        { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache },
+        ROUTES,
+      );
       url = await app.listen({ host: config.host, port: config.port });
     }
 
@@ -166,6 +169,7 @@ export async function startRelaydesk({
         stopping ??= (async () => {
           // Stop taking requests, let workers finish (or hand their jobs back), then the database.
           await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
+          await authCache?.stop();
           await queue
             ?.stop({ graceful: true, timeoutMs: 10_000 })
             .catch((err) => logger.warn({ err }, 'stopping the queue failed'));
@@ -177,6 +181,7 @@ export async function startRelaydesk({
     return running;
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await authCache?.stop();
     await queue?.stop({ graceful: false }).catch(() => undefined);
     await db.close();
     throw err;

@@ -175,19 +175,41 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     expect((await api(viewerToken!, 'GET', '/api/v1/tickets')).status).toBe(401);
 
     // people resolve / merge
-    const ann = await api(token, 'POST', '/api/v1/people', { displayName: 'Ann', kind: 'contact', email: 'ann@example.com' });
-    const annOld = await api(token, 'POST', '/api/v1/people', { displayName: 'Ann (old)', kind: 'contact', email: 'ann.old@example.com' });
-    await api(token, 'POST', `/api/v1/people/${annOld.body.id}/identities`, { kind: 'slack', externalId: 'U-ANN' });
+    const ann = await api(token, 'POST', '/api/v1/people', {
+      displayName: 'Ann',
+      kind: 'contact',
+      email: 'ann@example.com',
+    });
+    const annOld = await api(token, 'POST', '/api/v1/people', {
+      displayName: 'Ann (old)',
+      kind: 'contact',
+      email: 'ann.old@example.com',
+    });
+    await api(token, 'POST', `/api/v1/people/${annOld.body.id}/identities`, {
+      kind: 'slack',
+      externalId: 'U-ANN',
+    });
     const byEmail = cli('people', 'resolve', '--tenant', 'default', '--email', 'ANN@example.com');
     expect(byEmail.status, byEmail.stderr).toBe(0);
     expect(byEmail.stdout).toBe(`${ann.body.id}\tAnn\n`);
-    const byIdentity = cli('people', 'resolve', '--tenant', 'default', '--kind', 'slack', '--external-id', 'U-ANN');
+    const byIdentity = cli(
+      'people',
+      'resolve',
+      '--tenant',
+      'default',
+      '--kind',
+      'slack',
+      '--external-id',
+      'U-ANN',
+    );
     expect(byIdentity.stdout).toBe(`${annOld.body.id}\tAnn (old)\n`);
     expect(cli('people', 'resolve', '--tenant', 'default', '--email', 'nobody@example.com').status).toBe(1);
     expect(cli('people', 'resolve', '--tenant', 'default').status).toBe(2);
     const merged = cli('people', 'merge', '--tenant', 'default', annOld.body.id, ann.body.id);
     expect(merged.status, merged.stderr).toBe(0);
-    expect(cli('people', 'resolve', '--tenant', 'default', '--kind', 'slack', '--external-id', 'U-ANN').stdout).toContain(ann.body.id);
+    expect(
+      cli('people', 'resolve', '--tenant', 'default', '--kind', 'slack', '--external-id', 'U-ANN').stdout,
+    ).toContain(ann.body.id);
     expect(cli('people', 'merge', '--tenant', 'default', ann.body.id, ann.body.id).status).toBe(2);
 
     const stats = cli('queue', 'stats');

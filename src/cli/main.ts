@@ -223,7 +223,9 @@ token
   .action(async (previewOrId: string, _options: unknown, command: Command) => {
     await withDatabase(command, async ({ db }) => {
       const found = await findTokenForRevocation(db.pool, previewOrId);
-      const revoked = await withTenant(db.pool, found.tenantId, (tx) => revokeToken(tx, found.id, 'system:cli'));
+      const revoked = await withTenant(db.pool, found.tenantId, (tx) =>
+        revokeToken(tx, found.id, 'system:cli'),
+      );
       out(`revoked ${revoked.id} (…${revoked.preview}) at ${revoked.revokedAt}`);
     });
   });
@@ -236,28 +238,40 @@ people
   .option('--email <address>', 'an email address (primary or alias)')
   .option('--kind <kind>', 'identity kind, e.g. entra, slack, github')
   .option('--external-id <id>', 'the identity in that system')
-  .action(async (options: { tenant: string; email?: string; kind?: string; externalId?: string }, command: Command) => {
-    const byIdentity = options.kind !== undefined && options.externalId !== undefined;
-    if (byIdentity === (options.email !== undefined)) {
-      throw new CliError('pass either --email, or --kind with --external-id', 2);
-    }
-    await withDatabase(command, async ({ db }) => {
-      const t = await findTenant(db.pool, options.tenant);
-      const person = await withTenant(db.pool, t.id, (tx) =>
-        resolvePerson(tx, byIdentity ? { kind: options.kind!, externalId: options.externalId! } : { email: options.email! }),
-      );
-      if (!person) throw new CliError('no person has that identity or address', 1);
-      out(`${person.id}\t${person.displayName}${person.status === 'suspended' ? '\t(suspended)' : ''}`);
-    });
-  });
+  .action(
+    async (
+      options: { tenant: string; email?: string; kind?: string; externalId?: string },
+      command: Command,
+    ) => {
+      const byIdentity = options.kind !== undefined && options.externalId !== undefined;
+      if (byIdentity === (options.email !== undefined)) {
+        throw new CliError('pass either --email, or --kind with --external-id', 2);
+      }
+      await withDatabase(command, async ({ db }) => {
+        const t = await findTenant(db.pool, options.tenant);
+        const person = await withTenant(db.pool, t.id, (tx) =>
+          resolvePerson(
+            tx,
+            byIdentity ? { kind: options.kind!, externalId: options.externalId! } : { email: options.email! },
+          ),
+        );
+        if (!person) throw new CliError('no person has that identity or address', 1);
+        out(`${person.id}\t${person.displayName}${person.status === 'suspended' ? '\t(suspended)' : ''}`);
+      });
+    },
+  );
 people
   .command('merge <sourceId> <targetId>')
-  .description('merge the source person into the target (emails, identities, tokens, tickets, messages) and remove the source')
+  .description(
+    'merge the source person into the target (emails, identities, tokens, tickets, messages) and remove the source',
+  )
   .requiredOption('--tenant <id>', 'tenant id or name')
   .action(async (sourceId: string, targetId: string, options: { tenant: string }, command: Command) => {
     await withDatabase(command, async ({ db }) => {
       const t = await findTenant(db.pool, options.tenant);
-      const merged = await withTenant(db.pool, t.id, (tx) => mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }));
+      const merged = await withTenant(db.pool, t.id, (tx) =>
+        mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }),
+      );
       out(`${merged.id}\t${merged.displayName}\t${merged.emails.map((e) => e.address).join(',')}`);
     });
   });

@@ -2,7 +2,14 @@
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import { type Actor, recordEvent } from './events.ts';
-import { assertEmail, getPerson, insertEmails, normalizeEmail, type Person, setPrimaryEmail } from './service.ts';
+import {
+  assertEmail,
+  getPerson,
+  insertEmails,
+  normalizeEmail,
+  type Person,
+  setPrimaryEmail,
+} from './service.ts';
 
 export async function addEmail(
   tx: TenantTx,
@@ -13,12 +20,18 @@ export async function addEmail(
   const primary = input.primary || person.emails.length === 0;
   if (primary) await setPrimaryEmail(tx, input.personId, address, input.actor);
   else await insertEmails(tx, input.personId, [address], input.actor, false);
-  await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [tx.tenantId, input.personId]);
+  await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    input.personId,
+  ]);
   return getPerson(tx, input.personId);
 }
 
 /** Removes an address. When it was primary, the oldest remaining address becomes primary. */
-export async function removeEmail(tx: TenantTx, input: { personId: string; address: string; actor: Actor }): Promise<Person> {
+export async function removeEmail(
+  tx: TenantTx,
+  input: { personId: string; address: string; actor: Actor },
+): Promise<Person> {
   await getPerson(tx, input.personId);
   const { rows } = await tx.query<{ address: string; is_primary: boolean }>(
     `DELETE FROM person_emails WHERE tenant_id = $1 AND person_id = $2 AND address_normalized = $3
@@ -42,6 +55,9 @@ export async function removeEmail(tx: TenantTx, input: { personId: string; addre
     actor: input.actor,
     before: { address: removed.address, primary: removed.is_primary },
   });
-  await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [tx.tenantId, input.personId]);
+  await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    input.personId,
+  ]);
   return getPerson(tx, input.personId);
 }

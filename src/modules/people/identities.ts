@@ -2,7 +2,7 @@
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { AppError, notFound, validation } from '../../platform/errors.ts';
 import { type Actor, recordEvent } from './events.ts';
-import { findPerson, getPerson, normalizeEmail, type Person } from './service.ts';
+import { getPerson, normalizeEmail, type Person, SELECT_PERSON, toPerson } from './service.ts';
 
 export const IDENTITY_KIND_RE = /^[a-z][a-z0-9_-]{1,31}$/;
 
@@ -13,13 +13,16 @@ export interface IdentityRef {
 
 export function assertIdentity(ref: IdentityRef): IdentityRef {
   if (!IDENTITY_KIND_RE.test(ref.kind)) {
-    throw validation(`"${ref.kind.slice(0, 40)}" is not an identity kind (lower-case slug, 2-32 characters)`, [
-      { path: '/kind', message: 'must match ^[a-z][a-z0-9_-]{1,31}$' },
-    ]);
+    throw validation(
+      `"${ref.kind.slice(0, 40)}" is not an identity kind (lower-case slug, 2-32 characters)`,
+      [{ path: '/kind', message: 'must match ^[a-z][a-z0-9_-]{1,31}$' }],
+    );
   }
   const externalId = ref.externalId.trim();
   if (externalId === '' || externalId.length > 512) {
-    throw validation('externalId must have 1 to 512 characters', [{ path: '/externalId', message: 'must not be empty' }]);
+    throw validation('externalId must have 1 to 512 characters', [
+      { path: '/externalId', message: 'must not be empty' },
+    ]);
   }
   return { kind: ref.kind, externalId };
 }
@@ -76,14 +79,24 @@ export async function addIdentity(
   return { added: true };
 }
 
-export async function removeIdentity(tx: TenantTx, personId: string, ref: IdentityRef, actor: Actor): Promise<void> {
+export async function removeIdentity(
+  tx: TenantTx,
+  personId: string,
+  ref: IdentityRef,
+  actor: Actor,
+): Promise<void> {
   await getPerson(tx, personId);
   const { rowCount } = await tx.query(
     'DELETE FROM person_identities WHERE tenant_id = $1 AND kind = $2 AND external_id = $3 AND person_id = $4',
     [tx.tenantId, ref.kind, ref.externalId, personId],
   );
   if (rowCount === 0) throw notFound('identity');
-  await recordEvent(tx, { personId, type: 'identity_removed', actor, before: { kind: ref.kind, externalId: ref.externalId } });
+  await recordEvent(tx, {
+    personId,
+    type: 'identity_removed',
+    actor,
+    before: { kind: ref.kind, externalId: ref.externalId },
+  });
 }
 
 export type ResolveInput = IdentityRef | { email: string };
@@ -94,21 +107,20 @@ export type ResolveInput = IdentityRef | { email: string };
  * caller decides whether to refuse.
  */
 export async function resolvePerson(tx: TenantTx, input: ResolveInput): Promise<Person | undefined> {
-  let personId: string | undefined;
-  if ('email' in input) {
-    const { rows } = await tx.query<{ person_id: string }>(
-      'SELECT person_id FROM person_emails WHERE tenant_id = $1 AND address_normalized = $2',
-      [tx.tenantId, normalizeEmail(input.email)],
-    );
-    personId = rows[0]?.person_id;
-  } else {
-    const { rows } = await tx.query<{ person_id: string }>(
-      'SELECT person_id FROM person_identities WHERE tenant_id = $1 AND kind = $2 AND external_id = $3',
-      [tx.tenantId, input.kind, input.externalId],
-    );
-    personId = rows[0]?.person_id;
-  }
-  return personId ? findPerson(tx, personId) : undefined;
+  // One statement: find the person id, then the person with its emails and identities.
+  const { rows } =
+    'email' in input
+      ? await tx.query(
+          `${SELECT_PERSON} WHERE p.tenant_id = $1 AND p.id = (
+           SELECT person_id FROM person_emails WHERE tenant_id = $1 AND address_normalized = $2)`,
+          [tx.tenantId, normalizeEmail(input.email)],
+        )
+      : await tx.query(
+          `${SELECT_PERSON} WHERE p.tenant_id = $1 AND p.id = (
+           SELECT person_id FROM person_identities WHERE tenant_id = $1 AND kind = $2 AND external_id = $3)`,
+          [tx.tenantId, input.kind, input.externalId],
+        );
+  return rows[0] ? toPerson(rows[0]) : undefined;
 }
 
 /**

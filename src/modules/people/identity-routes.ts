@@ -3,7 +3,16 @@ import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
 import { forbidden } from '../../platform/errors.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
-import { IdParams, ListQuery, Nullable, OneOf, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
+import {
+  IdParams,
+  ListQuery,
+  Nullable,
+  OneOf,
+  Page,
+  problemResponses,
+  Timestamp,
+  Uuid,
+} from '../../platform/http/schemas.ts';
 import { canGrantRole, roleAllows, TOKEN_ROLES } from '../tokens/permissions.ts';
 import { listTokens, mintToken, type Principal, revokeToken } from '../tokens/service.ts';
 import { actorOf } from './routes.ts';
@@ -60,7 +69,10 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
       schema: {
         tags: ['people'],
         params: IdParams,
-        body: Type.Object({ label: Type.String({ maxLength: 200 }), role: Role }, { additionalProperties: false }),
+        body: Type.Object(
+          { label: Type.String({ maxLength: 200 }), role: Role },
+          { additionalProperties: false },
+        ),
         response: { 201: MintedSchema, ...problemResponses },
       },
     },
@@ -73,7 +85,12 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
       const minted = await withTenant(pool, p.tenantId, async (tx) => {
         const person = await getPerson(tx, request.params.id);
         if (person.status === 'suspended') throw forbidden('a suspended person cannot hold tokens');
-        return mintToken(tx, { personId: person.id, role: request.body.role, label: request.body.label, actor: actorOf(p) });
+        return mintToken(tx, {
+          personId: person.id,
+          role: request.body.role,
+          label: request.body.label,
+          actor: actorOf(p),
+        });
       });
       const { id, token, preview, role, label, createdAt } = minted;
       return reply.code(201).send({ id, token, preview, role, label, createdAt });
@@ -112,7 +129,9 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
     async (request) => {
       const p = principalOf(request);
       assertMayManageTokensOf(p, request.params.id);
-      return withTenant(pool, p.tenantId, (tx) => revokeToken(tx, request.params.tokenId, actorOf(p), request.params.id));
+      return withTenant(pool, p.tenantId, (tx) =>
+        revokeToken(tx, request.params.tokenId, actorOf(p), request.params.id),
+      );
     },
   );
 
@@ -129,7 +148,8 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
         response: { 200: Page(UnmappedSchema), ...problemResponses },
       },
     },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => listUnmapped(tx, request.query)),
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => listUnmapped(tx, request.query)),
   );
 
   app.post(
@@ -154,7 +174,10 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
 
   app.delete(
     '/unmapped-identities/:id',
-    { config: { permission: 'people:write' }, schema: { tags: ['people'], params: IdParams, response: { 204: Type.Null(), ...problemResponses } } },
+    {
+      config: { permission: 'people:write' },
+      schema: { tags: ['people'], params: IdParams, response: { 204: Type.Null(), ...problemResponses } },
+    },
     async (request, reply) => {
       await withTenant(pool, principalOf(request).tenantId, (tx) => dismissUnmapped(tx, request.params.id));
       return reply.code(204).send(null);

@@ -22,8 +22,10 @@ export async function mergePeople(
     [tx.tenantId, [input.sourceId, input.targetId]],
   );
   // A person of another tenant is invisible here, so a cross-tenant merge is a 404 like a missing one.
-  if (!locked.some((r) => r.id === input.targetId)) throw new AppError('person_not_found', 'target person not found', { status: 404 });
-  if (!locked.some((r) => r.id === input.sourceId)) throw new AppError('person_not_found', 'source person not found', { status: 404 });
+  if (!locked.some((r) => r.id === input.targetId))
+    throw new AppError('person_not_found', 'target person not found', { status: 404 });
+  if (!locked.some((r) => r.id === input.sourceId))
+    throw new AppError('person_not_found', 'source person not found', { status: 404 });
   const source = (await findPerson(tx, input.sourceId))!;
   const values = [tx.tenantId, input.sourceId, input.targetId];
 
@@ -38,7 +40,10 @@ export async function mergePeople(
       WHERE tenant_id = $1 AND person_id = $2`,
     [...values, hasPrimary.length > 0],
   );
-  await tx.query('UPDATE person_identities SET person_id = $3 WHERE tenant_id = $1 AND person_id = $2', values);
+  await tx.query(
+    'UPDATE person_identities SET person_id = $3 WHERE tenant_id = $1 AND person_id = $2',
+    values,
+  );
   await tx.query('UPDATE api_tokens SET person_id = $3 WHERE tenant_id = $1 AND person_id = $2', values);
   const tickets = await tx.query(
     `UPDATE tickets SET requester_id = CASE WHEN requester_id = $2 THEN $3 ELSE requester_id END,
@@ -47,15 +52,29 @@ export async function mergePeople(
       WHERE tenant_id = $1 AND (requester_id = $2 OR assignee_id = $2)`,
     values,
   );
-  const messages = await tx.query('UPDATE ticket_messages SET author_id = $3 WHERE tenant_id = $1 AND author_id = $2', values);
-  await tx.query('UPDATE ticket_status_history SET changed_by = $3 WHERE tenant_id = $1 AND changed_by = $2', values);
+  const messages = await tx.query(
+    'UPDATE ticket_messages SET author_id = $3 WHERE tenant_id = $1 AND author_id = $2',
+    values,
+  );
+  await tx.query(
+    'UPDATE ticket_status_history SET changed_by = $3 WHERE tenant_id = $1 AND changed_by = $2',
+    values,
+  );
   await tx.query('DELETE FROM people WHERE tenant_id = $1 AND id = $2', [tx.tenantId, input.sourceId]);
-  await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [tx.tenantId, input.targetId]);
+  await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    input.targetId,
+  ]);
   await recordEvent(tx, {
     personId: input.targetId,
     type: 'manual_merge',
     actor: input.actor,
-    before: { sourceId: source.id, displayName: source.displayName, emails: source.emails, identities: source.identities },
+    before: {
+      sourceId: source.id,
+      displayName: source.displayName,
+      emails: source.emails,
+      identities: source.identities,
+    },
     after: { sourceId: source.id, movedTickets: tickets.rowCount, movedMessages: messages.rowCount },
   });
   return getPerson(tx, input.targetId);

@@ -67,7 +67,11 @@ const CreatePerson = Type.Object(
   { additionalProperties: false },
 );
 const UpdatePerson = Type.Object(
-  { displayName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), kind: Type.Optional(Kind), ...profileFields },
+  {
+    displayName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    kind: Type.Optional(Kind),
+    ...profileFields,
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 
@@ -94,8 +98,13 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     async (request, reply) => {
       const p = principalOf(request);
       const { email, emails, ...rest } = request.body;
-      const all = [...(email ? [email] : []), ...(emails ?? []).filter((e) => !email || normalizeEmail(e) !== normalizeEmail(email))];
-      const person = await withTenant(pool, p.tenantId, (tx) => createPerson(tx, { ...rest, emails: all, actor: actorOf(p) }));
+      const all = [
+        ...(email ? [email] : []),
+        ...(emails ?? []).filter((e) => !email || normalizeEmail(e) !== normalizeEmail(email)),
+      ];
+      const person = await withTenant(pool, p.tenantId, (tx) =>
+        createPerson(tx, { ...rest, emails: all, actor: actorOf(p) }),
+      );
       return reply.code(201).header('location', `/api/v1/people/${person.id}`).send(person);
     },
   );
@@ -107,7 +116,12 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       schema: {
         tags: ['people'],
         querystring: Type.Object(
-          { ...ListQuery, kind: Type.Optional(Kind), status: Type.Optional(Status), q: Type.Optional(Type.String({ maxLength: 200 })) },
+          {
+            ...ListQuery,
+            kind: Type.Optional(Kind),
+            status: Type.Optional(Status),
+            q: Type.Optional(Type.String({ maxLength: 200 })),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Page(PersonSchema), ...problemResponses },
@@ -122,9 +136,14 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:read' },
       schema: {
         tags: ['people'],
-        description: 'The person behind an external identity (kind + externalId) or an email address; 404 person_not_found if none.',
+        description:
+          'The person behind an external identity (kind + externalId) or an email address; 404 person_not_found if none.',
         querystring: Type.Object(
-          { kind: Type.Optional(IdentityKind), externalId: Type.Optional(ExternalId), email: Type.Optional(EmailAddress) },
+          {
+            kind: Type.Optional(IdentityKind),
+            externalId: Type.Optional(ExternalId),
+            email: Type.Optional(EmailAddress),
+          },
           { additionalProperties: false },
         ),
         response: { 200: PersonSchema, ...problemResponses },
@@ -133,38 +152,56 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     async (request) => {
       const { kind, externalId, email } = request.query;
       const byIdentity = kind !== undefined && externalId !== undefined;
-      if (byIdentity === (email !== undefined) || (!byIdentity && (kind !== undefined || externalId !== undefined))) {
+      if (
+        byIdentity === (email !== undefined) ||
+        (!byIdentity && (kind !== undefined || externalId !== undefined))
+      ) {
         throw new AppError('validation_failed', 'pass either kind and externalId, or email', { status: 400 });
       }
       const person = await withTenant(pool, principalOf(request).tenantId, (tx) =>
         resolvePerson(tx, byIdentity ? { kind: kind!, externalId: externalId! } : { email: email! }),
       );
-      if (!person) throw new AppError('person_not_found', 'no person has that identity or address', { status: 404 });
+      if (!person)
+        throw new AppError('person_not_found', 'no person has that identity or address', { status: 404 });
       return person;
     },
   );
 
   app.get(
     '/people/:id',
-    { config: { permission: 'people:read' }, schema: { tags: ['people'], params: IdParams, response: { 200: PersonSchema, ...problemResponses } } },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
+    {
+      config: { permission: 'people:read' },
+      schema: { tags: ['people'], params: IdParams, response: { 200: PersonSchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
   );
 
   app.patch(
     '/people/:id',
     {
       config: { permission: 'people:write' },
-      schema: { tags: ['people'], params: IdParams, body: UpdatePerson, response: { 200: PersonSchema, ...conflictResponses } },
+      schema: {
+        tags: ['people'],
+        params: IdParams,
+        body: UpdatePerson,
+        response: { 200: PersonSchema, ...conflictResponses },
+      },
     },
     async (request) => {
       const p = principalOf(request);
-      return withTenant(pool, p.tenantId, (tx) => updatePerson(tx, request.params.id, { ...request.body, actor: actorOf(p) }));
+      return withTenant(pool, p.tenantId, (tx) =>
+        updatePerson(tx, request.params.id, { ...request.body, actor: actorOf(p) }),
+      );
     },
   );
 
   app.delete(
     '/people/:id',
-    { config: { permission: 'people:write' }, schema: { tags: ['people'], params: IdParams, response: { 204: Type.Null(), ...conflictResponses } } },
+    {
+      config: { permission: 'people:write' },
+      schema: { tags: ['people'], params: IdParams, response: { 204: Type.Null(), ...conflictResponses } },
+    },
     async (request, reply) => {
       const p = principalOf(request);
       await withTenant(pool, p.tenantId, (tx) => deletePerson(tx, request.params.id, actorOf(p)));
@@ -179,14 +216,22 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       schema: {
         tags: ['people'],
         params: IdParams,
-        body: Type.Object({ address: EmailAddress, primary: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        body: Type.Object(
+          { address: EmailAddress, primary: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
         response: { 201: PersonSchema, ...conflictResponses },
       },
     },
     async (request, reply) => {
       const p = principalOf(request);
       const person = await withTenant(pool, p.tenantId, (tx) =>
-        addEmail(tx, { personId: request.params.id, address: request.body.address, primary: request.body.primary ?? false, actor: actorOf(p) }),
+        addEmail(tx, {
+          personId: request.params.id,
+          address: request.body.address,
+          primary: request.body.primary ?? false,
+          actor: actorOf(p),
+        }),
       );
       return reply.code(201).send(person);
     },
@@ -198,7 +243,10 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
-        params: Type.Object({ id: Uuid, address: Type.String({ minLength: 1, maxLength: 254 }) }, { additionalProperties: false }),
+        params: Type.Object(
+          { id: Uuid, address: Type.String({ minLength: 1, maxLength: 254 }) },
+          { additionalProperties: false },
+        ),
         response: { 200: PersonSchema, ...problemResponses },
       },
     },
@@ -237,7 +285,10 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
-        params: Type.Object({ id: Uuid, kind: IdentityKind, externalId: ExternalId }, { additionalProperties: false }),
+        params: Type.Object(
+          { id: Uuid, kind: IdentityKind, externalId: ExternalId },
+          { additionalProperties: false },
+        ),
         response: { 200: PersonSchema, ...problemResponses },
       },
     },

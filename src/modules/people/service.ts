@@ -74,7 +74,9 @@ function assertMetadata(metadata: unknown): Record<string, unknown> {
 function assertDisplayName(name: string): string {
   const trimmed = name.trim();
   if (trimmed === '') {
-    throw validation('displayName must not be empty', [{ path: '/displayName', message: 'must not be empty' }]);
+    throw validation('displayName must not be empty', [
+      { path: '/displayName', message: 'must not be empty' },
+    ]);
   }
   return trimmed;
 }
@@ -159,7 +161,10 @@ export async function insertEmails(
       [tx.tenantId, normalizeEmail(address), address, personId, primaryFirst && i === 0],
     );
     if (rowCount === 0) {
-      throw conflict(`the email address ${address} belongs to another person`, { field: 'email', value: address });
+      throw conflict(`the email address ${address} belongs to another person`, {
+        field: 'email',
+        value: address,
+      });
     }
     await recordEvent(tx, {
       personId,
@@ -173,7 +178,8 @@ export async function insertEmails(
 function checkEmails(emails: string[]): string[] {
   const checked = emails.map((e, i) => assertEmail(e, `/emails/${i}`));
   const normalized = checked.map(normalizeEmail);
-  if (new Set(normalized).size !== normalized.length) throw validation('the same email address is listed twice');
+  if (new Set(normalized).size !== normalized.length)
+    throw validation('the same email address is listed twice');
   return checked;
 }
 
@@ -326,7 +332,11 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
     displayName: input.displayName === undefined ? before.displayName : assertDisplayName(input.displayName),
     kind: input.kind ?? before.kind,
     timeZone:
-      input.timeZone === undefined ? before.timeZone : input.timeZone === null ? null : assertTimeZone(input.timeZone),
+      input.timeZone === undefined
+        ? before.timeZone
+        : input.timeZone === null
+          ? null
+          : assertTimeZone(input.timeZone),
     preferredChannel: input.preferredChannel === undefined ? before.preferredChannel : input.preferredChannel,
     metadata: input.metadata === undefined ? before.metadata : assertMetadata(input.metadata),
   };
@@ -338,7 +348,16 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
     `UPDATE people SET display_name = $3, kind = $4, status = $5, time_zone = $6, preferred_channel = $7,
             metadata = $8, updated_at = now()
       WHERE tenant_id = $1 AND id = $2`,
-    [tx.tenantId, id, next.displayName, next.kind, status, next.timeZone, next.preferredChannel, JSON.stringify(next.metadata)],
+    [
+      tx.tenantId,
+      id,
+      next.displayName,
+      next.kind,
+      status,
+      next.timeZone,
+      next.preferredChannel,
+      JSON.stringify(next.metadata),
+    ],
   );
   const changedBefore: Record<string, unknown> = {};
   const changedAfter: Record<string, unknown> = {};
@@ -349,7 +368,13 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
     }
   }
   if (Object.keys(changedAfter).length > 0) {
-    await recordEvent(tx, { personId: id, type: 'profile_changed', actor: input.actor, before: changedBefore, after: changedAfter });
+    await recordEvent(tx, {
+      personId: id,
+      type: 'profile_changed',
+      actor: input.actor,
+      before: changedBefore,
+      after: changedAfter,
+    });
   }
   if (status !== before.status) {
     await recordEvent(tx, {
@@ -382,11 +407,19 @@ async function replaceEmails(tx: TenantTx, personId: string, emails: string[], a
         tx.tenantId,
         row.address_normalized,
       ]);
-      await recordEvent(tx, { personId, type: 'email_removed', actor, before: { address: row.address, primary: row.is_primary } });
+      await recordEvent(tx, {
+        personId,
+        type: 'email_removed',
+        actor,
+        before: { address: row.address, primary: row.is_primary },
+      });
     }
   }
   const have = new Set(current.map((r) => r.address_normalized));
-  await tx.query('UPDATE person_emails SET is_primary = false WHERE tenant_id = $1 AND person_id = $2', [tx.tenantId, personId]);
+  await tx.query('UPDATE person_emails SET is_primary = false WHERE tenant_id = $1 AND person_id = $2', [
+    tx.tenantId,
+    personId,
+  ]);
   await insertEmails(
     tx,
     personId,
@@ -395,28 +428,36 @@ async function replaceEmails(tx: TenantTx, personId: string, emails: string[], a
     false,
   );
   if (emails[0]) {
-    await tx.query('UPDATE person_emails SET is_primary = true WHERE tenant_id = $1 AND address_normalized = $2', [
-      tx.tenantId,
-      normalizeEmail(emails[0]),
-    ]);
+    await tx.query(
+      'UPDATE person_emails SET is_primary = true WHERE tenant_id = $1 AND address_normalized = $2',
+      [tx.tenantId, normalizeEmail(emails[0])],
+    );
   }
 }
 
 /** Makes `address` the person's primary address, adding it when new. */
-export async function setPrimaryEmail(tx: TenantTx, personId: string, address: string, actor: Actor): Promise<void> {
+export async function setPrimaryEmail(
+  tx: TenantTx,
+  personId: string,
+  address: string,
+  actor: Actor,
+): Promise<void> {
   const owner = await findPersonIdByEmail(tx, address);
   if (owner && owner !== personId) {
-    throw conflict(`the email address ${address} belongs to another person`, { field: 'email', value: address });
+    throw conflict(`the email address ${address} belongs to another person`, {
+      field: 'email',
+      value: address,
+    });
   }
-  await tx.query('UPDATE person_emails SET is_primary = false WHERE tenant_id = $1 AND person_id = $2 AND is_primary', [
-    tx.tenantId,
-    personId,
-  ]);
+  await tx.query(
+    'UPDATE person_emails SET is_primary = false WHERE tenant_id = $1 AND person_id = $2 AND is_primary',
+    [tx.tenantId, personId],
+  );
   if (owner) {
-    await tx.query('UPDATE person_emails SET is_primary = true WHERE tenant_id = $1 AND address_normalized = $2', [
-      tx.tenantId,
-      normalizeEmail(address),
-    ]);
+    await tx.query(
+      'UPDATE person_emails SET is_primary = true WHERE tenant_id = $1 AND address_normalized = $2',
+      [tx.tenantId, normalizeEmail(address)],
+    );
   } else {
     await tx.query(
       `INSERT INTO person_emails (tenant_id, address_normalized, address, person_id, is_primary) VALUES ($1, $2, $3, $4, true)`,
@@ -436,9 +477,12 @@ export async function deletePerson(tx: TenantTx, id: string, actor: Actor): Prom
   } catch (err) {
     if ((err as { code?: string }).code !== '23503') throw err;
     await tx.query('ROLLBACK TO SAVEPOINT delete_person');
-    throw conflict('this person has tickets or messages; merge them into another person instead of deleting', {
-      field: 'id',
-    });
+    throw conflict(
+      'this person has tickets or messages; merge them into another person instead of deleting',
+      {
+        field: 'id',
+      },
+    );
   }
   for (const identity of person.identities) {
     await recordEvent(tx, { personId: id, type: 'identity_removed', actor, before: identity });
@@ -455,11 +499,16 @@ export async function deletePerson(tx: TenantTx, id: string, actor: Actor): Prom
   });
 }
 
-export async function assertPersonExists(tx: TenantTx, id: string, path: string, kind?: PersonKind): Promise<void> {
-  const { rows } = await tx.query<{ kind: string }>('SELECT kind FROM people WHERE tenant_id = $1 AND id = $2', [
-    tx.tenantId,
-    id,
-  ]);
+export async function assertPersonExists(
+  tx: TenantTx,
+  id: string,
+  path: string,
+  kind?: PersonKind,
+): Promise<void> {
+  const { rows } = await tx.query<{ kind: string }>(
+    'SELECT kind FROM people WHERE tenant_id = $1 AND id = $2',
+    [tx.tenantId, id],
+  );
   if (!rows[0]) throw validation(`${path.slice(1)}: no such person`, [{ path, message: 'no such person' }]);
   if (kind && rows[0].kind !== kind) {
     throw validation(`${path.slice(1)} must be an ${kind}`, [{ path, message: `must be an ${kind}` }]);
@@ -467,4 +516,3 @@ export async function assertPersonExists(tx: TenantTx, id: string, path: string,
 }
 
 export const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`);
-

@@ -75,7 +75,12 @@ export async function recordUnmappedInTx(tx: TenantTx, sighting: Sighting): Prom
  * Records a sighting in its own transaction. Never throws: a channel must not fail because triage
  * bookkeeping did (the failure is logged). Returns whether the sighting was stored.
  */
-export async function recordUnmapped(pool: Pool, tenantId: string, sighting: Sighting, logger?: Logger): Promise<boolean> {
+export async function recordUnmapped(
+  pool: Pool,
+  tenantId: string,
+  sighting: Sighting,
+  logger?: Logger,
+): Promise<boolean> {
   if (!IDENTITY_KIND_RE.test(sighting.kind) || sighting.externalId.trim() === '') {
     logger?.warn({ kind: sighting.kind }, 'ignored an unmapped sighting with an invalid identity');
     return false;
@@ -111,7 +116,7 @@ export async function listUnmapped(
   const limit = clampLimit(input.limit);
   const cursor = decodeCursor(input.cursor);
   const values: unknown[] = [tx.tenantId, UNMAPPED_TTL_DAYS];
-  const where = ['u.tenant_id = $1', "u.last_seen_at > now() - make_interval(days => $2)"];
+  const where = ['u.tenant_id = $1', 'u.last_seen_at > now() - make_interval(days => $2)'];
   if (input.kind) {
     values.push(input.kind);
     where.push(`u.kind = $${values.length}`);
@@ -149,18 +154,29 @@ export async function listUnmapped(
 }
 
 /** Links an unmapped identity to a person: creates the identity (identity_added) and removes the row. */
-export async function linkUnmapped(tx: TenantTx, input: { id: string; personId: string; actor: Actor }): Promise<void> {
+export async function linkUnmapped(
+  tx: TenantTx,
+  input: { id: string; personId: string; actor: Actor },
+): Promise<void> {
   const { rows } = await tx.query<{ kind: string; external_id: string }>(
     'SELECT kind, external_id FROM unmapped_identities WHERE tenant_id = $1 AND id = $2 FOR UPDATE',
     [tx.tenantId, input.id],
   );
   if (!rows[0]) throw notFound('unmapped identity');
-  await addIdentity(tx, input.personId, assertIdentity({ kind: rows[0].kind, externalId: rows[0].external_id }), input.actor);
+  await addIdentity(
+    tx,
+    input.personId,
+    assertIdentity({ kind: rows[0].kind, externalId: rows[0].external_id }),
+    input.actor,
+  );
   await tx.query('DELETE FROM unmapped_identities WHERE tenant_id = $1 AND id = $2', [tx.tenantId, input.id]);
 }
 
 export async function dismissUnmapped(tx: TenantTx, id: string): Promise<void> {
-  const { rowCount } = await tx.query('DELETE FROM unmapped_identities WHERE tenant_id = $1 AND id = $2', [tx.tenantId, id]);
+  const { rowCount } = await tx.query('DELETE FROM unmapped_identities WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    id,
+  ]);
   if (rowCount === 0) throw notFound('unmapped identity');
 }
 

@@ -107,3 +107,62 @@ describe('tokens', () => {
     expect(await read()).toBe(first);
   });
 });
+
+describe('auth cache', () => {
+  it('serves repeat requests from the cache and drops it the moment another process revokes or suspends', async () => {
+    const { AuthCache } = await import('./auth-cache.ts');
+    const cache = new AuthCache();
+    await cache.start(t.db.url, (await import('../../platform/logging.ts')).createLogger('silent'));
+    try {
+      expect(cache.enabled).toBe(true);
+      const minted = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'viewer' })).body;
+      const first = await authenticate(t.db.pool, minted.token, Date.now(), cache);
+      // Cached: a change the triggers do not watch (last use) does not matter; the lookup needs no query.
+      const spy = { calls: 0 };
+      const countingPool = new Proxy(t.db.pool, {
+        get: (target, prop) =>
+          prop === 'query'
+            ? (...args: unknown[]) => {
+                spy.calls++;
+                return (target.query as (...a: unknown[]) => unknown)(...args);
+              }
+            : Reflect.get(target, prop),
+      });
+      const second = await authenticate(countingPool, minted.token, Date.now(), cache);
+      expect(second.tokenId).toBe(first.tokenId);
+      expect(spy.calls).toBe(0);
+      // Revoked elsewhere (plain SQL, as another process would): the notification empties the cache.
+      await t.db.pool.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1', [minted.id]);
+      await expect
+        .poll(
+          async () =>
+            authenticate(t.db.pool, minted.token, Date.now(), cache).then(
+              () => 'ok',
+              (e) => e.code,
+            ),
+          { timeout: 5000 },
+        )
+        .toBe('unauthorized');
+      // Suspending the person has the same effect.
+      const person = await makePerson(t, tokenA, { kind: 'agent' });
+      const agentToken = (
+        await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent', personId: person.id })
+      ).body.token;
+      await authenticate(t.db.pool, agentToken, Date.now(), cache);
+      await t.db.pool.query("UPDATE people SET status = 'suspended' WHERE id = $1", [person.id]);
+      await expect
+        .poll(
+          async () =>
+            authenticate(t.db.pool, agentToken, Date.now(), cache).then(
+              () => 'ok',
+              (e) => e.code,
+            ),
+          { timeout: 5000 },
+        )
+        .toBe('unauthorized');
+    } finally {
+      await cache.stop();
+    }
+    expect(cache.enabled).toBe(false);
+  });
+});

@@ -8,6 +8,7 @@ import { AppError, notFound } from '../../platform/errors.ts';
 import { randomToken, uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { type Actor, recordEvent } from '../people/events.ts';
+import type { AuthCache } from './auth-cache.ts';
 import { type Permission, permissionsOf, type TokenRole } from './permissions.ts';
 
 export const TOKEN_PREFIX = 'rd_';
@@ -124,7 +125,12 @@ export async function getToken(tx: TenantTx, id: string): Promise<TokenInfo> {
 }
 
 /** Revokes a token (idempotent: revoking a revoked token keeps its first revocation time, and records nothing). */
-export async function revokeToken(tx: TenantTx, id: string, actor: Actor, personId?: string): Promise<TokenInfo> {
+export async function revokeToken(
+  tx: TenantTx,
+  id: string,
+  actor: Actor,
+  personId?: string,
+): Promise<TokenInfo> {
   const { rows } = await tx.query<TokenRow & { newly: boolean }>(
     `WITH before AS (SELECT revoked_at FROM api_tokens WHERE tenant_id = $1 AND id = $2 FOR UPDATE)
      UPDATE api_tokens t SET revoked_at = coalesce(t.revoked_at, now())
@@ -155,50 +161,72 @@ const lastUsedWrites = new Map<string, number>();
 
 /**
  * Resolves a bearer token to its principal. Runs outside any tenant scope (the tenant is what we
- * are finding out), by hash, in one indexed query.
+ * are finding out), by hash, in one indexed query, or from the process's auth cache (auth-cache.ts)
+ * while that is kept exact by database notifications.
  */
-export async function authenticate(pool: Pool, token: string, nowMs = Date.now()): Promise<Principal> {
+export async function authenticate(
+  pool: Pool,
+  token: string,
+  nowMs = Date.now(),
+  cache?: AuthCache,
+): Promise<Principal> {
   if (!TOKEN_RE.test(token)) throw new AppError('unauthorized', 'The API token is malformed');
-  const { rows } = await pool.query<{
-    tenant_id: string;
-    id: string;
-    person_id: string;
-    role: TokenRole;
-    preview: string;
-    revoked_at: string | null;
-    last_used_at: string | null;
-    person_status: string;
-  }>(
-    `SELECT t.tenant_id, t.id, t.person_id, t.role, t.preview, t.revoked_at, t.last_used_at, p.status AS person_status
-       FROM api_tokens t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = t.person_id
-      WHERE t.token_hash = $1`,
-    [hashToken(token)],
-  );
-  const row = rows[0];
-  if (!row) throw new AppError('unauthorized', 'The API token is not valid');
-  if (row.revoked_at) throw new AppError('unauthorized', 'The API token has been revoked');
-  if (row.person_status === 'suspended')
-    throw new AppError('unauthorized', "The token's person is suspended");
-  const lastUsed = row.last_used_at ? Date.parse(row.last_used_at) : 0;
-  const lastWrite = lastUsedWrites.get(row.id) ?? 0;
-  if (nowMs - lastUsed >= LAST_USED_INTERVAL_MS && nowMs - lastWrite >= LAST_USED_INTERVAL_MS) {
-    lastUsedWrites.set(row.id, nowMs);
+  const hash = hashToken(token);
+  const key = hash.toString('hex');
+  let auth = cache?.get(key, nowMs);
+  if (!auth) {
+    const { rows } = await pool.query<{
+      tenant_id: string;
+      id: string;
+      person_id: string;
+      role: TokenRole;
+      preview: string;
+      revoked_at: string | null;
+      last_used_at: string | null;
+      person_status: string;
+    }>(
+      `SELECT t.tenant_id, t.id, t.person_id, t.role, t.preview, t.revoked_at, t.last_used_at, p.status AS person_status
+         FROM api_tokens t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = t.person_id
+        WHERE t.token_hash = $1`,
+      [hash],
+    );
+    const row = rows[0];
+    if (!row) throw new AppError('unauthorized', 'The API token is not valid');
+    if (row.revoked_at) throw new AppError('unauthorized', 'The API token has been revoked');
+    if (row.person_status === 'suspended')
+      throw new AppError('unauthorized', "The token's person is suspended");
+    auth = {
+      tenantId: row.tenant_id,
+      tokenId: row.id,
+      personId: row.person_id,
+      role: row.role,
+      preview: row.preview,
+      lastUsedAt: row.last_used_at ? Date.parse(row.last_used_at) : 0,
+    };
+    cache?.set(key, auth, nowMs);
+  }
+  const lastWrite = lastUsedWrites.get(auth.tokenId) ?? 0;
+  if (nowMs - auth.lastUsedAt >= LAST_USED_INTERVAL_MS && nowMs - lastWrite >= LAST_USED_INTERVAL_MS) {
+    const { tenantId, tokenId } = auth;
+    lastUsedWrites.set(tokenId, nowMs);
+    auth.lastUsedAt = nowMs;
     if (lastUsedWrites.size > 50_000) lastUsedWrites.clear();
     pool
       .query(
         `UPDATE api_tokens SET last_used_at = now()
           WHERE tenant_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
-        [row.tenant_id, row.id],
+        [tenantId, tokenId],
       )
-      .catch(() => lastUsedWrites.delete(row.id));
+      .catch(() => lastUsedWrites.delete(tokenId));
   }
+  const role = auth.role as TokenRole;
   return {
-    tenantId: row.tenant_id,
-    tokenId: row.id,
-    personId: row.person_id,
-    role: row.role,
-    preview: row.preview,
-    permissions: permissionsOf(row.role),
+    tenantId: auth.tenantId,
+    tokenId: auth.tokenId,
+    personId: auth.personId,
+    role,
+    preview: auth.preview,
+    permissions: permissionsOf(role),
   };
 }
 

@@ -45,11 +45,17 @@ export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<
   }
 }
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export async function withTenant<T>(
   pool: Pool,
   tenantId: string,
   fn: (tx: TenantTx) => Promise<T>,
 ): Promise<T> {
+  // The tenant id is spliced into the statement below (it saves a round trip: BEGIN and both
+  // settings go as one simple-protocol message), so it must be exactly a UUID.
+  if (!UUID_RE.test(tenantId))
+    throw new Error(`withTenant: "${String(tenantId).slice(0, 40)}" is not a tenant id`);
   const client = await pool.connect();
   let broken = false;
   try {
@@ -58,15 +64,19 @@ export async function withTenant<T>(
       client,
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(text, values),
     };
-    return await runInTransaction(client, async () => {
-      // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
-      // never carries one tenant's scope into the next borrower's transaction.
-      await client.query(
-        `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`,
-        [tenantId],
-      );
-      return fn(tx);
-    });
+    // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
+    // never carries one tenant's scope into the next borrower's transaction.
+    await client.query(
+      `BEGIN; SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${tenantId.toLowerCase()}', true)`,
+    );
+    try {
+      const result = await fn(tx);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
   } catch (err) {
     broken = isConnectionError(err);
     throw err;

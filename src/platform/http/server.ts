@@ -9,6 +9,7 @@ import {
 } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import { type Permission, roleAllows } from '../../modules/tokens/permissions.ts';
+import type { AuthCache } from '../../modules/tokens/auth-cache.ts';
 import { authenticate, type Principal } from '../../modules/tokens/service.ts';
 import type { Config } from '../config.ts';
 import { migrationStatus } from '../db/migrate.ts';
@@ -37,6 +38,8 @@ export interface ServerDeps {
   logger: Logger;
   queue?: JobQueue;
   metrics?: Metrics;
+  /** Token lookup cache; only used while it listens for invalidations. */
+  authCache?: AuthCache;
 }
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
@@ -83,7 +86,7 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
     if (!header) throw unauthorized('Send an API token: Authorization: Bearer rd_...');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized('The Authorization header must be "Bearer <token>"');
-    request.principal = await authenticate(deps.pool, match[1]!);
+    request.principal = await authenticate(deps.pool, match[1]!, Date.now(), deps.authCache);
     const permission = routeConfig?.permission;
     if (permission && !roleAllows(request.principal.role, permission)) {
       throw forbidden(`A ${request.principal.role} token does not have the ${permission} permission`);
