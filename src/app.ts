@@ -3,6 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { inboundJobs } from './modules/inbound/jobs.ts';
+import { inboundRoutes } from './modules/inbound/routes.ts';
+import { messageIdKey } from './modules/inbound/signing.ts';
 import { identityRoutes } from './modules/people/identity-routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
@@ -23,11 +26,21 @@ import type { Logger } from './platform/logging.ts';
 import { installQueueSchema, JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
-export const ROUTES: RouteModule[] = [tokenRoutes, peopleRoutes, identityRoutes, ticketRoutes, queueRoutes];
+export const ROUTES: RouteModule[] = [
+  tokenRoutes,
+  peopleRoutes,
+  identityRoutes,
+  ticketRoutes,
+  queueRoutes,
+  inboundRoutes,
+];
 
 /** Every job type of every module. Modules add their definitions here. */
-export function defaultRegistry(deps: { pool: Pool }): JobRegistry {
-  return new JobRegistry().register(...peopleJobs(deps.pool));
+export function defaultRegistry(deps: { pool: Pool; secretKey: Buffer; logger: Logger }): JobRegistry {
+  return new JobRegistry().register(
+    ...peopleJobs(deps.pool),
+    ...inboundJobs({ pool: deps.pool, messageIdKey: messageIdKey(deps.secretKey), logger: deps.logger }),
+  );
 }
 
 /** Cron schedules of every module, kept registered by the scheduler role. */
@@ -121,7 +134,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
   let authCache: AuthCache | undefined;
   try {
     await migrateAll(db);
-    await resolveSecretKey(config);
+    const secretKey = await resolveSecretKey(config);
     const bootstrap = role === 'all' || role === 'api' ? await bootstrapDefaultTenant(db.pool) : undefined;
     if (bootstrap) {
       const file = path.join(config.dataDir, 'initial-admin-token');
@@ -134,7 +147,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
     queue = new JobQueue({
       connectionString: db.url,
       logger,
-      registry: registry ?? defaultRegistry({ pool: db.pool }),
+      registry: registry ?? defaultRegistry({ pool: db.pool, secretKey, logger }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
       instanceName: `relaydesk-${role}-${process.pid}`,
@@ -151,7 +164,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
       authCache = new AuthCache();
       await authCache.start(db.url, logger);
       app = await buildServer(
-        { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache },
+        { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache, secretKey },
         ROUTES,
       );
       url = await app.listen({ host: config.host, port: config.port });

@@ -1,5 +1,6 @@
 // An in-process API on a per-file test database, with two tenants, for route tests (app.inject:
 // real Fastify, real PostgreSQL, no socket).
+import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { ROUTES } from '../src/app.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
@@ -25,7 +26,7 @@ export interface TestApp {
   ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
 
-export async function useTestApp(options: { bodyLimit?: number } = {}): Promise<TestApp> {
+export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buffer } = {}): Promise<TestApp> {
   const db = await useTestDatabase();
   const logger = createLogger('silent');
   const queue = new JobQueue({
@@ -38,7 +39,13 @@ export async function useTestApp(options: { bodyLimit?: number } = {}): Promise<
   });
   await queue.start();
   const app = await buildServer(
-    { config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024 }, pool: db.pool, logger, queue },
+    {
+      config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024 },
+      pool: db.pool,
+      logger,
+      queue,
+      secretKey: options.secretKey ?? randomBytes(32),
+    },
     ROUTES,
   );
   await app.ready();

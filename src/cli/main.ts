@@ -1,7 +1,13 @@
 // The `relaydesk` command. Thin: parses arguments, finds the database the way `start` does, calls the
 // same service functions as the HTTP API, prints. Errors print one line on stderr and exit non-zero.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { migrateAll, openDatabase, startRelaydesk } from '../app.ts';
+import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
+import { acceptRawMessage } from '../modules/inbound/ingest.ts';
+import { findMailbox } from '../modules/inbound/mailboxes.ts';
+import { processInbound } from '../modules/inbound/process.ts';
+import { messageIdKey } from '../modules/inbound/signing.ts';
 import { resolvePerson } from '../modules/people/identities.ts';
 import { mergePeople } from '../modules/people/merge.ts';
 import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
@@ -81,6 +87,23 @@ async function withQueue<T>(command: Command, fn: (queue: JobQueue) => Promise<T
 }
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Files named, and the files inside directories named (sorted; hidden files skipped). */
+async function collectMailFiles(paths: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const info = await stat(p).catch(() => undefined);
+    if (!info) throw new CliError(`${p}: no such file or directory`, 2);
+    if (info.isDirectory()) {
+      for (const name of (await readdir(p)).sort()) {
+        if (name.startsWith('.')) continue;
+        const full = path.join(p, name);
+        if ((await stat(full)).isFile() && /\.(eml|box|msg|mbox|txt)$|^[^.]+$/i.test(name)) files.push(full);
+      }
+    } else files.push(p);
+  }
+  return files;
+}
 
 program
   .command('start')
@@ -274,6 +297,64 @@ people
       );
       out(`${merged.id}\t${merged.displayName}\t${merged.emails.map((e) => e.address).join(',')}`);
     });
+  });
+
+program
+  .command('ingest <paths...>')
+  .description(
+    'put .eml files (or directories of them) through the inbound pipeline; one line per file: file, outcome, ticket or reason',
+  )
+  .requiredOption('--tenant <id>', 'tenant id or name')
+  .requiredOption('--mailbox <id|address>', 'the mailbox the mail arrived at')
+  .action(async (paths: string[], options: { tenant: string; mailbox: string }, command: Command) => {
+    const files = await collectMailFiles(paths);
+    if (files.length === 0) throw new CliError('no files to ingest', 2);
+    let failed = 0;
+    await withDatabase(command, async ({ db, logger, config }) => {
+      const t = await findTenant(db.pool, options.tenant);
+      const mailbox = await withTenant(db.pool, t.id, (tx) => findMailbox(tx, options.mailbox));
+      const secretKey = await resolveSecretKey(config);
+      const queue = new JobQueue({
+        connectionString: db.url,
+        logger,
+        registry: new JobRegistry(),
+        supervise: false,
+        schedule: false,
+        poolSize: 2,
+      });
+      await queue.start();
+      try {
+        const deps = { pool: db.pool, messageIdKey: messageIdKey(secretKey), logger };
+        for (const file of files) {
+          try {
+            const raw = await readFile(file);
+            const accepted = await acceptRawMessage(db.pool, queue, {
+              tenantId: t.id,
+              mailboxId: mailbox.id,
+              raw,
+            });
+            // Process it here: a running worker may pick the job up too; the message key makes that harmless.
+            const outcome = await processInbound(deps, {
+              tenantId: t.id,
+              inboundId: accepted.inboundId,
+              lastAttempt: false,
+            });
+            const detail = outcome.ticketNumber ?? outcome.reason ?? '';
+            const shown = outcome.status === 'quarantined' ? 'failed' : outcome.status;
+            if (shown === 'failed') failed++;
+            out(
+              `${file}\t${shown}\t${outcome.status === 'quarantined' ? `quarantined: ${outcome.reason}` : detail}`,
+            );
+          } catch (err) {
+            failed++;
+            out(`${file}\tfailed\t${(err as Error).message.replace(/\s+/g, ' ').slice(0, 200)}`);
+          }
+        }
+      } finally {
+        await queue.stop({ graceful: false });
+      }
+    });
+    if (failed > 0) throw new CliError(`${failed} of ${files.length} files failed`, 1);
   });
 
 const queue = program.command('queue').description('inspect the job queue');

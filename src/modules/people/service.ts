@@ -32,7 +32,9 @@ export interface Person {
   updatedAt: string;
 }
 
-const EMAIL_RE = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]+$/;
+// Deliberately tolerant (real mail has quoted local parts and dotless intranet domains); the
+// address is an identifier to match, not something we validate deliverability of.
+const EMAIL_RE = /^("[^"\r\n]+"|[^\s@<>(),;:"[\]\\]+)@[^\s@<>(),;:"[\]\\]+$/;
 
 /** Matching form of an address: trimmed and lower-cased (a +tag stays; it is significant). */
 export const normalizeEmail = (address: string): string => address.trim().toLowerCase();

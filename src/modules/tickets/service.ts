@@ -262,7 +262,7 @@ export async function updateTicket(tx: TenantTx, id: string, input: UpdateTicket
   return toTicket(after);
 }
 
-async function recordStatusChange(
+export async function recordStatusChange(
   tx: TenantTx,
   ticketId: string,
   from: TicketStatus | null,

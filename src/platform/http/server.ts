@@ -40,6 +40,8 @@ export interface ServerDeps {
   metrics?: Metrics;
   /** Token lookup cache; only used while it listens for invalidations. */
   authCache?: AuthCache;
+  /** RELAYDESK_SECRET_KEY: seals provider credentials, keys signed Message-IDs. */
+  secretKey?: Buffer;
 }
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;

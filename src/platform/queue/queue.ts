@@ -7,7 +7,13 @@
 import { type Job, type JobResult, PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/pool.ts';
 import type { Logger } from '../logging.ts';
-import { deadLetterName, type JobDefinition, type JobRegistry, PermanentJobError } from './registry.ts';
+import {
+  deadLetterName,
+  type JobDefinition,
+  type JobRef,
+  type JobRegistry,
+  PermanentJobError,
+} from './registry.ts';
 
 export const QUEUE_SCHEMA = 'pgboss';
 
@@ -119,7 +125,7 @@ export class JobQueue {
 
   /** Enqueues one job; pass `tx` to make it part of the caller's transaction. Returns the job id. */
   async send<P extends object>(
-    def: JobDefinition<P>,
+    def: JobRef<P>,
     payload: P,
     options: EnqueueOptions = {},
   ): Promise<string | null> {
@@ -132,7 +138,7 @@ export class JobQueue {
 
   /** Enqueues many jobs of one type in one statement. */
   async sendMany<P extends object>(
-    def: JobDefinition<P>,
+    def: JobRef<P>,
     payloads: P[],
     options: { tx?: Queryable } = {},
   ): Promise<void> {

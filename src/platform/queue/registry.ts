@@ -21,8 +21,17 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
-export interface JobDefinition<P extends object = object> {
+/** A job type as producers see it: its name, typed by its payload. */
+export interface JobRef<P extends object = object> {
   name: string;
+  /** Type-level only: the payload type. */
+  readonly payloadType?: P;
+}
+
+/** Names a job type for producers; its handler is bound where the registry is built. */
+export const jobRef = <P extends object>(name: string): JobRef<P> => ({ name });
+
+export interface JobDefinition<P extends object = object> extends JobRef<P> {
   /** How long one attempt may hold the job before another worker may take it (pg-boss expireInSeconds). */
   leaseSeconds: number;
   retry: RetryPolicy;

@@ -1,0 +1,275 @@
+// Mailboxes: where mail comes from. Credentials are sealed with the configured key and never
+// returned; provider base URLs are settings (real defaults), so tests and the demo can point them
+// at the simulators.
+import type { TenantTx } from '../../platform/db/tx.ts';
+import { seal, unseal } from '../../platform/crypto.ts';
+import { conflict, notFound, validation } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
+import { assertEmail, normalizeEmail } from '../people/service.ts';
+
+export const MAILBOX_KINDS = ['imap', 'graph', 'gmail', 'mime'] as const;
+export type MailboxKind = (typeof MAILBOX_KINDS)[number];
+
+export interface MailboxSettings {
+  /** Unknown senders become contacts (else their mail is skipped: unknown_sender). */
+  createContacts: boolean;
+  /** Automatic mail (auto-replies, lists) may open new tickets (else skipped: automatic). */
+  automaticMayOpenTickets: boolean;
+  /** Larger messages are skipped (too_large) with only their headers kept. */
+  maxMessageBytes: number;
+  /** A reply to a solved/closed ticket reopens it within this many days; later it opens a new ticket. */
+  reopenWithinDays: number;
+  graph: { apiBaseUrl: string; tokenUrl: string; [key: string]: unknown };
+  gmail: { apiBaseUrl: string; tokenUrl: string; jwksUrl: string; [key: string]: unknown };
+  imap: { [key: string]: unknown };
+}
+
+export const DEFAULT_SETTINGS: MailboxSettings = {
+  createContacts: true,
+  automaticMayOpenTickets: false,
+  maxMessageBytes: 25 * 1024 * 1024,
+  reopenWithinDays: 14,
+  graph: { apiBaseUrl: 'https://graph.microsoft.com/v1.0', tokenUrl: 'https://login.microsoftonline.com' },
+  gmail: {
+    apiBaseUrl: 'https://gmail.googleapis.com/gmail/v1',
+    tokenUrl: 'https://oauth2.googleapis.com/token',
+    jwksUrl: 'https://www.googleapis.com/oauth2/v3/certs',
+  },
+  imap: {},
+};
+
+export interface Mailbox {
+  id: string;
+  kind: MailboxKind;
+  address: string;
+  displayName: string | null;
+  settings: MailboxSettings & Record<string, unknown>;
+  hasCredentials: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Merges given settings over the defaults, checking the known keys. */
+export function resolveSettings(
+  given: Record<string, unknown> = {},
+  base: MailboxSettings = DEFAULT_SETTINGS,
+): MailboxSettings {
+  const s = {
+    ...base,
+    ...given,
+    graph: { ...base.graph },
+    gmail: { ...base.gmail },
+    imap: { ...base.imap },
+  } as MailboxSettings;
+  for (const provider of ['graph', 'gmail', 'imap'] as const) {
+    const value = given[provider];
+    if (value === undefined) continue;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw validation(`settings.${provider} must be an object`, [
+        { path: `/settings/${provider}`, message: 'must be an object' },
+      ]);
+    }
+    Object.assign(s[provider], value);
+  }
+  const checks: [keyof MailboxSettings, (v: unknown) => boolean, string][] = [
+    ['createContacts', (v) => typeof v === 'boolean', 'a boolean'],
+    ['automaticMayOpenTickets', (v) => typeof v === 'boolean', 'a boolean'],
+    [
+      'maxMessageBytes',
+      (v) => Number.isInteger(v) && (v as number) >= 1024 && (v as number) <= 100 * 1024 * 1024,
+      'an integer from 1024 to 104857600',
+    ],
+    [
+      'reopenWithinDays',
+      (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 3650,
+      'an integer from 0 to 3650',
+    ],
+  ];
+  for (const [key, ok, what] of checks) {
+    if (!ok(s[key]))
+      throw validation(`settings.${key} must be ${what}`, [
+        { path: `/settings/${key}`, message: `must be ${what}` },
+      ]);
+  }
+  const known = new Set(Object.keys(DEFAULT_SETTINGS));
+  for (const key of Object.keys(given)) {
+    if (!known.has(key))
+      throw validation(`unknown setting "${key}"`, [
+        { path: `/settings/${key}`, message: 'unknown setting' },
+      ]);
+  }
+  return s;
+}
+
+interface MailboxRow {
+  id: string;
+  kind: MailboxKind;
+  address: string;
+  display_name: string | null;
+  settings: Record<string, unknown>;
+  has_credentials: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+const COLUMNS =
+  'id, kind, address, display_name, settings, credentials IS NOT NULL AS has_credentials, created_at, updated_at';
+
+const toMailbox = (r: MailboxRow): Mailbox => ({
+  id: r.id,
+  kind: r.kind,
+  address: r.address,
+  displayName: r.display_name,
+  settings: resolveSettings(r.settings) as MailboxSettings & Record<string, unknown>,
+  hasCredentials: r.has_credentials,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export interface MailboxInput {
+  kind: MailboxKind;
+  address: string;
+  displayName?: string | null;
+  settings?: Record<string, unknown>;
+  /** Provider secrets (password, client secret, refresh token): sealed at rest, never returned. */
+  credentials?: Record<string, unknown> | null;
+}
+
+export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInput): Promise<Mailbox> {
+  const address = assertEmail(input.address, '/address');
+  resolveSettings(input.settings);
+  const id = uuidv7();
+  const { rows } = await tx.query<MailboxRow>(
+    `INSERT INTO mailboxes (tenant_id, id, kind, address, address_normalized, display_name, settings, credentials)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (tenant_id, address_normalized) DO NOTHING
+     RETURNING ${COLUMNS}`,
+    [
+      tx.tenantId,
+      id,
+      input.kind,
+      address,
+      normalizeEmail(address),
+      input.displayName ?? null,
+      JSON.stringify(input.settings ?? {}),
+      input.credentials ? seal(key, JSON.stringify(input.credentials)) : null,
+    ],
+  );
+  if (!rows[0]) throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
+  return toMailbox(rows[0]);
+}
+
+export async function getMailbox(tx: TenantTx, id: string): Promise<Mailbox> {
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND id = $2`,
+    [tx.tenantId, id],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  return toMailbox(rows[0]);
+}
+
+/** By id or by address (the CLI accepts either). */
+export async function findMailbox(tx: TenantTx, idOrAddress: string): Promise<Mailbox> {
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrAddress);
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND ${byId ? 'id = $2' : 'address_normalized = lower(trim($2))'}`,
+    [tx.tenantId, idOrAddress],
+  );
+  if (!rows[0]) throw notFound(`mailbox ${idOrAddress}`);
+  return toMailbox(rows[0]);
+}
+
+export async function listMailboxes(
+  tx: TenantTx,
+  input: { limit?: number; cursor?: string },
+): Promise<Page<Mailbox>> {
+  const limit = clampLimit(input.limit);
+  const cursor = decodeCursor(input.cursor);
+  const values: unknown[] = [tx.tenantId];
+  let where = 'tenant_id = $1';
+  if (cursor) {
+    values.push(cursor.createdAt, cursor.id);
+    where += ' AND (created_at, id) < ($2::timestamptz, $3::uuid)';
+  }
+  values.push(limit + 1);
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return toPage(rows, limit, toMailbox);
+}
+
+export async function updateMailbox(
+  tx: TenantTx,
+  key: Buffer,
+  id: string,
+  input: Partial<Omit<MailboxInput, 'kind'>>,
+): Promise<Mailbox> {
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+    [tx.tenantId, id],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  const address = input.address === undefined ? rows[0].address : assertEmail(input.address, '/address');
+  const settings =
+    input.settings === undefined ? rows[0].settings : { ...rows[0].settings, ...input.settings };
+  resolveSettings(settings);
+  try {
+    await tx.query('SAVEPOINT update_mailbox');
+    await tx.query(
+      `UPDATE mailboxes SET address = $3, address_normalized = $4, display_name = $5, settings = $6,
+              credentials = CASE WHEN $7 THEN $8::bytea ELSE credentials END, updated_at = now()
+        WHERE tenant_id = $1 AND id = $2`,
+      [
+        tx.tenantId,
+        id,
+        address,
+        normalizeEmail(address),
+        input.displayName === undefined ? rows[0].display_name : input.displayName,
+        JSON.stringify(settings),
+        input.credentials !== undefined,
+        input.credentials ? seal(key, JSON.stringify(input.credentials)) : null,
+      ],
+    );
+    await tx.query('RELEASE SAVEPOINT update_mailbox');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '23505') throw err;
+    await tx.query('ROLLBACK TO SAVEPOINT update_mailbox');
+    throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
+  }
+  return getMailbox(tx, id);
+}
+
+export async function deleteMailbox(tx: TenantTx, id: string): Promise<void> {
+  const { rowCount } = await tx.query('DELETE FROM mailboxes WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    id,
+  ]);
+  if (rowCount === 0) throw notFound('mailbox');
+}
+
+/** The decrypted credentials of a mailbox (for provider clients only). */
+export async function mailboxCredentials(
+  tx: TenantTx,
+  key: Buffer,
+  id: string,
+): Promise<Record<string, unknown> | null> {
+  const { rows } = await tx.query<{ credentials: Buffer | null }>(
+    'SELECT credentials FROM mailboxes WHERE tenant_id = $1 AND id = $2',
+    [tx.tenantId, id],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  return rows[0].credentials
+    ? (JSON.parse(unseal(key, rows[0].credentials).toString('utf8')) as Record<string, unknown>)
+    : null;
+}
+
+/** Normalised addresses of all the tenant's mailboxes (mail from them is our own). */
+export async function mailboxAddresses(tx: TenantTx): Promise<Set<string>> {
+  const { rows } = await tx.query<{ a: string }>(
+    'SELECT address_normalized AS a FROM mailboxes WHERE tenant_id = $1',
+    [tx.tenantId],
+  );
+  return new Set(rows.map((r) => r.a));
+}

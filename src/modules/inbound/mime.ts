@@ -1,0 +1,316 @@
+// Pure mail handling: parsing a raw RFC 5322 message (mailparser), the message key, the references
+// to thread by, the automatic-mail and bounce classification, and the new part of a reply. No
+// database, no clock: everything here is a function of the bytes.
+import { createHash } from 'node:crypto';
+import { type AddressObject, simpleParser } from 'mailparser';
+import { sanitizeBodyHtml } from '../tickets/service.ts';
+
+export interface MailAddress {
+  address: string;
+  name: string;
+}
+
+export interface ParsedAttachment {
+  filename: string;
+  contentType: string;
+  content: Buffer;
+  contentId: string | null;
+  inline: boolean;
+}
+
+export interface Classification {
+  /** Auto-replies, bulk and list mail, loops: may thread, never reopens or auto-replies. */
+  automatic: boolean;
+  /** Delivery status notifications and other bounces. */
+  bounce: boolean;
+  /** Which rules matched, e.g. ["auto-submitted: auto-replied", "precedence: bulk"]. */
+  reasons: string[];
+}
+
+export interface ParsedMessage {
+  /** The message key: the normalised Message-ID, or gen-<sha256>@relaydesk.invalid without one. */
+  key: string;
+  messageId: string | null;
+  /** Message-IDs this one answers, newest first (In-Reply-To, then References from the end). */
+  references: string[];
+  from: MailAddress | null;
+  to: MailAddress[];
+  cc: MailAddress[];
+  subject: string;
+  text: string;
+  /** Sanitised HTML body (no scripts, handlers or remote loads), or null. */
+  html: string | null;
+  /** The new part of a reply, without quoted history and signature. */
+  replyText: string;
+  attachments: ParsedAttachment[];
+  classification: Classification;
+  /** For a bounce: the Message-ID of the message that bounced, when the report quotes it. */
+  bouncedMessageId: string | null;
+}
+
+/** One pair of angle brackets removed, the domain lower-cased; undefined when empty. */
+export function normalizeMessageId(raw: string | undefined | null): string | undefined {
+  if (!raw) return undefined;
+  let id = raw.trim();
+  if (id.startsWith('<') && id.endsWith('>')) id = id.slice(1, -1).trim();
+  if (id === '') return undefined;
+  const at = id.lastIndexOf('@');
+  return at < 0 ? id : `${id.slice(0, at)}@${id.slice(at + 1).toLowerCase()}`;
+}
+
+export function generatedKey(raw: Buffer): string {
+  return `gen-${createHash('sha256').update(raw).digest('hex')}@relaydesk.invalid`;
+}
+
+/** Every <...> token of a References / In-Reply-To header, in order. */
+export function splitMessageIds(value: string | string[] | undefined): string[] {
+  if (!value) return [];
+  const text = Array.isArray(value) ? value.join(' ') : value;
+  const ids = [...text.matchAll(/<([^<>\s]+)>/g)].map((m) => m[1]!);
+  if (ids.length === 0 && text.trim() !== '') return text.trim().split(/\s+/);
+  return ids;
+}
+
+/** Message-IDs to thread by, newest first and without repeats: In-Reply-To, then References read from the end. */
+export function threadReferences(
+  inReplyTo: string | undefined,
+  references: string | string[] | undefined,
+): string[] {
+  const ordered = [...splitMessageIds(inReplyTo), ...splitMessageIds(references).reverse()];
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const raw of ordered) {
+    const id = normalizeMessageId(raw);
+    if (id && !seen.has(id)) {
+      seen.add(id);
+      out.push(id);
+    }
+  }
+  return out;
+}
+
+/** The ticket number of a `[#T-123]` subject tag, if any. */
+export function subjectTicketNumber(subject: string): number | undefined {
+  const m = /\[#T-(\d{1,18})\]/i.exec(subject);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Raw header values by lower-case name (unfolded, in order). */
+export type RawHeaders = Map<string, string[]>;
+
+export function rawHeaders(lines: { key: string; line: string }[]): RawHeaders {
+  const map: RawHeaders = new Map();
+  for (const { key, line } of lines) {
+    const value = line
+      .slice(line.indexOf(':') + 1)
+      .replace(/\r?\n[ \t]+/g, ' ')
+      .trim();
+    const list = map.get(key.toLowerCase());
+    if (list) list.push(value);
+    else map.set(key.toLowerCase(), [value]);
+  }
+  return map;
+}
+
+const AUTOMATIC_PRECEDENCE = new Set(['bulk', 'list', 'junk', 'auto_reply']);
+
+/** RFC 3834 and the de-facto headers of auto-responders, lists and bounces. */
+export function classify(headers: RawHeaders, from: string | null, contentType: string): Classification {
+  const reasons: string[] = [];
+  let automatic = false;
+  let bounce = false;
+  const first = (name: string) => headers.get(name)?.[0];
+  const autoSubmitted = first('auto-submitted')?.toLowerCase();
+  if (autoSubmitted !== undefined && autoSubmitted.split(';')[0]!.trim() !== 'no') {
+    automatic = true;
+    reasons.push(`auto-submitted: ${autoSubmitted}`);
+  }
+  const precedence = first('precedence')?.toLowerCase().trim();
+  if (precedence && AUTOMATIC_PRECEDENCE.has(precedence)) {
+    automatic = true;
+    reasons.push(`precedence: ${precedence}`);
+  }
+  for (const name of [
+    'x-autoreply',
+    'x-autorespond',
+    'x-auto-response-suppress',
+    'x-loop',
+    'list-unsubscribe',
+  ]) {
+    if (headers.has(name)) {
+      automatic = true;
+      reasons.push(name);
+    }
+  }
+  const ct = contentType.toLowerCase();
+  if (ct.startsWith('multipart/report') && /report-type\s*=\s*"?delivery-status/.test(ct)) {
+    bounce = true;
+    reasons.push('delivery-status report');
+  }
+  if (headers.has('x-failed-recipients')) {
+    bounce = true;
+    reasons.push('x-failed-recipients');
+  }
+  const returnPath = first('return-path');
+  if (returnPath !== undefined && /^<\s*>$/.test(returnPath.trim())) {
+    bounce = true;
+    reasons.push('empty return-path');
+  }
+  const local = from?.split('@')[0]?.toLowerCase();
+  if (local === 'mailer-daemon' || local === 'postmaster') {
+    bounce = true;
+    reasons.push(`sender ${local}`);
+  }
+  return { automatic: automatic || bounce, bounce, reasons };
+}
+
+const QUOTE_HEADERS = [
+  /^On .{3,200} wrote:\s*$/i,
+  /^Am .{3,200} schrieb .{0,200}:\s*$/i,
+  /^Le .{3,200} a écrit\s*:\s*$/i,
+  /^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine)\s*-{2,}\s*$/i,
+  /^_{10,}\s*$/,
+  /^(From|Von|De):\s.+/i,
+];
+
+/** The new part of a reply: text above the first quote header, quoted block or signature marker. */
+export function extractReply(text: string): string {
+  const lines = text.replace(/\r\n/g, '\n').split('\n');
+  let end = lines.length;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '-- ' || line === '--') {
+      end = i;
+      break;
+    }
+    if (QUOTE_HEADERS.some((re) => re.test(line.trim()))) {
+      end = i;
+      break;
+    }
+    // A block of quoted lines that runs to the end of the message.
+    if (line.startsWith('>') && lines.slice(i).every((l) => l.startsWith('>') || l.trim() === '')) {
+      end = i;
+      break;
+    }
+  }
+  const reply = lines.slice(0, end).join('\n').trim();
+  return reply === '' ? text.trim() : reply;
+}
+
+function addresses(value: AddressObject | AddressObject[] | undefined): MailAddress[] {
+  const list = value === undefined ? [] : Array.isArray(value) ? value : [value];
+  const out: MailAddress[] = [];
+  for (const obj of list) {
+    for (const a of obj.value) {
+      if (a.address) out.push({ address: a.address.trim(), name: (a.name ?? '').trim() });
+      for (const g of a.group ?? [])
+        if (g.address) out.push({ address: g.address.trim(), name: (g.name ?? '').trim() });
+    }
+  }
+  return out;
+}
+
+function htmlToText(html: string): string {
+  return html
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, '')
+    .replace(/<br\s*\/?>/gi, '\n')
+    .replace(/<\/(p|div|li|tr|h\d)>/gi, '\n')
+    .replace(/<[^>]+>/g, '')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+/** The Message-ID quoted by a bounce: from its attached message/rfc822 or text/rfc822-headers part. */
+function bouncedMessageIdOf(attachments: { contentType: string; content: Buffer }[]): string | null {
+  for (const a of attachments) {
+    const ct = a.contentType.toLowerCase();
+    if (ct === 'message/rfc822' || ct === 'text/rfc822-headers' || ct === 'message/rfc822-headers') {
+      const text = a.content.toString('latin1');
+      const headerPart = text.split(/\r?\n\r?\n/)[0] ?? text;
+      const m = /^message-id:\s*(.+(?:\r?\n[ \t].+)*)/im.exec(headerPart);
+      const id = m ? normalizeMessageId(splitMessageIds(m[1])[0]) : undefined;
+      if (id) return id;
+    }
+  }
+  return null;
+}
+
+const PLAUSIBLE_ADDRESS = /^("[^"\r\n]+"|[^\s@<>"(),;:]+)@[^\s@<>"(),;:]+$/;
+
+/** The address inside a header value: <addr>, or a bare addr@domain. */
+function addressIn(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const angled = /<\s*([^<>\s]+@[^<>\s]+)\s*>/.exec(value);
+  const candidate = (angled?.[1] ?? /("[^"]+"|[^\s<>"(),;:]+)@[^\s<>"(),;:]+/.exec(value)?.[0])?.replace(
+    /[>.]+$/,
+    '',
+  );
+  return candidate && PLAUSIBLE_ADDRESS.test(candidate) ? candidate : undefined;
+}
+
+/**
+ * The sender: the From address when it is usable; otherwise, as mail from broken clients and
+ * spammers needs, Reply-To, Sender, a non-empty Return-Path, or the mbox envelope line.
+ */
+function senderOf(parsedFrom: MailAddress | undefined, headers: RawHeaders, raw: Buffer): MailAddress | null {
+  if (parsedFrom && PLAUSIBLE_ADDRESS.test(parsedFrom.address)) return parsedFrom;
+  for (const value of headers.get('from') ?? []) {
+    const address = addressIn(value);
+    if (address) return { address, name: parsedFrom?.name ?? '' };
+  }
+  for (const name of ['reply-to', 'sender', 'return-path']) {
+    const address = addressIn(headers.get(name)?.[0]);
+    if (address) return { address, name: parsedFrom?.name ?? '' };
+  }
+  const envelope = /^From (\S+@\S+)\s/.exec(raw.subarray(0, 512).toString('latin1'));
+  const address = addressIn(envelope?.[1]);
+  return address ? { address, name: parsedFrom?.name ?? '' } : null;
+}
+
+/** Parses raw bytes. Throws only when the bytes are not a message at all. */
+export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
+  const mail = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true, keepCidLinks: true });
+  const headers = rawHeaders([...(mail.headerLines ?? [])]);
+  const messageId = normalizeMessageId(mail.messageId) ?? null;
+  const from = senderOf(addresses(mail.from)[0], headers, raw);
+  const contentType = headers.get('content-type')?.[0] ?? 'text/plain';
+  const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? sanitizeBodyHtml(mail.html) : null;
+  const text = (mail.text ?? '').trim() !== '' ? (mail.text ?? '').trim() : html ? htmlToText(html) : '';
+  const attachments: ParsedAttachment[] = mail.attachments.map((a, i) => ({
+    filename:
+      (a.filename ?? '').trim() || `attachment-${i + 1}${a.contentType === 'message/rfc822' ? '.eml' : ''}`,
+    contentType: a.contentType || 'application/octet-stream',
+    content: a.content,
+    contentId: a.contentId ? (normalizeMessageId(a.contentId) ?? null) : null,
+    inline: a.contentDisposition === 'inline' || Boolean(a.related),
+  }));
+  const classification = classify(headers, from?.address ?? null, contentType);
+  return {
+    key: messageId ?? generatedKey(raw),
+    messageId,
+    references: threadReferences(mail.inReplyTo, mail.references),
+    from,
+    to: addresses(mail.to),
+    cc: addresses(mail.cc),
+    subject: (mail.subject ?? '').trim(),
+    text,
+    html,
+    replyText: extractReply(text),
+    attachments,
+    classification,
+    bouncedMessageId: classification.bounce ? bouncedMessageIdOf(attachments) : null,
+  };
+}
+
+/** The header block of a raw message (kept for over-size mail, whose body is not stored). */
+export function headerBlock(raw: Buffer, limit = 64 * 1024): Buffer {
+  const text = raw.subarray(0, limit).toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  return raw.subarray(0, end < 0 ? Math.min(raw.length, limit) : end);
+}
