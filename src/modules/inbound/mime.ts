@@ -2,6 +2,7 @@
 // to thread by, the automatic-mail and bounce classification, and the new part of a reply. No
 // database, no clock: everything here is a function of the bytes.
 import { createHash } from 'node:crypto';
+import iconv from 'iconv-lite';
 import { type AddressObject, simpleParser } from 'mailparser';
 import { sanitizeBodyHtml } from '../tickets/service.ts';
 
@@ -241,6 +242,13 @@ function bouncedMessageIdOf(attachments: { contentType: string; content: Buffer 
   return null;
 }
 
+const headerText = (value: unknown): string | undefined =>
+  typeof value === 'string'
+    ? value
+    : value && typeof value === 'object' && 'value' in value
+      ? String((value as { value: unknown }).value)
+      : undefined;
+
 const PLAUSIBLE_ADDRESS = /^("[^"\r\n]+"|[^\s@<>"(),;:]+)@[^\s@<>"(),;:]+$/;
 
 /** The address inside a header value: <addr>, or a bare addr@domain. */
@@ -273,6 +281,103 @@ function senderOf(parsedFrom: MailAddress | undefined, headers: RawHeaders, raw:
   return address ? { address, name: parsedFrom?.name ?? '' } : null;
 }
 
+// Charsets to try for raw 8-bit header bytes, by what the message declares (declarations are often
+// wrong within a language family: iso-2022-jp mail with Shift_JIS headers, gb2312 with GBK).
+const CHARSET_FAMILIES: Record<string, string[]> = {
+  'iso-2022-jp': ['shift_jis', 'euc-jp'],
+  shift_jis: ['shift_jis', 'euc-jp'],
+  'euc-jp': ['euc-jp', 'shift_jis'],
+  gb2312: ['gb18030'],
+  gbk: ['gb18030'],
+  gb18030: ['gb18030'],
+  big5: ['big5'],
+  'euc-kr': ['euc-kr'],
+  'ks_c_5601-1987': ['euc-kr'],
+};
+
+/**
+ * Raw 8-bit bytes in a header (no encoded words) that are not UTF-8: decode them with the charsets
+ * the message declares (and their relatives), else Windows-1252.
+ */
+export function decodeRawHeader(raw: Buffer, name: string): string | undefined {
+  const head = headerBlock(raw).toString('latin1');
+  const m = new RegExp(`^${name}:[ \\t]?(.*(?:\\r?\\n[ \\t].*)*)`, 'im').exec(head);
+  if (!m) return undefined;
+  const bytes = Buffer.from(m[1]!.replace(/\r?\n[ \t]+/g, ' '), 'latin1');
+  const declared = [...raw.toString('latin1').matchAll(/charset\s*=\s*"?([A-Za-z0-9_.:-]+)/gi)].map((x) =>
+    x[1]!.toLowerCase(),
+  );
+  // Multi-byte charsets first: a single-byte one (Latin-1) decodes anything without complaint.
+  const multi = declared.flatMap((c) => CHARSET_FAMILIES[c] ?? []);
+  const candidates = [...new Set([...multi, ...declared])];
+  for (const charset of candidates) {
+    if (!iconv.encodingExists(charset) || /^(us-ascii|ascii|iso-2022-jp|utf-?8)$/.test(charset)) continue;
+    const text = iconv.decode(bytes, charset);
+    if (!text.includes('\uFFFD') && !/[\u0080-\u009f]/.test(text)) return text.trim();
+  }
+  return iconv.decode(bytes, 'windows-1252').trim();
+}
+
+/**
+ * A name for a part that has none: an attached message is named by its subject, else by the part's
+ * Content-Description ("Undelivered Message"); other parts by their description or as image.<type>.
+ */
+async function defaultFilename(
+  contentType: string,
+  content: Buffer,
+  description: string | undefined,
+  index: number,
+): Promise<string> {
+  const type = contentType.toLowerCase();
+  const clean = (name: string) => name.replace(/[\\/*?"<>|\r\n]+/g, ' ').trim();
+  if (type === 'message/rfc822') {
+    const inner = await simpleParser(content, { skipImageLinks: true, skipTextToHtml: true }).catch(
+      () => undefined,
+    );
+    let subject = (inner?.subject ?? '').trim();
+    if (subject.includes('\uFFFD')) subject = decodeRawHeader(content, 'subject') ?? subject;
+    return `${clean(subject) || clean(description ?? '') || 'Mail'}.eml`;
+  }
+  if (description && clean(description))
+    return `${clean(description)}${type.startsWith('text/') ? '.txt' : ''}`;
+  const image = /^image\/([a-z0-9.+-]+)$/.exec(type);
+  if (image) return `image.${image[1] === 'jpeg' ? 'jpg' : image[1]!.replace(/\+.*$/, '')}`;
+  return `attachment-${index + 1}`;
+}
+
+/**
+ * The machine-readable part of a delivery report (message/delivery-status), which the parser folds
+ * into the text: kept as an attachment too, as operators expect to see it.
+ */
+function deliveryStatusPart(raw: Buffer): ParsedAttachment | undefined {
+  const text = raw.toString('latin1');
+  const boundary =
+    /report-type\s*=\s*"?delivery-status"?[\s\S]*?boundary\s*=\s*"?([^";\r\n]+)"?|boundary\s*=\s*"?([^";\r\n]+)"?[\s\S]*?report-type\s*=\s*"?delivery-status/i.exec(
+      text.slice(0, 64 * 1024),
+    );
+  const b = boundary?.[1] ?? boundary?.[2];
+  if (!b) return undefined;
+  for (const part of text.split(`--${b}`)) {
+    const split = part.search(/\r?\n\r?\n/);
+    if (split < 0) continue;
+    const head = part.slice(0, split);
+    if (!/content-type:\s*message\/delivery-status/i.test(head)) continue;
+    const description = /content-description:\s*(.+)/i.exec(head)?.[1]?.trim();
+    const body = part
+      .slice(split)
+      .replace(/^\r?\n\r?\n/, '')
+      .replace(/\r?\n$/, '');
+    return {
+      filename: `${description || 'delivery-status'}.txt`,
+      contentType: 'message/delivery-status',
+      content: Buffer.from(body, 'latin1'),
+      contentId: null,
+      inline: false,
+    };
+  }
+  return undefined;
+}
+
 /** Parses raw bytes. Throws only when the bytes are not a message at all. */
 export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
   const mail = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true, keepCidLinks: true });
@@ -282,14 +387,26 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
   const contentType = headers.get('content-type')?.[0] ?? 'text/plain';
   const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? sanitizeBodyHtml(mail.html) : null;
   const text = (mail.text ?? '').trim() !== '' ? (mail.text ?? '').trim() : html ? htmlToText(html) : '';
-  const attachments: ParsedAttachment[] = mail.attachments.map((a, i) => ({
-    filename:
-      (a.filename ?? '').trim() || `attachment-${i + 1}${a.contentType === 'message/rfc822' ? '.eml' : ''}`,
-    contentType: a.contentType || 'application/octet-stream',
-    content: a.content,
-    contentId: a.contentId ? (normalizeMessageId(a.contentId) ?? null) : null,
-    inline: a.contentDisposition === 'inline' || Boolean(a.related),
-  }));
+  const attachments: ParsedAttachment[] = [];
+  for (const [i, a] of mail.attachments.entries()) {
+    const type = a.contentType || 'application/octet-stream';
+    attachments.push({
+      filename:
+        (a.filename ?? '').trim() ||
+        (await defaultFilename(type, a.content, headerText(a.headers.get('content-description')), i)),
+      contentType: type,
+      content: a.content,
+      contentId: a.contentId ? (normalizeMessageId(a.contentId) ?? null) : null,
+      inline: a.contentDisposition === 'inline' || Boolean(a.related),
+    });
+  }
+  if (contentType.toLowerCase().startsWith('multipart/report')) {
+    const status = deliveryStatusPart(raw);
+    if (status && !attachments.some((a) => a.contentType === 'message/delivery-status'))
+      attachments.unshift(status);
+  }
+  let subject = (mail.subject ?? '').trim();
+  if (subject.includes('\uFFFD')) subject = decodeRawHeader(raw, 'subject') ?? subject;
   const classification = classify(headers, from?.address ?? null, contentType);
   return {
     key: messageId ?? generatedKey(raw),
@@ -298,7 +415,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     from,
     to: addresses(mail.to),
     cc: addresses(mail.cc),
-    subject: (mail.subject ?? '').trim(),
+    subject,
     text,
     html,
     replyText: extractReply(text),
