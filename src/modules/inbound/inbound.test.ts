@@ -480,6 +480,22 @@ describe('content', () => {
     expect(att.rows).toEqual([
       { id: expect.any(String), filename: 'report.pdf', content_type: 'application/pdf', size: pdf.length },
     ]);
+    const api = await t.call(tokenA, 'GET', `/api/v1/tickets/${outcome.ticketId}/messages`);
+    expect(api.body.items[0].mail).toMatchObject({
+      from: 'customer@example.org',
+      to: [{ address: 'support@helpdesk.test', name: '' }],
+      replyText: 'Thanks, that fixed it.',
+      classification: { automatic: false, bounce: false },
+      attachments: [
+        {
+          id: att.rows[0].id,
+          filename: 'report.pdf',
+          contentType: 'application/pdf',
+          size: pdf.length,
+          inline: false,
+        },
+      ],
+    });
     const download = await t.app.inject({
       method: 'GET',
       url: `/api/v1/attachments/${att.rows[0].id}`,

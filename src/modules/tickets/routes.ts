@@ -49,6 +49,26 @@ export const MessageSchema = Type.Object({
   text: Type.String(),
   html: Nullable(Type.String()),
   messageId: Nullable(Type.String()),
+  mail: Nullable(
+    Type.Object({
+      from: Nullable(Type.String()),
+      to: Type.Array(Type.Object({ address: Type.String(), name: Type.String() })),
+      cc: Type.Array(Type.Object({ address: Type.String(), name: Type.String() })),
+      subject: Nullable(Type.String()),
+      replyText: Nullable(Type.String()),
+      classification: Nullable(Type.Record(Type.String(), Type.Unknown())),
+      attachments: Type.Array(
+        Type.Object({
+          id: Uuid,
+          filename: Type.String(),
+          contentType: Type.String(),
+          size: Type.Integer(),
+          inline: Type.Boolean(),
+          contentId: Nullable(Type.String()),
+        }),
+      ),
+    }),
+  ),
   createdAt: Timestamp,
 });
 

@@ -34,7 +34,26 @@ export interface TicketMessage {
   text: string;
   html: string | null;
   messageId: string | null;
+  /** For messages that came by mail: its envelope, the new part of a reply, attachments, classification. */
+  mail: MailDetails | null;
   createdAt: string;
+}
+
+export interface MailDetails {
+  from: string | null;
+  to: { address: string; name: string }[];
+  cc: { address: string; name: string }[];
+  subject: string | null;
+  replyText: string | null;
+  classification: Record<string, unknown> | null;
+  attachments: {
+    id: string;
+    filename: string;
+    contentType: string;
+    size: number;
+    inline: boolean;
+    contentId: string | null;
+  }[];
 }
 
 interface TicketRow {
@@ -59,12 +78,26 @@ interface MessageRow {
   body_html: string | null;
   rfc_message_id: string | null;
   created_at: string;
+  inbound_id?: string | null;
+  mail_from?: string | null;
+  mail_to?: { address: string; name: string }[] | null;
+  mail_cc?: { address: string; name: string }[] | null;
+  mail_subject?: string | null;
+  reply_text?: string | null;
+  classification?: Record<string, unknown> | null;
+  attachments?: MailDetails['attachments'] | null;
 }
 
 const TICKET_COLUMNS =
   'id, number, subject, status, priority, requester_id, assignee_id, created_at, updated_at';
 const MESSAGE_COLUMNS =
   'id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id, created_at';
+const MESSAGE_READ_COLUMNS = `m.id, m.ticket_id, m.author_id, m.visibility, m.direction, m.body_text, m.body_html,
+  m.rfc_message_id, m.created_at, m.inbound_id, m.mail_from, m.mail_to, m.mail_cc, m.mail_subject, m.reply_text,
+  m.classification,
+  (SELECT json_agg(json_build_object('id', a.id, 'filename', a.filename, 'contentType', a.content_type,
+                   'size', a.size, 'inline', a.inline, 'contentId', a.content_id) ORDER BY a.created_at, a.id)
+     FROM attachments a WHERE a.tenant_id = m.tenant_id AND a.message_id = m.id) AS attachments`;
 
 const toTicket = (r: TicketRow): Ticket => ({
   id: r.id,
@@ -87,6 +120,18 @@ const toMessage = (r: MessageRow): TicketMessage => ({
   text: r.body_text,
   html: r.body_html,
   messageId: r.rfc_message_id,
+  mail:
+    r.mail_from || r.inbound_id
+      ? {
+          from: r.mail_from ?? null,
+          to: r.mail_to ?? [],
+          cc: r.mail_cc ?? [],
+          subject: r.mail_subject ?? null,
+          replyText: r.reply_text ?? null,
+          classification: r.classification ?? null,
+          attachments: r.attachments ?? [],
+        }
+      : null,
   createdAt: r.created_at,
 });
 
@@ -360,19 +405,19 @@ export async function listMessages(
   const limit = clampLimit(input.limit);
   const cursor = decodeCursor(input.cursor);
   const values: unknown[] = [tx.tenantId, input.ticketId];
-  const where = ['tenant_id = $1', 'ticket_id = $2'];
+  const where = ['m.tenant_id = $1', 'm.ticket_id = $2'];
   if (input.visibility) {
     values.push(input.visibility);
-    where.push(`visibility = $${values.length}`);
+    where.push(`m.visibility = $${values.length}`);
   }
   if (cursor) {
     values.push(cursor.createdAt, cursor.id);
-    where.push(`(created_at, id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+    where.push(`(m.created_at, m.id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
   }
   values.push(limit + 1);
   const { rows } = await tx.query<MessageRow>(
-    `SELECT ${MESSAGE_COLUMNS} FROM ticket_messages WHERE ${where.join(' AND ')}
-      ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    `SELECT ${MESSAGE_READ_COLUMNS} FROM ticket_messages m WHERE ${where.join(' AND ')}
+      ORDER BY m.created_at DESC, m.id DESC LIMIT $${values.length}`,
     values,
   );
   return toPage(rows, limit, toMessage);
