@@ -36,10 +36,19 @@ export const ROUTES: RouteModule[] = [
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
-export function defaultRegistry(deps: { pool: Pool; secretKey: Buffer; logger: Logger }): JobRegistry {
-  return new JobRegistry().register(
+export function defaultRegistry(deps: {
+  pool: Pool;
+  secretKey: Buffer;
+  logger: Logger;
+  jobLeaseSeconds?: number | undefined;
+}): JobRegistry {
+  const definitions = [
     ...peopleJobs(deps.pool),
     ...inboundJobs({ pool: deps.pool, messageIdKey: messageIdKey(deps.secretKey), logger: deps.logger }),
+  ];
+  const lease = deps.jobLeaseSeconds;
+  return new JobRegistry().register(
+    ...(lease ? definitions.map((d) => ({ ...d, leaseSeconds: lease })) : definitions),
   );
 }
 
@@ -147,7 +156,9 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
     queue = new JobQueue({
       connectionString: db.url,
       logger,
-      registry: registry ?? defaultRegistry({ pool: db.pool, secretKey, logger }),
+      registry:
+        registry ??
+        defaultRegistry({ pool: db.pool, secretKey, logger, jobLeaseSeconds: config.jobLeaseSeconds }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
       instanceName: `relaydesk-${role}-${process.pid}`,

@@ -23,6 +23,8 @@ export interface Config {
   bodyLimit: number;
   /** Connections in this process's pool. */
   poolSize: number;
+  /** Overrides every job type's lease (seconds), e.g. for crash tests; undefined keeps each type's own. */
+  jobLeaseSeconds: number | undefined;
 }
 
 export interface ConfigOverrides {
@@ -129,6 +131,23 @@ export function loadConfig(
   );
   const poolSize = parseInteger('RELAYDESK_POOL_SIZE', env['RELAYDESK_POOL_SIZE'], 20, 2, 500, problems);
 
+  const leaseRaw = env['RELAYDESK_JOB_LEASE_SECONDS'];
+  const jobLeaseSeconds =
+    leaseRaw === undefined || leaseRaw === ''
+      ? undefined
+      : parseInteger('RELAYDESK_JOB_LEASE_SECONDS', leaseRaw, 60, 2, 86_400, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return { databaseUrl, dataDir, host, port, secretKey, logLevel, role, bodyLimit, poolSize };
+  return {
+    databaseUrl,
+    dataDir,
+    host,
+    port,
+    secretKey,
+    logLevel,
+    role,
+    bodyLimit,
+    poolSize,
+    jobLeaseSeconds,
+  };
 }
