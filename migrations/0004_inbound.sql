@@ -18,6 +18,8 @@ CREATE TABLE mailboxes (
   PRIMARY KEY (tenant_id, id),
   UNIQUE (tenant_id, address_normalized)
 );
+-- Provider webhooks name only the mailbox; its tenant is looked up by id before anything else.
+CREATE INDEX mailboxes_id_idx ON mailboxes (id);
 
 -- Raw messages and attachment bodies, content-addressed per tenant (deduplicated by SHA-256).
 CREATE TABLE blobs (

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
@@ -26,6 +27,7 @@ import type { Logger } from './platform/logging.ts';
 import { installQueueSchema, JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
+export const HOOK_ROUTES: RouteModule[] = [hookRoutes];
 export const ROUTES: RouteModule[] = [
   tokenRoutes,
   peopleRoutes,
@@ -44,7 +46,12 @@ export function defaultRegistry(deps: {
 }): JobRegistry {
   const definitions = [
     ...peopleJobs(deps.pool),
-    ...inboundJobs({ pool: deps.pool, messageIdKey: messageIdKey(deps.secretKey), logger: deps.logger }),
+    ...inboundJobs({
+      pool: deps.pool,
+      messageIdKey: messageIdKey(deps.secretKey),
+      secretKey: deps.secretKey,
+      logger: deps.logger,
+    }),
   ];
   const lease = deps.jobLeaseSeconds;
   return new JobRegistry().register(
@@ -177,6 +184,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
       app = await buildServer(
         { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache, secretKey },
         ROUTES,
+        HOOK_ROUTES,
       );
       url = await app.listen({ host: config.host, port: config.port });
     }

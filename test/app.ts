@@ -2,7 +2,7 @@
 // real Fastify, real PostgreSQL, no socket).
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { ROUTES } from '../src/app.ts';
+import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { type App, buildServer } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
@@ -47,6 +47,7 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
       secretKey: options.secretKey ?? randomBytes(32),
     },
     ROUTES,
+    HOOK_ROUTES,
   );
   await app.ready();
   const a = await createTenant(db.pool, { name: 'Tenant A' });

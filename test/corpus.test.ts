@@ -59,6 +59,7 @@ describe.skipIf(!present)('zammad corpus', { timeout: 120_000 }, () => {
   const deps = () => ({
     pool: t.db.pool,
     messageIdKey: messageIdKey(Buffer.alloc(32, 1)),
+    secretKey: Buffer.alloc(32, 1),
     logger: createLogger('silent'),
   });
 

@@ -324,7 +324,7 @@ program
       });
       await queue.start();
       try {
-        const deps = { pool: db.pool, messageIdKey: messageIdKey(secretKey), logger };
+        const deps = { pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger };
         for (const file of files) {
           try {
             const raw = await readFile(file);

@@ -15,6 +15,7 @@ const secretKey = randomBytes(32);
 const deps = () => ({
   pool: t.db.pool,
   messageIdKey: messageIdKey(secretKey),
+  secretKey,
   logger: createLogger('silent'),
 });
 

@@ -4,13 +4,15 @@
 // its record final; another delivery of the same message finds the key taken (duplicate).
 import type { Pool } from '../../platform/db/pool.ts';
 import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
-import { isDatabaseUnavailable } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { findOrCreateContact, findPersonIdByEmail, normalizeEmail } from '../people/service.ts';
 import { createTicket, recordStatusChange, type TicketStatus } from '../tickets/service.ts';
 import { storeBlob } from './ingest.ts';
-import { type Mailbox, getMailbox, mailboxAddresses } from './mailboxes.ts';
+import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
+import { PermanentJobError } from '../../platform/queue/registry.ts';
+import { type Mailbox, getMailbox, mailboxAddresses, mailboxCredentials } from './mailboxes.ts';
+import { GraphClient, type GraphCredentials } from './providers/graph/client.ts';
 import {
   generatedKey,
   headerBlock,
@@ -37,6 +39,8 @@ export interface InboundDeps {
   pool: Pool;
   /** Key for Relaydesk's signed Message-IDs (signing.ts). */
   messageIdKey: Buffer;
+  /** RELAYDESK_SECRET_KEY, to unseal provider credentials. */
+  secretKey: Buffer;
   logger: Logger;
 }
 
@@ -90,16 +94,41 @@ async function finish(
   return outcomeOf(tx, { status, reason, ticket_id: extra.ticketId ?? null });
 }
 
-/** Fetches the raw bytes the pointer names, or undefined when the source no longer has them. */
-async function fetchSource(tx: TenantTx, row: InboundRow): Promise<Buffer | undefined> {
-  if (row.blob_sha256) {
-    const { rows } = await tx.query<{ content: Buffer }>(
-      'SELECT content FROM blobs WHERE tenant_id = $1 AND sha256 = $2',
-      [tx.tenantId, row.blob_sha256],
+/** Reads a stored blob (raw MIME uploads and, after their fetch, provider messages). */
+async function readBlob(tx: TenantTx, hash: Buffer): Promise<Buffer | undefined> {
+  const { rows } = await tx.query<{ content: Buffer }>(
+    'SELECT content FROM blobs WHERE tenant_id = $1 AND sha256 = $2',
+    [tx.tenantId, hash],
+  );
+  return rows[0]?.content;
+}
+
+/**
+ * Fetches the raw bytes a provider pointer names, outside any transaction (no network call holds a
+ * database connection). Undefined when the source no longer has the message: a deterministic
+ * `skipped (source_unavailable)`, not a retry loop. Rate limits and transient failures throw.
+ */
+async function fetchFromProvider(
+  deps: InboundDeps,
+  tenantId: string,
+  row: InboundRow,
+  mailbox: Mailbox,
+): Promise<Buffer | undefined> {
+  if (row.source === 'graph') {
+    const credentials = await withTenant(deps.pool, tenantId, (tx) =>
+      mailboxCredentials(tx, deps.secretKey, mailbox.id),
     );
-    return rows[0]?.content;
+    if (!credentials) throw new AuthExpired('graph', 'the mailbox has no Graph credentials');
+    const client = new GraphClient(mailbox.settings.graph, credentials as unknown as GraphCredentials);
+    const user = String(mailbox.settings.graph['user'] ?? mailbox.address);
+    try {
+      return await client.messageMime(user, String(row.pointer['messageId']));
+    } catch (err) {
+      if (err instanceof NotFound) return undefined;
+      throw err;
+    }
   }
-  return undefined; // provider sources (Graph, Gmail, IMAP) fetch through their clients
+  return undefined;
 }
 
 /** Runs one inbound message to its outcome. Throws only for transient failures (the job retries). */
@@ -133,27 +162,42 @@ export async function processInbound(
     return {
       done: undefined,
       row,
-      raw: await fetchSource(tx, row),
+      raw: row.blob_sha256 ? await readBlob(tx, row.blob_sha256) : undefined,
       mailbox: await getMailbox(tx, row.mailbox_id),
     };
   });
   if (start.done) return start.done;
-  const { row, raw, mailbox } = start as Required<Pick<typeof start, 'row' | 'mailbox'>> & {
-    raw: Buffer | undefined;
-  };
+  const { row, mailbox } = start as Required<Pick<typeof start, 'row' | 'mailbox'>>;
+  let raw = start.raw;
 
   try {
+    if (raw === undefined && row.source !== 'mime') {
+      raw = await fetchFromProvider(deps, input.tenantId, row, mailbox);
+      if (raw !== undefined) {
+        const fetched = raw;
+        // Keep the original (DESIGN §5.1): the fetched bytes become the record's blob.
+        await withTenant(pool, input.tenantId, async (tx) => {
+          const hash = await storeBlob(tx, fetched);
+          await tx.query('UPDATE inbound_messages SET blob_sha256 = $3 WHERE tenant_id = $1 AND id = $2', [
+            tx.tenantId,
+            row.id,
+            hash,
+          ]);
+        });
+      }
+    }
     if (raw === undefined) {
       return await withTenant(pool, input.tenantId, (tx) =>
         finish(tx, row.id, 'skipped', 'source_unavailable'),
       );
     }
-    if (raw.length > mailbox.settings.maxMessageBytes) {
-      return await withTenant(pool, input.tenantId, (tx) => skipTooLarge(tx, mailbox, row.id, raw));
+    const bytes = raw;
+    if (bytes.length > mailbox.settings.maxMessageBytes) {
+      return await withTenant(pool, input.tenantId, (tx) => skipTooLarge(tx, mailbox, row.id, bytes));
     }
     let parsed: ParsedMessage;
     try {
-      parsed = await parseMessage(raw);
+      parsed = await parseMessage(bytes);
     } catch (err) {
       deps.logger.warn({ err, inboundId: row.id }, 'message could not be parsed; quarantined');
       return await withTenant(pool, input.tenantId, (tx) =>
@@ -162,14 +206,20 @@ export async function processInbound(
     }
     return await withTenant(pool, input.tenantId, (tx) => applyMessage(tx, deps, mailbox, row.id, parsed));
   } catch (err) {
-    if (input.lastAttempt || !isDatabaseUnavailable(err)) {
-      const reason = `${(err as Error).name}: ${String((err as Error).message).slice(0, 300)}`;
-      if (input.lastAttempt) {
-        await withTenant(pool, input.tenantId, (tx) => finish(tx, row.id, 'failed', reason)).catch(
-          () => undefined,
-        );
-      }
-    }
+    if (err instanceof RateLimited) throw err; // the job reschedules it for when the provider said
+    const reason = `${(err as Error).name}: ${String((err as Error).message).slice(0, 300)}`;
+    // Credentials a person must renew, or a refusal: no retry will help.
+    const final = input.lastAttempt || err instanceof AuthExpired || err instanceof Permanent;
+    await withTenant(pool, input.tenantId, async (tx): Promise<unknown> =>
+      final
+        ? finish(tx, row.id, 'failed', reason)
+        : tx.query(
+            "UPDATE inbound_messages SET status = 'queued', reason = $3 WHERE tenant_id = $1 AND id = $2",
+            [tx.tenantId, row.id, `retrying: ${reason}`],
+          ),
+    ).catch(() => undefined);
+    if (err instanceof AuthExpired || err instanceof Permanent)
+      throw new PermanentJobError(reason, { cause: err });
     throw err;
   }
 }

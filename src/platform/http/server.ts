@@ -55,7 +55,11 @@ export function principalOf(request: FastifyRequest): Principal {
   return request.principal;
 }
 
-export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Promise<App> {
+export async function buildServer(
+  deps: ServerDeps,
+  routes: RouteModule[],
+  rootRoutes: RouteModule[] = [],
+): Promise<App> {
   const metrics = deps.metrics ?? new Metrics(deps.queue);
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'http' }),
@@ -170,5 +174,7 @@ export async function buildServer(deps: ServerDeps, routes: RouteModule[]): Prom
     },
     { prefix: '/api/v1' },
   );
+  // Routes outside the API (provider webhooks): each in its own scope, verifying its own proof.
+  for (const register of rootRoutes) await app.register(async (scope) => register(scope as App, deps));
   return app;
 }

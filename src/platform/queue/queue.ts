@@ -179,6 +179,7 @@ export class JobQueue {
           attempt: job.retryCount,
           logger,
           signal: job.signal,
+          send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
         });
         results.push({ id: job.id, status: 'completed', output: toOutput(output) });
       } catch (err) {

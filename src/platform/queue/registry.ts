@@ -19,6 +19,8 @@ export interface JobContext {
   logger: Logger;
   /** Aborted when the lease expires or the worker stops. */
   signal: AbortSignal;
+  /** Enqueues another job (e.g. this one again later, to honour a provider's Retry-After). */
+  send<Q extends object>(job: JobRef<Q>, payload: Q, options?: { startAfter?: Date }): Promise<string | null>;
 }
 
 /** A job type as producers see it: its name, typed by its payload. */

@@ -1,0 +1,112 @@
+// Provider webhooks (no user token: each verifies its own proof before anything is stored).
+// Microsoft Graph change notifications: the validation handshake, clientState checked in constant
+// time, then one pointer job per notification, all in one transaction: 202 only after it commits,
+// 503 (Graph retries) if it cannot. Lifecycle notifications go to mailbox upkeep.
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/tx.ts';
+import { safeEqual } from '../../platform/crypto.ts';
+import { AppError, notFound } from '../../platform/errors.ts';
+import type { RouteModule } from '../../platform/http/server.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { mailboxLifecycleJob, processInboundJob } from './jobs.ts';
+
+/** One entry of a Graph notification collection (change or lifecycle). */
+interface GraphNotification {
+  subscriptionId?: string;
+  clientState?: string | null;
+  changeType?: string;
+  resource?: string;
+  resourceData?: { id?: string };
+  lifecycleEvent?: string;
+}
+
+export const hookRoutes: RouteModule = (app, { pool, queue }) => {
+  // Graph's handshake POST is text/plain with an empty body.
+  app.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: 1024 }, (_req, body, done) =>
+    done(null, body),
+  );
+
+  app.post(
+    '/hooks/graph/:mailboxId',
+    {
+      config: { public: true },
+      bodyLimit: 1024 * 1024,
+      schema: {
+        tags: ['hooks'],
+        description: 'Microsoft Graph change and lifecycle notifications for one mailbox.',
+        params: Type.Object({ mailboxId: Type.String({ format: 'uuid' }) }),
+        querystring: Type.Object({ validationToken: Type.Optional(Type.String({ maxLength: 1024 })) }),
+      },
+    },
+    async (request, reply) => {
+      // The handshake: answer the decoded token as text/plain, at once (Graph waits at most 10 s).
+      const token = request.query.validationToken;
+      if (token !== undefined) return reply.code(200).type('text/plain; charset=utf-8').send(token);
+
+      const body = request.body as { value?: unknown } | undefined;
+      if (!body || typeof body !== 'object' || !Array.isArray(body.value) || body.value.length === 0) {
+        throw new AppError('validation_failed', 'expected a Graph notification collection {"value": [...]}', {
+          status: 400,
+        });
+      }
+      const notifications = body.value as GraphNotification[];
+      const { rows } = await pool.query<{ tenant_id: string; kind: string; client_state: string | null }>(
+        "SELECT tenant_id, kind, state->'graph'->>'clientState' AS client_state FROM mailboxes WHERE id = $1",
+        [request.params.mailboxId],
+      );
+      const mailbox = rows[0];
+      if (!mailbox || mailbox.kind !== 'graph') throw notFound('mailbox');
+      const expected = mailbox.client_state ?? '';
+      // Every notification must carry our secret; one that does not means the batch is not from our subscription.
+      if (
+        expected === '' ||
+        !notifications.every((n) => typeof n.clientState === 'string' && safeEqual(n.clientState, expected))
+      ) {
+        throw new AppError('webhook_signature_invalid', 'clientState does not match this mailbox', {
+          status: 401,
+        });
+      }
+      if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
+      const tenantId = mailbox.tenant_id;
+      let accepted = 0;
+      await withTenant(pool, tenantId, async (tx) => {
+        for (const n of notifications) {
+          if (n.lifecycleEvent) {
+            await queue.send(
+              mailboxLifecycleJob,
+              {
+                tenantId,
+                mailboxId: request.params.mailboxId,
+                event: n.lifecycleEvent,
+                subscriptionId: n.subscriptionId ?? null,
+              },
+              { tx },
+            );
+            accepted++;
+            continue;
+          }
+          const messageId = n.resourceData?.id;
+          if (!messageId) continue; // not a message notification: nothing to fetch
+          const inboundId = uuidv7();
+          await tx.query(
+            `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, $2, $3, 'graph', $4)`,
+            [
+              tenantId,
+              inboundId,
+              request.params.mailboxId,
+              JSON.stringify({ messageId, subscriptionId: n.subscriptionId ?? null }),
+            ],
+          );
+          await queue.send(processInboundJob, { tenantId, inboundId }, { tx });
+          accepted++;
+        }
+        await tx.query(
+          `UPDATE mailboxes SET state = state || jsonb_build_object('graph', coalesce(state->'graph', '{}') || jsonb_build_object('lastNotificationAt', now()))
+            WHERE tenant_id = $1 AND id = $2`,
+          [tenantId, request.params.mailboxId],
+        );
+      });
+      return reply.code(202).send({ accepted });
+    },
+  );
+};

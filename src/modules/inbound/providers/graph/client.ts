@@ -1,0 +1,145 @@
+// A Microsoft Graph client for what inbound mail needs: an app-only token (client credentials), a
+// message's raw MIME ($value), and subscriptions. Written against the public API; tested against
+// simulators/graph.ts. Every failure is a classified provider error.
+import { classifyResponse, Transient } from '../../../../platform/provider-errors.ts';
+
+export interface GraphCredentials {
+  /** The Entra (Azure AD) tenant of the mailbox. */
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface GraphSettings {
+  apiBaseUrl: string;
+  tokenUrl: string;
+  /** Request timeout, ms. */
+  timeoutMs?: number;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+const tokens = new Map<string, CachedToken>();
+
+async function request(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    throw new Transient('graph', `request to ${new URL(url).pathname} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+async function fail(res: Response): Promise<never> {
+  let code: string | undefined;
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as {
+      error?: { code?: string; message?: string } | string;
+      error_description?: string;
+    };
+    if (typeof body.error === 'object') {
+      code = body.error.code;
+      message = `${code}: ${body.error.message ?? message}`;
+    } else if (typeof body.error === 'string') {
+      code = body.error;
+      message = `${code}: ${body.error_description ?? message}`;
+    }
+  } catch {
+    // not JSON
+  }
+  throw classifyResponse('graph', res.status, res.headers.get('retry-after'), code, message);
+}
+
+export class GraphClient {
+  private readonly settings: GraphSettings;
+  private readonly credentials: GraphCredentials;
+  constructor(settings: GraphSettings, credentials: GraphCredentials) {
+    this.settings = settings;
+    this.credentials = credentials;
+  }
+
+  private get timeout(): number {
+    return this.settings.timeoutMs ?? 30_000;
+  }
+
+  async token(): Promise<string> {
+    const key = `${this.settings.tokenUrl}|${this.credentials.tenantId}|${this.credentials.clientId}`;
+    const cached = tokens.get(key);
+    if (cached && cached.expiresAt > Date.now() + 60_000) return cached.token;
+    const res = await request(
+      `${this.settings.tokenUrl.replace(/\/$/, '')}/${encodeURIComponent(this.credentials.tenantId)}/oauth2/v2.0/token`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: this.credentials.clientId,
+          client_secret: this.credentials.clientSecret,
+          scope: 'https://graph.microsoft.com/.default',
+        }).toString(),
+      },
+      this.timeout,
+    );
+    if (!res.ok) await fail(res);
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    tokens.set(key, { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 });
+    return body.access_token;
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+    const res = await request(
+      `${this.settings.apiBaseUrl.replace(/\/$/, '')}${path}`,
+      {
+        method,
+        headers: {
+          authorization: `Bearer ${await this.token()}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      },
+      this.timeout,
+    );
+    if (!res.ok) await fail(res);
+    return res;
+  }
+
+  /** The raw RFC 822 bytes of a message (GET /users/{user}/messages/{id}/$value). */
+  async messageMime(user: string, messageId: string): Promise<Buffer> {
+    const res = await this.call(
+      'GET',
+      `/users/${encodeURIComponent(user)}/messages/${encodeURIComponent(messageId)}/$value`,
+    );
+    return Buffer.from(await res.arrayBuffer());
+  }
+
+  async createSubscription(input: {
+    resource: string;
+    notificationUrl: string;
+    lifecycleNotificationUrl?: string;
+    clientState: string;
+    expirationDateTime: string;
+  }): Promise<{ id: string; expirationDateTime: string }> {
+    const res = await this.call('POST', '/subscriptions', { changeType: 'created', ...input });
+    return (await res.json()) as { id: string; expirationDateTime: string };
+  }
+
+  async renewSubscription(
+    id: string,
+    expirationDateTime: string,
+  ): Promise<{ id: string; expirationDateTime: string }> {
+    const res = await this.call('PATCH', `/subscriptions/${encodeURIComponent(id)}`, { expirationDateTime });
+    return (await res.json()) as { id: string; expirationDateTime: string };
+  }
+
+  async deleteSubscription(id: string): Promise<void> {
+    await this.call('DELETE', `/subscriptions/${encodeURIComponent(id)}`);
+  }
+}
+
+/** Forgets cached tokens (tests). */
+export const clearGraphTokens = (): void => tokens.clear();

@@ -1,0 +1,69 @@
+// Provider errors, classified once where the response is read (STYLE §7). Callers decide retry,
+// back-off or dead-letter from the class, never from a message string.
+export class ProviderError extends Error {
+  readonly provider: string;
+  readonly status: number | undefined;
+  readonly code: string | undefined;
+  constructor(
+    provider: string,
+    message: string,
+    options: { status?: number; code?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.provider = provider;
+    this.status = options.status;
+    this.code = options.code;
+  }
+}
+
+/** 429 or 503 with Retry-After: try again after `retryAfterSeconds`. */
+export class RateLimited extends ProviderError {
+  readonly retryAfterSeconds: number;
+  constructor(
+    provider: string,
+    message: string,
+    retryAfterSeconds: number,
+    options: { status?: number; code?: string } = {},
+  ) {
+    super(provider, message, options);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+/** 401/403, invalid_grant: credentials must be renewed by a person; retrying will not help. */
+export class AuthExpired extends ProviderError {}
+/** 404: the thing is gone (a deterministic outcome, not a retry). */
+export class NotFound extends ProviderError {}
+/** Timeouts, connection failures, 5xx: retry with back-off. */
+export class Transient extends ProviderError {}
+/** Anything else the provider refused: do not retry. */
+export class Permanent extends ProviderError {}
+
+/** Seconds from a Retry-After header (delta-seconds or HTTP date), bounded to [1, 3600]. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number {
+  if (!header) return 30;
+  const seconds = /^\d+$/.test(header.trim()) ? Number(header.trim()) : (Date.parse(header) - now) / 1000;
+  return Number.isFinite(seconds) ? Math.min(3600, Math.max(1, Math.ceil(seconds))) : 30;
+}
+
+/** Maps an HTTP status (and body code) to its class. */
+export function classifyResponse(
+  provider: string,
+  status: number,
+  retryAfter: string | null,
+  code: string | undefined,
+  message: string,
+): ProviderError {
+  if (status === 429 || (status === 503 && retryAfter))
+    return new RateLimited(provider, message, retryAfterSeconds(retryAfter), {
+      status,
+      ...(code ? { code } : {}),
+    });
+  if (status === 401 || status === 403 || code === 'invalid_grant')
+    return new AuthExpired(provider, message, { status, ...(code ? { code } : {}) });
+  if (status === 404 || status === 410)
+    return new NotFound(provider, message, { status, ...(code ? { code } : {}) });
+  if (status >= 500 || status === 408)
+    return new Transient(provider, message, { status, ...(code ? { code } : {}) });
+  return new Permanent(provider, message, { status, ...(code ? { code } : {}) });
+}
