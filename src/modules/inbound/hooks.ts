@@ -8,7 +8,8 @@ import { safeEqual } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import type { RouteModule } from '../../platform/http/server.ts';
 import { uuidv7 } from '../../platform/ids.ts';
-import { mailboxLifecycleJob, processInboundJob } from './jobs.ts';
+import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './jobs.ts';
+import { decodePushData, verifyPushToken } from './providers/gmail/push.ts';
 
 /** One entry of a Graph notification collection (change or lifecycle). */
 interface GraphNotification {
@@ -107,6 +108,67 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
         );
       });
       return reply.code(202).send({ accepted });
+    },
+  );
+
+  // Gmail Pub/Sub push: verify the OIDC token, then enqueue a history pointer (202 after commit).
+  app.post(
+    '/hooks/gmail/:mailboxId',
+    {
+      config: { public: true },
+      bodyLimit: 256 * 1024,
+      schema: {
+        tags: ['hooks'],
+        description: 'Gmail Pub/Sub push notifications for one mailbox (OIDC-authenticated).',
+        params: Type.Object({ mailboxId: Type.String({ format: 'uuid' }) }),
+      },
+    },
+    async (request, reply) => {
+      const { rows } = await pool.query<{
+        tenant_id: string;
+        kind: string;
+        address_normalized: string;
+        settings: Record<string, any>;
+      }>('SELECT tenant_id, kind, address_normalized, settings FROM mailboxes WHERE id = $1', [
+        request.params.mailboxId,
+      ]);
+      const mailbox = rows[0];
+      if (!mailbox || mailbox.kind !== 'gmail') throw notFound('mailbox');
+      const gmail = (mailbox.settings['gmail'] ?? {}) as Record<string, unknown>;
+      const jwksUrl = String(gmail['jwksUrl'] ?? 'https://www.googleapis.com/oauth2/v3/certs');
+      const audience = typeof gmail['pushAudience'] === 'string' ? gmail['pushAudience'] : undefined;
+      const serviceAccountEmail =
+        typeof gmail['serviceAccountEmail'] === 'string' ? gmail['serviceAccountEmail'] : undefined;
+      if (!audience || !serviceAccountEmail) {
+        throw new AppError(
+          'webhook_signature_invalid',
+          'the mailbox has no pushAudience/serviceAccountEmail to verify pushes against',
+          { status: 401 },
+        );
+      }
+      await verifyPushToken(request.headers.authorization, { jwksUrl, audience, serviceAccountEmail });
+      const { emailAddress, historyId } = decodePushData(request.body);
+      const user = String(gmail['user'] ?? mailbox.address_normalized).toLowerCase();
+      if (emailAddress.toLowerCase() !== user) {
+        throw new AppError('validation_failed', `the push is for ${emailAddress}, not this mailbox`, {
+          status: 400,
+        });
+      }
+      if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
+      const tenantId = mailbox.tenant_id;
+      await withTenant(pool, tenantId, async (tx) => {
+        await queue.send(
+          gmailHistoryJob,
+          { tenantId, mailboxId: request.params.mailboxId, historyId },
+          { tx },
+        );
+        await tx.query(
+          `UPDATE mailboxes SET state = state || jsonb_build_object('gmail', coalesce(state->'gmail', '{}') || jsonb_build_object('lastNotificationAt', now()))
+            WHERE tenant_id = $1 AND id = $2`,
+          [tenantId, request.params.mailboxId],
+        );
+      });
+      return reply.code(202).send({ accepted: 1 });
     },
   );
 };

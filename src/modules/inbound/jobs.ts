@@ -1,7 +1,16 @@
 // The inbound job: one per pointer, payload {tenantId, inboundId} (ids only, never message bodies).
-import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import {
+  defineJob,
+  type JobContext,
+  type JobDefinition,
+  jobRef,
+  PermanentJobError,
+} from '../../platform/queue/registry.ts';
+import { getMailbox } from './mailboxes.ts';
+import { gmailClientFor, providerUser } from './providers/clients.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { RateLimited } from '../../platform/provider-errors.ts';
+import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-errors.ts';
 import { type InboundDeps, processInbound } from './process.ts';
 
 export interface ProcessInboundPayload {
@@ -22,10 +31,100 @@ export interface MailboxLifecyclePayload {
 /** A provider said something about a subscription; subscription upkeep acts on it. */
 export const mailboxLifecycleJob = jobRef<MailboxLifecyclePayload>('mailbox.lifecycle');
 
+export interface GmailHistoryPayload {
+  tenantId: string;
+  mailboxId: string;
+  /** The history id the push announced (the mailbox's state after the change). */
+  historyId: string;
+}
+
+/** A Gmail push: list what was added since the last history id, one inbound pointer per message. */
+export const gmailHistoryJob = jobRef<GmailHistoryPayload>('gmail.history');
+
+/**
+ * Reads the messages added since the mailbox's stored history id and commits one inbound record and
+ * job per message together with the new history id. Without a stored id, or when Gmail says it is
+ * too old (404), it resynchronises from a recent message list; message keys absorb any overlap.
+ */
+export async function syncGmailHistory(
+  deps: InboundDeps,
+  payload: GmailHistoryPayload,
+  send: JobContext['send'],
+): Promise<{ enqueued: number; resync: boolean }> {
+  const mailbox = await withTenant(deps.pool, payload.tenantId, (tx) => getMailbox(tx, payload.mailboxId));
+  const state = await withTenant(deps.pool, payload.tenantId, async (tx) => {
+    const { rows } = await tx.query<{ h: string | null }>(
+      "SELECT state->'gmail'->>'historyId' AS h FROM mailboxes WHERE tenant_id = $1 AND id = $2",
+      [payload.tenantId, payload.mailboxId],
+    );
+    return rows[0]?.h ?? null;
+  });
+  const client = await gmailClientFor(deps, payload.tenantId, mailbox);
+  const user = providerUser(mailbox, 'gmail');
+  let ids: string[] = [];
+  let latest = payload.historyId;
+  let resync = state === null;
+  if (state !== null) {
+    try {
+      let page: string | undefined;
+      do {
+        const h = await client.history(user, state, page);
+        ids.push(...h.messageIds);
+        if (BigInt(h.historyId) > BigInt(latest)) latest = h.historyId;
+        page = h.nextPageToken;
+      } while (page);
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+      resync = true;
+    }
+  }
+  if (resync) {
+    ids = (await client.listMessages(user, { q: 'newer_than:7d', maxResults: 500 })).ids;
+  }
+  await withTenant(deps.pool, payload.tenantId, async (tx) => {
+    for (const messageId of new Set(ids)) {
+      const inboundId = uuidv7();
+      await tx.query(
+        `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, $2, $3, 'gmail', $4)`,
+        [payload.tenantId, inboundId, payload.mailboxId, JSON.stringify({ messageId, historyId: latest })],
+      );
+      await send(processInboundJob, { tenantId: payload.tenantId, inboundId }, { tx });
+    }
+    // Only ever forward: two pushes handled out of order must not move the cursor back.
+    await tx.query(
+      `UPDATE mailboxes SET state = state || jsonb_build_object('gmail', coalesce(state->'gmail', '{}')
+              || jsonb_build_object('historyId', $3::text, 'lastSyncAt', now()))
+        WHERE tenant_id = $1 AND id = $2
+          AND (state->'gmail'->>'historyId' IS NULL OR (state->'gmail'->>'historyId')::numeric < $3::numeric)`,
+      [payload.tenantId, payload.mailboxId, latest],
+    );
+  });
+  return { enqueued: new Set(ids).size, resync };
+}
+
 const RETRY = { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 };
 
 export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
   return [
+    defineJob<GmailHistoryPayload>({
+      name: gmailHistoryJob.name,
+      leaseSeconds: 120,
+      retry: RETRY,
+      handler: async (payload, ctx) => {
+        try {
+          return await syncGmailHistory(deps, payload, ctx.send);
+        } catch (err) {
+          if (err instanceof RateLimited) {
+            await ctx.send(gmailHistoryJob, payload, {
+              startAfter: new Date(Date.now() + err.retryAfterSeconds * 1000),
+            });
+            return { rescheduledInSeconds: err.retryAfterSeconds };
+          }
+          if (err instanceof AuthExpired) throw new PermanentJobError(err.message, { cause: err });
+          throw err;
+        }
+      },
+    }),
     defineJob<MailboxLifecyclePayload>({
       name: mailboxLifecycleJob.name,
       leaseSeconds: 60,

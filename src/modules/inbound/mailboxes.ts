@@ -21,6 +21,7 @@ export interface MailboxSettings {
   /** A reply to a solved/closed ticket reopens it within this many days; later it opens a new ticket. */
   reopenWithinDays: number;
   graph: { apiBaseUrl: string; tokenUrl: string; [key: string]: unknown };
+  /** pushAudience and serviceAccountEmail: what Pub/Sub push tokens must carry. */
   gmail: { apiBaseUrl: string; tokenUrl: string; jwksUrl: string; [key: string]: unknown };
   imap: { [key: string]: unknown };
 }

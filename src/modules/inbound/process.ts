@@ -11,8 +11,8 @@ import { createTicket, recordStatusChange, type TicketStatus } from '../tickets/
 import { storeBlob } from './ingest.ts';
 import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
-import { type Mailbox, getMailbox, mailboxAddresses, mailboxCredentials } from './mailboxes.ts';
-import { GraphClient, type GraphCredentials } from './providers/graph/client.ts';
+import { type Mailbox, getMailbox, mailboxAddresses } from './mailboxes.ts';
+import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import {
   generatedKey,
   headerBlock,
@@ -114,19 +114,21 @@ async function fetchFromProvider(
   row: InboundRow,
   mailbox: Mailbox,
 ): Promise<Buffer | undefined> {
-  if (row.source === 'graph') {
-    const credentials = await withTenant(deps.pool, tenantId, (tx) =>
-      mailboxCredentials(tx, deps.secretKey, mailbox.id),
-    );
-    if (!credentials) throw new AuthExpired('graph', 'the mailbox has no Graph credentials');
-    const client = new GraphClient(mailbox.settings.graph, credentials as unknown as GraphCredentials);
-    const user = String(mailbox.settings.graph['user'] ?? mailbox.address);
-    try {
-      return await client.messageMime(user, String(row.pointer['messageId']));
-    } catch (err) {
-      if (err instanceof NotFound) return undefined;
-      throw err;
+  const messageId = String(row.pointer['messageId']);
+  try {
+    if (row.source === 'graph') {
+      return await (
+        await graphClientFor(deps, tenantId, mailbox)
+      ).messageMime(providerUser(mailbox, 'graph'), messageId);
     }
+    if (row.source === 'gmail') {
+      return await (
+        await gmailClientFor(deps, tenantId, mailbox)
+      ).messageRaw(providerUser(mailbox, 'gmail'), messageId);
+    }
+  } catch (err) {
+    if (err instanceof NotFound) return undefined;
+    throw err;
   }
   return undefined;
 }

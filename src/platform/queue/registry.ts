@@ -1,5 +1,6 @@
 // The typed job registry (STYLE §8): each job type is declared once with its payload type, handler,
 // retry policy and lease. Producers enqueue with the definition, so payload and name cannot drift apart.
+import type { Queryable } from '../db/pool.ts';
 import type { Logger } from '../logging.ts';
 
 export interface RetryPolicy {
@@ -20,7 +21,11 @@ export interface JobContext {
   /** Aborted when the lease expires or the worker stops. */
   signal: AbortSignal;
   /** Enqueues another job (e.g. this one again later, to honour a provider's Retry-After). */
-  send<Q extends object>(job: JobRef<Q>, payload: Q, options?: { startAfter?: Date }): Promise<string | null>;
+  send<Q extends object>(
+    job: JobRef<Q>,
+    payload: Q,
+    options?: { startAfter?: Date; tx?: Queryable },
+  ): Promise<string | null>;
 }
 
 /** A job type as producers see it: its name, typed by its payload. */

@@ -1,0 +1,156 @@
+// A Gmail API client for inbound mail: an access token from the stored refresh token,
+// users.history.list, users.messages.get?format=raw, users.messages.list and users.watch. Written
+// against the public API; tested against simulators/gmail.ts. Failures are classified provider errors.
+import { classifyResponse, Transient } from '../../../../platform/provider-errors.ts';
+
+export interface GmailCredentials {
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+}
+
+export interface GmailSettings {
+  apiBaseUrl: string;
+  tokenUrl: string;
+  timeoutMs?: number;
+}
+
+async function request(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    throw new Transient('gmail', `request to ${new URL(url).pathname} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+async function fail(res: Response): Promise<never> {
+  let code: string | undefined;
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as {
+      error?: { status?: string; message?: string } | string;
+      error_description?: string;
+    };
+    if (typeof body.error === 'object') {
+      code = body.error.status;
+      message = `${code}: ${body.error.message ?? message}`;
+    } else if (typeof body.error === 'string') {
+      code = body.error;
+      message = `${code}: ${body.error_description ?? message}`;
+    }
+  } catch {
+    // not JSON
+  }
+  throw classifyResponse('gmail', res.status, res.headers.get('retry-after'), code, message);
+}
+
+export interface HistoryPage {
+  messageIds: string[];
+  historyId: string;
+  nextPageToken: string | undefined;
+}
+
+export class GmailClient {
+  private readonly settings: GmailSettings;
+  private readonly credentials: GmailCredentials;
+  private accessToken: { token: string; expiresAt: number } | undefined;
+  /** Called with a new refresh token the moment the provider rotates it (it must be saved at once). */
+  private readonly onRotatedRefreshToken: ((token: string) => Promise<void>) | undefined;
+
+  constructor(
+    settings: GmailSettings,
+    credentials: GmailCredentials,
+    onRotatedRefreshToken?: (token: string) => Promise<void>,
+  ) {
+    this.settings = settings;
+    this.credentials = credentials;
+    this.onRotatedRefreshToken = onRotatedRefreshToken;
+  }
+
+  private get timeout(): number {
+    return this.settings.timeoutMs ?? 30_000;
+  }
+
+  async token(): Promise<string> {
+    if (this.accessToken && this.accessToken.expiresAt > Date.now() + 60_000) return this.accessToken.token;
+    const res = await request(
+      this.settings.tokenUrl,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: this.credentials.refreshToken,
+          client_id: this.credentials.clientId,
+          client_secret: this.credentials.clientSecret,
+        }).toString(),
+      },
+      this.timeout,
+    );
+    if (!res.ok) await fail(res);
+    const body = (await res.json()) as { access_token: string; expires_in: number; refresh_token?: string };
+    if (body.refresh_token && body.refresh_token !== this.credentials.refreshToken) {
+      this.credentials.refreshToken = body.refresh_token;
+      await this.onRotatedRefreshToken?.(body.refresh_token);
+    }
+    this.accessToken = { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
+    return body.access_token;
+  }
+
+  private async get(path: string, query: Record<string, string | undefined> = {}): Promise<any> {
+    const params = new URLSearchParams(
+      Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined),
+    );
+    const qs = params.toString();
+    const res = await request(
+      `${this.settings.apiBaseUrl.replace(/\/$/, '')}${path}${qs ? `?${qs}` : ''}`,
+      { headers: { authorization: `Bearer ${await this.token()}` } },
+      this.timeout,
+    );
+    if (!res.ok) await fail(res);
+    return res.json();
+  }
+
+  /** Messages added since `startHistoryId` (404 NotFound when that id is too old: resync). */
+  async history(user: string, startHistoryId: string, pageToken?: string): Promise<HistoryPage> {
+    const body = (await this.get(`/users/${encodeURIComponent(user)}/history`, {
+      startHistoryId,
+      historyTypes: 'messageAdded',
+      pageToken,
+    })) as {
+      history?: { messagesAdded?: { message: { id: string } }[] }[];
+      historyId: string;
+      nextPageToken?: string;
+    };
+    const ids = (body.history ?? []).flatMap((h) => (h.messagesAdded ?? []).map((m) => m.message.id));
+    return { messageIds: [...new Set(ids)], historyId: body.historyId, nextPageToken: body.nextPageToken };
+  }
+
+  /** Recent message ids (for a full resync). */
+  async listMessages(
+    user: string,
+    query: { q?: string; pageToken?: string; maxResults?: number } = {},
+  ): Promise<{ ids: string[]; nextPageToken: string | undefined }> {
+    const body = (await this.get(`/users/${encodeURIComponent(user)}/messages`, {
+      q: query.q,
+      pageToken: query.pageToken,
+      maxResults: String(query.maxResults ?? 500),
+    })) as { messages?: { id: string }[]; nextPageToken?: string };
+    return { ids: (body.messages ?? []).map((m) => m.id), nextPageToken: body.nextPageToken };
+  }
+
+  /** The raw RFC 822 bytes (format=raw is base64url). */
+  async messageRaw(user: string, id: string): Promise<Buffer> {
+    const body = (await this.get(`/users/${encodeURIComponent(user)}/messages/${encodeURIComponent(id)}`, {
+      format: 'raw',
+    })) as { raw: string };
+    return Buffer.from(body.raw, 'base64url');
+  }
+
+  async profileHistoryId(user: string): Promise<string> {
+    const body = (await this.get(`/users/${encodeURIComponent(user)}/profile`)) as { historyId: string };
+    return body.historyId;
+  }
+}

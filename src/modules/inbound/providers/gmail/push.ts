@@ -1,0 +1,70 @@
+// Verifying a Gmail Pub/Sub push: the OIDC JWT Google attaches (RS256, signed by a key of Google's
+// JWKS), for the audience configured on the push subscription, issued to the configured service
+// account with a verified email. Nothing is stored for a push that fails any of these.
+import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { AppError } from '../../../../platform/errors.ts';
+
+const keySets = new Map<string, JWTVerifyGetKey>();
+
+function keySet(jwksUrl: string): JWTVerifyGetKey {
+  let set = keySets.get(jwksUrl);
+  if (!set) {
+    set = createRemoteJWKSet(new URL(jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 3_600_000 });
+    keySets.set(jwksUrl, set);
+  }
+  return set;
+}
+
+export interface PushVerification {
+  jwksUrl: string;
+  audience: string;
+  serviceAccountEmail: string;
+}
+
+const invalid = (why: string) =>
+  new AppError('webhook_signature_invalid', `push token rejected: ${why}`, { status: 401 });
+
+export async function verifyPushToken(
+  authorization: string | undefined,
+  expected: PushVerification,
+): Promise<void> {
+  const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
+  if (!token) throw invalid('no bearer token');
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, keySet(expected.jwksUrl), {
+      algorithms: ['RS256'],
+      issuer: ['https://accounts.google.com', 'accounts.google.com'],
+      audience: expected.audience,
+      clockTolerance: 30,
+    }));
+  } catch (err) {
+    throw invalid((err as { code?: string }).code ?? (err as Error).message);
+  }
+  if (payload['email'] !== expected.serviceAccountEmail) throw invalid('wrong service account');
+  if (payload['email_verified'] !== true) throw invalid('email not verified');
+}
+
+/** The push body's message.data: {emailAddress, historyId}. */
+export function decodePushData(body: unknown): { emailAddress: string; historyId: string } {
+  const data = (body as { message?: { data?: unknown } } | undefined)?.message?.data;
+  if (typeof data !== 'string')
+    throw new AppError('validation_failed', 'expected a Pub/Sub push {"message": {"data": ...}}', {
+      status: 400,
+    });
+  let decoded: { emailAddress?: unknown; historyId?: unknown };
+  try {
+    decoded = JSON.parse(Buffer.from(data, 'base64').toString('utf8'));
+  } catch {
+    throw new AppError('validation_failed', 'message.data is not base64 JSON', { status: 400 });
+  }
+  if (typeof decoded.emailAddress !== 'string' || !['string', 'number'].includes(typeof decoded.historyId)) {
+    throw new AppError('validation_failed', 'message.data must hold emailAddress and historyId', {
+      status: 400,
+    });
+  }
+  return { emailAddress: decoded.emailAddress, historyId: String(decoded.historyId) };
+}
+
+/** Forgets cached key sets (tests). */
+export const clearKeySets = (): void => keySets.clear();
