@@ -5,6 +5,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
+import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
 import { identityRoutes } from './modules/people/identity-routes.ts';
@@ -148,6 +149,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
   let queue: JobQueue | undefined;
   let app: App | undefined;
   let authCache: AuthCache | undefined;
+  let imap: ImapListeners | undefined;
   try {
     await migrateAll(db);
     const secretKey = await resolveSecretKey(config);
@@ -175,7 +177,11 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
     if (role === 'all' || role === 'scheduler') {
       for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
     }
-    if (runsWorkers) await queue.startWorkers();
+    if (runsWorkers) {
+      await queue.startWorkers();
+      imap = new ImapListeners({ pool: db.pool, connectionString: db.url, secretKey, logger, queue });
+      await imap.start();
+    }
 
     let url: string | undefined;
     if (role === 'all' || role === 'api') {
@@ -202,6 +208,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
           // Stop taking requests, let workers finish (or hand their jobs back), then the database.
           await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
           await authCache?.stop();
+          await imap?.stop().catch((err) => logger.warn({ err }, 'stopping IMAP listeners failed'));
           await queue
             ?.stop({ graceful: true, timeoutMs: 10_000 })
             .catch((err) => logger.warn({ err }, 'stopping the queue failed'));
@@ -214,6 +221,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
   } catch (err) {
     await app?.close().catch(() => undefined);
     await authCache?.stop();
+    await imap?.stop().catch(() => undefined);
     await queue?.stop({ graceful: false }).catch(() => undefined);
     await db.close();
     throw err;

@@ -11,7 +11,8 @@ import { createTicket, recordStatusChange, type TicketStatus } from '../tickets/
 import { storeBlob } from './ingest.ts';
 import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
-import { type Mailbox, getMailbox, mailboxAddresses } from './mailboxes.ts';
+import { type Mailbox, getMailbox, mailboxAddresses, mailboxCredentials } from './mailboxes.ts';
+import { fetchImapMessage } from './providers/imap/listener.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import {
   generatedKey,
@@ -125,6 +126,15 @@ async function fetchFromProvider(
       return await (
         await gmailClientFor(deps, tenantId, mailbox)
       ).messageRaw(providerUser(mailbox, 'gmail'), messageId);
+    }
+    if (row.source === 'imap') {
+      const credentials = await withTenant(deps.pool, tenantId, (tx) =>
+        mailboxCredentials(tx, deps.secretKey, mailbox.id),
+      );
+      return await fetchImapMessage(mailbox, String(credentials?.['password'] ?? ''), {
+        uidValidity: String(row.pointer['uidValidity']),
+        uid: Number(row.pointer['uid']),
+      });
     }
   } catch (err) {
     if (err instanceof NotFound) return undefined;
