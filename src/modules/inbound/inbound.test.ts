@@ -522,6 +522,38 @@ describe('content', () => {
     expect(blobs.rows[0].n).toBe(1);
   });
 
+  it('resolves cid: references of inline images to the stored attachment', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001', 'hex');
+    const outcome = await ingest(
+      mail({
+        contentType: 'multipart/related; boundary="rel"',
+        rawBody: [
+          '--rel',
+          'Content-Type: text/html; charset=utf-8',
+          '',
+          '<p>Screenshot:</p><img src="cid:shot-1@example.org" alt="shot"><img src="https://tracker.example/x.png">',
+          '--rel',
+          'Content-Type: image/png',
+          'Content-ID: <shot-1@example.org>',
+          'Content-Disposition: inline',
+          'Content-Transfer-Encoding: base64',
+          '',
+          png.toString('base64'),
+          '--rel--',
+          '',
+        ].join('\r\n'),
+      }),
+    );
+    const { rows } = await t.db.pool.query(
+      'SELECT m.body_html, a.id AS attachment_id, a.inline, a.filename FROM ticket_messages m JOIN attachments a ON a.message_id = m.id WHERE m.ticket_id = $1',
+      [outcome.ticketId],
+    );
+    expect(rows[0].inline).toBe(true);
+    expect(rows[0].filename).toBe('image.png');
+    expect(rows[0].body_html).toContain(`src="/api/v1/attachments/${rows[0].attachment_id}"`);
+    expect(rows[0].body_html).not.toContain('tracker.example');
+  });
+
   it('decodes legacy charsets and encoded subjects', async () => {
     const latin1 = Buffer.concat([
       Buffer.from(

@@ -492,14 +492,17 @@ async function applyMessage(
     [tx.tenantId, ticketId, [...participants]],
   );
 
+  const byContentId = new Map<string, string>();
   for (const a of mail.attachments) {
     const hash = await storeBlob(tx, a.content);
+    const attachmentId = uuidv7();
+    if (a.contentId) byContentId.set(a.contentId.toLowerCase(), attachmentId);
     await tx.query(
       `INSERT INTO attachments (tenant_id, id, ticket_id, message_id, filename, content_type, size, sha256, content_id, inline)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
       [
         tx.tenantId,
-        uuidv7(),
+        attachmentId,
         ticketId,
         messageRowId,
         a.filename.slice(0, 255),
@@ -510,6 +513,21 @@ async function applyMessage(
         a.inline,
       ],
     );
+  }
+
+  // Inline images: cid: references in the HTML point at the stored attachment.
+  if (mail.html && byContentId.size > 0) {
+    const html = mail.html.replace(/(["'])cid:<?([^"'>\s]+?)>?\1/gi, (whole, quote: string, cid: string) => {
+      const id = byContentId.get(cid.toLowerCase());
+      return id ? `${quote}/api/v1/attachments/${id}${quote}` : whole;
+    });
+    if (html !== mail.html) {
+      await tx.query('UPDATE ticket_messages SET body_html = $3 WHERE tenant_id = $1 AND id = $2', [
+        tx.tenantId,
+        messageRowId,
+        html,
+      ]);
+    }
   }
 
   await setKeyOutcome(tx, mailbox.id, key, status, null, ticketId);
