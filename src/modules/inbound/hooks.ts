@@ -3,6 +3,7 @@
 // time, then one pointer job per notification, all in one transaction: 202 only after it commits,
 // 503 (Graph retries) if it cannot. Lifecycle notifications go to mailbox upkeep.
 import { Type } from 'typebox';
+import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { safeEqual } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
@@ -19,6 +20,27 @@ interface GraphNotification {
   resource?: string;
   resourceData?: { id?: string };
   lifecycleEvent?: string;
+}
+
+// Health bookkeeping (the mailbox's lastNotificationAt) is written at most every 10 s per mailbox and
+// outside the ingress transaction: a hot row locked by every notification would serialise them all.
+const lastNoted = new Map<string, number>();
+function noteNotification(
+  pool: Pool,
+  tenantId: string,
+  mailboxId: string,
+  provider: 'graph' | 'gmail',
+): void {
+  const now = Date.now();
+  if (now - (lastNoted.get(mailboxId) ?? 0) < 10_000) return;
+  lastNoted.set(mailboxId, now);
+  void withTenant(pool, tenantId, (tx) =>
+    tx.query(
+      `UPDATE mailboxes SET state = state || jsonb_build_object($3::text, coalesce(state->$3, '{}') || jsonb_build_object('lastNotificationAt', now()))
+        WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, mailboxId, provider],
+    ),
+  ).catch(() => lastNoted.delete(mailboxId));
 }
 
 export const hookRoutes: RouteModule = (app, { pool, queue }) => {
@@ -69,44 +91,42 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       }
       if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
       const tenantId = mailbox.tenant_id;
-      let accepted = 0;
+      // One transaction, a handful of statements whatever the batch size: the records in one INSERT,
+      // their jobs in one INSERT.
+      const lifecycle = notifications.filter((n) => n.lifecycleEvent);
+      const messageIds = notifications
+        .filter((n) => !n.lifecycleEvent && n.resourceData?.id)
+        .map((n) => n.resourceData!.id!);
+      const inboundIds = messageIds.map(() => uuidv7());
       await withTenant(pool, tenantId, async (tx) => {
-        for (const n of notifications) {
-          if (n.lifecycleEvent) {
-            await queue.send(
-              mailboxLifecycleJob,
-              {
-                tenantId,
-                mailboxId: request.params.mailboxId,
-                event: n.lifecycleEvent,
-                subscriptionId: n.subscriptionId ?? null,
-              },
-              { tx },
-            );
-            accepted++;
-            continue;
-          }
-          const messageId = n.resourceData?.id;
-          if (!messageId) continue; // not a message notification: nothing to fetch
-          const inboundId = uuidv7();
+        if (messageIds.length > 0) {
           await tx.query(
-            `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, $2, $3, 'graph', $4)`,
-            [
-              tenantId,
-              inboundId,
-              request.params.mailboxId,
-              JSON.stringify({ messageId, subscriptionId: n.subscriptionId ?? null }),
-            ],
+            `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer)
+             SELECT $1, x.id, $2, 'graph', jsonb_build_object('messageId', x.message_id)
+               FROM unnest($3::uuid[], $4::text[]) AS x(id, message_id)`,
+            [tenantId, request.params.mailboxId, inboundIds, messageIds],
           );
-          await queue.send(processInboundJob, { tenantId, inboundId }, { tx });
-          accepted++;
+          await queue.sendMany(
+            processInboundJob,
+            inboundIds.map((inboundId) => ({ tenantId, inboundId })),
+            { tx },
+          );
         }
-        await tx.query(
-          `UPDATE mailboxes SET state = state || jsonb_build_object('graph', coalesce(state->'graph', '{}') || jsonb_build_object('lastNotificationAt', now()))
-            WHERE tenant_id = $1 AND id = $2`,
-          [tenantId, request.params.mailboxId],
-        );
+        for (const n of lifecycle) {
+          await queue.send(
+            mailboxLifecycleJob,
+            {
+              tenantId,
+              mailboxId: request.params.mailboxId,
+              event: n.lifecycleEvent!,
+              subscriptionId: n.subscriptionId ?? null,
+            },
+            { tx },
+          );
+        }
       });
+      noteNotification(pool, tenantId, request.params.mailboxId, 'graph');
+      const accepted = messageIds.length + lifecycle.length;
       return reply.code(202).send({ accepted });
     },
   );
@@ -162,12 +182,8 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           { tenantId, mailboxId: request.params.mailboxId, historyId },
           { tx },
         );
-        await tx.query(
-          `UPDATE mailboxes SET state = state || jsonb_build_object('gmail', coalesce(state->'gmail', '{}') || jsonb_build_object('lastNotificationAt', now()))
-            WHERE tenant_id = $1 AND id = $2`,
-          [tenantId, request.params.mailboxId],
-        );
       });
+      noteNotification(pool, tenantId, request.params.mailboxId, 'gmail');
       return reply.code(202).send({ accepted: 1 });
     },
   );

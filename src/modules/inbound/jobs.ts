@@ -145,8 +145,9 @@ export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
       name: processInboundJob.name,
       leaseSeconds: 120,
       retry: RETRY,
+      // Up to 40 messages in flight per worker process (batches run their jobs side by side).
       batchSize: 10,
-      concurrency: 2,
+      concurrency: 4,
       handler: async (payload, ctx) => {
         try {
           return await processInbound(deps, { ...payload, lastAttempt: ctx.attempt >= RETRY.limit });

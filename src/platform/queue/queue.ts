@@ -169,30 +169,31 @@ export class JobQueue {
     }
   }
 
+  /** Runs a fetched batch with its jobs side by side (each settles on its own: perJobResults). */
   private async runBatch(def: JobDefinition<any>, jobs: Job<object>[]): Promise<JobResult[]> {
-    const results: JobResult[] = [];
-    for (const job of jobs) {
-      const logger = this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount });
-      try {
-        const output = await def.handler(job.data, {
-          jobId: job.id,
-          attempt: job.retryCount,
-          logger,
-          signal: job.signal,
-          send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
-        });
-        results.push({ id: job.id, status: 'completed', output: toOutput(output) });
-      } catch (err) {
-        const permanent = err instanceof PermanentJobError;
-        logger.warn({ err, permanent }, 'job failed');
-        results.push({
-          id: job.id,
-          status: permanent ? 'deadletter' : 'failed',
-          output: { message: (err as Error).message ?? String(err), name: (err as Error).name },
-        });
-      }
-    }
-    return results;
+    return Promise.all(
+      jobs.map(async (job): Promise<JobResult> => {
+        const logger = this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount });
+        try {
+          const output = await def.handler(job.data, {
+            jobId: job.id,
+            attempt: job.retryCount,
+            logger,
+            signal: job.signal,
+            send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
+          });
+          return { id: job.id, status: 'completed', output: toOutput(output) };
+        } catch (err) {
+          const permanent = err instanceof PermanentJobError;
+          logger.warn({ err, permanent }, 'job failed');
+          return {
+            id: job.id,
+            status: permanent ? 'deadletter' : 'failed',
+            output: { message: (err as Error).message ?? String(err), name: (err as Error).name },
+          };
+        }
+      }),
+    );
   }
 
   /** Names of every work queue in the database (not only this process's registry). */
