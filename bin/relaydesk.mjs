@@ -21,5 +21,7 @@ if (!process.features.typescript && !process.execArgv.includes('--experimental-s
   );
   process.exit(result.status ?? 1);
 } else {
+  // Cache compiled modules between runs (about a third of the start-up time is loading modules).
+  (await import('node:module')).enableCompileCache?.();
   await import('../src/cli/main.ts');
 }

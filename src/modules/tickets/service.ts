@@ -1,6 +1,6 @@
 // Tickets, their messages and their status history.
 import sanitizeHtml from 'sanitize-html';
-import type { TenantTx } from '../../platform/db/tx.ts';
+import { nextTicketNumber, type TenantTx } from '../../platform/db/tx.ts';
 import { notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -14,7 +14,7 @@ export type Visibility = 'public' | 'internal';
 
 export interface Ticket {
   id: string;
-  /** Shown to people as T-<n>; unique and gap-free per tenant. */
+  /** Shown to people as T-<n>; unique and increasing per tenant (a failed creation leaves a gap). */
   number: string;
   subject: string;
   status: TicketStatus;
@@ -185,15 +185,22 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
   }
   if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
 
-  // One statement takes the number, writes the ticket, its first status and its first message, so
-  // the per-tenant counter row is locked only for this statement and the commit after it.
+  // The number comes from its own short transaction (nextTicketNumber: no lock held across this
+  // one); one statement then writes the ticket, its first status and its first message.
   const html = input.message?.html === undefined ? null : sanitizeBodyHtml(input.message.html);
+  const number = tx.pool
+    ? await nextTicketNumber(tx.pool, tx.tenantId)
+    : (
+        await tx.query<{ last_number: number }>(
+          'UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = $1 RETURNING last_number',
+          [tx.tenantId],
+        )
+      ).rows[0]?.last_number;
+  if (number === undefined) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
   const { rows } = await tx.query<TicketRow>(
-    `WITH n AS (
-       UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = $1 RETURNING last_number
-     ), t AS (
+    `WITH t AS (
        INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
-       SELECT $1, $2, n.last_number, $3, $4, $5, $6 FROM n
+       VALUES ($1, $2, $11, $3, $4, $5, $6)
        RETURNING ${TICKET_COLUMNS}, tenant_id
      ), h AS (
        INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
@@ -214,6 +221,7 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
       uuidv7(),
       text ?? null,
       html,
+      number,
     ],
   );
   if (!rows[0]) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);

@@ -76,7 +76,7 @@ export class JobQueue {
   constructor(options: QueueOptions) {
     this.registry = options.registry;
     this.logger = options.logger.child({ component: 'queue' });
-    const interval = options.superviseIntervalSeconds ?? 5;
+    const interval = options.superviseIntervalSeconds ?? 2;
     this.boss = new PgBoss({
       connectionString: options.connectionString,
       schema: QUEUE_SCHEMA,
@@ -161,7 +161,8 @@ export class JobQueue {
           perJobResults: true,
           burstWhenBatchFull: true,
           pollingIntervalSeconds: 1,
-          notifyPollingIntervalSeconds: 5,
+          // An expired lease turns its job back to retry without a NOTIFY: this poll is what finds it.
+          notifyPollingIntervalSeconds: 2,
         },
         (jobs: Job<object>[]) => this.runBatch(def, jobs),
       );
@@ -322,6 +323,16 @@ export async function installQueueSchema(connectionString: string, appRole: stri
     );
     await db.executeSql(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
     await db.executeSql(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
+    // The job table fills in bursts; stale statistics make every fetch sort the whole backlog.
+    await db.executeSql(
+      `DO $$ DECLARE t regclass; BEGIN
+         FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = '${QUEUE_SCHEMA}' AND c.relkind = 'r' AND c.relname LIKE 'job%'
+         LOOP
+           EXECUTE format('ALTER TABLE %s SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 500, autovacuum_vacuum_scale_factor = 0.05)', t);
+         END LOOP;
+       END $$`,
+    );
   } finally {
     await boss.stop({ graceful: false, close: true });
   }
