@@ -24,18 +24,27 @@ export function defer(label: string, fn: () => Promise<void> | void): void {
   cleanups.push({ label, fn });
 }
 
-export async function runCleanups(): Promise<void> {
-  while (cleanups.length > 0) {
-    const step = cleanups.pop()!;
-    try {
-      await step.fn();
-    } catch (err) {
-      process.stderr.write(`clean-up "${step.label}" failed: ${(err as Error).message}\n`);
+let cleaning: Promise<void> | undefined;
+
+/** Runs (once at a time) every registered clean-up step, newest first. */
+export function runCleanups(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      const step = cleanups.pop()!;
+      try {
+        await step.fn();
+      } catch (err) {
+        process.stderr.write(`clean-up "${step.label}" failed: ${(err as Error).message}\n`);
+      }
     }
-  }
+  })().finally(() => {
+    cleaning = undefined;
+  });
+  return cleaning;
 }
 
 let interrupted = false;
+export const wasInterrupted = (): boolean => interrupted;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (interrupted) process.exit(130);
@@ -44,6 +53,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     runCleanups().finally(() => process.exit(130));
   });
 }
+// An error nobody handles (e.g. a pooled connection cut while stopping) must not skip the clean-up.
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`uncaught: ${(err as Error).stack ?? err}\n`);
+  runCleanups().finally(() => process.exit(1));
+});
 
 // ---------------------------------------------------------------------------------------------
 
@@ -118,46 +132,55 @@ export function benchConfig(dataDir: string, overrides: { port?: number; logLeve
 export const usingExternalDatabase = (): boolean => Boolean(process.env['DATABASE_URL']?.trim());
 
 // ---------------------------------------------------------------------------------------------
-// CPU accounting from /proc (Linux): seconds of user+system time of a set of processes.
+// CPU accounting from /proc (Linux).
 
 const CLOCK_TICKS = 100;
 
-async function procCpuSeconds(pid: number): Promise<{ cpu: number; ppid: number } | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is state (field 3); ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS };
-  } catch {
-    return undefined;
-  }
+/** CPU seconds the whole machine has spent busy (all cores; /proc/stat minus idle and iowait). */
+export async function machineBusySeconds(): Promise<number> {
+  const first = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const ticks = first.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return (total - idle) / CLOCK_TICKS;
 }
 
-/** CPU seconds used so far by `rootPid` and all its descendants that are still alive. */
-export async function treeCpuSeconds(rootPid: number): Promise<number> {
+/** CPU seconds used so far by each process of the tree under `rootPid` (Linux /proc). */
+export async function treeCpu(rootPid: number): Promise<Map<number, number>> {
   const entries = await readdir('/proc').catch(() => [] as string[]);
   const stats = new Map<number, { cpu: number; ppid: number }>();
   await Promise.all(
     entries
       .filter((e) => /^\d+$/.test(e))
       .map(async (e) => {
-        const s = await procCpuSeconds(Number(e));
-        if (s) stats.set(Number(e), s);
+        try {
+          const stat = await readFile(`/proc/${e}/stat`, 'utf8');
+          // After "(comm) ": state, ppid, ... utime is field 14 and stime field 15 of the whole line.
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          stats.set(Number(e), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / CLOCK_TICKS });
+        } catch {
+          // gone meanwhile
+        }
       }),
   );
-  const inTree = new Set<number>([rootPid]);
-  let grew = true;
-  while (grew) {
+  const tree = new Map<number, number>();
+  if (stats.has(rootPid)) tree.set(rootPid, stats.get(rootPid)!.cpu);
+  for (let grew = true; grew;) {
     grew = false;
     for (const [pid, s] of stats) {
-      if (!inTree.has(pid) && inTree.has(s.ppid)) {
-        inTree.add(pid);
+      if (!tree.has(pid) && tree.has(s.ppid)) {
+        tree.set(pid, s.cpu);
         grew = true;
       }
     }
   }
+  return tree;
+}
+
+/** CPU seconds a process tree used between two treeCpu() snapshots (processes that exited meanwhile are not counted). */
+export function treeCpuDelta(before: Map<number, number>, after: Map<number, number>): number {
   let total = 0;
-  for (const pid of inTree) total += stats.get(pid)?.cpu ?? 0;
+  for (const [pid, cpu] of after) total += Math.max(0, cpu - (before.get(pid) ?? 0));
   return total;
 }
 
@@ -168,6 +191,43 @@ export async function postmasterPid(dataDir: string): Promise<number | undefined
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Waits until the rest of the machine is quiet: other work on a 2-core machine (a test run, a
+ * compiler) would depress every figure. Our own process and our PostgreSQL (`pgPid`) do not count.
+ * Gives up after BENCH_QUIET_WAIT seconds (default 30; at most `limitSeconds`) and measures anyway, with a warning.
+ */
+export async function waitForQuietMachine(
+  pgPid?: number,
+  limitSeconds = Number.POSITIVE_INFINITY,
+): Promise<number> {
+  const threshold = 0.3;
+  const maxSeconds = Math.max(0, Math.min(Number(process.env['BENCH_QUIET_WAIT'] ?? 30), limitSeconds));
+  const deadline = Date.now() + maxSeconds * 1000;
+  let warned = false;
+  for (;;) {
+    const before = await machineBusySeconds();
+    const own = process.cpuUsage();
+    const pgBefore = pgPid ? await treeCpu(pgPid) : undefined;
+    await sleep(1000);
+    const ownUsage = process.cpuUsage(own);
+    const pg = pgPid && pgBefore ? treeCpuDelta(pgBefore, await treeCpu(pgPid)) : 0;
+    const busy = (await machineBusySeconds()) - before - (ownUsage.user + ownUsage.system) / 1e6 - pg;
+    if (busy < threshold) return busy;
+    if (Date.now() > deadline) {
+      line(
+        `  warning: other processes kept ${fmt(busy, 2)} cores busy; measuring anyway (figures will be low)`,
+      );
+      return busy;
+    }
+    if (!warned) {
+      line(
+        `  other processes are using ${fmt(busy, 2)} cores; waiting up to ${fmt(maxSeconds)} s for a quiet machine ...`,
+      );
+      warned = true;
+    }
   }
 }
 

@@ -14,6 +14,8 @@ export interface LoadSpec {
   amount?: number;
   /** POST a ticket whose requester email cycles over this many addresses. */
   ticketEmails?: number;
+  /** Send each request with the next of these bearer tokens (round robin), e.g. one per tenant. */
+  tokens?: string[];
 }
 
 export interface LoadResult {
@@ -32,22 +34,31 @@ export interface LoadResult {
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
   let n = 0;
+  let t = 0;
   const emails = spec.ticketEmails;
-  const requests = emails
-    ? [
-        {
-          setupRequest: (request: { body?: string }) => {
-            n = (n + 1) % emails;
-            request.body = JSON.stringify({
-              subject: 'Bench',
-              requester: { email: `bench-${n}@example.com` },
-              message: { text: 'hello' },
-            });
-            return request;
+  const tokens = spec.tokens;
+  const requests =
+    emails || tokens
+      ? [
+          {
+            setupRequest: (request: { body?: string; headers?: Record<string, string> }) => {
+              if (emails) {
+                n = (n + 1) % emails;
+                request.body = JSON.stringify({
+                  subject: 'Bench',
+                  requester: { email: `bench-${n}@example.com` },
+                  message: { text: 'hello' },
+                });
+              }
+              if (tokens) {
+                t = (t + 1) % tokens.length;
+                request.headers = { ...request.headers, authorization: `Bearer ${tokens[t]}` };
+              }
+              return request;
+            },
           },
-        },
-      ]
-    : undefined;
+        ]
+      : undefined;
   const cpuBefore = process.cpuUsage();
   const result = await autocannon({
     url: spec.url,

@@ -16,16 +16,23 @@ import {
   fmt,
   heading,
   line,
+  machineBusySeconds,
   NODE,
+  postmasterPid,
   ROOT,
   sleep,
   table,
   tempDir,
+  treeCpu,
+  treeCpuDelta,
   usingExternalDatabase,
   verdict,
+  waitForQuietMachine,
 } from './lib.ts';
 
 const JOBS = Number(process.env['BENCH_JOBS'] ?? 50_000);
+const BATCH_SIZE = Number(process.env['BENCH_BATCH_SIZE'] ?? 100);
+const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 2);
 const CHUNK = 1000;
 const TARGET_JOBS_PER_SECOND = 10_000;
 const TARGET_RECOVERY_SECONDS = 15;
@@ -85,25 +92,69 @@ function newQueue(
   return { queue, stop };
 }
 
+/** Removes the benchmark's queues and their jobs from a database that outlives the benchmark. */
+async function deleteQueues(url: string, logger: Logger, names: string[]): Promise<void> {
+  const { queue, stop } = newQueue(url, logger, new JobRegistry(), { supervise: false });
+  await queue.start();
+  try {
+    for (const name of names) await queue.boss.deleteQueue(name).catch(() => undefined);
+  } finally {
+    await stop();
+  }
+}
+
 interface ThroughputResult {
   jobs: number;
   seconds: number;
   jobsPerSecond: number;
   /** From the worker start (or the first enqueue) until the first handler call. */
   firstJobAfterMs: number;
+  /** Cores busy while processing: this process (worker + producer), PostgreSQL, everything else. */
+  cores: { worker: number; postgres: number | null; other: number };
 }
+
+interface CpuMark {
+  at: number;
+  own: NodeJS.CpuUsage;
+  machine: number;
+  pg: Map<number, number> | undefined;
+}
+
+const coresText = (c: ThroughputResult['cores']) =>
+  `cores busy: this process ${fmt(c.worker, 2)}, PostgreSQL ${c.postgres === null ? 'n/a' : fmt(c.postgres, 2)}, other ${fmt(c.other, 2)}`;
 
 export async function benchQueue(): Promise<Record<string, unknown>> {
   heading('queue: throughput, lease recovery, transactional enqueue');
   const dataDir = await tempDir('queue');
   const config = benchConfig(dataDir);
-  const logger = createLogger(config.logLevel);
+  // pg-boss warns about the (intended) 50,000-job backlog; only errors are of interest here.
+  const logger = createLogger(process.env['BENCH_LOG_LEVEL'] ? config.logLevel : 'error');
   line(
     `starting the database (${usingExternalDatabase() ? 'DATABASE_URL' : `embedded PostgreSQL in ${dataDir}`}) ...`,
   );
   const db = await openDatabase(config, logger, { purpose: 'test', exclusive: true, poolSize: 5 });
   defer('close the database', () => db.close());
   await migrateAll(db);
+  const pgPid = usingExternalDatabase() ? undefined : await postmasterPid(dataDir);
+  const cpuMark = async (): Promise<CpuMark> => ({
+    at: performance.now(),
+    own: process.cpuUsage(),
+    machine: await machineBusySeconds(),
+    pg: pgPid ? await treeCpu(pgPid) : undefined,
+  });
+  const coresSince = async (mark: CpuMark) => {
+    const seconds = (performance.now() - mark.at) / 1000;
+    const ownUsage = process.cpuUsage(mark.own);
+    const own = (ownUsage.user + ownUsage.system) / 1e6;
+    const machine = (await machineBusySeconds()) - mark.machine;
+    const pg = pgPid && mark.pg ? treeCpuDelta(mark.pg, await treeCpu(pgPid)) : undefined;
+    const round = (n: number) => Math.round((n / seconds) * 100) / 100;
+    return {
+      worker: round(own),
+      postgres: pg === undefined ? null : round(pg),
+      other: round(Math.max(0, machine - own - (pg ?? 0))),
+    };
+  };
   const suffix = `${Date.now().toString(36)}_${process.pid}`;
 
   // ---------------------------------------------------------------------------------------------
@@ -115,8 +166,8 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
     name: noopName,
     leaseSeconds: 60,
     retry: { limit: 2, delaySeconds: 1, backoff: false },
-    batchSize: 100,
-    concurrency: 2,
+    batchSize: BATCH_SIZE,
+    concurrency: CONCURRENCY,
     handler: async (payload) => {
       if (payload.phase !== phase.name) return;
       const now = performance.now();
@@ -129,13 +180,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
   await a.queue.start();
   await a.queue.ensureQueues();
   if (usingExternalDatabase()) {
-    defer('delete the bench queues', async () => {
-      const { queue, stop } = newQueue(db.url, logger, new JobRegistry(), { supervise: false });
-      await queue.start();
-      for (const name of [noopName, `${noopName}__dlq`])
-        await queue.boss.deleteQueue(name).catch(() => undefined);
-      await stop();
-    });
+    defer('delete the bench queues', () => deleteQueues(db.url, logger, [noopName, `${noopName}__dlq`]));
   }
 
   const enqueue = async (phaseName: string): Promise<number> => {
@@ -150,7 +195,11 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
     return (performance.now() - started) / 1000;
   };
 
-  const awaitCompletion = async (expectedCompleted: number, startedAt: number): Promise<ThroughputResult> => {
+  const awaitCompletion = async (
+    expectedCompleted: number,
+    startedAt: number,
+    mark: CpuMark,
+  ): Promise<ThroughputResult> => {
     await waitFor(`${JOBS} handler calls (have ${phase.handled})`, 180_000, () => phase.handled >= JOBS, 5);
     // The batch's completion commits right after its last handler returns: confirm it in the database.
     let confirmedAt = 0;
@@ -159,8 +208,15 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
       if (done) confirmedAt = performance.now();
       return done;
     });
+    const cores = await coresSince(mark);
     const seconds = (confirmedAt - phase.firstAt) / 1000;
-    return { jobs: JOBS, seconds, jobsPerSecond: JOBS / seconds, firstJobAfterMs: phase.firstAt - startedAt };
+    return {
+      jobs: JOBS,
+      seconds,
+      jobsPerSecond: JOBS / seconds,
+      firstJobAfterMs: phase.firstAt - startedAt,
+      cores,
+    };
   };
 
   const before = await jobCounts(db.pool, noopName);
@@ -172,26 +228,50 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
   const enqueueSeconds = await enqueue('drain');
   const enqueueRate = JOBS / enqueueSeconds;
   line(`     enqueued in ${fmt(enqueueSeconds, 2)} s = ${fmt(enqueueRate)} jobs/s`);
-  line('     starting the worker (batchSize 100, concurrency 2) ...');
+  await waitForQuietMachine(pgPid);
+  line(`     starting the worker (batchSize ${BATCH_SIZE}, concurrency ${CONCURRENCY}) ...`);
+  const drainMark = await cpuMark();
   const workerStartedAt = performance.now();
   await a.queue.startWorkers([noopName]);
-  const drain = await awaitCompletion(JOBS, workerStartedAt);
+  const drain = await awaitCompletion(JOBS, workerStartedAt, drainMark);
   line(
     `     processed ${fmt(JOBS)} jobs in ${fmt(drain.seconds, 2)} s = ${fmt(drain.jobsPerSecond)} jobs/s (first job ${fmt(drain.firstJobAfterMs)} ms after the worker started)`,
   );
+  line(`     ${coresText(drain.cores)}`);
 
   // (a2) live: the worker idles on the empty queue while the jobs are enqueued.
   const idle = await jobCounts(db.pool, noopName);
   if (idle.waiting !== 0 || idle.active !== 0)
     throw new Error(`queue ${noopName} is not empty before (a2): ${JSON.stringify(idle)}`);
+  await waitForQuietMachine(pgPid);
   line(`(a2) enqueueing ${fmt(JOBS)} more while the worker runs on the empty queue ...`);
   Object.assign(phase, { name: 'live', handled: 0, firstAt: 0, lastAt: 0 });
+  const liveMark = await cpuMark();
   const liveStartedAt = performance.now();
   const liveEnqueueSeconds = await enqueue('live');
-  const live = await awaitCompletion(2 * JOBS, liveStartedAt);
+  const live = await awaitCompletion(2 * JOBS, liveStartedAt, liveMark);
   line(
     `     enqueued in ${fmt(liveEnqueueSeconds, 2)} s (${fmt(JOBS / liveEnqueueSeconds)} jobs/s); processed in ${fmt(live.seconds, 2)} s = ${fmt(live.jobsPerSecond)} jobs/s (first completion to last)`,
   );
+  line(`     ${coresText(live.cores)}`);
+
+  // (a3) diagnostic: (a1) again, but with the planner statistics of the job table up to date (what
+  // autovacuum's analyse gives some time after a burst; right after one the planner still thinks the
+  // table is nearly empty and picks a plan that sorts the whole backlog on every fetch).
+  await a.queue.boss.offWork(noopName, { wait: true });
+  line(`(a3) diagnostic: (a1) again after ANALYZE of the job table ...`);
+  Object.assign(phase, { name: 'analyzed', handled: 0, firstAt: 0, lastAt: 0 });
+  await enqueue('analyzed');
+  await db.pool.query(`ANALYZE ${QUEUE_SCHEMA}.job`);
+  await waitForQuietMachine(pgPid);
+  const analyzedMark = await cpuMark();
+  const analyzedStartedAt = performance.now();
+  await a.queue.startWorkers([noopName]);
+  const analyzed = await awaitCompletion(3 * JOBS, analyzedStartedAt, analyzedMark);
+  line(
+    `     processed ${fmt(JOBS)} jobs in ${fmt(analyzed.seconds, 2)} s = ${fmt(analyzed.jobsPerSecond)} jobs/s`,
+  );
+  line(`     ${coresText(analyzed.cores)}`);
   await a.stop();
 
   // ---------------------------------------------------------------------------------------------
@@ -227,11 +307,9 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
   await producer.queue.start();
   await producer.queue.ensureQueues();
   if (usingExternalDatabase()) {
-    defer('delete the lease and tx queues', async () => {
-      for (const name of [hangName, `${hangName}__dlq`, txName, `${txName}__dlq`]) {
-        await producer.queue.boss.deleteQueue(name).catch(() => undefined);
-      }
-    });
+    defer('delete the lease and tx queues', () =>
+      deleteQueues(db.url, logger, [hangName, `${hangName}__dlq`, txName, `${txName}__dlq`]),
+    );
   }
   const jobId = await producer.queue.send(
     hangDef(async () => undefined),
@@ -285,9 +363,23 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
   line(
     '    parent worker started (supervise, superviseIntervalSeconds 5); waiting for the job to run again ...',
   );
-  await waitFor('the job to run again', 120_000, () => rerunAt !== 0, 10);
+  // Meanwhile, watch the job row: when does the supervisor take the job away from the dead worker?
+  let releasedAt = 0;
+  await waitFor('the job to run again', 120_000, async () => {
+    if (releasedAt === 0) {
+      const { rows } = await db.pool.query<{ state: string }>(
+        `SELECT state FROM ${QUEUE_SCHEMA}.job WHERE name = $1 AND id = $2`,
+        [hangName, jobId],
+      );
+      if (rows[0]?.state !== 'active') releasedAt = performance.now();
+    }
+    return rerunAt !== 0;
+  });
   const recoverySeconds = (rerunAt - killedAt) / 1000;
-  line(`    job ran again (attempt ${rerunAttempt}) ${fmt(recoverySeconds, 2)} s after the kill`);
+  const releasedSeconds = releasedAt === 0 ? recoverySeconds : (releasedAt - killedAt) / 1000;
+  line(
+    `    lease expired by the supervisor ${fmt(releasedSeconds, 2)} s after the kill; job ran again (attempt ${rerunAttempt}) after ${fmt(recoverySeconds, 2)} s`,
+  );
   await b.stop();
 
   // ---------------------------------------------------------------------------------------------
@@ -383,6 +475,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
       `>= ${fmt(TARGET_JOBS_PER_SECOND)} jobs/s`,
       verdict(liveMet),
     ],
+    ['processing, drain after ANALYZE (diagnostic)', `${fmt(analyzed.jobsPerSecond)} jobs/s`, '-', '-'],
     [
       'lease recovery after SIGKILL',
       `${fmt(recoverySeconds, 2)} s`,
@@ -398,7 +491,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
     database: usingExternalDatabase() ? 'external' : 'embedded',
     jobs: JOBS,
     chunk: CHUNK,
-    worker: { batchSize: 100, concurrency: 2 },
+    worker: { batchSize: BATCH_SIZE, concurrency: CONCURRENCY },
     enqueue: { seconds: r(enqueueSeconds, 3), jobsPerSecond: r(enqueueRate) },
     drain: {
       seconds: r(drain.seconds, 3),
@@ -410,9 +503,16 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
       seconds: r(live.seconds, 3),
       jobsPerSecond: r(live.jobsPerSecond),
       firstJobAfterMs: r(live.firstJobAfterMs),
+      cores: live.cores,
+    },
+    drainAfterAnalyze: {
+      seconds: r(analyzed.seconds, 3),
+      jobsPerSecond: r(analyzed.jobsPerSecond),
+      cores: analyzed.cores,
     },
     leaseRecovery: {
       seconds: r(recoverySeconds, 3),
+      releasedAfterSeconds: r(releasedSeconds, 3),
       attempt: rerunAttempt,
       leaseSeconds: 5,
       superviseIntervalSeconds: 5,

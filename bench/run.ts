@@ -1,9 +1,11 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
 import { benchApi } from './api.ts';
-import { line, printJson, runCleanups } from './lib.ts';
+import { benchIdentity } from './identity.ts';
+import { benchInbound } from './inbound.ts';
+import { line, printJson, runCleanups, wasInterrupted } from './lib.ts';
 import { benchQueue } from './queue.ts';
 import { benchStartup } from './startup.ts';
 
@@ -11,6 +13,8 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   api: benchApi,
   queue: benchQueue,
   startup: benchStartup,
+  identity: benchIdentity,
+  inbound: benchInbound,
 };
 
 async function main(): Promise<number> {
@@ -31,6 +35,7 @@ async function main(): Promise<number> {
   );
   let failed = false;
   for (const name of names) {
+    if (wasInterrupted()) break;
     const started = Date.now();
     try {
       const result = await BENCHMARKS[name]!();
@@ -44,7 +49,8 @@ async function main(): Promise<number> {
       });
     } catch (err) {
       failed = true;
-      process.stderr.write(`\n${name} benchmark failed: ${(err as Error).stack ?? err}\n`);
+      if (wasInterrupted()) process.stderr.write(`${name} benchmark interrupted\n`);
+      else process.stderr.write(`\n${name} benchmark failed: ${(err as Error).stack ?? err}\n`);
       await runCleanups();
       printJson({
         benchmark: name,

@@ -18,6 +18,7 @@ import {
   table,
   tempDir,
   verdict,
+  waitForQuietMachine,
 } from './lib.ts';
 
 const RESTARTS = 3;
@@ -59,6 +60,7 @@ async function readyz(port: number): Promise<boolean> {
 }
 
 async function startOnce(label: string, dataDir: string, timeoutMs: number): Promise<StartRun> {
+  await waitForQuietMachine();
   const port = await freePort();
   const started = performance.now();
   const child: ChildProcess = spawn(

@@ -1,0 +1,179 @@
+// Load generator for the inbound benchmark, in its own process:
+//   node bench/inbound-load.ts '<json spec>'
+// mode "mime": POSTs a generated corpus to /api/v1/mailboxes/:id/messages with `concurrency` in flight.
+// mode "graph": autocannon against /hooks/graph/:id, 10 notifications per POST.
+// Prints one JSON line with what it measured.
+import autocannon from 'autocannon';
+
+interface MimeSpec {
+  mode: 'mime';
+  url: string;
+  token: string;
+  mailboxId: string;
+  count: number;
+  concurrency: number;
+  /** Only small messages (no attachments, no replies, no duplicates). */
+  smallOnly: boolean;
+  /** Distinguishes Message-IDs between runs. */
+  run: string;
+}
+
+interface GraphSpec {
+  mode: 'graph';
+  url: string;
+  mailboxId: string;
+  clientState: string;
+  connections: number;
+  duration: number;
+  /** POSTs per second across all connections; omit to go as fast as the server answers. */
+  rate?: number;
+}
+
+/** A small deterministic PRNG, so a message can be rebuilt from its index (duplicates are exact copies). */
+function rng(seed: number): () => number {
+  let x = seed * 2654435761 + 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return ((x >>> 0) % 1_000_000) / 1_000_000;
+  };
+}
+
+export type Kind = 'small' | 'attachment' | 'large';
+
+/** Message i of the corpus: 70% small text/HTML, 25% with a 50–500 KB attachment, 5% over 1 MB; 30% replies. */
+export function corpusMessage(i: number, run: string, smallOnly: boolean): { raw: Buffer; kind: Kind } {
+  const r = rng(i + 1);
+  const roll = r();
+  const kind: Kind = smallOnly || roll < 0.7 ? 'small' : roll < 0.95 ? 'attachment' : 'large';
+  const reply = !smallOnly && i > 10 && r() < 0.3;
+  const parent = reply ? Math.floor(r() * i) : -1;
+  const headers = [
+    `From: Customer ${i % 500} <customer${i % 500}@bench.example>`,
+    'To: support@bench.test',
+    `Subject: ${reply ? 'Re: ' : ''}Bench message ${reply ? parent : i}`,
+    `Message-ID: <${run}-${i}@bench.example>`,
+    ...(reply ? [`In-Reply-To: <${run}-${parent}@bench.example>`] : []),
+    'Date: Mon, 02 Mar 2026 14:00:00 +0000',
+    'MIME-Version: 1.0',
+  ];
+  const text = `Hello,\r\n\r\nThis is message ${i}. ${'Lorem ipsum dolor sit amet. '.repeat(20 + Math.floor(r() * 60))}\r\n\r\nRegards`;
+  if (kind === 'small') {
+    const html = r() < 0.5;
+    return {
+      kind,
+      raw: Buffer.from(
+        [
+          ...headers,
+          html ? 'Content-Type: text/html; charset=utf-8' : 'Content-Type: text/plain; charset=utf-8',
+          '',
+          html ? `<p>${text.replace(/\r\n/g, '<br>')}</p>` : text,
+        ].join('\r\n'),
+      ),
+    };
+  }
+  const size =
+    kind === 'attachment' ? 50_000 + Math.floor(r() * 450_000) : 1_050_000 + Math.floor(r() * 1_000_000);
+  const bytes = Buffer.alloc(size);
+  for (let k = 0; k < size; k += 4) bytes.writeUInt32LE(Math.floor(r() * 0xffffffff), Math.min(k, size - 4));
+  return {
+    kind,
+    raw: Buffer.from(
+      [
+        ...headers,
+        'Content-Type: multipart/mixed; boundary="bench"',
+        '',
+        '--bench',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        text,
+        '--bench',
+        `Content-Type: application/octet-stream; name="data-${i}.bin"`,
+        `Content-Disposition: attachment; filename="data-${i}.bin"`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        bytes.toString('base64').replace(/.{76}/g, '$&\r\n'),
+        '--bench--',
+        '',
+      ].join('\r\n'),
+    ),
+  };
+}
+
+async function runMime(spec: MimeSpec): Promise<void> {
+  let next = 0;
+  let failed = 0;
+  const kinds: Record<string, number> = { small: 0, attachment: 0, large: 0, duplicate: 0 };
+  let bytes = 0;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: spec.concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= spec.count) return;
+        // 10% exact duplicates: the very bytes of an earlier message.
+        const duplicate = !spec.smallOnly && i > 10 && rng(i + 7777)() < 0.1;
+        const source = duplicate ? Math.floor(rng(i + 9999)() * i) : i;
+        const { raw, kind } = corpusMessage(source, spec.run, spec.smallOnly);
+        kinds[duplicate ? 'duplicate' : kind]!++;
+        bytes += raw.length;
+        const res = await fetch(`${spec.url}/api/v1/mailboxes/${spec.mailboxId}/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${spec.token}`, 'content-type': 'message/rfc822' },
+          body: raw,
+        });
+        if (res.status !== 202) failed++;
+        await res.arrayBuffer();
+      }
+    }),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  process.stdout.write(
+    `${JSON.stringify({ submitted: spec.count, failed, seconds, acceptedPerSecond: spec.count / seconds, kinds, megabytes: bytes / 2 ** 20 })}\n`,
+  );
+}
+
+async function runGraph(spec: GraphSpec): Promise<void> {
+  let n = 0;
+  const result = await autocannon({
+    url: `${spec.url}/hooks/graph/${spec.mailboxId}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    connections: spec.connections,
+    duration: spec.duration,
+    ...(spec.rate ? { overallRate: spec.rate } : {}),
+    requests: [
+      {
+        setupRequest: (request: { body?: string }) => {
+          const value = Array.from({ length: 10 }, () => {
+            n++;
+            return {
+              subscriptionId: 'bench',
+              clientState: spec.clientState,
+              changeType: 'created',
+              resource: `Users/x/Messages/m${n}`,
+              resourceData: { id: `m${n}` },
+            };
+          });
+          request.body = JSON.stringify({ value });
+          return request;
+        },
+      },
+    ],
+  });
+  process.stdout.write(
+    `${JSON.stringify({
+      postsPerSecond: result.requests.average,
+      notificationsPerSecond: result.requests.average * 10,
+      latencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
+      non2xx: result.non2xx,
+      errors: result.errors,
+    })}\n`,
+  );
+}
+
+if (process.argv[2]) {
+  const spec = JSON.parse(process.argv[2]) as MimeSpec | GraphSpec;
+  await (spec.mode === 'mime' ? runMime(spec) : runGraph(spec));
+}
