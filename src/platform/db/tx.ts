@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // Transactions. `withTenant` is the only way request and job code touches tenant data: it switches the
 // session to the non-superuser application role (so PostgreSQL row-level security applies even when
 // the pool logs in as the table owner or a superuser) and pins the tenant for the RLS policies.
@@ -47,6 +48,23 @@ export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<
   }
 }
 
+// Parameterised statements of tenant transactions run as named (prepared) statements: each
+// connection parses and plans a statement once instead of on every request, which is most of
+// PostgreSQL's CPU for the short queries of the API. The SQL texts are the code's own, a finite set;
+// the cap is a guard, not a limit we expect to reach.
+const statementNames = new Map<string, string>();
+const MAX_NAMED_STATEMENTS = 5_000;
+
+function preparedQuery<R extends QueryResultRow>(client: PoolClient, text: string, values?: unknown[]) {
+  if (!values || values.length === 0) return client.query<R>(text);
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
+    name = `rd_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name === undefined ? client.query<R>(text, values) : client.query<R>({ name, text, values });
+}
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function withTenant<T>(
@@ -65,7 +83,8 @@ export async function withTenant<T>(
       tenantId,
       client,
       pool,
-      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(text, values),
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+        preparedQuery<R>(client, text, values),
     };
     // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
     // never carries one tenant's scope into the next borrower's transaction.

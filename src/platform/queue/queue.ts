@@ -168,6 +168,40 @@ export class JobQueue {
       );
       this.workerIds.push(id);
     }
+    this.keepStatisticsFresh();
+  }
+
+  private statsTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * A burst of jobs arrives faster than autovacuum notices it (it looks every autovacuum_naptime),
+   * and with statistics from a nearly empty table every fetch sorts the whole backlog: about 20 ms
+   * instead of 4 ms per batch, half the throughput exactly when it matters. Workers therefore
+   * ANALYZE the job table themselves when it has changed a lot since the last analysis.
+   */
+  private keepStatisticsFresh(): void {
+    if (this.statsTimer) return;
+    let running = false;
+    this.statsTimer = setInterval(async () => {
+      if (running) return;
+      running = true;
+      try {
+        const db = this.boss.getDb();
+        const { rows } = await db.executeSql(
+          `SELECT s.relid::regclass::text AS rel, s.n_mod_since_analyze::float8 AS changed, greatest(c.reltuples, 0)::float8 AS tuples
+             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+            WHERE s.schemaname = '${QUEUE_SCHEMA}' AND s.relname LIKE 'job%'`,
+        );
+        for (const r of rows as { rel: string; changed: number; tuples: number }[]) {
+          if (r.changed > Math.max(2_000, r.tuples)) await db.executeSql(`ANALYZE ${r.rel}`);
+        }
+      } catch {
+        // best effort: autovacuum still runs
+      } finally {
+        running = false;
+      }
+    }, 1_000);
+    this.statsTimer.unref();
   }
 
   /** Runs a fetched batch with its jobs side by side (each settles on its own: perJobResults). */
@@ -287,6 +321,8 @@ export class JobQueue {
   async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.statsTimer = undefined;
     await this.boss.stop({
       graceful: options.graceful ?? true,
       timeout: options.timeoutMs ?? 10_000,
