@@ -243,6 +243,8 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
       '-c shared_buffers=256MB',
       // Look for tables to analyse every 10 s (default 60 s): bursts need fresh statistics soon.
       '-c autovacuum_naptime=10s',
+      // JIT compilation pays off for long analytical queries, never for the short ones of a service desk.
+      '-c jit=off',
     ].join(' ');
     const startServer = () =>
       runCommand(
