@@ -106,7 +106,8 @@ export async function buildServer(
       { method: request.method, route, status: String(reply.statusCode) },
       seconds,
     );
-    if (!(request.log as unknown as { isLevelEnabled(level: string): boolean }).isLevelEnabled('info')) return;
+    if (!(request.log as unknown as { isLevelEnabled(level: string): boolean }).isLevelEnabled('info'))
+      return;
     request.log.info(
       {
         tenant: request.principal?.tenantId,
