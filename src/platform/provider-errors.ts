@@ -67,3 +67,45 @@ export function classifyResponse(
     return new Transient(provider, message, { status, ...(code ? { code } : {}) });
   return new Permanent(provider, message, { status, ...(code ? { code } : {}) });
 }
+
+/** fetch with a timeout; a failure to get any answer is Transient. */
+export async function providerRequest(
+  provider: string,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    throw new Transient(provider, `request to ${new URL(url).pathname} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Throws the classified error of a failed response. Reads the error shapes of Microsoft Graph
+ * ({error: {code, message}}), Google APIs ({error: {status, message}}) and OAuth token endpoints
+ * ({error: "invalid_grant", error_description}).
+ */
+export async function throwForResponse(provider: string, res: Response): Promise<never> {
+  let code: string | undefined;
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as {
+      error?: { code?: string | number; status?: string; message?: string } | string;
+      error_description?: string;
+    };
+    if (typeof body.error === 'object') {
+      code = typeof body.error.code === 'string' ? body.error.code : body.error.status;
+      message = `${code}: ${body.error.message ?? message}`;
+    } else if (typeof body.error === 'string') {
+      code = body.error;
+      message = `${code}: ${body.error_description ?? message}`;
+    }
+  } catch {
+    // not JSON
+  }
+  throw classifyResponse(provider, res.status, res.headers.get('retry-after'), code, message);
+}

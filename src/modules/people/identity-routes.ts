@@ -7,39 +7,17 @@ import {
   IdParams,
   ListQuery,
   Nullable,
-  OneOf,
   Page,
   problemResponses,
   Timestamp,
   Uuid,
 } from '../../platform/http/schemas.ts';
-import { canGrantRole, roleAllows, TOKEN_ROLES } from '../tokens/permissions.ts';
+import { canGrantRole, roleAllows } from '../tokens/permissions.ts';
+import { MintedSchema, Role, TokenSchema } from '../tokens/schema.ts';
 import { listTokens, mintToken, type Principal, revokeToken } from '../tokens/service.ts';
 import { actorOf } from './routes.ts';
 import { getPerson } from './service.ts';
 import { dismissUnmapped, linkUnmapped, listUnmapped } from './unmapped.ts';
-
-const Role = OneOf(TOKEN_ROLES);
-
-const TokenSchema = Type.Object({
-  id: Uuid,
-  personId: Uuid,
-  preview: Type.String(),
-  role: Role,
-  label: Type.String(),
-  createdAt: Timestamp,
-  lastUsedAt: Nullable(Timestamp),
-  revokedAt: Nullable(Timestamp),
-});
-
-const MintedSchema = Type.Object({
-  id: Uuid,
-  token: Type.String({ description: 'The plaintext token. Shown this once; store it now.' }),
-  preview: Type.String(),
-  role: Role,
-  label: Type.String(),
-  createdAt: Timestamp,
-});
 
 const UnmappedSchema = Type.Object({
   id: Uuid,

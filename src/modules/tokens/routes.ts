@@ -1,44 +1,13 @@
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
 import { forbidden } from '../../platform/errors.ts';
-import {
-  IdParams,
-  ListQuery,
-  Nullable,
-  OneOf,
-  Page,
-  problemResponses,
-  Timestamp,
-  Uuid,
-} from '../../platform/http/schemas.ts';
+import { IdParams, ListQuery, Page, problemResponses, Uuid } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { PersonSchema } from '../people/routes.ts';
 import { getPerson } from '../people/service.ts';
-import { canGrantRole, TOKEN_ROLES } from './permissions.ts';
+import { canGrantRole } from './permissions.ts';
+import { MintedForPersonSchema, Role, TokenSchema } from './schema.ts';
 import { getToken, listTokens, mintToken, revokeToken } from './service.ts';
-
-const Role = OneOf(TOKEN_ROLES);
-
-const TokenSchema = Type.Object({
-  id: Uuid,
-  personId: Uuid,
-  preview: Type.String(),
-  role: Role,
-  label: Type.String(),
-  createdAt: Timestamp,
-  lastUsedAt: Nullable(Timestamp),
-  revokedAt: Nullable(Timestamp),
-});
-
-const MintedSchema = Type.Object({
-  id: Uuid,
-  token: Type.String({ description: 'The plaintext token. Shown this once; store it now.' }),
-  preview: Type.String(),
-  role: Role,
-  label: Type.String(),
-  personId: Uuid,
-  createdAt: Timestamp,
-});
 
 const CreateToken = Type.Object(
   {
@@ -87,7 +56,11 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
     '/tokens',
     {
       config: { permission: 'tokens:manage' },
-      schema: { tags: ['tokens'], body: CreateToken, response: { 201: MintedSchema, ...problemResponses } },
+      schema: {
+        tags: ['tokens'],
+        body: CreateToken,
+        response: { 201: MintedForPersonSchema, ...problemResponses },
+      },
     },
     async (request, reply) => {
       const p = principalOf(request);

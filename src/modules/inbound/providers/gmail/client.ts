@@ -1,7 +1,7 @@
 // A Gmail API client for inbound mail: an access token from the stored refresh token,
 // users.history.list, users.messages.get?format=raw, users.messages.list and users.watch. Written
 // against the public API; tested against simulators/gmail.ts. Failures are classified provider errors.
-import { classifyResponse, Transient } from '../../../../platform/provider-errors.ts';
+import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
 export interface GmailCredentials {
   clientId: string;
@@ -15,36 +15,9 @@ export interface GmailSettings {
   timeoutMs?: number;
 }
 
-async function request(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
-  try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-  } catch (err) {
-    throw new Transient('gmail', `request to ${new URL(url).pathname} failed: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-}
-
-async function fail(res: Response): Promise<never> {
-  let code: string | undefined;
-  let message = `${res.status} ${res.statusText}`;
-  try {
-    const body = (await res.json()) as {
-      error?: { status?: string; message?: string } | string;
-      error_description?: string;
-    };
-    if (typeof body.error === 'object') {
-      code = body.error.status;
-      message = `${code}: ${body.error.message ?? message}`;
-    } else if (typeof body.error === 'string') {
-      code = body.error;
-      message = `${code}: ${body.error_description ?? message}`;
-    }
-  } catch {
-    // not JSON
-  }
-  throw classifyResponse('gmail', res.status, res.headers.get('retry-after'), code, message);
-}
+const request = (url: string, init: RequestInit, timeoutMs: number) =>
+  providerRequest('gmail', url, init, timeoutMs);
+const fail = (res: Response) => throwForResponse('gmail', res);
 
 export interface HistoryPage {
   messageIds: string[];

@@ -1,7 +1,7 @@
 // A Microsoft Graph client for what inbound mail needs: an app-only token (client credentials), a
 // message's raw MIME ($value), and subscriptions. Written against the public API; tested against
 // simulators/graph.ts. Every failure is a classified provider error.
-import { classifyResponse, Transient } from '../../../../platform/provider-errors.ts';
+import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
 export interface GraphCredentials {
   /** The Entra (Azure AD) tenant of the mailbox. */
@@ -24,36 +24,9 @@ interface CachedToken {
 
 const tokens = new Map<string, CachedToken>();
 
-async function request(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
-  try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-  } catch (err) {
-    throw new Transient('graph', `request to ${new URL(url).pathname} failed: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-}
-
-async function fail(res: Response): Promise<never> {
-  let code: string | undefined;
-  let message = `${res.status} ${res.statusText}`;
-  try {
-    const body = (await res.json()) as {
-      error?: { code?: string; message?: string } | string;
-      error_description?: string;
-    };
-    if (typeof body.error === 'object') {
-      code = body.error.code;
-      message = `${code}: ${body.error.message ?? message}`;
-    } else if (typeof body.error === 'string') {
-      code = body.error;
-      message = `${code}: ${body.error_description ?? message}`;
-    }
-  } catch {
-    // not JSON
-  }
-  throw classifyResponse('graph', res.status, res.headers.get('retry-after'), code, message);
-}
+const request = (url: string, init: RequestInit, timeoutMs: number) =>
+  providerRequest('graph', url, init, timeoutMs);
+const fail = (res: Response) => throwForResponse('graph', res);
 
 export class GraphClient {
   private readonly settings: GraphSettings;
