@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
+import { registerSlaCommands } from './sla.ts';
 import { acceptRawMessage } from '../modules/inbound/ingest.ts';
 import { findMailbox } from '../modules/inbound/mailboxes.ts';
 import { processInbound } from '../modules/inbound/process.ts';
@@ -394,6 +395,8 @@ dlq
       out(`redriven ${await q.redrive(options.queue ? { queue: options.queue } : {})}`);
     });
   });
+
+registerSlaCommands(program);
 
 try {
   await program.parseAsync(process.argv);
