@@ -1,4 +1,4 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
@@ -7,6 +7,7 @@ import { benchIdentity } from './identity.ts';
 import { benchInbound } from './inbound.ts';
 import { line, printJson, runCleanups, wasInterrupted } from './lib.ts';
 import { benchQueue } from './queue.ts';
+import { benchSla } from './sla.ts';
 import { benchStartup } from './startup.ts';
 
 const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -15,6 +16,7 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   startup: benchStartup,
   identity: benchIdentity,
   inbound: benchInbound,
+  sla: benchSla,
 };
 
 async function main(): Promise<number> {

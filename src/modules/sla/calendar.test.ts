@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../platform/errors.ts';
 import { Calendar, type CalendarSpec, formatInstant, parseInstant } from './calendar.ts';
-import { civilFromDays, daysFromCivil, localToUtc, offsetAt } from './zone.ts';
+import { civilFromDays, daysFromCivil, localToUtc, offsetAt, ZoneTable } from './zone.ts';
 
 const t = (iso: string) => parseInstant(iso);
 const NY_9_17: CalendarSpec = {
@@ -134,6 +134,33 @@ describe('zone rules', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('ZoneTable', () => {
+  it('gives the same offsets and local→UTC mappings as asking Intl each time (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(
+          'America/New_York',
+          'Europe/Berlin',
+          'Australia/Lord_Howe',
+          'America/Santiago',
+          'Asia/Tehran',
+          'Pacific/Chatham',
+        ),
+        fc.integer({ min: 2020, max: 2030 }),
+        fc.integer({ min: 0, max: 365 * 86_400 }),
+        (zone, year, offsetInYear) => {
+          const from = Date.UTC(year, 0, 1) / 1000;
+          const table = new ZoneTable(zone, from - 4 * 86_400, from + 370 * 86_400);
+          const t = from + offsetInYear;
+          expect(table.offset(t)).toBe(offsetAt(zone, t));
+          expect(table.localToUtc(t)).toBe(localToUtc(zone, t));
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

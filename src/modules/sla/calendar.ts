@@ -3,7 +3,7 @@
 // business intervals [start, end) in whole seconds with running totals, so `deadline` and `elapsed`
 // are binary searches whatever the length of the target.
 import { AppError } from '../../platform/errors.ts';
-import { canonicalZone, civilFromDays, daysFromCivil, localToUtc } from './zone.ts';
+import { canonicalZone, civilFromDays, daysFromCivil, ZoneTable } from './zone.ts';
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
@@ -142,23 +142,47 @@ export class Calendar {
     return this.recurring.has(`${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`);
   }
 
+  // The year looked at last: most calls stay in it, and finding it costs no allocation then.
+  private hotYear = 0;
+  private hot: YearIntervals | undefined;
+  private lastFrom = 0;
+  private lastTo = -1;
+  private lastYear = 0;
+
+  /** The UTC year of instant t (seconds). */
+  private yearOf(t: number): number {
+    if (t >= this.lastFrom && t < this.lastTo) return this.lastYear;
+    const y = new Date(t * 1000).getUTCFullYear();
+    this.lastYear = y;
+    this.lastFrom = Date.UTC(y, 0, 1) / 1000;
+    this.lastTo = Date.UTC(y + 1, 0, 1) / 1000;
+    return y;
+  }
+
   /** The business intervals of a UTC year, compiled once. */
   private year(y: number): YearIntervals {
+    if (y === this.hotYear && this.hot) return this.hot;
     let compiled = this.years.get(y);
-    if (compiled) return compiled;
+    if (compiled) {
+      this.hotYear = y;
+      this.hot = compiled;
+      return compiled;
+    }
     const from = Date.UTC(y, 0, 1) / 1000;
     const to = Date.UTC(y + 1, 0, 1) / 1000;
     const raw: [number, number][] = [];
     if (this.alwaysOpen) raw.push([from, to]);
     else {
+      // The zone's offsets over the year, found once (DST transitions), then only arithmetic.
+      const zone = new ZoneTable(this.timeZone, from - 4 * 86_400, to + 4 * 86_400);
       // Local dates whose windows can reach into this UTC year (zones are within ±14 h).
       for (let d = daysFromCivil(y, 1, 1) - 2; d <= daysFromCivil(y + 1, 1, 1) + 1; d++) {
         const weekday = civilFromDays(d).weekday;
         const list = this.segments[weekday]!;
         if (list.length === 0 || this.isHoliday(d)) continue;
         for (const [s, e] of list) {
-          const start = Math.max(localToUtc(this.timeZone, d * 86_400 + s), from);
-          const end = Math.min(localToUtc(this.timeZone, d * 86_400 + e), to);
+          const start = Math.max(zone.localToUtc(d * 86_400 + s), from);
+          const end = Math.min(zone.localToUtc(d * 86_400 + e), to);
           if (end > start) raw.push([start, end]);
         }
       }
@@ -203,8 +227,8 @@ export class Calendar {
     from = Math.floor(from);
     to = Math.floor(to);
     if (to <= from) return 0;
-    const yf = new Date(from * 1000).getUTCFullYear();
-    const yt = new Date(to * 1000).getUTCFullYear();
+    const yf = this.yearOf(from);
+    const yt = to < this.lastTo ? yf : this.yearOf(to);
     if (yf === yt) {
       const y = this.year(yf);
       return this.usedBefore(y, to) - this.usedBefore(y, from);
@@ -224,7 +248,7 @@ export class Calendar {
     start = Math.floor(start);
     seconds = Math.floor(seconds);
     if (seconds < 0) throw invalid('a duration cannot be negative');
-    let year = new Date(start * 1000).getUTCFullYear();
+    let year = this.yearOf(start);
     let y = this.year(year);
     let target = this.usedBefore(y, start) + seconds;
     if (seconds === 0) {

@@ -71,3 +71,69 @@ export function localToUtc(zone: string, localSeconds: number): number {
   // jump by exactly the time it was into the gap: "moves forward by the gap".
   return localSeconds - before;
 }
+
+/**
+ * The offsets of a zone over a span, found once: a weekly sample, then a binary search to the
+ * second wherever the offset changed between samples. Offsets inside the span are then a lookup,
+ * with no Intl call (compiling a calendar year needs thousands of them).
+ */
+export class ZoneTable {
+  /** Instants (seconds) from which offsets[i] applies; starts[0] is the span start. */
+  private readonly starts: number[] = [];
+  private readonly offsets: number[] = [];
+  private readonly zone: string;
+  private readonly from: number;
+  private readonly to: number;
+
+  constructor(zone: string, from: number, to: number) {
+    this.zone = zone;
+    this.from = from;
+    this.to = to;
+    const step = 7 * 86_400; // no zone changes its offset twice within a week
+    let prevT = from;
+    let prev = offsetAt(zone, from);
+    this.starts.push(from);
+    this.offsets.push(prev);
+    for (let t = Math.min(from + step, to); ; t = Math.min(t + step, to)) {
+      const o = offsetAt(zone, t);
+      if (o !== prev) {
+        // the change lies in (prevT, t]: find its first second
+        let lo = prevT;
+        let hi = t;
+        while (hi - lo > 1) {
+          const mid = Math.floor((lo + hi) / 2);
+          if (offsetAt(zone, mid) === prev) lo = mid;
+          else hi = mid;
+        }
+        this.starts.push(hi);
+        this.offsets.push(o);
+        prev = o;
+      }
+      prevT = t;
+      if (t >= to) break;
+    }
+  }
+
+  offset(t: number): number {
+    if (t < this.from || t > this.to) return offsetAt(this.zone, t);
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.starts[mid]! <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.offsets[lo]!;
+  }
+
+  /** localToUtc with this table's offsets (same rules). */
+  localToUtc(localSeconds: number): number {
+    const before = this.offset(localSeconds - 26 * 3600);
+    const after = this.offset(localSeconds + 26 * 3600);
+    let best = Number.POSITIVE_INFINITY;
+    for (const o of before === after ? [before] : [before, after]) {
+      if (this.offset(localSeconds - o) === o) best = Math.min(best, localSeconds - o);
+    }
+    return Number.isFinite(best) ? best : localSeconds - before;
+  }
+}
