@@ -14,6 +14,7 @@ import { peopleRoutes } from './modules/people/routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
 import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
+import { slaRoutes } from './modules/sla/routes.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
 import type { Config } from './platform/config.ts';
@@ -36,6 +37,7 @@ export const ROUTES: RouteModule[] = [
   ticketRoutes,
   queueRoutes,
   inboundRoutes,
+  slaRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

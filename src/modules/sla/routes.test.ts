@@ -1,0 +1,208 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { makePerson, type TestApp, useTestApp } from '../../../test/app.ts';
+import { matchPolicy, type Policy } from './config.ts';
+
+let t: TestApp;
+let tokenA: string;
+let tokenB: string;
+const weekdays = Object.fromEntries(
+  ['mon', 'tue', 'wed', 'thu', 'fri'].map((d) => [d, [['09:00', '17:00']]]),
+);
+
+beforeAll(async () => {
+  t = await useTestApp();
+  tokenA = t.a.adminToken.token;
+  tokenB = t.b.adminToken.token;
+});
+
+describe('calendars', () => {
+  it('stores, reads, replaces and deletes a calendar in the file format', async () => {
+    const created = await t.call(tokenA, 'POST', '/api/v1/calendars', {
+      name: 'NY office',
+      timeZone: 'America/New_York',
+      weekly: weekdays,
+      holidays: ['2026-11-26'],
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      name: 'NY office',
+      calendar: { timeZone: 'America/New_York', holidays: ['2026-11-26'] },
+    });
+    const replaced = await t.call(tokenA, 'PUT', `/api/v1/calendars/${created.body.id}`, {
+      timeZone: 'UTC',
+      alwaysOpen: true,
+    });
+    expect(replaced.body.calendar).toEqual({ timeZone: 'UTC', alwaysOpen: true });
+    expect((await t.call(tokenA, 'GET', '/api/v1/calendars')).body.items.map((c: any) => c.id)).toContain(
+      created.body.id,
+    );
+    expect((await t.call(tokenA, 'DELETE', `/api/v1/calendars/${created.body.id}`)).status).toBe(204);
+    expect((await t.call(tokenA, 'GET', `/api/v1/calendars/${created.body.id}`)).status).toBe(404);
+  });
+
+  it.each([
+    [{ timeZone: 'Mars/Olympus', alwaysOpen: true }, 'invalid_time_zone'],
+    [{ timeZone: 'UTC', weekly: { mon: [['09:00', '25:00']] } }, 'invalid_calendar'],
+    [{ timeZone: 'UTC', weekly: {} }, 'calendar_has_no_business_time'],
+    [{ timeZone: 'UTC', alwaysOpen: true, colour: 'red' }, 'invalid_calendar'],
+  ])('refuses %j with %s and stores nothing', async (body, code) => {
+    const before = (await t.db.pool.query('SELECT count(*)::int AS n FROM calendars')).rows[0].n;
+    const res = await t.call(tokenA, 'POST', '/api/v1/calendars', body);
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe(code);
+    expect((await t.db.pool.query('SELECT count(*)::int AS n FROM calendars')).rows[0].n).toBe(before);
+  });
+
+  it('keeps tenants apart and needs sla:manage to change', async () => {
+    const created = await t.call(tokenA, 'POST', '/api/v1/calendars', { timeZone: 'UTC', alwaysOpen: true });
+    expect((await t.call(tokenB, 'GET', `/api/v1/calendars/${created.body.id}`)).status).toBe(404);
+    expect(
+      (
+        await t.call(tokenB, 'PUT', `/api/v1/calendars/${created.body.id}`, {
+          timeZone: 'UTC',
+          alwaysOpen: true,
+        })
+      ).status,
+    ).toBe(404);
+    expect((await t.call(tokenB, 'DELETE', `/api/v1/calendars/${created.body.id}`)).status).toBe(404);
+    expect((await t.call(tokenB, 'GET', '/api/v1/calendars')).body.items).toEqual([]);
+    const agent = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent' })).body.token;
+    expect((await t.call(agent, 'GET', '/api/v1/calendars')).status).toBe(200);
+    expect(
+      (await t.call(agent, 'POST', '/api/v1/calendars', { timeZone: 'UTC', alwaysOpen: true })).status,
+    ).toBe(403);
+  });
+});
+
+describe('SLA policies', () => {
+  it('stores a policy with defaults, orders by position and refuses to delete its calendar', async () => {
+    const cal = (
+      await t.call(tokenA, 'POST', '/api/v1/calendars', { timeZone: 'America/New_York', weekly: weekdays })
+    ).body;
+    const manager = await makePerson(t, tokenA, { kind: 'agent' });
+    const vip = await t.call(tokenA, 'POST', '/api/v1/sla-policies', {
+      name: 'VIP',
+      position: 1,
+      conditions: { requesterDomains: ['bigclient.example'] },
+      calendarId: cal.id,
+      targets: { urgent: { firstResponse: 900, resolution: 4 * 3600 }, high: { firstResponse: 3600 } },
+      escalations: [
+        {
+          percent: 125,
+          actions: [
+            { type: 'reassign', personId: manager.id },
+            { type: 'notify', role: 'escalation_manager' },
+          ],
+        },
+        { percent: 110, actions: [{ type: 'set_priority', priority: 'urgent' }] },
+      ],
+    });
+    expect(vip.status).toBe(201);
+    expect(vip.body).toMatchObject({
+      thresholds: [50, 75, 90, 100],
+      pauseStatuses: { resolution: ['pending', 'on_hold'], firstResponse: [] },
+      reopen: 'continue',
+    });
+    expect(vip.body.escalations.map((e: any) => e.percent)).toEqual([110, 125]);
+    const standard = await t.call(tokenA, 'POST', '/api/v1/sla-policies', {
+      name: 'Standard',
+      position: 10,
+      calendarId: null,
+      targets: { normal: { firstResponse: 8 * 3600 }, urgent: { firstResponse: 3600 } },
+    });
+    expect(standard.status).toBe(201);
+    const list = await t.call(tokenA, 'GET', '/api/v1/sla-policies');
+    expect(list.body.items.map((p: any) => p.name)).toEqual(['VIP', 'Standard']);
+    expect((await t.call(tokenA, 'DELETE', `/api/v1/calendars/${cal.id}`)).status).toBe(409);
+
+    const policies = list.body.items as Policy[];
+    expect(
+      matchPolicy(policies, { priority: 'urgent', requesterEmail: 'boss@BigClient.example', mailboxId: null })
+        ?.name,
+    ).toBe('VIP');
+    expect(
+      matchPolicy(policies, { priority: 'urgent', requesterEmail: 'someone@small.example', mailboxId: null })
+        ?.name,
+    ).toBe('Standard');
+    expect(
+      matchPolicy(policies, { priority: 'low', requesterEmail: 'someone@small.example', mailboxId: null }),
+    ).toBeUndefined();
+
+    const replaced = await t.call(tokenA, 'PUT', `/api/v1/sla-policies/${standard.body.id}`, {
+      name: 'Standard',
+      position: 0,
+      calendarId: null,
+      targets: { low: { resolution: 86_400 } },
+      reopen: 'restart',
+    });
+    expect(replaced.body).toMatchObject({ position: 0, reopen: 'restart' });
+    expect((await t.call(tokenA, 'DELETE', `/api/v1/sla-policies/${standard.body.id}`)).status).toBe(204);
+  });
+
+  it.each([
+    ['no targets', { name: 'x', position: 1, calendarId: null, targets: {} }],
+    ['a zero target', { name: 'x', position: 1, calendarId: null, targets: { low: { resolution: 0 } } }],
+    [
+      'thresholds without 100',
+      {
+        name: 'x',
+        position: 1,
+        calendarId: null,
+        targets: { low: { resolution: 60 } },
+        thresholds: [50, 75],
+      },
+    ],
+    [
+      'an unknown calendar',
+      {
+        name: 'x',
+        position: 1,
+        calendarId: '01a20430-e963-7a16-98d1-c69cf56067c7',
+        targets: { low: { resolution: 60 } },
+      },
+    ],
+    [
+      'a reassign to nobody',
+      {
+        name: 'x',
+        position: 1,
+        calendarId: null,
+        targets: { low: { resolution: 60 } },
+        escalations: [
+          { percent: 110, actions: [{ type: 'reassign', personId: '01a20430-e963-7a16-98d1-c69cf56067c7' }] },
+        ],
+      },
+    ],
+    [
+      'an unknown field',
+      { name: 'x', position: 1, calendarId: null, targets: { low: { resolution: 60 } }, colour: 'red' },
+    ],
+  ])('refuses a policy with %s', async (_name, body) => {
+    const res = await t.call(tokenA, 'POST', '/api/v1/sla-policies', body);
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+  });
+
+  it("keeps tenants apart: B cannot use or see A's calendars and policies", async () => {
+    const cal = (await t.call(tokenA, 'POST', '/api/v1/calendars', { timeZone: 'UTC', alwaysOpen: true }))
+      .body;
+    const refused = await t.call(tokenB, 'POST', '/api/v1/sla-policies', {
+      name: 'x',
+      position: 1,
+      calendarId: cal.id,
+      targets: { low: { resolution: 60 } },
+    });
+    expect(refused.status).toBe(400);
+    const mine = (
+      await t.call(tokenA, 'POST', '/api/v1/sla-policies', {
+        name: 'A only',
+        position: 5,
+        calendarId: cal.id,
+        targets: { low: { resolution: 60 } },
+      })
+    ).body;
+    expect((await t.call(tokenB, 'GET', `/api/v1/sla-policies/${mine.id}`)).status).toBe(404);
+    expect((await t.call(tokenB, 'DELETE', `/api/v1/sla-policies/${mine.id}`)).status).toBe(404);
+    expect((await t.call(tokenB, 'GET', '/api/v1/sla-policies')).body.items).toEqual([]);
+  });
+});

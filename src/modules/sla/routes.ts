@@ -1,0 +1,271 @@
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/tx.ts';
+import { type RouteModule, principalOf } from '../../platform/http/server.ts';
+import {
+  IdParams,
+  ListQuery,
+  Nullable,
+  OneOf,
+  Page,
+  ProblemSchema,
+  problemResponses,
+  Timestamp,
+  Uuid,
+} from '../../platform/http/schemas.ts';
+import { TICKET_PRIORITIES, TICKET_STATUSES } from '../tickets/service.ts';
+import {
+  createCalendar,
+  createPolicy,
+  deleteCalendar,
+  deletePolicy,
+  getCalendar,
+  getPolicy,
+  listCalendars,
+  listPolicies,
+  type PolicyInput,
+  replaceCalendar,
+  replacePolicy,
+} from './config.ts';
+
+const CalendarBody = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'The calendar file format, with an optional name',
+});
+const CalendarSchema = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  calendar: Type.Record(Type.String(), Type.Unknown()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+
+const Seconds = Type.Integer({ minimum: 1, description: 'business seconds' });
+const MetricTargets = Type.Object(
+  {
+    firstResponse: Type.Optional(Seconds),
+    nextResponse: Type.Optional(Seconds),
+    resolution: Type.Optional(Seconds),
+  },
+  { additionalProperties: false },
+);
+const Statuses = Type.Array(OneOf(TICKET_STATUSES), { maxItems: 6 });
+const Action = Type.Union([
+  Type.Object({ type: Type.Literal('reassign'), personId: Uuid }, { additionalProperties: false }),
+  Type.Object(
+    { type: Type.Literal('set_priority'), priority: OneOf(TICKET_PRIORITIES) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('notify'),
+      role: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      personId: Type.Optional(Uuid),
+    },
+    { additionalProperties: false },
+  ),
+]);
+const PolicyBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    position: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    conditions: Type.Optional(
+      Type.Object(
+        {
+          priorities: Type.Optional(Type.Array(OneOf(TICKET_PRIORITIES), { maxItems: 4 })),
+          requesterDomains: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 100 }),
+          ),
+          mailboxIds: Type.Optional(Type.Array(Uuid, { maxItems: 100 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    calendarId: Nullable(Uuid),
+    targets: Type.Object(
+      Object.fromEntries(TICKET_PRIORITIES.map((p) => [p, Type.Optional(MetricTargets)])) as Record<
+        (typeof TICKET_PRIORITIES)[number],
+        ReturnType<typeof Type.Optional<typeof MetricTargets>>
+      >,
+      { additionalProperties: false },
+    ),
+    pauseStatuses: Type.Optional(
+      Type.Object(
+        {
+          firstResponse: Type.Optional(Statuses),
+          nextResponse: Type.Optional(Statuses),
+          resolution: Type.Optional(Statuses),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    thresholds: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { minItems: 1, maxItems: 20 }),
+    ),
+    escalations: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            percent: Type.Integer({ minimum: 1, maximum: 1000 }),
+            actions: Type.Array(Action, { minItems: 1, maxItems: 10 }),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          maxItems: 10,
+        },
+      ),
+    ),
+    reopen: Type.Optional(OneOf(['continue', 'restart'] as const)),
+  },
+  { additionalProperties: false },
+);
+const PolicySchema = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  position: Type.Integer(),
+  conditions: Type.Record(Type.String(), Type.Unknown()),
+  calendarId: Nullable(Uuid),
+  targets: Type.Record(Type.String(), Type.Unknown()),
+  pauseStatuses: Type.Record(Type.String(), Type.Unknown()),
+  thresholds: Type.Array(Type.Integer()),
+  escalations: Type.Array(Type.Unknown()),
+  reopen: Type.String(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+
+export const slaRoutes: RouteModule = (app, { pool }) => {
+  const read = { config: { permission: 'tickets:read' as const } };
+  const manage = { config: { permission: 'sla:manage' as const } };
+
+  app.post(
+    '/calendars',
+    {
+      ...manage,
+      schema: { tags: ['sla'], body: CalendarBody, response: { 201: CalendarSchema, ...problemResponses } },
+    },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(
+          await withTenant(pool, principalOf(request).tenantId, (tx) => createCalendar(tx, request.body)),
+        ),
+  );
+  app.get(
+    '/calendars',
+    {
+      ...read,
+      schema: {
+        tags: ['sla'],
+        querystring: Type.Object(ListQuery, { additionalProperties: false }),
+        response: { 200: Page(CalendarSchema), ...problemResponses },
+      },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => listCalendars(tx, request.query)),
+  );
+  app.get(
+    '/calendars/:id',
+    {
+      ...read,
+      schema: { tags: ['sla'], params: IdParams, response: { 200: CalendarSchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => getCalendar(tx, request.params.id)),
+  );
+  app.put(
+    '/calendars/:id',
+    {
+      ...manage,
+      schema: {
+        tags: ['sla'],
+        params: IdParams,
+        body: CalendarBody,
+        response: { 200: CalendarSchema, ...problemResponses },
+      },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) =>
+        replaceCalendar(tx, request.params.id, request.body),
+      ),
+  );
+  app.delete(
+    '/calendars/:id',
+    {
+      ...manage,
+      schema: {
+        tags: ['sla'],
+        params: IdParams,
+        response: { 204: Type.Null(), 409: ProblemSchema, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      await withTenant(pool, principalOf(request).tenantId, (tx) => deleteCalendar(tx, request.params.id));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/sla-policies',
+    {
+      ...manage,
+      schema: { tags: ['sla'], body: PolicyBody, response: { 201: PolicySchema, ...problemResponses } },
+    },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(
+          await withTenant(pool, principalOf(request).tenantId, (tx) =>
+            createPolicy(tx, request.body as PolicyInput),
+          ),
+        ),
+  );
+  app.get(
+    '/sla-policies',
+    {
+      ...read,
+      schema: {
+        tags: ['sla'],
+        response: { 200: Type.Object({ items: Type.Array(PolicySchema) }), ...problemResponses },
+      },
+    },
+    async (request) => ({
+      items: await withTenant(pool, principalOf(request).tenantId, (tx) => listPolicies(tx)),
+    }),
+  );
+  app.get(
+    '/sla-policies/:id',
+    {
+      ...read,
+      schema: { tags: ['sla'], params: IdParams, response: { 200: PolicySchema, ...problemResponses } },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) => getPolicy(tx, request.params.id)),
+  );
+  app.put(
+    '/sla-policies/:id',
+    {
+      ...manage,
+      schema: {
+        tags: ['sla'],
+        params: IdParams,
+        body: PolicyBody,
+        response: { 200: PolicySchema, ...problemResponses },
+      },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) =>
+        replacePolicy(tx, request.params.id, request.body as PolicyInput),
+      ),
+  );
+  app.delete(
+    '/sla-policies/:id',
+    {
+      ...manage,
+      schema: { tags: ['sla'], params: IdParams, response: { 204: Type.Null(), ...problemResponses } },
+    },
+    async (request, reply) => {
+      await withTenant(pool, principalOf(request).tenantId, (tx) => deletePolicy(tx, request.params.id));
+      return reply.code(204).send(null);
+    },
+  );
+};
