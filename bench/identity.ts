@@ -2,8 +2,6 @@
 // 100,000 people with 300,000 identities (a primary address, a Slack id and a GitHub login each) in
 // one tenant, then (1) GET /api/v1/people/resolve?email= under 50 connections from a separate
 // process, and (2) recordUnmapped sightings per second with 50 in flight.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { startRelaydesk } from '../src/app.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { recordUnmapped } from '../src/modules/people/unmapped.ts';
@@ -14,31 +12,15 @@ import {
   freePort,
   heading,
   line,
-  NODE,
-  ROOT,
   table,
   tempDir,
   verdict,
+  runJsonChild,
 } from './lib.ts';
 
 const PEOPLE = 100_000;
 
-function runLoad(spec: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [path.join(ROOT, 'bench', 'identity-load.ts'), JSON.stringify(spec)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.on('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out.trim().split('\n').at(-1)!))
-        : reject(new Error(`load exited ${code}`)),
-    );
-  });
-}
+const runLoad = (spec: object) => runJsonChild('identity-load.ts', spec);
 
 export async function benchIdentity(): Promise<Record<string, unknown>> {
   heading('identity: resolve by email with 100,000 people / 300,000 identities; recordUnmapped');

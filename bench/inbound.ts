@@ -6,9 +6,7 @@
 // 2. The same for small messages only.
 // 3. Graph webhook ingress, 10 notifications per POST at 50 connections (workers paused), beside a
 //    bare INSERT of the same rows (the ceiling), with the ratio.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { startRelaydesk } from '../src/app.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { uuidv7 } from '../src/platform/ids.ts';
@@ -19,32 +17,16 @@ import {
   freePort,
   heading,
   line,
-  NODE,
-  ROOT,
   table,
   tempDir,
   verdict,
+  runJsonChild,
 } from './lib.ts';
 
 const TOTAL = Number(process.env['BENCH_INBOUND_MESSAGES'] ?? 10_000);
 const SMALL = Number(process.env['BENCH_INBOUND_SMALL'] ?? 3_000);
 
-function child(spec: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(NODE, [path.join(ROOT, 'bench', 'inbound-load.ts'), JSON.stringify(spec)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-    });
-    p.on('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out.trim().split('\n').at(-1)!))
-        : reject(new Error(`load generator exited ${code}`)),
-    );
-  });
-}
+const child = (spec: object) => runJsonChild('inbound-load.ts', spec);
 
 export async function benchInbound(): Promise<Record<string, unknown>> {
   heading(

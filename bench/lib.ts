@@ -1,5 +1,6 @@
 // Shared helpers for the benchmarks: temporary data directories, free ports, a stack of clean-up
 // steps that runs on success, failure and Ctrl-C, process CPU accounting and result printing.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -273,3 +274,21 @@ export function printJson(result: Record<string, unknown>): void {
 }
 
 export const verdict = (met: boolean): string => (met ? 'MET' : 'MISSED');
+
+/** Runs `bench/<script>` with one JSON argument in its own process; resolves with the JSON of its last line. */
+export function runJsonChild(script: string, spec: object): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [path.join(ROOT, 'bench', script), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').at(-1)!))
+        : reject(new Error(`${script} exited with ${code}`)),
+    );
+  });
+}

@@ -12,7 +12,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import type { Fault } from './graph.ts';
+import { type Fault, Faults } from './faults.ts';
 
 interface StoredMessage {
   id: string;
@@ -68,7 +68,7 @@ export async function startGmailSimulator(): Promise<GmailSimulator> {
   let rotateTo: string | undefined;
   const tokens = new Set<string>();
   const boxes = new Map<string, { messages: StoredMessage[]; historyId: number; minHistoryId: number }>();
-  const faults: (Fault & { left: number })[] = [];
+  const faults = new Faults();
   const log: GmailSimulator['log'] = [];
   const box = (user: string) => {
     const key = user.toLowerCase();
@@ -90,27 +90,21 @@ export async function startGmailSimulator(): Promise<GmailSimulator> {
         .end(body === undefined ? '' : JSON.stringify(body));
     };
     try {
-      const fault = faults.find(
-        (f) => f.left > 0 && path.startsWith(f.pathPrefix) && (!f.method || f.method === req.method),
-      );
+      const fault = await faults.take(req.method, path);
       if (fault) {
-        fault.left--;
-        if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-        if (fault.status) {
-          const status =
-            fault.status === 429
-              ? 'RESOURCE_EXHAUSTED'
-              : fault.status === 404
-                ? 'NOT_FOUND'
-                : fault.status === 401
-                  ? 'UNAUTHENTICATED'
-                  : 'UNAVAILABLE';
-          return send(
-            fault.status,
-            gmailError(fault.status, status, `simulated ${fault.status}`),
-            fault.retryAfter ? { 'retry-after': String(fault.retryAfter) } : {},
-          );
-        }
+        const status =
+          fault.status === 429
+            ? 'RESOURCE_EXHAUSTED'
+            : fault.status === 404
+              ? 'NOT_FOUND'
+              : fault.status === 401
+                ? 'UNAUTHENTICATED'
+                : 'UNAVAILABLE';
+        return send(
+          fault.status,
+          gmailError(fault.status, status, `simulated ${fault.status}`),
+          fault.retryAfter ? { 'retry-after': String(fault.retryAfter) } : {},
+        );
       }
       if (path === '/oauth2/v3/certs') return send(200, { keys: [jwk] });
       if (path === '/token' && req.method === 'POST') {
@@ -250,7 +244,7 @@ export async function startGmailSimulator(): Promise<GmailSimulator> {
       return rotateTo;
     },
     fault(f) {
-      faults.push({ ...f, left: f.times ?? 1 });
+      faults.add(f);
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

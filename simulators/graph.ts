@@ -11,18 +11,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type Fault, Faults } from './faults.ts';
 
-export interface Fault {
-  /** Applies to requests whose path starts with this (e.g. "/v1.0/users/"). */
-  pathPrefix: string;
-  method?: string;
-  /** Answer with this status (with a Graph error body); omit to only delay. */
-  status?: number;
-  retryAfter?: number;
-  delayMs?: number;
-  /** How many requests it applies to (default 1). */
-  times?: number;
-}
+export type { Fault } from './faults.ts';
 
 interface Subscription {
   id: string;
@@ -75,7 +66,7 @@ export async function startGraphSimulator(options: { port?: number } = {}): Prom
   const tokens = new Set<string>();
   const mailboxes = new Map<string, Map<string, Buffer>>();
   const subs = new Map<string, Subscription>();
-  const faults: (Fault & { left: number })[] = [];
+  const faults = new Faults();
   const log: GraphSimulator['log'] = [];
 
   const post = async (url: string, body: unknown): Promise<number> => {
@@ -133,27 +124,21 @@ export async function startGraphSimulator(options: { port?: number } = {}): Prom
       }
     };
     try {
-      const fault = faults.find(
-        (f) => f.left > 0 && path.startsWith(f.pathPrefix) && (!f.method || f.method === req.method),
-      );
+      const fault = await faults.take(req.method, path);
       if (fault) {
-        fault.left--;
-        if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-        if (fault.status) {
-          const code =
-            fault.status === 429
-              ? 'TooManyRequests'
-              : fault.status === 404
-                ? 'ResourceNotFound'
-                : fault.status === 401
-                  ? 'InvalidAuthenticationToken'
-                  : 'ServiceUnavailable';
-          return send(
-            fault.status,
-            graphError(code, `simulated ${fault.status}`),
-            fault.retryAfter ? { 'retry-after': String(fault.retryAfter) } : {},
-          );
-        }
+        const code =
+          fault.status === 429
+            ? 'TooManyRequests'
+            : fault.status === 404
+              ? 'ResourceNotFound'
+              : fault.status === 401
+                ? 'InvalidAuthenticationToken'
+                : 'ServiceUnavailable';
+        return send(
+          fault.status,
+          graphError(code, `simulated ${fault.status}`),
+          fault.retryAfter ? { 'retry-after': String(fault.retryAfter) } : {},
+        );
       }
 
       // Token endpoint: /token/{tenant}/oauth2/v2.0/token
@@ -314,7 +299,7 @@ export async function startGraphSimulator(options: { port?: number } = {}): Prom
       mailboxes.get(user.toLowerCase())?.delete(id);
     },
     fault(f) {
-      faults.push({ ...f, left: f.times ?? 1 });
+      faults.add(f);
     },
     subscriptions: () => [...subs.values()],
     async lifecycle(subscriptionId, event) {
