@@ -220,3 +220,17 @@ describe('next response and resolution cycles', () => {
     ]);
   });
 });
+
+describe('edge cases', () => {
+  it('is active (not paused) in the very second it starts', () => {
+    const clocks = computeClocks({
+      createdAt: created,
+      timeline: [],
+      policy: policy(),
+      calendar: ny,
+      now: created,
+    });
+    expect(clock(clocks, 'first_response')).toMatchObject({ status: 'active', elapsedSeconds: 0 });
+    expect(iso(clock(clocks, 'first_response').dueAt)).toBe('2026-03-02T15:00:00Z');
+  });
+});

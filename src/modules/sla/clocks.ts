@@ -162,8 +162,8 @@ export function computeClocks(input: {
       used += inSpan;
     }
     const fulfilled = c.end !== null;
-    const last = spans[spans.length - 1];
-    const runningNow = !fulfilled && last !== undefined && last[1] === until && !paused.has(statusAt(now));
+    // Running now: not fulfilled and not in a pausing status (a clock started this very second has no span yet).
+    const runningNow = !fulfilled && c.start <= now && !paused.has(statusAt(now));
     const thresholds: ThresholdState[] = percents
       .filter((p) => policy.thresholds.includes(p) || policy.escalations.includes(p) || p === 100)
       .map((p) => {

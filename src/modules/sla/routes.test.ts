@@ -206,3 +206,64 @@ describe('SLA policies', () => {
     expect((await t.call(tokenB, 'GET', '/api/v1/sla-policies')).body.items).toEqual([]);
   });
 });
+
+describe('GET /tickets/:id/sla', () => {
+  it("shows the ticket's clocks under the matching policy, following replies and status changes", async () => {
+    const { createTenant } = await import('../tenants/service.ts');
+    const c = await createTenant(t.db.pool, { name: 'sla-read' });
+    const token = c.adminToken.token;
+    const cal = (await t.call(token, 'POST', '/api/v1/calendars', { timeZone: 'UTC', alwaysOpen: true }))
+      .body;
+    const policy = (
+      await t.call(token, 'POST', '/api/v1/sla-policies', {
+        name: 'Default',
+        position: 1,
+        calendarId: cal.id,
+        targets: { normal: { firstResponse: 3600, resolution: 7200 } },
+      })
+    ).body;
+    const ticket = (
+      await t.call(token, 'POST', '/api/v1/tickets', {
+        subject: 'Clock me',
+        requester: { email: 'r@example.com' },
+      })
+    ).body;
+    const sla = await t.call(token, 'GET', `/api/v1/tickets/${ticket.id}/sla`);
+    expect(sla.status).toBe(200);
+    expect(sla.body.policyId).toBe(policy.id);
+    const fr = sla.body.metrics.find((m: any) => m.metric === 'first_response');
+    expect(fr).toMatchObject({
+      cycle: 1,
+      status: 'active',
+      targetSeconds: 3600,
+      breachedAt: null,
+      fulfilledAt: null,
+    });
+    expect(Date.parse(fr.dueAt) - Date.parse(ticket.createdAt)).toBeGreaterThanOrEqual(3599_000);
+    expect(Date.parse(fr.dueAt) - Date.parse(ticket.createdAt)).toBeLessThanOrEqual(3600_000);
+    expect(fr.thresholds.map((th: any) => th.percent)).toEqual([50, 75, 90, 100]);
+
+    await t.call(token, 'POST', `/api/v1/tickets/${ticket.id}/messages`, {
+      text: 'On it',
+      visibility: 'public',
+    });
+    await t.call(token, 'PATCH', `/api/v1/tickets/${ticket.id}`, { status: 'pending' });
+    const after = (await t.call(token, 'GET', `/api/v1/tickets/${ticket.id}/sla`)).body.metrics;
+    expect(after.find((m: any) => m.metric === 'first_response').status).toBe('fulfilled');
+    expect(after.find((m: any) => m.metric === 'resolution').status).toBe('paused');
+
+    const other = await t.call(tokenB, 'GET', `/api/v1/tickets/${ticket.id}/sla`);
+    expect(other.status).toBe(404);
+    const low = (
+      await t.call(token, 'POST', '/api/v1/tickets', {
+        subject: 'No policy',
+        requester: { email: 'r@example.com' },
+        priority: 'low',
+      })
+    ).body;
+    expect((await t.call(token, 'GET', `/api/v1/tickets/${low.id}/sla`)).body).toEqual({
+      policyId: null,
+      metrics: [],
+    });
+  });
+});

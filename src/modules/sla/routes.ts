@@ -26,6 +26,7 @@ import {
   replaceCalendar,
   replacePolicy,
 } from './config.ts';
+import { ticketSla } from './ticket-sla.ts';
 
 const CalendarBody = Type.Record(Type.String(), Type.Unknown(), {
   description: 'The calendar file format, with an optional name',
@@ -267,5 +268,48 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       await withTenant(pool, principalOf(request).tenantId, (tx) => deletePolicy(tx, request.params.id));
       return reply.code(204).send(null);
     },
+  );
+
+  app.get(
+    '/tickets/:id/sla',
+    {
+      ...read,
+      schema: {
+        tags: ['sla'],
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            policyId: Nullable(Uuid),
+            metrics: Type.Array(
+              Type.Object({
+                metric: Type.String(),
+                cycle: Type.Integer(),
+                status: Type.String(),
+                startedAt: Timestamp,
+                dueAt: Nullable(Timestamp),
+                targetSeconds: Type.Integer(),
+                elapsedSeconds: Type.Integer(),
+                remainingSeconds: Type.Integer(),
+                percent: Type.Number(),
+                breachedAt: Nullable(Timestamp),
+                fulfilledAt: Nullable(Timestamp),
+                thresholds: Type.Array(
+                  Type.Object({
+                    percent: Type.Integer(),
+                    dueAt: Nullable(Timestamp),
+                    firedAt: Nullable(Timestamp),
+                  }),
+                ),
+              }),
+            ),
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, (tx) =>
+        ticketSla(tx, request.params.id, Math.floor(Date.now() / 1000)),
+      ),
   );
 };
