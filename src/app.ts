@@ -15,6 +15,7 @@ import { queueRoutes } from './modules/queue/routes.ts';
 import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
+import { slaJobs, startSlaScheduler } from './modules/sla/scheduler.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
 import type { Config } from './platform/config.ts';
@@ -48,6 +49,7 @@ export function defaultRegistry(deps: {
   jobLeaseSeconds?: number | undefined;
 }): JobRegistry {
   const definitions = [
+    ...slaJobs(),
     ...peopleJobs(deps.pool),
     ...inboundJobs({
       pool: deps.pool,
@@ -152,6 +154,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
   let app: App | undefined;
   let authCache: AuthCache | undefined;
   let imap: ImapListeners | undefined;
+  let stopSla: (() => Promise<void>) | undefined;
   try {
     await migrateAll(db);
     const secretKey = await resolveSecretKey(config);
@@ -179,6 +182,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
     if (role === 'all' || role === 'scheduler') {
       for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
     }
+    if (role === 'all' || role === 'scheduler') stopSla = startSlaScheduler({ pool: db.pool, queue, logger });
     if (runsWorkers) {
       await queue.startWorkers();
       imap = new ImapListeners({ pool: db.pool, connectionString: db.url, secretKey, logger, queue });
@@ -210,6 +214,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
           // Stop taking requests, let workers finish (or hand their jobs back), then the database.
           await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
           await authCache?.stop();
+          await stopSla?.();
           await imap?.stop().catch((err) => logger.warn({ err }, 'stopping IMAP listeners failed'));
           await queue
             ?.stop({ graceful: true, timeoutMs: 10_000 })
@@ -223,6 +228,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
   } catch (err) {
     await app?.close().catch(() => undefined);
     await authCache?.stop();
+    await stopSla?.();
     await imap?.stop().catch(() => undefined);
     await queue?.stop({ graceful: false }).catch(() => undefined);
     await db.close();

@@ -7,6 +7,7 @@ import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { findOrCreateContact, findPersonIdByEmail, normalizeEmail } from '../people/service.ts';
+import { scheduleSlaWake } from '../sla/scheduler.ts';
 import { createTicket, recordStatusChange, type TicketStatus } from '../tickets/service.ts';
 import { storeBlob } from './ingest.ts';
 import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
@@ -530,6 +531,7 @@ async function applyMessage(
     }
   }
 
+  await scheduleSlaWake(tx, ticketId);
   await setKeyOutcome(tx, mailbox.id, key, status, null, ticketId);
   return finish(tx, inboundId, status, target ? `thread: ${target.rule}` : null, {
     ticketId,

@@ -121,6 +121,21 @@ export async function ticketSla(tx: TenantTx, ticketId: string, now: number): Pr
     now,
   });
   const iso = (t: number | null) => (t === null ? null : formatInstant(t));
+  const { rows: fired } = await tx.query<{
+    metric: string;
+    cycle: number;
+    percent: number;
+    fired_at: string;
+  }>(
+    'SELECT metric, cycle, percent, fired_at FROM sla_threshold_fires WHERE tenant_id = $1 AND ticket_id = $2',
+    [tx.tenantId, ticketId],
+  );
+  const fires = new Map(
+    fired.map((f) => [
+      `${f.metric}|${f.cycle}|${f.percent}`,
+      formatInstant(Math.floor(Date.parse(f.fired_at) / 1000)),
+    ]),
+  );
   return {
     policyId: policy.id,
     metrics: clocks.map((c) => ({
@@ -135,8 +150,11 @@ export async function ticketSla(tx: TenantTx, ticketId: string, now: number): Pr
       percent: Math.round((c.elapsedSeconds / c.targetSeconds) * 1000) / 10,
       breachedAt: iso(c.breachedAt),
       fulfilledAt: iso(c.fulfilledAt),
-      // firedAt is when the scheduler recorded the threshold; the scheduler is not built yet, so none has fired.
-      thresholds: c.thresholds.map((th) => ({ percent: th.percent, dueAt: iso(th.dueAt), firedAt: null })),
+      thresholds: c.thresholds.map((th) => ({
+        percent: th.percent,
+        dueAt: iso(th.dueAt),
+        firedAt: fires.get(`${c.metric}|${c.cycle}|${th.percent}`) ?? null,
+      })),
     })),
   };
 }

@@ -1,6 +1,7 @@
 // Tickets, their messages and their status history.
 import sanitizeHtml from 'sanitize-html';
 import { nextTicketNumber, type TenantTx } from '../../platform/db/tx.ts';
+import { scheduleSlaWake } from '../sla/scheduler.ts';
 import { notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -225,6 +226,7 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
     ],
   );
   if (!rows[0]) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
+  await scheduleSlaWake(tx, rows[0].id);
   return toTicket(rows[0]);
 }
 
@@ -312,6 +314,7 @@ export async function updateTicket(tx: TenantTx, id: string, input: UpdateTicket
   const after = rows[0]!;
   if (after.status !== before.status)
     await recordStatusChange(tx, id, before.status, after.status, input.actorId);
+  if (after.status !== before.status || after.priority !== before.priority) await scheduleSlaWake(tx, id);
   return toTicket(after);
 }
 
@@ -402,6 +405,7 @@ export async function addMessage(tx: TenantTx, input: AddMessageInput): Promise<
     [tx.tenantId, input.ticketId, opens],
   );
   if (opens) await recordStatusChange(tx, input.ticketId, 'new', 'open', input.authorId);
+  if (input.visibility === 'public') await scheduleSlaWake(tx, input.ticketId);
   return toMessage(rows[0]!);
 }
 
