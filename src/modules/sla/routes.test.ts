@@ -340,3 +340,53 @@ describe('SLA scheduler', () => {
     );
   });
 });
+
+describe('ticket list SLA filters', () => {
+  it('lists tickets at risk, breached or paused, and sorts by due time', async () => {
+    const { createTenant } = await import('../tenants/service.ts');
+    const { runSlaPass } = await import('./scheduler.ts');
+    const c = await createTenant(t.db.pool, { name: 'sla-filter' });
+    const token = c.adminToken.token;
+    const cal = (await t.call(token, 'POST', '/api/v1/calendars', { timeZone: 'UTC', alwaysOpen: true }))
+      .body;
+    await t.call(token, 'POST', '/api/v1/sla-policies', {
+      name: 'P',
+      position: 1,
+      calendarId: cal.id,
+      targets: { normal: { firstResponse: 100 }, high: { firstResponse: 1000 }, low: { resolution: 100 } },
+    });
+    await t.call(token, 'POST', '/api/v1/tickets', {
+      subject: 'slow',
+      requester: { email: 'a@example.com' },
+      priority: 'high',
+    });
+    const fast = (
+      await t.call(token, 'POST', '/api/v1/tickets', {
+        subject: 'fast',
+        requester: { email: 'b@example.com' },
+      })
+    ).body;
+    const held = (
+      await t.call(token, 'POST', '/api/v1/tickets', {
+        subject: 'held',
+        requester: { email: 'c@example.com' },
+        priority: 'low',
+      })
+    ).body;
+    await t.call(token, 'PATCH', `/api/v1/tickets/${held.id}`, { status: 'pending' });
+    const created = Math.floor(Date.parse(fast.createdAt) / 1000);
+    const list = async (query: string) =>
+      (await t.call(token, 'GET', `/api/v1/tickets?${query}`)).body.items.map((i: any) => i.subject);
+
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 80); // fast: 80 % (past 75 %), slow: 8 %
+    expect(await list('sla=at_risk')).toEqual(['fast']);
+    expect(await list('sla=paused')).toEqual(['held']);
+    expect(await list('sort=due&limit=2')).toEqual(['fast', 'slow']);
+    await t.db.pool.query('UPDATE sla_wakeups SET next_wake_at = to_timestamp($1)', [created + 150]);
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 150);
+    expect(await list('sla=breached')).toEqual(['fast']);
+    expect(await list('sla=at_risk')).toEqual([]);
+    expect((await t.call(token, 'GET', '/api/v1/tickets?sla=late')).status).toBe(400);
+    expect((await t.call(tokenB, 'GET', '/api/v1/tickets?sla=breached')).body.items).toEqual([]);
+  });
+});

@@ -8,7 +8,7 @@ import { type TenantTx, withSystemTx, withTenant } from '../../platform/db/tx.ts
 import type { Logger } from '../../platform/logging.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
-import { ticketSla } from './ticket-sla.ts';
+import { type TicketSla, ticketSla } from './ticket-sla.ts';
 
 export interface SlaThresholdPayload {
   tenantId: string;
@@ -41,6 +41,42 @@ export async function scheduleSlaWake(tx: TenantTx, ticketId: string): Promise<v
      ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, now())`,
     [tx.tenantId, ticketId],
   );
+}
+
+/**
+ * The ticket's SLA in one word, worst first: breached (an unfulfilled metric past 100 %), at_risk
+ * (past the second-highest threshold below 100 %: 75 % with the default 50/75/90/100), active,
+ * paused, or fulfilled when nothing runs.
+ */
+export function summaryState(
+  sla: TicketSla,
+  now: number,
+): 'breached' | 'at_risk' | 'paused' | 'active' | 'fulfilled' {
+  const open = sla.metrics.filter((m) => m.status !== 'fulfilled');
+  if (open.some((m) => m.status === 'breached')) return 'breached';
+  const atRisk = open.some((m) => {
+    const below = m.thresholds
+      .map((th) => th.percent)
+      .filter((p) => p < 100)
+      .sort((a, b) => b - a);
+    const mark = below[1] ?? below[0];
+    const th = m.thresholds.find((x) => x.percent === mark);
+    return th?.dueAt != null && Date.parse(th.dueAt) / 1000 <= now;
+  });
+  if (atRisk) return 'at_risk';
+  if (open.some((m) => m.status === 'active')) return 'active';
+  if (open.some((m) => m.status === 'paused')) return 'paused';
+  return 'fulfilled';
+}
+
+/** The earliest due time of a metric still running (for sort=due). */
+function nextDue(sla: TicketSla): string | null {
+  const dues = sla.metrics
+    .filter((m) => m.status === 'active' || m.status === 'breached')
+    .map((m) => m.dueAt)
+    .filter((d): d is string => d !== null)
+    .sort();
+  return dues[0] ?? null;
 }
 
 /** Recomputes one ticket at `now`: fires what is due (once), sets the next wake-up. Returns how many fired. */
@@ -82,6 +118,18 @@ export async function processTicketSla(
         );
       }
     }
+  }
+  if (sla.policyId === null) {
+    await tx.query('DELETE FROM sla_ticket_state WHERE tenant_id = $1 AND ticket_id = $2', [
+      tx.tenantId,
+      ticketId,
+    ]);
+  } else {
+    await tx.query(
+      `INSERT INTO sla_ticket_state (tenant_id, ticket_id, state, next_due_at, updated_at) VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET state = excluded.state, next_due_at = excluded.next_due_at, updated_at = now()`,
+      [tx.tenantId, ticketId, summaryState(sla, now), nextDue(sla)],
+    );
   }
   if (next === null)
     await tx.query('DELETE FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = $2', [

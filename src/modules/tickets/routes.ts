@@ -117,6 +117,8 @@ const TicketListQuery = Type.Object(
     assigneeId: Type.Optional(Uuid),
     requesterId: Type.Optional(Uuid),
     q: Type.Optional(Type.String({ maxLength: 200 })),
+    sla: Type.Optional(OneOf(['breached', 'at_risk', 'paused'] as const)),
+    sort: Type.Optional(OneOf(['created', 'due'] as const)),
   },
   { additionalProperties: false },
 );

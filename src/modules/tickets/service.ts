@@ -246,6 +246,10 @@ export interface ListTicketsInput {
   requesterId?: string;
   /** Case-insensitive substring of the subject. */
   q?: string;
+  /** Only tickets whose SLA is in this state (as of the SLA scheduler's last look, within seconds). */
+  sla?: 'breached' | 'at_risk' | 'paused';
+  /** created (default: newest first, with a cursor) or due (soonest SLA due time first; first page only). */
+  sort?: 'created' | 'due';
   limit?: number;
   cursor?: string;
 }
@@ -254,24 +258,37 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
   const limit = clampLimit(input.limit);
   const cursor = decodeCursor(input.cursor);
   const values: unknown[] = [tx.tenantId];
-  const where = ['tenant_id = $1'];
+  const where = ['t.tenant_id = $1'];
   const add = (sql: string, ...v: unknown[]) => {
     values.push(...v);
     where.push(sql.replace(/\$(\d)/g, (_, i) => `$${values.length - v.length + Number(i)}`));
   };
-  if (input.status) add('status = $1', input.status);
-  if (input.priority) add('priority = $1', input.priority);
-  if (input.assigneeId) add('assignee_id = $1', input.assigneeId);
-  if (input.requesterId) add('requester_id = $1', input.requesterId);
-  if (input.q) add('subject ILIKE $1', `%${escapeLike(input.q)}%`);
-  if (cursor) add('(created_at, id) < ($1::timestamptz, $2::uuid)', cursor.createdAt, cursor.id);
+  if (input.status) add('t.status = $1', input.status);
+  if (input.priority) add('t.priority = $1', input.priority);
+  if (input.assigneeId) add('t.assignee_id = $1', input.assigneeId);
+  if (input.requesterId) add('t.requester_id = $1', input.requesterId);
+  if (input.q) add('t.subject ILIKE $1', `%${escapeLike(input.q)}%`);
+  if (input.sla) add('s.state = $1', input.sla);
+  const byDue = input.sort === 'due';
+  if (cursor && !byDue)
+    add('(t.created_at, t.id) < ($1::timestamptz, $2::uuid)', cursor.createdAt, cursor.id);
   values.push(limit + 1);
+  const join =
+    input.sla || byDue
+      ? `${input.sla ? 'JOIN' : 'LEFT JOIN'} sla_ticket_state s ON s.tenant_id = t.tenant_id AND s.ticket_id = t.id`
+      : '';
+  const order = byDue ? 's.next_due_at ASC NULLS LAST, t.created_at, t.id' : 't.created_at DESC, t.id DESC';
   const { rows } = await tx.query<TicketRow>(
-    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE ${where.join(' AND ')}
-      ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    `SELECT ${TICKET_COLUMNS.split(', ')
+      .map((c) => `t.${c}`)
+      .join(', ')} FROM tickets t ${join}
+      WHERE ${where.join(' AND ')}
+      ORDER BY ${order} LIMIT $${values.length}`,
     values,
   );
-  return toPage(rows, limit, toTicket);
+  const page = toPage(rows, limit, toTicket);
+  // A due-time order has no created_at cursor: it is a first page, by urgency.
+  return byDue ? { items: page.items, nextCursor: null } : page;
 }
 
 export interface UpdateTicketInput {
