@@ -390,3 +390,66 @@ describe('ticket list SLA filters', () => {
     expect((await t.call(tokenB, 'GET', '/api/v1/tickets?sla=breached')).body.items).toEqual([]);
   });
 });
+
+describe('escalations', () => {
+  it('records threshold, breach and escalation events and carries out the level actions once', async () => {
+    const { createTenant } = await import('../tenants/service.ts');
+    const { runSlaPass } = await import('./scheduler.ts');
+    const c = await createTenant(t.db.pool, { name: 'sla-escalate' });
+    const token = c.adminToken.token;
+    const lead = await makePerson(t, token, { kind: 'agent' });
+    const cal = (await t.call(token, 'POST', '/api/v1/calendars', { timeZone: 'UTC', alwaysOpen: true }))
+      .body;
+    await t.call(token, 'POST', '/api/v1/sla-policies', {
+      name: 'Escalating',
+      position: 1,
+      calendarId: cal.id,
+      targets: { normal: { firstResponse: 100 }, urgent: { firstResponse: 100 } },
+      thresholds: [100],
+      escalations: [
+        {
+          percent: 120,
+          actions: [
+            { type: 'reassign', personId: lead.id },
+            { type: 'notify', role: 'team_lead' },
+            { type: 'set_priority', priority: 'urgent' },
+          ],
+        },
+      ],
+    });
+    const ticket = (
+      await t.call(token, 'POST', '/api/v1/tickets', {
+        subject: 'Escalate me',
+        requester: { email: 'e@example.com' },
+      })
+    ).body;
+    const created = Math.floor(Date.parse(ticket.createdAt) / 1000);
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 130);
+    const after = (await t.call(token, 'GET', `/api/v1/tickets/${ticket.id}`)).body;
+    expect(after).toMatchObject({ assigneeId: lead.id, priority: 'urgent' });
+    const events = (await t.call(token, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).body.items;
+    expect(events.map((e: any) => [e.type, e.data.percent]).sort()).toEqual([
+      ['breached', 100],
+      ['escalation', 120],
+    ]);
+    const { rows: pending } = await t.db.pool.query(
+      'SELECT recipient, reason FROM pending_notifications WHERE ticket_id = $1',
+      [ticket.id],
+    );
+    expect(pending).toEqual([{ recipient: { role: 'team_lead' }, reason: 'sla first_response at 120%' }]);
+    // Again: nothing more happens (each level once).
+    await t.db.pool.query('UPDATE sla_wakeups SET next_wake_at = to_timestamp($2) WHERE ticket_id = $1', [
+      ticket.id,
+      created + 131,
+    ]);
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 140);
+    expect((await t.call(token, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).body.items).toHaveLength(
+      2,
+    );
+    expect(
+      (await t.db.pool.query('SELECT 1 FROM pending_notifications WHERE ticket_id = $1', [ticket.id]))
+        .rowCount,
+    ).toBe(1);
+    expect((await t.call(tokenB, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).status).toBe(404);
+  });
+});

@@ -1,5 +1,7 @@
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
+import { notFound } from '../../platform/errors.ts';
+import { clampLimit, decodeCursor, toPage } from '../../platform/pagination.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import {
   IdParams,
@@ -311,5 +313,49 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       withTenant(pool, principalOf(request).tenantId, (tx) =>
         ticketSla(tx, request.params.id, Math.floor(Date.now() / 1000)),
       ),
+  );
+
+  app.get(
+    '/tickets/:id/sla/events',
+    {
+      ...read,
+      schema: {
+        tags: ['sla'],
+        params: IdParams,
+        querystring: Type.Object(ListQuery, { additionalProperties: false }),
+      },
+    },
+    async (request) =>
+      withTenant(pool, principalOf(request).tenantId, async (tx) => {
+        const { rows: ticket } = await tx.query('SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2', [
+          tx.tenantId,
+          request.params.id,
+        ]);
+        if (ticket.length === 0) throw notFound('ticket');
+        const limit = clampLimit(request.query.limit);
+        const cursor = decodeCursor(request.query.cursor);
+        const { rows } = await tx.query<{
+          id: string;
+          metric: string;
+          cycle: number;
+          type: string;
+          at: string;
+          data: unknown;
+          created_at: string;
+        }>(
+          `SELECT id, metric, cycle, type, at, data, at AS created_at FROM sla_events
+            WHERE tenant_id = $1 AND ticket_id = $2 AND ($3::timestamptz IS NULL OR (at, id) < ($3::timestamptz, $4::uuid))
+            ORDER BY at DESC, id DESC LIMIT $5`,
+          [tx.tenantId, request.params.id, cursor?.createdAt ?? null, cursor?.id ?? null, limit + 1],
+        );
+        return toPage(rows, limit, (r) => ({
+          id: r.id,
+          metric: r.metric,
+          cycle: r.cycle,
+          type: r.type,
+          at: r.at,
+          data: r.data,
+        }));
+      }),
   );
 };

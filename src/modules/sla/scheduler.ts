@@ -8,6 +8,8 @@ import { type TenantTx, withSystemTx, withTenant } from '../../platform/db/tx.ts
 import type { Logger } from '../../platform/logging.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { type EscalationAction, getPolicy } from './config.ts';
 import { type TicketSla, ticketSla } from './ticket-sla.ts';
 
 export interface SlaThresholdPayload {
@@ -79,6 +81,65 @@ function nextDue(sla: TicketSla): string | null {
   return dues[0] ?? null;
 }
 
+/**
+ * Records a firing as an SLA event and, for an escalation level, carries out its actions in the same
+ * transaction: reassign, set the priority (which recomputes the clocks at the next pass) or ask for
+ * a notification (kept as a pending notification for the notification capability).
+ */
+async function recordFiring(
+  tx: TenantTx,
+  ticketId: string,
+  metric: string,
+  cycle: number,
+  percent: number,
+  dueAt: string,
+  now: number,
+  escalations: { percent: number; actions: EscalationAction[] }[],
+): Promise<{ changedPriority: boolean }> {
+  const level = escalations.find((e) => e.percent === percent);
+  const type = level ? 'escalation' : percent === 100 ? 'breached' : 'threshold';
+  await tx.query(
+    `INSERT INTO sla_events (tenant_id, id, ticket_id, metric, cycle, type, at, data) VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), $8)`,
+    [
+      tx.tenantId,
+      uuidv7(),
+      ticketId,
+      metric,
+      cycle,
+      type,
+      now,
+      JSON.stringify({ percent, dueAt, ...(level ? { actions: level.actions } : {}) }),
+    ],
+  );
+  let changedPriority = false;
+  for (const action of level?.actions ?? []) {
+    if (action.type === 'reassign') {
+      await tx.query(
+        'UPDATE tickets SET assignee_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2',
+        [tx.tenantId, ticketId, action.personId],
+      );
+    } else if (action.type === 'set_priority') {
+      changedPriority = true;
+      await tx.query(
+        'UPDATE tickets SET priority = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2',
+        [tx.tenantId, ticketId, action.priority],
+      );
+    } else {
+      await tx.query(
+        'INSERT INTO pending_notifications (tenant_id, id, ticket_id, recipient, reason) VALUES ($1, $2, $3, $4, $5)',
+        [
+          tx.tenantId,
+          uuidv7(),
+          ticketId,
+          JSON.stringify(action.personId ? { personId: action.personId } : { role: action.role }),
+          `sla ${metric} at ${percent}%`,
+        ],
+      );
+    }
+  }
+  return { changedPriority };
+}
+
 /** Recomputes one ticket at `now`: fires what is due (once), sets the next wake-up. Returns how many fired. */
 export async function processTicketSla(
   tx: TenantTx,
@@ -87,6 +148,7 @@ export async function processTicketSla(
   now: number,
 ): Promise<number> {
   const sla = await ticketSla(tx, ticketId, now);
+  const escalations = sla.policyId ? (await getPolicy(tx, sla.policyId)).escalations : [];
   let fired = 0;
   let next: number | null = null;
   for (const m of sla.metrics) {
@@ -104,6 +166,18 @@ export async function processTicketSla(
       );
       if (rowCount === 1) {
         fired++;
+        const { changedPriority } = await recordFiring(
+          tx,
+          ticketId,
+          m.metric,
+          m.cycle,
+          th.percent,
+          th.dueAt,
+          now,
+          escalations,
+        );
+        // New priority, new targets: look again at the next pass.
+        if (changedPriority) next = now;
         await queue?.send(
           slaThresholdJob,
           {
