@@ -76,12 +76,19 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<number[
   return applied;
 }
 
+const expectedCounts = new Map<string, number>();
+
 /** Latest version on disk versus latest applied; readiness requires them equal. */
 export async function migrationStatus(
   pool: Pool,
   dir = MIGRATIONS_DIR,
 ): Promise<{ expected: number; applied: number }> {
-  const expected = (await loadMigrations(dir)).length;
+  // The migrations on disk do not change while the process runs: read them once (/readyz is polled).
+  let expected = expectedCounts.get(dir);
+  if (expected === undefined) {
+    expected = (await loadMigrations(dir)).length;
+    expectedCounts.set(dir, expected);
+  }
   const { rows } = await pool.query<{ v: number | null }>(
     `SELECT (SELECT max(version) FROM schema_migrations) AS v`,
   );
