@@ -8,9 +8,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { acceptRawMessage } from '../src/modules/inbound/ingest.ts';
 import { parseMessage } from '../src/modules/inbound/mime.ts';
-import { processInbound } from '../src/modules/inbound/process.ts';
+import { ingestRawMessage } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { type TestApp, useTestApp } from './app.ts';
@@ -111,16 +110,7 @@ describe.skipIf(!present)('zammad corpus', { timeout: 120_000 }, () => {
     const first: Record<string, string> = {};
     for (const file of files) {
       const raw = await readFile(path.join(CORPUS, file));
-      const accepted = await acceptRawMessage(t.db.pool, t.queue, {
-        tenantId: t.a.tenant.id,
-        mailboxId,
-        raw,
-      });
-      const outcome = await processInbound(deps(), {
-        tenantId: t.a.tenant.id,
-        inboundId: accepted.inboundId,
-        lastAttempt: false,
-      });
+      const outcome = await ingestRawMessage(deps(), t.queue, { tenantId: t.a.tenant.id, mailboxId, raw });
       expect(
         ['created', 'appended', 'duplicate', 'skipped'],
         `${file}: ${outcome.status} ${outcome.reason}`,
@@ -132,16 +122,7 @@ describe.skipIf(!present)('zammad corpus', { timeout: 120_000 }, () => {
     expect(created).toBeGreaterThan(60);
     for (const file of files) {
       const raw = await readFile(path.join(CORPUS, file));
-      const accepted = await acceptRawMessage(t.db.pool, t.queue, {
-        tenantId: t.a.tenant.id,
-        mailboxId,
-        raw,
-      });
-      const outcome = await processInbound(deps(), {
-        tenantId: t.a.tenant.id,
-        inboundId: accepted.inboundId,
-        lastAttempt: false,
-      });
+      const outcome = await ingestRawMessage(deps(), t.queue, { tenantId: t.a.tenant.id, mailboxId, raw });
       expect(outcome.status, file).toBe('duplicate');
     }
     // No half-written tickets: every ticket has its first message.

@@ -3,7 +3,7 @@
 // CLI both beside a running server and on its own.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -211,6 +211,42 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
       cli('people', 'resolve', '--tenant', 'default', '--kind', 'slack', '--external-id', 'U-ANN').stdout,
     ).toContain(ann.body.id);
     expect(cli('people', 'merge', '--tenant', 'default', ann.body.id, ann.body.id).status).toBe(2);
+
+    // ingest: one line per file, tab-separated; a second copy of a message is a duplicate
+    await api(token, 'POST', '/api/v1/mailboxes', { kind: 'mime', address: 'support@ingest.test' });
+    const mailDir = path.join(dataDir, 'mail');
+    await mkdir(mailDir);
+    const eml = (id: string, subject: string) =>
+      [
+        `From: Customer <c@example.org>`,
+        'To: support@ingest.test',
+        `Subject: ${subject}`,
+        `Message-ID: <${id}@example.org>`,
+        '',
+        'Hello',
+      ].join('\r\n');
+    await writeFile(path.join(mailDir, 'a.eml'), eml('ingest-a', 'Printer'));
+    await writeFile(path.join(mailDir, 'b.eml'), eml('ingest-a', 'Printer (again)'));
+    const ingested = cli('ingest', mailDir, '--tenant', 'default', '--mailbox', 'support@ingest.test');
+    expect(ingested.status, ingested.stderr).toBe(0);
+    const lines = ingested.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]!.slice(0, 2)).toEqual([path.join(mailDir, 'a.eml'), 'created']);
+    expect(lines[0]![2]).toMatch(/^T-\d+$/);
+    expect(lines[1]!.slice(0, 2)).toEqual([path.join(mailDir, 'b.eml'), 'duplicate']);
+    expect(
+      cli(
+        'ingest',
+        path.join(mailDir, 'missing.eml'),
+        '--tenant',
+        'default',
+        '--mailbox',
+        'support@ingest.test',
+      ).status,
+    ).toBe(2);
 
     const stats = cli('queue', 'stats');
     expect(stats.status, stats.stderr).toBe(0);

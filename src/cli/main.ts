@@ -5,9 +5,8 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
 import { registerSlaCommands } from './sla.ts';
-import { acceptRawMessage } from '../modules/inbound/ingest.ts';
 import { findMailbox } from '../modules/inbound/mailboxes.ts';
-import { processInbound } from '../modules/inbound/process.ts';
+import { ingestRawMessage } from '../modules/inbound/process.ts';
 import { messageIdKey } from '../modules/inbound/signing.ts';
 import { resolvePerson } from '../modules/people/identities.ts';
 import { mergePeople } from '../modules/people/merge.ts';
@@ -329,16 +328,11 @@ program
         for (const file of files) {
           try {
             const raw = await readFile(file);
-            const accepted = await acceptRawMessage(db.pool, queue, {
+            // Processed here; a running worker may pick the job up too, and the message key makes that harmless.
+            const outcome = await ingestRawMessage(deps, queue, {
               tenantId: t.id,
               mailboxId: mailbox.id,
               raw,
-            });
-            // Process it here: a running worker may pick the job up too; the message key makes that harmless.
-            const outcome = await processInbound(deps, {
-              tenantId: t.id,
-              inboundId: accepted.inboundId,
-              lastAttempt: false,
             });
             const detail = outcome.ticketNumber ?? outcome.reason ?? '';
             const shown = outcome.status === 'quarantined' ? 'failed' : outcome.status;

@@ -4,7 +4,7 @@ import { makePerson, type TestApp, useTestApp } from '../../../test/app.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { acceptRawMessage } from './ingest.ts';
-import { processInbound } from './process.ts';
+import { ingestRawMessage, processInbound } from './process.ts';
 import { messageIdKey, signedMessageId } from './signing.ts';
 
 let t: TestApp;
@@ -56,8 +56,7 @@ function mail(opts: {
 }
 
 async function ingest(raw: Buffer, mailbox = mailboxId, tenantId = t.a.tenant.id) {
-  const accepted = await acceptRawMessage(t.db.pool, t.queue, { tenantId, mailboxId: mailbox, raw });
-  return processInbound(deps(), { tenantId, inboundId: accepted.inboundId, lastAttempt: false });
+  return ingestRawMessage(deps(), t.queue, { tenantId, mailboxId: mailbox, raw });
 }
 
 const messagesOf = async (ticketId: string) =>

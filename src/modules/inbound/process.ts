@@ -9,7 +9,8 @@ import type { Logger } from '../../platform/logging.ts';
 import { findOrCreateContact, findPersonIdByEmail, normalizeEmail } from '../people/service.ts';
 import { scheduleSlaWake } from '../sla/scheduler.ts';
 import { createTicket, recordStatusChange, type TicketStatus } from '../tickets/service.ts';
-import { storeBlob } from './ingest.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
+import { acceptRawMessage, storeBlob } from './ingest.ts';
 import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
 import { type Mailbox, getMailbox, mailboxAddresses, mailboxCredentials } from './mailboxes.ts';
@@ -537,5 +538,23 @@ async function applyMessage(
     ticketId,
     messageId: messageRowId,
     key,
+  });
+}
+
+/**
+ * Accepts a raw message (blob, record and job committed together) and processes it right here,
+ * returning its outcome: `relaydesk ingest` and tests. A worker that also picks up the job finds
+ * the record final (or the key claimed), so running both is harmless.
+ */
+export async function ingestRawMessage(
+  deps: InboundDeps,
+  queue: JobQueue,
+  input: { tenantId: string; mailboxId: string; raw: Buffer },
+): Promise<Outcome> {
+  const accepted = await acceptRawMessage(deps.pool, queue, input);
+  return processInbound(deps, {
+    tenantId: input.tenantId,
+    inboundId: accepted.inboundId,
+    lastAttempt: false,
   });
 }
