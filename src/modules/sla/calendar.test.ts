@@ -77,6 +77,22 @@ describe('calendar features', () => {
     expect(cal.elapsed(t('2026-01-05T00:00:00Z'), t('2026-01-06T00:00:00Z'))).toBe(0);
   });
 
+  it('unites windows after placing them in UTC, so a window starting in a DST gap removes no time', () => {
+    // Found by the property below: 02:45 on the spring-forward Sunday moves to 03:45 EDT, but the
+    // overlapping 03:00 window still starts at 03:00 EDT (07:00Z).
+    const cal = Calendar.load({
+      timeZone: 'America/New_York',
+      weekly: {
+        sun: [
+          ['03:00', '00:00'],
+          ['02:45', '00:00'],
+        ],
+      },
+    });
+    expect(formatInstant(cal.deadline(t('2026-03-08T00:00:00Z'), 0))).toBe('2026-03-08T07:00:00Z');
+    expect(cal.elapsed(t('2026-03-08T00:00:00Z'), t('2026-03-09T06:00:00Z'))).toBe(21 * 3600); // 03:00 EDT to midnight
+  });
+
   it('crosses year ends', () => {
     const cal = Calendar.load(NY_9_17);
     expect(formatInstant(cal.deadline(t('2026-12-31T21:00:00Z'), 2 * 3600))).toBe('2027-01-01T15:00:00Z');

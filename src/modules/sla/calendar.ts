@@ -103,16 +103,11 @@ export class Calendar {
         }
       }
     }
-    const segments = perDay.map((list) => {
-      const sorted = list.sort((a, b) => a[0] - b[0]);
-      const united: [number, number][] = [];
-      for (const [s, e] of sorted) {
-        const last = united[united.length - 1];
-        if (last && s <= last[1]) last[1] = Math.max(last[1], e);
-        else united.push([s, e]);
-      }
-      return united;
-    });
+    // Windows are united only after each is placed on the UTC line (in year()): uniting local
+    // times first would let a window starting in a spring-forward gap (moved forward by the gap)
+    // swallow an overlapping window that starts after the gap, and adding a window must never
+    // remove business time.
+    const segments = perDay.map((list) => list.sort((a, b) => a[0] - b[0]));
     if (segments.every((d) => d.length === 0)) {
       throw invalid('the calendar has no business time at all', 'calendar_has_no_business_time');
     }
