@@ -52,5 +52,141 @@ export function createPool(options: PoolOptions): Pool {
   });
   // An idle client that loses its server emits 'error' on the pool; unhandled, that would end the process.
   pool.on('error', (err) => options.onError?.(err));
+  // Queued before whatever the borrower sends first (a client runs its queries in order).
+  pool.on('connect', (client) => prepareScopeStatements(client));
   return pool;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One round trip for a scoped statement. A tenant transaction needs BEGIN and its scope (role and
+// tenant for row-level security) before its first statement; sent as statements of their own they
+// cost a round trip each, and on this kind of machine a round trip's system calls and wake-ups cost
+// both processes more CPU than a short indexed query does. The extended protocol lets several
+// Bind/Execute pairs share one Sync, so the scope rides in the same message batch as the first
+// statement. The scope statements are parsed once per connection, when it connects.
+
+export const SCOPE_STATEMENTS = {
+  begin: { name: 'rd_scope_begin', text: 'BEGIN' },
+  scope: {
+    name: 'rd_scope_tenant',
+    text: "SELECT set_config('role', 'relaydesk_app', true), set_config('app.tenant_id', $1, true)",
+  },
+  scopeReadOnly: {
+    name: 'rd_scope_tenant_ro',
+    text: "SELECT set_config('role', 'relaydesk_app', true), set_config('app.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)",
+  },
+} as const;
+
+type Connection = {
+  parse(msg: { name: string; text: string }): void;
+  bind(msg: { statement: string; values: unknown[] }): void;
+  execute(msg: { portal?: string }): void;
+  sync(): void;
+  stream: { cork?: () => void; uncork?: () => void };
+  parsedStatements: Record<string, string>;
+};
+
+// pg's Query, with the members its typings leave out: the hooks pg's client calls on the active query.
+interface QueryInternals extends NodeJS.EventEmitter {
+  submit(connection: Connection): Error | null;
+  handleDataRow(msg: unknown): void;
+  handleCommandComplete(msg: unknown, connection: Connection): void;
+  handleReadyForQuery(connection: Connection): void;
+  _canceledDueToError: unknown;
+}
+const QueryBase = pg.Query as unknown as new (config: object) => QueryInternals;
+
+/** Runs a submittable on a client as a promise of its result. */
+function run<R extends QueryResultRow>(client: pg.ClientBase, q: QueryInternals): Promise<pg.QueryResult<R>> {
+  return new Promise((resolve, reject) => {
+    q.once('end', resolve);
+    q.once('error', reject);
+    client.query(q as unknown as pg.Submittable);
+  });
+}
+
+/** Parses the scope statements on a new connection (Parse + Sync: nothing runs). */
+class ParseOnly extends QueryBase {
+  private connection: Connection | undefined;
+  constructor() {
+    super({ text: '' });
+  }
+  override submit(connection: Connection): null {
+    this.connection = connection;
+    connection.stream.cork?.();
+    try {
+      for (const s of Object.values(SCOPE_STATEMENTS)) connection.parse({ name: s.name, text: s.text });
+      connection.sync();
+    } finally {
+      connection.stream.uncork?.();
+    }
+    return null;
+  }
+  override handleReadyForQuery(connection: Connection): void {
+    // Marked only when every Parse succeeded (an error ends the query before ReadyForQuery).
+    if (!this._canceledDueToError && this.connection) {
+      for (const s of Object.values(SCOPE_STATEMENTS)) this.connection.parsedStatements[s.name] = s.text;
+    }
+    super.handleReadyForQuery(connection);
+  }
+}
+
+function prepareScopeStatements(client: pg.PoolClient): void {
+  run(client, new ParseOnly()).catch(() => undefined);
+}
+
+/** Whether the scope statements are ready on this client (else callers send them as statements of their own). */
+export function scopeReady(client: pg.ClientBase): boolean {
+  const parsed = (client as unknown as { connection: Connection }).connection.parsedStatements;
+  return parsed[SCOPE_STATEMENTS.scope.name] !== undefined;
+}
+
+/** A prepared statement to run ahead of another in the same batch, its result dropped. */
+export interface Prelude {
+  name: string;
+  values: unknown[];
+}
+
+/**
+ * A statement preceded, in the same message batch, by prepared statements whose results are
+ * dropped (BEGIN, the tenant scope). Rows, errors and the named-statement bookkeeping stay pg's.
+ * If a prelude statement fails, PostgreSQL skips the rest up to the Sync and the query fails.
+ */
+class PreludedQuery extends QueryBase {
+  private readonly prelude: Prelude[];
+  private preludeLeft: number;
+  constructor(config: { text: string; values?: unknown[]; name?: string }, prelude: Prelude[]) {
+    // The extended protocol throughout: a simple Query message cannot share the batch.
+    super({ ...config, queryMode: 'extended' });
+    this.prelude = prelude;
+    this.preludeLeft = prelude.length;
+  }
+  override submit(connection: Connection): Error | null {
+    connection.stream.cork?.();
+    try {
+      for (const p of this.prelude) {
+        connection.bind({ statement: p.name, values: p.values });
+        connection.execute({});
+      }
+      return super.submit(connection);
+    } finally {
+      connection.stream.uncork?.();
+    }
+  }
+  override handleDataRow(msg: unknown): void {
+    if (this.preludeLeft === 0) super.handleDataRow(msg);
+  }
+  override handleCommandComplete(msg: unknown, connection: Connection): void {
+    if (this.preludeLeft > 0) this.preludeLeft--;
+    else super.handleCommandComplete(msg, connection);
+  }
+}
+
+/** Runs `config` on `client` with `prelude` ahead of it in one round trip (the client must be scopeReady). */
+export function queryWithPrelude<R extends QueryResultRow>(
+  client: pg.ClientBase,
+  prelude: Prelude[],
+  config: { text: string; values?: unknown[]; name?: string },
+): Promise<pg.QueryResult<R>> {
+  return run<R>(client, new PreludedQuery(config, prelude));
 }

@@ -3,7 +3,8 @@ import { type TestDatabase, useTestDatabase } from '../../../test/db.ts';
 import { createTenant, deleteTenant } from '../../modules/tenants/service.ts';
 import { createTicket } from '../../modules/tickets/service.ts';
 import { loadMigrations, migrate } from './migrate.ts';
-import { withTenant } from './tx.ts';
+import { scopeReady } from './pool.ts';
+import { withTenant, withTenantRead } from './tx.ts';
 
 let db: TestDatabase;
 
@@ -75,6 +76,105 @@ describe('withTenant (row-level security)', () => {
     ).rejects.toThrow('boom');
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM tickets WHERE subject = 'doomed'");
     expect(rows[0].n).toBe(0);
+  });
+});
+
+describe('one round trip per scoped statement (BEGIN and the scope travel with the first statement)', () => {
+  // Connections get their scope statements parsed right after they connect; use each pooled
+  // connection once so that the batched path, not the fallback, is what the assertions below see.
+  const warm = async () => {
+    const clients = await Promise.all(Array.from({ length: 5 }, () => db.pool.connect()));
+    await Promise.all(clients.map((c) => c.query('SELECT 1')));
+    for (const c of clients) expect(scopeReady(c)).toBe(true);
+    for (const c of clients) c.release();
+  };
+
+  it('scopes a transaction whose first statement is parameterised, and commits all of it', async () => {
+    await warm();
+    const a = await createTenant(db.pool, { name: 'batch-a' });
+    const seen = await withTenant(db.pool, a.tenant.id, async (tx) => {
+      const first = await tx.query(
+        "SELECT current_user AS u, current_setting('app.tenant_id') AS t, $1::int AS n, txid_current_if_assigned() AS x",
+        [7],
+      );
+      await tx.query("UPDATE tenants SET name = 'batch-a2' WHERE id = $1", [a.tenant.id]);
+      const second = await tx.query('SELECT txid_current() AS x, now() = statement_timestamp() AS fresh');
+      return { first: first.rows[0], second: second.rows[0] };
+    });
+    expect(seen.first).toMatchObject({ u: 'relaydesk_app', t: a.tenant.id, n: 7 });
+    // The statements after the first ran inside the same transaction block (now() is its start).
+    expect(seen.second.fresh).toBe(false);
+    expect((await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id])).rows[0].name).toBe(
+      'batch-a2',
+    );
+  });
+
+  it('rolls back when the first statement fails, and leaves the connection usable', async () => {
+    await warm();
+    const a = await createTenant(db.pool, { name: 'batch-b' });
+    await expect(
+      withTenant(db.pool, a.tenant.id, async (tx) => {
+        await tx.query('SELECT 1 / $1::int', [0]);
+      }),
+    ).rejects.toThrow(/division by zero/);
+    // A statement that fails to parse on its first use must not leave pg believing it was prepared.
+    for (let i = 0; i < 3; i++) {
+      await expect(
+        withTenant(db.pool, a.tenant.id, (tx) =>
+          tx.query('SELECT no_such_column FROM tenants WHERE id = $1', [a.tenant.id]),
+        ),
+      ).rejects.toThrow(/no_such_column/);
+    }
+    const n = await withTenant(
+      db.pool,
+      a.tenant.id,
+      async (tx) => (await tx.query('SELECT $1::int AS n', [5])).rows[0].n,
+    );
+    expect(n).toBe(5);
+    const after = await db.pool.query(
+      "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t",
+    );
+    expect(after.rows[0].u).not.toBe('relaydesk_app');
+    expect(after.rows[0].t ?? '').toBe('');
+  });
+
+  it('sends nothing for a transaction that runs no statement', async () => {
+    const a = await createTenant(db.pool, { name: 'batch-c' });
+    expect(await withTenant(db.pool, a.tenant.id, async () => 42)).toBe(42);
+  });
+
+  it('withTenantRead scopes every statement, refuses writes and leaves no scope behind', async () => {
+    await warm();
+    const a = await createTenant(db.pool, { name: 'read-a' });
+    const b = await createTenant(db.pool, { name: 'read-b' });
+    await withTenant(db.pool, a.tenant.id, (tx) =>
+      createTicket(tx, { subject: 'read A', requester: { email: 'r@a.example' }, actorId: a.adminPersonId }),
+    );
+    const seen = await withTenantRead(db.pool, b.tenant.id, async (tx) => {
+      const tickets = await tx.query('SELECT subject FROM tickets');
+      const who = await tx.query(
+        "SELECT current_user AS u, current_setting('app.tenant_id') AS t, $1::int AS n",
+        [1],
+      );
+      return { tickets: tickets.rows, who: who.rows[0] };
+    });
+    expect(seen.tickets).toEqual([]);
+    expect(seen.who).toMatchObject({ u: 'relaydesk_app', t: b.tenant.id });
+    const own = await withTenantRead(db.pool, a.tenant.id, (tx) =>
+      tx.query('SELECT subject FROM tickets WHERE tenant_id = $1', [a.tenant.id]),
+    );
+    expect(own.rows).toEqual([{ subject: 'read A' }]);
+    await expect(
+      withTenantRead(db.pool, a.tenant.id, (tx) =>
+        tx.query("UPDATE tenants SET name = 'nope' WHERE id = $1", [a.tenant.id]),
+      ),
+    ).rejects.toThrow(/read-only transaction/);
+    const after = await db.pool.query(
+      "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t, current_setting('transaction_read_only') AS ro",
+    );
+    expect(after.rows[0]).toMatchObject({ ro: 'off' });
+    expect(after.rows[0].u).not.toBe('relaydesk_app');
+    expect(after.rows[0].t ?? '').toBe('');
   });
 });
 

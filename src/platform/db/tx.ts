@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 // Transactions. `withTenant` is the only way request and job code touches tenant data: it switches the
 // session to the non-superuser application role (so PostgreSQL row-level security applies even when
 // the pool logs in as the table owner or a superuser) and pins the tenant for the RLS policies.
-import { createPool, type Pool, type PoolClient, type Queryable, type QueryResultRow } from './pool.ts';
+import {
+  createPool,
+  type Pool,
+  type PoolClient,
+  type Queryable,
+  type QueryResultRow,
+  queryWithPrelude,
+  SCOPE_STATEMENTS,
+  scopeReady,
+} from './pool.ts';
 
 export const APP_ROLE = 'relaydesk_app';
 
@@ -55,48 +64,92 @@ export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<
 const statementNames = new Map<string, string>();
 const MAX_NAMED_STATEMENTS = 5_000;
 
-function preparedQuery<R extends QueryResultRow>(client: PoolClient, text: string, values?: unknown[]) {
-  if (!values || values.length === 0) return client.query<R>(text);
+function statementName(text: string, values?: unknown[]): { name?: string } {
+  if (!values || values.length === 0) return {};
   let name = statementNames.get(text);
   if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
     name = `rd_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
     statementNames.set(text, name);
   }
+  return name === undefined ? {} : { name };
+}
+
+function preparedQuery<R extends QueryResultRow>(client: PoolClient, text: string, values?: unknown[]) {
+  if (!values || values.length === 0) return client.query<R>(text);
+  const { name } = statementName(text, values);
   return name === undefined ? client.query<R>(text, values) : client.query<R>({ name, text, values });
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+function assertTenantId(tenantId: string): void {
+  // The tenant id may be spliced into a statement (the fallback below), so it must be exactly a UUID.
+  if (!UUID_RE.test(tenantId))
+    throw new Error(`withTenant: "${String(tenantId).slice(0, 40)}" is not a tenant id`);
+}
+
+const scopeSql = (tenantId: string, readOnly: boolean) =>
+  `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${tenantId.toLowerCase()}', true)` +
+  (readOnly ? ", set_config('transaction_read_only', 'on', true)" : '');
+
+/**
+ * Runs `fn` in one transaction scoped to the tenant. BEGIN and the scope travel with the first
+ * statement (one round trip, see pool.ts); a transaction that ran no statement sends nothing.
+ */
 export async function withTenant<T>(
   pool: Pool,
   tenantId: string,
   fn: (tx: TenantTx) => Promise<T>,
 ): Promise<T> {
-  // The tenant id is spliced into the statement below (it saves a round trip: BEGIN and both
-  // settings go as one simple-protocol message), so it must be exactly a UUID.
-  if (!UUID_RE.test(tenantId))
-    throw new Error(`withTenant: "${String(tenantId).slice(0, 40)}" is not a tenant id`);
+  assertTenantId(tenantId);
   const client = await pool.connect();
   let broken = false;
+  // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
+  // never carries one tenant's scope into the next borrower's transaction.
+  let started: Promise<unknown> | undefined;
+  const startSeparately = () => {
+    started = client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
+    started.catch(() => undefined);
+    return started;
+  };
   try {
     const tx: TenantTx = {
       tenantId,
-      client,
+      get client() {
+        // Raw use of the client: make sure the transaction is open before anything it sends.
+        if (!started) startSeparately();
+        return client;
+      },
       pool,
-      query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
-        preparedQuery<R>(client, text, values),
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
+        if (started) return preparedQuery<R>(client, text, values);
+        if (!scopeReady(client)) {
+          startSeparately();
+          return preparedQuery<R>(client, text, values);
+        }
+        const q = queryWithPrelude<R>(
+          client,
+          [
+            { name: SCOPE_STATEMENTS.begin.name, values: [] },
+            { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
+          ],
+          { text, values: values ?? [], ...statementName(text, values) },
+        );
+        started = q;
+        started.catch(() => undefined);
+        return q;
+      },
     };
-    // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
-    // never carries one tenant's scope into the next borrower's transaction.
-    await client.query(
-      `BEGIN; SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${tenantId.toLowerCase()}', true)`,
-    );
     try {
       const result = await fn(tx);
-      await client.query('COMMIT');
+      if (started) {
+        // Its failure, if any, was the caller's to handle; COMMIT of an aborted transaction rolls back.
+        await started.catch(() => undefined);
+        await client.query('COMMIT');
+      }
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (started) await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
   } catch (err) {
@@ -104,6 +157,59 @@ export async function withTenant<T>(
     throw err;
   } finally {
     client.release(broken);
+  }
+}
+
+/**
+ * Read-only work scoped to the tenant without a transaction block: each statement runs as its own
+ * implicit transaction with the scope in front of it, one round trip per statement. Under READ
+ * COMMITTED a transaction would give each statement its own snapshot anyway, so a reader sees
+ * nothing different; a write fails (transaction_read_only), and row locks make no sense here.
+ */
+export async function withTenantRead<T>(
+  pool: Pool,
+  tenantId: string,
+  fn: (tx: TenantTx) => Promise<T>,
+): Promise<T> {
+  assertTenantId(tenantId);
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    const scope = [{ name: SCOPE_STATEMENTS.scopeReadOnly.name, values: [tenantId.toLowerCase()] }];
+    const tx: TenantTx = {
+      tenantId,
+      get client(): PoolClient {
+        throw new Error('withTenantRead: use tx.query (each statement carries its own scope)');
+      },
+      pool,
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+        scopeReady(client)
+          ? queryWithPrelude<R>(client, scope, { text, values: values ?? [], ...statementName(text, values) })
+          : readSeparately<R>(client, tenantId, text, values),
+    };
+    return await fn(tx);
+  } catch (err) {
+    broken = isConnectionError(err);
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+async function readSeparately<R extends QueryResultRow>(
+  client: PoolClient,
+  tenantId: string,
+  text: string,
+  values?: unknown[],
+) {
+  await client.query(`BEGIN; ${scopeSql(tenantId, true)}`);
+  try {
+    const result = await preparedQuery<R>(client, text, values);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
   }
 }
 
