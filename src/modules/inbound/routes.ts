@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import {
@@ -136,7 +136,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => listMailboxes(tx, request.query)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => listMailboxes(tx, request.query)),
   );
 
   app.get(
@@ -146,7 +146,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       schema: { tags: ['inbound'], params: IdParams, response: { 200: MailboxSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => getMailbox(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getMailbox(tx, request.params.id)),
   );
 
   app.patch(
@@ -240,7 +240,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, async (tx) => {
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
         const limit = clampLimit(request.query.limit);
         const cursor = decodeCursor(request.query.cursor);
         const values: unknown[] = [tx.tenantId];
@@ -273,7 +273,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       schema: { tags: ['inbound'], params: IdParams, response: { 200: InboundSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, async (tx) => {
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
         const { rows } = await tx.query<InboundRow>(
           `${SELECT_INBOUND} WHERE i.tenant_id = $1 AND i.id = $2`,
           [tx.tenantId, request.params.id],
@@ -328,7 +328,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
     '/attachments/:id',
     { config: { permission: 'tickets:read' }, schema: { tags: ['inbound'], params: IdParams } },
     async (request, reply) => {
-      const found = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
+      const found = await withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
         const { rows } = await tx.query<{ filename: string; content_type: string; content: Buffer }>(
           `SELECT a.filename, a.content_type, b.content FROM attachments a
              JOIN blobs b ON b.tenant_id = a.tenant_id AND b.sha256 = a.sha256

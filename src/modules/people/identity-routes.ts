@@ -1,6 +1,6 @@
 // A person's API tokens, and the triage list of unmapped identities.
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { forbidden } from '../../platform/errors.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import {
@@ -88,7 +88,7 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
     async (request) => {
       const p = principalOf(request);
       assertMayManageTokensOf(p, request.params.id);
-      return withTenant(pool, p.tenantId, async (tx) => {
+      return withTenantRead(pool, p.tenantId, async (tx) => {
         await getPerson(tx, request.params.id);
         return listTokens(tx, { ...request.query, personId: request.params.id });
       });
@@ -127,7 +127,7 @@ export const identityRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => listUnmapped(tx, request.query)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => listUnmapped(tx, request.query)),
   );
 
   app.post(

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import {
@@ -127,7 +127,8 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
         response: { 200: Page(PersonSchema), ...problemResponses },
       },
     },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => listPeople(tx, request.query)),
+    async (request) =>
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => listPeople(tx, request.query)),
   );
 
   app.get(
@@ -158,7 +159,7 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       ) {
         throw new AppError('validation_failed', 'pass either kind and externalId, or email', { status: 400 });
       }
-      const person = await withTenant(pool, principalOf(request).tenantId, (tx) =>
+      const person = await withTenantRead(pool, principalOf(request).tenantId, (tx) =>
         resolvePerson(tx, byIdentity ? { kind: kind!, externalId: externalId! } : { email: email! }),
       );
       if (!person)
@@ -174,7 +175,7 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       schema: { tags: ['people'], params: IdParams, response: { 200: PersonSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
   );
 
   app.patch(
@@ -334,7 +335,7 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, async (tx) => {
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
         // Events outlive a deleted person, but the route is for people that exist.
         await getPerson(tx, request.params.id);
         return listEvents(tx, { ...request.query, personId: request.params.id });

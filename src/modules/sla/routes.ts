@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import { clampLimit, decodeCursor, toPage } from '../../platform/pagination.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
@@ -164,7 +164,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => listCalendars(tx, request.query)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => listCalendars(tx, request.query)),
   );
   app.get(
     '/calendars/:id',
@@ -173,7 +173,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       schema: { tags: ['sla'], params: IdParams, response: { 200: CalendarSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => getCalendar(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getCalendar(tx, request.params.id)),
   );
   app.put(
     '/calendars/:id',
@@ -232,7 +232,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) => ({
-      items: await withTenant(pool, principalOf(request).tenantId, (tx) => listPolicies(tx)),
+      items: await withTenantRead(pool, principalOf(request).tenantId, (tx) => listPolicies(tx)),
     }),
   );
   app.get(
@@ -242,7 +242,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       schema: { tags: ['sla'], params: IdParams, response: { 200: PolicySchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => getPolicy(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getPolicy(tx, request.params.id)),
   );
   app.put(
     '/sla-policies/:id',
@@ -310,7 +310,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) =>
+      withTenantRead(pool, principalOf(request).tenantId, (tx) =>
         ticketSla(tx, request.params.id, Math.floor(Date.now() / 1000)),
       ),
   );
@@ -326,7 +326,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, async (tx) => {
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
         const { rows: ticket } = await tx.query('SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2', [
           tx.tenantId,
           request.params.id,

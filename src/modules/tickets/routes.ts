@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import {
   IdParams,
   ListQuery,
@@ -150,7 +150,7 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => listTickets(tx, request.query)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => listTickets(tx, request.query)),
   );
 
   app.get(
@@ -160,7 +160,7 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       schema: { tags: ['tickets'], params: IdParams, response: { 200: TicketSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
   );
 
   app.patch(
@@ -217,7 +217,7 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) =>
+      withTenantRead(pool, principalOf(request).tenantId, (tx) =>
         listMessages(tx, { ...request.query, ticketId: request.params.id }),
       ),
   );

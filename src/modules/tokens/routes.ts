@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { forbidden } from '../../platform/errors.ts';
 import { IdParams, ListQuery, Page, problemResponses, Uuid } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
@@ -37,7 +37,7 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
     },
     async (request) => {
       const p = principalOf(request);
-      return withTenant(pool, p.tenantId, async (tx) => {
+      return withTenantRead(pool, p.tenantId, async (tx) => {
         const { rows } = await tx.query<{ id: string; name: string }>(
           'SELECT id, name FROM tenants WHERE id = $1',
           [p.tenantId],
@@ -101,7 +101,8 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
         response: { 200: Page(TokenSchema), ...problemResponses },
       },
     },
-    async (request) => withTenant(pool, principalOf(request).tenantId, (tx) => listTokens(tx, request.query)),
+    async (request) =>
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => listTokens(tx, request.query)),
   );
 
   app.get(
@@ -111,7 +112,7 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
       schema: { tags: ['tokens'], params: IdParams, response: { 200: TokenSchema, ...problemResponses } },
     },
     async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) => getToken(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getToken(tx, request.params.id)),
   );
 
   app.delete(
