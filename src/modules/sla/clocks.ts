@@ -30,6 +30,17 @@ export interface ThresholdState {
   dueAt: number | null;
 }
 
+/**
+ * A change in a clock's life, at the instant it happened: started, paused (a pausing status),
+ * resumed, fulfilled. A resolution that continues after a reopen is `fulfilled` when solved and
+ * `resumed` when reopened. `status` is the ticket status that caused a pause or resume.
+ */
+export interface ClockTransition {
+  type: 'started' | 'paused' | 'resumed' | 'fulfilled';
+  at: number;
+  status?: string;
+}
+
 export interface ClockState {
   metric: MetricName;
   cycle: number;
@@ -41,7 +52,11 @@ export interface ClockState {
   dueAt: number | null;
   breachedAt: number | null;
   fulfilledAt: number | null;
+  /** Since when it has not been running (a pausing status), while not fulfilled; else null. */
+  pausedSince: number | null;
   thresholds: ThresholdState[];
+  /** Everything that happened to the clock up to now, in order. */
+  transitions: ClockTransition[];
 }
 
 interface Cycle {
@@ -147,6 +162,7 @@ export function computeClocks(input: {
     const paused = new Set(policy.pauseStatuses[c.metric] ?? []);
     if (c.metric === 'resolution') for (const s of CLOSED) paused.add(s);
     const until = c.end ?? now;
+    const transitions = clockTransitions(c, statusAt, changeTimes, until, paused);
     const spans = runningSpans(statusAt, changeTimes, c.start, until, paused);
     let used = 0;
     const reached = new Map<number, number>(); // percent → instant reached
@@ -191,7 +207,41 @@ export function computeClocks(input: {
       dueAt: due,
       breachedAt,
       fulfilledAt: c.end,
+      pausedSince: fulfilled || runningNow ? null : (transitions.at(-1)?.at ?? c.start),
       thresholds,
+      transitions,
     };
   });
+}
+
+/**
+ * The transitions of one cycle: started at its start, then each time the status moves between a
+ * running and a pausing one before `until` (a reopened resolution's solved spell reads fulfilled →
+ * resumed), then fulfilled at its end. Several changes within one second count as their last one.
+ */
+function clockTransitions(
+  c: Cycle,
+  statusAt: (t: number) => string,
+  changes: number[],
+  until: number,
+  paused: Set<string>,
+): ClockTransition[] {
+  const out: ClockTransition[] = [{ type: 'started', at: c.start }];
+  let running = true;
+  const cuts = [c.start, ...new Set(changes.filter((t) => t > c.start && t < until))];
+  for (const at of cuts) {
+    const status = statusAt(at);
+    const runs = !paused.has(status);
+    if (runs !== running) {
+      const type = runs
+        ? 'resumed'
+        : c.metric === 'resolution' && CLOSED.has(status)
+          ? 'fulfilled'
+          : 'paused';
+      out.push({ type, at, status });
+      running = runs;
+    }
+  }
+  if (c.end !== null) out.push({ type: 'fulfilled', at: c.end });
+  return out;
 }

@@ -10,6 +10,7 @@ import {
   type TicketStatus,
 } from '../tickets/service.ts';
 import { Calendar } from './calendar.ts';
+import { scheduleSlaRecompute } from './wake.ts';
 
 export const METRICS = ['first_response', 'next_response', 'resolution'] as const;
 export type Metric = (typeof METRICS)[number];
@@ -98,6 +99,8 @@ export async function replaceCalendar(
     [tx.tenantId, id, name, JSON.stringify(spec)],
   );
   if (!rows[0]) throw notFound('calendar');
+  // The clocks computed on this calendar are recomputed (in this transaction's wake-ups).
+  await scheduleSlaRecompute(tx, { calendarId: id });
   return toCalendar(rows[0]);
 }
 
@@ -113,6 +116,9 @@ export async function deleteCalendar(tx: TenantTx, id: string): Promise<void> {
     id,
   ]);
   if (rowCount === 0) throw notFound('calendar');
+  // A policy still using it refuses the delete above, so clocks on it are ones whose policy has since
+  // changed (and were woken then); wake them anyway, it is cheap and leaves no stale clock behind.
+  await scheduleSlaRecompute(tx, { calendarId: id });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +273,8 @@ export async function createPolicy(tx: TenantTx, input: PolicyInput): Promise<Po
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${POLICY_COLUMNS}`,
     [tx.tenantId, uuidv7(), ...policyValues(input)],
   );
+  // First match wins: a new policy may now be the one of tickets that had another, or none.
+  await scheduleSlaRecompute(tx, { openTickets: true });
   return toPolicy(rows[0]!);
 }
 
@@ -279,6 +287,7 @@ export async function replacePolicy(tx: TenantTx, id: string, input: PolicyInput
     [tx.tenantId, id, ...policyValues(input)],
   );
   if (!rows[0]) throw notFound('SLA policy');
+  await scheduleSlaRecompute(tx, { openTickets: true });
   return toPolicy(rows[0]);
 }
 
@@ -306,6 +315,8 @@ export async function deletePolicy(tx: TenantTx, id: string): Promise<void> {
     id,
   ]);
   if (rowCount === 0) throw notFound('SLA policy');
+  // Its tickets fall to the next matching policy, or to none (their clocks are then cancelled).
+  await scheduleSlaRecompute(tx, { openTickets: true });
 }
 
 /** The first policy whose conditions hold for a ticket, or undefined. */

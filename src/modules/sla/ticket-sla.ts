@@ -1,5 +1,7 @@
 // A ticket's SLA, computed from its timeline: the policy that matches it, the calendar, the status
-// history and the public messages (agent replies and requester messages).
+// history and the public messages (agent replies and requester messages). The scheduler loads these
+// for a batch of tickets at once (a handful of statements per batch, not per ticket); the read side
+// loads them for one.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import type { TicketPriority } from '../tickets/service.ts';
@@ -54,72 +56,175 @@ export function clockPolicyOf(policy: Policy, priority: TicketPriority): ClockPo
   };
 }
 
-/** The ticket's clocks at `now` (seconds), or no metrics when no policy matches. */
-export async function ticketSla(tx: TenantTx, ticketId: string, now: number): Promise<TicketSla> {
+// ---------------------------------------------------------------------------------------------
+// Configuration: a tenant's policies and the calendars they use.
+
+export interface SlaConfig {
+  policies: Policy[];
+  /** Compiled calendars by id, with the version they were compiled from. */
+  calendars: Map<string, { calendar: Calendar; updatedAt: string }>;
+  /** Whether any policy has conditions on the requester's domain or the mailbox (else not loaded). */
+  needsEmail: boolean;
+  needsMailbox: boolean;
+}
+
+// Compiling a calendar is the costly part of loading one (its years are compiled on first use and
+// cached inside the Calendar), so compiled calendars are kept per (tenant, id, updated_at): an edit
+// changes updated_at, which is the invalidation. Bounded; the oldest entries go first.
+const compiled = new Map<string, Calendar>();
+const COMPILED_MAX = 1_000;
+
+function compiledCalendar(tenantId: string, id: string, updatedAt: string, spec: unknown): Calendar {
+  const key = `${tenantId}|${id}|${updatedAt}`;
+  let calendar = compiled.get(key);
+  if (!calendar) {
+    calendar = Calendar.load(spec);
+    if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value!);
+    compiled.set(key, calendar);
+  }
+  return calendar;
+}
+
+/** The tenant's policies (in order) and the calendars they use, read in the caller's transaction. */
+export async function loadSlaConfig(tx: TenantTx): Promise<SlaConfig> {
+  const policies = await listPolicies(tx);
+  const ids = [...new Set(policies.map((p) => p.calendarId).filter((id): id is string => id !== null))];
+  const calendars = new Map<string, { calendar: Calendar; updatedAt: string }>();
+  if (ids.length > 0) {
+    const { rows } = await tx.query<{ id: string; spec: unknown; updated_at: string }>(
+      'SELECT id, spec, updated_at FROM calendars WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
+      [tx.tenantId, ids],
+    );
+    for (const r of rows)
+      calendars.set(r.id, {
+        calendar: compiledCalendar(tx.tenantId, r.id, r.updated_at, r.spec),
+        updatedAt: r.updated_at,
+      });
+  }
+  return {
+    policies,
+    calendars,
+    needsEmail: policies.some((p) => (p.conditions.requesterDomains?.length ?? 0) > 0),
+    needsMailbox: policies.some((p) => (p.conditions.mailboxIds?.length ?? 0) > 0),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tickets: what the clocks are computed from.
+
+export interface TicketSlaInput {
+  id: string;
+  priority: TicketPriority;
+  createdAt: number;
+  requesterEmail: string | null;
+  mailboxId: string | null;
+  timeline: TimelineEntry[];
+}
+
+/** The SLA inputs of the given tickets (missing ones are absent from the map). */
+export async function loadTicketInputs(
+  tx: TenantTx,
+  ticketIds: string[],
+  config: Pick<SlaConfig, 'needsEmail' | 'needsMailbox'>,
+): Promise<Map<string, TicketSlaInput>> {
   const { rows } = await tx.query<{
+    id: string;
     priority: TicketPriority;
     created_at: string;
-    requester_id: string;
     email: string | null;
     mailbox_id: string | null;
   }>(
-    `SELECT t.priority, t.created_at, t.requester_id,
-            (SELECT address FROM person_emails e WHERE e.tenant_id = t.tenant_id AND e.person_id = t.requester_id AND e.is_primary) AS email,
-            (SELECT i.mailbox_id FROM ticket_messages m JOIN inbound_messages i ON i.tenant_id = m.tenant_id AND i.id = m.inbound_id
-              WHERE m.tenant_id = t.tenant_id AND m.ticket_id = t.id ORDER BY m.created_at LIMIT 1) AS mailbox_id
-       FROM tickets t WHERE t.tenant_id = $1 AND t.id = $2`,
-    [tx.tenantId, ticketId],
+    `SELECT t.id, t.priority, t.created_at,
+            CASE WHEN $3 THEN (SELECT address FROM person_emails e
+                                WHERE e.tenant_id = t.tenant_id AND e.person_id = t.requester_id AND e.is_primary) END AS email,
+            CASE WHEN $4 THEN (SELECT i.mailbox_id FROM ticket_messages m
+                                 JOIN inbound_messages i ON i.tenant_id = m.tenant_id AND i.id = m.inbound_id
+                                WHERE m.tenant_id = t.tenant_id AND m.ticket_id = t.id ORDER BY m.created_at LIMIT 1) END AS mailbox_id
+       FROM tickets t WHERE t.tenant_id = $1 AND t.id = ANY($2::uuid[])`,
+    [tx.tenantId, ticketIds, config.needsEmail, config.needsMailbox],
   );
-  const ticket = rows[0];
-  if (!ticket) throw notFound('ticket');
-  const policy = matchPolicy(await listPolicies(tx), {
-    priority: ticket.priority,
-    requesterEmail: ticket.email,
-    mailboxId: ticket.mailbox_id,
-  });
-  if (!policy) return { policyId: null, metrics: [] };
-  let calendar = ALWAYS;
-  if (policy.calendarId) {
-    const { rows: cal } = await tx.query<{ spec: unknown }>(
-      'SELECT spec FROM calendars WHERE tenant_id = $1 AND id = $2',
-      [tx.tenantId, policy.calendarId],
-    );
-    calendar = Calendar.load(cal[0]!.spec);
-  }
+  const inputs = new Map<string, TicketSlaInput>();
+  for (const r of rows)
+    inputs.set(r.id, {
+      id: r.id,
+      priority: r.priority,
+      createdAt: seconds(r.created_at),
+      requesterEmail: r.email,
+      mailboxId: r.mailbox_id,
+      timeline: [],
+    });
+  if (inputs.size === 0) return inputs;
   const { rows: events } = await tx.query<{
+    ticket_id: string;
     at: string;
-    kind: 'status' | 'agent_public' | 'requester_public' | 'other';
+    kind: TimelineEntry['kind'];
     status: string | null;
   }>(
-    `SELECT changed_at AS at, 'status' AS kind, to_status AS status FROM ticket_status_history
-      WHERE tenant_id = $1 AND ticket_id = $2 AND from_status IS NOT NULL
-     UNION ALL
-     SELECT m.created_at, CASE
-              WHEN m.visibility <> 'public' THEN 'other'
-              WHEN coalesce((m.classification->>'automatic')::boolean, false) THEN 'other'
-              WHEN p.kind = 'agent' THEN 'agent_public'
-              WHEN m.author_id = t.requester_id THEN 'requester_public'
-              ELSE 'other' END, NULL
-       FROM ticket_messages m
-       JOIN tickets t ON t.tenant_id = m.tenant_id AND t.id = m.ticket_id
-       JOIN people p ON p.tenant_id = m.tenant_id AND p.id = m.author_id
-      WHERE m.tenant_id = $1 AND m.ticket_id = $2`,
-    [tx.tenantId, ticketId],
+    `SELECT * FROM (
+       SELECT ticket_id, changed_at AS at, 'status' AS kind, to_status AS status FROM ticket_status_history
+        WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[]) AND from_status IS NOT NULL
+       UNION ALL
+       SELECT m.ticket_id, m.created_at, CASE
+                WHEN m.visibility <> 'public' THEN 'other'
+                WHEN coalesce((m.classification->>'automatic')::boolean, false) THEN 'other'
+                WHEN p.kind = 'agent' THEN 'agent_public'
+                WHEN m.author_id = t.requester_id THEN 'requester_public'
+                ELSE 'other' END, NULL
+         FROM ticket_messages m
+         JOIN tickets t ON t.tenant_id = m.tenant_id AND t.id = m.ticket_id
+         JOIN people p ON p.tenant_id = m.tenant_id AND p.id = m.author_id
+        WHERE m.tenant_id = $1 AND m.ticket_id = ANY($2::uuid[])
+     ) e WHERE kind <> 'other'`,
+    [tx.tenantId, [...inputs.keys()]],
   );
-  const timeline: TimelineEntry[] = events
-    .filter((e) => e.kind !== 'other')
-    .map((e) => ({
+  for (const e of events)
+    inputs.get(e.ticket_id)!.timeline.push({
       at: seconds(e.at),
-      kind: e.kind as TimelineEntry['kind'],
+      kind: e.kind,
       ...(e.status ? { status: e.status } : {}),
-    }));
+    });
+  return inputs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Computing.
+
+export interface ComputedSla {
+  policy: Policy | null;
+  calendarId: string | null;
+  calendarUpdatedAt: string | null;
+  clocks: ClockState[];
+}
+
+/** The ticket's clocks at `now` (seconds) under the first matching policy; none when none matches. */
+export function computeTicketSla(input: TicketSlaInput, config: SlaConfig, now: number): ComputedSla {
+  const policy = matchPolicy(config.policies, {
+    priority: input.priority,
+    requesterEmail: input.requesterEmail,
+    mailboxId: input.mailboxId,
+  });
+  if (!policy) return { policy: null, calendarId: null, calendarUpdatedAt: null, clocks: [] };
+  const cal = policy.calendarId ? config.calendars.get(policy.calendarId) : undefined;
+  // The calendar's foreign key keeps it while a policy uses it; a policy read without it is a bug.
+  if (policy.calendarId && !cal)
+    throw new Error(`SLA policy ${policy.id}: calendar ${policy.calendarId} missing`);
   const clocks = computeClocks({
-    createdAt: seconds(ticket.created_at),
-    timeline,
-    policy: clockPolicyOf(policy, ticket.priority),
-    calendar,
+    createdAt: input.createdAt,
+    timeline: input.timeline,
+    policy: clockPolicyOf(policy, input.priority),
+    calendar: cal?.calendar ?? ALWAYS,
     now,
   });
+  return { policy, calendarId: policy.calendarId, calendarUpdatedAt: cal?.updatedAt ?? null, clocks };
+}
+
+/** The ticket's clocks at `now` (seconds) for the read side, with when each threshold fired. */
+export async function ticketSla(tx: TenantTx, ticketId: string, now: number): Promise<TicketSla> {
+  const config = await loadSlaConfig(tx);
+  const input = (await loadTicketInputs(tx, [ticketId], config)).get(ticketId);
+  if (!input) throw notFound('ticket');
+  const { policy, clocks } = computeTicketSla(input, config, now);
+  if (!policy) return { policyId: null, metrics: [] };
   const iso = (t: number | null) => (t === null ? null : formatInstant(t));
   const { rows: fired } = await tx.query<{
     metric: string;
@@ -131,10 +236,7 @@ export async function ticketSla(tx: TenantTx, ticketId: string, now: number): Pr
     [tx.tenantId, ticketId],
   );
   const fires = new Map(
-    fired.map((f) => [
-      `${f.metric}|${f.cycle}|${f.percent}`,
-      formatInstant(Math.floor(Date.parse(f.fired_at) / 1000)),
-    ]),
+    fired.map((f) => [`${f.metric}|${f.cycle}|${f.percent}`, formatInstant(seconds(f.fired_at))]),
   );
   return {
     policyId: policy.id,
