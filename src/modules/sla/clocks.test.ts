@@ -234,3 +234,69 @@ describe('edge cases', () => {
     expect(iso(clock(clocks, 'first_response').dueAt)).toBe('2026-03-02T15:00:00Z');
   });
 });
+
+describe('transitions', () => {
+  const at = (clocks: ClockState[], metric: string, cycle = 1) =>
+    clock(clocks, metric, cycle).transitions.map((x) => [x.type, iso(x.at), x.status ?? null]);
+
+  it('reads a reopened resolution that continues as fulfilled when solved and resumed when reopened', () => {
+    const timeline = [
+      status('2026-03-02T15:00:00Z', 'pending'),
+      status('2026-03-02T15:30:00Z', 'on_hold'), // still paused: no transition
+      status('2026-03-02T16:00:00Z', 'solved'),
+      status('2026-03-03T14:00:00Z', 'open'),
+      status('2026-03-03T15:00:00Z', 'closed'),
+    ];
+    const clocks = computeClocks({
+      createdAt: created,
+      timeline,
+      policy: policy(),
+      calendar: ny,
+      now: T('2026-03-04T15:00:00Z'),
+    });
+    expect(at(clocks, 'resolution')).toEqual([
+      ['started', '2026-03-02T14:00:00Z', null],
+      ['paused', '2026-03-02T15:00:00Z', 'pending'],
+      ['fulfilled', '2026-03-02T16:00:00Z', 'solved'],
+      ['resumed', '2026-03-03T14:00:00Z', 'open'],
+      ['fulfilled', '2026-03-03T15:00:00Z', null],
+    ]);
+    expect(clock(clocks, 'resolution').pausedSince).toBeNull();
+  });
+
+  it('starts a new cycle on reopen with restart, and knows since when a clock is paused', () => {
+    const timeline = [
+      status('2026-03-02T16:00:00Z', 'solved'),
+      status('2026-03-03T14:00:00Z', 'open'),
+      status('2026-03-03T14:30:00Z', 'pending'),
+    ];
+    const clocks = computeClocks({
+      createdAt: created,
+      timeline,
+      policy: policy({ reopen: 'restart' }),
+      calendar: ny,
+      now: T('2026-03-03T15:00:00Z'),
+    });
+    expect(at(clocks, 'resolution', 1)).toEqual([
+      ['started', '2026-03-02T14:00:00Z', null],
+      ['fulfilled', '2026-03-02T16:00:00Z', null],
+    ]);
+    expect(at(clocks, 'resolution', 2)).toEqual([
+      ['started', '2026-03-03T14:00:00Z', null],
+      ['paused', '2026-03-03T14:30:00Z', 'pending'],
+    ]);
+    expect(iso(clock(clocks, 'resolution', 2).pausedSince)).toBe('2026-03-03T14:30:00Z');
+  });
+
+  it('counts several changes within one second as the last one (a pause that lasted no second is none)', () => {
+    const timeline = [status('2026-03-02T15:00:00Z', 'pending'), status('2026-03-02T15:00:00Z', 'open')];
+    const clocks = computeClocks({
+      createdAt: created,
+      timeline,
+      policy: policy(),
+      calendar: ny,
+      now: T('2026-03-02T16:00:00Z'),
+    });
+    expect(at(clocks, 'resolution')).toEqual([['started', '2026-03-02T14:00:00Z', null]]);
+  });
+});

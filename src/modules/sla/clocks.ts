@@ -215,9 +215,10 @@ export function computeClocks(input: {
 }
 
 /**
- * The transitions of one cycle: started at its start, then each time the status moves between a
- * running and a pausing one before `until` (a reopened resolution's solved spell reads fulfilled →
- * resumed), then fulfilled at its end. Several changes within one second count as their last one.
+ * The transitions of one cycle: started at its start, then each time the status moves between
+ * running, pausing and (for a resolution that continues after a reopen) solved/closed before `until`
+ * — resumed, paused, fulfilled — then fulfilled at its end. Several changes within one second count
+ * as their last one.
  */
 function clockTransitions(
   c: Cycle,
@@ -227,19 +228,16 @@ function clockTransitions(
   paused: Set<string>,
 ): ClockTransition[] {
   const out: ClockTransition[] = [{ type: 'started', at: c.start }];
-  let running = true;
+  const stateOf = (status: string) =>
+    c.metric === 'resolution' && CLOSED.has(status) ? 'fulfilled' : paused.has(status) ? 'paused' : 'resumed';
+  let state: ClockTransition['type'] = 'resumed';
   const cuts = [c.start, ...new Set(changes.filter((t) => t > c.start && t < until))];
   for (const at of cuts) {
     const status = statusAt(at);
-    const runs = !paused.has(status);
-    if (runs !== running) {
-      const type = runs
-        ? 'resumed'
-        : c.metric === 'resolution' && CLOSED.has(status)
-          ? 'fulfilled'
-          : 'paused';
-      out.push({ type, at, status });
-      running = runs;
+    const next = stateOf(status);
+    if (next !== state) {
+      out.push({ type: next, at, status });
+      state = next;
     }
   }
   if (c.end !== null) out.push({ type: 'fulfilled', at: c.end });
