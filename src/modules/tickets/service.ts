@@ -5,7 +5,13 @@ import { scheduleSlaWake } from '../sla/scheduler.ts';
 import { notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
-import { assertPersonExists, escapeLike, findOrCreateContact } from '../people/service.ts';
+import {
+  assertEmail,
+  assertPersonExists,
+  escapeLike,
+  findOrCreateContact,
+  normalizeEmail,
+} from '../people/service.ts';
 
 export const TICKET_STATUSES = ['new', 'open', 'pending', 'on_hold', 'solved', 'closed'] as const;
 export type TicketStatus = (typeof TICKET_STATUSES)[number];
@@ -174,20 +180,15 @@ export interface CreateTicketInput {
 export async function createTicket(tx: TenantTx, input: CreateTicketInput): Promise<Ticket> {
   const subject = checkSubject(input.subject);
   const text = input.message ? checkText(input.message.text, '/message/text') : undefined;
-  let requesterId: string;
-  if ('personId' in input.requester) {
-    await assertPersonExists(tx, input.requester.personId, '/requester/personId');
-    requesterId = input.requester.personId;
-  } else {
-    requesterId = await findOrCreateContact(tx, input.requester.email, {
-      name: input.requester.name,
-      actor: `person:${input.actorId}`,
-    });
-  }
+  const byPerson = 'personId' in input.requester;
+  const email =
+    'email' in input.requester ? assertEmail(input.requester.email, '/requester/email') : undefined;
   if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
 
   // The number comes from its own short transaction (nextTicketNumber: no lock held across this
-  // one); one statement then writes the ticket, its first status and its first message.
+  // one). Then one statement finds the requester (by id, or by address) and writes the ticket, its
+  // first status, its first message and its SLA wake-up (as scheduleSlaWake does; a new ticket has
+  // none yet); it writes nothing when the requester is unknown.
   const html = input.message?.html === undefined ? null : sanitizeBodyHtml(input.message.html);
   const number = tx.pool
     ? await nextTicketNumber(tx.pool, tx.tenantId)
@@ -198,36 +199,60 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
         )
       ).rows[0]?.last_number;
   if (number === undefined) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
-  const { rows } = await tx.query<TicketRow>(
-    `WITH t AS (
-       INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
-       VALUES ($1, $2, $11, $3, $4, $5, $6)
-       RETURNING ${TICKET_COLUMNS}, tenant_id
-     ), h AS (
-       INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
-       SELECT tenant_id, id, NULL, status, created_at, $7 FROM t
-     ), m AS (
-       INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html)
-       SELECT tenant_id, $8, id, requester_id, 'public', 'inbound', $9, $10 FROM t WHERE $9::text IS NOT NULL
-     )
-     SELECT ${TICKET_COLUMNS} FROM t`,
-    [
-      tx.tenantId,
-      uuidv7(),
-      subject,
-      input.priority ?? 'normal',
-      requesterId,
-      input.assigneeId ?? null,
-      input.actorId,
-      uuidv7(),
-      text ?? null,
-      html,
-      number,
-    ],
-  );
-  if (!rows[0]) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
-  await scheduleSlaWake(tx, rows[0].id);
-  return toTicket(rows[0]);
+  const insert = (requester: { personId: string } | { address: string }) =>
+    tx.query<TicketRow>(
+      `WITH r AS (
+         ${
+           'personId' in requester
+             ? 'SELECT id FROM people WHERE tenant_id = $1 AND id = $5::uuid'
+             : 'SELECT person_id AS id FROM person_emails WHERE tenant_id = $1 AND address_normalized = $5'
+         }
+       ), t AS (
+         INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
+         SELECT $1, $2, $11, $3, $4, r.id, $6 FROM r
+         RETURNING ${TICKET_COLUMNS}, tenant_id
+       ), h AS (
+         INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
+         SELECT tenant_id, id, NULL, status, created_at, $7 FROM t
+       ), m AS (
+         INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html)
+         SELECT tenant_id, $8, id, requester_id, 'public', 'inbound', $9, $10 FROM t WHERE $9::text IS NOT NULL
+       ), w AS (
+         INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) SELECT tenant_id, id, now() FROM t
+       )
+       SELECT ${TICKET_COLUMNS} FROM t`,
+      [
+        tx.tenantId,
+        uuidv7(),
+        subject,
+        input.priority ?? 'normal',
+        'personId' in requester ? requester.personId : normalizeEmail(requester.address),
+        input.assigneeId ?? null,
+        input.actorId,
+        uuidv7(),
+        text ?? null,
+        html,
+        number,
+      ],
+    );
+  if (byPerson) {
+    const personId = (input.requester as { personId: string }).personId;
+    const { rows } = await insert({ personId });
+    if (!rows[0]) {
+      throw validation('requester/personId: no such person', [
+        { path: '/requester/personId', message: 'no such person' },
+      ]);
+    }
+    return toTicket(rows[0]);
+  }
+  const { rows } = await insert({ address: email! });
+  if (rows[0]) return toTicket(rows[0]);
+  // An unknown requester: create the contact, then the ticket with the same number.
+  const name = (input.requester as { name?: string }).name;
+  const personId = await findOrCreateContact(tx, email!, { name, actor: `person:${input.actorId}` });
+  const { rows: created } = await insert({ personId });
+  if (!created[0]) throw new Error('the requester just created is missing');
+  return toTicket(created[0]);
 }
 
 export async function getTicket(tx: TenantTx, id: string): Promise<Ticket> {
