@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { withTenant, withTenantAutocommit, withTenantRead } from '../../platform/db/tx.ts';
 import {
   IdParams,
   ListQuery,
@@ -14,6 +14,7 @@ import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import {
   addMessage,
   createTicket,
+  tryCreateTicket,
   getTicket,
   listMessages,
   listTickets,
@@ -132,9 +133,17 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const ticket = await withTenant(pool, principal.tenantId, (tx) =>
-        createTicket(tx, { ...request.body, actorId: principal.personId }),
+      const input = { ...request.body, actorId: principal.personId };
+      // A known requester: one statement, committed on its own. Otherwise a transaction that
+      // creates the contact too, with the number already taken.
+      const attempt = await withTenantAutocommit(pool, principal.tenantId, (tx) =>
+        tryCreateTicket(tx, input),
       );
+      const ticket =
+        attempt.ticket ??
+        (await withTenant(pool, principal.tenantId, (tx) =>
+          createTicket(tx, input, { number: attempt.number }),
+        ));
       return reply.code(201).header('location', `/api/v1/tickets/${ticket.id}`).send(ticket);
     },
   );

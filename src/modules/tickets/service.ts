@@ -177,82 +177,119 @@ export interface CreateTicketInput {
   actorId: string;
 }
 
-export async function createTicket(tx: TenantTx, input: CreateTicketInput): Promise<Ticket> {
-  const subject = checkSubject(input.subject);
-  const text = input.message ? checkText(input.message.text, '/message/text') : undefined;
-  const byPerson = 'personId' in input.requester;
-  const email =
-    'email' in input.requester ? assertEmail(input.requester.email, '/requester/email') : undefined;
-  if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
+/**
+ * Creates a ticket in the caller's transaction; a contact is created for an unknown requester
+ * address. `number` reuses a number already taken for this ticket (by tryCreateTicket).
+ */
+export async function createTicket(
+  tx: TenantTx,
+  input: CreateTicketInput,
+  options: { number?: number } = {},
+): Promise<Ticket> {
+  const attempt = await tryCreateTicket(tx, input, options);
+  if (attempt.ticket) return attempt.ticket;
+  // An unknown requester address: create the contact, then the ticket with the same number.
+  const requester = input.requester as { email: string; name?: string };
+  const personId = await findOrCreateContact(tx, requester.email, {
+    name: requester.name,
+    actor: `person:${input.actorId}`,
+  });
+  const { rows } = await insertTicket(tx, input, { personId }, attempt.number);
+  if (!rows[0]) throw new Error('the requester just created is missing');
+  return toTicket(rows[0]);
+}
 
-  // The number comes from its own short transaction (nextTicketNumber: no lock held across this
-  // one). Then one statement finds the requester (by id, or by address) and writes the ticket, its
-  // first status, its first message and its SLA wake-up (as scheduleSlaWake does; a new ticket has
-  // none yet); it writes nothing when the requester is unknown.
-  const html = input.message?.html === undefined ? null : sanitizeBodyHtml(input.message.html);
-  const number = tx.pool
-    ? await nextTicketNumber(tx.pool, tx.tenantId)
-    : (
-        await tx.query<{ last_number: number }>(
-          'UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = $1 RETURNING last_number',
-          [tx.tenantId],
-        )
-      ).rows[0]?.last_number;
+/**
+ * Creates the ticket with one statement when its requester exists; with an unknown requester
+ * address it writes nothing and answers `{number}` for createTicket to finish in a transaction.
+ * One statement is atomic on its own, so this also runs outside a transaction block
+ * (withTenantAutocommit): the API's common case then costs one round trip besides the number.
+ */
+export async function tryCreateTicket(
+  tx: TenantTx,
+  input: CreateTicketInput,
+  options: { number?: number } = {},
+): Promise<{ ticket?: Ticket; number: number }> {
+  checkSubject(input.subject);
+  if (input.message) checkText(input.message.text, '/message/text');
+  if ('email' in input.requester) assertEmail(input.requester.email, '/requester/email');
+  if (input.assigneeId) await assertPersonExists(tx, input.assigneeId, '/assigneeId', 'agent');
+  // The number comes from its own short transaction (nextTicketNumber: no lock held across this one).
+  const number =
+    options.number ??
+    (tx.pool
+      ? await nextTicketNumber(tx.pool, tx.tenantId)
+      : (
+          await tx.query<{ last_number: number }>(
+            'UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = $1 RETURNING last_number',
+            [tx.tenantId],
+          )
+        ).rows[0]?.last_number);
   if (number === undefined) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
-  const insert = (requester: { personId: string } | { address: string }) =>
-    tx.query<TicketRow>(
-      `WITH r AS (
-         ${
-           'personId' in requester
-             ? 'SELECT id FROM people WHERE tenant_id = $1 AND id = $5::uuid'
-             : 'SELECT person_id AS id FROM person_emails WHERE tenant_id = $1 AND address_normalized = $5'
-         }
-       ), t AS (
-         INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
-         SELECT $1, $2, $11, $3, $4, r.id, $6 FROM r
-         RETURNING ${TICKET_COLUMNS}, tenant_id
-       ), h AS (
-         INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
-         SELECT tenant_id, id, NULL, status, created_at, $7 FROM t
-       ), m AS (
-         INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html)
-         SELECT tenant_id, $8, id, requester_id, 'public', 'inbound', $9, $10 FROM t WHERE $9::text IS NOT NULL
-       ), w AS (
-         INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) SELECT tenant_id, id, now() FROM t
-       )
-       SELECT ${TICKET_COLUMNS} FROM t`,
-      [
-        tx.tenantId,
-        uuidv7(),
-        subject,
-        input.priority ?? 'normal',
-        'personId' in requester ? requester.personId : normalizeEmail(requester.address),
-        input.assigneeId ?? null,
-        input.actorId,
-        uuidv7(),
-        text ?? null,
-        html,
-        number,
-      ],
-    );
-  if (byPerson) {
-    const personId = (input.requester as { personId: string }).personId;
-    const { rows } = await insert({ personId });
-    if (!rows[0]) {
-      throw validation('requester/personId: no such person', [
-        { path: '/requester/personId', message: 'no such person' },
-      ]);
-    }
-    return toTicket(rows[0]);
+  const { rows } = await insertTicket(
+    tx,
+    input,
+    'personId' in input.requester
+      ? { personId: input.requester.personId }
+      : { address: input.requester.email },
+    number,
+  );
+  if (rows[0]) return { ticket: toTicket(rows[0]), number };
+  if ('personId' in input.requester) {
+    throw validation('requester/personId: no such person', [
+      { path: '/requester/personId', message: 'no such person' },
+    ]);
   }
-  const { rows } = await insert({ address: email! });
-  if (rows[0]) return toTicket(rows[0]);
-  // An unknown requester: create the contact, then the ticket with the same number.
-  const name = (input.requester as { name?: string }).name;
-  const personId = await findOrCreateContact(tx, email!, { name, actor: `person:${input.actorId}` });
-  const { rows: created } = await insert({ personId });
-  if (!created[0]) throw new Error('the requester just created is missing');
-  return toTicket(created[0]);
+  return { number };
+}
+
+/**
+ * One statement: finds the requester (by id, or by address) and writes the ticket, its first
+ * status, its first message and its SLA wake-up (as scheduleSlaWake does; a new ticket has none
+ * yet). It writes nothing when the requester is unknown.
+ */
+function insertTicket(
+  tx: TenantTx,
+  input: CreateTicketInput,
+  requester: { personId: string } | { address: string },
+  number: number,
+) {
+  const html = input.message?.html === undefined ? null : sanitizeBodyHtml(input.message.html);
+  return tx.query<TicketRow>(
+    `WITH r AS (
+       ${
+         'personId' in requester
+           ? 'SELECT id FROM people WHERE tenant_id = $1 AND id = $5::uuid'
+           : 'SELECT person_id AS id FROM person_emails WHERE tenant_id = $1 AND address_normalized = $5'
+       }
+     ), t AS (
+       INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
+       SELECT $1, $2, $11, $3, $4, r.id, $6 FROM r
+       RETURNING ${TICKET_COLUMNS}, tenant_id
+     ), h AS (
+       INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
+       SELECT tenant_id, id, NULL, status, created_at, $7 FROM t
+     ), m AS (
+       INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html)
+       SELECT tenant_id, $8, id, requester_id, 'public', 'inbound', $9, $10 FROM t WHERE $9::text IS NOT NULL
+     ), w AS (
+       INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) SELECT tenant_id, id, now() FROM t
+     )
+     SELECT ${TICKET_COLUMNS} FROM t`,
+    [
+      tx.tenantId,
+      uuidv7(),
+      checkSubject(input.subject),
+      input.priority ?? 'normal',
+      'personId' in requester ? requester.personId : normalizeEmail(requester.address),
+      input.assigneeId ?? null,
+      input.actorId,
+      uuidv7(),
+      input.message ? checkText(input.message.text, '/message/text') : null,
+      html,
+      number,
+    ],
+  );
 }
 
 export async function getTicket(tx: TenantTx, id: string): Promise<Ticket> {

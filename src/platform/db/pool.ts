@@ -71,6 +71,12 @@ export const SCOPE_STATEMENTS = {
     name: 'rd_scope_tenant',
     text: "SELECT set_config('role', 'relaydesk_app', true), set_config('app.tenant_id', $1, true)",
   },
+  // For a short transaction of its own that need not wait for its WAL flush (ticket numbers).
+  scopeAsyncCommit: {
+    name: 'rd_scope_tenant_async',
+    text: "SELECT set_config('role', 'relaydesk_app', true), set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)",
+  },
+  commit: { name: 'rd_scope_commit', text: 'COMMIT' },
   scopeReadOnly: {
     name: 'rd_scope_tenant_ro',
     text: "SELECT set_config('role', 'relaydesk_app', true), set_config('app.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)",
@@ -148,45 +154,71 @@ export interface Prelude {
 }
 
 /**
- * A statement preceded, in the same message batch, by prepared statements whose results are
- * dropped (BEGIN, the tenant scope). Rows, errors and the named-statement bookkeeping stay pg's.
- * If a prelude statement fails, PostgreSQL skips the rest up to the Sync and the query fails.
+ * A statement preceded (and possibly followed), in the same message batch, by prepared statements
+ * whose results are dropped (BEGIN, the tenant scope; COMMIT). Rows, errors and the named-statement
+ * bookkeeping stay pg's. If any statement fails, PostgreSQL skips the rest up to the Sync and the
+ * query fails.
  */
 class PreludedQuery extends QueryBase {
   private readonly prelude: Prelude[];
-  private preludeLeft: number;
-  constructor(config: { text: string; values?: unknown[]; name?: string }, prelude: Prelude[]) {
+  private readonly postlude: Prelude[];
+  /** CommandCompletes seen so far: the main statement's is number prelude.length. */
+  private completed = 0;
+  constructor(
+    config: { text: string; values?: unknown[]; name?: string },
+    prelude: Prelude[],
+    postlude: Prelude[] = [],
+  ) {
     // The extended protocol throughout: a simple Query message cannot share the batch.
     super({ ...config, queryMode: 'extended' });
     this.prelude = prelude;
-    this.preludeLeft = prelude.length;
+    this.postlude = postlude;
   }
   override submit(connection: Connection): Error | null {
-    connection.stream.cork?.();
-    try {
-      for (const p of this.prelude) {
+    const send = (list: Prelude[]) => {
+      for (const p of list) {
         connection.bind({ statement: p.name, values: p.values });
         connection.execute({});
       }
-      return super.submit(connection);
+    };
+    connection.stream.cork?.();
+    const sync = connection.sync;
+    try {
+      send(this.prelude);
+      if (this.postlude.length === 0) return super.submit(connection);
+      // pg ends the main statement with a Sync; the postlude goes in before it.
+      let synced = false;
+      connection.sync = () => {
+        synced = true;
+      };
+      const err = super.submit(connection);
+      connection.sync = sync;
+      if (err) return err;
+      send(this.postlude);
+      if (synced) connection.sync();
+      return null;
     } finally {
+      connection.sync = sync;
       connection.stream.uncork?.();
     }
   }
   override handleDataRow(msg: unknown): void {
-    if (this.preludeLeft === 0) super.handleDataRow(msg);
+    if (this.completed === this.prelude.length) super.handleDataRow(msg);
   }
   override handleCommandComplete(msg: unknown, connection: Connection): void {
-    if (this.preludeLeft > 0) this.preludeLeft--;
-    else super.handleCommandComplete(msg, connection);
+    if (this.completed++ === this.prelude.length) super.handleCommandComplete(msg, connection);
   }
 }
 
-/** Runs `config` on `client` with `prelude` ahead of it in one round trip (the client must be scopeReady). */
+/**
+ * Runs `config` on `client` with `prelude` ahead of it and `postlude` after it, in one round trip
+ * (the client must be scopeReady).
+ */
 export function queryWithPrelude<R extends QueryResultRow>(
   client: pg.ClientBase,
   prelude: Prelude[],
   config: { text: string; values?: unknown[]; name?: string },
+  postlude: Prelude[] = [],
 ): Promise<pg.QueryResult<R>> {
-  return run<R>(client, new PreludedQuery(config, prelude));
+  return run<R>(client, new PreludedQuery(config, prelude, postlude));
 }

@@ -4,7 +4,7 @@ import { createTenant, deleteTenant } from '../../modules/tenants/service.ts';
 import { createTicket } from '../../modules/tickets/service.ts';
 import { loadMigrations, migrate } from './migrate.ts';
 import { scopeReady } from './pool.ts';
-import { withTenant, withTenantRead } from './tx.ts';
+import { nextTicketNumber, withTenant, withTenantAutocommit, withTenantRead } from './tx.ts';
 
 let db: TestDatabase;
 
@@ -175,6 +175,55 @@ describe('one round trip per scoped statement (BEGIN and the scope travel with t
     expect(after.rows[0]).toMatchObject({ ro: 'off' });
     expect(after.rows[0].u).not.toBe('relaydesk_app');
     expect(after.rows[0].t ?? '').toBe('');
+  });
+});
+
+describe('withTenantAutocommit', () => {
+  it('scopes each statement and commits each on its own', async () => {
+    const a = await createTenant(db.pool, { name: 'auto-a' });
+    const b = await createTenant(db.pool, { name: 'auto-b' });
+    await expect(
+      withTenantAutocommit(db.pool, b.tenant.id, async (tx) => {
+        const who = await tx.query("SELECT current_user AS u, current_setting('app.tenant_id') AS t");
+        expect(who.rows[0]).toEqual({ u: 'relaydesk_app', t: b.tenant.id });
+        await tx.query("UPDATE tenants SET name = 'auto-b2' WHERE id = $1", [b.tenant.id]);
+        // Row-level security still applies: another tenant's row is invisible to the write.
+        const other = await tx.query("UPDATE tenants SET name = 'hijacked' WHERE id = $1", [a.tenant.id]);
+        expect(other.rowCount).toBe(0);
+        await tx.query('SELECT 1 / $1::int', [0]);
+      }),
+    ).rejects.toThrow(/division by zero/);
+    // The first write committed by itself; the failure after it undid nothing.
+    const names = await db.pool.query('SELECT id, name FROM tenants WHERE id = ANY($1) ORDER BY name', [
+      [a.tenant.id, b.tenant.id],
+    ]);
+    expect(names.rows.map((r) => r.name)).toEqual(['auto-a', 'auto-b2']);
+  });
+});
+
+describe('nextTicketNumber', () => {
+  it('hands out increasing numbers without gaps or repeats under concurrency, and commits each at once', async () => {
+    const a = await createTenant(db.pool, { name: 'numbers' });
+    const first = await Promise.all(Array.from({ length: 40 }, () => nextTicketNumber(db.pool, a.tenant.id)));
+    // Later calls run on connections whose batch statements are ready (the one-round-trip path).
+    const second = await Promise.all(
+      Array.from({ length: 40 }, () => nextTicketNumber(db.pool, a.tenant.id)),
+    );
+    const all = [...first, ...second].sort((x, y) => x - y);
+    expect(all).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+    const { rows } = await db.pool.query('SELECT last_number FROM ticket_counters WHERE tenant_id = $1', [
+      a.tenant.id,
+    ]);
+    expect(rows[0].last_number).toBe(80);
+  });
+
+  it('fails clearly for a tenant without a counter and leaves its connection clean', async () => {
+    const missing = '00000000-0000-4000-8000-000000000001';
+    for (let i = 0; i < 6; i++) {
+      await expect(nextTicketNumber(db.pool, missing)).rejects.toThrow(/no ticket counter/);
+    }
+    const a = await createTenant(db.pool, { name: 'numbers-2' });
+    expect(await nextTicketNumber(db.pool, a.tenant.id)).toBe(1);
   });
 });
 

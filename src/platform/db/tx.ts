@@ -166,26 +166,49 @@ export async function withTenant<T>(
  * COMMITTED a transaction would give each statement its own snapshot anyway, so a reader sees
  * nothing different; a write fails (transaction_read_only), and row locks make no sense here.
  */
-export async function withTenantRead<T>(
+export function withTenantRead<T>(
   pool: Pool,
   tenantId: string,
   fn: (tx: TenantTx) => Promise<T>,
+): Promise<T> {
+  return withoutBlock(pool, tenantId, fn, true);
+}
+
+/**
+ * Like withTenantRead, but writes are allowed and each statement commits on its own. Only for
+ * work whose one write is a single statement (atomic by itself), possibly after reads: nothing a
+ * later statement does can undo an earlier one. Everything else belongs in withTenant.
+ */
+export function withTenantAutocommit<T>(
+  pool: Pool,
+  tenantId: string,
+  fn: (tx: TenantTx) => Promise<T>,
+): Promise<T> {
+  return withoutBlock(pool, tenantId, fn, false);
+}
+
+async function withoutBlock<T>(
+  pool: Pool,
+  tenantId: string,
+  fn: (tx: TenantTx) => Promise<T>,
+  readOnly: boolean,
 ): Promise<T> {
   assertTenantId(tenantId);
   const client = await pool.connect();
   let broken = false;
   try {
-    const scope = [{ name: SCOPE_STATEMENTS.scopeReadOnly.name, values: [tenantId.toLowerCase()] }];
+    const statement = readOnly ? SCOPE_STATEMENTS.scopeReadOnly : SCOPE_STATEMENTS.scope;
+    const scope = [{ name: statement.name, values: [tenantId.toLowerCase()] }];
     const tx: TenantTx = {
       tenantId,
       get client(): PoolClient {
-        throw new Error('withTenantRead: use tx.query (each statement carries its own scope)');
+        throw new Error('a statement-at-a-time scope has no client to share: use tx.query');
       },
       pool,
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
         scopeReady(client)
           ? queryWithPrelude<R>(client, scope, { text, values: values ?? [], ...statementName(text, values) })
-          : readSeparately<R>(client, tenantId, text, values),
+          : scopedSeparately<R>(client, tenantId, readOnly, text, values),
     };
     return await fn(tx);
   } catch (err) {
@@ -196,13 +219,14 @@ export async function withTenantRead<T>(
   }
 }
 
-async function readSeparately<R extends QueryResultRow>(
+async function scopedSeparately<R extends QueryResultRow>(
   client: PoolClient,
   tenantId: string,
+  readOnly: boolean,
   text: string,
   values?: unknown[],
 ) {
-  await client.query(`BEGIN; ${scopeSql(tenantId, true)}`);
+  await client.query(`BEGIN; ${scopeSql(tenantId, readOnly)}`);
   try {
     const result = await preparedQuery<R>(client, text, values);
     await client.query('COMMIT');
@@ -260,13 +284,47 @@ function counterPool(pool: Pool): Pool {
 export async function nextTicketNumber(pool: Pool, tenantId: string): Promise<number> {
   if (!UUID_RE.test(tenantId)) throw new Error('nextTicketNumber: not a tenant id');
   const t = tenantId.toLowerCase();
-  const results = (await counterPool(pool).query(
-    `BEGIN; SET LOCAL synchronous_commit = off;
-     SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${t}', true);
-     UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = '${t}' RETURNING last_number;
-     COMMIT`,
-  )) as unknown as { rows: { last_number?: number }[] }[];
-  const n = results[3]?.rows[0]?.last_number;
-  if (n === undefined) throw new Error(`tenant ${tenantId} has no ticket counter`);
-  return n;
+  const client = await counterPool(pool).connect();
+  let broken = false;
+  try {
+    let n: number | undefined;
+    if (scopeReady(client)) {
+      // BEGIN, the scope (with synchronous_commit off), the UPDATE and COMMIT: one round trip.
+      try {
+        const { rows } = await queryWithPrelude<{ last_number: number }>(
+          client,
+          [
+            { name: SCOPE_STATEMENTS.begin.name, values: [] },
+            { name: SCOPE_STATEMENTS.scopeAsyncCommit.name, values: [t] },
+          ],
+          {
+            name: 'rd_next_ticket_number',
+            text: 'UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = $1 RETURNING last_number',
+            values: [t],
+          },
+          [{ name: SCOPE_STATEMENTS.commit.name, values: [] }],
+        );
+        n = rows[0]?.last_number;
+      } catch (err) {
+        // The batch stopped at the failure, inside the transaction it opened.
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    } else {
+      const results = (await client.query(
+        `BEGIN; SET LOCAL synchronous_commit = off;
+         SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${t}', true);
+         UPDATE ticket_counters SET last_number = last_number + 1 WHERE tenant_id = '${t}' RETURNING last_number;
+         COMMIT`,
+      )) as unknown as { rows: { last_number?: number }[] }[];
+      n = results[3]?.rows[0]?.last_number;
+    }
+    if (n === undefined) throw new Error(`tenant ${tenantId} has no ticket counter`);
+    return n;
+  } catch (err) {
+    broken = isConnectionError(err);
+    throw err;
+  } finally {
+    client.release(broken);
+  }
 }
