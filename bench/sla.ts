@@ -1,11 +1,13 @@
 // SLA calendar benchmark: `npm run bench -- sla`. One core, no database.
 // Relaydesk's compiled calendar against a naive minute-by-minute loop and the `opening_hours` npm
 // package, on the same inputs (Mon–Fri 09:00–17:00 America/New_York with ten holidays), with the
-// ratios. (The timer part of the SLA figures needs the clocks, which are not built yet.)
+// ratios. Then the timers (bench/sla-timers.ts): 100,000 clocks fired by the real scheduler process.
+// BENCH_SLA_ONLY=calendar|timers runs one half (development).
 import opening_hours from 'opening_hours';
 import { Calendar, parseInstant } from '../src/modules/sla/calendar.ts';
 import { offsetAt } from '../src/modules/sla/zone.ts';
 import { fmt, heading, line, median, table, verdict } from './lib.ts';
+import { benchSlaTimers } from './sla-timers.ts';
 
 const HOLIDAYS = [
   '2026-01-01',
@@ -62,6 +64,13 @@ function rate(calls: number, fn: (i: number) => number): number {
 }
 
 export async function benchSla(): Promise<Record<string, unknown>> {
+  const only = process.env['BENCH_SLA_ONLY'];
+  const calendar = only === 'timers' ? {} : await benchCalendar();
+  const timers = only === 'calendar' ? {} : await benchSlaTimers();
+  return { benchmark: 'sla', ...calendar, ...timers };
+}
+
+async function benchCalendar(): Promise<Record<string, unknown>> {
   heading('sla: calendar math (Mon–Fri 09–17 America/New_York, ten holidays), one core');
   const t0 = parseInstant('2026-01-05T14:00:00Z'); // minute-aligned starts, so the naive loop is exact
   const starts = Array.from({ length: 4096 }, (_, i) => t0 + ((i * 7919) % (300 * 24 * 60)) * 60);
@@ -162,7 +171,6 @@ export async function benchSla(): Promise<Record<string, unknown>> {
     ['disagreements on 120 sample checks', String(disagreements), '', '', '0', verdict(disagreements === 0)],
   ]);
   return {
-    benchmark: 'sla',
     compileYearMs: Number(compileMs.toFixed(3)),
     deadline60PerSecond: Math.round(deadline60),
     deadline30DaysPerSecond: Math.round(deadline30d),

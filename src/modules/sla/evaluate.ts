@@ -96,9 +96,13 @@ interface Candidate {
 export async function evaluateTickets(
   tx: TenantTx,
   ticketIds: string[],
-  options: { now: number; queue?: JobQueue | undefined },
+  options: {
+    now: number;
+    /** The time to record as fired_at, read when the firings are written (default: `now`). */
+    firedAt?: () => number;
+    queue?: JobQueue | undefined;
+  },
 ): Promise<{ evaluated: number; fired: number }> {
-  const firedAt = options.now;
   const now = Math.floor(options.now);
   // Ticket rows first, then wake-up rows, both in id order: the order every ticket change takes
   // them in (it locks the ticket, then upserts its wake-up), so an escalation action updating a
@@ -164,6 +168,7 @@ export async function evaluateTickets(
   let fired = 0;
   const jobs: SlaThresholdPayload[] = [];
   if (candidates.length > 0) {
+    const firedAt = options.firedAt?.() ?? options.now;
     const { rows: fires } = await tx.query<{
       ticket_id: string;
       metric: string;

@@ -22,6 +22,8 @@ export interface SchedulerDeps {
 const CLAIM_SECONDS = 30;
 /** Tickets of one tenant evaluated in one transaction. */
 const CHUNK = 250;
+/** Chunks evaluated at the same time (each on its own connection). */
+const PARALLEL = 3;
 
 /**
  * One scheduler pass: claims up to `batch` due wake-ups across tenants (SKIP LOCKED, with a short
@@ -63,37 +65,49 @@ async function slaPass(
     if (!ids) byTenant.set(r.tenant_id, (ids = []));
     ids.push(r.ticket_id);
   }
+  const chunks: { tenantId: string; ids: string[] }[] = [];
+  for (const [tenantId, ids] of byTenant)
+    for (let i = 0; i < ids.length; i += CHUNK) chunks.push({ tenantId, ids: ids.slice(i, i + CHUNK) });
+  const evaluate = (tenantId: string, tickets: string[]) =>
+    withTenant(deps.pool, tenantId, (tx) =>
+      evaluateTickets(tx, tickets, {
+        now: clock(),
+        ...(typeof now === 'function' ? { firedAt: now } : {}),
+        queue: deps.queue,
+      }),
+    );
   let fired = 0;
-  for (const [tenantId, ids] of byTenant) {
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
-      const evaluate = (tickets: string[]) =>
-        withTenant(deps.pool, tenantId, (tx) =>
-          evaluateTickets(tx, tickets, { now: clock(), queue: deps.queue }),
+  const work = async ({ tenantId, ids }: { tenantId: string; ids: string[] }) => {
+    try {
+      fired += (await evaluate(tenantId, ids)).fired;
+    } catch (err) {
+      if (ids.length === 1) {
+        deps.logger?.warn(
+          { err, tenantId, ticketId: ids[0] },
+          'SLA evaluation failed; retried when its claim lapses',
         );
-      try {
-        fired += (await evaluate(chunk)).fired;
-      } catch (err) {
-        if (chunk.length === 1) {
+        return;
+      }
+      for (const ticketId of ids) {
+        try {
+          fired += (await evaluate(tenantId, [ticketId])).fired;
+        } catch (error) {
           deps.logger?.warn(
-            { err, tenantId, ticketId: chunk[0] },
+            { err: error, tenantId, ticketId },
             'SLA evaluation failed; retried when its claim lapses',
           );
-          continue;
-        }
-        for (const ticketId of chunk) {
-          try {
-            fired += (await evaluate([ticketId])).fired;
-          } catch (error) {
-            deps.logger?.warn(
-              { err: error, tenantId, ticketId },
-              'SLA evaluation failed; retried when its claim lapses',
-            );
-          }
         }
       }
     }
-  }
+  };
+  // A few chunks at once: while one waits for PostgreSQL another computes (tickets of different
+  // chunks never overlap, so they do not wait for each other's locks).
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(PARALLEL, chunks.length) }, async () => {
+      while (next < chunks.length) await work(chunks[next++]!);
+    }),
+  );
   return { claimed: claimed.length, fired };
 }
 
