@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
+import { registerDemoCommand } from './demo.ts';
 import { registerSlaCommands } from './sla.ts';
 import { findMailbox } from '../modules/inbound/mailboxes.ts';
 import { ingestRawMessage } from '../modules/inbound/process.ts';
@@ -391,6 +392,7 @@ dlq
   });
 
 registerSlaCommands(program);
+registerDemoCommand(program, configFor, out);
 
 try {
   await program.parseAsync(process.argv);

@@ -52,8 +52,6 @@ export function createPool(options: PoolOptions): Pool {
   });
   // An idle client that loses its server emits 'error' on the pool; unhandled, that would end the process.
   pool.on('error', (err) => options.onError?.(err));
-  // Queued before whatever the borrower sends first (a client runs its queries in order).
-  pool.on('connect', (client) => prepareScopeStatements(client));
   return pool;
 }
 
@@ -137,14 +135,35 @@ class ParseOnly extends QueryBase {
   }
 }
 
-function prepareScopeStatements(client: pg.PoolClient): void {
-  run(client, new ParseOnly()).catch(() => undefined);
-}
-
-/** Whether the scope statements are ready on this client (else callers send them as statements of their own). */
+/** Whether the scope statements are ready on this client. */
 export function scopeReady(client: pg.ClientBase): boolean {
   const parsed = (client as unknown as { connection: Connection }).connection.parsedStatements;
   return parsed[SCOPE_STATEMENTS.scope.name] !== undefined;
+}
+
+const scopeFailed = new WeakSet<pg.ClientBase>();
+const scopePending = new WeakMap<pg.ClientBase, Promise<boolean>>();
+
+/**
+ * Makes the scope statements ready on this client (one round trip on its first use); false when
+ * they cannot be (callers then send the scope as statements of their own). Call it only while the
+ * client runs nothing else: pg is to stop queueing queries behind one another.
+ */
+export async function ensureScope(client: pg.ClientBase): Promise<boolean> {
+  if (scopeReady(client)) return true;
+  if (scopeFailed.has(client)) return false;
+  let pending = scopePending.get(client);
+  if (!pending) {
+    pending = run(client, new ParseOnly()).then(
+      () => scopeReady(client),
+      () => {
+        scopeFailed.add(client);
+        return false;
+      },
+    );
+    scopePending.set(client, pending);
+  }
+  return pending;
 }
 
 /** A prepared statement to run ahead of another in the same batch, its result dropped. */

@@ -3,7 +3,7 @@ import { type TestDatabase, useTestDatabase } from '../../../test/db.ts';
 import { createTenant, deleteTenant } from '../../modules/tenants/service.ts';
 import { createTicket } from '../../modules/tickets/service.ts';
 import { loadMigrations, migrate } from './migrate.ts';
-import { scopeReady } from './pool.ts';
+import { ensureScope, scopeReady } from './pool.ts';
 import { nextTicketNumber, withTenant, withTenantAutocommit, withTenantRead } from './tx.ts';
 
 let db: TestDatabase;
@@ -84,7 +84,7 @@ describe('one round trip per scoped statement (BEGIN and the scope travel with t
   // connection once so that the batched path, not the fallback, is what the assertions below see.
   const warm = async () => {
     const clients = await Promise.all(Array.from({ length: 5 }, () => db.pool.connect()));
-    await Promise.all(clients.map((c) => c.query('SELECT 1')));
+    await Promise.all(clients.map((c) => ensureScope(c)));
     for (const c of clients) expect(scopeReady(c)).toBe(true);
     for (const c of clients) c.release();
   };

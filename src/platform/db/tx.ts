@@ -10,7 +10,7 @@ import {
   type QueryResultRow,
   queryWithPrelude,
   SCOPE_STATEMENTS,
-  scopeReady,
+  ensureScope,
 } from './pool.ts';
 
 export const APP_ROLE = 'relaydesk_app';
@@ -107,37 +107,43 @@ export async function withTenant<T>(
   // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
   // never carries one tenant's scope into the next borrower's transaction.
   let started: Promise<unknown> | undefined;
-  const startSeparately = () => {
-    started = client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
-    started.catch(() => undefined);
-    return started;
+  const open = async <R extends QueryResultRow>(text: string, values?: unknown[]) => {
+    if (await ensureScope(client)) {
+      return queryWithPrelude<R>(
+        client,
+        [
+          { name: SCOPE_STATEMENTS.begin.name, values: [] },
+          { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
+        ],
+        { text, values: values ?? [], ...statementName(text, values) },
+      );
+    }
+    await client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
+    return preparedQuery<R>(client, text, values);
   };
   try {
     const tx: TenantTx = {
       tenantId,
-      get client() {
-        // Raw use of the client: make sure the transaction is open before anything it sends.
-        if (!started) startSeparately();
+      get client(): PoolClient {
+        // For what tx.query cannot express (e.g. results in binary format): the transaction opens
+        // with its first statement, so the raw client is only for after one.
+        if (!started) throw new Error('withTenant: run a statement through tx.query before using tx.client');
         return client;
       },
       pool,
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-        if (started) return preparedQuery<R>(client, text, values);
-        if (!scopeReady(client)) {
-          startSeparately();
-          return preparedQuery<R>(client, text, values);
+        if (started) {
+          // After the opening statement, whatever became of it (a failure aborted the transaction,
+          // and PostgreSQL says so to every statement that follows).
+          return started.then(
+            () => preparedQuery<R>(client, text, values),
+            () => preparedQuery<R>(client, text, values),
+          );
         }
-        const q = queryWithPrelude<R>(
-          client,
-          [
-            { name: SCOPE_STATEMENTS.begin.name, values: [] },
-            { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
-          ],
-          { text, values: values ?? [], ...statementName(text, values) },
-        );
-        started = q;
+        const first = open<R>(text, values);
+        started = first;
         started.catch(() => undefined);
-        return q;
+        return first;
       },
     };
     try {
@@ -205,8 +211,8 @@ async function withoutBlock<T>(
         throw new Error('a statement-at-a-time scope has no client to share: use tx.query');
       },
       pool,
-      query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
-        scopeReady(client)
+      query: async <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+        (await ensureScope(client))
           ? queryWithPrelude<R>(client, scope, { text, values: values ?? [], ...statementName(text, values) })
           : scopedSeparately<R>(client, tenantId, readOnly, text, values),
     };
@@ -288,7 +294,7 @@ export async function nextTicketNumber(pool: Pool, tenantId: string): Promise<nu
   let broken = false;
   try {
     let n: number | undefined;
-    if (scopeReady(client)) {
+    if (await ensureScope(client)) {
       // BEGIN, the scope (with synchronous_commit off), the UPDATE and COMMIT: one round trip.
       try {
         const { rows } = await queryWithPrelude<{ last_number: number }>(

@@ -1,0 +1,296 @@
+// `relaydesk demo`: Relaydesk on its own data directory with the Microsoft Graph and Gmail
+// simulators beside it, a demo tenant with a Graph, a Gmail and a raw-MIME mailbox, and a handful of
+// messages sent through the real ingress paths (Graph change notification, Gmail Pub/Sub push with a
+// signed OIDC token, the raw-MIME API). It prints what became of each message and how to look
+// around, then runs until Ctrl-C. Nothing leaves this machine: the simulators listen on loopback.
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
+import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
+import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
+import { GraphClient } from '../modules/inbound/providers/graph/client.ts';
+import { createTenant } from '../modules/tenants/service.ts';
+import type { Config, ConfigOverrides } from '../platform/config.ts';
+import { withTenant } from '../platform/db/tx.ts';
+import { createLogger } from '../platform/logging.ts';
+
+const GRAPH_USER = 'helpdesk@contoso.demo';
+const GMAIL_USER = 'support@fabrikam.demo';
+const MIME_ADDRESS = 'inbox@relaydesk.demo';
+const PUSH_AUDIENCE = 'https://relaydesk.demo/hooks/gmail';
+const PUSH_ACCOUNT = 'pubsub-push@relaydesk-demo.iam.gserviceaccount.com';
+
+interface Sample {
+  label: string;
+  via: 'graph' | 'gmail' | 'mime';
+  raw: Buffer;
+}
+
+function mail(headers: Record<string, string>, body: string): Buffer {
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}`);
+  return Buffer.from(
+    [...lines, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', body, ''].join('\r\n'),
+  );
+}
+
+function samples(): Sample[] {
+  const tag = randomBytes(4).toString('hex');
+  const first = `<vpn-${tag}@customer.demo>`;
+  const date = new Date().toUTCString();
+  const vpn = mail(
+    {
+      From: 'Dana Whitfield <dana@customer.demo>',
+      To: GRAPH_USER,
+      Subject: 'VPN drops every few minutes',
+      Date: date,
+      'Message-ID': first,
+    },
+    'Since this morning the VPN disconnects every few minutes. Can someone take a look?',
+  );
+  return [
+    { label: 'a new request (Graph)', via: 'graph', raw: vpn },
+    {
+      label: 'the reply to it (Graph)',
+      via: 'graph',
+      raw: mail(
+        {
+          From: 'Dana Whitfield <dana@customer.demo>',
+          To: GRAPH_USER,
+          Subject: 'Re: VPN drops every few minutes',
+          Date: date,
+          'Message-ID': `<vpn-reply-${tag}@customer.demo>`,
+          'In-Reply-To': first,
+          References: first,
+        },
+        'It happens on the office Wi-Fi too.',
+      ),
+    },
+    { label: 'the same request delivered twice (Graph)', via: 'graph', raw: vpn },
+    {
+      label: 'an out-of-office reply (Graph)',
+      via: 'graph',
+      raw: mail(
+        {
+          From: 'Sam Ortega <sam@customer.demo>',
+          To: GRAPH_USER,
+          Subject: 'Automatic reply: VPN drops every few minutes',
+          Date: date,
+          'Message-ID': `<ooo-${tag}@customer.demo>`,
+          'Auto-Submitted': 'auto-replied',
+        },
+        'I am out of the office until Monday.',
+      ),
+    },
+    {
+      label: 'a new request (Gmail push)',
+      via: 'gmail',
+      raw: mail(
+        {
+          From: 'Lee Park <lee@partner.demo>',
+          To: GMAIL_USER,
+          Subject: 'New starter needs a laptop',
+          Date: date,
+          'Message-ID': `<laptop-${tag}@partner.demo>`,
+        },
+        'Priya starts on the 1st and needs a laptop and an account.',
+      ),
+    },
+    {
+      label: 'a new request (raw MIME API)',
+      via: 'mime',
+      raw: mail(
+        {
+          From: 'Ola Nordmann <ola@customer.demo>',
+          To: MIME_ADDRESS,
+          Subject: 'Printer on floor 3 is offline',
+          Date: date,
+          'Message-ID': `<printer-${tag}@customer.demo>`,
+        },
+        'The printer by the lifts shows "offline" on every laptop.',
+      ),
+    },
+  ];
+}
+
+async function api(base: string, token: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+const pending = (status: string) => status === 'queued' || status === 'processing';
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, seconds = 30): Promise<T> {
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function runDemo(config: Config, out: (line: string) => void): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  let running: RunningRelaydesk | undefined;
+  let graph: GraphSimulator | undefined;
+  let gmail: GmailSimulator | undefined;
+  const stop = async () => {
+    await running?.stop().catch(() => undefined);
+    await graph?.close().catch(() => undefined);
+    await gmail?.close().catch(() => undefined);
+  };
+  try {
+    running = await startRelaydesk({ config: { ...config, role: 'all' }, logger });
+    const base = running.url!;
+    graph = await startGraphSimulator();
+    gmail = await startGmailSimulator();
+    const tenant = await createTenant(running.db.pool, {
+      name: `Relaydesk demo ${new Date().toISOString().slice(0, 16)}`,
+    });
+    const token = tenant.adminToken.token;
+
+    const graphBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
+      kind: 'graph',
+      address: GRAPH_USER,
+      displayName: 'Contoso help desk (Graph simulator)',
+      settings: { graph: { apiBaseUrl: graph.apiBaseUrl, tokenUrl: graph.tokenUrl } },
+      credentials: graph.credentials,
+    });
+    // Subscribing as subscription upkeep does: Graph runs the validation handshake against our
+    // webhook, and the clientState it will send back is kept with the mailbox.
+    const clientState = randomBytes(24).toString('base64url');
+    const subscription = await new GraphClient(
+      { apiBaseUrl: graph.apiBaseUrl, tokenUrl: graph.tokenUrl },
+      graph.credentials,
+    ).createSubscription({
+      resource: `users/${GRAPH_USER}/mailFolders('inbox')/messages`,
+      notificationUrl: `${base}/hooks/graph/${graphBox.id}`,
+      clientState,
+      expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
+    });
+    await withTenant(running.db.pool, tenant.tenant.id, (tx) =>
+      tx.query(
+        `UPDATE mailboxes SET state = state || jsonb_build_object('graph', jsonb_build_object('subscriptionId', $3::text, 'clientState', $4::text))
+          WHERE tenant_id = $1 AND id = $2`,
+        [tx.tenantId, graphBox.id, subscription.id, clientState],
+      ),
+    );
+    const gmailBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
+      kind: 'gmail',
+      address: GMAIL_USER,
+      displayName: 'Fabrikam support (Gmail simulator)',
+      settings: {
+        gmail: {
+          apiBaseUrl: gmail.apiBaseUrl,
+          tokenUrl: gmail.tokenUrl,
+          jwksUrl: gmail.jwksUrl,
+          pushAudience: PUSH_AUDIENCE,
+          serviceAccountEmail: PUSH_ACCOUNT,
+        },
+      },
+      credentials: gmail.credentials,
+    });
+    const mimeBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: MIME_ADDRESS,
+      displayName: 'Raw MIME inbox',
+    });
+
+    out('');
+    out(`Relaydesk demo running at ${base}`);
+    out(`  Graph simulator ${graph.url}, Gmail simulator ${gmail.url} (loopback only)`);
+    out(`  tenant "${tenant.tenant.name}" (${tenant.tenant.id})`);
+    out('');
+    out('Sending mail through each ingress path:');
+    const sent: { sample: Sample; inboundId?: string; since: string }[] = [];
+    for (const sample of samples()) {
+      const since = new Date().toISOString();
+      if (sample.via === 'graph') await graph.deliver(GRAPH_USER, sample.raw);
+      else if (sample.via === 'gmail') {
+        gmail.deliver(GMAIL_USER, sample.raw);
+        const status = await gmail.push(`${base}/hooks/gmail/${gmailBox.id}`, GMAIL_USER, {
+          audience: PUSH_AUDIENCE,
+          email: PUSH_ACCOUNT,
+        });
+        if (status !== 202) throw new Error(`the Gmail push was answered ${status}`);
+      } else {
+        const res = await fetch(`${base}/api/v1/mailboxes/${mimeBox.id}/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'message/rfc822' },
+          body: new Uint8Array(sample.raw),
+        });
+        if (res.status !== 202) throw new Error(`the raw MIME API answered ${res.status}`);
+        sent.push({ sample, inboundId: ((await res.json()) as { inboundId: string }).inboundId, since });
+        continue;
+      }
+      // Each delivery is processed before the next, so that a reply finds its ticket.
+      const mailboxId = sample.via === 'graph' ? graphBox.id : gmailBox.id;
+      const row = await waitFor(`"${sample.label}" to be processed`, async () => {
+        const page = await api(base, token, 'GET', `/api/v1/inbound?mailboxId=${mailboxId}&limit=1`);
+        const latest = page.items[0];
+        return latest && latest.createdAt >= since && !pending(latest.status) ? latest : undefined;
+      });
+      sent.push({ sample, inboundId: row.id, since });
+    }
+    for (const s of sent) {
+      const row = await waitFor(`"${s.sample.label}" to be processed`, async () => {
+        const r = await api(base, token, 'GET', `/api/v1/inbound/${s.inboundId}`);
+        return pending(r.status) ? undefined : r;
+      });
+      let detail = row.reason ?? '';
+      if (row.ticketId) {
+        const ticket = await api(base, token, 'GET', `/api/v1/tickets/${row.ticketId}`);
+        detail = `${row.ticketNumber ?? ticket.number} "${ticket.subject}"`;
+      }
+      out(`  ${s.sample.label.padEnd(42)} ${String(row.status).padEnd(10)} ${detail}`);
+    }
+    out('');
+    out(`Admin token for the demo tenant (shown once): ${token}`);
+    out('Look around:');
+    out(`  curl -H "Authorization: Bearer ${token}" ${base}/api/v1/tickets`);
+    out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/inbound?limit=10"`);
+    out(`  open ${base}/docs for the API reference`);
+    out('Ctrl-C stops the demo (its data stays in the data directory).');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  out('stopping ...');
+  await stop();
+}
+
+export function registerDemoCommand(
+  program: Command,
+  configFor: (command: Command, overrides: ConfigOverrides) => Config,
+  out: (line: string) => void,
+): void {
+  program
+    .command('demo')
+    .description(
+      'run Relaydesk with the Graph and Gmail simulators, send sample mail through every ingress path, print the outcome',
+    )
+    .option('--port <n>', 'HTTP port (default: $PORT or 8080)')
+    .action(async (options: { port?: string }, command: Command) => {
+      const globals = command.optsWithGlobals<{ data?: string; logLevel?: string }>();
+      const config = configFor(command, {
+        dataDir: globals.data ?? process.env['RELAYDESK_DATA_DIR'] ?? './.relaydesk-demo',
+        logLevel: globals.logLevel ?? 'warn',
+        ...(options.port ? { port: options.port } : {}),
+      });
+      await runDemo(config, out);
+    });
+}
