@@ -13,6 +13,13 @@
 //   which configuration it was computed under), and a clock that no longer exists (no policy
 //   matches any more, the metric lost its target). The diff and the new rows are written in the
 //   same transaction, which holds the ticket's wake-up row, so each is recorded once.
+//
+// Deleting a ticket: there is no way to delete one today (no route or service; a people merge moves
+// tickets, a person with tickets cannot be deleted). Deleting a tenant removes everything of it, its
+// SLA events included. A future ticket delete cannot simply write `cancelled`: sla_events cascades
+// with the ticket, so the event would vanish in the same statement. It would soft-delete the ticket
+// (and let the evaluation see no policy, which cancels the clocks here) or record the cancellation
+// where it outlives the ticket (the audit log).
 import type { TicketPriority } from '../tickets/service.ts';
 import type { ClockState, MetricName } from './clocks.ts';
 import type { ComputedSla } from './ticket-sla.ts';

@@ -24,14 +24,17 @@ export async function scheduleSlaRecompute(
   tx: TenantTx,
   scope: { calendarId?: string; openTickets?: boolean } = {},
 ): Promise<number> {
+  // In ticket order: the scheduler locks the wake-ups of the tickets it evaluates in that order too,
+  // so the two can wait for each other but never deadlock.
   const { rowCount } = await tx.query(
     `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at)
-     SELECT $1, ticket_id, now() FROM sla_clocks
-      WHERE tenant_id = $1 AND status NOT IN ('fulfilled', 'cancelled')
-        AND ($2::uuid IS NULL OR calendar_id = $2::uuid)
-     UNION
-     SELECT $1, id, now() FROM tickets
-      WHERE $3 AND tenant_id = $1 AND status NOT IN ('solved', 'closed')
+     SELECT $1, ticket_id, now() FROM (
+       SELECT ticket_id FROM sla_clocks
+        WHERE tenant_id = $1 AND status NOT IN ('fulfilled', 'cancelled')
+          AND ($2::uuid IS NULL OR calendar_id = $2::uuid)
+       UNION
+       SELECT id FROM tickets WHERE $3 AND tenant_id = $1 AND status NOT IN ('solved', 'closed')
+     ) woken ORDER BY ticket_id
      ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, now())`,
     [tx.tenantId, scope.calendarId ?? null, scope.openTickets ?? false],
   );
