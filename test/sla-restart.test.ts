@@ -26,12 +26,12 @@ describe('SLA thresholds across a restart', { timeout: 60_000 }, () => {
     await expect.poll(() => rd.output.includes('rd_')).toBe(true);
     const token = /(rd_[A-Za-z0-9_-]{43,})/.exec(rd.output)![1]!;
 
-    // Calendar time; 50 % after 3 s, the breach after 6 s, an escalation level at 150 % (9 s).
+    // Calendar time; 50 % after 4 s, the breach after 8 s, an escalation level at 150 % (12 s).
     const policy = await rd.api(token, 'POST', '/api/v1/sla-policies', {
       name: 'Seconds',
       position: 1,
       calendarId: null,
-      targets: { normal: { firstResponse: 6 } },
+      targets: { normal: { firstResponse: 8 } },
       thresholds: [50, 100],
       escalations: [{ percent: 150, actions: [{ type: 'notify', role: 'team_lead' }] }],
     });
@@ -51,10 +51,10 @@ describe('SLA thresholds across a restart', { timeout: 60_000 }, () => {
     ]);
     expect(await rd.stop('SIGTERM')).toBe(0);
     const stoppedAt = Date.now();
-    expect(stoppedAt).toBeLessThan((created + 3) * 1000); // down before the first one came due
+    expect(stoppedAt).toBeLessThan((created + 4) * 1000); // down before the first one came due
 
     // Down until all three are past due, then up again.
-    await sleepUntil((created + 10) * 1000);
+    await sleepUntil((created + 13) * 1000);
     const restartedAt = Date.now();
     rd.start();
     await rd.waitReady(30_000);
@@ -74,7 +74,7 @@ describe('SLA thresholds across a restart', { timeout: 60_000 }, () => {
     for (const [i, e] of events.entries()) {
       const due = Date.parse(e.data.dueAt);
       const fired = Date.parse(e.data.firedAt);
-      expect(due).toBe((created + [3, 6, 9][i]!) * 1000);
+      expect(due).toBe((created + [4, 8, 12][i]!) * 1000);
       expect(Date.parse(e.at)).toBe(due); // the event is at the instant the threshold was reached
       expect(fired).toBeGreaterThan(due);
       expect(fired).toBeGreaterThanOrEqual(restartedAt); // fired by the restarted process
@@ -84,7 +84,7 @@ describe('SLA thresholds across a restart', { timeout: 60_000 }, () => {
     const sla = (await rd.api(token, 'GET', `/api/v1/tickets/${ticket.body.id}/sla`)).body;
     const fr = sla.metrics.find((m: any) => m.metric === 'first_response');
     expect(fr.status).toBe('breached');
-    expect(Date.parse(fr.breachedAt)).toBe((created + 6) * 1000);
+    expect(Date.parse(fr.breachedAt)).toBe((created + 8) * 1000);
     for (const th of fr.thresholds) expect(Date.parse(th.firedAt)).toBeGreaterThan(Date.parse(th.dueAt));
     expect(await rd.stop('SIGTERM')).toBe(0);
   });
