@@ -25,8 +25,14 @@ interface GraphSpec {
   clientState: string;
   connections: number;
   duration: number;
-  /** POSTs per second across all connections; omit to go as fast as the server answers. */
+  /** POSTs per second, evenly paced (runGraphPaced); omit to go as fast as the server answers (autocannon). */
   rate?: number;
+}
+
+/** CPU this load generator used so far (the benchmark reports it as the client's share). */
+function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 /** A small deterministic PRNG, so a message can be rebuilt from its index (duplicates are exact copies). */
@@ -130,11 +136,77 @@ async function runMime(spec: MimeSpec): Promise<void> {
   );
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(
-    `${JSON.stringify({ submitted: spec.count, failed, seconds, acceptedPerSecond: spec.count / seconds, kinds, megabytes: bytes / 2 ** 20 })}\n`,
+    `${JSON.stringify({ submitted: spec.count, failed, seconds, acceptedPerSecond: spec.count / seconds, kinds, megabytes: bytes / 2 ** 20, cpuSeconds: ownCpuSeconds() })}\n`,
+  );
+}
+
+/** A Graph notification collection of 10 (message ids unique within this process). */
+let notificationSeq = 0;
+function graphBody(clientState: string): string {
+  const value = Array.from({ length: 10 }, () => {
+    notificationSeq++;
+    return {
+      subscriptionId: 'bench',
+      clientState,
+      changeType: 'created',
+      resource: `Users/x/Messages/p${process.pid}-${notificationSeq}`,
+      resourceData: { id: `p${process.pid}-${notificationSeq}` },
+    };
+  });
+  return JSON.stringify({ value });
+}
+
+/**
+ * Evenly paced POSTs (open loop): request i is due at start + i / rate, whether or not earlier ones
+ * have answered, and its latency counts from when it was due. (autocannon's own rate limit lets
+ * each connection send its share of a second at the start of that second, so what it measures at a
+ * given rate is a burst every second.)
+ */
+async function runGraphPaced(spec: GraphSpec & { rate: number }): Promise<void> {
+  const url = `${spec.url}/hooks/graph/${spec.mailboxId}`;
+  const total = Math.round(spec.rate * spec.duration);
+  const latencies: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  const inFlight: Promise<void>[] = [];
+  const start = performance.now() + 50;
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / spec.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const body = graphBody(spec.clientState);
+    inFlight.push(
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          if (res.status < 200 || res.status > 299) non2xx++;
+          latencies.push(performance.now() - due);
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  process.stdout.write(
+    `${JSON.stringify({
+      postsPerSecond: latencies.length / seconds,
+      notificationsPerSecond: (latencies.length * 10) / seconds,
+      latencyMs: { p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? 0) },
+      non2xx,
+      errors,
+      cpuSeconds: ownCpuSeconds(),
+    })}\n`,
   );
 }
 
 async function runGraph(spec: GraphSpec): Promise<void> {
+  if (spec.rate) return runGraphPaced({ ...spec, rate: spec.rate });
   let n = 0;
   const result = await autocannon({
     url: `${spec.url}/hooks/graph/${spec.mailboxId}`,
@@ -169,6 +241,7 @@ async function runGraph(spec: GraphSpec): Promise<void> {
       latencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
       non2xx: result.non2xx,
       errors: result.errors,
+      cpuSeconds: ownCpuSeconds(),
     })}\n`,
   );
 }

@@ -4,9 +4,19 @@
 //    while the same Relaydesk process's workers consume: messages/s from the first POST until the
 //    last message's ticket or comment is committed.
 // 2. The same for small messages only.
-// 3. Graph webhook ingress, 10 notifications per POST at 50 connections (workers paused), beside a
-//    bare INSERT of the same rows (the ceiling), with the ratio.
+// 3. Graph webhook ingress, 10 notifications per POST at 50 connections, saturated and at 1,200
+//    notifications/s offered: once against this all-roles process (its inbound workers paused), once
+//    against a separate `relaydesk start --role api` process on the same database (the scale-out
+//    layout: ingress nodes apart from worker nodes). Beside them a bare INSERT of the same rows, the
+//    ceiling, with the ratio.
+// Each measurement waits for a quiet machine first and reports the cores each party kept busy:
+// server (this process: Relaydesk and the benchmark), PG (the embedded PostgreSQL), client (the load
+// generator), other (everything else on the machine; above ~0.2 the figure is disturbed).
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { startRelaydesk } from '../src/app.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { uuidv7 } from '../src/platform/ids.ts';
@@ -17,10 +27,18 @@ import {
   freePort,
   heading,
   line,
+  machineBusySeconds,
+  NODE,
+  postmasterPid,
+  ROOT,
+  runJsonChild,
+  sleep,
   table,
   tempDir,
+  treeCpu,
+  treeCpuDelta,
   verdict,
-  runJsonChild,
+  waitForQuietMachine,
 } from './lib.ts';
 
 const TOTAL = Number(process.env['BENCH_INBOUND_MESSAGES'] ?? 10_000);
@@ -28,15 +46,102 @@ const SMALL = Number(process.env['BENCH_INBOUND_SMALL'] ?? 3_000);
 
 const child = (spec: object) => runJsonChild('inbound-load.ts', spec);
 
+/** Cores busy during a measurement, by party. */
+interface Cores {
+  server: number;
+  pg: number;
+  client: number;
+  /** A separate API process, when one served the measurement. */
+  api?: number;
+  other: number;
+}
+
+/** CPU counters at the start of a measurement; `end` turns them into cores busy since then. */
+async function cpuMeter(pgPid: number | undefined, apiPid?: number) {
+  const wall = Date.now();
+  const machine = await machineBusySeconds();
+  const self = process.cpuUsage();
+  const pg = pgPid ? await treeCpu(pgPid) : undefined;
+  const api = apiPid ? await treeCpu(apiPid) : undefined;
+  return {
+    /** `clientSeconds`: CPU the load generator reported for itself. */
+    async end(clientSeconds: number): Promise<Cores> {
+      const seconds = (Date.now() - wall) / 1000;
+      const own = process.cpuUsage(self);
+      const server = (own.user + own.system) / 1e6;
+      const pgCpu = pg && pgPid ? treeCpuDelta(pg, await treeCpu(pgPid)) : 0;
+      const apiCpu = api && apiPid ? treeCpuDelta(api, await treeCpu(apiPid)) : 0;
+      const all = (await machineBusySeconds()) - machine;
+      const per = (v: number) => Math.round((100 * v) / seconds) / 100;
+      return {
+        server: per(server),
+        pg: per(pgCpu),
+        client: per(clientSeconds),
+        ...(apiPid ? { api: per(apiCpu) } : {}),
+        other: per(Math.max(0, all - server - pgCpu - clientSeconds - apiCpu)),
+      };
+    },
+  };
+}
+
+const coresText = (c: Cores) =>
+  `server ${fmt(c.server, 2)}${c.api === undefined ? '' : `, api process ${fmt(c.api, 2)}`}, PG ${fmt(c.pg, 2)}, client ${fmt(c.client, 2)}, other ${fmt(c.other, 2)}`;
+
+/** `relaydesk start --role api` on the benchmark's database, ready to serve. */
+async function startApiProcess(
+  databaseUrl: string,
+  secretKey: Buffer,
+  dataDir: string,
+): Promise<ChildProcess & { port: number }> {
+  const port = await freePort();
+  const proc = spawn(
+    NODE,
+    [path.join(ROOT, 'bin', 'relaydesk.mjs'), 'start', '--role', 'api', '--port', String(port)],
+    {
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        RELAYDESK_SECRET_KEY: secretKey.toString('base64'),
+        RELAYDESK_DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  defer('stop the api process', async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) throw new Error(`the api process exited with ${proc.exitCode}`);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) return Object.assign(proc, { port });
+    await sleep(100);
+  }
+  throw new Error('the api process did not become ready in 30 s');
+}
+
 export async function benchInbound(): Promise<Record<string, unknown>> {
   heading(
     `inbound: ${TOTAL} generated messages through the raw-MIME API; ${SMALL} small ones; Graph webhook ingress`,
+  );
+  line(
+    `load average at the start: ${os
+      .loadavg()
+      .map((l) => fmt(l, 2))
+      .join(' ')}`,
   );
   const dataDir = await tempDir('inbound');
   const port = await freePort();
   const config = benchConfig(dataDir, { port });
   const running = await startRelaydesk({ config, logger: createLogger(config.logLevel) });
   defer('stop relaydesk', () => running.stop());
+  const pgPid = await postmasterPid(dataDir);
   const url = `http://127.0.0.1:${port}`;
   const token = running.bootstrap!.adminToken.token;
   const tenantId = running.bootstrap!.tenant.id;
@@ -59,7 +164,9 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
       )
     ).rows[0].n as number;
   const runCorpus = async (count: number, smallOnly: boolean, run: string) => {
+    await waitForQuietMachine(pgPid);
     const before = await finalCount();
+    const meter = await cpuMeter(pgPid);
     const started = Date.now();
     const load = child({
       mode: 'mime',
@@ -73,14 +180,15 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     });
     let done = before;
     while (done < before + count) {
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       done = await finalCount();
       if (Date.now() - started > 15 * 60_000)
         throw new Error(`only ${done - before} of ${count} messages finished in 15 minutes`);
     }
     const seconds = (Date.now() - started) / 1000;
     const submitted = await load;
-    return { seconds, perSecond: count / seconds, submitted };
+    const cores = await meter.end(submitted.cpuSeconds ?? 0);
+    return { seconds, perSecond: count / seconds, submitted, cores };
   };
 
   const full = await runCorpus(TOTAL, false, `full-${randomBytes(3).toString('hex')}`);
@@ -95,10 +203,15 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   line(
     `full corpus: ${fmt(full.perSecond, 1)} messages/s end to end (${fmt(full.seconds, 1)} s; accepted at ${fmt(full.submitted.acceptedPerSecond, 1)}/s, ${fmt(full.submitted.megabytes)} MiB); outcomes ${JSON.stringify(outcomes)}`,
   );
+  line(`  cores busy: ${coresText(full.cores)}`);
   const small = await runCorpus(SMALL, true, `small-${randomBytes(3).toString('hex')}`);
-  line(`small messages: ${fmt(small.perSecond, 1)} messages/s end to end (${fmt(small.seconds, 1)} s)`);
+  line(
+    `small messages: ${fmt(small.perSecond, 1)} messages/s end to end (${fmt(small.seconds, 1)} s; accepted at ${fmt(small.submitted.acceptedPerSecond, 1)}/s)`,
+  );
+  line(`  cores busy: ${coresText(small.cores)}`);
 
-  // Graph webhook ingress with workers paused (the notifications name messages nobody will fetch).
+  // Graph webhook ingress with the inbound workers paused: the notifications name messages nobody
+  // will fetch, and what is measured is how fast a burst is made durable (workers drain it later).
   await running.queue.boss.offWork('inbound.process');
   const clientState = randomBytes(16).toString('hex');
   const graphBox = await post('/api/v1/mailboxes', { kind: 'graph', address: 'graph@bench.test' });
@@ -106,26 +219,38 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     `UPDATE mailboxes SET state = jsonb_build_object('graph', jsonb_build_object('clientState', $2::text)) WHERE id = $1`,
     [graphBox.id, clientState],
   );
-  await child({ mode: 'graph', url, mailboxId: graphBox.id, clientState, connections: 50, duration: 3 }); // warm-up
-  // Saturation: 50 connections, as fast as answers come.
-  const graph = await child({
+  const graphRun = async (base: string, apiPid: number | undefined, rate?: number) => {
+    await waitForQuietMachine(pgPid);
+    const meter = await cpuMeter(pgPid, apiPid);
+    const result = await child({
+      mode: 'graph',
+      url: base,
+      mailboxId: graphBox.id,
+      clientState,
+      connections: 50,
+      duration: 10,
+      ...(rate ? { rate } : {}),
+    });
+    return { ...result, cores: await meter.end(result.cpuSeconds ?? 0) };
+  };
+  // This process (all roles): warm-up, saturation, then 120 POSTs/s = 1,200 notifications/s.
+  await child({ mode: 'graph', url, mailboxId: graphBox.id, clientState, connections: 50, duration: 3 });
+  const graph = await graphRun(url, undefined);
+  const graphAtRate = await graphRun(url, undefined, 120);
+  // A separate API-role process on the same database.
+  const secretKey = Buffer.from((await readFile(path.join(dataDir, 'secret-key'), 'utf8')).trim(), 'base64');
+  const api = await startApiProcess(running.db.url, secretKey, dataDir);
+  const apiUrl = `http://127.0.0.1:${api.port}`;
+  await child({
     mode: 'graph',
-    url,
+    url: apiUrl,
     mailboxId: graphBox.id,
     clientState,
     connections: 50,
-    duration: 10,
+    duration: 3,
   });
-  // At the target rate: 120 POSTs/s = 1,200 notifications/s, 50 connections available.
-  const graphAtRate = await child({
-    mode: 'graph',
-    url,
-    mailboxId: graphBox.id,
-    clientState,
-    connections: 50,
-    duration: 10,
-    rate: 120,
-  });
+  const apiGraph = await graphRun(apiUrl, api.pid);
+  const apiGraphAtRate = await graphRun(apiUrl, api.pid, 120);
 
   // The ceiling: the same rows (10 inbound records and their 10 jobs per transaction, as a webhook
   // POST writes them) by bare INSERTs, 50 transactions in flight.
@@ -152,11 +277,32 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
 
   const fullMet = full.perSecond >= 200;
   const smallMet = small.perSecond >= 500;
-  const graphMet =
-    graph.notificationsPerSecond >= 1000 &&
-    graphAtRate.notificationsPerSecond >= 1000 &&
-    graphAtRate.latencyMs.p99 <= 100 &&
-    graph.non2xx + graphAtRate.non2xx === 0;
+  const graphMet = (saturated: typeof graph, atRate: typeof graph) =>
+    saturated.notificationsPerSecond >= 1000 &&
+    atRate.notificationsPerSecond >= 1000 &&
+    atRate.latencyMs.p99 <= 100 &&
+    saturated.non2xx + atRate.non2xx === 0;
+  const graphRows = (label: string, saturated: typeof graph, atRate: typeof graph) => [
+    [
+      `Graph webhook, ${label}, saturated (10 per POST, 50 conns)`,
+      `${fmt(saturated.notificationsPerSecond)} notif/s`,
+      '≥ 1,000',
+      verdict(saturated.notificationsPerSecond >= 1000),
+    ],
+    ['  p50 / p99 when saturated', `${saturated.latencyMs.p50} / ${saturated.latencyMs.p99} ms`, '', ''],
+    [
+      `Graph webhook, ${label}, 1,200 notif/s offered`,
+      `${fmt(atRate.notificationsPerSecond)} notif/s`,
+      '≥ 1,000',
+      verdict(atRate.notificationsPerSecond >= 1000),
+    ],
+    [
+      '  p50 / p99 at that rate',
+      `${atRate.latencyMs.p50} / ${atRate.latencyMs.p99} ms`,
+      'p99 ≤ 100',
+      verdict(atRate.latencyMs.p99 <= 100),
+    ],
+  ];
   table([
     ['measure', 'result', 'target', ''],
     [
@@ -166,54 +312,59 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
       verdict(fullMet),
     ],
     [`${SMALL} small messages`, `${fmt(small.perSecond, 1)} msg/s`, '≥ 500', verdict(smallMet)],
-    [
-      'Graph webhook, saturated (10 per POST, 50 conns)',
-      `${fmt(graph.notificationsPerSecond)} notif/s`,
-      '≥ 1,000',
-      verdict(graph.notificationsPerSecond >= 1000),
-    ],
-    ['  p50 / p99 when saturated', `${graph.latencyMs.p50} / ${graph.latencyMs.p99} ms`, '', ''],
-    [
-      'Graph webhook at 1,200 notif/s offered',
-      `${fmt(graphAtRate.notificationsPerSecond)} notif/s`,
-      '≥ 1,000',
-      verdict(graphAtRate.notificationsPerSecond >= 1000),
-    ],
-    [
-      '  p50 / p99 at that rate',
-      `${graphAtRate.latencyMs.p50} / ${graphAtRate.latencyMs.p99} ms`,
-      'p99 ≤ 100',
-      verdict(graphAtRate.latencyMs.p99 <= 100),
-    ],
+    ...graphRows('all roles in one process', graph, graphAtRate),
+    ...graphRows('api-role process', apiGraph, apiGraphAtRate),
     ['bare INSERT of the same rows, 10 per tx (ceiling)', `${fmt(ceiling)} rows/s`, '', ''],
-    ['webhook ÷ ceiling', fmt(graph.notificationsPerSecond / ceiling, 2), '', ''],
+    [
+      'webhook ÷ ceiling (all roles / api process)',
+      `${fmt(graph.notificationsPerSecond / ceiling, 2)} / ${fmt(apiGraph.notificationsPerSecond / ceiling, 2)}`,
+      '',
+      '',
+    ],
   ]);
+  line('cores busy per measurement:');
+  for (const [label, c] of [
+    ['  mixed corpus', full.cores],
+    ['  small messages', small.cores],
+    ['  Graph, all roles, saturated', graph.cores],
+    ['  Graph, all roles, 1,200/s', graphAtRate.cores],
+    ['  Graph, api process, saturated', apiGraph.cores],
+    ['  Graph, api process, 1,200/s', apiGraphAtRate.cores],
+  ] as const)
+    line(`${label}: ${coresText(c)}`);
+  const graphJson = (saturated: typeof graph, atRate: typeof graph) => ({
+    saturated: {
+      notificationsPerSecond: Math.round(saturated.notificationsPerSecond),
+      p50Ms: saturated.latencyMs.p50,
+      p99Ms: saturated.latencyMs.p99,
+      cores: saturated.cores,
+    },
+    atRate: {
+      notificationsPerSecond: Math.round(atRate.notificationsPerSecond),
+      p50Ms: atRate.latencyMs.p50,
+      p99Ms: atRate.latencyMs.p99,
+      cores: atRate.cores,
+    },
+    non2xx: saturated.non2xx + atRate.non2xx,
+    met: graphMet(saturated, atRate),
+  });
   return {
     benchmark: 'inbound',
+    loadAverage: os.loadavg(),
     full: {
       messages: TOTAL,
       perSecond: Math.round(full.perSecond),
       seconds: full.seconds,
       acceptedPerSecond: Math.round(full.submitted.acceptedPerSecond),
       outcomes,
+      cores: full.cores,
       met: fullMet,
     },
-    small: { messages: SMALL, perSecond: Math.round(small.perSecond), met: smallMet },
-    graphWebhook: {
-      saturated: {
-        notificationsPerSecond: Math.round(graph.notificationsPerSecond),
-        p50Ms: graph.latencyMs.p50,
-        p99Ms: graph.latencyMs.p99,
-      },
-      atRate: {
-        notificationsPerSecond: Math.round(graphAtRate.notificationsPerSecond),
-        p50Ms: graphAtRate.latencyMs.p50,
-        p99Ms: graphAtRate.latencyMs.p99,
-      },
-      non2xx: graph.non2xx + graphAtRate.non2xx,
-      met: graphMet,
-    },
+    small: { messages: SMALL, perSecond: Math.round(small.perSecond), cores: small.cores, met: smallMet },
+    graphWebhook: graphJson(graph, graphAtRate),
+    graphWebhookApiProcess: graphJson(apiGraph, apiGraphAtRate),
     bareInsertRowsPerSecond: Math.round(ceiling),
     webhookToCeiling: Number((graph.notificationsPerSecond / ceiling).toFixed(2)),
+    apiProcessWebhookToCeiling: Number((apiGraph.notificationsPerSecond / ceiling).toFixed(2)),
   };
 }

@@ -6,7 +6,8 @@ import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
 import { sha256 } from '../../platform/crypto.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
-import { getMailbox } from './mailboxes.ts';
+import { notFound } from '../../platform/errors.ts';
+import { offerRawMessage } from './handoff.ts';
 import { processInboundJob } from './jobs.ts';
 
 export async function storeBlob(tx: TenantTx, content: Buffer): Promise<Buffer> {
@@ -24,29 +25,44 @@ export interface AcceptedMessage {
   status: 'queued';
 }
 
-/** Stores a raw message for a mailbox and enqueues its processing, in one transaction. */
+/**
+ * Stores a raw message for a mailbox and enqueues its processing, in one transaction: one statement
+ * checks the mailbox and writes the blob and the inbound record, one enqueues the pointer. After the
+ * commit the bytes are also offered to this process's workers (handoff.ts), which spares them
+ * reading the blob back.
+ */
 export async function acceptRawMessage(
   pool: Pool,
   queue: JobQueue,
   input: { tenantId: string; mailboxId: string; raw: Buffer; source?: 'mime' | 'imap' },
 ): Promise<AcceptedMessage> {
-  return withTenant(pool, input.tenantId, async (tx) => {
-    const mailbox = await getMailbox(tx, input.mailboxId);
-    const hash = await storeBlob(tx, input.raw);
+  const hash = sha256(input.raw);
+  const accepted = await withTenant(pool, input.tenantId, async (tx) => {
     const inboundId = uuidv7();
-    await tx.query(
-      `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer, blob_sha256)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
+    const { rows } = await tx.query<{ id: string }>(
+      `WITH mailbox AS (SELECT id FROM mailboxes WHERE tenant_id = $1 AND id = $2),
+       blob AS (
+         INSERT INTO blobs (tenant_id, sha256, size, content) SELECT $1, $4, $5, $6 FROM mailbox
+         ON CONFLICT (tenant_id, sha256) DO NOTHING
+       )
+       INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer, blob_sha256)
+       SELECT $1, $3, mailbox.id, $7, jsonb_build_object('blob', $8::text), $4 FROM mailbox
+       RETURNING id`,
       [
         tx.tenantId,
+        input.mailboxId,
         inboundId,
-        mailbox.id,
-        input.source ?? 'mime',
-        JSON.stringify({ blob: hash.toString('hex') }),
         hash,
+        input.raw.length,
+        input.raw,
+        input.source ?? 'mime',
+        hash.toString('hex'),
       ],
     );
+    if (!rows[0]) throw notFound('mailbox');
     await queue.send(processInboundJob, { tenantId: tx.tenantId, inboundId }, { tx });
-    return { inboundId, status: 'queued' };
+    return { inboundId, status: 'queued' as const };
   });
+  offerRawMessage(input.tenantId, hash, input.raw);
+  return accepted;
 }

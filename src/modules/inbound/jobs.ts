@@ -1,6 +1,8 @@
 // The inbound job: one per pointer, payload {tenantId, inboundId} (ids only, never message bodies).
 import { uuidv7 } from '../../platform/ids.ts';
 import {
+  type BatchItem,
+  type BatchResult,
   defineJob,
   type JobContext,
   type JobDefinition,
@@ -11,7 +13,7 @@ import { getMailbox } from './mailboxes.ts';
 import { gmailClientFor, providerUser } from './providers/clients.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-errors.ts';
-import { type InboundDeps, processInbound } from './process.ts';
+import { type InboundDeps, processInboundBatch } from './process.ts';
 
 export interface ProcessInboundPayload {
   tenantId: string;
@@ -104,6 +106,36 @@ export async function syncGmailHistory(
 
 const RETRY = { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 };
 
+/** Runs inbound jobs as one batch; a provider's Retry-After reschedules that job (which completes). */
+async function processInboundBatchJobs(
+  deps: InboundDeps,
+  items: BatchItem<ProcessInboundPayload>[],
+): Promise<BatchResult[]> {
+  const results = await processInboundBatch(
+    deps,
+    items.map(({ payload, ctx }) => ({ ...payload, lastAttempt: ctx.attempt >= RETRY.limit })),
+  );
+  return Promise.all(
+    results.map(async (result, i): Promise<BatchResult> => {
+      if (result.ok) return { ok: true, output: result.outcome };
+      const err = result.error;
+      // A provider asked us to wait: come back exactly when it said, as a new job (this one completes).
+      if (err instanceof RateLimited) {
+        const { payload, ctx } = items[i]!;
+        try {
+          await ctx.send(processInboundJob, payload, {
+            startAfter: new Date(Date.now() + err.retryAfterSeconds * 1000),
+          });
+        } catch (sendError) {
+          return { ok: false, error: sendError };
+        }
+        return { ok: true, output: { rescheduledInSeconds: err.retryAfterSeconds } };
+      }
+      return { ok: false, error: err };
+    }),
+  );
+}
+
 export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
   return [
     defineJob<GmailHistoryPayload>({
@@ -145,23 +177,16 @@ export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
       name: processInboundJob.name,
       leaseSeconds: 120,
       retry: RETRY,
-      // Up to 40 messages in flight per worker process (batches run their jobs side by side).
-      batchSize: 10,
-      concurrency: 4,
+      // A fetched batch is processed together (process.ts): one transaction marks its records,
+      // one applies its messages. Larger batches cost fewer statements per message.
+      batchSize: 25,
+      concurrency: 2,
       handler: async (payload, ctx) => {
-        try {
-          return await processInbound(deps, { ...payload, lastAttempt: ctx.attempt >= RETRY.limit });
-        } catch (err) {
-          // A provider asked us to wait: come back exactly when it said, as a new job (this one completes).
-          if (err instanceof RateLimited) {
-            await ctx.send(processInboundJob, payload, {
-              startAfter: new Date(Date.now() + err.retryAfterSeconds * 1000),
-            });
-            return { rescheduledInSeconds: err.retryAfterSeconds };
-          }
-          throw err;
-        }
+        const [result] = await processInboundBatchJobs(deps, [{ payload, ctx }]);
+        if (!result!.ok) throw result!.error;
+        return result!.output;
       },
+      handleBatch: (items) => processInboundBatchJobs(deps, items),
     }),
   ];
 }

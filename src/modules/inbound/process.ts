@@ -1,21 +1,18 @@
-// Consume: one job per inbound pointer. Fetch the bytes, parse, then in ONE transaction claim the
-// message key, resolve the sender, thread, and write the ticket or comment with its attachments,
-// participants and the inbound outcome (DESIGN §3.2, §3.4). A retry of a committed message finds
-// its record final; another delivery of the same message finds the key taken (duplicate).
+// Consume: one job per inbound pointer, run in batches. Fetch the bytes, parse, then in ONE
+// transaction claim the message key, resolve the sender, thread, and write the ticket or comment
+// with its attachments, participants and the inbound outcome (DESIGN §3.2, §3.4; apply.ts does that
+// part, for a whole batch of messages at once). A retry of a committed message finds its record
+// final; another delivery of the same message finds the key taken (duplicate).
 import type { Pool } from '../../platform/db/pool.ts';
 import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
-import { uuidv7 } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
-import { findOrCreateContact, findPersonIdByEmail, normalizeEmail } from '../people/service.ts';
-import { scheduleSlaWake } from '../sla/scheduler.ts';
-import { createTicket, recordStatusChange, type TicketStatus } from '../tickets/service.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
-import { acceptRawMessage, storeBlob } from './ingest.ts';
 import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
-import { type Mailbox, getMailbox, mailboxAddresses, mailboxCredentials } from './mailboxes.ts';
-import { fetchImapMessage } from './providers/imap/listener.ts';
-import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
+import { type ApplyItem, applyBatch, type InboundStatus, type Outcome } from './apply.ts';
+import { takeRawMessage } from './handoff.ts';
+import { acceptRawMessage, storeBlob } from './ingest.ts';
+import { type Mailbox, getMailbox, mailboxCredentials } from './mailboxes.ts';
 import {
   generatedKey,
   headerBlock,
@@ -24,19 +21,11 @@ import {
   parseMessage,
   rawHeaders,
 } from './mime.ts';
-import { looksLikeOurMessageId } from './signing.ts';
-import { findThread, ticketByMessageIds } from './thread.ts';
+import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
+import { fetchImapMessage } from './providers/imap/listener.ts';
 
-export type InboundStatus =
-  'queued' | 'processing' | 'created' | 'appended' | 'duplicate' | 'skipped' | 'failed' | 'quarantined';
+export type { InboundStatus, Outcome } from './apply.ts';
 const FINAL: InboundStatus[] = ['created', 'appended', 'duplicate', 'skipped', 'quarantined'];
-
-export interface Outcome {
-  status: InboundStatus;
-  reason: string | null;
-  ticketId: string | null;
-  ticketNumber: string | null;
-}
 
 export interface InboundDeps {
   pool: Pool;
@@ -97,15 +86,6 @@ async function finish(
   return outcomeOf(tx, { status, reason, ticket_id: extra.ticketId ?? null });
 }
 
-/** Reads a stored blob (raw MIME uploads and, after their fetch, provider messages). */
-async function readBlob(tx: TenantTx, hash: Buffer): Promise<Buffer | undefined> {
-  const { rows } = await tx.query<{ content: Buffer }>(
-    'SELECT content FROM blobs WHERE tenant_id = $1 AND sha256 = $2',
-    [tx.tenantId, hash],
-  );
-  return rows[0]?.content;
-}
-
 /**
  * Fetches the raw bytes a provider pointer names, outside any transaction (no network call holds a
  * database connection). Undefined when the source no longer has the message: a deterministic
@@ -145,52 +125,184 @@ async function fetchFromProvider(
   return undefined;
 }
 
-/** Runs one inbound message to its outcome. Throws only for transient failures (the job retries). */
-export async function processInbound(
+export interface InboundInput {
+  tenantId: string;
+  inboundId: string;
+  /** The job's last attempt: a transient failure now ends the record as failed. */
+  lastAttempt: boolean;
+}
+
+/** One job's result: its outcome, or the error its job fails with (PermanentJobError: dead-letter at once). */
+export type InboundResult = { ok: true; outcome: Outcome } | { ok: false; error: unknown };
+
+/**
+ * Runs a batch of inbound records to their outcomes (one result per input, in order). Per tenant:
+ * one transaction marks them all processing; provider sources are fetched and messages parsed
+ * outside any transaction; then one transaction applies all the messages (apply.ts). Should that
+ * transaction fail, each message is applied again in a transaction of its own, so one bad message
+ * costs the others nothing. Errors are per record: transient ones let its job retry.
+ */
+export async function processInboundBatch(
   deps: InboundDeps,
-  input: { tenantId: string; inboundId: string; lastAttempt: boolean },
-): Promise<Outcome> {
-  const { pool } = deps;
-  const start = await withTenant(pool, input.tenantId, async (tx) => {
-    const { rows } = await tx.query<InboundRow>(
-      `SELECT id, mailbox_id, source, pointer, blob_sha256, status, reason, ticket_id FROM inbound_messages
-        WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
-      [tx.tenantId, input.inboundId],
+  inputs: InboundInput[],
+): Promise<InboundResult[]> {
+  const results: InboundResult[] = [];
+  const byTenant = new Map<string, Map<string, { lastAttempt: boolean; indexes: number[] }>>();
+  inputs.forEach((input, i) => {
+    const records = byTenant.get(input.tenantId) ?? new Map();
+    byTenant.set(input.tenantId, records);
+    // Two jobs naming one record (a reprocess beside a redelivery): run it once, both get its outcome.
+    const r = records.get(input.inboundId) ?? { lastAttempt: false, indexes: [] };
+    r.lastAttempt ||= input.lastAttempt;
+    r.indexes.push(i);
+    records.set(input.inboundId, r);
+  });
+  await Promise.all(
+    [...byTenant].map(async ([tenantId, records]) => {
+      let byId: Map<string, InboundResult>;
+      try {
+        byId = await processTenantBatch(
+          deps,
+          tenantId,
+          [...records].map(([inboundId, r]) => ({ inboundId, lastAttempt: r.lastAttempt })),
+        );
+      } catch (error) {
+        byId = new Map([...records.keys()].map((id) => [id, { ok: false, error }]));
+      }
+      for (const [inboundId, r] of records) for (const i of r.indexes) results[i] = byId.get(inboundId)!;
+    }),
+  );
+  return results;
+}
+
+/** Runs one inbound message to its outcome. Throws only for transient failures (the job retries). */
+export async function processInbound(deps: InboundDeps, input: InboundInput): Promise<Outcome> {
+  const [result] = await processInboundBatch(deps, [input]);
+  if (!result!.ok) throw result!.error;
+  return result!.outcome;
+}
+
+interface OpenRecord {
+  row: InboundRow;
+  mailbox: Mailbox;
+  raw: Buffer | undefined;
+  lastAttempt: boolean;
+}
+
+/** Marks the batch's records processing (one transaction); returns the final ones' outcomes and the open ones. */
+async function startRecords(
+  deps: InboundDeps,
+  tenantId: string,
+  records: { inboundId: string; lastAttempt: boolean }[],
+): Promise<{ done: Map<string, InboundResult>; open: OpenRecord[] }> {
+  return withTenant(deps.pool, tenantId, async (tx) => {
+    const ids = records.map((r) => r.inboundId);
+    const { rows } = await tx.query<InboundRow & { number: number | null }>(
+      `SELECT i.id, i.mailbox_id, i.source, i.pointer, i.blob_sha256, i.status, i.reason, i.ticket_id, t.number
+         FROM inbound_messages i LEFT JOIN tickets t ON t.tenant_id = i.tenant_id AND t.id = i.ticket_id
+        WHERE i.tenant_id = $1 AND i.id = ANY($2::uuid[])
+        ORDER BY i.id FOR UPDATE OF i`,
+      [tx.tenantId, ids],
     );
-    const row = rows[0];
-    if (!row)
-      return {
-        done: {
-          status: 'skipped',
-          reason: 'inbound_record_gone',
-          ticketId: null,
-          ticketNumber: null,
-        } as Outcome,
-      };
-    if (FINAL.includes(row.status)) return { done: await outcomeOf(tx, row) };
+    const done = new Map<string, InboundResult>();
+    const found = new Map(rows.map((r) => [r.id, r]));
+    for (const id of ids) {
+      const row = found.get(id);
+      if (!row)
+        done.set(id, {
+          ok: true,
+          outcome: { status: 'skipped', reason: 'inbound_record_gone', ticketId: null, ticketNumber: null },
+        });
+      else if (FINAL.includes(row.status))
+        done.set(id, {
+          ok: true,
+          outcome: {
+            status: row.status,
+            reason: row.reason,
+            ticketId: row.ticket_id,
+            ticketNumber: row.number === null ? null : `T-${row.number}`,
+          },
+        });
+    }
+    const openRows = rows.filter((r) => !FINAL.includes(r.status));
+    if (openRows.length === 0) return { done, open: [] };
     await tx.query(
       `UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
-        WHERE tenant_id = $1 AND id = $2`,
-      [tx.tenantId, row.id],
+        WHERE tenant_id = $1 AND id = ANY($2::uuid[])`,
+      [tx.tenantId, openRows.map((r) => r.id)],
     );
+    const mailboxes = new Map<string, Mailbox>();
+    for (const id of new Set(openRows.map((r) => r.mailbox_id))) mailboxes.set(id, await getMailbox(tx, id));
+    // The stored bytes: handed over in memory when this process accepted them, else read back.
+    const raws = new Map<string, Buffer>();
+    for (const r of openRows) {
+      const held = r.blob_sha256 ? takeRawMessage(tenantId, r.blob_sha256) : undefined;
+      if (held) raws.set(r.blob_sha256!.toString('hex'), held);
+    }
+    const missing = [
+      ...new Set(openRows.filter((r) => r.blob_sha256).map((r) => r.blob_sha256!.toString('hex'))),
+    ].filter((h) => !raws.has(h));
+    if (missing.length > 0) {
+      const { rows: blobs } = await tx.query<{ sha256: Buffer; content: Buffer }>(
+        `SELECT sha256, content FROM blobs
+          WHERE tenant_id = $1 AND sha256 IN (SELECT decode(h, 'hex') FROM unnest($2::text[]) AS h)`,
+        [tx.tenantId, missing],
+      );
+      for (const b of blobs) raws.set(b.sha256.toString('hex'), b.content);
+    }
+    const lastAttempt = new Map(records.map((r) => [r.inboundId, r.lastAttempt]));
     return {
-      done: undefined,
-      row,
-      raw: row.blob_sha256 ? await readBlob(tx, row.blob_sha256) : undefined,
-      mailbox: await getMailbox(tx, row.mailbox_id),
+      done,
+      open: openRows.map((row) => ({
+        row,
+        mailbox: mailboxes.get(row.mailbox_id)!,
+        raw: row.blob_sha256 ? raws.get(row.blob_sha256.toString('hex')) : undefined,
+        lastAttempt: lastAttempt.get(row.id) ?? false,
+      })),
     };
   });
-  if (start.done) return start.done;
-  const { row, mailbox } = start as Required<Pick<typeof start, 'row' | 'mailbox'>>;
-  let raw = start.raw;
+}
 
+/** What a failure means for a record: retry (the job throws), or failed for good. */
+async function failure(
+  deps: InboundDeps,
+  tenantId: string,
+  record: OpenRecord,
+  err: unknown,
+): Promise<InboundResult> {
+  if (err instanceof RateLimited) return { ok: false, error: err }; // the job reschedules it when the provider said
+  const reason = `${(err as Error).name}: ${String((err as Error).message).slice(0, 300)}`;
+  // Credentials a person must renew, or a refusal: no retry will help.
+  const final = record.lastAttempt || err instanceof AuthExpired || err instanceof Permanent;
+  await withTenant(deps.pool, tenantId, async (tx): Promise<unknown> =>
+    final
+      ? finish(tx, record.row.id, 'failed', reason)
+      : tx.query(
+          "UPDATE inbound_messages SET status = 'queued', reason = $3 WHERE tenant_id = $1 AND id = $2",
+          [tx.tenantId, record.row.id, `retrying: ${reason}`],
+        ),
+  ).catch(() => undefined);
+  if (err instanceof AuthExpired || err instanceof Permanent)
+    return { ok: false, error: new PermanentJobError(reason, { cause: err }) };
+  return { ok: false, error: err };
+}
+
+/** Fetches and parses one record's message; an outcome of its own when it ends before applying. */
+async function prepare(
+  deps: InboundDeps,
+  tenantId: string,
+  record: OpenRecord,
+): Promise<{ item: ApplyItem } | { result: InboundResult }> {
+  const { pool } = deps;
+  const { row, mailbox } = record;
   try {
+    let raw = record.raw;
     if (raw === undefined && row.source !== 'mime') {
-      raw = await fetchFromProvider(deps, input.tenantId, row, mailbox);
+      raw = await fetchFromProvider(deps, tenantId, row, mailbox);
       if (raw !== undefined) {
         const fetched = raw;
         // Keep the original (DESIGN §5.1): the fetched bytes become the record's blob.
-        await withTenant(pool, input.tenantId, async (tx) => {
+        await withTenant(pool, tenantId, async (tx) => {
           const hash = await storeBlob(tx, fetched);
           await tx.query('UPDATE inbound_messages SET blob_sha256 = $3 WHERE tenant_id = $1 AND id = $2', [
             tx.tenantId,
@@ -200,42 +312,70 @@ export async function processInbound(
         });
       }
     }
-    if (raw === undefined) {
-      return await withTenant(pool, input.tenantId, (tx) =>
-        finish(tx, row.id, 'skipped', 'source_unavailable'),
+    const done = (outcome: Outcome) => ({ result: { ok: true, outcome } as InboundResult });
+    if (raw === undefined)
+      return done(
+        await withTenant(pool, tenantId, (tx) => finish(tx, row.id, 'skipped', 'source_unavailable')),
       );
-    }
     const bytes = raw;
-    if (bytes.length > mailbox.settings.maxMessageBytes) {
-      return await withTenant(pool, input.tenantId, (tx) => skipTooLarge(tx, mailbox, row.id, bytes));
-    }
-    let parsed: ParsedMessage;
+    if (bytes.length > mailbox.settings.maxMessageBytes)
+      return done(await withTenant(pool, tenantId, (tx) => skipTooLarge(tx, mailbox, row.id, bytes)));
+    let mail: ParsedMessage;
     try {
-      parsed = await parseMessage(bytes);
+      mail = await parseMessage(bytes);
     } catch (err) {
       deps.logger.warn({ err, inboundId: row.id }, 'message could not be parsed; quarantined');
-      return await withTenant(pool, input.tenantId, (tx) =>
-        finish(tx, row.id, 'quarantined', `unparseable: ${String((err as Error).message).slice(0, 200)}`),
+      return done(
+        await withTenant(pool, tenantId, (tx) =>
+          finish(tx, row.id, 'quarantined', `unparseable: ${String((err as Error).message).slice(0, 200)}`),
+        ),
       );
     }
-    return await withTenant(pool, input.tenantId, (tx) => applyMessage(tx, deps, mailbox, row.id, parsed));
+    return { item: { inboundId: row.id, mailbox, mail } };
   } catch (err) {
-    if (err instanceof RateLimited) throw err; // the job reschedules it for when the provider said
-    const reason = `${(err as Error).name}: ${String((err as Error).message).slice(0, 300)}`;
-    // Credentials a person must renew, or a refusal: no retry will help.
-    const final = input.lastAttempt || err instanceof AuthExpired || err instanceof Permanent;
-    await withTenant(pool, input.tenantId, async (tx): Promise<unknown> =>
-      final
-        ? finish(tx, row.id, 'failed', reason)
-        : tx.query(
-            "UPDATE inbound_messages SET status = 'queued', reason = $3 WHERE tenant_id = $1 AND id = $2",
-            [tx.tenantId, row.id, `retrying: ${reason}`],
-          ),
-    ).catch(() => undefined);
-    if (err instanceof AuthExpired || err instanceof Permanent)
-      throw new PermanentJobError(reason, { cause: err });
-    throw err;
+    return { result: await failure(deps, tenantId, record, err) };
   }
+}
+
+async function processTenantBatch(
+  deps: InboundDeps,
+  tenantId: string,
+  records: { inboundId: string; lastAttempt: boolean }[],
+): Promise<Map<string, InboundResult>> {
+  const { done, open } = await startRecords(deps, tenantId, records);
+  const prepared = await Promise.all(open.map((record) => prepare(deps, tenantId, record)));
+  const ready: { record: OpenRecord; item: ApplyItem }[] = [];
+  prepared.forEach((p, i) => {
+    if ('result' in p) done.set(open[i]!.row.id, p.result);
+    else ready.push({ record: open[i]!, item: p.item });
+  });
+  if (ready.length === 0) return done;
+  const apply = (batch: ApplyItem[]) =>
+    withTenant(deps.pool, tenantId, (tx) => applyBatch(tx, deps.messageIdKey, batch));
+  try {
+    const outcomes = await apply(ready.map((r) => r.item));
+    ready.forEach((r, i) => done.set(r.item.inboundId, { ok: true, outcome: outcomes[i]! }));
+  } catch (batchError) {
+    if (ready.length === 1) {
+      done.set(ready[0]!.item.inboundId, await failure(deps, tenantId, ready[0]!.record, batchError));
+      return done;
+    }
+    // One message's failure (or a deadlock with another batch) must not hold up the others: each
+    // again on its own, in order.
+    deps.logger.info(
+      { err: batchError, messages: ready.length },
+      'inbound batch failed; applying its messages one by one',
+    );
+    for (const r of ready) {
+      try {
+        const [outcome] = await apply([r.item]);
+        done.set(r.item.inboundId, { ok: true, outcome: outcome! });
+      } catch (err) {
+        done.set(r.item.inboundId, await failure(deps, tenantId, r.record, err));
+      }
+    }
+  }
+  return done;
 }
 
 async function skipTooLarge(
@@ -320,223 +460,6 @@ async function duplicateOf(
   }
   return finish(tx, inboundId, 'duplicate', `duplicate of ${claim.inboundId} (${claim.outcome})`, {
     ticketId: claim.ticketId,
-    key,
-  });
-}
-
-async function setKeyOutcome(
-  tx: TenantTx,
-  mailboxId: string,
-  key: string,
-  outcome: string,
-  reason: string | null,
-  ticketId: string | null,
-) {
-  await tx.query(
-    'UPDATE message_keys SET outcome = $4, reason = $5, ticket_id = $6 WHERE tenant_id = $1 AND mailbox_id = $2 AND key = $3',
-    [tx.tenantId, mailboxId, key, outcome, reason, ticketId],
-  );
-}
-
-async function applyMessage(
-  tx: TenantTx,
-  deps: InboundDeps,
-  mailbox: Mailbox,
-  inboundId: string,
-  mail: ParsedMessage,
-): Promise<Outcome> {
-  const key = mail.key;
-  const claim = await claimKey(tx, mailbox.id, key, inboundId, 'processing', null);
-  if (!claim.claimed) return duplicateOf(tx, inboundId, claim, key);
-  const skip = async (reason: string) => {
-    await setKeyOutcome(tx, mailbox.id, key, 'skipped', reason, null);
-    return finish(tx, inboundId, 'skipped', reason, { key });
-  };
-
-  const ownAddresses = await mailboxAddresses(tx);
-  const senderAddress = mail.from?.address;
-  if (!senderAddress) return skip('no_sender');
-  if (
-    ownAddresses.has(normalizeEmail(senderAddress)) ||
-    (mail.messageId && looksLikeOurMessageId(mail.messageId))
-  ) {
-    return skip('own_mail');
-  }
-
-  let senderId = await findPersonIdByEmail(tx, senderAddress).catch(() => undefined);
-  if (!senderId) {
-    if (!mailbox.settings.createContacts) return skip('unknown_sender');
-    try {
-      senderId = await findOrCreateContact(tx, senderAddress, {
-        name: mail.from?.name || undefined,
-        actor: 'system:inbound',
-      });
-    } catch {
-      return skip('invalid_sender_address');
-    }
-  }
-  const { rows: senderRows } = await tx.query<{ kind: string }>(
-    'SELECT kind FROM people WHERE tenant_id = $1 AND id = $2',
-    [tx.tenantId, senderId],
-  );
-  const fromAgent = senderRows[0]?.kind === 'agent';
-  const { automatic, bounce } = mail.classification;
-
-  let target = await findThread(tx, {
-    mailboxId: mailbox.id,
-    references: mail.references,
-    subject: mail.subject,
-    senderId,
-    senderAddress,
-    messageIdKey: deps.messageIdKey,
-  });
-  if (!target && bounce && mail.bouncedMessageId) {
-    const ticketId = await ticketByMessageIds(tx, mailbox.id, [mail.bouncedMessageId]);
-    if (ticketId) {
-      const { rows } = await tx.query<{ status: TicketStatus; requester_id: string; updated_at: string }>(
-        'SELECT status, requester_id, updated_at FROM tickets WHERE tenant_id = $1 AND id = $2',
-        [tx.tenantId, ticketId],
-      );
-      if (rows[0])
-        target = {
-          ticketId,
-          status: rows[0].status,
-          requesterId: rows[0].requester_id,
-          updatedAt: rows[0].updated_at,
-          rule: 'bounce',
-        };
-    }
-  }
-
-  // A reply to a solved or closed ticket reopens it within the mailbox's window; later, or when it
-  // is automatic mail that must not reopen anything, see below.
-  if (target && (target.status === 'solved' || target.status === 'closed') && !automatic) {
-    const ageDays = (Date.now() - Date.parse(target.updatedAt)) / 86_400_000;
-    if (ageDays > mailbox.settings.reopenWithinDays) target = undefined; // a new ticket
-  }
-
-  let ticketId: string;
-  let status: 'created' | 'appended';
-  if (target) {
-    ticketId = target.ticketId;
-    status = 'appended';
-    let next: TicketStatus | undefined;
-    if (
-      !automatic &&
-      !fromAgent &&
-      (target.status === 'pending' || target.status === 'solved' || target.status === 'closed')
-    )
-      next = 'open';
-    if (next && next !== target.status) {
-      await tx.query('UPDATE tickets SET status = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2', [
-        tx.tenantId,
-        ticketId,
-        next,
-      ]);
-      await recordStatusChange(tx, ticketId, target.status, next, senderId);
-    } else if (fromAgent && target.status === 'new' && !bounce) {
-      await tx.query(
-        "UPDATE tickets SET status = 'open', updated_at = now() WHERE tenant_id = $1 AND id = $2",
-        [tx.tenantId, ticketId],
-      );
-      await recordStatusChange(tx, ticketId, 'new', 'open', senderId);
-    } else {
-      await tx.query('UPDATE tickets SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [
-        tx.tenantId,
-        ticketId,
-      ]);
-    }
-  } else {
-    if (automatic && !mailbox.settings.automaticMayOpenTickets) return skip(bounce ? 'bounce' : 'automatic');
-    const ticket = await createTicket(tx, {
-      subject: mail.subject.slice(0, 998) || '(no subject)',
-      requester: { personId: senderId },
-      actorId: senderId,
-    });
-    ticketId = ticket.id;
-    status = 'created';
-  }
-
-  const messageRowId = uuidv7();
-  await tx.query(
-    `INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html,
-                                  rfc_message_id, inbound_id, mail_from, mail_to, mail_cc, mail_subject, reply_text, classification)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-    [
-      tx.tenantId,
-      messageRowId,
-      ticketId,
-      senderId,
-      bounce ? 'internal' : 'public',
-      fromAgent ? 'outbound' : 'inbound',
-      mail.text || '(empty message)',
-      mail.html,
-      mail.messageId,
-      inboundId,
-      senderAddress,
-      JSON.stringify(mail.to),
-      JSON.stringify(mail.cc),
-      mail.subject,
-      mail.replyText,
-      JSON.stringify({ ...mail.classification, thread: target?.rule ?? 'new' }),
-    ],
-  );
-
-  // Participants: the sender and the To/Cc addresses that are not our own mailboxes.
-  const participants = new Set<string>([normalizeEmail(senderAddress)]);
-  for (const a of [...mail.to, ...mail.cc]) {
-    const n = normalizeEmail(a.address);
-    if (!ownAddresses.has(n)) participants.add(n);
-  }
-  await tx.query(
-    `INSERT INTO ticket_participants (tenant_id, ticket_id, address_normalized)
-     SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`,
-    [tx.tenantId, ticketId, [...participants]],
-  );
-
-  const byContentId = new Map<string, string>();
-  for (const a of mail.attachments) {
-    const hash = await storeBlob(tx, a.content);
-    const attachmentId = uuidv7();
-    if (a.contentId) byContentId.set(a.contentId.toLowerCase(), attachmentId);
-    await tx.query(
-      `INSERT INTO attachments (tenant_id, id, ticket_id, message_id, filename, content_type, size, sha256, content_id, inline)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [
-        tx.tenantId,
-        attachmentId,
-        ticketId,
-        messageRowId,
-        a.filename.slice(0, 255),
-        a.contentType.slice(0, 255),
-        a.content.length,
-        hash,
-        a.contentId,
-        a.inline,
-      ],
-    );
-  }
-
-  // Inline images: cid: references in the HTML point at the stored attachment.
-  if (mail.html && byContentId.size > 0) {
-    const html = mail.html.replace(/(["'])cid:<?([^"'>\s]+?)>?\1/gi, (whole, quote: string, cid: string) => {
-      const id = byContentId.get(cid.toLowerCase());
-      return id ? `${quote}/api/v1/attachments/${id}${quote}` : whole;
-    });
-    if (html !== mail.html) {
-      await tx.query('UPDATE ticket_messages SET body_html = $3 WHERE tenant_id = $1 AND id = $2', [
-        tx.tenantId,
-        messageRowId,
-        html,
-      ]);
-    }
-  }
-
-  await scheduleSlaWake(tx, ticketId);
-  await setKeyOutcome(tx, mailbox.id, key, status, null, ticketId);
-  return finish(tx, inboundId, status, target ? `thread: ${target.rule}` : null, {
-    ticketId,
-    messageId: messageRowId,
     key,
   });
 }

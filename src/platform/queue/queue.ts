@@ -8,6 +8,8 @@ import { type Job, type JobResult, PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/pool.ts';
 import type { Logger } from '../logging.ts';
 import {
+  type BatchItem,
+  type BatchResult,
   deadLetterName,
   type JobDefinition,
   type JobRef,
@@ -204,30 +206,53 @@ export class JobQueue {
     this.statsTimer.unref();
   }
 
-  /** Runs a fetched batch with its jobs side by side (each settles on its own: perJobResults). */
+  /**
+   * Runs a fetched batch: through the definition's batch handler when it has one, otherwise with its
+   * jobs side by side. Either way each job settles on its own (perJobResults).
+   */
   private async runBatch(def: JobDefinition<any>, jobs: Job<object>[]): Promise<JobResult[]> {
+    const items: BatchItem<object>[] = jobs.map((job) => ({
+      payload: job.data,
+      ctx: {
+        jobId: job.id,
+        attempt: job.retryCount,
+        logger: this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount }),
+        signal: job.signal,
+        send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
+      },
+    }));
+    const settle = (item: BatchItem<object>, result: BatchResult): JobResult => {
+      if (result.ok) return { id: item.ctx.jobId, status: 'completed', output: toOutput(result.output) };
+      const err = result.error;
+      const permanent = err instanceof PermanentJobError;
+      item.ctx.logger.warn({ err, permanent }, 'job failed');
+      return {
+        id: item.ctx.jobId,
+        status: permanent ? 'deadletter' : 'failed',
+        output: { message: (err as Error).message ?? String(err), name: (err as Error).name },
+      };
+    };
+    if (def.handleBatch) {
+      let results: BatchResult[];
+      try {
+        results = await def.handleBatch(items);
+        if (results.length !== items.length)
+          throw new Error('the batch handler returned a result count that does not match');
+      } catch (error) {
+        results = items.map(() => ({ ok: false, error }));
+      }
+      return items.map((item, i) => settle(item, results[i]!));
+    }
     return Promise.all(
-      jobs.map(async (job): Promise<JobResult> => {
-        const logger = this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount });
-        try {
-          const output = await def.handler(job.data, {
-            jobId: job.id,
-            attempt: job.retryCount,
-            logger,
-            signal: job.signal,
-            send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
-          });
-          return { id: job.id, status: 'completed', output: toOutput(output) };
-        } catch (err) {
-          const permanent = err instanceof PermanentJobError;
-          logger.warn({ err, permanent }, 'job failed');
-          return {
-            id: job.id,
-            status: permanent ? 'deadletter' : 'failed',
-            output: { message: (err as Error).message ?? String(err), name: (err as Error).name },
-          };
-        }
-      }),
+      items.map(async (item) =>
+        settle(
+          item,
+          await def.handler(item.payload, item.ctx).then(
+            (output): BatchResult => ({ ok: true, output }),
+            (error): BatchResult => ({ ok: false, error }),
+          ),
+        ),
+      ),
     );
   }
 

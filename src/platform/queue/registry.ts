@@ -49,7 +49,21 @@ export interface JobDefinition<P extends object = object> extends JobRef<P> {
   /** Parallel fetch loops per process. */
   concurrency: number;
   handler: (payload: P, ctx: JobContext) => Promise<unknown>;
+  /**
+   * Optional: runs a whole fetched batch at once (e.g. to share transactions and statements between
+   * its jobs). One result per item, in order; each job still completes, retries or dead-letters on
+   * its own. Without it the worker runs `handler` for each job of the batch side by side.
+   */
+  handleBatch?: (items: BatchItem<P>[]) => Promise<BatchResult[]>;
 }
+
+export interface BatchItem<P extends object = object> {
+  payload: P;
+  ctx: JobContext;
+}
+
+/** A job's result in a batch: its output, or the error it failed with (PermanentJobError: dead-letter). */
+export type BatchResult = { ok: true; output: unknown } | { ok: false; error: unknown };
 
 /** Declares a job type; the payload type travels with the definition. */
 export function defineJob<P extends object>(

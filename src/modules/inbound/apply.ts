@@ -1,0 +1,674 @@
+// Applying parsed messages, a batch of them in ONE transaction (DESIGN §3.2, §3.4): claim each
+// message key, resolve the senders, thread, and write the tickets or comments with their
+// attachments, participants, SLA wake-ups and the inbound outcomes. A message alone is a batch of one.
+//
+// The batch reads what it needs in a few set-based statements (keys, senders, threads), decides
+// each message in order in memory exactly as if the messages had been applied one after another
+// (a later message sees the tickets, keys, contacts and participants an earlier one made, and the
+// ticket states it changed), then writes everything in a few multi-row statements: about fifteen
+// statements for the whole batch instead of twenty per message. Keys are claimed first, in one
+// sorted INSERT ... ON CONFLICT DO NOTHING, so a key taken by another transaction (or by an earlier
+// message of the same batch) makes that message a duplicate before anything else is written for it.
+// If any statement fails the caller rolls the whole batch back and applies its messages one by one.
+import { sha256 } from '../../platform/crypto.ts';
+import { nextTicketNumber, type TenantTx } from '../../platform/db/tx.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { findOrCreateContact, normalizeEmail } from '../people/service.ts';
+import type { TicketStatus } from '../tickets/service.ts';
+import { type Mailbox, mailboxAddresses } from './mailboxes.ts';
+import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
+import { looksLikeOurMessageId, verifyMessageId } from './signing.ts';
+
+export type InboundStatus =
+  'queued' | 'processing' | 'created' | 'appended' | 'duplicate' | 'skipped' | 'failed' | 'quarantined';
+
+export interface Outcome {
+  status: InboundStatus;
+  reason: string | null;
+  ticketId: string | null;
+  ticketNumber: string | null;
+}
+
+export interface ApplyItem {
+  inboundId: string;
+  mailbox: Mailbox;
+  mail: ParsedMessage;
+}
+
+interface TicketState {
+  id: string;
+  /** Set for a ticket of this batch once numbers are taken. */
+  number: number | undefined;
+  status: TicketStatus;
+  requesterId: string;
+  updatedAt: string;
+}
+
+type Rule = 'signed_id' | 'message_id' | 'subject_tag' | 'bounce';
+
+const keyOf = (mailboxId: string, key: string) => `${mailboxId}\n${key}`;
+const numberText = (n: number | undefined) => (n === undefined ? null : `T-${n}`);
+
+/** What the batch writes, collected while its messages are decided. */
+class Writes {
+  newTickets: { state: TicketState; subject: string }[] = [];
+  /** Final status of existing tickets that changed (absent: only touched). */
+  ticketStatus = new Map<string, TicketStatus | null>();
+  history: { ticketId: string; from: TicketStatus; to: TicketStatus; by: string }[] = [];
+  messages: unknown[][] = [];
+  participants = new Set<string>();
+  blobs = new Map<string, Buffer>();
+  attachments: unknown[][] = [];
+  wakes = new Set<string>();
+  keyOutcomes: {
+    mailboxId: string;
+    key: string;
+    outcome: string;
+    reason: string | null;
+    ticket: TicketState | null;
+  }[] = [];
+  finals: {
+    inboundId: string;
+    status: InboundStatus;
+    reason: string | null;
+    ticket: TicketState | null;
+    ticketId: string | null;
+    messageId: string | null;
+    key: string;
+  }[] = [];
+}
+
+interface KeyRow {
+  mailbox_id: string;
+  key: string;
+  inbound_id: string;
+  outcome: string;
+  ticket_id: string | null;
+  number: number | null;
+  own_status: InboundStatus | null;
+  own_reason: string | null;
+  own_ticket_id: string | null;
+  own_number: number | null;
+}
+
+interface TicketRow {
+  id: string;
+  number: number;
+  status: TicketStatus;
+  requester_id: string;
+  updated_at: string;
+}
+
+/** Claims the keys of the batch (first occurrence of each); returns the keys this transaction took. */
+async function claimKeys(tx: TenantTx, items: ApplyItem[], first: Map<string, number>): Promise<Set<string>> {
+  const claims = [...first.values()]
+    .map((i) => items[i]!)
+    .sort((a, b) =>
+      a.mailbox.id === b.mailbox.id
+        ? a.mail.key < b.mail.key
+          ? -1
+          : 1
+        : a.mailbox.id < b.mailbox.id
+          ? -1
+          : 1,
+    );
+  const { rows } = await tx.query<{ mailbox_id: string; key: string }>(
+    `INSERT INTO message_keys (tenant_id, mailbox_id, key, inbound_id, outcome)
+     SELECT $1, x.mailbox_id, x.key, x.inbound_id, 'processing'
+       FROM unnest($2::uuid[], $3::text[], $4::uuid[]) WITH ORDINALITY AS x(mailbox_id, key, inbound_id, ord)
+      ORDER BY x.ord
+     ON CONFLICT (tenant_id, mailbox_id, key) DO NOTHING
+     RETURNING mailbox_id, key`,
+    [
+      tx.tenantId,
+      claims.map((c) => c.mailbox.id),
+      claims.map((c) => c.mail.key),
+      claims.map((c) => c.inboundId),
+    ],
+  );
+  return new Set(rows.map((r) => keyOf(r.mailbox_id, r.key)));
+}
+
+/** The committed key rows that another transaction holds, with the ticket numbers of their outcomes. */
+async function takenKeys(tx: TenantTx, taken: ApplyItem[]): Promise<Map<string, KeyRow>> {
+  if (taken.length === 0) return new Map();
+  const { rows } = await tx.query<KeyRow>(
+    `SELECT k.mailbox_id, k.key, k.inbound_id, k.outcome, k.ticket_id, t.number,
+            i.status AS own_status, i.reason AS own_reason, i.ticket_id AS own_ticket_id, ot.number AS own_number
+       FROM unnest($2::uuid[], $3::text[]) AS x(mailbox_id, key)
+       JOIN message_keys k ON k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key
+       LEFT JOIN tickets t ON t.tenant_id = $1 AND t.id = k.ticket_id
+       LEFT JOIN inbound_messages i ON i.tenant_id = $1 AND i.id = k.inbound_id
+       LEFT JOIN tickets ot ON ot.tenant_id = $1 AND ot.id = i.ticket_id`,
+    [tx.tenantId, taken.map((c) => c.mailbox.id), taken.map((c) => c.mail.key)],
+  );
+  return new Map(rows.map((r) => [keyOf(r.mailbox_id, r.key), r]));
+}
+
+/** Applies the messages in order; returns one outcome per item. Items must have distinct inbound ids. */
+export async function applyBatch(tx: TenantTx, messageIdKey: Buffer, items: ApplyItem[]): Promise<Outcome[]> {
+  const outcomes: (Outcome | undefined)[] = items.map(() => undefined);
+  const w = new Writes();
+
+  // 1. Claims. The first message of the batch with a key claims it; later ones with the same key
+  //    are duplicates of that one, decided below once its outcome is known.
+  const first = new Map<string, number>();
+  items.forEach((it, i) => {
+    const k = keyOf(it.mailbox.id, it.mail.key);
+    if (!first.has(k)) first.set(k, i);
+  });
+  const claimed = await claimKeys(tx, items, first);
+  const taken = await takenKeys(
+    tx,
+    [...first.entries()].filter(([k]) => !claimed.has(k)).map(([, i]) => items[i]!),
+  );
+  const batchKeys = new Map<string, { inboundId: string; outcome: string; ticket: TicketState | null }>();
+
+  // 2. What the decisions read: own addresses, senders, keys and tickets threads may point at.
+  const ownAddresses = await mailboxAddresses(tx);
+  const live = items.filter((it, i) => {
+    const k = keyOf(it.mailbox.id, it.mail.key);
+    return claimed.has(k) && first.get(k) === i;
+  });
+  const senderOf = (it: ApplyItem) => it.mail.from?.address;
+  const isOwnMail = (it: ApplyItem) =>
+    ownAddresses.has(normalizeEmail(senderOf(it)!)) ||
+    (it.mail.messageId !== null && looksLikeOurMessageId(it.mail.messageId));
+  const withSender = live.filter((it) => senderOf(it) && !isOwnMail(it));
+  const people = new Map<string, { id: string; kind: string | null } | 'invalid'>();
+  const addresses = [...new Set(withSender.map((it) => normalizeEmail(senderOf(it)!)))];
+  if (addresses.length > 0) {
+    const { rows } = await tx.query<{ address: string; person_id: string; kind: string | null }>(
+      `SELECT e.address_normalized AS address, e.person_id, p.kind
+         FROM person_emails e LEFT JOIN people p ON p.tenant_id = e.tenant_id AND p.id = e.person_id
+        WHERE e.tenant_id = $1 AND e.address_normalized = ANY($2::text[])`,
+      [tx.tenantId, addresses],
+    );
+    for (const r of rows) people.set(r.address, { id: r.person_id, kind: r.kind });
+  }
+  // Unknown senders become contacts where the mailbox allows it (the first message's name), one
+  // address at a time in a fixed order; an address that cannot be one skips its messages.
+  const toCreate = new Map<string, ApplyItem>();
+  for (const it of withSender) {
+    const n = normalizeEmail(senderOf(it)!);
+    if (!people.has(n) && it.mailbox.settings.createContacts && !toCreate.has(n)) toCreate.set(n, it);
+  }
+  for (const n of [...toCreate.keys()].sort()) {
+    const it = toCreate.get(n)!;
+    try {
+      const id = await findOrCreateContact(tx, senderOf(it)!, {
+        name: it.mail.from?.name || undefined,
+        actor: 'system:inbound',
+      });
+      people.set(n, { id, kind: 'contact' });
+    } catch {
+      people.set(n, 'invalid');
+    }
+  }
+
+  const refKeys = new Map<string, { mailboxId: string; key: string }>();
+  for (const it of live) {
+    for (const ref of it.mail.references)
+      refKeys.set(keyOf(it.mailbox.id, ref), { mailboxId: it.mailbox.id, key: ref });
+    if (it.mail.classification.bounce && it.mail.bouncedMessageId)
+      refKeys.set(keyOf(it.mailbox.id, it.mail.bouncedMessageId), {
+        mailboxId: it.mailbox.id,
+        key: it.mail.bouncedMessageId,
+      });
+  }
+  const storedKeys = new Map<string, string>();
+  if (refKeys.size > 0) {
+    const refs = [...refKeys.values()];
+    const { rows } = await tx.query<{ mailbox_id: string; key: string; ticket_id: string }>(
+      `SELECT k.mailbox_id, k.key, k.ticket_id
+         FROM unnest($2::uuid[], $3::text[]) AS x(mailbox_id, key)
+         JOIN message_keys k ON k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key
+        WHERE k.ticket_id IS NOT NULL`,
+      [tx.tenantId, refs.map((r) => r.mailboxId), refs.map((r) => r.key)],
+    );
+    for (const r of rows) storedKeys.set(keyOf(r.mailbox_id, r.key), r.ticket_id);
+  }
+  const tickets = new Map<string, TicketState>();
+  const toState = (r: TicketRow): TicketState => ({
+    id: r.id,
+    number: r.number,
+    status: r.status,
+    requesterId: r.requester_id,
+    updatedAt: r.updated_at,
+  });
+  const signed = new Set<string>();
+  for (const it of live)
+    for (const ref of it.mail.references) {
+      const id = verifyMessageId(messageIdKey, tx.tenantId, ref);
+      if (id) signed.add(id);
+    }
+  const wanted = [...new Set([...signed, ...storedKeys.values()])];
+  if (wanted.length > 0) {
+    const { rows } = await tx.query<TicketRow>(
+      'SELECT id, number, status, requester_id, updated_at FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
+      [tx.tenantId, wanted],
+    );
+    for (const r of rows) tickets.set(r.id, toState(r));
+  }
+  // Subject tags: the tickets they name, with those of their participants that send in this batch.
+  const tagged = new Map<number, string>();
+  const participants = new Set<string>();
+  const tags = [
+    ...new Set(live.map((it) => subjectTicketNumber(it.mail.subject)).filter((n) => n !== undefined)),
+  ];
+  if (tags.length > 0) {
+    const { rows } = await tx.query<TicketRow & { participants: string[] }>(
+      `SELECT t.id, t.number, t.status, t.requester_id, t.updated_at,
+              ARRAY(SELECT p.address_normalized FROM ticket_participants p
+                     WHERE p.tenant_id = t.tenant_id AND p.ticket_id = t.id AND p.address_normalized = ANY($3::text[])) AS participants
+         FROM tickets t WHERE t.tenant_id = $1 AND t.number = ANY($2::bigint[])`,
+      [tx.tenantId, tags, addresses],
+    );
+    for (const r of rows) {
+      if (!tickets.has(r.id)) tickets.set(r.id, toState(r));
+      tagged.set(Number(r.number), r.id);
+      for (const a of r.participants) participants.add(keyOf(r.id, a));
+    }
+  }
+
+  // 3. Decisions, message by message in order.
+  const now = new Date().toISOString();
+  const ticketOfKey = (mailboxId: string, key: string): string | undefined => {
+    const k = keyOf(mailboxId, key);
+    return batchKeys.get(k)?.ticket?.id ?? storedKeys.get(k);
+  };
+  // Threading (DESIGN §5.1), in this order: a Message-ID Relaydesk signed for this tenant in
+  // In-Reply-To or References; any Message-ID stored for this mailbox, References read newest
+  // first; a [#T-n] subject tag, only when the sender is the ticket's requester or a participant.
+  const findThread = (
+    it: ApplyItem,
+    senderId: string,
+    address: string,
+  ): { ticket: TicketState; rule: Rule } | undefined => {
+    for (const ref of it.mail.references) {
+      const id = verifyMessageId(messageIdKey, tx.tenantId, ref);
+      const t = id === undefined ? undefined : tickets.get(id);
+      if (t) return { ticket: t, rule: 'signed_id' };
+    }
+    const byRef = it.mail.references
+      .map((ref) => ticketOfKey(it.mailbox.id, ref))
+      .find((id) => id !== undefined);
+    if (byRef !== undefined) {
+      const t = tickets.get(byRef);
+      if (t) return { ticket: t, rule: 'message_id' };
+    }
+    const number = subjectTicketNumber(it.mail.subject);
+    const id = number === undefined ? undefined : tagged.get(number);
+    const t = id === undefined ? undefined : tickets.get(id);
+    // A tag from a stranger is ignored: it must not let anyone write into any ticket by guessing numbers.
+    if (t && (t.requesterId === senderId || participants.has(keyOf(t.id, address))))
+      return { ticket: t, rule: 'subject_tag' };
+    return undefined;
+  };
+
+  items.forEach((it, i) => {
+    const k = keyOf(it.mailbox.id, it.mail.key);
+    const key = it.mail.key;
+    const firstIndex = first.get(k)!;
+    if (!claimed.has(k)) {
+      const row = taken.get(k);
+      if (!row) throw new Error(`message key ${key} is neither claimed nor taken`);
+      if (row.inbound_id === it.inboundId) {
+        // Two workers ran this same record at once (a redelivered job beside the CLI, say): the
+        // other one committed first. Its outcome is the outcome.
+        outcomes[i] = {
+          status: row.own_status ?? 'processing',
+          reason: row.own_reason,
+          ticketId: row.own_ticket_id,
+          ticketNumber: numberText(row.own_number ?? undefined),
+        };
+        return;
+      }
+      const reason = `duplicate of ${row.inbound_id} (${row.outcome})`;
+      w.finals.push({
+        inboundId: it.inboundId,
+        status: 'duplicate',
+        reason,
+        ticket: null,
+        ticketId: row.ticket_id,
+        messageId: null,
+        key,
+      });
+      outcomes[i] = {
+        status: 'duplicate',
+        reason,
+        ticketId: row.ticket_id,
+        ticketNumber: numberText(row.number ?? undefined),
+      };
+      return;
+    }
+    if (firstIndex !== i) {
+      const earlier = batchKeys.get(k)!;
+      const reason = `duplicate of ${earlier.inboundId} (${earlier.outcome})`;
+      const ticket = earlier.ticket;
+      w.finals.push({
+        inboundId: it.inboundId,
+        status: 'duplicate',
+        reason,
+        ticket,
+        ticketId: ticket?.id ?? null,
+        messageId: null,
+        key,
+      });
+      outcomes[i] = { status: 'duplicate', reason, ticketId: ticket?.id ?? null, ticketNumber: null };
+      return;
+    }
+    const skip = (reason: string) => {
+      batchKeys.set(k, { inboundId: it.inboundId, outcome: 'skipped', ticket: null });
+      w.keyOutcomes.push({ mailboxId: it.mailbox.id, key, outcome: 'skipped', reason, ticket: null });
+      w.finals.push({
+        inboundId: it.inboundId,
+        status: 'skipped',
+        reason,
+        ticket: null,
+        ticketId: null,
+        messageId: null,
+        key,
+      });
+      outcomes[i] = { status: 'skipped', reason, ticketId: null, ticketNumber: null };
+    };
+    const mail = it.mail;
+    const senderAddress = senderOf(it);
+    if (!senderAddress) return skip('no_sender');
+    if (isOwnMail(it)) return skip('own_mail');
+    const person = people.get(normalizeEmail(senderAddress));
+    if (person === undefined) return skip('unknown_sender');
+    if (person === 'invalid') return skip('invalid_sender_address');
+    const senderId = person.id;
+    const fromAgent = person.kind === 'agent';
+    const { automatic, bounce } = mail.classification;
+
+    let target = findThread(it, senderId, normalizeEmail(senderAddress));
+    if (!target && bounce && mail.bouncedMessageId) {
+      const id = ticketOfKey(it.mailbox.id, mail.bouncedMessageId);
+      const t = id === undefined ? undefined : tickets.get(id);
+      if (t) target = { ticket: t, rule: 'bounce' };
+    }
+    // A reply to a solved or closed ticket reopens it within the mailbox's window; later, or when it
+    // is automatic mail that must not reopen anything, see below.
+    if (target && (target.ticket.status === 'solved' || target.ticket.status === 'closed') && !automatic) {
+      const ageDays = (Date.now() - Date.parse(target.ticket.updatedAt)) / 86_400_000;
+      if (ageDays > it.mailbox.settings.reopenWithinDays) target = undefined; // a new ticket
+    }
+
+    let ticket: TicketState;
+    let status: 'created' | 'appended';
+    if (target) {
+      ticket = target.ticket;
+      status = 'appended';
+      let next: TicketStatus | undefined;
+      if (
+        !automatic &&
+        !fromAgent &&
+        (ticket.status === 'pending' || ticket.status === 'solved' || ticket.status === 'closed')
+      )
+        next = 'open';
+      else if (fromAgent && ticket.status === 'new' && !bounce) next = 'open';
+      if (next && next !== ticket.status) {
+        w.history.push({ ticketId: ticket.id, from: ticket.status, to: next, by: senderId });
+        ticket.status = next;
+        w.ticketStatus.set(ticket.id, next);
+      } else if (!w.ticketStatus.has(ticket.id)) w.ticketStatus.set(ticket.id, null);
+      ticket.updatedAt = now;
+    } else {
+      if (automatic && !it.mailbox.settings.automaticMayOpenTickets)
+        return skip(bounce ? 'bounce' : 'automatic');
+      ticket = { id: uuidv7(), number: undefined, status: 'new', requesterId: senderId, updatedAt: now };
+      tickets.set(ticket.id, ticket);
+      w.newTickets.push({ state: ticket, subject: (mail.subject.slice(0, 998) || '(no subject)').trim() });
+      status = 'created';
+    }
+
+    const messageRowId = uuidv7();
+    // Participants: the sender and the To/Cc addresses that are not our own mailboxes.
+    const added = new Set<string>([normalizeEmail(senderAddress)]);
+    for (const a of [...mail.to, ...mail.cc]) {
+      const n = normalizeEmail(a.address);
+      if (!ownAddresses.has(n)) added.add(n);
+    }
+    for (const a of added) {
+      participants.add(keyOf(ticket.id, a));
+      w.participants.add(keyOf(ticket.id, a));
+    }
+    // Attachments, and the cid: references of inline images pointed at them.
+    const byContentId = new Map<string, string>();
+    for (const a of mail.attachments) {
+      const hash = sha256(a.content);
+      w.blobs.set(hash.toString('hex'), a.content);
+      const attachmentId = uuidv7();
+      if (a.contentId) byContentId.set(a.contentId.toLowerCase(), attachmentId);
+      w.attachments.push([
+        attachmentId,
+        ticket.id,
+        messageRowId,
+        a.filename.slice(0, 255),
+        a.contentType.slice(0, 255),
+        a.content.length,
+        hash.toString('hex'),
+        a.contentId,
+        a.inline,
+      ]);
+    }
+    let html = mail.html;
+    if (html && byContentId.size > 0) {
+      html = html.replace(/(["'])cid:<?([^"'>\s]+?)>?\1/gi, (whole, quote: string, cid: string) => {
+        const id = byContentId.get(cid.toLowerCase());
+        return id ? `${quote}/api/v1/attachments/${id}${quote}` : whole;
+      });
+    }
+    w.messages.push([
+      messageRowId,
+      ticket.id,
+      senderId,
+      bounce ? 'internal' : 'public',
+      fromAgent ? 'outbound' : 'inbound',
+      mail.text || '(empty message)',
+      html,
+      mail.messageId,
+      it.inboundId,
+      senderAddress,
+      JSON.stringify(mail.to),
+      JSON.stringify(mail.cc),
+      mail.subject,
+      mail.replyText,
+      JSON.stringify({ ...mail.classification, thread: target?.rule ?? 'new' }),
+    ]);
+    w.wakes.add(ticket.id);
+    batchKeys.set(k, { inboundId: it.inboundId, outcome: status, ticket });
+    w.keyOutcomes.push({ mailboxId: it.mailbox.id, key, outcome: status, reason: null, ticket });
+    const reason = target ? `thread: ${target.rule}` : null;
+    w.finals.push({
+      inboundId: it.inboundId,
+      status,
+      reason,
+      ticket,
+      ticketId: ticket.id,
+      messageId: messageRowId,
+      key,
+    });
+    outcomes[i] = { status, reason, ticketId: ticket.id, ticketNumber: null };
+  });
+
+  // 4. Writes.
+  await writeBatch(tx, w);
+  // Ticket numbers, now that the new tickets have theirs (duplicates of an earlier message included).
+  return outcomes.map((o, i) => {
+    if (!o) throw new Error('a message of the batch got no outcome');
+    if (o.ticketNumber !== null || o.ticketId === null) return o;
+    const final = w.finals.find((f) => f.inboundId === items[i]!.inboundId);
+    const n = final?.ticket?.number ?? tickets.get(o.ticketId)?.number;
+    return { ...o, ticketNumber: numberText(n) };
+  });
+}
+
+/** Takes `count` ticket numbers, increasing (from the short counter transaction createTicket uses). */
+async function takeTicketNumbers(tx: TenantTx, count: number): Promise<number[]> {
+  if (count === 0) return [];
+  if (!tx.pool) {
+    const { rows } = await tx.query<{ last_number: number }>(
+      'UPDATE ticket_counters SET last_number = last_number + $2 WHERE tenant_id = $1 RETURNING last_number',
+      [tx.tenantId, count],
+    );
+    const last = rows[0]?.last_number;
+    if (last === undefined) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
+    return Array.from({ length: count }, (_, i) => last - count + 1 + i);
+  }
+  const pool = tx.pool;
+  const numbers = await Promise.all(Array.from({ length: count }, () => nextTicketNumber(pool, tx.tenantId)));
+  return numbers.sort((a, b) => a - b);
+}
+
+async function writeBatch(tx: TenantTx, w: Writes): Promise<void> {
+  const t = tx.tenantId;
+  const numbers = await takeTicketNumbers(tx, w.newTickets.length);
+  w.newTickets.forEach((n, i) => {
+    n.state.number = numbers[i];
+  });
+  if (w.newTickets.length > 0) {
+    // Created in the batch's order: clock_timestamp() per row keeps that order in created_at.
+    await tx.query(
+      `WITH x AS (
+         SELECT x.*, clock_timestamp() AS at
+           FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::uuid[]) WITH ORDINALITY AS x(id, number, subject, requester_id, ord)
+       ), t AS (
+         INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, created_at, updated_at)
+         SELECT $1, id, number, subject, 'normal', requester_id, at, at FROM x ORDER BY ord
+         RETURNING tenant_id, id, status, requester_id, created_at
+       )
+       INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
+       SELECT tenant_id, id, NULL, status, created_at, requester_id FROM t ORDER BY created_at`,
+      [
+        t,
+        w.newTickets.map((n) => n.state.id),
+        w.newTickets.map((n) => n.state.number),
+        w.newTickets.map((n) => n.subject),
+        w.newTickets.map((n) => n.state.requesterId),
+      ],
+    );
+  }
+  if (w.ticketStatus.size > 0) {
+    const ids = [...w.ticketStatus.keys()].sort();
+    await tx.query(
+      `UPDATE tickets t SET status = coalesce(x.status, t.status), updated_at = clock_timestamp()
+         FROM unnest($2::uuid[], $3::text[]) AS x(id, status)
+        WHERE t.tenant_id = $1 AND t.id = x.id`,
+      [t, ids, ids.map((id) => w.ticketStatus.get(id) ?? null)],
+    );
+  }
+  if (w.history.length > 0) {
+    await tx.query(
+      `INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at, changed_by)
+       SELECT $1, x.ticket_id, x.from_status, x.to_status, clock_timestamp(), x.changed_by
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[]) WITH ORDINALITY AS x(ticket_id, from_status, to_status, changed_by, ord)
+        ORDER BY x.ord`,
+      [
+        t,
+        w.history.map((h) => h.ticketId),
+        w.history.map((h) => h.from),
+        w.history.map((h) => h.to),
+        w.history.map((h) => h.by),
+      ],
+    );
+  }
+  if (w.messages.length > 0) {
+    const col = (i: number) => w.messages.map((m) => m[i]);
+    await tx.query(
+      `INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html,
+                                    rfc_message_id, inbound_id, mail_from, mail_to, mail_cc, mail_subject, reply_text,
+                                    classification, created_at)
+       SELECT $1, x.id, x.ticket_id, x.author_id, x.visibility, x.direction, x.body_text, x.body_html, x.rfc_message_id,
+              x.inbound_id, x.mail_from, x.mail_to, x.mail_cc, x.mail_subject, x.reply_text, x.classification, clock_timestamp()
+         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                     $10::uuid[], $11::text[], $12::jsonb[], $13::jsonb[], $14::text[], $15::text[], $16::jsonb[])
+              WITH ORDINALITY AS x(id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id,
+                                   inbound_id, mail_from, mail_to, mail_cc, mail_subject, reply_text, classification, ord)
+        ORDER BY x.ord`,
+      [t, ...Array.from({ length: 15 }, (_, i) => col(i))],
+    );
+  }
+  if (w.participants.size > 0) {
+    const pairs = [...w.participants].sort().map((p) => p.split('\n'));
+    await tx.query(
+      `INSERT INTO ticket_participants (tenant_id, ticket_id, address_normalized)
+       SELECT $1, x.ticket_id, x.address FROM unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS x(ticket_id, address, ord)
+        ORDER BY x.ord
+       ON CONFLICT DO NOTHING`,
+      [t, pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+    );
+  }
+  if (w.blobs.size > 0) {
+    // Contents go as binary parameters (an array parameter would travel as escaped text).
+    const hashes = [...w.blobs.keys()].sort();
+    const values: unknown[] = [t];
+    const rows = hashes.map((h) => {
+      const content = w.blobs.get(h)!;
+      values.push(Buffer.from(h, 'hex'), content.length, content);
+      return `($1, $${values.length - 2}, $${values.length - 1}, $${values.length})`;
+    });
+    await tx.query(
+      `INSERT INTO blobs (tenant_id, sha256, size, content) VALUES ${rows.join(', ')}
+       ON CONFLICT (tenant_id, sha256) DO NOTHING`,
+      values,
+    );
+  }
+  if (w.attachments.length > 0) {
+    const col = (i: number) => w.attachments.map((a) => a[i]);
+    await tx.query(
+      `INSERT INTO attachments (tenant_id, id, ticket_id, message_id, filename, content_type, size, sha256, content_id, inline, created_at)
+       SELECT $1, x.id, x.ticket_id, x.message_id, x.filename, x.content_type, x.size, decode(x.sha256, 'hex'), x.content_id,
+              x.inline, clock_timestamp()
+         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::boolean[])
+              WITH ORDINALITY AS x(id, ticket_id, message_id, filename, content_type, size, sha256, content_id, inline, ord)
+        ORDER BY x.ord`,
+      [t, ...Array.from({ length: 9 }, (_, i) => col(i))],
+    );
+  }
+  if (w.wakes.size > 0) {
+    // As scheduleSlaWake does, for every ticket the batch touched (the SLA scheduler looks at it now).
+    await tx.query(
+      `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at)
+       SELECT $1, x.id, now() FROM unnest($2::uuid[]) WITH ORDINALITY AS x(id, ord) ORDER BY x.ord
+       ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, now())`,
+      [t, [...w.wakes].sort()],
+    );
+  }
+  if (w.keyOutcomes.length > 0) {
+    const k = w.keyOutcomes;
+    await tx.query(
+      `UPDATE message_keys k SET outcome = x.outcome, reason = x.reason, ticket_id = x.ticket_id
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[]) AS x(mailbox_id, key, outcome, reason, ticket_id)
+        WHERE k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key`,
+      [
+        t,
+        k.map((o) => o.mailboxId),
+        k.map((o) => o.key),
+        k.map((o) => o.outcome),
+        k.map((o) => o.reason),
+        k.map((o) => o.ticket?.id ?? null),
+      ],
+    );
+  }
+  if (w.finals.length > 0) {
+    const f = [...w.finals].sort((a, b) => (a.inboundId < b.inboundId ? -1 : 1));
+    await tx.query(
+      `UPDATE inbound_messages i SET status = x.status, reason = x.reason, ticket_id = x.ticket_id,
+              ticket_message_id = x.message_id, message_key = coalesce(x.key, i.message_key), updated_at = now()
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[]) AS x(id, status, reason, ticket_id, message_id, key)
+        WHERE i.tenant_id = $1 AND i.id = x.id`,
+      [
+        t,
+        f.map((o) => o.inboundId),
+        f.map((o) => o.status),
+        f.map((o) => o.reason),
+        f.map((o) => o.ticket?.id ?? o.ticketId),
+        f.map((o) => o.messageId),
+        f.map((o) => o.key),
+      ],
+    );
+  }
+}
