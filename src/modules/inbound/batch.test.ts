@@ -388,4 +388,29 @@ describe('inbound batches', () => {
     );
     expect(rows[0].n).toBe(1);
   });
+
+  it('accepts messages arriving together in shared transactions, each acknowledged only with its record and job', async () => {
+    const tenant = tenants.b;
+    const raws = Array.from({ length: 20 }, (_, i) => mail({ id: `group-${i}`, subject: `Group ${i}` }));
+    const results = await Promise.allSettled([
+      ...raws.map((raw) =>
+        acceptRawMessage(t.db.pool, t.queue, { tenantId: tenant.id, mailboxId: tenant.support, raw }),
+      ),
+      acceptRawMessage(t.db.pool, t.queue, {
+        tenantId: tenant.id,
+        mailboxId: '00000000-0000-7000-8000-000000000000',
+        raw: raws[0]!,
+      }),
+      acceptRawMessage(t.db.pool, t.queue, { tenantId: tenant.id, mailboxId: tenant.support, raw: raws[3]! }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([...raws.map(() => 'fulfilled'), 'rejected', 'fulfilled']);
+    expect((results[20] as PromiseRejectedResult).reason).toMatchObject({ code: 'not_found' });
+    const ids = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.inboundId] : []));
+    const { rows } = await t.db.pool.query(
+      `SELECT (SELECT count(*)::int FROM inbound_messages WHERE id = ANY($1::uuid[])) AS records,
+              (SELECT count(*)::int FROM pgboss.job WHERE name = 'inbound.process' AND data->>'inboundId' = ANY($2::text[])) AS jobs`,
+      [ids, ids],
+    );
+    expect(rows[0]).toEqual({ records: 21, jobs: 21 });
+  });
 });
