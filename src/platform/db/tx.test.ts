@@ -209,6 +209,9 @@ describe('nextTicketNumber', () => {
     const second = await Promise.all(
       Array.from({ length: 40 }, () => nextTicketNumber(db.pool, a.tenant.id)),
     );
+    // Requests that wait while a take is under way are served together, in the order they asked.
+    expect(first).toEqual([...first].sort((x, y) => x - y));
+    expect(second).toEqual([...second].sort((x, y) => x - y));
     const all = [...first, ...second].sort((x, y) => x - y);
     expect(all).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
     const { rows } = await db.pool.query('SELECT last_number FROM ticket_counters WHERE tenant_id = $1', [
