@@ -10,7 +10,6 @@
 // sorted INSERT ... ON CONFLICT DO NOTHING, so a key taken by another transaction (or by an earlier
 // message of the same batch) makes that message a duplicate before anything else is written for it.
 // If any statement fails the caller rolls the whole batch back and applies its messages one by one.
-import { sha256 } from '../../platform/crypto.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { findOrCreateContact, normalizeEmail } from '../people/service.ts';
@@ -401,7 +400,7 @@ export async function applyBatch(tx: TenantTx, messageIdKey: Buffer, items: Appl
     // Attachments, and the cid: references of inline images pointed at them.
     const byContentId = new Map<string, string>();
     for (const a of mail.attachments) {
-      const hash = sha256(a.content);
+      const hash = a.sha256;
       w.blobs.set(hash.toString('hex'), a.content);
       const attachmentId = uuidv7();
       if (a.contentId) byContentId.set(a.contentId.toLowerCase(), attachmentId);

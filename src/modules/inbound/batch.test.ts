@@ -334,6 +334,12 @@ describe('inbound batches', () => {
     expect(a.outcomes[phase1.length + 5]).toMatchObject({ status: 'appended', reason: 'thread: bounce' });
     expect(a.messages.some((m) => m.attachments?.[0]?.startsWith('logo.png'))).toBe(true);
     expect(a.messages.find((m) => m.attachments)?.body_html).toContain('/api/v1/attachments/x');
+    // Every blob is stored under the SHA-256 of its content (attachments take the parser's hash).
+    const { rows } = await t.db.pool.query(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE sha256(content) <> sha256)::int AS wrong FROM blobs`,
+    );
+    expect(rows[0].n).toBeGreaterThan(20);
+    expect(rows[0].wrong).toBe(0);
   });
 
   it('applies the other messages of a batch when one of them fails, and retries that one', async () => {

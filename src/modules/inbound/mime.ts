@@ -2,6 +2,7 @@
 // to thread by, the automatic-mail and bounce classification, and the new part of a reply. No
 // database, no clock: everything here is a function of the bytes.
 import { createHash } from 'node:crypto';
+import { sha256 } from '../../platform/crypto.ts';
 import { compile as compileHtmlToText } from 'html-to-text';
 import iconv from 'iconv-lite';
 import { type AddressObject, type ParsedMail, simpleParser } from 'mailparser';
@@ -16,6 +17,8 @@ export interface ParsedAttachment {
   filename: string;
   contentType: string;
   content: Buffer;
+  /** SHA-256 of the content (the key of its blob). */
+  sha256: Buffer;
   contentId: string | null;
   inline: boolean;
 }
@@ -372,6 +375,7 @@ function deliveryStatusPart(raw: Buffer): ParsedAttachment | undefined {
       filename: `${description || 'delivery-status'}.txt`,
       contentType: 'message/delivery-status',
       content: Buffer.from(body, 'latin1'),
+      sha256: sha256(Buffer.from(body, 'latin1')),
       contentId: null,
       inline: false,
     };
@@ -388,7 +392,14 @@ function deliveryStatusPart(raw: Buffer): ParsedAttachment | undefined {
 // every other structure, the parser converts as before.
 const MAILPARSER_MAX_HTML_DEPTH = 1000;
 const htmlPartToText = compileHtmlToText({ limits: { maxDepth: MAILPARSER_MAX_HTML_DEPTH } });
-const PARSE_OPTIONS = { skipImageLinks: true, skipTextToHtml: true, keepCidLinks: true } as const;
+// The parser hashes every attachment as it decodes it (MD5 unless told otherwise): asked for
+// SHA-256, that hash is the blob key the attachment is stored under, and is not computed twice.
+const PARSE_OPTIONS = {
+  skipImageLinks: true,
+  skipTextToHtml: true,
+  keepCidLinks: true,
+  checksumAlgo: 'sha256',
+} as const;
 
 function countOf(text: string, char: string): number {
   let n = 0;
@@ -432,6 +443,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
         (await defaultFilename(type, a.content, headerText(a.headers.get('content-description')), i)),
       contentType: type,
       content: a.content,
+      sha256: /^[0-9a-f]{64}$/.test(a.checksum ?? '') ? Buffer.from(a.checksum, 'hex') : sha256(a.content),
       contentId: a.contentId ? (normalizeMessageId(a.contentId) ?? null) : null,
       inline: a.contentDisposition === 'inline' || Boolean(a.related),
     });

@@ -13,14 +13,8 @@ import { type ApplyItem, applyBatch, type InboundStatus, type Outcome } from './
 import { takeRawMessage } from './handoff.ts';
 import { acceptRawMessage, storeBlob } from './ingest.ts';
 import { type Mailbox, getMailbox, mailboxCredentials } from './mailboxes.ts';
-import {
-  generatedKey,
-  headerBlock,
-  normalizeMessageId,
-  type ParsedMessage,
-  parseMessage,
-  rawHeaders,
-} from './mime.ts';
+import { generatedKey, headerBlock, normalizeMessageId, type ParsedMessage, rawHeaders } from './mime.ts';
+import { parseInThread } from './parse-pool.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import { fetchImapMessage } from './providers/imap/listener.ts';
 
@@ -322,7 +316,7 @@ async function prepare(
       return done(await withTenant(pool, tenantId, (tx) => skipTooLarge(tx, mailbox, row.id, bytes)));
     let mail: ParsedMessage;
     try {
-      mail = await parseMessage(bytes);
+      mail = await parseInThread(bytes);
     } catch (err) {
       deps.logger.warn({ err, inboundId: row.id }, 'message could not be parsed; quarantined');
       return done(
