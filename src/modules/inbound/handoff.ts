@@ -7,7 +7,7 @@
 //
 // Bounded in bytes and in age. When full, new entries are not kept (the oldest ones are the ones
 // the queue hands out next); a worker takes an entry out when it uses it.
-const MAX_BYTES = 256 * 1024 * 1024;
+const MAX_BYTES = 512 * 1024 * 1024;
 const MAX_AGE_MS = 120_000;
 
 const entries = new Map<string, { content: Buffer; at: number }>();
