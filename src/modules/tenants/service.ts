@@ -75,6 +75,9 @@ export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> 
 /** Removes the tenant and every row it owns (tenant_id keys cascade), in one transaction. */
 export async function deleteTenant(pool: Pool, id: string): Promise<void> {
   await withSystemTx(pool, async (sys) => {
+    // Messages reach the tenant through their ticket (migration 0011) but also reference their
+    // author: removed first, so that the people's removal never finds a message still pointing at one.
+    await sys.query('DELETE FROM ticket_messages WHERE tenant_id = $1', [id]);
     const { rowCount } = await sys.query('DELETE FROM tenants WHERE id = $1', [id]);
     if (rowCount === 0) throw notFound('tenant');
   });
