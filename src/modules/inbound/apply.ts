@@ -12,11 +12,12 @@
 // If any statement fails the caller rolls the whole batch back and applies its messages one by one.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
-import { findOrCreateContact, normalizeEmail } from '../people/service.ts';
+import { normalizeEmail } from '../people/service.ts';
 import type { TicketStatus } from '../tickets/service.ts';
-import { type Mailbox, mailboxAddresses } from './mailboxes.ts';
+import { claimKeys, isOwnMail, keyOf, readContext, senderOf, takenKeys } from './lookups.ts';
+import type { Mailbox } from './mailboxes.ts';
 import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
-import { looksLikeOurMessageId, verifyMessageId } from './signing.ts';
+import { verifyMessageId } from './signing.ts';
 import { type TicketState, Writes, writeBatch } from './store.ts';
 
 export type InboundStatus =
@@ -37,75 +38,7 @@ export interface ApplyItem {
 
 type Rule = 'signed_id' | 'message_id' | 'subject_tag' | 'bounce';
 
-const keyOf = (mailboxId: string, key: string) => `${mailboxId}\n${key}`;
 const numberText = (n: number | undefined) => (n === undefined ? null : `T-${n}`);
-
-interface KeyRow {
-  mailbox_id: string;
-  key: string;
-  inbound_id: string;
-  outcome: string;
-  ticket_id: string | null;
-  number: number | null;
-  own_status: InboundStatus | null;
-  own_reason: string | null;
-  own_ticket_id: string | null;
-  own_number: number | null;
-}
-
-interface TicketRow {
-  id: string;
-  number: number;
-  status: TicketStatus;
-  requester_id: string;
-  updated_at: string;
-}
-
-/** Claims the keys of the batch (first occurrence of each); returns the keys this transaction took. */
-async function claimKeys(tx: TenantTx, items: ApplyItem[], first: Map<string, number>): Promise<Set<string>> {
-  const claims = [...first.values()]
-    .map((i) => items[i]!)
-    .sort((a, b) =>
-      a.mailbox.id === b.mailbox.id
-        ? a.mail.key < b.mail.key
-          ? -1
-          : 1
-        : a.mailbox.id < b.mailbox.id
-          ? -1
-          : 1,
-    );
-  const { rows } = await tx.query<{ mailbox_id: string; key: string }>(
-    `INSERT INTO message_keys (tenant_id, mailbox_id, key, inbound_id, outcome)
-     SELECT $1, x.mailbox_id, x.key, x.inbound_id, 'processing'
-       FROM unnest($2::uuid[], $3::text[], $4::uuid[]) WITH ORDINALITY AS x(mailbox_id, key, inbound_id, ord)
-      ORDER BY x.ord
-     ON CONFLICT (tenant_id, mailbox_id, key) DO NOTHING
-     RETURNING mailbox_id, key`,
-    [
-      tx.tenantId,
-      claims.map((c) => c.mailbox.id),
-      claims.map((c) => c.mail.key),
-      claims.map((c) => c.inboundId),
-    ],
-  );
-  return new Set(rows.map((r) => keyOf(r.mailbox_id, r.key)));
-}
-
-/** The committed key rows that another transaction holds, with the ticket numbers of their outcomes. */
-async function takenKeys(tx: TenantTx, taken: ApplyItem[]): Promise<Map<string, KeyRow>> {
-  if (taken.length === 0) return new Map();
-  const { rows } = await tx.query<KeyRow>(
-    `SELECT k.mailbox_id, k.key, k.inbound_id, k.outcome, k.ticket_id, t.number,
-            i.status AS own_status, i.reason AS own_reason, i.ticket_id AS own_ticket_id, ot.number AS own_number
-       FROM unnest($2::uuid[], $3::text[]) AS x(mailbox_id, key)
-       JOIN message_keys k ON k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key
-       LEFT JOIN tickets t ON t.tenant_id = $1 AND t.id = k.ticket_id
-       LEFT JOIN inbound_messages i ON i.tenant_id = $1 AND i.id = k.inbound_id
-       LEFT JOIN tickets ot ON ot.tenant_id = $1 AND ot.id = i.ticket_id`,
-    [tx.tenantId, taken.map((c) => c.mailbox.id), taken.map((c) => c.mail.key)],
-  );
-  return new Map(rows.map((r) => [keyOf(r.mailbox_id, r.key), r]));
-}
 
 /** Applies the messages in order; returns one outcome per item. Items must have distinct inbound ids. */
 export async function applyBatch(tx: TenantTx, messageIdKey: Buffer, items: ApplyItem[]): Promise<Outcome[]> {
@@ -127,112 +60,15 @@ export async function applyBatch(tx: TenantTx, messageIdKey: Buffer, items: Appl
   const batchKeys = new Map<string, { inboundId: string; outcome: string; ticket: TicketState | null }>();
 
   // 2. What the decisions read: own addresses, senders, keys and tickets threads may point at.
-  const ownAddresses = await mailboxAddresses(tx);
   const live = items.filter((it, i) => {
     const k = keyOf(it.mailbox.id, it.mail.key);
     return claimed.has(k) && first.get(k) === i;
   });
-  const senderOf = (it: ApplyItem) => it.mail.from?.address;
-  const isOwnMail = (it: ApplyItem) =>
-    ownAddresses.has(normalizeEmail(senderOf(it)!)) ||
-    (it.mail.messageId !== null && looksLikeOurMessageId(it.mail.messageId));
-  const withSender = live.filter((it) => senderOf(it) && !isOwnMail(it));
-  const people = new Map<string, { id: string; kind: string | null } | 'invalid'>();
-  const addresses = [...new Set(withSender.map((it) => normalizeEmail(senderOf(it)!)))];
-  if (addresses.length > 0) {
-    const { rows } = await tx.query<{ address: string; person_id: string; kind: string | null }>(
-      `SELECT e.address_normalized AS address, e.person_id, p.kind
-         FROM person_emails e LEFT JOIN people p ON p.tenant_id = e.tenant_id AND p.id = e.person_id
-        WHERE e.tenant_id = $1 AND e.address_normalized = ANY($2::text[])`,
-      [tx.tenantId, addresses],
-    );
-    for (const r of rows) people.set(r.address, { id: r.person_id, kind: r.kind });
-  }
-  // Unknown senders become contacts where the mailbox allows it (the first message's name), one
-  // address at a time in a fixed order; an address that cannot be one skips its messages.
-  const toCreate = new Map<string, ApplyItem>();
-  for (const it of withSender) {
-    const n = normalizeEmail(senderOf(it)!);
-    if (!people.has(n) && it.mailbox.settings.createContacts && !toCreate.has(n)) toCreate.set(n, it);
-  }
-  for (const n of [...toCreate.keys()].sort()) {
-    const it = toCreate.get(n)!;
-    try {
-      const id = await findOrCreateContact(tx, senderOf(it)!, {
-        name: it.mail.from?.name || undefined,
-        actor: 'system:inbound',
-      });
-      people.set(n, { id, kind: 'contact' });
-    } catch {
-      people.set(n, 'invalid');
-    }
-  }
-
-  const refKeys = new Map<string, { mailboxId: string; key: string }>();
-  for (const it of live) {
-    for (const ref of it.mail.references)
-      refKeys.set(keyOf(it.mailbox.id, ref), { mailboxId: it.mailbox.id, key: ref });
-    if (it.mail.classification.bounce && it.mail.bouncedMessageId)
-      refKeys.set(keyOf(it.mailbox.id, it.mail.bouncedMessageId), {
-        mailboxId: it.mailbox.id,
-        key: it.mail.bouncedMessageId,
-      });
-  }
-  const storedKeys = new Map<string, string>();
-  if (refKeys.size > 0) {
-    const refs = [...refKeys.values()];
-    const { rows } = await tx.query<{ mailbox_id: string; key: string; ticket_id: string }>(
-      `SELECT k.mailbox_id, k.key, k.ticket_id
-         FROM unnest($2::uuid[], $3::text[]) AS x(mailbox_id, key)
-         JOIN message_keys k ON k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key
-        WHERE k.ticket_id IS NOT NULL`,
-      [tx.tenantId, refs.map((r) => r.mailboxId), refs.map((r) => r.key)],
-    );
-    for (const r of rows) storedKeys.set(keyOf(r.mailbox_id, r.key), r.ticket_id);
-  }
-  const tickets = new Map<string, TicketState>();
-  const toState = (r: TicketRow): TicketState => ({
-    id: r.id,
-    number: r.number,
-    status: r.status,
-    requesterId: r.requester_id,
-    updatedAt: r.updated_at,
-  });
-  const signed = new Set<string>();
-  for (const it of live)
-    for (const ref of it.mail.references) {
-      const id = verifyMessageId(messageIdKey, tx.tenantId, ref);
-      if (id) signed.add(id);
-    }
-  const wanted = [...new Set([...signed, ...storedKeys.values()])];
-  if (wanted.length > 0) {
-    const { rows } = await tx.query<TicketRow>(
-      'SELECT id, number, status, requester_id, updated_at FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
-      [tx.tenantId, wanted],
-    );
-    for (const r of rows) tickets.set(r.id, toState(r));
-  }
-  // Subject tags: the tickets they name, with those of their participants that send in this batch.
-  const tagged = new Map<number, string>();
-  const participants = new Set<string>();
-  const tags = [
-    ...new Set(live.map((it) => subjectTicketNumber(it.mail.subject)).filter((n) => n !== undefined)),
-  ];
-  if (tags.length > 0) {
-    const { rows } = await tx.query<TicketRow & { participants: string[] }>(
-      `SELECT t.id, t.number, t.status, t.requester_id, t.updated_at,
-              ARRAY(SELECT p.address_normalized FROM ticket_participants p
-                     WHERE p.tenant_id = t.tenant_id AND p.ticket_id = t.id AND p.address_normalized = ANY($3::text[])) AS participants
-         FROM tickets t WHERE t.tenant_id = $1 AND t.number = ANY($2::bigint[])`,
-      [tx.tenantId, tags, addresses],
-    );
-    for (const r of rows) {
-      if (!tickets.has(r.id)) tickets.set(r.id, toState(r));
-      tagged.set(Number(r.number), r.id);
-      for (const a of r.participants) participants.add(keyOf(r.id, a));
-    }
-  }
-
+  const { ownAddresses, people, storedKeys, tickets, tagged, participants } = await readContext(
+    tx,
+    messageIdKey,
+    live,
+  );
   // 3. Decisions, message by message in order.
   const now = new Date().toISOString();
   const ticketOfKey = (mailboxId: string, key: string): string | undefined => {
@@ -337,7 +173,7 @@ export async function applyBatch(tx: TenantTx, messageIdKey: Buffer, items: Appl
     const mail = it.mail;
     const senderAddress = senderOf(it);
     if (!senderAddress) return skip('no_sender');
-    if (isOwnMail(it)) return skip('own_mail');
+    if (isOwnMail(ownAddresses, it)) return skip('own_mail');
     const person = people.get(normalizeEmail(senderAddress));
     if (person === undefined) return skip('unknown_sender');
     if (person === 'invalid') return skip('invalid_sender_address');
