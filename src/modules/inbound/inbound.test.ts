@@ -256,6 +256,29 @@ describe('raw MIME ingress and consume', () => {
 });
 
 describe('threading', () => {
+  it('opens a new ticket for a reply to a deleted ticket, also when its subject names the old one', async () => {
+    const first = await ingest(mail({ messageId: '<gone-1@example.org>', subject: 'Old problem' }));
+    expect(first.status).toBe('created');
+    const del = await t.call(t.a.adminToken.token, 'DELETE', `/api/v1/tickets/${first.ticketId}`);
+    expect(del.status).toBe(204);
+    const reply = await ingest(
+      mail({
+        messageId: '<gone-2@example.org>',
+        inReplyTo: '<gone-1@example.org>',
+        subject: 'Re: Old problem',
+      }),
+    );
+    expect(reply.status).toBe('created');
+    expect(reply.ticketId).not.toBe(first.ticketId);
+    const { rows } = await t.db.pool.query('SELECT number FROM tickets WHERE id = $1', [first.ticketId]);
+    const tagged = await ingest(mail({ subject: `Re: [T-${rows[0].number}] Old problem` }));
+    expect(tagged.status).toBe('created');
+    expect(tagged.ticketId).not.toBe(first.ticketId);
+    // The redelivered original is still recognised as a duplicate (its key outlives the ticket).
+    const again = await ingest(mail({ messageId: '<gone-1@example.org>', subject: 'Old problem' }));
+    expect(again.status).toBe('duplicate');
+  });
+
   it('threads a reply by In-Reply-To, and an Outlook reply that kept only References', async () => {
     const first = await ingest(mail({ messageId: '<thread-1@example.org>', subject: 'VPN' }));
     const reply = await ingest(

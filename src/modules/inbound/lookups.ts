@@ -186,7 +186,7 @@ export async function readContext(
   const wanted = [...new Set([...signed, ...storedKeys.values()])];
   if (wanted.length > 0) {
     const { rows } = await tx.query<TicketRow>(
-      'SELECT id, number, status, requester_id, updated_at FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
+      'SELECT id, number, status, requester_id, updated_at FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND deleted_at IS NULL',
       [tx.tenantId, wanted],
     );
     for (const r of rows) tickets.set(r.id, toState(r));
@@ -202,7 +202,7 @@ export async function readContext(
       `SELECT t.id, t.number, t.status, t.requester_id, t.updated_at,
               ARRAY(SELECT p.address_normalized FROM ticket_participants p
                      WHERE p.tenant_id = t.tenant_id AND p.ticket_id = t.id AND p.address_normalized = ANY($3::text[])) AS participants
-         FROM tickets t WHERE t.tenant_id = $1 AND t.number = ANY($2::bigint[])`,
+         FROM tickets t WHERE t.tenant_id = $1 AND t.number = ANY($2::bigint[]) AND t.deleted_at IS NULL`,
       [tx.tenantId, tags, addresses],
     );
     for (const r of rows) {

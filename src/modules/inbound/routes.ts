@@ -332,6 +332,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
         const { rows } = await tx.query<{ filename: string; content_type: string; content: Buffer }>(
           `SELECT a.filename, a.content_type, b.content FROM attachments a
              JOIN blobs b ON b.tenant_id = a.tenant_id AND b.sha256 = a.sha256
+             JOIN tickets t ON t.tenant_id = a.tenant_id AND t.id = a.ticket_id AND t.deleted_at IS NULL
             WHERE a.tenant_id = $1 AND a.id = $2`,
           [tx.tenantId, request.params.id],
         );

@@ -14,12 +14,10 @@
 //   matches any more, the metric lost its target). The diff and the new rows are written in the
 //   same transaction, which holds the ticket's wake-up row, so each is recorded once.
 //
-// Deleting a ticket: there is no way to delete one today (no route or service; a people merge moves
-// tickets, a person with tickets cannot be deleted). Deleting a tenant removes everything of it, its
-// SLA events included. A future ticket delete cannot simply write `cancelled`: sla_events cascades
-// with the ticket, so the event would vanish in the same statement. It would soft-delete the ticket
-// (and let the evaluation see no policy, which cancels the clocks here) or record the cancellation
-// where it outlives the ticket (the audit log).
+// Deleting a ticket marks it (tickets.deleted_at, migration 0012) and wakes it: the evaluation then
+// sees no clocks, which cancels the stored ones here with reason `ticket_deleted`. The rows, these
+// events included, stay (a hard delete would cascade them away in the same statement). Deleting a
+// tenant removes everything of it, its SLA events included.
 import type { TicketPriority } from '../tickets/service.ts';
 import type { ClockState, MetricName } from './clocks.ts';
 import type { ComputedSla } from './ticket-sla.ts';
@@ -142,8 +140,9 @@ export function diffClocks(input: {
   }
   for (const [k, s] of stored) {
     if (seen.has(k) || s.status === 'fulfilled' || s.status === 'cancelled') continue;
-    const reason =
-      computed.policy === null
+    const reason = computed.deleted
+      ? 'ticket_deleted'
+      : computed.policy === null
         ? 'no_policy'
         : computed.clocks.some((c) => c.metric === s.metric)
           ? 'cycle_gone'

@@ -421,3 +421,39 @@ describe('recomputed and cancelled', () => {
     ).toBe(0);
   });
 });
+
+describe('ticket deletion', () => {
+  it('cancels the clocks (reason ticket_deleted, events kept) and nothing fires afterwards', async () => {
+    const d = await desk(
+      { targets: { normal: { firstResponse: 600, resolution: 3600 } } },
+      '2026-03-30T14:00:00Z',
+    );
+    const ticket = await ticketAt(d, 0);
+    await pass(d, ticket, 10);
+    expect(await events(d, ticket.id, ['started'])).toHaveLength(2);
+    const del = await t.call(d.token, 'DELETE', `/api/v1/tickets/${ticket.id}`);
+    expect(del.status).toBe(204);
+    await pass(d, ticket, 20);
+    const cancelled = await t.db.pool.query(
+      "SELECT metric, data->>'reason' AS reason FROM sla_events WHERE ticket_id = $1 AND type = 'cancelled' ORDER BY metric",
+      [ticket.id],
+    );
+    expect(cancelled.rows).toEqual([
+      { metric: 'first_response', reason: 'ticket_deleted' },
+      { metric: 'resolution', reason: 'ticket_deleted' },
+    ]);
+    // Past every threshold: nothing fires for a deleted ticket, and it has no wake-up left.
+    expect(await pass(d, ticket, 5000)).toBe(0);
+    const fires = await t.db.pool.query(
+      'SELECT count(*)::int AS n FROM sla_threshold_fires WHERE ticket_id = $1',
+      [ticket.id],
+    );
+    expect(fires.rows[0].n).toBe(0);
+    const clocks = await t.db.pool.query('SELECT DISTINCT status FROM sla_clocks WHERE ticket_id = $1', [
+      ticket.id,
+    ]);
+    expect(clocks.rows).toEqual([{ status: 'cancelled' }]);
+    expect((await t.call(d.token, 'GET', `/api/v1/tickets/${ticket.id}/sla`)).status).toBe(404);
+    expect((await t.call(d.token, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).status).toBe(404);
+  });
+});

@@ -327,10 +327,10 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
-        const { rows: ticket } = await tx.query('SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2', [
-          tx.tenantId,
-          request.params.id,
-        ]);
+        const { rows: ticket } = await tx.query(
+          'SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL',
+          [tx.tenantId, request.params.id],
+        );
         if (ticket.length === 0) throw notFound('ticket');
         const limit = clampLimit(request.query.limit);
         const cursor = decodeCursor(request.query.cursor);

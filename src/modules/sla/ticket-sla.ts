@@ -119,6 +119,8 @@ export interface TicketSlaInput {
   requesterEmail: string | null;
   mailboxId: string | null;
   timeline: TimelineEntry[];
+  /** Deleted tickets keep their rows; their clocks are cancelled. */
+  deleted: boolean;
 }
 
 /** The SLA inputs of the given tickets (missing ones are absent from the map). */
@@ -133,8 +135,9 @@ export async function loadTicketInputs(
     created_at: string;
     email: string | null;
     mailbox_id: string | null;
+    deleted: boolean;
   }>(
-    `SELECT t.id, t.priority, t.created_at,
+    `SELECT t.id, t.priority, t.created_at, t.deleted_at IS NOT NULL AS deleted,
             CASE WHEN $3 THEN (SELECT address FROM person_emails e
                                 WHERE e.tenant_id = t.tenant_id AND e.person_id = t.requester_id AND e.is_primary) END AS email,
             CASE WHEN $4 THEN (SELECT i.mailbox_id FROM ticket_messages m
@@ -152,6 +155,7 @@ export async function loadTicketInputs(
       requesterEmail: r.email,
       mailboxId: r.mailbox_id,
       timeline: [],
+      deleted: r.deleted,
     });
   if (inputs.size === 0) return inputs;
   const { rows: events } = await tx.query<{
@@ -194,10 +198,14 @@ export interface ComputedSla {
   calendarId: string | null;
   calendarUpdatedAt: string | null;
   clocks: ClockState[];
+  /** The ticket was deleted: every clock it had is cancelled. */
+  deleted?: boolean;
 }
 
 /** The ticket's clocks at `now` (seconds) under the first matching policy; none when none matches. */
 export function computeTicketSla(input: TicketSlaInput, config: SlaConfig, now: number): ComputedSla {
+  if (input.deleted)
+    return { policy: null, calendarId: null, calendarUpdatedAt: null, clocks: [], deleted: true };
   const policy = matchPolicy(config.policies, {
     priority: input.priority,
     requesterEmail: input.requesterEmail,
@@ -222,7 +230,7 @@ export function computeTicketSla(input: TicketSlaInput, config: SlaConfig, now: 
 export async function ticketSla(tx: TenantTx, ticketId: string, now: number): Promise<TicketSla> {
   const config = await loadSlaConfig(tx);
   const input = (await loadTicketInputs(tx, [ticketId], config)).get(ticketId);
-  if (!input) throw notFound('ticket');
+  if (!input || input.deleted) throw notFound('ticket');
   const { policy, clocks } = computeTicketSla(input, config, now);
   if (!policy) return { policyId: null, metrics: [] };
   const iso = (t: number | null) => (t === null ? null : formatInstant(t));

@@ -33,7 +33,7 @@ export async function scheduleSlaRecompute(
         WHERE tenant_id = $1 AND status NOT IN ('fulfilled', 'cancelled')
           AND ($2::uuid IS NULL OR calendar_id = $2::uuid)
        UNION
-       SELECT id FROM tickets WHERE $3 AND tenant_id = $1 AND status NOT IN ('solved', 'closed')
+       SELECT id FROM tickets WHERE $3 AND tenant_id = $1 AND status NOT IN ('solved', 'closed') AND deleted_at IS NULL
      ) woken ORDER BY ticket_id
      ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, now())`,
     [tx.tenantId, scope.calendarId ?? null, scope.openTickets ?? false],

@@ -363,3 +363,39 @@ async function useTestAppTenantWithTickets(n: number): Promise<string> {
   for (let i = 0; i < n; i++) await makeTicket(t, created.adminToken.token);
   return created.adminToken.token;
 }
+
+describe('DELETE /api/v1/tickets/:id', () => {
+  it('deletes: 204, then 404 everywhere and left out of lists; a second delete is 404', async () => {
+    const keep = await makeTicket(t, tokenA, { subject: 'stays' });
+    const doomed = await makeTicket(t, tokenA, { subject: 'goes' });
+    expect((await t.call(tokenA, 'DELETE', `/api/v1/tickets/${doomed.id}`)).status).toBe(204);
+    expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${doomed.id}`)).status).toBe(404);
+    const patch = await t.call(tokenA, 'PATCH', `/api/v1/tickets/${doomed.id}`, { status: 'open' });
+    expect(patch.status).toBe(404);
+    const reply = await t.call(tokenA, 'POST', `/api/v1/tickets/${doomed.id}/messages`, {
+      text: 'hello?',
+      visibility: 'public',
+    });
+    expect(reply.status).toBe(404);
+    expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${doomed.id}/messages`)).status).toBe(404);
+    const list = await t.call(tokenA, 'GET', '/api/v1/tickets?limit=200');
+    const ids = list.body.items.map((x: { id: string }) => x.id);
+    expect(ids).toContain(keep.id);
+    expect(ids).not.toContain(doomed.id);
+    const again = await t.call(tokenA, 'DELETE', `/api/v1/tickets/${doomed.id}`);
+    expect(again.status).toBe(404);
+    expect(again.body.code).toBe('not_found');
+  });
+
+  it("cannot delete another tenant's ticket (404, and it stays), nor with a viewer token (403)", async () => {
+    const theirs = await makeTicket(t, tokenA, { subject: 'A owns this' });
+    const res = await t.call(tokenB, 'DELETE', `/api/v1/tickets/${theirs.id}`);
+    expect(res.status).toBe(404);
+    expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${theirs.id}`)).status).toBe(200);
+    const minted = await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'viewer', label: 'no delete' });
+    const viewer = minted.body.token;
+    const denied = await t.call(viewer, 'DELETE', `/api/v1/tickets/${theirs.id}`);
+    expect(denied.status).toBe(403);
+    expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${theirs.id}`)).status).toBe(200);
+  });
+});

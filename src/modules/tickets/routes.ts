@@ -14,6 +14,7 @@ import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import {
   addMessage,
   createTicket,
+  deleteTicket,
   tryCreateTicket,
   getTicket,
   listMessages,
@@ -170,6 +171,27 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
+  );
+
+  app.delete(
+    '/tickets/:id',
+    {
+      config: { permission: 'tickets:delete' },
+      schema: {
+        tags: ['tickets'],
+        description:
+          'Deletes the ticket: 404 from then on and left out of lists; its SLA clocks are cancelled; a reply by mail opens a new ticket.',
+        params: IdParams,
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      await withTenant(pool, principal.tenantId, (tx) =>
+        deleteTicket(tx, request.params.id, principal.personId),
+      );
+      return reply.code(204).send(null);
+    },
   );
 
   app.patch(

@@ -294,11 +294,26 @@ function insertTicket(
 
 export async function getTicket(tx: TenantTx, id: string): Promise<Ticket> {
   const { rows } = await tx.query<TicketRow>(
-    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2`,
+    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`,
     [tx.tenantId, id],
   );
   if (!rows[0]) throw notFound('ticket');
   return toTicket(rows[0]);
+}
+
+/**
+ * Deletes a ticket: it is marked, not removed. From then on the API answers 404 for it and leaves it
+ * out of lists; the SLA scheduler, woken in this transaction, cancels its clocks (`cancelled`
+ * events, which stay); mail that replies to it opens a new ticket. Deleting it again is a 404.
+ */
+export async function deleteTicket(tx: TenantTx, id: string, actorId: string): Promise<void> {
+  const { rowCount } = await tx.query(
+    `UPDATE tickets SET deleted_at = now(), deleted_by = $3, updated_at = now()
+      WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`,
+    [tx.tenantId, id, actorId],
+  );
+  if (rowCount === 0) throw notFound('ticket');
+  await scheduleSlaWake(tx, id);
 }
 
 export interface ListTicketsInput {
@@ -320,7 +335,7 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
   const limit = clampLimit(input.limit);
   const cursor = decodeCursor(input.cursor);
   const values: unknown[] = [tx.tenantId];
-  const where = ['t.tenant_id = $1'];
+  const where = ['t.tenant_id = $1', 't.deleted_at IS NULL'];
   const add = (sql: string, ...v: unknown[]) => {
     values.push(...v);
     where.push(sql.replace(/\$(\d)/g, (_, i) => `$${values.length - v.length + Number(i)}`));
@@ -364,7 +379,7 @@ export interface UpdateTicketInput {
 
 export async function updateTicket(tx: TenantTx, id: string, input: UpdateTicketInput): Promise<Ticket> {
   const { rows: current } = await tx.query<TicketRow>(
-    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+    `SELECT ${TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`,
     [tx.tenantId, id],
   );
   const before = current[0];
@@ -455,7 +470,7 @@ export async function addMessage(tx: TenantTx, input: AddMessageInput): Promise<
   const text = checkText(input.text, '/text');
   const { rows: ticketRows } = await tx.query<{ status: TicketStatus; kind: string }>(
     `SELECT t.status, p.kind FROM tickets t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = $3
-      WHERE t.tenant_id = $1 AND t.id = $2 FOR UPDATE OF t`,
+      WHERE t.tenant_id = $1 AND t.id = $2 AND t.deleted_at IS NULL FOR UPDATE OF t`,
     [tx.tenantId, input.ticketId, input.authorId],
   );
   const ticket = ticketRows[0];

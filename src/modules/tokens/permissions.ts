@@ -6,6 +6,7 @@ export type TokenRole = (typeof TOKEN_ROLES)[number];
 export const PERMISSIONS = [
   'tickets:read',
   'tickets:write',
+  'tickets:delete',
   'people:read',
   'people:write',
   'tokens:manage',
@@ -19,7 +20,14 @@ export type Permission = (typeof PERMISSIONS)[number];
 
 const ROLE_PERMISSIONS: Record<TokenRole, readonly Permission[]> = {
   admin: PERMISSIONS,
-  agent: ['tickets:read', 'tickets:write', 'people:read', 'people:write', 'deliveries:read'],
+  agent: [
+    'tickets:read',
+    'tickets:write',
+    'tickets:delete',
+    'people:read',
+    'people:write',
+    'deliveries:read',
+  ],
   viewer: ['tickets:read', 'people:read'],
   integration: ['tickets:read', 'tickets:write', 'people:read', 'people:write', 'inbound:write'],
 };
