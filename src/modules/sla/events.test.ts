@@ -457,3 +457,27 @@ describe('ticket deletion', () => {
     expect((await t.call(d.token, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).status).toBe(404);
   });
 });
+
+describe('a tenant without SLA policies', () => {
+  it('starts no clock and leaves no wake-up, summary or event behind', async () => {
+    const c = await createTenant(t.db.pool, { name: `sla-none-${++n}` });
+    const res = await t.call(c.adminToken.token, 'POST', '/api/v1/tickets', {
+      subject: 'No SLA here',
+      requester: { email: 'nosla@example.com' },
+    });
+    expect(res.status).toBe(201);
+    const wake = await t.db.pool.query('SELECT next_wake_at FROM sla_wakeups WHERE ticket_id = $1', [
+      res.body.id,
+    ]);
+    expect(wake.rows).toHaveLength(1); // the ticket's creation woke it
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
+    for (const table of ['sla_wakeups', 'sla_clocks', 'sla_events', 'sla_ticket_state']) {
+      const { rows } = await t.db.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE ticket_id = $1`, [
+        res.body.id,
+      ]);
+      expect(rows[0].n, table).toBe(0);
+    }
+    const sla = await t.call(c.adminToken.token, 'GET', `/api/v1/tickets/${res.body.id}/sla`);
+    expect(sla.body).toEqual({ policyId: null, metrics: [] });
+  });
+});
