@@ -92,10 +92,14 @@ type Connection = {
   sync(): void;
   stream: { cork?: () => void; uncork?: () => void };
   parsedStatements: Record<string, string>;
+  submittedNamedStatements: Record<string, string>;
 };
 
 // pg's Query, with the members its typings leave out: the hooks pg's client calls on the active query.
 interface QueryInternals extends NodeJS.EventEmitter {
+  text?: string;
+  name?: string;
+  values?: unknown;
   submit(connection: Connection): Error | null;
   handleDataRow(msg: unknown): void;
   handleCommandComplete(msg: unknown, connection: Connection): void;
@@ -204,6 +208,17 @@ class PreludedQuery extends QueryBase {
         connection.execute({});
       }
     };
+    // pg refuses some queries in submit() before writing anything; by then the prelude would be
+    // on the wire without its Sync. The same checks come first here, before anything is written.
+    const name = this.name;
+    const previous = name
+      ? (connection.parsedStatements[name] ?? connection.submittedNamedStatements[name])
+      : undefined;
+    if (this.text && previous && this.text !== previous) {
+      return new Error(`Prepared statements must be unique - '${name}' was used for a different statement`);
+    }
+    if (this.values !== undefined && !Array.isArray(this.values))
+      return new Error('Query values must be an array');
     connection.stream.cork?.();
     const sync = connection.sync;
     try {

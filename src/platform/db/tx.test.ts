@@ -3,7 +3,7 @@ import { type TestDatabase, useTestDatabase } from '../../../test/db.ts';
 import { createTenant, deleteTenant } from '../../modules/tenants/service.ts';
 import { createTicket } from '../../modules/tickets/service.ts';
 import { loadMigrations, migrate } from './migrate.ts';
-import { ensureScope, scopeReady } from './pool.ts';
+import { createPool, ensureScope, scopeReady } from './pool.ts';
 import { nextTicketNumber, withTenant, withTenantAutocommit, withTenantRead } from './tx.ts';
 
 let db: TestDatabase;
@@ -175,6 +175,81 @@ describe('one round trip per scoped statement (BEGIN and the scope travel with t
     expect(after.rows[0]).toMatchObject({ ro: 'off' });
     expect(after.rows[0].u).not.toBe('relaydesk_app');
     expect(after.rows[0].t ?? '').toBe('');
+  });
+});
+
+describe('statements the caller did not wait for', () => {
+  // One connection, so that the next borrower gets the very connection the work ran on.
+  const onePool = () => createPool({ connectionString: db.url, max: 1 });
+  const after = async (pool: ReturnType<typeof createPool>) =>
+    (
+      await pool.query(
+        "SELECT current_user AS u, coalesce(current_setting('app.tenant_id', true), '') AS t, current_setting('transaction_read_only') AS ro",
+      )
+    ).rows[0];
+
+  it.each([
+    ['a fresh connection', false],
+    ['a connection already used', true],
+  ])(
+    'withTenant on %s: none runs after the rollback, and the connection comes back clean',
+    async (_name, warmFirst) => {
+      const pool = onePool();
+      try {
+        const a = await createTenant(db.pool, { name: `late-${warmFirst ? 'warm' : 'fresh'}` });
+        if (warmFirst) await withTenant(pool, a.tenant.id, (tx) => tx.query('SELECT $1::int', [1]));
+        const late: Promise<unknown>[] = [];
+        await expect(
+          withTenant(pool, a.tenant.id, async (tx) => {
+            late.push(tx.query("UPDATE tenants SET name = 'late-1' WHERE id = $1", [a.tenant.id]));
+            late.push(tx.query("UPDATE tenants SET name = 'late-2' WHERE id = $1", [a.tenant.id]));
+            throw new Error('gave up early');
+          }),
+        ).rejects.toThrow('gave up early');
+        await Promise.allSettled(late);
+        const { rows } = await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
+        expect(rows[0].name).toBe(`late-${warmFirst ? 'warm' : 'fresh'}`);
+        const state = await after(pool);
+        expect(state.u).not.toBe('relaydesk_app');
+        expect(state.t).toBe('');
+        // And a statement issued after the work ended is refused, not run.
+        let kept: { query: (t: string, v?: unknown[]) => Promise<unknown> } | undefined;
+        await withTenant(pool, a.tenant.id, async (tx) => {
+          kept = tx;
+        });
+        await expect(
+          kept!.query("UPDATE tenants SET name = 'too-late' WHERE id = $1", [a.tenant.id]),
+        ).rejects.toThrow(/has ended/);
+      } finally {
+        await pool.end();
+      }
+    },
+  );
+
+  it('withTenantRead and withTenantAutocommit wait for their statements and refuse later ones', async () => {
+    const pool = onePool();
+    try {
+      const a = await createTenant(db.pool, { name: 'late-auto' });
+      const late: Promise<unknown>[] = [];
+      await expect(
+        withTenantAutocommit(pool, a.tenant.id, async (tx) => {
+          late.push(tx.query("UPDATE tenants SET name = 'auto-1' WHERE id = $1", [a.tenant.id]));
+          throw new Error('stop');
+        }),
+      ).rejects.toThrow('stop');
+      await Promise.allSettled(late);
+      // Each statement commits on its own here: the one issued before the failure ran, in scope.
+      const { rows } = await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
+      expect(rows[0].name).toBe('auto-1');
+      expect(await after(pool)).toMatchObject({ t: '', ro: 'off' });
+      let kept: { query: (t: string, v?: unknown[]) => Promise<unknown> } | undefined;
+      await withTenantRead(pool, a.tenant.id, async (tx) => {
+        kept = tx;
+      });
+      await expect(kept!.query('SELECT 1')).rejects.toThrow(/has ended/);
+    } finally {
+      await pool.end();
+    }
   });
 });
 

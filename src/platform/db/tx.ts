@@ -106,62 +106,86 @@ export async function withTenant<T>(
   let broken = false;
   // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
   // never carries one tenant's scope into the next borrower's transaction.
-  let started: Promise<unknown> | undefined;
+  //
+  // Statements run one after another on a chain (`tail`), and COMMIT/ROLLBACK and the release wait
+  // for the chain: a statement the caller did not await can never reach the connection after the
+  // transaction has ended (unscoped, or inside the next borrower's work). Once `fn` has settled,
+  // tx.query refuses. If the opening batch did not leave a transaction open (its BEGIN or scope
+  // failed), every later statement fails too instead of running unscoped.
+  let tail: Promise<unknown> = Promise.resolve();
+  const state: { opened: 'no' | 'pending' | 'yes' | 'failed' } = { opened: 'no' };
+  let closed = false;
+  const inTransaction = () => {
+    const status = client.getTransactionStatus();
+    return status === 'T' || status === 'E';
+  };
   const open = async <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-    if (await ensureScope(client)) {
-      return queryWithPrelude<R>(
-        client,
-        [
-          { name: SCOPE_STATEMENTS.begin.name, values: [] },
-          { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
-        ],
-        { text, values: values ?? [], ...statementName(text, values) },
-      );
+    try {
+      if (await ensureScope(client)) {
+        return await queryWithPrelude<R>(
+          client,
+          [
+            { name: SCOPE_STATEMENTS.begin.name, values: [] },
+            { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
+          ],
+          { text, values: values ?? [], ...statementName(text, values) },
+        );
+      }
+      await client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
+      return await preparedQuery<R>(client, text, values);
+    } finally {
+      state.opened = inTransaction() ? 'yes' : 'failed';
     }
-    await client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
-    return preparedQuery<R>(client, text, values);
+  };
+  const enqueue = <R>(run: () => Promise<R>): Promise<R> => {
+    const p = tail.then(run);
+    tail = p.catch(() => undefined);
+    return p;
   };
   try {
     const tx: TenantTx = {
       tenantId,
       get client(): PoolClient {
-        // For what tx.query cannot express (e.g. results in binary format): the transaction opens
-        // with its first statement, so the raw client is only for after one.
-        if (!started) throw new Error('withTenant: run a statement through tx.query before using tx.client');
+        // For what tx.query cannot express (e.g. results in binary format), once the transaction
+        // is open: it opens with the first statement, so only after one has completed.
+        if (state.opened !== 'yes' || closed)
+          throw new Error('withTenant: tx.client is for after a completed tx.query, inside fn');
         return client;
       },
       pool,
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-        if (started) {
-          // After the opening statement, whatever became of it (a failure aborted the transaction,
-          // and PostgreSQL says so to every statement that follows).
-          return started.then(
-            () => preparedQuery<R>(client, text, values),
-            () => preparedQuery<R>(client, text, values),
-          );
+        if (closed) return Promise.reject(new Error('withTenant: the transaction has ended'));
+        if (state.opened === 'no') {
+          state.opened = 'pending';
+          return enqueue(() => open<R>(text, values));
         }
-        const first = open<R>(text, values);
-        started = first;
-        started.catch(() => undefined);
-        return first;
+        return enqueue(() => {
+          if (state.opened === 'failed') throw new Error('withTenant: the transaction did not open');
+          // After an error PostgreSQL answers every statement with "current transaction is aborted".
+          return preparedQuery<R>(client, text, values);
+        });
       },
     };
+    let result: T;
     try {
-      const result = await fn(tx);
-      if (started) {
-        // Its failure, if any, was the caller's to handle; COMMIT of an aborted transaction rolls back.
-        await started.catch(() => undefined);
-        await client.query('COMMIT');
-      }
-      return result;
+      result = await fn(tx);
     } catch (err) {
-      if (started) await client.query('ROLLBACK').catch(() => undefined);
+      closed = true;
+      await tail;
+      if (state.opened !== 'no') await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+    closed = true;
+    await tail;
+    // A failed statement was the caller's to handle; COMMIT of an aborted transaction rolls back.
+    if (state.opened === 'yes') await client.query('COMMIT');
+    return result;
   } catch (err) {
     broken = isConnectionError(err);
     throw err;
   } finally {
+    // Never hand a connection back inside a transaction block.
+    if (client.getTransactionStatus() !== 'I') broken = true;
     client.release(broken);
   }
 }
@@ -202,6 +226,10 @@ async function withoutBlock<T>(
   assertTenantId(tenantId);
   const client = await pool.connect();
   let broken = false;
+  // As in withTenant: statements run one after another, the release waits for them, and once `fn`
+  // has settled nothing more is sent.
+  let tail: Promise<unknown> = Promise.resolve();
+  let closed = false;
   try {
     const statement = readOnly ? SCOPE_STATEMENTS.scopeReadOnly : SCOPE_STATEMENTS.scope;
     const scope = [{ name: statement.name, values: [tenantId.toLowerCase()] }];
@@ -211,16 +239,32 @@ async function withoutBlock<T>(
         throw new Error('a statement-at-a-time scope has no client to share: use tx.query');
       },
       pool,
-      query: async <R extends QueryResultRow>(text: string, values?: unknown[]) =>
-        (await ensureScope(client))
-          ? queryWithPrelude<R>(client, scope, { text, values: values ?? [], ...statementName(text, values) })
-          : scopedSeparately<R>(client, tenantId, readOnly, text, values),
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
+        if (closed) return Promise.reject(new Error('the tenant scope has ended'));
+        const p = tail.then(async () =>
+          (await ensureScope(client))
+            ? queryWithPrelude<R>(client, scope, {
+                text,
+                values: values ?? [],
+                ...statementName(text, values),
+              })
+            : scopedSeparately<R>(client, tenantId, readOnly, text, values),
+        );
+        tail = p.catch(() => undefined);
+        return p;
+      },
     };
-    return await fn(tx);
+    try {
+      return await fn(tx);
+    } finally {
+      closed = true;
+      await tail;
+    }
   } catch (err) {
     broken = isConnectionError(err);
     throw err;
   } finally {
+    if (client.getTransactionStatus() !== 'I') broken = true;
     client.release(broken);
   }
 }
@@ -232,8 +276,8 @@ async function scopedSeparately<R extends QueryResultRow>(
   text: string,
   values?: unknown[],
 ) {
-  await client.query(`BEGIN; ${scopeSql(tenantId, readOnly)}`);
   try {
+    await client.query(`BEGIN; ${scopeSql(tenantId, readOnly)}`);
     const result = await preparedQuery<R>(client, text, values);
     await client.query('COMMIT');
     return result;
@@ -245,7 +289,9 @@ async function scopedSeparately<R extends QueryResultRow>(
 
 function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57P'));
+  // 26000: a prepared statement the connection believed it had is gone (DEALLOCATE, a pooler in
+  // front); its bookkeeping cannot be trusted any more, so the connection is dropped.
+  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57P') || code === '26000');
 }
 
 /** Narrows a system transaction to one tenant for the rest of it (e.g. right after creating the tenant). */
@@ -364,13 +410,18 @@ async function takeNumbers(pool: Pool, tenantId: string, count: number): Promise
         throw err;
       }
     } else {
-      const results = (await client.query(
-        `BEGIN; SET LOCAL synchronous_commit = off;
-         SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${t}', true);
-         UPDATE ticket_counters SET last_number = last_number + ${Number(count)} WHERE tenant_id = '${t}' RETURNING last_number;
-         COMMIT`,
-      )) as unknown as { rows: { last_number?: number }[] }[];
-      n = results[3]?.rows[0]?.last_number;
+      try {
+        const results = (await client.query(
+          `BEGIN; SET LOCAL synchronous_commit = off;
+           SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${t}', true);
+           UPDATE ticket_counters SET last_number = last_number + ${Number(count)} WHERE tenant_id = '${t}' RETURNING last_number;
+           COMMIT`,
+        )) as unknown as { rows: { last_number?: number }[] }[];
+        n = results[3]?.rows[0]?.last_number;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
     }
     if (n === undefined) throw new Error(`tenant ${tenantId} has no ticket counter`);
     return n;
@@ -378,6 +429,7 @@ async function takeNumbers(pool: Pool, tenantId: string, count: number): Promise
     broken = isConnectionError(err);
     throw err;
   } finally {
+    if (client.getTransactionStatus() !== 'I') broken = true;
     client.release(broken);
   }
 }
