@@ -18,6 +18,8 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startRelaydesk } from '../src/app.ts';
+import { recordGraphSubscription } from '../src/modules/inbound/mailboxes.ts';
+import { withTenant } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { uuidv7 } from '../src/platform/ids.ts';
 import {
@@ -221,10 +223,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   await running.queue.boss.offWork('inbound.process');
   const clientState = randomBytes(16).toString('hex');
   const graphBox = await post('/api/v1/mailboxes', { kind: 'graph', address: 'graph@bench.test' });
-  await pool.query(
-    `UPDATE mailboxes SET state = jsonb_build_object('graph', jsonb_build_object('clientState', $2::text)) WHERE id = $1`,
-    [graphBox.id, clientState],
-  );
+  await withTenant(pool, tenantId, (tx) => recordGraphSubscription(tx, graphBox.id, { clientState }));
   const graphRun = async (base: string, apiPid: number | undefined, rate?: number) => {
     await settle();
     const meter = await cpuMeter(pgPid, apiPid);

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
 import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
+import { recordGraphSubscription } from '../modules/inbound/mailboxes.ts';
 import { GraphClient } from '../modules/inbound/providers/graph/client.ts';
 import { createTenant } from '../modules/tenants/service.ts';
 import type { Config, ConfigOverrides } from '../platform/config.ts';
@@ -178,11 +179,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
     });
     await withTenant(running.db.pool, tenant.tenant.id, (tx) =>
-      tx.query(
-        `UPDATE mailboxes SET state = state || jsonb_build_object('graph', jsonb_build_object('subscriptionId', $3::text, 'clientState', $4::text))
-          WHERE tenant_id = $1 AND id = $2`,
-        [tx.tenantId, graphBox.id, subscription.id, clientState],
-      ),
+      recordGraphSubscription(tx, graphBox.id, { subscriptionId: subscription.id, clientState }),
     );
     const gmailBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
       kind: 'gmail',

@@ -4,12 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGraphSimulator, type GraphSimulator } from '../../../simulators/graph.ts';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
 import { createPool } from '../../platform/db/pool.ts';
+import { withTenant } from '../../platform/db/tx.ts';
 import { buildServer } from '../../platform/http/server.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
 import { RateLimited } from '../../platform/provider-errors.ts';
 import { HOOK_ROUTES, ROUTES } from '../../app.ts';
 import { inboundJobs, processInboundJob } from './jobs.ts';
+import { recordGraphSubscription } from './mailboxes.ts';
 import { processInbound } from './process.ts';
 import { GraphClient } from './providers/graph/client.ts';
 import { messageIdKey } from './signing.ts';
@@ -73,9 +75,8 @@ beforeAll(async () => {
     clientState,
     expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
   });
-  await t.db.pool.query(
-    `UPDATE mailboxes SET state = jsonb_build_object('graph', jsonb_build_object('subscriptionId', $2::text, 'clientState', $3::text)) WHERE id = $1`,
-    [mailboxId, sub.id, clientState],
+  await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
+    recordGraphSubscription(tx, mailboxId, { subscriptionId: sub.id, clientState }),
   );
 });
 

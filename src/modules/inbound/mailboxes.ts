@@ -250,6 +250,24 @@ export async function deleteMailbox(tx: TenantTx, id: string): Promise<void> {
   if (rowCount === 0) throw notFound('mailbox');
 }
 
+/**
+ * Records a Graph subscription on the mailbox: its id and the clientState that Graph sends back
+ * with every notification (the webhook compares them). Other Graph state is kept.
+ */
+export async function recordGraphSubscription(
+  tx: TenantTx,
+  id: string,
+  subscription: { subscriptionId?: string; clientState: string },
+): Promise<void> {
+  const { rowCount } = await tx.query(
+    `UPDATE mailboxes SET state = state || jsonb_build_object('graph', coalesce(state->'graph', '{}')
+              || jsonb_strip_nulls(jsonb_build_object('subscriptionId', $3::text, 'clientState', $4::text)))
+      WHERE tenant_id = $1 AND id = $2 AND kind = 'graph'`,
+    [tx.tenantId, id, subscription.subscriptionId ?? null, subscription.clientState],
+  );
+  if (rowCount === 0) throw notFound('mailbox');
+}
+
 /** The decrypted credentials of a mailbox (for provider clients only). */
 export async function mailboxCredentials(
   tx: TenantTx,

@@ -40,21 +40,57 @@ async function runInTransaction<T>(client: PoolClient, fn: () => Promise<T>): Pr
   }
 }
 
-export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<T>): Promise<T> {
+/**
+ * Lends `fn` a connection of the pool. It goes back to the pool afterwards unless it broke, or is
+ * still inside a transaction block (then it is closed: no borrower may inherit another's block).
+ */
+async function borrow<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {
-    const tx: SystemTx = {
-      client,
-      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(text, values),
-    };
-    return await runInTransaction(client, () => fn(tx));
+    return await fn(client);
   } catch (err) {
     broken = isConnectionError(err);
     throw err;
   } finally {
+    if (client.getTransactionStatus() !== 'I') broken = true;
     client.release(broken);
   }
+}
+
+/**
+ * Statements of one unit of work, run one after another. `close` refuses new ones and waits for
+ * those sent: a statement the caller did not await can never reach the connection after the work
+ * has ended (after its COMMIT/ROLLBACK, unscoped, or inside the next borrower's work).
+ */
+function statementChain(ended: string) {
+  let tail: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  return {
+    get closed() {
+      return closed;
+    },
+    run<R>(statement: () => Promise<R>): Promise<R> {
+      if (closed) return Promise.reject(new Error(ended));
+      const p = tail.then(statement);
+      tail = p.catch(() => undefined);
+      return p;
+    },
+    async close(): Promise<void> {
+      closed = true;
+      await tail;
+    },
+  };
+}
+
+export async function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<T>): Promise<T> {
+  return borrow(pool, (client) => {
+    const tx: SystemTx = {
+      client,
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => client.query<R>(text, values),
+    };
+    return runInTransaction(client, () => fn(tx));
+  });
 }
 
 // Parameterised statements of tenant transactions run as named (prepared) statements: each
@@ -102,64 +138,48 @@ export async function withTenant<T>(
   fn: (tx: TenantTx) => Promise<T>,
 ): Promise<T> {
   assertTenantId(tenantId);
-  const client = await pool.connect();
-  let broken = false;
   // Both settings are transaction-local: they end with COMMIT/ROLLBACK, so a pooled connection
-  // never carries one tenant's scope into the next borrower's transaction.
-  //
-  // Statements run one after another on a chain (`tail`), and COMMIT/ROLLBACK and the release wait
-  // for the chain: a statement the caller did not await can never reach the connection after the
-  // transaction has ended (unscoped, or inside the next borrower's work). Once `fn` has settled,
-  // tx.query refuses. If the opening batch did not leave a transaction open (its BEGIN or scope
-  // failed), every later statement fails too instead of running unscoped.
-  let tail: Promise<unknown> = Promise.resolve();
-  const state: { opened: 'no' | 'pending' | 'yes' | 'failed' } = { opened: 'no' };
-  let closed = false;
-  const inTransaction = () => {
-    const status = client.getTransactionStatus();
-    return status === 'T' || status === 'E';
-  };
-  const open = async <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-    try {
-      if (await ensureScope(client)) {
-        return await queryWithPrelude<R>(
-          client,
-          [
-            { name: SCOPE_STATEMENTS.begin.name, values: [] },
-            { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
-          ],
-          { text, values: values ?? [], ...statementName(text, values) },
-        );
+  // never carries one tenant's scope into the next borrower's transaction. COMMIT/ROLLBACK wait for
+  // every statement sent (statementChain). If the opening batch did not leave a transaction open
+  // (its BEGIN or scope failed), every later statement fails too instead of running unscoped.
+  return borrow(pool, async (client) => {
+    const chain = statementChain('withTenant: the transaction has ended');
+    const state: { opened: 'no' | 'pending' | 'yes' | 'failed' } = { opened: 'no' };
+    const open = async <R extends QueryResultRow>(text: string, values?: unknown[]) => {
+      try {
+        if (await ensureScope(client)) {
+          return await queryWithPrelude<R>(
+            client,
+            [
+              { name: SCOPE_STATEMENTS.begin.name, values: [] },
+              { name: SCOPE_STATEMENTS.scope.name, values: [tenantId.toLowerCase()] },
+            ],
+            { text, values: values ?? [], ...statementName(text, values) },
+          );
+        }
+        await client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
+        return await preparedQuery<R>(client, text, values);
+      } finally {
+        const status = client.getTransactionStatus();
+        state.opened = status === 'T' || status === 'E' ? 'yes' : 'failed';
       }
-      await client.query(`BEGIN; ${scopeSql(tenantId, false)}`);
-      return await preparedQuery<R>(client, text, values);
-    } finally {
-      state.opened = inTransaction() ? 'yes' : 'failed';
-    }
-  };
-  const enqueue = <R>(run: () => Promise<R>): Promise<R> => {
-    const p = tail.then(run);
-    tail = p.catch(() => undefined);
-    return p;
-  };
-  try {
+    };
     const tx: TenantTx = {
       tenantId,
       get client(): PoolClient {
         // For what tx.query cannot express (e.g. results in binary format), once the transaction
         // is open: it opens with the first statement, so only after one has completed.
-        if (state.opened !== 'yes' || closed)
+        if (state.opened !== 'yes' || chain.closed)
           throw new Error('withTenant: tx.client is for after a completed tx.query, inside fn');
         return client;
       },
       pool,
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-        if (closed) return Promise.reject(new Error('withTenant: the transaction has ended'));
-        if (state.opened === 'no') {
+        if (state.opened === 'no' && !chain.closed) {
           state.opened = 'pending';
-          return enqueue(() => open<R>(text, values));
+          return chain.run(() => open<R>(text, values));
         }
-        return enqueue(() => {
+        return chain.run(() => {
           if (state.opened === 'failed') throw new Error('withTenant: the transaction did not open');
           // After an error PostgreSQL answers every statement with "current transaction is aborted".
           return preparedQuery<R>(client, text, values);
@@ -170,24 +190,15 @@ export async function withTenant<T>(
     try {
       result = await fn(tx);
     } catch (err) {
-      closed = true;
-      await tail;
+      await chain.close();
       if (state.opened !== 'no') await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
-    closed = true;
-    await tail;
+    await chain.close();
     // A failed statement was the caller's to handle; COMMIT of an aborted transaction rolls back.
     if (state.opened === 'yes') await client.query('COMMIT');
     return result;
-  } catch (err) {
-    broken = isConnectionError(err);
-    throw err;
-  } finally {
-    // Never hand a connection back inside a transaction block.
-    if (client.getTransactionStatus() !== 'I') broken = true;
-    client.release(broken);
-  }
+  });
 }
 
 /**
@@ -224,24 +235,18 @@ async function withoutBlock<T>(
   readOnly: boolean,
 ): Promise<T> {
   assertTenantId(tenantId);
-  const client = await pool.connect();
-  let broken = false;
-  // As in withTenant: statements run one after another, the release waits for them, and once `fn`
-  // has settled nothing more is sent.
-  let tail: Promise<unknown> = Promise.resolve();
-  let closed = false;
-  try {
-    const statement = readOnly ? SCOPE_STATEMENTS.scopeReadOnly : SCOPE_STATEMENTS.scope;
-    const scope = [{ name: statement.name, values: [tenantId.toLowerCase()] }];
+  const statement = readOnly ? SCOPE_STATEMENTS.scopeReadOnly : SCOPE_STATEMENTS.scope;
+  const scope = [{ name: statement.name, values: [tenantId.toLowerCase()] }];
+  return borrow(pool, async (client) => {
+    const chain = statementChain('the tenant scope has ended');
     const tx: TenantTx = {
       tenantId,
       get client(): PoolClient {
         throw new Error('a statement-at-a-time scope has no client to share: use tx.query');
       },
       pool,
-      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-        if (closed) return Promise.reject(new Error('the tenant scope has ended'));
-        const p = tail.then(async () =>
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+        chain.run(async () =>
           (await ensureScope(client))
             ? queryWithPrelude<R>(client, scope, {
                 text,
@@ -249,24 +254,14 @@ async function withoutBlock<T>(
                 ...statementName(text, values),
               })
             : scopedSeparately<R>(client, tenantId, readOnly, text, values),
-        );
-        tail = p.catch(() => undefined);
-        return p;
-      },
+        ),
     };
     try {
       return await fn(tx);
     } finally {
-      closed = true;
-      await tail;
+      await chain.close();
     }
-  } catch (err) {
-    broken = isConnectionError(err);
-    throw err;
-  } finally {
-    if (client.getTransactionStatus() !== 'I') broken = true;
-    client.release(broken);
-  }
+  });
 }
 
 async function scopedSeparately<R extends QueryResultRow>(
@@ -381,11 +376,8 @@ async function takeForWaiting(
 }
 
 async function takeNumbers(pool: Pool, tenantId: string, count: number): Promise<number> {
-  if (!UUID_RE.test(tenantId)) throw new Error('nextTicketNumber: not a tenant id');
   const t = tenantId.toLowerCase();
-  const client = await counterPool(pool).connect();
-  let broken = false;
-  try {
+  return borrow(counterPool(pool), async (client) => {
     let n: number | undefined;
     if (await ensureScope(client)) {
       // BEGIN, the scope (with synchronous_commit off), the UPDATE and COMMIT: one round trip.
@@ -425,11 +417,5 @@ async function takeNumbers(pool: Pool, tenantId: string, count: number): Promise
     }
     if (n === undefined) throw new Error(`tenant ${tenantId} has no ticket counter`);
     return n;
-  } catch (err) {
-    broken = isConnectionError(err);
-    throw err;
-  } finally {
-    if (client.getTransactionStatus() !== 'I') broken = true;
-    client.release(broken);
-  }
+  });
 }
