@@ -412,6 +412,13 @@ try {
     process.stderr.write(`relaydesk: ${err.message} (${err.code})\n`);
     process.exit(err.status < 500 ? 2 : 1);
   }
+  const { code, address, port } = (err ?? {}) as { code?: string; address?: string; port?: number };
+  if (code === 'EADDRINUSE') {
+    process.stderr.write(
+      `relaydesk: ${address}:${port} is already in use (another Relaydesk?); choose another port with --port N or PORT=N\n`,
+    );
+    process.exit(2);
+  }
   process.stderr.write(`relaydesk: ${(err as Error)?.message ?? String(err)}\n`);
   process.exit(1);
 }
