@@ -7,6 +7,7 @@ import { compile as compileHtmlToText } from 'html-to-text';
 import iconv from 'iconv-lite';
 import { type AddressObject, type ParsedMail, simpleParser } from 'mailparser';
 import { sanitizeBodyHtml } from '../tickets/service.ts';
+import { parseMail } from './base64-bodies.ts';
 
 export interface MailAddress {
   address: string;
@@ -409,12 +410,12 @@ function countOf(text: string, char: string): number {
 
 async function parseMime(raw: Buffer): Promise<ParsedMail> {
   if (!/^content-type:[ \t]*(\r?\n[ \t]+)?text\/html\b/im.test(headerBlock(raw).toString('latin1')))
-    return simpleParser(raw, PARSE_OPTIONS);
-  const mail = await simpleParser(raw, { ...PARSE_OPTIONS, skipHtmlToText: true } as typeof PARSE_OPTIONS);
+    return parseMail(raw, PARSE_OPTIONS);
+  const mail = await parseMail(raw, { ...PARSE_OPTIONS, skipHtmlToText: true } as typeof PARSE_OPTIONS);
   const contentType = mail.headers.get('content-type') as { value?: string } | undefined;
   const htmlRoot = contentType?.value?.toLowerCase() === 'text/html';
   if (!htmlRoot || (typeof mail.html === 'string' && countOf(mail.html, '<') > MAILPARSER_MAX_HTML_DEPTH))
-    return simpleParser(raw, PARSE_OPTIONS);
+    return parseMail(raw, PARSE_OPTIONS);
   if (typeof mail.html === 'string') {
     try {
       mail.text = htmlPartToText(mail.html);

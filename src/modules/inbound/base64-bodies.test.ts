@@ -1,0 +1,155 @@
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type ParsedMail, simpleParser } from 'mailparser';
+import { describe, expect, it } from 'vitest';
+import { corpusMessage } from '../../../bench/inbound-load.ts';
+import { parseEliding, parseMail } from './base64-bodies.ts';
+
+const OPTIONS = { skipImageLinks: true, skipTextToHtml: true, keepCidLinks: true, checksumAlgo: 'sha256' };
+
+/** Everything mailparser reports, in comparable form (a missing or invalid Date reads as "now"). */
+function comparable(mail: ParsedMail): unknown {
+  const now = (v: unknown) => (v instanceof Date && Math.abs(v.getTime() - Date.now()) < 60_000 ? 'now' : v);
+  const headers = (h: Map<string, unknown>) => JSON.stringify([...h].map(([k, v]) => [k, now(v)]));
+  return {
+    ...mail,
+    date: now(mail.date),
+    headers: headers(mail.headers),
+    attachments: mail.attachments.map((a) => ({
+      ...a,
+      headers: headers(a.headers),
+      content: a.content.toString('base64'),
+    })),
+  };
+}
+
+async function expectSameAsMailparser(raw: Buffer): Promise<void> {
+  const plain = await simpleParser(raw, OPTIONS).then(comparable, (err: Error) => `error: ${err.message}`);
+  const ours = await parseMail(raw, OPTIONS).then(comparable, (err: Error) => `error: ${err.message}`);
+  expect(ours).toEqual(plain);
+}
+
+/** Deterministic bytes (xorshift), so a failure can be replayed. */
+function bytes(n: number, seed: number): Buffer {
+  const out = Buffer.alloc(n);
+  let x = seed * 2654435761 + 7;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+const wrap = (text: string, width: number, eol: string) =>
+  Array.from({ length: Math.ceil(text.length / width) }, (_, i) =>
+    text.slice(i * width, (i + 1) * width),
+  ).join(eol);
+
+/** A message with one large base64 part (as a top-level body or the second of three parts). */
+function message(opts: {
+  body: string;
+  eol: string;
+  contentType: string;
+  inline: boolean;
+  top: boolean;
+}): Buffer {
+  const disposition = opts.inline ? 'inline' : 'attachment; filename="data.bin"';
+  const lines = opts.top
+    ? [
+        'From: a@example.com',
+        'Subject: top',
+        `Content-Type: ${opts.contentType}`,
+        `Content-Disposition: ${disposition}`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        opts.body,
+        '',
+      ]
+    : [
+        'From: a@example.com',
+        'Subject: parts',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="zz"',
+        '',
+        '--zz',
+        'Content-Type: text/plain',
+        '',
+        'hello',
+        '--zz',
+        `Content-Type: ${opts.contentType}`,
+        `Content-Disposition: ${disposition}`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        opts.body,
+        '--zz',
+        'Content-Type: application/octet-stream',
+        'Content-Transfer-Encoding: BASE64',
+        '',
+        wrap(bytes(30_000, 99).toString('base64'), 76, opts.eol),
+        '--zz--',
+        '',
+      ];
+  return Buffer.from(lines.join(opts.eol), 'latin1');
+}
+
+describe('large base64 bodies decoded outside mailparser', () => {
+  it('gives what mailparser gives for the benchmark corpus, and takes the short way for its attachments', async () => {
+    for (let i = 0; i < 60; i++) {
+      const { raw, kind } = corpusMessage(i, 'b64', false);
+      await expectSameAsMailparser(raw);
+      if (kind !== 'small') expect(await parseEliding(raw, OPTIONS)).toBeDefined();
+    }
+  });
+
+  it('gives what mailparser gives for well-formed and malformed bodies alike', async () => {
+    const shapes: [string, (body: string, eol: string) => string][] = [
+      ['as written', (b) => b],
+      ['without padding', (b) => b.replace(/=+$/, '')],
+      ['a line of junk first', (b, eol) => `junk!${eol}${b}`],
+      ['more base64 after a blank line', (b, eol) => `${b}${eol}${eol}QUJD`],
+      ['padding in the middle', (b) => `${b.slice(0, 5000)}=${b.slice(5000)}`],
+      ['URL-safe characters', (b) => `${b.slice(0, 7000)}-_${b.slice(7000)}`],
+      ['three padding characters', (b) => `${b}===`],
+      ['a stray character in a line', (b) => `${b.slice(0, 9000)}!${b.slice(9000)}`],
+      ['a space at a line end', (b, eol) => b.replace(eol, ` ${eol}`)],
+      ['cut inside a quartet', (b) => b.replace(/=+$/, '').slice(0, -1)],
+    ];
+    let seed = 1;
+    for (const [, shape] of shapes)
+      for (const eol of ['\r\n', '\n'])
+        for (const width of [76, 64, 1000])
+          for (const [contentType, inline, top] of [
+            ['application/octet-stream', false, false],
+            ['image/png', true, false],
+            ['text/plain', true, false],
+            ['message/rfc822', false, false],
+            ['application/pdf', false, true],
+            ['text/plain', true, true],
+          ] as const) {
+            const encoded = bytes(20_000 + seed * 7, seed++).toString('base64');
+            const body = shape(wrap(encoded, width, eol), eol);
+            await expectSameAsMailparser(message({ body, eol, contentType, inline, top }));
+          }
+  });
+
+  it('takes the short way only where the body is base64 and nothing else', async () => {
+    const encoded = wrap(bytes(40_000, 5).toString('base64'), 76, '\r\n');
+    const attachment = (body: string) =>
+      message({ body, eol: '\r\n', contentType: 'application/octet-stream', inline: false, top: false });
+    expect(await parseEliding(attachment(encoded), OPTIONS)).toBeDefined();
+    expect(await parseEliding(attachment(`QUJD!\r\n\r\n${encoded}`), OPTIONS)).toBeUndefined();
+    // An inline text part is text, not an attachment: mailparser decodes it as always.
+    const text = message({ body: encoded, eol: '\r\n', contentType: 'text/plain', inline: true, top: false });
+    expect(await parseEliding(text, OPTIONS)).toBeUndefined();
+    await expectSameAsMailparser(text);
+  });
+
+  const corpus = path.resolve('..', 'shared', 'corpus', 'zammad');
+  it.skipIf(!existsSync(corpus))('gives what mailparser gives for the real-world corpus', async () => {
+    for (const file of (await readdir(corpus)).filter((f) => f.endsWith('.box')))
+      await expectSameAsMailparser(await readFile(path.join(corpus, file)));
+  });
+});
