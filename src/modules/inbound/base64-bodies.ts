@@ -90,14 +90,15 @@ export function elideBase64Bodies(raw: Buffer): { raw: Buffer; bodies: ElidedBod
  * Puts the decoded bodies into the attachments their markers came back as. False, with nothing
  * changed, unless every marker is the whole content of exactly one attachment.
  */
-function restoreBodies(mail: ParsedMail, bodies: ElidedBody[], checksumAlgo: string): boolean {
+function restoreBodies(mail: ParsedMail, bodies: ElidedBody[], checksumAlgo: string | false): boolean {
   const targets = bodies.map((b) => mail.attachments.filter((a) => b.marker.equals(a.content)));
   if (targets.some((t) => t.length !== 1)) return false;
   targets.forEach(([attachment], i) => {
     const content = Buffer.from(bodies[i]!.text, 'base64');
     attachment!.content = content;
     attachment!.size = content.length;
-    attachment!.checksum = createHash(checksumAlgo).update(content).digest('hex');
+    // As mailparser: no checksum when told not to hash.
+    if (checksumAlgo !== false) attachment!.checksum = createHash(checksumAlgo).update(content).digest('hex');
   });
   return true;
 }
