@@ -1,6 +1,7 @@
 // Load generator for the inbound benchmark, in its own process:
 //   node bench/inbound-load.ts '<json spec>'
-// mode "mime": POSTs a generated corpus to /api/v1/mailboxes/:id/messages with `concurrency` in flight.
+// mode "mime": builds a corpus, prints {"ready":true}, waits for a line on stdin, then POSTs the corpus
+// to /api/v1/mailboxes/:id/messages with `concurrency` in flight.
 // mode "graph": autocannon against /hooks/graph/:id, 10 notifications per POST.
 // Prints one JSON line with what it measured.
 import http from 'node:http';
@@ -145,7 +146,44 @@ function postRaw(spec: MimeSpec, agent: http.Agent, raw: Buffer): Promise<number
   });
 }
 
+/**
+ * The whole corpus, built before anything is measured: the generator shares the machine's two cores
+ * with the server, and what the benchmark measures is the server, not building random attachments.
+ * The same messages as when they were built during the upload.
+ */
+function buildCorpus(spec: MimeSpec): { raw: Buffer; kind: Kind | 'duplicate' }[] {
+  const corpus: { raw: Buffer; kind: Kind | 'duplicate' }[] = [];
+  for (let i = 0; i < spec.count; i++) {
+    // 10% exact duplicates: the very bytes of an earlier message.
+    const duplicate = !spec.smallOnly && i > 10 && rng(i + 7777)() < 0.1;
+    if (duplicate) {
+      // Message `source` of the corpus, even where that slot itself sent a duplicate (as before).
+      const source = Math.floor(rng(i + 9999)() * i);
+      const earlier = corpus[source]!;
+      const raw =
+        earlier.kind === 'duplicate' ? corpusMessage(source, spec.run, spec.smallOnly).raw : earlier.raw;
+      corpus.push({ raw, kind: 'duplicate' });
+    } else corpus.push(corpusMessage(i, spec.run, spec.smallOnly));
+  }
+  return corpus;
+}
+
+/** Resolves at the first line on stdin: the benchmark's signal to start. */
+function startSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdin.once('data', () => {
+      process.stdin.pause();
+      resolve();
+    });
+  });
+}
+
 async function runMime(spec: MimeSpec): Promise<void> {
+  const corpus = buildCorpus(spec);
+  // Ready: the benchmark settles the machine, starts its meters and then says go.
+  process.stdout.write(`${JSON.stringify({ ready: true, messages: corpus.length })}\n`);
+  await startSignal();
+  const cpuAtStart = ownCpuSeconds();
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
   let next = 0;
   let failed = 0;
@@ -157,11 +195,8 @@ async function runMime(spec: MimeSpec): Promise<void> {
       for (;;) {
         const i = next++;
         if (i >= spec.count) return;
-        // 10% exact duplicates: the very bytes of an earlier message.
-        const duplicate = !spec.smallOnly && i > 10 && rng(i + 7777)() < 0.1;
-        const source = duplicate ? Math.floor(rng(i + 9999)() * i) : i;
-        const { raw, kind } = corpusMessage(source, spec.run, spec.smallOnly);
-        kinds[duplicate ? 'duplicate' : kind]!++;
+        const { raw, kind } = corpus[i]!;
+        kinds[kind]!++;
         bytes += raw.length;
         if ((await postRaw(spec, agent, raw)) !== 202) failed++;
       }
@@ -170,7 +205,7 @@ async function runMime(spec: MimeSpec): Promise<void> {
   agent.destroy();
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(
-    `${JSON.stringify({ submitted: spec.count, failed, seconds, acceptedPerSecond: spec.count / seconds, kinds, megabytes: bytes / 2 ** 20, cpuSeconds: ownCpuSeconds() })}\n`,
+    `${JSON.stringify({ submitted: spec.count, failed, seconds, acceptedPerSecond: spec.count / seconds, kinds, megabytes: bytes / 2 ** 20, cpuSeconds: ownCpuSeconds() - cpuAtStart })}\n`,
   );
 }
 

@@ -89,6 +89,43 @@ async function cpuMeter(pgPid: number | undefined, apiPid?: number) {
 const coresText = (c: Cores) =>
   `server ${fmt(c.server, 2)}${c.api === undefined ? '' : `, api process ${fmt(c.api, 2)}`}, PG ${fmt(c.pg, 2)}, client ${fmt(c.client, 2)}, other ${fmt(c.other, 2)}`;
 
+/**
+ * The mime load generator, started and done building its corpus (which it does before anything is
+ * measured); `go` starts the uploads and resolves to what the generator measured.
+ */
+function preparedUpload(spec: object): Promise<{ go: () => Promise<any> }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(NODE, [path.join(ROOT, 'bench', 'inbound-load.ts'), JSON.stringify(spec)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let finished: (result: any) => void = () => undefined;
+    let failed: (err: Error) => void = reject;
+    const done = new Promise<any>((res, rej) => {
+      finished = res;
+      failed = rej;
+    });
+    proc.stdout.on('data', (d) => {
+      const wasReady = out.includes('"ready":true');
+      out += d;
+      if (!wasReady && out.includes('"ready":true'))
+        resolve({
+          go: () => {
+            proc.stdin.end('go\n');
+            return done;
+          },
+        });
+    });
+    proc.on('exit', (code) => {
+      if (code !== 0) {
+        const err = new Error(`inbound-load.ts exited with ${code}`);
+        reject(err);
+        failed(err);
+      } else finished(JSON.parse(out.trim().split('\n').at(-1)!));
+    });
+  });
+}
+
 /** `relaydesk start --role api` on the benchmark's database, ready to serve. */
 async function startApiProcess(
   databaseUrl: string,
@@ -172,11 +209,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     await waitForQuietMachine(pgPid);
   };
   const runCorpus = async (count: number, smallOnly: boolean, run: string) => {
-    await settle();
-    const before = await finalCount();
-    const meter = await cpuMeter(pgPid);
-    const started = Date.now();
-    const load = child({
+    const upload = await preparedUpload({
       mode: 'mime',
       url,
       token,
@@ -186,6 +219,11 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
       smallOnly,
       run,
     });
+    await settle();
+    const before = await finalCount();
+    const meter = await cpuMeter(pgPid);
+    const started = Date.now();
+    const load = upload.go();
     let done = before;
     while (done < before + count) {
       await sleep(100);
