@@ -4,9 +4,10 @@
 // well under 1 ms. Large base64 bodies are therefore taken out of the parser's way and decoded
 // natively, with mailparser's result unchanged:
 //
-// 1. A body that starts right after a blank line and is nothing but base64 text (the letters,
-//    digits, + and /, line breaks, at most two = at its very end, then a line break or the end of
-//    the message) is replaced by one line of 64 random base64 characters, its marker.
+// 1. A body that starts right after a blank line and is nothing but base64 text (lines of one width
+//    and one kind of line break, a shorter last line, the letters, digits, + and / and at most two =
+//    at its very end) is decoded natively and replaced by one line of 64 random base64 characters,
+//    its marker.
 // 2. mailparser parses that smaller message. Nothing it decides depends on such a body: those lines
 //    can be neither boundaries (no "--") nor anything but the body they are in, and both decoders
 //    skip the line breaks.
@@ -17,6 +18,11 @@
 //
 // When a marker ends up anywhere else (a text part, two attachments, none), the message is parsed
 // as it was, whole.
+//
+// The characters of a body are not checked one by one (a regular expression over them cost more
+// than the decoding): Node's decoder skips, or stops at, every character outside the base64
+// alphabet (tested in base64-bodies.test.ts), so a body whose decoding is as long as its count of
+// characters says has none, once - and _ (which Node reads as URL-safe base64) are ruled out.
 import { createHash, randomBytes } from 'node:crypto';
 import { type ParsedMail, simpleParser } from 'mailparser';
 
@@ -30,17 +36,64 @@ const HEADER_LOOKBACK = 8 * 1024;
 interface ElidedBody {
   /** The decoded marker, as the parser will report it. */
   marker: Buffer;
-  /** The base64 text the marker stands for, line breaks included. */
-  text: string;
+  /** The decoded body. */
+  content: Buffer;
 }
 
 const BLANK_LINE = /\n\r?\n/g;
-const BASE64_RUN = /[A-Za-z0-9+/\r\n]*/y;
-const PADDING = /={1,2}(?=\r?\n|$)/y;
 const BASE64_HEADER = /content-transfer-encoding:[ \t]*(?:\r?\n[ \t]+)?base64\b/i;
+const LAST_LINE = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Bytes that n base64 characters (no padding) decode to; undefined for a count no encoder makes. */
+export function decodedLength(n: number): number | undefined {
+  return n % 4 === 1 ? undefined : Math.floor(n / 4) * 3 + [0, 0, 1, 2][n % 4]!;
+}
+
+/**
+ * The base64 body that starts at `start`, decoded: `dataEnd` is where its text ends, `end` where
+ * its last line break ends. Undefined unless it has the shape and characters described above.
+ */
+function base64BodyAt(
+  text: string,
+  start: number,
+): { content: Buffer; dataEnd: number; end: number } | undefined {
+  const firstBreak = text.indexOf('\n', start);
+  if (firstBreak < 0) return undefined;
+  const crlf = text.charCodeAt(firstBreak - 1) === 0x0d;
+  const eol = crlf ? 2 : 1;
+  const width = firstBreak - start - (eol - 1);
+  if (width < 4 || width > 998) return undefined;
+  // Whole lines: a line break where the width puts it (what lies between is checked by decoding).
+  let at = start;
+  let lines = 0;
+  while (text.charCodeAt(at + width + eol - 1) === 0x0a && (!crlf || text.charCodeAt(at + width) === 0x0d)) {
+    at += width + eol;
+    lines++;
+  }
+  let dataEnd = at - eol;
+  let end = at;
+  // A shorter last line, if the next line is one.
+  let next = text.indexOf('\n', at);
+  if (next < 0) next = text.length;
+  const lastEnd = crlf && text.charCodeAt(next - 1) === 0x0d ? next - 1 : next;
+  if (lastEnd > at && lastEnd - at < width && LAST_LINE.test(text.slice(at, lastEnd))) {
+    dataEnd = lastEnd;
+    end = Math.min(next + 1, text.length);
+  }
+  let padding = 0;
+  while (padding < 2 && text.charCodeAt(dataEnd - 1 - padding) === 0x3d) padding++;
+  const chars = dataEnd - start - (end === at ? lines - 1 : lines) * eol - padding;
+  const expected = decodedLength(chars);
+  if (expected === undefined || (padding > 0 && (chars + padding) % 4 !== 0)) return undefined;
+  const dash = text.indexOf('-', start);
+  const underscore = text.indexOf('_', start);
+  if ((dash >= 0 && dash < dataEnd) || (underscore >= 0 && underscore < dataEnd)) return undefined;
+  const content = Buffer.from(text.slice(start, dataEnd), 'base64');
+  return content.length === expected ? { content, dataEnd, end } : undefined;
+}
 
 /** The message with its large base64 bodies replaced by markers; undefined when it has none. */
-export function elideBase64Bodies(raw: Buffer): { raw: Buffer; bodies: ElidedBody[] } | undefined {
+function elideBase64Bodies(raw: Buffer): { raw: Buffer; bodies: ElidedBody[] } | undefined {
   if (raw.length < MIN_BODY_CHARS) return undefined;
   const text = raw.toString('latin1');
   const pieces: Buffer[] = [];
@@ -49,37 +102,21 @@ export function elideBase64Bodies(raw: Buffer): { raw: Buffer; bodies: ElidedBod
   BLANK_LINE.lastIndex = 0;
   for (let m = BLANK_LINE.exec(text); m; m = BLANK_LINE.exec(text)) {
     const start = m.index + m[0].length;
-    BASE64_RUN.lastIndex = start;
-    BASE64_RUN.exec(text);
-    let end = BASE64_RUN.lastIndex;
-    PADDING.lastIndex = end;
-    if (PADDING.exec(text)) {
-      end = PADDING.lastIndex;
-      if (text.charCodeAt(end) === 0x0d) end++;
-      if (text.charCodeAt(end) === 0x0a) end++;
-    } else if (end < text.length && text.charCodeAt(end - 1) !== 0x0a) {
-      // The base64 text stops inside a line: not a body of this shape.
-      BLANK_LINE.lastIndex = Math.max(end, BLANK_LINE.lastIndex);
-      continue;
-    }
-    if (
-      end - start < MIN_BODY_CHARS ||
-      !BASE64_HEADER.test(text.slice(Math.max(copied, start - HEADER_LOOKBACK), start))
-    ) {
-      BLANK_LINE.lastIndex = Math.max(end - 1, BLANK_LINE.lastIndex);
-      continue;
-    }
-    // Keep the body's own last line break, so the lines around the marker end as they did.
-    let body = end;
-    while (body > start && (text.charCodeAt(body - 1) === 0x0a || text.charCodeAt(body - 1) === 0x0d)) body--;
+    // Worth it, and announced as base64 by the part's header.
+    const worth =
+      text.charCodeAt(start + MIN_BODY_CHARS) > 0 &&
+      BASE64_HEADER.test(text.slice(Math.max(copied, start - HEADER_LOOKBACK), start));
+    const body = worth ? base64BodyAt(text, start) : undefined;
+    if (!body || body.dataEnd - start < MIN_BODY_CHARS) continue;
     const marker = randomBytes(48);
+    // The body's own last line break stays, so the lines around the marker end as they did.
     pieces.push(
       raw.subarray(copied, start),
-      Buffer.from(marker.toString('base64') + text.slice(body, end), 'latin1'),
+      Buffer.from(marker.toString('base64') + text.slice(body.dataEnd, body.end), 'latin1'),
     );
-    bodies.push({ marker, text: text.slice(start, body) });
-    copied = end;
-    BLANK_LINE.lastIndex = Math.max(end - 1, start);
+    bodies.push({ marker, content: body.content });
+    copied = body.end;
+    BLANK_LINE.lastIndex = Math.max(body.end - 1, start);
   }
   if (bodies.length === 0) return undefined;
   pieces.push(raw.subarray(copied));
@@ -94,7 +131,7 @@ function restoreBodies(mail: ParsedMail, bodies: ElidedBody[], checksumAlgo: str
   const targets = bodies.map((b) => mail.attachments.filter((a) => b.marker.equals(a.content)));
   if (targets.some((t) => t.length !== 1)) return false;
   targets.forEach(([attachment], i) => {
-    const content = Buffer.from(bodies[i]!.text, 'base64');
+    const content = bodies[i]!.content;
     attachment!.content = content;
     attachment!.size = content.length;
     // As mailparser: no checksum when told not to hash.
