@@ -115,24 +115,34 @@ class AcceptBatcher {
 
 /** Writes the blobs and inbound records of messages whose mailbox exists; returns their inbound ids. */
 async function insertRecords(tx: TenantTx, batch: PendingAccept[]): Promise<Set<string>> {
-  // The contents go as binary parameters, one row of parameters per message.
-  const values: unknown[] = [tx.tenantId];
-  const rows = batch.map((p) => {
+  // The contents go as binary parameters, each named once: the blobs are inserted straight from
+  // their VALUES, filtered by a list of existing mailboxes computed once. (A CTE holding the contents
+  // and read twice, or a DISTINCT ON over them, made PostgreSQL materialise and sort megabytes of
+  // mail, spilling them to temporary files beyond work_mem.) A message sent twice in one batch is
+  // one blob: ON CONFLICT DO NOTHING skips the second row before storing anything of it.
+  const values: unknown[] = [tx.tenantId, [...new Set(batch.map((p) => p.mailboxId))]];
+  const blobs: string[] = [];
+  const records: string[] = [];
+  for (const p of batch) {
     values.push(p.inboundId, p.mailboxId, p.hash, p.raw.length, p.raw, p.source);
     const n = values.length;
-    return `($${n - 5}::uuid, $${n - 4}::uuid, $${n - 3}::bytea, $${n - 2}::bigint, $${n - 1}::bytea, $${n}::text)`;
-  });
+    blobs.push(`($${n - 4}::uuid, $${n - 3}::bytea, $${n - 2}::bigint, $${n - 1}::bytea)`);
+    records.push(`($${n - 5}::uuid, $${n - 4}::uuid, $${n - 3}::bytea, $${n}::text)`);
+  }
   const { rows: inserted } = await tx.query<{ id: string }>(
-    `WITH x AS (
-       SELECT x.* FROM (VALUES ${rows.join(', ')}) AS x(id, mailbox_id, sha256, size, content, source)
-         JOIN mailboxes m ON m.tenant_id = $1 AND m.id = x.mailbox_id
+    `WITH mailbox AS (
+       SELECT array_agg(m.id) AS ids FROM mailboxes m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])
      ), blob AS (
        INSERT INTO blobs (tenant_id, sha256, size, content)
-       SELECT DISTINCT ON (sha256) $1, sha256, size, content FROM x
+       SELECT $1, b.sha256, b.size, b.content
+         FROM (VALUES ${blobs.join(', ')}) AS b(mailbox_id, sha256, size, content)
+        WHERE b.mailbox_id = ANY ((SELECT ids FROM mailbox)::uuid[])
        ON CONFLICT (tenant_id, sha256) DO NOTHING
      )
      INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer, blob_sha256)
-     SELECT $1, id, mailbox_id, source, jsonb_build_object('blob', encode(sha256, 'hex')), sha256 FROM x
+     SELECT $1, x.id, x.mailbox_id, x.source, jsonb_build_object('blob', encode(x.sha256, 'hex')), x.sha256
+       FROM (VALUES ${records.join(', ')}) AS x(id, mailbox_id, sha256, source)
+      WHERE x.mailbox_id = ANY ((SELECT ids FROM mailbox)::uuid[])
      RETURNING id`,
     values,
   );
