@@ -13,7 +13,8 @@ import { type ApplyItem, applyBatch, type InboundStatus, type Outcome } from './
 import { takeRawMessage } from './handoff.ts';
 import { acceptRawMessage, storeBlob } from './ingest.ts';
 import { type Mailbox, getMailbox, mailboxCredentials } from './mailboxes.ts';
-import { generatedKey, headerBlock, normalizeMessageId, type ParsedMessage, rawHeaders } from './mime.ts';
+import { finishKnownDuplicates, headerBlockFields } from './known-duplicates.ts';
+import { generatedKey, headerBlock, normalizeMessageId, type ParsedMessage } from './mime.ts';
 import { parseInThread } from './parse-pool.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import { fetchImapMessage } from './providers/imap/listener.ts';
@@ -246,15 +247,30 @@ async function startRecords(
       );
       for (const b of blobs) raws.set(b.sha256.toString('hex'), Buffer.from(b.content, 'base64'));
     }
+    // Exact copies of messages already claimed by parsing end here as their duplicates (the bytes
+    // alone decide; over-size mail takes its own way).
+    const known = await finishKnownDuplicates(
+      tx,
+      openRows.flatMap((r) => {
+        const raw = r.blob_sha256 ? raws.get(r.blob_sha256.toString('hex')) : undefined;
+        const limit = mailboxes.get(r.mailbox_id)!.settings.maxMessageBytes;
+        return raw && raw.length <= limit
+          ? [{ inboundId: r.id, mailboxId: r.mailbox_id, sha256: r.blob_sha256!, headers: headerBlock(raw) }]
+          : [];
+      }),
+    );
+    for (const [id, outcome] of known) done.set(id, { ok: true, outcome });
     const lastAttempt = new Map(records.map((r) => [r.inboundId, r.lastAttempt]));
     return {
       done,
-      open: openRows.map((row) => ({
-        row,
-        mailbox: mailboxes.get(row.mailbox_id)!,
-        raw: row.blob_sha256 ? raws.get(row.blob_sha256.toString('hex')) : undefined,
-        lastAttempt: lastAttempt.get(row.id) ?? false,
-      })),
+      open: openRows
+        .filter((row) => !known.has(row.id))
+        .map((row) => ({
+          row,
+          mailbox: mailboxes.get(row.mailbox_id)!,
+          raw: row.blob_sha256 ? raws.get(row.blob_sha256.toString('hex')) : undefined,
+          lastAttempt: lastAttempt.get(row.id) ?? false,
+        })),
     };
   });
 }
@@ -383,14 +399,7 @@ async function skipTooLarge(
   // Keep the headers (for the record and for threading of later mail), not the body.
   const headers = headerBlock(raw);
   const hash = await storeBlob(tx, headers);
-  const parsedHeaders = rawHeaders(
-    headers
-      .toString('latin1')
-      .split(/\r?\n(?![ \t])/)
-      .filter((l) => l.includes(':'))
-      .map((line) => ({ key: line.slice(0, line.indexOf(':')).trim(), line })),
-  );
-  const key = normalizeMessageId(parsedHeaders.get('message-id')?.[0]) ?? generatedKey(raw);
+  const key = normalizeMessageId(headerBlockFields(headers).get('message-id')?.[0]) ?? generatedKey(raw);
   const claimed = await claimKey(tx, mailbox.id, key, inboundId, 'skipped', 'too_large');
   if (!claimed.claimed) return duplicateOf(tx, inboundId, claimed, key);
   await tx.query('UPDATE inbound_messages SET blob_sha256 = $3 WHERE tenant_id = $1 AND id = $2', [
