@@ -5,7 +5,8 @@
 // Knobs (environment): BENCH_CONNECTIONS (50), BENCH_DURATION (10 s), BENCH_WARMUP (3 s),
 // BENCH_ONLY (comma list of: post, post-tenants, list-stale, list, select1, healthz), BENCH_RETRIES (2),
 // BENCH_QUIET_WAIT (30 s), BENCH_BUDGET (170 s: no more waiting or repeating after that),
-// RELAYDESK_POOL_SIZE (Relaydesk's pool, also used for the SELECT 1 pool; default 20).
+// RELAYDESK_POOL_SIZE (Relaydesk's pool, also used for the SELECT 1 pool; default 20), BENCH_ROLE
+// (the role of the Relaydesk under test: all, the default, or api to leave out workers and scheduler).
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';

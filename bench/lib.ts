@@ -126,7 +126,7 @@ export function benchConfig(dataDir: string, overrides: { port?: number; logLeve
     host: '127.0.0.1',
     port: overrides.port ?? 0,
     logLevel: overrides.logLevel ?? process.env['BENCH_LOG_LEVEL'] ?? 'warn',
-    role: 'all',
+    role: (process.env['BENCH_ROLE'] as Config['role'] | undefined) ?? 'all',
   });
 }
 

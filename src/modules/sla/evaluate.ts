@@ -111,6 +111,14 @@ export async function evaluateTickets(
     'SELECT id FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE',
     [tx.tenantId, ticketIds],
   );
+  if (locked.length < ticketIds.length) {
+    // A wake-up has no key to its ticket (migration 0013): one whose ticket is gone is dropped.
+    const found = new Set(locked.map((r) => r.id));
+    await tx.query('DELETE FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])', [
+      tx.tenantId,
+      ticketIds.filter((id) => !found.has(id)),
+    ]);
+  }
   if (locked.length === 0) return { evaluated: 0, fired: 0 };
   const { rows: woken } = await tx.query<{ ticket_id: string }>(
     'SELECT ticket_id FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[]) ORDER BY ticket_id FOR UPDATE',

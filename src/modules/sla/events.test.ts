@@ -9,8 +9,10 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makePerson, type TestApp, useTestApp } from '../../../test/app.ts';
 import { uuidv7 } from '../../platform/ids.ts';
+import { withTenant } from '../../platform/db/tx.ts';
 import { createTenant } from '../tenants/service.ts';
 import { formatInstant } from './calendar.ts';
+import { createPolicy } from './config.ts';
 import { runSlaPass } from './scheduler.ts';
 
 let t: TestApp;
@@ -479,5 +481,75 @@ describe('a tenant without SLA policies', () => {
     }
     const sla = await t.call(c.adminToken.token, 'GET', `/api/v1/tickets/${res.body.id}/sla`);
     expect(sla.body).toEqual({ policyId: null, metrics: [] });
+  });
+
+  it('keeps the wake-up of a ticket whose tenant is creating its first policy right now', async () => {
+    const c = await createTenant(t.db.pool, { name: `sla-race-${++n}` });
+    const res = await t.call(c.adminToken.token, 'POST', '/api/v1/tickets', {
+      subject: 'Policy on its way',
+      requester: { email: 'race@example.com' },
+    });
+    const ticketId = res.body.id;
+    // The policy's transaction has written the policy and woken the open tickets, and not yet
+    // committed: a scheduler pass in between must neither drop the wake-up (the tenant has no
+    // committed policy yet) nor wait for that transaction.
+    await withTenant(t.db.pool, c.tenant.id, async (tx) => {
+      await createPolicy(tx, {
+        name: 'First',
+        position: 1,
+        calendarId: null,
+        targets: { normal: { firstResponse: 3600 } },
+      });
+      await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
+    });
+    const wake = await t.db.pool.query('SELECT 1 FROM sla_wakeups WHERE ticket_id = $1', [ticketId]);
+    expect(wake.rowCount).toBe(1);
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
+    expect((await clocks(ticketId)).map((r) => [r.metric, r.status])).toEqual([['first_response', 'active']]);
+  });
+
+  it('drops a wake-up whose ticket does not exist, with or without policies', async () => {
+    const d = await desk({ targets: { normal: { firstResponse: 3600 } } });
+    const none = await createTenant(t.db.pool, { name: `sla-orphan-${++n}` });
+    const ghosts = [uuidv7(), uuidv7()];
+    await t.db.pool.query(
+      `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, now()), ($3, $4, now())`,
+      [d.tenantId, ghosts[0], none.tenant.id, ghosts[1]],
+    );
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
+    const left = await t.db.pool.query('SELECT 1 FROM sla_wakeups WHERE ticket_id = ANY($1)', [ghosts]);
+    expect(left.rowCount).toBe(0);
+  });
+
+  it('settles the wake-ups of many policy-less tickets in one pass, beside a tenant that has a policy', async () => {
+    const none = await createTenant(t.db.pool, { name: `sla-none-many-${++n}` });
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const res = await t.call(none.adminToken.token, 'POST', '/api/v1/tickets', {
+        subject: `No SLA ${i}`,
+        requester: { email: `many${i % 3}@example.com` },
+      });
+      ids.push(res.body.id);
+    }
+    const d = await desk({ targets: { normal: { firstResponse: 3600 } } });
+    const withPolicy = (
+      await t.call(d.token, 'POST', '/api/v1/tickets', {
+        subject: 'SLA',
+        requester: { email: 'w@example.com' },
+      })
+    ).body;
+    await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
+    const left = await t.db.pool.query(
+      'SELECT count(*)::int AS n FROM sla_wakeups WHERE ticket_id = ANY($1)',
+      [ids],
+    );
+    expect(left.rows[0].n).toBe(0);
+    expect((await clocks(withPolicy.id)).map((r) => [r.metric, r.status])).toEqual([
+      ['first_response', 'active'],
+    ]);
+    const next = await t.db.pool.query('SELECT next_wake_at FROM sla_wakeups WHERE ticket_id = $1', [
+      withPolicy.id,
+    ]);
+    expect(next.rowCount).toBe(1); // its next threshold
   });
 });

@@ -75,9 +75,13 @@ export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> 
 /** Removes the tenant and every row it owns (tenant_id keys cascade), in one transaction. */
 export async function deleteTenant(pool: Pool, id: string): Promise<void> {
   await withSystemTx(pool, async (sys) => {
-    // Messages reach the tenant through their ticket (migration 0011) but also reference their
-    // author: removed first, so that the people's removal never finds a message still pointing at one.
+    // Tickets and SLA wake-ups have no cascading key to tenants (migrations 0011 and 0013): tickets
+    // reach their tenant through their requester, whose key does not cascade to them. Wake-ups,
+    // then messages (which also reference their author) and then tickets (with everything that
+    // cascades from them) go first, so that the people's removal never finds a row pointing at one.
+    await sys.query('DELETE FROM sla_wakeups WHERE tenant_id = $1', [id]);
     await sys.query('DELETE FROM ticket_messages WHERE tenant_id = $1', [id]);
+    await sys.query('DELETE FROM tickets WHERE tenant_id = $1', [id]);
     const { rowCount } = await sys.query('DELETE FROM tenants WHERE id = $1', [id]);
     if (rowCount === 0) throw notFound('tenant');
   });

@@ -66,11 +66,16 @@ describe('tenant tables', () => {
          FROM pg_constraint WHERE contype = 'f' AND confdeltype = 'c'`,
     );
     const parentsOf = (table: string) => cascades.filter((c) => c.child === table).map((c) => c.parent);
-    // A table is removed with its tenant when a chain of cascading keys leads from it to tenants.
+    // A table is removed with its tenant when a chain of cascading keys leads from it to tenants, or
+    // to one of the tables deleteTenant empties itself before it removes the tenant (their keys to
+    // tenants cost a lock of the tenant's row per insert: migrations 0011 and 0013). The tenant
+    // deletion test checks that no row of any table outlives its tenant.
+    const roots = new Set(['tenants', 'tickets', 'sla_wakeups']);
     const reachesTenants = (table: string, seen = new Set<string>()): boolean => {
+      if (roots.has(table)) return true;
       if (seen.has(table)) return false;
       seen.add(table);
-      return parentsOf(table).some((p) => p === 'tenants' || reachesTenants(p, seen));
+      return parentsOf(table).some((p) => reachesTenants(p, seen));
     };
     for (const table of tenantTables) {
       const fks = await keyColumns(table, 'f');
