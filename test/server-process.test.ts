@@ -4,6 +4,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, BIN, processEnv, RelaydeskProcess } from './relaydesk-process.ts';
 
@@ -44,6 +45,31 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     expect(metrics).toContain('relaydesk_http_request_duration_seconds_bucket');
     const docs = await fetch(`${rd.base}/docs/json`);
     expect(((await docs.json()) as any).paths['/api/v1/tickets']).toBeDefined();
+  });
+
+  it('reaches its PostgreSQL over the Unix socket in the data directory, and leaves TCP open for tools', async () => {
+    const lines = (await readFile(path.join(rd.dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n');
+    expect(lines[4]).toBe(path.join(rd.dataDir, 'pg'));
+    const password = (await readFile(path.join(rd.dataDir, 'pg-password'), 'utf8')).trim();
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: Number(lines[3]),
+      user: 'postgres',
+      password,
+      database: 'relaydesk',
+    });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ tcp: number; socket: number }>(
+        `SELECT count(*) FILTER (WHERE client_addr IS NOT NULL)::int AS tcp,
+                count(*) FILTER (WHERE client_addr IS NULL)::int AS socket
+           FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+      );
+      expect(rows[0]!.socket).toBeGreaterThan(0);
+      expect(rows[0]!.tcp).toBe(0);
+    } finally {
+      await client.end();
+    }
   });
 
   it('lets the CLI work beside the running server, on its PostgreSQL', async () => {

@@ -350,9 +350,10 @@ async function clearStaleServer(pgdata: string, logger: Logger): Promise<void> {
  * other tools. A socket path is limited to 107 bytes; a data directory too deep for that uses TCP.
  */
 function socketDirectory(pgdata: string): string {
-  if (process.platform === 'win32' || process.env['RELAYDESK_PG_TCP']) return '';
-  const longest = path.join(pgdata, '.s.PGSQL.65535.lock');
-  return Buffer.byteLength(longest) <= 107 && !/['\\\s]/.test(pgdata) ? pgdata : '';
+  if (process.platform === 'win32' || process.env['RELAYDESK_PG_TCP'] === '1') return '';
+  const dir = path.resolve(pgdata);
+  const longest = path.join(dir, '.s.PGSQL.65535.lock');
+  return Buffer.byteLength(longest) <= 107 && !/['\\\s]/.test(dir) ? dir : '';
 }
 
 function connectionUrl(password: string, port: number, socketDir = ''): string {
