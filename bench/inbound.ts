@@ -375,6 +375,10 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     ['  Graph, api process, 1,200/s', apiGraphAtRate.cores],
   ] as const)
     line(`${label}: ${coresText(c)}`);
+  // Peak resident memory of this process (the all-roles Relaydesk under test; the load generator is
+  // its own process): what the garbage-collector tuning (src/platform/runtime.ts) trades CPU against.
+  const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  line(`server process peak RSS: ${fmt(peakRssMiB)} MiB`);
   const graphJson = (saturated: typeof graph, atRate: typeof graph) => ({
     saturated: {
       notificationsPerSecond: Math.round(saturated.notificationsPerSecond),
@@ -406,6 +410,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     small: { messages: SMALL, perSecond: Math.round(small.perSecond), cores: small.cores, met: smallMet },
     graphWebhook: graphJson(graph, graphAtRate),
     graphWebhookApiProcess: graphJson(apiGraph, apiGraphAtRate),
+    peakRssMiB,
     bareInsertRowsPerSecond: Math.round(ceiling),
     webhookToCeiling: Number((graph.notificationsPerSecond / ceiling).toFixed(2)),
     apiProcessWebhookToCeiling: Number((apiGraph.notificationsPerSecond / ceiling).toFixed(2)),
