@@ -32,6 +32,13 @@ type ParserOptions = NonNullable<Parameters<typeof simpleParser>[1]>;
 const MIN_BODY_CHARS = 16 * 1024;
 /** How far before a body its part's Content-Transfer-Encoding header is looked for. */
 const HEADER_LOOKBACK = 8 * 1024;
+/**
+ * Characters the search may read, as a multiple of the message's length. Bodies do not overlap, so
+ * ordinary mail reads each character about once; crafted mail that would make the search read the
+ * same stretch again and again (many candidate bodies over one run of equal-width lines) stops it,
+ * and the message is parsed whole by mailparser, which is linear.
+ */
+const READ_BUDGET = 4;
 
 interface ElidedBody {
   /** The decoded marker, as the parser will report it. */
@@ -56,9 +63,11 @@ export function decodedLength(n: number): number | undefined {
 function base64BodyAt(
   text: string,
   start: number,
+  budget: { left: number },
 ): { content: Buffer; dataEnd: number; end: number } | undefined {
   const firstBreak = text.indexOf('\n', start);
   if (firstBreak < 0) return undefined;
+  budget.left -= firstBreak - start;
   const crlf = text.charCodeAt(firstBreak - 1) === 0x0d;
   const eol = crlf ? 2 : 1;
   const width = firstBreak - start - (eol - 1);
@@ -70,25 +79,31 @@ function base64BodyAt(
     at += width + eol;
     lines++;
   }
+  budget.left -= at - start;
   let dataEnd = at - eol;
   let end = at;
   // A shorter last line, if the next line is one.
   let next = text.indexOf('\n', at);
   if (next < 0) next = text.length;
+  budget.left -= next - at;
   const lastEnd = crlf && text.charCodeAt(next - 1) === 0x0d ? next - 1 : next;
   if (lastEnd > at && lastEnd - at < width && LAST_LINE.test(text.slice(at, lastEnd))) {
     dataEnd = lastEnd;
     end = Math.min(next + 1, text.length);
   }
+  if (dataEnd - start < MIN_BODY_CHARS) return undefined;
   let padding = 0;
   while (padding < 2 && text.charCodeAt(dataEnd - 1 - padding) === 0x3d) padding++;
   const chars = dataEnd - start - (end === at ? lines - 1 : lines) * eol - padding;
   const expected = decodedLength(chars);
-  if (expected === undefined || (padding > 0 && (chars + padding) % 4 !== 0)) return undefined;
-  const dash = text.indexOf('-', start);
-  const underscore = text.indexOf('_', start);
-  if ((dash >= 0 && dash < dataEnd) || (underscore >= 0 && underscore < dataEnd)) return undefined;
-  const content = Buffer.from(text.slice(start, dataEnd), 'base64');
+  // Whole groups of four only: mailparser's streaming decoder would complete an unfinished last
+  // group with base64 characters that follow the body (a stray line before the boundary), and the
+  // marker, a whole group, would hide that.
+  if (expected === undefined || (chars + padding) % 4 !== 0) return undefined;
+  const body = text.slice(start, dataEnd);
+  budget.left -= 2 * body.length;
+  if (body.includes('-') || body.includes('_')) return undefined;
+  const content = Buffer.from(body, 'base64');
   return content.length === expected ? { content, dataEnd, end } : undefined;
 }
 
@@ -99,15 +114,18 @@ function elideBase64Bodies(raw: Buffer): { raw: Buffer; bodies: ElidedBody[] } |
   const pieces: Buffer[] = [];
   const bodies: ElidedBody[] = [];
   let copied = 0;
+  const budget = { left: READ_BUDGET * text.length };
   BLANK_LINE.lastIndex = 0;
   for (let m = BLANK_LINE.exec(text); m; m = BLANK_LINE.exec(text)) {
+    if (budget.left < 0) return undefined;
     const start = m.index + m[0].length;
-    // Worth it, and announced as base64 by the part's header.
-    const worth =
-      text.charCodeAt(start + MIN_BODY_CHARS) > 0 &&
-      BASE64_HEADER.test(text.slice(Math.max(copied, start - HEADER_LOOKBACK), start));
-    const body = worth ? base64BodyAt(text, start) : undefined;
-    if (!body || body.dataEnd - start < MIN_BODY_CHARS) continue;
+    if (start + MIN_BODY_CHARS >= text.length) break; // no room left for a large body
+    // Large and base64-shaped (cheap to rule out), then announced as base64 by the part's header.
+    const body = base64BodyAt(text, start, budget);
+    if (!body) continue;
+    const headers = text.slice(Math.max(copied, start - HEADER_LOOKBACK), start);
+    budget.left -= headers.length;
+    if (!BASE64_HEADER.test(headers)) continue;
     const marker = randomBytes(48);
     // The body's own last line break stays, so the lines around the marker end as they did.
     pieces.push(
@@ -145,6 +163,9 @@ function restoreBodies(mail: ParsedMail, bodies: ElidedBody[], checksumAlgo: str
  * has none, or when a marker did not come back as exactly one attachment's whole content.
  */
 export async function parseEliding(raw: Buffer, options: ParserOptions): Promise<ParsedMail | undefined> {
+  // Unless told to keep them, mailparser rewrites cid: links in the HTML into data: URIs of the
+  // content it parsed, which would be a marker's.
+  if (!options.keepCidLinks && !options.skipImageLinks) return undefined;
   const elided = elideBase64Bodies(raw);
   if (!elided) return undefined;
   const mail = await simpleParser(elided.raw, options).catch(() => undefined);

@@ -76,12 +76,19 @@ export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> 
 export async function deleteTenant(pool: Pool, id: string): Promise<void> {
   await withSystemTx(pool, async (sys) => {
     // Tickets and SLA wake-ups have no cascading key to tenants (migrations 0011 and 0013): tickets
-    // reach their tenant through their requester, whose key does not cascade to them. Wake-ups,
-    // then messages (which also reference their author) and then tickets (with everything that
-    // cascades from them) go first, so that the people's removal never finds a row pointing at one.
-    await sys.query('DELETE FROM sla_wakeups WHERE tenant_id = $1', [id]);
+    // reach their tenant through their requester, whose key does not cascade to them. First the
+    // tenant's row and its people are locked, which makes every insert that would check a key to
+    // them (a new person, a ticket or message naming a person) wait for this transaction and then
+    // fail; then messages (which also reference their author), tickets (with everything that
+    // cascades from them) and wake-ups go, so that the people's removal finds no row pointing at one.
+    const { rowCount: found } = await sys.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [id]);
+    if (found === 0) throw notFound('tenant');
+    await sys.query('SELECT 1 FROM people WHERE tenant_id = $1 FOR UPDATE', [id]);
     await sys.query('DELETE FROM ticket_messages WHERE tenant_id = $1', [id]);
     await sys.query('DELETE FROM tickets WHERE tenant_id = $1', [id]);
+    // After the tickets: a change of a ticket that committed before their removal has written its
+    // wake-up by now, and a later one finds no ticket.
+    await sys.query('DELETE FROM sla_wakeups WHERE tenant_id = $1', [id]);
     const { rowCount } = await sys.query('DELETE FROM tenants WHERE id = $1', [id]);
     if (rowCount === 0) throw notFound('tenant');
   });

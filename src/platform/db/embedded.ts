@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -341,6 +341,12 @@ async function clearStaleServer(pgdata: string, logger: Logger): Promise<void> {
     for (let i = 0; i < 50 && isAlive(postmaster.pid); i++) await sleep(100);
   }
   await rm(path.join(pgdata, 'postmaster.pid'), { force: true });
+  // A killed server also leaves its socket and the socket's lock file, which names its pid: a new
+  // process with that pid would make the next server refuse the socket.
+  const leftovers = (await readdir(pgdata).catch(() => [] as string[])).filter((f) =>
+    f.startsWith('.s.PGSQL.'),
+  );
+  for (const file of leftovers) await rm(path.join(pgdata, file), { force: true });
 }
 
 /**
@@ -353,7 +359,9 @@ function socketDirectory(pgdata: string): string {
   if (process.platform === 'win32' || process.env['RELAYDESK_PG_TCP'] === '1') return '';
   const dir = path.resolve(pgdata);
   const longest = path.join(dir, '.s.PGSQL.65535.lock');
-  return Buffer.byteLength(longest) <= 107 && !/['\\\s]/.test(dir) ? dir : '';
+  // Quotes, backslashes and white space would need escaping on pg_ctl's command line, and commas
+  // separate the directories of unix_socket_directories: such a path uses TCP.
+  return Buffer.byteLength(longest) <= 107 && !/['"\\\s,]/.test(dir) ? dir : '';
 }
 
 function connectionUrl(password: string, port: number, socketDir = ''): string {

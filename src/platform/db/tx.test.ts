@@ -341,6 +341,34 @@ describe('tenant deletion', () => {
     expect((await db.pool.query('SELECT 1 FROM tenants WHERE id = $1', [doomed.tenant.id])).rowCount).toBe(0);
     expect(await count(kept.tenant.id)).toBe(keptBefore);
   });
+
+  it('waits for a ticket being created meanwhile, and removes it too', async () => {
+    const doomed = await createTenant(db.pool, { name: 'to-delete-busy' });
+    const input = {
+      subject: 'created during the deletion',
+      requester: { email: 'busy@example.com' },
+      message: { text: 'hello' },
+      actorId: doomed.adminPersonId,
+    };
+    await withTenant(db.pool, doomed.tenant.id, (tx) => createTicket(tx, { ...input, subject: 'first' }));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // A ticket for a known requester, its transaction still open while the deletion starts.
+    const creating = withTenant(db.pool, doomed.tenant.id, async (tx) => {
+      await createTicket(tx, input);
+      await held;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const deleting = deleteTenant(db.pool, doomed.tenant.id);
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    await creating;
+    await deleting;
+    const left = await db.pool.query('SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1', [
+      doomed.tenant.id,
+    ]);
+    expect(left.rows[0].n).toBe(0);
+  });
 });
 
 describe('migrate', () => {
