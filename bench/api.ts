@@ -14,6 +14,7 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { startRelaydesk } from '../src/app.ts';
 import { createTenant, deleteTenant } from '../src/modules/tenants/service.ts';
+import type { Config } from '../src/platform/config.ts';
 import type { Pool } from '../src/platform/db/pool.ts';
 import { withTenant } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
@@ -174,7 +175,10 @@ export async function benchApi(): Promise<Record<string, unknown>> {
   measurementsDone = 0;
   const dataDir = await tempDir('api');
   const port = await freePort();
-  const config = benchConfig(dataDir, { port });
+  const config = benchConfig(dataDir, {
+    port,
+    role: (process.env['BENCH_ROLE'] as Config['role'] | undefined) ?? 'all',
+  });
   const logger = createLogger(config.logLevel);
   line(
     `starting Relaydesk (role all, ${usingExternalDatabase() ? 'DATABASE_URL' : `embedded PostgreSQL in ${dataDir}`}) ...`,

@@ -117,7 +117,10 @@ export async function freePort(): Promise<number> {
  * The Config a benchmark runs with: DATABASE_URL when set (then a secret key is generated if none is
  * configured), otherwise an embedded PostgreSQL in `dataDir`.
  */
-export function benchConfig(dataDir: string, overrides: { port?: number; logLevel?: string } = {}): Config {
+export function benchConfig(
+  dataDir: string,
+  overrides: { port?: number; logLevel?: string; role?: Config['role'] } = {},
+): Config {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (env['DATABASE_URL'] && !env['RELAYDESK_SECRET_KEY'])
     env['RELAYDESK_SECRET_KEY'] = randomBytes(32).toString('base64');
@@ -126,7 +129,7 @@ export function benchConfig(dataDir: string, overrides: { port?: number; logLeve
     host: '127.0.0.1',
     port: overrides.port ?? 0,
     logLevel: overrides.logLevel ?? process.env['BENCH_LOG_LEVEL'] ?? 'warn',
-    role: (process.env['BENCH_ROLE'] as Config['role'] | undefined) ?? 'all',
+    role: overrides.role ?? 'all',
   });
 }
 
