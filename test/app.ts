@@ -3,9 +3,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
+import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { type App, buildServer } from '../src/platform/http/server.ts';
-import { createLogger } from '../src/platform/logging.ts';
+import { createLogger, type Logger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
 import { type TestDatabase, useTestDatabase } from './db.ts';
@@ -16,6 +17,10 @@ export interface TestApp {
   queue: JobQueue;
   a: CreatedTenant;
   b: CreatedTenant;
+  /** The key the server encrypts provider credentials and signs Message-IDs with. */
+  secretKey: Buffer;
+  /** What the inbound pipeline's functions take (processInbound, acceptRawMessage, ...), with that key. */
+  inboundDeps(): { pool: TestDatabase['pool']; messageIdKey: Buffer; secretKey: Buffer; logger: Logger };
   /** Sends a request with a bearer token; returns status, parsed body and headers. */
   call(
     token: string | undefined,
@@ -29,6 +34,7 @@ export interface TestApp {
 export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buffer } = {}): Promise<TestApp> {
   const db = await useTestDatabase();
   const logger = createLogger('silent');
+  const secretKey = options.secretKey ?? randomBytes(32);
   const queue = new JobQueue({
     connectionString: db.url,
     logger,
@@ -44,7 +50,7 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
       pool: db.pool,
       logger,
       queue,
-      secretKey: options.secretKey ?? randomBytes(32),
+      secretKey,
     },
     ROUTES,
     HOOK_ROUTES,
@@ -62,6 +68,8 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
     queue,
     a,
     b,
+    secretKey,
+    inboundDeps: () => ({ pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger }),
     async call(token, method, url, body, headers = {}) {
       const res = await app.inject({
         method,

@@ -4,26 +4,17 @@
 // and in tenant B one message at a time, and the two results are compared. Also: a message that
 // makes its batch fail does not hold up the others; one record named twice in a batch; bytes read
 // back from the database when this process did not accept them.
-import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makePerson, type TestApp, useTestApp } from '../../../test/app.ts';
 import { sha256 } from '../../platform/crypto.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { createLogger } from '../../platform/logging.ts';
 import { takeRawMessage } from './handoff.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { createMailbox } from './mailboxes.ts';
 import { type InboundResult, processInbound, processInboundBatch } from './process.ts';
-import { messageIdKey } from './signing.ts';
 
 let t: TestApp;
-const secretKey = randomBytes(32);
-const deps = () => ({
-  pool: t.db.pool,
-  messageIdKey: messageIdKey(secretKey),
-  secretKey,
-  logger: createLogger('silent'),
-});
+const deps = () => t.inboundDeps();
 
 interface Tenant {
   id: string;
@@ -33,13 +24,13 @@ interface Tenant {
 const tenants: Record<'a' | 'b', Tenant> = {} as never;
 
 beforeAll(async () => {
-  t = await useTestApp({ secretKey });
+  t = await useTestApp();
   await t.queue.boss.createQueue('inbound.process');
   for (const name of ['a', 'b'] as const) {
     const tenant = t[name].tenant;
     const [support, sales] = await withTenant(t.db.pool, tenant.id, async (tx) => [
-      await createMailbox(tx, secretKey, { kind: 'mime', address: 'support@batch.test' }),
-      await createMailbox(tx, secretKey, { kind: 'mime', address: 'sales@batch.test' }),
+      await createMailbox(tx, t.secretKey, { kind: 'mime', address: 'support@batch.test' }),
+      await createMailbox(tx, t.secretKey, { kind: 'mime', address: 'sales@batch.test' }),
     ]);
     await makePerson(t, t[name].adminToken.token, {
       kind: 'agent',

@@ -4,12 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GmailSimulator, startGmailSimulator } from '../../../simulators/gmail.ts';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { createLogger } from '../../platform/logging.ts';
 import { AuthExpired } from '../../platform/provider-errors.ts';
 import { syncGmailHistory } from './jobs.ts';
 import { mailboxCredentials } from './mailboxes.ts';
 import { processInbound } from './process.ts';
-import { messageIdKey } from './signing.ts';
 
 let t: TestApp;
 let sim: GmailSimulator;
@@ -18,13 +16,7 @@ let mailboxId: string;
 const USER = 'support@gmail-tenant.test';
 const AUDIENCE = 'https://relaydesk.example/hooks/gmail';
 const SERVICE_ACCOUNT = 'pubsub-push@relaydesk-sim.iam.gserviceaccount.com';
-const secretKey = randomBytes(32);
-const deps = () => ({
-  pool: t.db.pool,
-  messageIdKey: messageIdKey(secretKey),
-  secretKey,
-  logger: createLogger('silent'),
-});
+const deps = () => t.inboundDeps();
 
 const raw = (subject: string) =>
   Buffer.from(
@@ -64,7 +56,7 @@ async function drain(): Promise<{ status: string; ticketId: string | null }[]> {
 }
 
 beforeAll(async () => {
-  t = await useTestApp({ secretKey });
+  t = await useTestApp();
   for (const q of ['inbound.process', 'gmail.history']) await t.queue.boss.createQueue(q);
   appUrl = await t.app.listen({ host: '127.0.0.1', port: 0 });
   sim = await startGmailSimulator();
@@ -151,7 +143,7 @@ describe('Gmail push', () => {
     await sim.push(endpoint(), USER, good);
     await drain();
     const stored = await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
-      mailboxCredentials(tx, secretKey, mailboxId),
+      mailboxCredentials(tx, t.secretKey, mailboxId),
     );
     expect(stored?.['refreshToken']).toBe(rotated);
   });

@@ -14,20 +14,13 @@ import { inboundJobs, processInboundJob } from './jobs.ts';
 import { recordGraphSubscription } from './mailboxes.ts';
 import { processInbound } from './process.ts';
 import { GraphClient } from './providers/graph/client.ts';
-import { messageIdKey } from './signing.ts';
 
 let t: TestApp;
 let sim: GraphSimulator;
 let appUrl: string;
 let mailboxId: string;
 const clientState = randomBytes(16).toString('hex');
-const secretKey = randomBytes(32);
-const deps = () => ({
-  pool: t.db.pool,
-  messageIdKey: messageIdKey(secretKey),
-  secretKey,
-  logger: createLogger('silent'),
-});
+const deps = () => t.inboundDeps();
 const USER = 'helpdesk@contoso.test';
 
 const raw = (subject: string) =>
@@ -54,7 +47,7 @@ const jobCount = async (name: string) =>
     .n as number;
 
 beforeAll(async () => {
-  t = await useTestApp({ secretKey });
+  t = await useTestApp();
   await t.queue.boss.createQueue('inbound.process');
   await t.queue.boss.createQueue('mailbox.lifecycle');
   appUrl = await t.app.listen({ host: '127.0.0.1', port: 0 });
@@ -183,7 +176,7 @@ describe('Graph webhook', () => {
         pool: deadPool,
         logger: createLogger('silent'),
         queue: t.queue,
-        secretKey,
+        secretKey: t.secretKey,
       },
       ROUTES,
       HOOK_ROUTES,

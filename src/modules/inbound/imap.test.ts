@@ -7,22 +7,15 @@ import { type Dovecot, startDovecot } from '../../../test/dovecot.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { processInbound } from './process.ts';
 import { ImapListeners } from './providers/imap/listener.ts';
-import { messageIdKey } from './signing.ts';
 
 let t: TestApp;
 let dovecot: Dovecot;
 let mailboxId: string;
-const secretKey = randomBytes(32);
-const deps = () => ({
-  pool: t.db.pool,
-  messageIdKey: messageIdKey(secretKey),
-  secretKey,
-  logger: createLogger('silent'),
-});
+const deps = () => t.inboundDeps();
 const listenerDeps = () => ({
   pool: t.db.pool,
   connectionString: t.db.url,
-  secretKey,
+  secretKey: t.secretKey,
   logger: createLogger('silent'),
   queue: t.queue,
 });
@@ -75,7 +68,7 @@ const ticketCount = async () =>
 
 beforeAll(async () => {
   dovecot = await startDovecot();
-  t = await useTestApp({ secretKey });
+  t = await useTestApp();
   await t.queue.boss.createQueue('inbound.process');
   const res = await t.call(t.a.adminToken.token, 'POST', '/api/v1/mailboxes', {
     kind: 'imap',

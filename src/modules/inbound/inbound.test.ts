@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makePerson, type TestApp, useTestApp } from '../../../test/app.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { createLogger } from '../../platform/logging.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { ingestRawMessage, processInbound } from './process.ts';
 import { messageIdKey, signedMessageId } from './signing.ts';
@@ -11,13 +10,7 @@ let t: TestApp;
 let tokenA: string;
 let mailboxId: string;
 let otherMailboxId: string;
-const secretKey = randomBytes(32);
-const deps = () => ({
-  pool: t.db.pool,
-  messageIdKey: messageIdKey(secretKey),
-  secretKey,
-  logger: createLogger('silent'),
-});
+const deps = () => t.inboundDeps();
 
 let seq = 0;
 /** A raw RFC 5322 message. */
@@ -68,7 +61,7 @@ const messagesOf = async (ticketId: string) =>
   ).rows;
 
 beforeAll(async () => {
-  t = await useTestApp({ secretKey });
+  t = await useTestApp();
   tokenA = t.a.adminToken.token;
   await t.queue.boss.createQueue('inbound.process');
   const res = await t.call(tokenA, 'POST', '/api/v1/mailboxes', {
@@ -202,7 +195,7 @@ describe('raw MIME ingress and consume', () => {
       reason: 'own_mail',
     });
     const ours = signedMessageId(
-      messageIdKey(secretKey),
+      messageIdKey(t.secretKey),
       t.a.tenant.id,
       '01a20430-e963-7a16-98d1-c69cf56067c7',
       'helpdesk.test',
@@ -302,7 +295,7 @@ describe('threading', () => {
   it('threads by our signed Message-ID, and ignores a forged one', async () => {
     const first = await ingest(mail({ subject: 'Signed' }));
     const signed = signedMessageId(
-      messageIdKey(secretKey),
+      messageIdKey(t.secretKey),
       t.a.tenant.id,
       first.ticketId!,
       'helpdesk.test',

@@ -1,10 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
-import { createLogger } from '../../platform/logging.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { type Outcome, processInbound, processInboundBatch } from './process.ts';
-import { messageIdKey } from './signing.ts';
 
 // Counts the parses, to see which messages took the short way.
 const parsed = vi.hoisted(() => ({ count: 0 }));
@@ -22,13 +19,7 @@ vi.mock('./parse-pool.ts', async (importOriginal) => {
 let t: TestApp;
 let mailboxId: string;
 let otherMailboxId: string;
-const secretKey = randomBytes(32);
-const deps = () => ({
-  pool: t.db.pool,
-  messageIdKey: messageIdKey(secretKey),
-  secretKey,
-  logger: createLogger('silent'),
-});
+const deps = () => t.inboundDeps();
 
 function mail(messageId: string | null, subject: string): Buffer {
   return Buffer.from(
@@ -61,7 +52,7 @@ const record = async (inboundId: string) =>
   ).rows[0];
 
 beforeAll(async () => {
-  t = await useTestApp({ secretKey });
+  t = await useTestApp();
   await t.queue.boss.createQueue('inbound.process');
   const create = async (address: string) =>
     (await t.call(t.a.adminToken.token, 'POST', '/api/v1/mailboxes', { kind: 'mime', address })).body.id;

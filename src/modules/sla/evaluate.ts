@@ -129,25 +129,6 @@ export async function evaluateTickets(
 
   const config = await loadSlaConfig(tx);
   const stored = await storedClocks(tx, ids);
-  if (config.policies.length === 0) {
-    // A tenant without SLA policies: no clock can start or change, only running ones be cancelled.
-    // Without any of those, what the full evaluation below would do is drop the summaries and the
-    // wake-ups; do just that, without reading the tickets' timelines.
-    const running = ids.some((id) =>
-      (stored.get(id) ?? []).some((c) => c.status !== 'fulfilled' && c.status !== 'cancelled'),
-    );
-    if (!running) {
-      await tx.query('DELETE FROM sla_ticket_state WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])', [
-        tx.tenantId,
-        ids,
-      ]);
-      await tx.query('DELETE FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])', [
-        tx.tenantId,
-        ids,
-      ]);
-      return { evaluated: ids.length, fired: 0 };
-    }
-  }
   const inputs = await loadTicketInputs(tx, ids, config);
 
   const events: (SlaEventRow & { ticket_id: string })[] = [];
