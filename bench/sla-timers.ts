@@ -139,11 +139,11 @@ export async function benchSlaTimers(): Promise<Record<string, unknown>> {
     [tenant.id, requesterId, CLOCKS],
   );
   await db.pool.query(
-    `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at)
+    `INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at)
      SELECT tenant_id, id, now() + interval '1 day' FROM tickets WHERE tenant_id = $1`,
     [tenant.id],
   );
-  await db.pool.query('ANALYZE tickets; ANALYZE sla_wakeups');
+  await db.pool.query('ANALYZE tickets; ANALYZE ticket_wakeups');
   line(
     `loaded ${fmt(CLOCKS)} tickets with bulk SQL in ${fmt((performance.now() - loadStarted) / 1000, 1)} s`,
   );
@@ -174,7 +174,7 @@ export async function benchSlaTimers(): Promise<Record<string, unknown>> {
       [tenant.id, t0, SPREAD, CLOCKS],
     );
     await client.query(
-      `UPDATE sla_wakeups w SET next_wake_at = t.created_at + make_interval(secs => $2::float8)
+      `UPDATE ticket_wakeups w SET next_wake_at = t.created_at + make_interval(secs => $2::float8)
          FROM tickets t WHERE t.tenant_id = w.tenant_id AND t.id = w.ticket_id AND w.tenant_id = $1`,
       [tenant.id, SPREAD],
     );

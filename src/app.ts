@@ -18,6 +18,7 @@ import { slaRoutes } from './modules/sla/routes.ts';
 import { slaJobs, startSlaScheduler } from './modules/sla/scheduler.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
+import { type Clock, systemClock } from './platform/clock.ts';
 import type { Config } from './platform/config.ts';
 import { parseSecretKey } from './platform/config.ts';
 import { type EmbeddedDatabase, type OwnerPurpose, openEmbedded } from './platform/db/embedded.ts';
@@ -47,6 +48,7 @@ export function defaultRegistry(deps: {
   pool: Pool;
   secretKey: Buffer;
   logger: Logger;
+  clock: Clock;
   jobLeaseSeconds?: number | undefined;
 }): JobRegistry {
   const definitions = [
@@ -57,6 +59,7 @@ export function defaultRegistry(deps: {
       messageIdKey: messageIdKey(deps.secretKey),
       secretKey: deps.secretKey,
       logger: deps.logger,
+      clock: deps.clock,
     }),
   ];
   const lease = deps.jobLeaseSeconds;
@@ -146,9 +149,16 @@ export interface StartOptions {
   config: Config;
   logger: Logger;
   registry?: JobRegistry;
+  /** The time everything runs on; the system clock unless a test passes its own. */
+  clock?: Clock;
 }
 
-export async function startRelaydesk({ config, logger, registry }: StartOptions): Promise<RunningRelaydesk> {
+export async function startRelaydesk({
+  config,
+  logger,
+  registry,
+  clock = systemClock,
+}: StartOptions): Promise<RunningRelaydesk> {
   tuneRuntime();
   const role = config.role;
   const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
@@ -174,7 +184,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
       logger,
       registry:
         registry ??
-        defaultRegistry({ pool: db.pool, secretKey, logger, jobLeaseSeconds: config.jobLeaseSeconds }),
+        defaultRegistry({ pool: db.pool, secretKey, logger, clock, jobLeaseSeconds: config.jobLeaseSeconds }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
       instanceName: `relaydesk-${role}-${process.pid}`,
@@ -196,7 +206,7 @@ export async function startRelaydesk({ config, logger, registry }: StartOptions)
       authCache = new AuthCache();
       await authCache.start(db.url, logger);
       app = await buildServer(
-        { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache, secretKey },
+        { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache, secretKey, clock },
         ROUTES,
         HOOK_ROUTES,
       );

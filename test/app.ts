@@ -3,10 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
+import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
+import { ManualClock } from '../src/platform/clock.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { type App, buildServer } from '../src/platform/http/server.ts';
-import { createLogger, type Logger } from '../src/platform/logging.ts';
+import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
 import { type TestDatabase, useTestDatabase } from './db.ts';
@@ -20,7 +22,9 @@ export interface TestApp {
   /** The key the server encrypts provider credentials and signs Message-IDs with. */
   secretKey: Buffer;
   /** What the inbound pipeline's functions take (processInbound, acceptRawMessage, ...), with that key. */
-  inboundDeps(): { pool: TestDatabase['pool']; messageIdKey: Buffer; secretKey: Buffer; logger: Logger };
+  inboundDeps(): InboundDeps;
+  /** The clock the server runs on: moves only when the test moves it. */
+  clock: ManualClock;
   /** Sends a request with a bearer token; returns status, parsed body and headers. */
   call(
     token: string | undefined,
@@ -31,8 +35,12 @@ export interface TestApp {
   ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
 
-export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buffer } = {}): Promise<TestApp> {
+export async function useTestApp(
+  options: { bodyLimit?: number; secretKey?: Buffer; now?: string } = {},
+): Promise<TestApp> {
   const db = await useTestDatabase();
+  // The real time by default (rows get now() from PostgreSQL); tests that need time to pass move it.
+  const clock = new ManualClock(options.now ?? new Date());
   const logger = createLogger('silent');
   const secretKey = options.secretKey ?? randomBytes(32);
   const queue = new JobQueue({
@@ -51,6 +59,7 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
       logger,
       queue,
       secretKey,
+      clock,
     },
     ROUTES,
     HOOK_ROUTES,
@@ -69,7 +78,8 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
     a,
     b,
     secretKey,
-    inboundDeps: () => ({ pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger }),
+    clock,
+    inboundDeps: () => ({ pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger, clock }),
     async call(token, method, url, body, headers = {}) {
       const res = await app.inject({
         method,

@@ -60,6 +60,7 @@ describe.skipIf(!present)('zammad corpus', { timeout: 120_000 }, () => {
     messageIdKey: messageIdKey(Buffer.alloc(32, 1)),
     secretKey: Buffer.alloc(32, 1),
     logger: createLogger('silent'),
+    clock: t.clock,
   });
 
   beforeAll(async () => {

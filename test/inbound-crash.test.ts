@@ -2,6 +2,7 @@
 // through real worker processes that are killed with SIGKILL again and again. At the end every
 // message has exactly its outcome: one ticket per original, one comment per reply, a duplicate per
 // repeat, and no message stuck or failed.
+import { systemClock } from '../src/platform/clock.ts';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -85,6 +86,7 @@ describe('inbound under worker crashes', () => {
       pool: db.pool,
       secretKey,
       logger: createLogger('silent'),
+      clock: systemClock,
       jobLeaseSeconds: 3,
     });
     const queue = new JobQueue({

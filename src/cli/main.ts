@@ -14,6 +14,7 @@ import { mergePeople } from '../modules/people/merge.ts';
 import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
 import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
 import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
+import { systemClock } from '../platform/clock.ts';
 import { type Config, ConfigError, type ConfigOverrides, loadConfig, ROLES } from '../platform/config.ts';
 import { withTenant } from '../platform/db/tx.ts';
 import { AppError } from '../platform/errors.ts';
@@ -325,7 +326,13 @@ program
       });
       await queue.start();
       try {
-        const deps = { pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger };
+        const deps = {
+          pool: db.pool,
+          messageIdKey: messageIdKey(secretKey),
+          secretKey,
+          logger,
+          clock: systemClock,
+        };
         for (const file of files) {
           try {
             const raw = await readFile(file);

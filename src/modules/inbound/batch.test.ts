@@ -298,7 +298,7 @@ async function snapshot(which: 'a' | 'b', results: InboundResult[][]) {
     )
       .map((r) => `${r.kind} ${r.display_name} ${r.address_normalized}`)
       .sort(),
-    wakes: (await q('SELECT count(*)::int AS n FROM sla_wakeups WHERE tenant_id = $1'))[0]!.n,
+    wakes: (await q('SELECT count(*)::int AS n FROM ticket_wakeups WHERE tenant_id = $1'))[0]!.n,
   };
 }
 

@@ -177,6 +177,7 @@ describe('Graph webhook', () => {
         logger: createLogger('silent'),
         queue: t.queue,
         secretKey: t.secretKey,
+        clock: t.clock,
       },
       ROUTES,
       HOOK_ROUTES,

@@ -4,21 +4,12 @@
 import type { Pool } from '../../platform/db/pool.ts';
 import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
 import { sha256 } from '../../platform/crypto.ts';
+import { storeBlobs } from '../blobs/service.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { notFound } from '../../platform/errors.ts';
 import { offerRawMessage } from './handoff.ts';
 import { processInboundJob } from './jobs.ts';
-
-export async function storeBlob(tx: TenantTx, content: Buffer): Promise<Buffer> {
-  const hash = sha256(content);
-  await tx.query(
-    `INSERT INTO blobs (tenant_id, sha256, size, content) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (tenant_id, sha256) DO NOTHING`,
-    [tx.tenantId, hash, content.length, content],
-  );
-  return hash;
-}
 
 export interface AcceptedMessage {
   inboundId: string;
@@ -84,6 +75,10 @@ class AcceptBatcher {
     try {
       stored = await withTenant(this.pool, tenantId, async (tx) => {
         const ids = await insertRecords(tx, batch);
+        // A mailbox gone meanwhile: nothing of this batch is kept (no blob left behind); each
+        // message again on its own, and the one whose mailbox is gone is refused.
+        if (ids.size < batch.length)
+          throw batch.length > 1 ? new Error('a mailbox of the batch is gone') : notFound('mailbox');
         const jobs = batch.filter((p) => ids.has(p.inboundId));
         if (jobs.length > 0)
           await this.queue.sendMany(
@@ -113,40 +108,34 @@ class AcceptBatcher {
   }
 }
 
-/** Writes the blobs and inbound records of messages whose mailbox exists; returns their inbound ids. */
+/**
+ * Writes the blobs and inbound records of the messages; returns their inbound ids. A message whose
+ * mailbox is gone gets no record: the caller then rolls the whole batch back (so no blob is left
+ * behind) and tries each message alone.
+ */
 async function insertRecords(tx: TenantTx, batch: PendingAccept[]): Promise<Set<string>> {
-  // The contents go as binary parameters, each named once: the blobs are inserted straight from
-  // their VALUES, filtered by a list of existing mailboxes computed once. (A CTE holding the contents
-  // and read twice, or a DISTINCT ON over them, made PostgreSQL materialise and sort megabytes of
-  // mail, spilling them to temporary files beyond work_mem.) A message sent twice in one batch is
-  // one blob: ON CONFLICT DO NOTHING skips the second row before storing anything of it.
-  const values: unknown[] = [tx.tenantId, [...new Set(batch.map((p) => p.mailboxId))]];
-  const blobs: string[] = [];
-  const records: string[] = [];
-  for (const p of batch) {
-    values.push(p.inboundId, p.mailboxId, p.hash, p.raw.length, p.raw, p.source);
-    const n = values.length;
-    blobs.push(`($${n - 4}::uuid, $${n - 3}::bytea, $${n - 2}::bigint, $${n - 1}::bytea)`);
-    records.push(`($${n - 5}::uuid, $${n - 4}::uuid, $${n - 3}::bytea, $${n}::text)`);
-  }
-  const { rows: inserted } = await tx.query<{ id: string }>(
-    `WITH mailbox AS (
-       SELECT array_agg(m.id) AS ids FROM mailboxes m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])
-     ), blob AS (
-       INSERT INTO blobs (tenant_id, sha256, size, content)
-       SELECT $1, b.sha256, b.size, b.content
-         FROM (VALUES ${blobs.join(', ')}) AS b(mailbox_id, sha256, size, content)
-        WHERE b.mailbox_id = ANY ((SELECT ids FROM mailbox)::uuid[])
-       ON CONFLICT (tenant_id, sha256) DO NOTHING
-     )
-     INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer, blob_sha256)
-     SELECT $1, x.id, x.mailbox_id, x.source, jsonb_build_object('blob', encode(x.sha256, 'hex')), x.sha256
-       FROM (VALUES ${records.join(', ')}) AS x(id, mailbox_id, sha256, source)
-      WHERE x.mailbox_id = ANY ((SELECT ids FROM mailbox)::uuid[])
-     RETURNING id`,
-    values,
+  // The blobs and the records go out together (pipelined). A message sent twice in one batch is
+  // one blob: storeBlobs stores each content once.
+  const { stored } = storeBlobs(
+    tx,
+    batch.map((p) => ({ content: p.raw, hash: p.hash })),
   );
-  return new Set(inserted.map((r) => r.id));
+  const inserted = tx.query<{ id: string }>(
+    `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer, blob_sha256)
+     SELECT $1, x.id, x.mailbox_id, x.source, jsonb_build_object('blob', encode(x.sha256, 'hex')), x.sha256
+       FROM unnest($2::uuid[], $3::uuid[], $4::bytea[], $5::text[]) AS x(id, mailbox_id, sha256, source)
+      WHERE EXISTS (SELECT 1 FROM mailboxes m WHERE m.tenant_id = $1 AND m.id = x.mailbox_id)
+     RETURNING id`,
+    [
+      tx.tenantId,
+      batch.map((p) => p.inboundId),
+      batch.map((p) => p.mailboxId),
+      batch.map((p) => p.hash),
+      batch.map((p) => p.source),
+    ],
+  );
+  const [, { rows }] = await Promise.all([stored, inserted]);
+  return new Set(rows.map((r) => r.id));
 }
 
 const batchers = new WeakMap<Pool, WeakMap<JobQueue, AcceptBatcher>>();

@@ -11,8 +11,15 @@
 // Which key to look up is guessed from the headers (the first Message-ID header) and from the hash
 // (the generated key); a wrong guess finds no claim of the same bytes and costs nothing.
 import type { TenantTx } from '../../platform/db/tx.ts';
-import type { Outcome } from './apply.ts';
-import { normalizeMessageId, type RawHeaders, rawHeaders } from './mime.ts';
+import { decideOnTakenKey, holdersOfSameBytes } from './keys.ts';
+import {
+  generatedKeyOfHash as generatedKey,
+  normalizeMessageId,
+  type RawHeaders,
+  rawHeaders,
+} from './mime.ts';
+import type { Outcome } from './outcomes.ts';
+import { finishRecords, type RecordFinal } from './records.ts';
 
 export interface DuplicateCandidate {
   inboundId: string;
@@ -46,56 +53,16 @@ export async function finishKnownDuplicates(
   for (const c of candidates) {
     const messageId = normalizeMessageId(headerBlockFields(c.headers).get('message-id')?.[0]);
     if (messageId) guesses.push({ ...c, key: messageId });
-    guesses.push({ ...c, key: `gen-${c.sha256.toString('hex')}@relaydesk.invalid` });
+    guesses.push({ ...c, key: generatedKey(c.sha256) });
   }
-  if (guesses.length === 0) return new Map();
-  const { rows } = await tx.query<{
-    id: string;
-    key: string;
-    inbound_id: string;
-    outcome: string;
-    ticket_id: string | null;
-    number: number | null;
-  }>(
-    `SELECT DISTINCT ON (x.id) x.id, k.key, k.inbound_id, k.outcome, k.ticket_id, t.number
-       FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bytea[]) AS x(id, mailbox_id, key, sha256)
-       JOIN message_keys k ON k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key
-       JOIN inbound_messages o ON o.tenant_id = $1 AND o.id = k.inbound_id AND o.blob_sha256 = x.sha256
-       LEFT JOIN tickets t ON t.tenant_id = $1 AND t.id = k.ticket_id
-      WHERE k.inbound_id <> x.id AND NOT (k.outcome = 'skipped' AND k.reason IS NOT DISTINCT FROM 'too_large')
-      ORDER BY x.id`,
-    [
-      tx.tenantId,
-      guesses.map((g) => g.inboundId),
-      guesses.map((g) => g.mailboxId),
-      guesses.map((g) => g.key),
-      guesses.map((g) => g.sha256),
-    ],
-  );
-  if (rows.length === 0) return new Map();
-  const finals = rows.map((r) => ({ ...r, reason: `duplicate of ${r.inbound_id} (${r.outcome})` }));
-  await tx.query(
-    `UPDATE inbound_messages i SET status = 'duplicate', reason = x.reason, ticket_id = x.ticket_id,
-            ticket_message_id = NULL, message_key = x.key, updated_at = now()
-       FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[]) AS x(id, reason, ticket_id, key)
-      WHERE i.tenant_id = $1 AND i.id = x.id`,
-    [
-      tx.tenantId,
-      finals.map((f) => f.id),
-      finals.map((f) => f.reason),
-      finals.map((f) => f.ticket_id),
-      finals.map((f) => f.key),
-    ],
-  );
-  return new Map(
-    finals.map((f) => [
-      f.id,
-      {
-        status: 'duplicate',
-        reason: f.reason,
-        ticketId: f.ticket_id,
-        ticketNumber: f.number === null ? null : `T-${f.number}`,
-      },
-    ]),
-  );
+  const held = await holdersOfSameBytes(tx, guesses);
+  const outcomes = new Map<string, Outcome>();
+  const finals: RecordFinal[] = [];
+  for (const [inboundId, { key, holder }] of held) {
+    const decision = decideOnTakenKey(holder, { inboundId, key });
+    if (decision.kind === 'duplicate') finals.push(decision.final);
+    outcomes.set(inboundId, decision.outcome);
+  }
+  await finishRecords(tx, finals);
+  return outcomes;
 }

@@ -6,7 +6,7 @@ import { sha256 } from '../../platform/crypto.ts';
 import { compile as compileHtmlToText } from 'html-to-text';
 import iconv from 'iconv-lite';
 import { type AddressObject, type ParsedMail, simpleParser } from 'mailparser';
-import { sanitizeBodyHtml } from '../tickets/service.ts';
+import { type SafeHtml, sanitizeBodyHtml } from '../tickets/model.ts';
 import { parseMail } from './base64-bodies.ts';
 
 export interface MailAddress {
@@ -45,7 +45,7 @@ export interface ParsedMessage {
   subject: string;
   text: string;
   /** Sanitised HTML body (no scripts, handlers or remote loads), or null. */
-  html: string | null;
+  html: SafeHtml | null;
   /** The new part of a reply, without quoted history and signature. */
   replyText: string;
   attachments: ParsedAttachment[];
@@ -65,8 +65,12 @@ export function normalizeMessageId(raw: string | undefined | null): string | und
 }
 
 export function generatedKey(raw: Buffer): string {
-  return `gen-${createHash('sha256').update(raw).digest('hex')}@relaydesk.invalid`;
+  return generatedKeyOfHash(createHash('sha256').update(raw).digest());
 }
+
+/** The generated key of a message whose SHA-256 is known. */
+export const generatedKeyOfHash = (sha256: Buffer): string =>
+  `gen-${sha256.toString('hex')}@relaydesk.invalid`;
 
 /** Every <...> token of a References / In-Reply-To header, in order. */
 export function splitMessageIds(value: string | string[] | undefined): string[] {

@@ -2,25 +2,29 @@
 // transaction claim the message key, resolve the sender, thread, and write the ticket or comment
 // with its attachments, participants and the inbound outcome (DESIGN §3.2, §3.4; apply.ts does that
 // part, for a whole batch of messages at once). A retry of a committed message finds its record
-// final; another delivery of the same message finds the key taken (duplicate).
+// final; another delivery of the same message finds the key taken (duplicate, keys.ts).
+import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
-import { AuthExpired, NotFound, Permanent, RateLimited } from '../../platform/provider-errors.ts';
+import { AuthExpired, Permanent, RateLimited } from '../../platform/provider-errors.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
-import { type ApplyItem, applyBatch, type InboundStatus, type Outcome } from './apply.ts';
+import { readBlobs, storeBlobs } from '../blobs/service.ts';
+import { ticketNumber } from '../tickets/model.ts';
+import { type ApplyItem, applyBatch } from './apply.ts';
 import { takeRawMessage } from './handoff.ts';
-import { acceptRawMessage, storeBlob } from './ingest.ts';
-import { type Mailbox, getMailbox, mailboxCredentials } from './mailboxes.ts';
+import { acceptRawMessage } from './ingest.ts';
+import { claimKeys, decideOnTakenKey } from './keys.ts';
 import { finishKnownDuplicates, headerBlockFields } from './known-duplicates.ts';
+import { getMailbox, type Mailbox, type MailboxKind } from './mailboxes.ts';
 import { generatedKey, headerBlock, normalizeMessageId, type ParsedMessage } from './mime.ts';
+import { FINAL_STATUSES, type InboundStatus, type Outcome } from './outcomes.ts';
 import { parseInThread } from './parse-pool.ts';
-import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
-import { fetchImapMessage } from './providers/imap/listener.ts';
+import { finishRecords, markProcessing, type RecordFinal, requeueRecord, setRecordBlob } from './records.ts';
+import { fetchRawMessage } from './sources.ts';
 
-export type { InboundStatus, Outcome } from './apply.ts';
-const FINAL: InboundStatus[] = ['created', 'appended', 'duplicate', 'skipped', 'quarantined'];
+export type { InboundStatus, Outcome } from './outcomes.ts';
 
 export interface InboundDeps {
   pool: Pool;
@@ -29,12 +33,13 @@ export interface InboundDeps {
   /** RELAYDESK_SECRET_KEY, to unseal provider credentials. */
   secretKey: Buffer;
   logger: Logger;
+  clock: Clock;
 }
 
 interface InboundRow {
   id: string;
   mailbox_id: string;
-  source: string;
+  source: MailboxKind;
   pointer: Record<string, unknown>;
   blob_sha256: Buffer | null;
   status: InboundStatus;
@@ -42,83 +47,26 @@ interface InboundRow {
   ticket_id: string | null;
 }
 
-async function outcomeOf(
-  tx: TenantTx,
-  row: { status: InboundStatus; reason: string | null; ticket_id: string | null },
-): Promise<Outcome> {
-  let ticketNumber: string | null = null;
-  if (row.ticket_id) {
+/** Writes where one record ended and answers its outcome (with the ticket's number). */
+async function finishOne(tx: TenantTx, final: RecordFinal): Promise<Outcome> {
+  await finishRecords(tx, [final]);
+  let number: string | null = null;
+  if (final.ticketId) {
     const { rows } = await tx.query<{ number: number }>(
       'SELECT number FROM tickets WHERE tenant_id = $1 AND id = $2',
-      [tx.tenantId, row.ticket_id],
+      [tx.tenantId, final.ticketId],
     );
-    ticketNumber = rows[0] ? `T-${rows[0].number}` : null;
+    number = rows[0] ? ticketNumber(rows[0].number) : null;
   }
-  return { status: row.status, reason: row.reason, ticketId: row.ticket_id, ticketNumber };
+  return { status: final.status, reason: final.reason, ticketId: final.ticketId, ticketNumber: number };
 }
 
-async function finish(
-  tx: TenantTx,
+const ended = (
   inboundId: string,
   status: InboundStatus,
   reason: string | null,
-  extra: { ticketId?: string | null; messageId?: string | null; key?: string | null } = {},
-): Promise<Outcome> {
-  await tx.query(
-    `UPDATE inbound_messages SET status = $3, reason = $4, ticket_id = $5, ticket_message_id = $6,
-            message_key = coalesce($7, message_key), updated_at = now()
-      WHERE tenant_id = $1 AND id = $2`,
-    [
-      tx.tenantId,
-      inboundId,
-      status,
-      reason,
-      extra.ticketId ?? null,
-      extra.messageId ?? null,
-      extra.key ?? null,
-    ],
-  );
-  return outcomeOf(tx, { status, reason, ticket_id: extra.ticketId ?? null });
-}
-
-/**
- * Fetches the raw bytes a provider pointer names, outside any transaction (no network call holds a
- * database connection). Undefined when the source no longer has the message: a deterministic
- * `skipped (source_unavailable)`, not a retry loop. Rate limits and transient failures throw.
- */
-async function fetchFromProvider(
-  deps: InboundDeps,
-  tenantId: string,
-  row: InboundRow,
-  mailbox: Mailbox,
-): Promise<Buffer | undefined> {
-  const messageId = String(row.pointer['messageId']);
-  try {
-    if (row.source === 'graph') {
-      return await (
-        await graphClientFor(deps, tenantId, mailbox)
-      ).messageMime(providerUser(mailbox, 'graph'), messageId);
-    }
-    if (row.source === 'gmail') {
-      return await (
-        await gmailClientFor(deps, tenantId, mailbox)
-      ).messageRaw(providerUser(mailbox, 'gmail'), messageId);
-    }
-    if (row.source === 'imap') {
-      const credentials = await withTenant(deps.pool, tenantId, (tx) =>
-        mailboxCredentials(tx, deps.secretKey, mailbox.id),
-      );
-      return await fetchImapMessage(mailbox, String(credentials?.['password'] ?? ''), {
-        uidValidity: String(row.pointer['uidValidity']),
-        uid: Number(row.pointer['uid']),
-      });
-    }
-  } catch (err) {
-    if (err instanceof NotFound) return undefined;
-    throw err;
-  }
-  return undefined;
-}
+  key: string | null = null,
+): RecordFinal => ({ inboundId, status, reason, ticketId: null, ticketMessageId: null, key });
 
 export interface InboundInput {
   tenantId: string;
@@ -208,23 +156,22 @@ async function startRecords(
           ok: true,
           outcome: { status: 'skipped', reason: 'inbound_record_gone', ticketId: null, ticketNumber: null },
         });
-      else if (FINAL.includes(row.status))
+      else if (FINAL_STATUSES.includes(row.status))
         done.set(id, {
           ok: true,
           outcome: {
             status: row.status,
             reason: row.reason,
             ticketId: row.ticket_id,
-            ticketNumber: row.number === null ? null : `T-${row.number}`,
+            ticketNumber: row.number === null ? null : ticketNumber(row.number),
           },
         });
     }
-    const openRows = rows.filter((r) => !FINAL.includes(r.status));
+    const openRows = rows.filter((r) => !FINAL_STATUSES.includes(r.status));
     if (openRows.length === 0) return { done, open: [] };
-    await tx.query(
-      `UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
-        WHERE tenant_id = $1 AND id = ANY($2::uuid[])`,
-      [tx.tenantId, openRows.map((r) => r.id)],
+    await markProcessing(
+      tx,
+      openRows.map((r) => r.id),
     );
     const mailboxes = new Map<string, Mailbox>();
     for (const id of new Set(openRows.map((r) => r.mailbox_id))) mailboxes.set(id, await getMailbox(tx, id));
@@ -237,16 +184,11 @@ async function startRecords(
     const missing = [
       ...new Set(openRows.filter((r) => r.blob_sha256).map((r) => r.blob_sha256!.toString('hex'))),
     ].filter((h) => !raws.has(h));
-    if (missing.length > 0) {
-      // As base64 (a third larger than the bytes) rather than bytea's text form (hex, twice as large):
-      // less for PostgreSQL to write out and for this process to read in and decode.
-      const { rows: blobs } = await tx.query<{ sha256: Buffer; content: string }>(
-        `SELECT sha256, encode(content, 'base64') AS content FROM blobs
-          WHERE tenant_id = $1 AND sha256 IN (SELECT decode(h, 'hex') FROM unnest($2::text[]) AS h)`,
-        [tx.tenantId, missing],
-      );
-      for (const b of blobs) raws.set(b.sha256.toString('hex'), Buffer.from(b.content, 'base64'));
-    }
+    for (const [hex, content] of await readBlobs(
+      tx,
+      missing.map((h) => Buffer.from(h, 'hex')),
+    ))
+      raws.set(hex, content);
     // Exact copies of messages already claimed by parsing end here as their duplicates (the bytes
     // alone decide; over-size mail takes its own way).
     const known = await finishKnownDuplicates(
@@ -286,14 +228,13 @@ async function failure(
   const reason = `${(err as Error).name}: ${String((err as Error).message).slice(0, 300)}`;
   // Credentials a person must renew, or a refusal: no retry will help.
   const final = record.lastAttempt || err instanceof AuthExpired || err instanceof Permanent;
-  await withTenant(deps.pool, tenantId, async (tx): Promise<unknown> =>
+  await withTenant(deps.pool, tenantId, (tx) =>
     final
-      ? finish(tx, record.row.id, 'failed', reason)
-      : tx.query(
-          "UPDATE inbound_messages SET status = 'queued', reason = $3 WHERE tenant_id = $1 AND id = $2",
-          [tx.tenantId, record.row.id, `retrying: ${reason}`],
-        ),
-  ).catch(() => undefined);
+      ? finishRecords(tx, [ended(record.row.id, 'failed', reason)])
+      : requeueRecord(tx, record.row.id, `retrying: ${reason}`),
+  ).catch((err) =>
+    deps.logger.warn({ err, inboundId: record.row.id }, 'recording an inbound failure failed'),
+  );
   if (err instanceof AuthExpired || err instanceof Permanent)
     return { ok: false, error: new PermanentJobError(reason, { cause: err }) };
   return { ok: false, error: err };
@@ -310,24 +251,23 @@ async function prepare(
   try {
     let raw = record.raw;
     if (raw === undefined && row.source !== 'mime') {
-      raw = await fetchFromProvider(deps, tenantId, row, mailbox);
+      raw = await fetchRawMessage(deps, tenantId, { source: row.source, mailbox, pointer: row.pointer });
       if (raw !== undefined) {
         const fetched = raw;
         // Keep the original (DESIGN §5.1): the fetched bytes become the record's blob.
         await withTenant(pool, tenantId, async (tx) => {
-          const hash = await storeBlob(tx, fetched);
-          await tx.query('UPDATE inbound_messages SET blob_sha256 = $3 WHERE tenant_id = $1 AND id = $2', [
-            tx.tenantId,
-            row.id,
-            hash,
-          ]);
+          const { hashes, stored } = storeBlobs(tx, [{ content: fetched }]);
+          await stored;
+          await setRecordBlob(tx, row.id, hashes[0]!);
         });
       }
     }
     const done = (outcome: Outcome) => ({ result: { ok: true, outcome } as InboundResult });
     if (raw === undefined)
       return done(
-        await withTenant(pool, tenantId, (tx) => finish(tx, row.id, 'skipped', 'source_unavailable')),
+        await withTenant(pool, tenantId, (tx) =>
+          finishOne(tx, ended(row.id, 'skipped', 'source_unavailable')),
+        ),
       );
     const bytes = raw;
     if (bytes.length > mailbox.settings.maxMessageBytes)
@@ -339,7 +279,10 @@ async function prepare(
       deps.logger.warn({ err, inboundId: row.id }, 'message could not be parsed; quarantined');
       return done(
         await withTenant(pool, tenantId, (tx) =>
-          finish(tx, row.id, 'quarantined', `unparseable: ${String((err as Error).message).slice(0, 200)}`),
+          finishOne(
+            tx,
+            ended(row.id, 'quarantined', `unparseable: ${String((err as Error).message).slice(0, 200)}`),
+          ),
         ),
       );
     }
@@ -362,8 +305,7 @@ async function processTenantBatch(
     else ready.push({ record: open[i]!, item: p.item });
   });
   if (ready.length === 0) return done;
-  const apply = (batch: ApplyItem[]) =>
-    withTenant(deps.pool, tenantId, (tx) => applyBatch(tx, deps.messageIdKey, batch));
+  const apply = (batch: ApplyItem[]) => withTenant(deps.pool, tenantId, (tx) => applyBatch(tx, deps, batch));
   try {
     const outcomes = await apply(ready.map((r) => r.item));
     ready.forEach((r, i) => done.set(r.item.inboundId, { ok: true, outcome: outcomes[i]! }));
@@ -398,75 +340,21 @@ async function skipTooLarge(
 ): Promise<Outcome> {
   // Keep the headers (for the record and for threading of later mail), not the body.
   const headers = headerBlock(raw);
-  const hash = await storeBlob(tx, headers);
   const key = normalizeMessageId(headerBlockFields(headers).get('message-id')?.[0]) ?? generatedKey(raw);
-  const claimed = await claimKey(tx, mailbox.id, key, inboundId, 'skipped', 'too_large');
-  if (!claimed.claimed) return duplicateOf(tx, inboundId, claimed, key);
-  await tx.query('UPDATE inbound_messages SET blob_sha256 = $3 WHERE tenant_id = $1 AND id = $2', [
-    tx.tenantId,
-    inboundId,
-    hash,
+  const reason = `too_large: ${raw.length} bytes over the mailbox limit of ${mailbox.settings.maxMessageBytes}`;
+  const held = await claimKeys(tx, [
+    { mailboxId: mailbox.id, key, inboundId, outcome: { status: 'skipped', reason: 'too_large' } },
   ]);
-  return finish(
-    tx,
-    inboundId,
-    'skipped',
-    `too_large: ${raw.length} bytes over the mailbox limit of ${mailbox.settings.maxMessageBytes}`,
-    {
-      key,
-    },
-  );
-}
-
-type Claim =
-  { claimed: true } | { claimed: false; inboundId: string; outcome: string; ticketId: string | null };
-
-async function claimKey(
-  tx: TenantTx,
-  mailboxId: string,
-  key: string,
-  inboundId: string,
-  outcome: string,
-  reason: string | null,
-  ticketId: string | null = null,
-): Promise<Claim> {
-  const { rowCount } = await tx.query(
-    `INSERT INTO message_keys (tenant_id, mailbox_id, key, inbound_id, outcome, reason, ticket_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, mailbox_id, key) DO NOTHING`,
-    [tx.tenantId, mailboxId, key, inboundId, outcome, reason, ticketId],
-  );
-  if (rowCount === 1) return { claimed: true };
-  const { rows } = await tx.query<{ inbound_id: string; outcome: string; ticket_id: string | null }>(
-    'SELECT inbound_id, outcome, ticket_id FROM message_keys WHERE tenant_id = $1 AND mailbox_id = $2 AND key = $3',
-    [tx.tenantId, mailboxId, key],
-  );
-  const r = rows[0]!;
-  return { claimed: false, inboundId: r.inbound_id, outcome: r.outcome, ticketId: r.ticket_id };
-}
-
-async function duplicateOf(
-  tx: TenantTx,
-  inboundId: string,
-  claim: Claim & { claimed: false },
-  key: string,
-): Promise<Outcome> {
-  if (claim.inboundId === inboundId) {
-    // Two workers ran this same record at once (a redelivered job beside the CLI, say): the other
-    // one committed first. Its outcome is the outcome.
-    const { rows } = await tx.query<{
-      status: InboundStatus;
-      reason: string | null;
-      ticket_id: string | null;
-    }>('SELECT status, reason, ticket_id FROM inbound_messages WHERE tenant_id = $1 AND id = $2', [
-      tx.tenantId,
-      inboundId,
-    ]);
-    return outcomeOf(tx, rows[0]!);
+  const holder = held.values().next().value;
+  if (holder) {
+    const decision = decideOnTakenKey(holder, { inboundId, key });
+    if (decision.kind === 'same_record') return decision.outcome;
+    return finishOne(tx, decision.final);
   }
-  return finish(tx, inboundId, 'duplicate', `duplicate of ${claim.inboundId} (${claim.outcome})`, {
-    ticketId: claim.ticketId,
-    key,
-  });
+  const { hashes, stored } = storeBlobs(tx, [{ content: headers }]);
+  await stored;
+  await setRecordBlob(tx, inboundId, hashes[0]!);
+  return finishOne(tx, ended(inboundId, 'skipped', reason, key));
 }
 
 /**

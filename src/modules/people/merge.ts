@@ -5,6 +5,7 @@ import { AppError } from '../../platform/errors.ts';
 import { isUuid } from '../../platform/ids.ts';
 import { type Actor, recordEvent } from './events.ts';
 import { findPerson, getPerson, type Person } from './service.ts';
+import { movePersonReferences } from '../tickets/housekeeping.ts';
 
 export async function mergePeople(
   tx: TenantTx,
@@ -45,21 +46,7 @@ export async function mergePeople(
     values,
   );
   await tx.query('UPDATE api_tokens SET person_id = $3 WHERE tenant_id = $1 AND person_id = $2', values);
-  const tickets = await tx.query(
-    `UPDATE tickets SET requester_id = CASE WHEN requester_id = $2 THEN $3 ELSE requester_id END,
-                        assignee_id = CASE WHEN assignee_id = $2 THEN $3 ELSE assignee_id END,
-                        updated_at = now()
-      WHERE tenant_id = $1 AND (requester_id = $2 OR assignee_id = $2)`,
-    values,
-  );
-  const messages = await tx.query(
-    'UPDATE ticket_messages SET author_id = $3 WHERE tenant_id = $1 AND author_id = $2',
-    values,
-  );
-  await tx.query(
-    'UPDATE ticket_status_history SET changed_by = $3 WHERE tenant_id = $1 AND changed_by = $2',
-    values,
-  );
+  const moved = await movePersonReferences(tx, { fromId: input.sourceId, toId: input.targetId });
   await tx.query('DELETE FROM people WHERE tenant_id = $1 AND id = $2', [tx.tenantId, input.sourceId]);
   await tx.query('UPDATE people SET updated_at = now() WHERE tenant_id = $1 AND id = $2', [
     tx.tenantId,
@@ -75,7 +62,7 @@ export async function mergePeople(
       emails: source.emails,
       identities: source.identities,
     },
-    after: { sourceId: source.id, movedTickets: tickets.rowCount, movedMessages: messages.rowCount },
+    after: { sourceId: source.id, movedTickets: moved.tickets, movedMessages: moved.messages },
   });
   return getPerson(tx, input.targetId);
 }

@@ -18,7 +18,7 @@
 // sees no clocks, which cancels the stored ones here with reason `ticket_deleted`. The rows, these
 // events included, stay (a hard delete would cascade them away in the same statement). Deleting a
 // tenant removes everything of it, its SLA events included.
-import type { TicketPriority } from '../tickets/service.ts';
+import type { TicketPriority } from '../tickets/model.ts';
 import type { ClockState, MetricName } from './clocks.ts';
 import type { ComputedSla } from './ticket-sla.ts';
 

@@ -8,7 +8,7 @@ import {
   TICKET_STATUSES,
   type TicketPriority,
   type TicketStatus,
-} from '../tickets/service.ts';
+} from '../tickets/model.ts';
 import { Calendar } from './calendar.ts';
 import { scheduleSlaRecompute } from './wake.ts';
 

@@ -11,6 +11,10 @@
 // never is. Computing the clocks (and their events) in one place keeps every change path — API,
 // inbound mail, escalation actions, configuration edits — from needing SLA code of its own.
 import type { TenantTx } from '../../platform/db/tx.ts';
+import { AppError } from '../../platform/errors.ts';
+import { assignTicket, setPriority } from '../tickets/changes.ts';
+import { lockTickets } from '../tickets/housekeeping.ts';
+import { dropWakeups, lockWakeups, setNextWakeups } from '../tickets/wakeups.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { formatInstant } from './calendar.ts';
@@ -107,24 +111,17 @@ export async function evaluateTickets(
   // Ticket rows first, then wake-up rows, both in id order: the order every ticket change takes
   // them in (it locks the ticket, then upserts its wake-up), so an escalation action updating a
   // ticket below cannot deadlock with a change of that ticket.
-  const { rows: locked } = await tx.query<{ id: string }>(
-    'SELECT id FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE',
-    [tx.tenantId, ticketIds],
-  );
+  const locked = await lockTickets(tx, ticketIds);
   if (locked.length < ticketIds.length) {
     // A wake-up has no key to its ticket (migration 0013): one whose ticket is gone is dropped.
-    const found = new Set(locked.map((r) => r.id));
-    await tx.query('DELETE FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])', [
-      tx.tenantId,
+    const found = new Set(locked);
+    await dropWakeups(
+      tx,
       ticketIds.filter((id) => !found.has(id)),
-    ]);
+    );
   }
   if (locked.length === 0) return { evaluated: 0, fired: 0 };
-  const { rows: woken } = await tx.query<{ ticket_id: string }>(
-    'SELECT ticket_id FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[]) ORDER BY ticket_id FOR UPDATE',
-    [tx.tenantId, locked.map((r) => r.id)],
-  );
-  const ids = woken.map((r) => r.ticket_id);
+  const ids = await lockWakeups(tx, locked);
   if (ids.length === 0) return { evaluated: 0, fired: 0 };
 
   const config = await loadSlaConfig(tx);
@@ -249,18 +246,8 @@ export async function evaluateTickets(
       stateless,
     ]);
   const idle = [...inputs.keys()].filter((id) => !next.has(id));
-  if (next.size > 0)
-    await tx.query(
-      `UPDATE sla_wakeups w SET next_wake_at = to_timestamp(r.at)
-         FROM jsonb_to_recordset($2::jsonb) AS r(ticket_id uuid, at bigint)
-        WHERE w.tenant_id = $1 AND w.ticket_id = r.ticket_id`,
-      [tx.tenantId, JSON.stringify([...next].map(([ticket_id, at]) => ({ ticket_id, at })))],
-    );
-  if (idle.length > 0)
-    await tx.query('DELETE FROM sla_wakeups WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])', [
-      tx.tenantId,
-      idle,
-    ]);
+  await setNextWakeups(tx, next);
+  await dropWakeups(tx, idle);
   if (jobs.length > 0 && options.queue) await options.queue.sendMany(slaThresholdJob, jobs, { tx });
   return { evaluated: inputs.size, fired };
 }
@@ -304,16 +291,14 @@ async function carryOut(
   let changedPriority = false;
   for (const action of actions) {
     if (action.type === 'reassign') {
-      await tx.query(
-        'UPDATE tickets SET assignee_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2',
-        [tx.tenantId, ticketId, action.personId],
-      );
+      // Through the tickets module, like any change (history, wake-up). An assignee that is no
+      // longer an agent is skipped: the escalation's other actions still happen.
+      await assignTicket(tx, { ticketId, assigneeId: action.personId, actorId: null }).catch((err) => {
+        if (!(err instanceof AppError && err.code === 'validation_failed')) throw err;
+      });
     } else if (action.type === 'set_priority') {
       changedPriority = true;
-      await tx.query(
-        'UPDATE tickets SET priority = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2',
-        [tx.tenantId, ticketId, action.priority],
-      );
+      await setPriority(tx, { ticketId, priority: action.priority, actorId: null });
     } else {
       await tx.query(
         'INSERT INTO pending_notifications (tenant_id, id, ticket_id, recipient, reason) VALUES ($1, $2, $3, $4, $5)',

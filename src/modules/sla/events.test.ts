@@ -25,7 +25,7 @@ beforeAll(async () => {
 
 // Wake-ups left at simulated instants would be claimed by the next test's passes.
 afterEach(async () => {
-  await t.db.pool.query('DELETE FROM sla_wakeups');
+  await t.db.pool.query('DELETE FROM ticket_wakeups');
 });
 
 interface Desk {
@@ -65,7 +65,7 @@ async function ticketAt(d: Desk, at: number, body: Record<string, unknown> = {})
     res.body.id,
     ts(d.base + at),
   ]);
-  await t.db.pool.query('DELETE FROM sla_wakeups WHERE ticket_id = $1', [res.body.id]);
+  await t.db.pool.query('DELETE FROM ticket_wakeups WHERE ticket_id = $1', [res.body.id]);
   return res.body;
 }
 
@@ -99,8 +99,8 @@ async function message(d: Desk, ticket: any, at: number, by: 'agent' | 'requeste
 /** A scheduler pass at base + `at`, with the ticket woken (as the change's transaction would have). */
 async function pass(d: Desk, ticket: any, at: number): Promise<number> {
   await t.db.pool.query(
-    `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, $3)
-     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, excluded.next_wake_at)`,
+    `INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, $3)
+     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(ticket_wakeups.next_wake_at, excluded.next_wake_at)`,
     [d.tenantId, ticket.id, ts(d.base + at)],
   );
   return runSlaPass({ pool: t.db.pool, queue: t.queue }, d.base + at);
@@ -354,7 +354,7 @@ describe('recomputed and cancelled', () => {
     });
     expect(put.status).toBe(200);
     const { rows: woken } = await t.db.pool.query(
-      'SELECT 1 FROM sla_wakeups WHERE ticket_id = $1 AND next_wake_at <= now()',
+      'SELECT 1 FROM ticket_wakeups WHERE ticket_id = $1 AND next_wake_at <= now()',
       [ticket.id],
     );
     expect(woken).toHaveLength(1); // scheduled in the PUT's transaction
@@ -468,12 +468,12 @@ describe('a tenant without SLA policies', () => {
       requester: { email: 'nosla@example.com' },
     });
     expect(res.status).toBe(201);
-    const wake = await t.db.pool.query('SELECT next_wake_at FROM sla_wakeups WHERE ticket_id = $1', [
+    const wake = await t.db.pool.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [
       res.body.id,
     ]);
     expect(wake.rows).toHaveLength(1); // the ticket's creation woke it
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
-    for (const table of ['sla_wakeups', 'sla_clocks', 'sla_events', 'sla_ticket_state']) {
+    for (const table of ['ticket_wakeups', 'sla_clocks', 'sla_events', 'sla_ticket_state']) {
       const { rows } = await t.db.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE ticket_id = $1`, [
         res.body.id,
       ]);
@@ -502,7 +502,7 @@ describe('a tenant without SLA policies', () => {
       });
       await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
     });
-    const wake = await t.db.pool.query('SELECT 1 FROM sla_wakeups WHERE ticket_id = $1', [ticketId]);
+    const wake = await t.db.pool.query('SELECT 1 FROM ticket_wakeups WHERE ticket_id = $1', [ticketId]);
     expect(wake.rowCount).toBe(1);
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
     expect((await clocks(ticketId)).map((r) => [r.metric, r.status])).toEqual([['first_response', 'active']]);
@@ -513,11 +513,11 @@ describe('a tenant without SLA policies', () => {
     const none = await createTenant(t.db.pool, { name: `sla-orphan-${++n}` });
     const ghosts = [uuidv7(), uuidv7()];
     await t.db.pool.query(
-      `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, now()), ($3, $4, now())`,
+      `INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, now()), ($3, $4, now())`,
       [d.tenantId, ghosts[0], none.tenant.id, ghosts[1]],
     );
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
-    const left = await t.db.pool.query('SELECT 1 FROM sla_wakeups WHERE ticket_id = ANY($1)', [ghosts]);
+    const left = await t.db.pool.query('SELECT 1 FROM ticket_wakeups WHERE ticket_id = ANY($1)', [ghosts]);
     expect(left.rowCount).toBe(0);
   });
 
@@ -540,14 +540,14 @@ describe('a tenant without SLA policies', () => {
     ).body;
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
     const left = await t.db.pool.query(
-      'SELECT count(*)::int AS n FROM sla_wakeups WHERE ticket_id = ANY($1)',
+      'SELECT count(*)::int AS n FROM ticket_wakeups WHERE ticket_id = ANY($1)',
       [ids],
     );
     expect(left.rows[0].n).toBe(0);
     expect((await clocks(withPolicy.id)).map((r) => [r.metric, r.status])).toEqual([
       ['first_response', 'active'],
     ]);
-    const next = await t.db.pool.query('SELECT next_wake_at FROM sla_wakeups WHERE ticket_id = $1', [
+    const next = await t.db.pool.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [
       withPolicy.id,
     ]);
     expect(next.rowCount).toBe(1); // its next threshold

@@ -310,7 +310,7 @@ describe('SLA scheduler', () => {
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 10);
     expect(await fires()).toEqual([]);
     const wake = (
-      await t.db.pool.query('SELECT next_wake_at FROM sla_wakeups WHERE ticket_id = $1', [ticket.id])
+      await t.db.pool.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [ticket.id])
     ).rows[0].next_wake_at;
     expect(Math.floor(Date.parse(wake) / 1000)).toBe(created + 50);
 
@@ -327,7 +327,7 @@ describe('SLA scheduler', () => {
 
     // Once: another pass (and a forced wake-up) fires nothing more.
     await t.db.pool.query(
-      'INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = excluded.next_wake_at',
+      'INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = excluded.next_wake_at',
       [c.tenant.id, ticket.id, late],
     );
     expect(await runSlaPass({ pool: t.db.pool, queue: t.queue }, late + 5)).toBe(0);
@@ -382,7 +382,7 @@ describe('ticket list SLA filters', () => {
     expect(await list('sla=at_risk')).toEqual(['fast']);
     expect(await list('sla=paused')).toEqual(['held']);
     expect(await list('sort=due&limit=2')).toEqual(['fast', 'slow']);
-    await t.db.pool.query('UPDATE sla_wakeups SET next_wake_at = to_timestamp($1)', [created + 150]);
+    await t.db.pool.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($1)', [created + 150]);
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 150);
     expect(await list('sla=breached')).toEqual(['fast']);
     expect(await list('sla=at_risk')).toEqual([]);
@@ -442,7 +442,7 @@ describe('escalations', () => {
     );
     expect(pending).toEqual([{ recipient: { role: 'team_lead' }, reason: 'sla first_response at 120%' }]);
     // Again: nothing more happens (each level once).
-    await t.db.pool.query('UPDATE sla_wakeups SET next_wake_at = to_timestamp($2) WHERE ticket_id = $1', [
+    await t.db.pool.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($2) WHERE ticket_id = $1', [
       ticket.id,
       created + 131,
     ]);

@@ -14,7 +14,7 @@ import {
   Timestamp,
   Uuid,
 } from '../../platform/http/schemas.ts';
-import { TICKET_PRIORITIES, TICKET_STATUSES } from '../tickets/service.ts';
+import { TICKET_PRIORITIES, TICKET_STATUSES } from '../tickets/model.ts';
 import {
   createCalendar,
   createPolicy,

@@ -7,10 +7,11 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
+import { dropWakeupsAcrossTenants, lockDueWakeups, postponeWakeups } from '../tickets/wakeups.ts';
 import { evaluateTickets } from './evaluate.ts';
 
 export { slaJobs, slaThresholdJob, type SlaThresholdPayload } from './jobs.ts';
-export { scheduleSlaRecompute, scheduleSlaWake } from './wake.ts';
+export { scheduleSlaRecompute } from './wake.ts';
 
 export interface SchedulerDeps {
   pool: Pool;
@@ -49,41 +50,38 @@ async function slaPass(
   const clock = typeof now === 'function' ? now : () => now;
   const claimedAt = clock();
   const { claimed, settled } = await withSystemTx(deps.pool, async (sys) => {
-    const { rows: due } = await sys.query<{ tenant_id: string; ticket_id: string }>(
-      `SELECT tenant_id, ticket_id FROM sla_wakeups WHERE next_wake_at <= to_timestamp($1)
-        ORDER BY next_wake_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-      [claimedAt, batch],
-    );
+    const due = await lockDueWakeups(sys, { nowSeconds: claimedAt, limit: batch });
     if (due.length === 0) return { claimed: [], settled: 0 };
     // With the rows locked, a fresh snapshot (this is a new statement) sees every SLA configuration
     // committed before we locked them. A wake-up of a ticket in a tenant without SLA policies and
     // without a running clock has nothing to evaluate: what evaluation would do is drop the wake-up
-    // and the ticket's summary, so that is done here, in this statement, for all tenants at once.
-    // (A policy created meanwhile either locked the wake-up first, and then we skipped it, or waits
-    // for our commit and then writes it again.) The others are leased for evaluation below.
-    const { rows } = await sys.query<{ tenant_id: string; ticket_id: string }>(
-      `WITH due AS (
-         SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS d (tenant_id, ticket_id)
-       ), idle AS (
-         DELETE FROM sla_wakeups w USING due
-          WHERE w.tenant_id = due.tenant_id AND w.ticket_id = due.ticket_id
-            AND NOT EXISTS (SELECT 1 FROM sla_policies p WHERE p.tenant_id = w.tenant_id)
+    // and the ticket's summary, so that is done here for all tenants at once. (A policy created
+    // meanwhile either locked the wake-up first, and then we skipped it, or waits for our commit and
+    // then writes it again.) The others are leased for evaluation.
+    const { rows: idleRows } = await sys.query<{ tenant_id: string; ticket_id: string }>(
+      `WITH d AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS d (tenant_id, ticket_id)),
+       idle AS (
+         SELECT d.tenant_id, d.ticket_id FROM d
+          WHERE NOT EXISTS (SELECT 1 FROM sla_policies p WHERE p.tenant_id = d.tenant_id)
             AND NOT EXISTS (SELECT 1 FROM sla_clocks c
-                             WHERE c.tenant_id = w.tenant_id AND c.ticket_id = w.ticket_id
+                             WHERE c.tenant_id = d.tenant_id AND c.ticket_id = d.ticket_id
                                AND c.status NOT IN ('fulfilled', 'cancelled'))
-         RETURNING w.tenant_id, w.ticket_id
        ), summaries AS (
          DELETE FROM sla_ticket_state s USING idle
           WHERE s.tenant_id = idle.tenant_id AND s.ticket_id = idle.ticket_id
        )
-       UPDATE sla_wakeups w SET next_wake_at = to_timestamp($3) + make_interval(secs => $4)
-         FROM due
-        WHERE w.tenant_id = due.tenant_id AND w.ticket_id = due.ticket_id
-          AND NOT EXISTS (SELECT 1 FROM idle WHERE idle.tenant_id = due.tenant_id AND idle.ticket_id = due.ticket_id)
-       RETURNING w.tenant_id, w.ticket_id`,
-      [due.map((r) => r.tenant_id), due.map((r) => r.ticket_id), claimedAt, CLAIM_SECONDS],
+       SELECT tenant_id, ticket_id FROM idle`,
+      [due.map((w) => w.tenantId), due.map((w) => w.ticketId)],
     );
-    return { claimed: rows, settled: due.length - rows.length };
+    const idleKeys = new Set(idleRows.map((r) => `${r.tenant_id}/${r.ticket_id}`));
+    const idle = due.filter((w) => idleKeys.has(`${w.tenantId}/${w.ticketId}`));
+    const leased = due.filter((w) => !idleKeys.has(`${w.tenantId}/${w.ticketId}`));
+    await dropWakeupsAcrossTenants(sys, idle);
+    await postponeWakeups(sys, leased, claimedAt + CLAIM_SECONDS);
+    return {
+      claimed: leased.map((w) => ({ tenant_id: w.tenantId, ticket_id: w.ticketId })),
+      settled: idle.length,
+    };
   });
   const byTenant = new Map<string, string[]>();
   for (const r of claimed) {

@@ -4,7 +4,7 @@
 // loads them for one.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
-import type { TicketPriority } from '../tickets/service.ts';
+import type { TicketPriority } from '../tickets/model.ts';
 import { Calendar, formatInstant } from './calendar.ts';
 import {
   type ClockPolicy,

@@ -1,17 +1,9 @@
-// Asking the scheduler to evaluate tickets again. These run in the transaction that made the change,
-// so the wake-up commits (or rolls back) with it: the scheduler can never miss a committed change,
-// and it evaluates the ticket — and writes the SLA events the change causes — in its own transaction
-// right after, at most a second later.
+// Asking the scheduler to evaluate tickets again after a change of SLA configuration. Ticket
+// changes wake their tickets themselves (the tickets module writes the wake-up in the changing
+// transaction); this is for what only the SLA module knows about: which tickets a calendar or
+// policy change concerns.
 import type { TenantTx } from '../../platform/db/tx.ts';
-
-/** Asks the scheduler to look at this ticket now (call in the transaction that changed it). */
-export async function scheduleSlaWake(tx: TenantTx, ticketId: string): Promise<void> {
-  await tx.query(
-    `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, now())
-     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, now())`,
-    [tx.tenantId, ticketId],
-  );
-}
+import { wakeOpenTickets, wakeTickets } from '../tickets/wakeups.ts';
 
 /**
  * After a change of SLA configuration (call in its transaction): wakes the tenant's tickets whose
@@ -24,19 +16,15 @@ export async function scheduleSlaRecompute(
   tx: TenantTx,
   scope: { calendarId?: string; openTickets?: boolean } = {},
 ): Promise<number> {
-  // In ticket order: the scheduler locks the wake-ups of the tickets it evaluates in that order too,
-  // so the two can wait for each other but never deadlock.
-  const { rowCount } = await tx.query(
-    `INSERT INTO sla_wakeups (tenant_id, ticket_id, next_wake_at)
-     SELECT $1, ticket_id, now() FROM (
-       SELECT ticket_id FROM sla_clocks
-        WHERE tenant_id = $1 AND status NOT IN ('fulfilled', 'cancelled')
-          AND ($2::uuid IS NULL OR calendar_id = $2::uuid)
-       UNION
-       SELECT id FROM tickets WHERE $3 AND tenant_id = $1 AND status NOT IN ('solved', 'closed') AND deleted_at IS NULL
-     ) woken ORDER BY ticket_id
-     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(sla_wakeups.next_wake_at, now())`,
-    [tx.tenantId, scope.calendarId ?? null, scope.openTickets ?? false],
+  const { rows } = await tx.query<{ ticket_id: string }>(
+    `SELECT DISTINCT ticket_id FROM sla_clocks
+      WHERE tenant_id = $1 AND status NOT IN ('fulfilled', 'cancelled')
+        AND ($2::uuid IS NULL OR calendar_id = $2::uuid)`,
+    [tx.tenantId, scope.calendarId ?? null],
   );
-  return rowCount ?? 0;
+  const running = await wakeTickets(
+    tx,
+    rows.map((r) => r.ticket_id),
+  );
+  return running + (scope.openTickets ? await wakeOpenTickets(tx) : 0);
 }

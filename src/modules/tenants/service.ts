@@ -5,6 +5,7 @@ import { scopeToTenant, withSystemTx } from '../../platform/db/tx.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { createPerson } from '../people/service.ts';
+import { deleteTenantTickets } from '../tickets/housekeeping.ts';
 import { type MintedToken, mintToken } from '../tokens/service.ts';
 
 export interface Tenant {
@@ -36,7 +37,6 @@ export async function createTenant(pool: Pool, input: { name: string }): Promise
         throw conflict(`a tenant named "${name}" already exists`, { field: 'name' });
       throw err;
     }
-    await sys.query('INSERT INTO ticket_counters (tenant_id) VALUES ($1)', [id]);
     const tx = await scopeToTenant(sys, id);
     const admin = await createPerson(tx, { displayName: name, kind: 'agent', actor: 'system:tenants' });
     const adminToken = await mintToken(tx, {
@@ -75,20 +75,15 @@ export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> 
 /** Removes the tenant and every row it owns (tenant_id keys cascade), in one transaction. */
 export async function deleteTenant(pool: Pool, id: string): Promise<void> {
   await withSystemTx(pool, async (sys) => {
-    // Tickets and SLA wake-ups have no cascading key to tenants (migrations 0011 and 0013): tickets
-    // reach their tenant through their requester, whose key does not cascade to them. First the
-    // tenant's row and its people are locked, which makes every insert that would check a key to
-    // them (a new person, a ticket or message naming a person) wait for this transaction and then
-    // fail; then messages (which also reference their author), tickets (with everything that
-    // cascades from them) and wake-ups go, so that the people's removal finds no row pointing at one.
+    // First the tenant's row and its people are locked, which makes every insert that would check a
+    // key to them (a new person, a ticket or message naming a person) wait for this transaction and
+    // then fail; then the tickets module removes what has no cascading key to the tenant (tickets,
+    // their messages, wake-ups), so that the people's removal finds no row pointing at one.
     const { rowCount: found } = await sys.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [id]);
     if (found === 0) throw notFound('tenant');
     await sys.query('SELECT 1 FROM people WHERE tenant_id = $1 FOR UPDATE', [id]);
-    await sys.query('DELETE FROM ticket_messages WHERE tenant_id = $1', [id]);
-    await sys.query('DELETE FROM tickets WHERE tenant_id = $1', [id]);
-    // After the tickets: a change of a ticket that committed before their removal has written its
-    // wake-up by now, and a later one finds no ticket.
-    await sys.query('DELETE FROM sla_wakeups WHERE tenant_id = $1', [id]);
+    await deleteTenantTickets(sys, id);
+    // Every other tenant table cascades from the tenant's row.
     await sys.query('DELETE FROM tenants WHERE id = $1', [id]);
   });
 }

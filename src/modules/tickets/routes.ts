@@ -11,22 +11,15 @@ import {
   Uuid,
 } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
-import {
-  addMessage,
-  createTicket,
-  deleteTicket,
-  tryCreateTicket,
-  getTicket,
-  listMessages,
-  listTickets,
-  TICKET_PRIORITIES,
-  TICKET_STATUSES,
-  updateTicket,
-} from './service.ts';
+import { deleteTicket, updateTicket } from './changes.ts';
+import { createTicket, createTicketForKnownRequester } from './create.ts';
+import { appendMessage, listMessages } from './messages.ts';
+import { sanitizeBodyHtml, TICKET_PRIORITIES, TICKET_STATUSES, VISIBILITIES } from './model.ts';
+import { getTicket, listTickets } from './queries.ts';
 
 const Status = OneOf(TICKET_STATUSES);
 const Priority = OneOf(TICKET_PRIORITIES);
-const Visibility = Type.Union([Type.Literal('public'), Type.Literal('internal')]);
+const Visibility = OneOf(VISIBILITIES);
 const Text = Type.String({ minLength: 1, maxLength: 1_000_000 });
 const Html = Type.String({ maxLength: 5_000_000 });
 
@@ -134,17 +127,26 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const input = { ...request.body, actorId: principal.personId };
-      // A known requester: one statement, committed on its own. Otherwise a transaction that
-      // creates the contact too, with the number already taken.
-      const attempt = await withTenantAutocommit(pool, principal.tenantId, (tx) =>
-        tryCreateTicket(tx, input),
-      );
+      const { message, ...rest } = request.body;
+      const input = {
+        ...rest,
+        ...(message
+          ? {
+              message: {
+                text: message.text,
+                html: message.html === undefined ? null : sanitizeBodyHtml(message.html),
+              },
+            }
+          : {}),
+        actorId: principal.personId,
+      };
+      // A known requester: one statement, sent with its BEGIN and COMMIT (the ticket counter is then
+      // locked only while PostgreSQL runs them). An unknown address: a transaction that creates the
+      // contact too.
       const ticket =
-        attempt.ticket ??
-        (await withTenant(pool, principal.tenantId, (tx) =>
-          createTicket(tx, input, { number: attempt.number }),
-        ));
+        (await withTenantAutocommit(pool, principal.tenantId, (tx) =>
+          createTicketForKnownRequester(tx, input),
+        )) ?? (await withTenant(pool, principal.tenantId, (tx) => createTicket(tx, input)));
       return reply.code(201).header('location', `/api/v1/tickets/${ticket.id}`).send(ticket);
     },
   );
@@ -188,7 +190,7 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     async (request, reply) => {
       const principal = principalOf(request);
       await withTenant(pool, principal.tenantId, (tx) =>
-        deleteTicket(tx, request.params.id, principal.personId),
+        deleteTicket(tx, { ticketId: request.params.id, actorId: principal.personId }),
       );
       return reply.code(204).send(null);
     },
@@ -208,7 +210,7 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     async (request) => {
       const principal = principalOf(request);
       return withTenant(pool, principal.tenantId, (tx) =>
-        updateTicket(tx, request.params.id, { ...request.body, actorId: principal.personId }),
+        updateTicket(tx, { ...request.body, ticketId: request.params.id, actorId: principal.personId }),
       );
     },
   );
@@ -226,8 +228,14 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     },
     async (request, reply) => {
       const principal = principalOf(request);
+      const { html, ...body } = request.body;
       const message = await withTenant(pool, principal.tenantId, (tx) =>
-        addMessage(tx, { ...request.body, ticketId: request.params.id, authorId: principal.personId }),
+        appendMessage(tx, {
+          ...body,
+          ...(html === undefined ? {} : { html: sanitizeBodyHtml(html) }),
+          ticketId: request.params.id,
+          authorId: principal.personId,
+        }),
       );
       return reply.code(201).send(message);
     },

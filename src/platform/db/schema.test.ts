@@ -70,7 +70,7 @@ describe('tenant tables', () => {
     // to one of the tables deleteTenant empties itself before it removes the tenant (their keys to
     // tenants cost a lock of the tenant's row per insert: migrations 0011 and 0013). The tenant
     // deletion test checks that no row of any table outlives its tenant.
-    const roots = new Set(['tenants', 'tickets', 'sla_wakeups']);
+    const roots = new Set(['tenants', 'tickets', 'ticket_wakeups']);
     const reachesTenants = (table: string, seen = new Set<string>()): boolean => {
       if (roots.has(table)) return true;
       if (seen.has(table)) return false;

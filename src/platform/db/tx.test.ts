@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type TestDatabase, useTestDatabase } from '../../../test/db.ts';
 import { createTenant, deleteTenant } from '../../modules/tenants/service.ts';
-import { createTicket } from '../../modules/tickets/service.ts';
+import { createTicket } from '../../modules/tickets/create.ts';
 import { loadMigrations, migrate } from './migrate.ts';
-import { createPool, ensureScope, scopeReady } from './pool.ts';
-import { nextTicketNumber, withTenant, withTenantAutocommit, withTenantRead } from './tx.ts';
+import { createPool } from './pool.ts';
+import { TransactionAborted, withTenant, withTenantAutocommit, withTenantRead } from './tx.ts';
 
 let db: TestDatabase;
 
@@ -79,18 +79,8 @@ describe('withTenant (row-level security)', () => {
   });
 });
 
-describe('one round trip per scoped statement (BEGIN and the scope travel with the first statement)', () => {
-  // Connections get their scope statements parsed right after they connect; use each pooled
-  // connection once so that the batched path, not the fallback, is what the assertions below see.
-  const warm = async () => {
-    const clients = await Promise.all(Array.from({ length: 5 }, () => db.pool.connect()));
-    await Promise.all(clients.map((c) => ensureScope(c)));
-    for (const c of clients) expect(scopeReady(c)).toBe(true);
-    for (const c of clients) c.release();
-  };
-
+describe('tenant transactions (BEGIN and the scope pipelined with the first statement)', () => {
   it('scopes a transaction whose first statement is parameterised, and commits all of it', async () => {
-    await warm();
     const a = await createTenant(db.pool, { name: 'batch-a' });
     const seen = await withTenant(db.pool, a.tenant.id, async (tx) => {
       const first = await tx.query(
@@ -110,7 +100,6 @@ describe('one round trip per scoped statement (BEGIN and the scope travel with t
   });
 
   it('rolls back when the first statement fails, and leaves the connection usable', async () => {
-    await warm();
     const a = await createTenant(db.pool, { name: 'batch-b' });
     await expect(
       withTenant(db.pool, a.tenant.id, async (tx) => {
@@ -144,7 +133,6 @@ describe('one round trip per scoped statement (BEGIN and the scope travel with t
   });
 
   it('withTenantRead scopes every statement, refuses writes and leaves no scope behind', async () => {
-    await warm();
     const a = await createTenant(db.pool, { name: 'read-a' });
     const b = await createTenant(db.pool, { name: 'read-b' });
     await withTenant(db.pool, a.tenant.id, (tx) =>
@@ -276,32 +264,70 @@ describe('withTenantAutocommit', () => {
   });
 });
 
-describe('nextTicketNumber', () => {
-  it('hands out increasing numbers without gaps or repeats under concurrency, and commits each at once', async () => {
-    const a = await createTenant(db.pool, { name: 'numbers' });
-    const first = await Promise.all(Array.from({ length: 40 }, () => nextTicketNumber(db.pool, a.tenant.id)));
-    // Later calls run on connections whose batch statements are ready (the one-round-trip path).
-    const second = await Promise.all(
-      Array.from({ length: 40 }, () => nextTicketNumber(db.pool, a.tenant.id)),
+describe('a statement whose failure the work swallowed', () => {
+  it('makes the transaction fail instead of committing nothing silently', async () => {
+    const a = await createTenant(db.pool, { name: 'swallowed' });
+    await expect(
+      withTenant(db.pool, a.tenant.id, async (tx) => {
+        await tx.query("UPDATE tenants SET name = 'swallowed-2' WHERE id = $1", [a.tenant.id]);
+        await tx.query('SELECT 1 / $1::int', [0]).catch(() => undefined);
+        return 'done';
+      }),
+    ).rejects.toBeInstanceOf(TransactionAborted);
+    const { rows } = await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
+    expect(rows[0].name).toBe('swallowed');
+  });
+});
+
+describe('ticket numbers', () => {
+  const create = (tenantId: string, actorId: string, subject: string) =>
+    withTenant(db.pool, tenantId, (tx) =>
+      createTicket(tx, { subject, requester: { email: 'n@example.com' }, actorId }),
     );
-    // Requests that wait while a take is under way are served together, in the order they asked.
-    expect(first).toEqual([...first].sort((x, y) => x - y));
-    expect(second).toEqual([...second].sort((x, y) => x - y));
-    const all = [...first, ...second].sort((x, y) => x - y);
-    expect(all).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
-    const { rows } = await db.pool.query('SELECT last_number FROM ticket_counters WHERE tenant_id = $1', [
-      a.tenant.id,
-    ]);
-    expect(rows[0].last_number).toBe(80);
+
+  it("are unique and increase in commit order under concurrency, one tenant's independent of another's", async () => {
+    const a = await createTenant(db.pool, { name: 'numbers-a' });
+    const b = await createTenant(db.pool, { name: 'numbers-b' });
+    await create(a.tenant.id, a.adminPersonId, 'first');
+    const made = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        i % 2 === 0
+          ? create(a.tenant.id, a.adminPersonId, `a${i}`)
+          : create(b.tenant.id, b.adminPersonId, `b${i}`),
+      ),
+    );
+    const numbers = (prefix: string) =>
+      made
+        .filter((t) => t.subject.startsWith(prefix))
+        .map((t) => Number(t.number.slice(2)))
+        .sort((x, y) => x - y);
+    expect(numbers('a')).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+    expect(numbers('b')).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 
-  it('fails clearly for a tenant without a counter and leaves its connection clean', async () => {
-    const missing = '00000000-0000-4000-8000-000000000001';
-    for (let i = 0; i < 6; i++) {
-      await expect(nextTicketNumber(db.pool, missing)).rejects.toThrow(/no ticket counter/);
-    }
-    const a = await createTenant(db.pool, { name: 'numbers-2' });
-    expect(await nextTicketNumber(db.pool, a.tenant.id)).toBe(1);
+  it('are not used up by a creation that rolls back or is refused', async () => {
+    const a = await createTenant(db.pool, { name: 'numbers-c' });
+    expect((await create(a.tenant.id, a.adminPersonId, 'one')).number).toBe('T-1');
+    await expect(
+      withTenant(db.pool, a.tenant.id, async (tx) => {
+        await createTicket(tx, {
+          subject: 'two',
+          requester: { email: 'n@example.com' },
+          actorId: a.adminPersonId,
+        });
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    await expect(
+      withTenant(db.pool, a.tenant.id, (tx) =>
+        createTicket(tx, {
+          subject: 'three',
+          requester: { personId: '00000000-0000-4000-8000-000000000001' },
+          actorId: a.adminPersonId,
+        }),
+      ),
+    ).rejects.toThrow(/no such person/);
+    expect((await create(a.tenant.id, a.adminPersonId, 'four')).number).toBe('T-2');
   });
 });
 

@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, LogController } fro
 import { type Permission, roleAllows } from '../../modules/tokens/permissions.ts';
 import type { AuthCache } from '../../modules/tokens/auth-cache.ts';
 import { authenticate, type Principal } from '../../modules/tokens/service.ts';
+import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { migrationStatus } from '../db/migrate.ts';
 import type { Pool } from '../db/pool.ts';
@@ -42,6 +43,8 @@ export interface ServerDeps {
   authCache?: AuthCache;
   /** RELAYDESK_SECRET_KEY: seals provider credentials, keys signed Message-IDs. */
   secretKey?: Buffer;
+  /** The time services run on (DESIGN §3.6). */
+  clock: Clock;
 }
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;

@@ -1,34 +1,32 @@
-// What an inbound batch reads before deciding its messages (apply.ts): it claims their keys, then
-// reads in one statement each the keys other transactions hold, the senders, the stored
-// Message-IDs their references name and the tickets those (or subject tags) point at.
+// What an inbound batch reads before deciding its messages (apply.ts), one statement each: the
+// tenant's own addresses, the senders, the stored Message-IDs the references name and the tickets
+// those (or subject tags) point at. Unknown senders become contacts here (resolveSenders), where
+// their mailbox allows it. Reads are unlocked: the tickets module locks the tickets it changes and
+// decides their statuses from the locked rows.
 import type { TenantTx } from '../../platform/db/tx.ts';
+import { AppError } from '../../platform/errors.ts';
 import { findOrCreateContact, normalizeEmail } from '../people/service.ts';
-import type { TicketStatus } from '../tickets/service.ts';
-import type { ApplyItem, InboundStatus } from './apply.ts';
+import type { TicketStatus } from '../tickets/model.ts';
+import type { ApplyItem } from './apply.ts';
+import { keyOf } from './keys.ts';
 import { mailboxAddresses } from './mailboxes.ts';
 import { subjectTicketNumber } from './mime.ts';
 import { looksLikeOurMessageId, verifyMessageId } from './signing.ts';
-import type { TicketState } from './store.ts';
 
-export const keyOf = (mailboxId: string, key: string): string => `${mailboxId}\n${key}`;
+/** What the decisions know of a ticket (a ticket of the batch is in here too, once decided). */
+export interface TicketState {
+  id: string;
+  /** Set for a ticket of this batch once it is written. */
+  number: number | undefined;
+  status: TicketStatus;
+  requesterId: string;
+  updatedAt: string;
+}
 export const senderOf = (it: ApplyItem): string | undefined => it.mail.from?.address;
 /** Mail from one of the tenant's own mailboxes, or carrying Relaydesk's own Message-ID. */
 export const isOwnMail = (ownAddresses: Set<string>, it: ApplyItem): boolean =>
   ownAddresses.has(normalizeEmail(senderOf(it)!)) ||
   (it.mail.messageId !== null && looksLikeOurMessageId(it.mail.messageId));
-
-export interface KeyRow {
-  mailbox_id: string;
-  key: string;
-  inbound_id: string;
-  outcome: string;
-  ticket_id: string | null;
-  number: number | null;
-  own_status: InboundStatus | null;
-  own_reason: string | null;
-  own_ticket_id: string | null;
-  own_number: number | null;
-}
 
 interface TicketRow {
   id: string;
@@ -36,56 +34,6 @@ interface TicketRow {
   status: TicketStatus;
   requester_id: string;
   updated_at: string;
-}
-
-/** Claims the keys of the batch (first occurrence of each); returns the keys this transaction took. */
-export async function claimKeys(
-  tx: TenantTx,
-  items: ApplyItem[],
-  first: Map<string, number>,
-): Promise<Set<string>> {
-  const claims = [...first.values()]
-    .map((i) => items[i]!)
-    .sort((a, b) =>
-      a.mailbox.id === b.mailbox.id
-        ? a.mail.key < b.mail.key
-          ? -1
-          : 1
-        : a.mailbox.id < b.mailbox.id
-          ? -1
-          : 1,
-    );
-  const { rows } = await tx.query<{ mailbox_id: string; key: string }>(
-    `INSERT INTO message_keys (tenant_id, mailbox_id, key, inbound_id, outcome)
-     SELECT $1, x.mailbox_id, x.key, x.inbound_id, 'processing'
-       FROM unnest($2::uuid[], $3::text[], $4::uuid[]) WITH ORDINALITY AS x(mailbox_id, key, inbound_id, ord)
-      ORDER BY x.ord
-     ON CONFLICT (tenant_id, mailbox_id, key) DO NOTHING
-     RETURNING mailbox_id, key`,
-    [
-      tx.tenantId,
-      claims.map((c) => c.mailbox.id),
-      claims.map((c) => c.mail.key),
-      claims.map((c) => c.inboundId),
-    ],
-  );
-  return new Set(rows.map((r) => keyOf(r.mailbox_id, r.key)));
-}
-
-/** The committed key rows that another transaction holds, with the ticket numbers of their outcomes. */
-export async function takenKeys(tx: TenantTx, taken: ApplyItem[]): Promise<Map<string, KeyRow>> {
-  if (taken.length === 0) return new Map();
-  const { rows } = await tx.query<KeyRow>(
-    `SELECT k.mailbox_id, k.key, k.inbound_id, k.outcome, k.ticket_id, t.number,
-            i.status AS own_status, i.reason AS own_reason, i.ticket_id AS own_ticket_id, ot.number AS own_number
-       FROM unnest($2::uuid[], $3::text[]) AS x(mailbox_id, key)
-       JOIN message_keys k ON k.tenant_id = $1 AND k.mailbox_id = x.mailbox_id AND k.key = x.key
-       LEFT JOIN tickets t ON t.tenant_id = $1 AND t.id = k.ticket_id
-       LEFT JOIN inbound_messages i ON i.tenant_id = $1 AND i.id = k.inbound_id
-       LEFT JOIN tickets ot ON ot.tenant_id = $1 AND ot.id = i.ticket_id`,
-    [tx.tenantId, taken.map((c) => c.mailbox.id), taken.map((c) => c.mail.key)],
-  );
-  return new Map(rows.map((r) => [keyOf(r.mailbox_id, r.key), r]));
 }
 
 const toState = (r: TicketRow): TicketState => ({
@@ -123,7 +71,7 @@ export async function readContext(
 ): Promise<BatchContext> {
   const ownAddresses = await mailboxAddresses(tx);
   const withSender = live.filter((it) => senderOf(it) && !isOwnMail(ownAddresses, it));
-  const people = new Map<string, { id: string; kind: string | null } | 'invalid'>();
+  const people = new Map<string, Sender>();
   const addresses = [...new Set(withSender.map((it) => normalizeEmail(senderOf(it)!)))];
   if (addresses.length > 0) {
     const { rows } = await tx.query<{ address: string; person_id: string; kind: string | null }>(
@@ -134,25 +82,7 @@ export async function readContext(
     );
     for (const r of rows) people.set(r.address, { id: r.person_id, kind: r.kind });
   }
-  // Unknown senders become contacts where the mailbox allows it (the first message's name), one
-  // address at a time in a fixed order; an address that cannot be one skips its messages.
-  const toCreate = new Map<string, ApplyItem>();
-  for (const it of withSender) {
-    const n = normalizeEmail(senderOf(it)!);
-    if (!people.has(n) && it.mailbox.settings.createContacts && !toCreate.has(n)) toCreate.set(n, it);
-  }
-  for (const n of [...toCreate.keys()].sort()) {
-    const it = toCreate.get(n)!;
-    try {
-      const id = await findOrCreateContact(tx, senderOf(it)!, {
-        name: it.mail.from?.name || undefined,
-        actor: 'system:inbound',
-      });
-      people.set(n, { id, kind: 'contact' });
-    } catch {
-      people.set(n, 'invalid');
-    }
-  }
+  await resolveSenders(tx, withSender, people);
 
   const refKeys = new Map<string, { mailboxId: string; key: string }>();
   for (const it of live) {
@@ -213,4 +143,31 @@ export async function readContext(
   }
 
   return { ownAddresses, people, storedKeys, tickets, tagged, participants };
+}
+
+/**
+ * Unknown senders become contacts where their mailbox allows it (with the first message's name),
+ * one address at a time in a fixed order; an address that cannot be a contact's is 'invalid' (its
+ * messages are skipped). Any other failure fails the batch.
+ */
+async function resolveSenders(tx: TenantTx, items: ApplyItem[], people: Map<string, Sender>): Promise<void> {
+  const toCreate = new Map<string, ApplyItem>();
+  for (const it of items) {
+    const n = normalizeEmail(senderOf(it)!);
+    if (!people.has(n) && it.mailbox.settings.createContacts && !toCreate.has(n)) toCreate.set(n, it);
+  }
+  for (const n of [...toCreate.keys()].sort()) {
+    const it = toCreate.get(n)!;
+    try {
+      const id = await findOrCreateContact(tx, senderOf(it)!, {
+        name: it.mail.from?.name || undefined,
+        actor: 'system:inbound',
+      });
+      people.set(n, { id, kind: 'contact' });
+    } catch (err) {
+      // The address was refused before anything was written (findOrCreateContact checks it first).
+      if (!(err instanceof AppError && err.code === 'validation_failed')) throw err;
+      people.set(n, 'invalid');
+    }
+  }
 }

@@ -1,0 +1,64 @@
+// Inbound records (one row per message received, whatever the channel): the writes of their
+// lifecycle after they were accepted (ingest.ts writes them at acceptance).
+import type { TenantTx } from '../../platform/db/tx.ts';
+import type { InboundStatus } from './outcomes.ts';
+
+/** Where a record ends. */
+export interface RecordFinal {
+  inboundId: string;
+  status: InboundStatus;
+  reason: string | null;
+  ticketId: string | null;
+  /** The ticket message it became. */
+  ticketMessageId: string | null;
+  /** Its message key, when known (kept as it was when null). */
+  key: string | null;
+}
+
+/** Writes where records ended (in inbound id order, the order their rows are locked in). */
+export async function finishRecords(tx: TenantTx, finals: RecordFinal[]): Promise<void> {
+  if (finals.length === 0) return;
+  const f = [...finals].sort((a, b) => (a.inboundId < b.inboundId ? -1 : a.inboundId > b.inboundId ? 1 : 0));
+  await tx.query(
+    `UPDATE inbound_messages i SET status = x.status, reason = x.reason, ticket_id = x.ticket_id,
+            ticket_message_id = x.message_id, message_key = coalesce(x.key, i.message_key), updated_at = now()
+       FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[]) AS x(id, status, reason, ticket_id, message_id, key)
+      WHERE i.tenant_id = $1 AND i.id = x.id`,
+    [
+      tx.tenantId,
+      f.map((o) => o.inboundId),
+      f.map((o) => o.status),
+      f.map((o) => o.reason),
+      f.map((o) => o.ticketId),
+      f.map((o) => o.ticketMessageId),
+      f.map((o) => o.key),
+    ],
+  );
+}
+
+/** Marks records processing (one more attempt each). */
+export async function markProcessing(tx: TenantTx, inboundIds: string[]): Promise<void> {
+  if (inboundIds.length === 0) return;
+  await tx.query(
+    `UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
+      WHERE tenant_id = $1 AND id = ANY($2::uuid[])`,
+    [tx.tenantId, inboundIds],
+  );
+}
+
+/** Puts a record back in the queue after a failure its job will retry. */
+export async function requeueRecord(tx: TenantTx, inboundId: string, reason: string): Promise<void> {
+  await tx.query(
+    "UPDATE inbound_messages SET status = 'queued', reason = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2",
+    [tx.tenantId, inboundId, reason],
+  );
+}
+
+/** Sets the blob a record's bytes are kept in (fetched from a provider, or only the headers of over-size mail). */
+export async function setRecordBlob(tx: TenantTx, inboundId: string, sha256: Buffer): Promise<void> {
+  await tx.query('UPDATE inbound_messages SET blob_sha256 = $3 WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    inboundId,
+    sha256,
+  ]);
+}

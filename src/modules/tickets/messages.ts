@@ -1,0 +1,261 @@
+// Messages of a ticket: adding one (with what it changes on the ticket) and reading them.
+import type { TenantTx } from '../../platform/db/tx.ts';
+import { notFound } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
+import { storeBlobs } from '../blobs/service.ts';
+import { recordStatusChanges } from './changes.ts';
+import {
+  type Address,
+  checkText,
+  MESSAGE_READ_COLUMNS,
+  type MessageRow,
+  type SafeHtml,
+  type TicketMessage,
+  type TicketStatus,
+  toMessage,
+  type Visibility,
+} from './model.ts';
+import { type AuthorKind, directionOf, statusAfterMessage } from './rules.ts';
+import { wakeTickets } from './wakeups.ts';
+
+/** Mail details of a message that came by mail. */
+export interface MailFields {
+  inboundId: string;
+  from: string;
+  to: Address[];
+  cc: Address[];
+  subject: string;
+  /** The new part of a reply, without quotes and signature. */
+  replyText: string | null;
+  classification: Record<string, unknown>;
+}
+
+export interface NewAttachment {
+  id: string;
+  filename: string;
+  contentType: string;
+  content: Buffer;
+  /** SHA-256 of the content, when the caller has it already. */
+  sha256?: Buffer | undefined;
+  contentId: string | null;
+  inline: boolean;
+}
+
+/** A message to add to a ticket, as both the single operation and inbound's batch form take it. */
+export interface NewMessage {
+  /** Generated when absent. */
+  id?: string | undefined;
+  authorId: string;
+  visibility: Visibility;
+  text: string;
+  html?: SafeHtml | null | undefined;
+  /** RFC 5322 Message-ID, for mail. */
+  rfcMessageId?: string | null | undefined;
+  /** Automatic mail (auto-replies, bounces): never changes the ticket's status. */
+  automatic?: boolean | undefined;
+  mail?: MailFields | null | undefined;
+  attachments?: NewAttachment[] | undefined;
+  /** Normalised addresses to add to the ticket's participants (who may use its subject tag). */
+  participants?: string[] | undefined;
+}
+
+export interface AppendMessageInput extends NewMessage {
+  ticketId: string;
+}
+
+/**
+ * Adds a message to a ticket in the caller's transaction. The direction follows the author (an
+ * agent writes outbound, anyone else inbound); the status follows rules.ts (a customer's reply opens
+ * a pending, solved or closed ticket; an agent's first public reply opens a new one); a public
+ * message wakes the SLA clocks.
+ */
+export async function appendMessage(tx: TenantTx, input: AppendMessageInput): Promise<TicketMessage> {
+  const text = checkText(input.text, '/text');
+  const { rows } = await tx.query<{ status: TicketStatus; kind: AuthorKind }>(
+    `SELECT t.status, p.kind FROM tickets t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = $3
+      WHERE t.tenant_id = $1 AND t.id = $2 AND t.deleted_at IS NULL FOR UPDATE OF t`,
+    [tx.tenantId, input.ticketId, input.authorId],
+  );
+  const ticket = rows[0];
+  if (!ticket) throw notFound('ticket');
+  const next = statusAfterMessage(ticket.status, {
+    authorKind: ticket.kind,
+    visibility: input.visibility,
+    automatic: input.automatic ?? false,
+  });
+  const row = {
+    ...input,
+    id: input.id ?? uuidv7(),
+    text,
+    direction: directionOf(ticket.kind),
+  };
+  await insertMessages(tx, [row]);
+  await tx.query(
+    `UPDATE tickets SET updated_at = clock_timestamp(), status = coalesce($3, status)
+      WHERE tenant_id = $1 AND id = $2`,
+    [tx.tenantId, input.ticketId, next ?? null],
+  );
+  if (next)
+    await recordStatusChanges(tx, [
+      { ticketId: input.ticketId, from: ticket.status, to: next, by: input.authorId },
+    ]);
+  if (input.visibility === 'public') await wakeTickets(tx, [input.ticketId]);
+  return getMessage(tx, row.id);
+}
+
+export interface MessageToInsert extends NewMessage {
+  id: string;
+  ticketId: string;
+  direction: 'inbound' | 'outbound';
+}
+
+/**
+ * Writes messages with their attachments (contents as blobs) and participants, in the given order
+ * (their created_at follows it). Shared by appendMessage and the batch form; ticket rows are the
+ * caller's.
+ */
+export function insertMessages(tx: TenantTx, messages: MessageToInsert[]): Promise<void> {
+  if (messages.length === 0) return Promise.resolve();
+  // The statements go out one behind the other without waiting for each answer (pipelining): the
+  // blobs before the attachments that reference them, the messages before their attachments.
+  const sent: Promise<unknown>[] = [];
+  const attachments = messages.flatMap((m) => (m.attachments ?? []).map((a) => ({ message: m, a })));
+  const blobs = storeBlobs(
+    tx,
+    attachments.map((x) => ({ content: x.a.content, hash: x.a.sha256 })),
+  );
+  sent.push(blobs.stored);
+  const hashes = blobs.hashes;
+  const htmlOf = (m: MessageToInsert) => {
+    if (!m.html) return null;
+    let html: string = m.html;
+    // Inline images point at their attachment instead of a cid: reference.
+    const byContentId = new Map(
+      (m.attachments ?? []).filter((a) => a.contentId).map((a) => [a.contentId!.toLowerCase(), a.id]),
+    );
+    if (byContentId.size > 0)
+      html = html.replace(/(["'])cid:<?([^"'>\s]+?)>?\1/gi, (whole, quote: string, cid: string) => {
+        const id = byContentId.get(cid.toLowerCase());
+        return id ? `${quote}/api/v1/attachments/${id}${quote}` : whole;
+      });
+    return html;
+  };
+  const column = <T>(f: (m: MessageToInsert) => T) => messages.map(f);
+  sent.push(
+    tx.query(
+      `INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, body_html,
+                                  rfc_message_id, inbound_id, mail_from, mail_to, mail_cc, mail_subject, reply_text,
+                                  classification, created_at)
+     SELECT $1, x.id, x.ticket_id, x.author_id, x.visibility, x.direction, x.body_text, x.body_html, x.rfc_message_id,
+            x.inbound_id, x.mail_from, x.mail_to, x.mail_cc, x.mail_subject, x.reply_text, x.classification, clock_timestamp()
+       FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                   $10::uuid[], $11::text[], $12::jsonb[], $13::jsonb[], $14::text[], $15::text[], $16::jsonb[])
+            WITH ORDINALITY AS x(id, ticket_id, author_id, visibility, direction, body_text, body_html, rfc_message_id,
+                                 inbound_id, mail_from, mail_to, mail_cc, mail_subject, reply_text, classification, ord)
+      ORDER BY x.ord`,
+      [
+        tx.tenantId,
+        column((m) => m.id),
+        column((m) => m.ticketId),
+        column((m) => m.authorId),
+        column((m) => m.visibility),
+        column((m) => m.direction),
+        column((m) => m.text),
+        column(htmlOf),
+        column((m) => m.rfcMessageId ?? null),
+        column((m) => m.mail?.inboundId ?? null),
+        column((m) => m.mail?.from ?? null),
+        column((m) => (m.mail ? JSON.stringify(m.mail.to) : null)),
+        column((m) => (m.mail ? JSON.stringify(m.mail.cc) : null)),
+        column((m) => m.mail?.subject ?? null),
+        column((m) => m.mail?.replyText ?? null),
+        column((m) => (m.mail ? JSON.stringify(m.mail.classification) : null)),
+      ],
+    ),
+  );
+  if (attachments.length > 0) {
+    sent.push(
+      tx.query(
+        `INSERT INTO attachments (tenant_id, id, ticket_id, message_id, filename, content_type, size, sha256, content_id, inline, created_at)
+       SELECT $1, x.id, x.ticket_id, x.message_id, x.filename, x.content_type, x.size, decode(x.sha256, 'hex'), x.content_id,
+              x.inline, clock_timestamp()
+         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::boolean[])
+              WITH ORDINALITY AS x(id, ticket_id, message_id, filename, content_type, size, sha256, content_id, inline, ord)
+        ORDER BY x.ord`,
+        [
+          tx.tenantId,
+          attachments.map((x) => x.a.id),
+          attachments.map((x) => x.message.ticketId),
+          attachments.map((x) => x.message.id),
+          attachments.map((x) => x.a.filename.slice(0, 255)),
+          attachments.map((x) => x.a.contentType.slice(0, 255)),
+          attachments.map((x) => x.a.content.length),
+          hashes.map((h) => h.toString('hex')),
+          attachments.map((x) => x.a.contentId),
+          attachments.map((x) => x.a.inline),
+        ],
+      ),
+    );
+  }
+  const participants = [
+    ...new Set(messages.flatMap((m) => (m.participants ?? []).map((p) => `${m.ticketId}\n${p}`))),
+  ]
+    .sort()
+    .map((p) => p.split('\n'));
+  if (participants.length > 0) {
+    sent.push(
+      tx.query(
+        `INSERT INTO ticket_participants (tenant_id, ticket_id, address_normalized)
+       SELECT $1, x.ticket_id, x.address FROM unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS x(ticket_id, address, ord)
+        ORDER BY x.ord
+       ON CONFLICT DO NOTHING`,
+        [tx.tenantId, participants.map((p) => p[0]), participants.map((p) => p[1])],
+      ),
+    );
+  }
+  return Promise.all(sent).then(() => undefined);
+}
+
+async function getMessage(tx: TenantTx, id: string): Promise<TicketMessage> {
+  const { rows } = await tx.query<MessageRow>(
+    `SELECT ${MESSAGE_READ_COLUMNS} FROM ticket_messages m WHERE m.tenant_id = $1 AND m.id = $2`,
+    [tx.tenantId, id],
+  );
+  return toMessage(rows[0]!);
+}
+
+export async function listMessages(
+  tx: TenantTx,
+  input: {
+    ticketId: string;
+    limit?: number | undefined;
+    cursor?: string | undefined;
+    visibility?: Visibility | undefined;
+  },
+): Promise<Page<TicketMessage>> {
+  const limit = clampLimit(input.limit);
+  const cursor = decodeCursor(input.cursor);
+  const { rowCount } = await tx.query(
+    'SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL',
+    [tx.tenantId, input.ticketId],
+  );
+  if (rowCount === 0) throw notFound('ticket');
+  const values: unknown[] = [tx.tenantId, input.ticketId];
+  const where = ['m.tenant_id = $1', 'm.ticket_id = $2'];
+  if (input.visibility) {
+    values.push(input.visibility);
+    where.push(`m.visibility = $${values.length}`);
+  }
+  if (cursor) {
+    values.push(cursor.createdAt, cursor.id);
+    where.push(`(m.created_at, m.id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+  }
+  values.push(limit + 1);
+  const { rows } = await tx.query<MessageRow>(
+    `SELECT ${MESSAGE_READ_COLUMNS} FROM ticket_messages m WHERE ${where.join(' AND ')}
+      ORDER BY m.created_at DESC, m.id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return toPage(rows, limit, toMessage);
+}
