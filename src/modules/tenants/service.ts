@@ -5,6 +5,7 @@ import { scopeToTenant, withSystemTx } from '../../platform/db/tx.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { createPerson } from '../people/service.ts';
+import { startTicketNumbers } from '../tickets/create.ts';
 import { deleteTenantTickets } from '../tickets/housekeeping.ts';
 import { type MintedToken, mintToken } from '../tokens/service.ts';
 
@@ -38,6 +39,7 @@ export async function createTenant(pool: Pool, input: { name: string }): Promise
       throw err;
     }
     const tx = await scopeToTenant(sys, id);
+    await startTicketNumbers(tx);
     const admin = await createPerson(tx, { displayName: name, kind: 'agent', actor: 'system:tenants' });
     const adminToken = await mintToken(tx, {
       personId: admin.id,

@@ -133,6 +133,7 @@ export async function applyTicketBatch(tx: TenantTx, ops: TicketBatchOp[]): Prom
           ],
         )
         .then(({ rows }) => {
+          if (rows.length !== creates.length) throw new Error(`tenant ${tx.tenantId} has no ticket counter`);
           for (const r of rows) numbers.set(r.id, Number(r.number));
         }),
     );

@@ -2,6 +2,11 @@
 // one statement. The number comes from the tenant's counter row, updated in that same statement,
 // so it is taken if and only if the ticket is created (the row lock is held until the creating
 // transaction ends: numbers of one tenant are handed out one commit at a time, never twice).
+
+/** Gives a new tenant its ticket counter (call in the transaction that creates the tenant). */
+export async function startTicketNumbers(tx: TenantTx): Promise<void> {
+  await tx.query('INSERT INTO ticket_counters (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING', [tx.tenantId]);
+}
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
@@ -80,8 +85,8 @@ export async function createTicketForKnownRequester(
      ), ok AS (
        SELECT r.id FROM r WHERE $6::uuid IS NULL OR EXISTS (SELECT 1 FROM a WHERE a.kind = 'agent')
      ), n AS (
-       INSERT INTO ticket_counters AS c (tenant_id, last_number) SELECT $1, 1 FROM ok
-       ON CONFLICT (tenant_id) DO UPDATE SET last_number = c.last_number + 1
+       UPDATE ticket_counters SET last_number = last_number + 1
+        WHERE tenant_id = $1 AND EXISTS (SELECT 1 FROM ok)
        RETURNING last_number
      ), t AS (
        INSERT INTO tickets (tenant_id, id, number, subject, priority, requester_id, assignee_id)
@@ -112,6 +117,12 @@ export async function createTicketForKnownRequester(
     ],
   );
   const row = rows[0]!;
+  if (
+    row.requester_found &&
+    (row.id === null || row.id === undefined) &&
+    !(input.assigneeId && row.assignee_kind !== 'agent')
+  )
+    throw new Error(`tenant ${tx.tenantId} has no ticket counter (startTicketNumbers was not run)`);
   if (input.assigneeId && row.assignee_kind !== 'agent') {
     const message = row.assignee_kind === null ? 'no such person' : 'must be an agent';
     throw validation(`assigneeId: ${message}`, [{ path: '/assigneeId', message }]);
