@@ -30,7 +30,6 @@ import { type App, buildServer, type RouteModule } from './platform/http/server.
 import type { Logger } from './platform/logging.ts';
 import { installQueueSchema, JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
-import { tuneRuntime } from './platform/runtime.ts';
 
 export const HOOK_ROUTES: RouteModule[] = [hookRoutes];
 export const ROUTES: RouteModule[] = [
@@ -159,7 +158,6 @@ export async function startRelaydesk({
   registry,
   clock = systemClock,
 }: StartOptions): Promise<RunningRelaydesk> {
-  tuneRuntime();
   const role = config.role;
   const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
   let queue: JobQueue | undefined;
