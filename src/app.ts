@@ -8,16 +8,19 @@ import { inboundJobs } from './modules/inbound/jobs.ts';
 import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
-import { identityRoutes } from './modules/people/identity-routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
+import { mergeRoutes } from './modules/merge/routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
+import { unmappedRoutes } from './modules/people/unmapped-routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
 import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
 import { slaJobs, startSlaScheduler } from './modules/sla/scheduler.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
+import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
+import { tokenAuthenticator } from './modules/tokens/service.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import type { Config } from './platform/config.ts';
 import { parseSecretKey } from './platform/config.ts';
@@ -35,7 +38,9 @@ export const HOOK_ROUTES: RouteModule[] = [hookRoutes];
 export const ROUTES: RouteModule[] = [
   tokenRoutes,
   peopleRoutes,
-  identityRoutes,
+  personTokenRoutes,
+  unmappedRoutes,
+  mergeRoutes,
   ticketRoutes,
   queueRoutes,
   inboundRoutes,
@@ -204,7 +209,16 @@ export async function startRelaydesk({
       authCache = new AuthCache();
       await authCache.start(db.url, logger);
       app = await buildServer(
-        { config, pool: db.pool, logger, queue, metrics: new Metrics(queue), authCache, secretKey, clock },
+        {
+          config,
+          pool: db.pool,
+          logger,
+          queue,
+          metrics: new Metrics(queue),
+          authenticate: tokenAuthenticator({ pool: db.pool, clock, cache: authCache }),
+          secretKey,
+          clock,
+        },
         ROUTES,
         HOOK_ROUTES,
       );

@@ -7,6 +7,7 @@ import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { ManualClock } from '../src/platform/clock.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
+import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
 import { type App, buildServer } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
@@ -60,6 +61,7 @@ export async function useTestApp(
       queue,
       secretKey,
       clock,
+      authenticate: tokenAuthenticator({ pool: db.pool, clock }),
     },
     ROUTES,
     HOOK_ROUTES,

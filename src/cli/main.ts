@@ -5,12 +5,13 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
 import { registerDemoCommand } from './demo.ts';
+import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED } from './exit-codes.ts';
 import { registerSlaCommands } from './sla.ts';
 import { findMailbox } from '../modules/inbound/mailboxes.ts';
 import { ingestRawMessage } from '../modules/inbound/process.ts';
 import { messageIdKey } from '../modules/inbound/signing.ts';
 import { resolvePerson } from '../modules/people/identities.ts';
-import { mergePeople } from '../modules/people/merge.ts';
+import { mergePeople } from '../modules/merge/service.ts';
 import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
 import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
 import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
@@ -22,10 +23,10 @@ import { createLogger, type Logger } from '../platform/logging.ts';
 import { JobQueue } from '../platform/queue/queue.ts';
 import { JobRegistry } from '../platform/queue/registry.ts';
 
-/** Exit codes: 1 = operation failed, 2 = bad input or configuration. */
+/** A CLI failure with its exit code (exit-codes.ts). */
 export class CliError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
+  constructor(message: string, exitCode = EXIT_FAILED) {
     super(message);
     this.exitCode = exitCode;
   }
@@ -95,7 +96,7 @@ async function collectMailFiles(paths: string[]): Promise<string[]> {
   const files: string[] = [];
   for (const p of paths) {
     const info = await stat(p).catch(() => undefined);
-    if (!info) throw new CliError(`${p}: no such file or directory`, 2);
+    if (!info) throw new CliError(`${p}: no such file or directory`, EXIT_BAD_INPUT);
     if (info.isDirectory()) {
       for (const name of (await readdir(p)).sort()) {
         if (name.startsWith('.')) continue;
@@ -201,7 +202,10 @@ tenant
   .option('--yes', 'confirm the deletion')
   .action(async (id: string, options: { yes?: boolean }, command: Command) => {
     if (!options.yes)
-      throw new CliError("refusing to delete without --yes (this removes all of the tenant's data)", 2);
+      throw new CliError(
+        "refusing to delete without --yes (this removes all of the tenant's data)",
+        EXIT_BAD_INPUT,
+      );
     await withDatabase(command, async ({ db }) => {
       const t = await findTenant(db.pool, id);
       await deleteTenant(db.pool, t.id);
@@ -270,7 +274,7 @@ people
     ) => {
       const byIdentity = options.kind !== undefined && options.externalId !== undefined;
       if (byIdentity === (options.email !== undefined)) {
-        throw new CliError('pass either --email, or --kind with --external-id', 2);
+        throw new CliError('pass either --email, or --kind with --external-id', EXIT_BAD_INPUT);
       }
       await withDatabase(command, async ({ db }) => {
         const t = await findTenant(db.pool, options.tenant);
@@ -280,7 +284,7 @@ people
             byIdentity ? { kind: options.kind!, externalId: options.externalId! } : { email: options.email! },
           ),
         );
-        if (!person) throw new CliError('no person has that identity or address', 1);
+        if (!person) throw new CliError('no person has that identity or address', EXIT_FAILED);
         out(`${person.id}\t${person.displayName}${person.status === 'suspended' ? '\t(suspended)' : ''}`);
       });
     },
@@ -310,7 +314,7 @@ program
   .requiredOption('--mailbox <id|address>', 'the mailbox the mail arrived at')
   .action(async (paths: string[], options: { tenant: string; mailbox: string }, command: Command) => {
     const files = await collectMailFiles(paths);
-    if (files.length === 0) throw new CliError('no files to ingest', 2);
+    if (files.length === 0) throw new CliError('no files to ingest', EXIT_BAD_INPUT);
     let failed = 0;
     await withDatabase(command, async ({ db, logger, config }) => {
       const t = await findTenant(db.pool, options.tenant);
@@ -357,7 +361,7 @@ program
         await queue.stop({ graceful: false });
       }
     });
-    if (failed > 0) throw new CliError(`${failed} of ${files.length} files failed`, 1);
+    if (failed > 0) throw new CliError(`${failed} of ${files.length} files failed`, EXIT_FAILED);
   });
 
 const queue = program.command('queue').description('inspect the job queue');
@@ -405,11 +409,11 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    process.exit(err.exitCode === 0 ? 0 : 2);
+    process.exit(err.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
   }
   if (err instanceof ConfigError) {
     process.stderr.write(`relaydesk: ${err.message}\n`);
-    process.exit(2);
+    process.exit(EXIT_BAD_INPUT);
   }
   if (err instanceof CliError) {
     process.stderr.write(`relaydesk: ${err.message}\n`);
@@ -417,7 +421,7 @@ try {
   }
   if (err instanceof AppError) {
     process.stderr.write(`relaydesk: ${err.message} (${err.code})\n`);
-    process.exit(err.status < 500 ? 2 : 1);
+    process.exit(EXIT_CODE[err.code]);
   }
   const { code, address, port } = (err ?? {}) as { code?: string; address?: string; port?: number };
   if (code === 'EADDRINUSE') {

@@ -1,64 +1,72 @@
-// The catalogue of domain errors. Services throw these; the HTTP layer maps them to
-// application/problem+json in exactly one place (http/problem.ts), the CLI prints their message.
-// Domain code never imports HTTP types: `status` here is only the hint that mapping uses.
+// The catalogue of errors: every code Relaydesk answers with, in one closed list. Services throw
+// AppError with one of these codes; the HTTP layer maps each code to its status in one place
+// (http/problem.ts), the CLI to its exit code in one place (cli/exit-codes.ts). Domain code never
+// picks a status. Adding a code means adding it here, and the compiler then asks for its status and
+// its exit code.
 
-export type ErrorCode =
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'validation_failed'
-  | 'invalid_cursor'
-  | 'invalid_json'
-  | 'unsupported_media_type'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'database_unavailable'
-  | 'rate_limited'
-  | 'internal_error'
-  | (string & {});
+export const ERROR_CATALOGUE = {
+  // Who is asking
+  unauthorized: 'No valid API token: missing, malformed, unknown, revoked, or its person is suspended.',
+  forbidden: "The token's role does not have the permission the operation needs.",
+  // What was asked
+  bad_request: 'The request itself could not be read (a malformed URL or header).',
+  not_found: 'No such object in this tenant (another tenant\'s object is "not found" too), or no such route.',
+  method_not_allowed: 'The path exists, but not with this method; the Allow header lists the methods it has.',
+  validation_failed: 'The input breaks a rule; `errors` lists each field (a JSON pointer) and what is wrong.',
+  invalid_cursor: 'The pagination cursor is not one this API handed out.',
+  invalid_json: 'The body is not valid JSON.',
+  unsupported_media_type: 'The body is in a media type this route does not take.',
+  payload_too_large: 'The body is larger than the server accepts.',
+  conflict:
+    'The change collides with existing data (a name or address already taken, a state that forbids it).',
+  identity_taken: 'The external identity already belongs to another person.',
+  merge_into_self: 'A person cannot be merged into itself.',
+  invalid_calendar: 'The business calendar is not valid (see the message for the rule it breaks).',
+  calendar_has_no_business_time: 'The calendar has no business time at all, so no deadline can be computed.',
+  invalid_time_zone: 'Not an IANA time zone name.',
+  invalid_instant: 'Not an ISO-8601 instant with a time zone, or not a real date.',
+  deadline_out_of_range: 'The deadline falls outside the range the calendar can compute.',
+  webhook_signature_invalid: "A provider webhook's proof (clientState, OIDC token) did not verify.",
+  // Whether we can answer now
+  rate_limited: 'Too many requests; retry after the time given.',
+  database_unavailable: 'The database cannot be reached right now; retry shortly.',
+  queue_unavailable: 'The job queue does not run in this process (a role without it); retry on another.',
+  migrations_pending: "The database schema is older than this version's code; run the migrations.",
+  internal_error: 'Something went wrong on our side; it has been logged.',
+} as const;
 
-const STATUS_BY_CODE: Record<string, number> = {
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  validation_failed: 400,
-  invalid_cursor: 400,
-  invalid_json: 400,
-  unsupported_media_type: 415,
-  conflict: 409,
-  payload_too_large: 413,
-  database_unavailable: 503,
-  rate_limited: 429,
-  internal_error: 500,
-};
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+/** One field-level problem: where (a JSON pointer into the input) and what. */
+export interface FieldError {
+  path: string;
+  message: string;
+  /** Where the field is: the JSON body (default), the query string, the path. */
+  in?: 'body' | 'query' | 'path' | 'headers';
+}
 
 export interface ErrorDetails {
   /** Field-level problems, e.g. [{ path: '/subject', message: 'must not be empty' }]. */
-  errors?: { path: string; message: string }[];
+  errors?: FieldError[];
   /** Anything else a client may act on (e.g. the conflicting field). */
   [key: string]: unknown;
 }
 
 export class AppError extends Error {
   readonly code: ErrorCode;
-  readonly status: number;
   readonly details: ErrorDetails | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    options: { status?: number; details?: ErrorDetails; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetails; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
-    this.status = options.status ?? STATUS_BY_CODE[code] ?? 400;
     this.details = options.details;
   }
 }
 
 export const notFound = (what: string): AppError => new AppError('not_found', `${what} not found`);
-export const validation = (message: string, errors?: { path: string; message: string }[]): AppError =>
+export const validation = (message: string, errors?: FieldError[]): AppError =>
   new AppError('validation_failed', message, errors === undefined ? {} : { details: { errors } });
 export const conflict = (message: string, details?: ErrorDetails): AppError =>
   new AppError('conflict', message, details === undefined ? {} : { details });
@@ -82,6 +90,7 @@ const UNAVAILABLE_NODE_CODES = new Set([
 /** True when `err` says the database could not be reached (as opposed to a failed statement). */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  if (err instanceof AppError) return err.code === 'database_unavailable';
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))

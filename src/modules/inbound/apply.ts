@@ -17,7 +17,7 @@ import { normalizeEmail } from '../people/service.ts';
 import { applyTicketBatch, type TicketBatchOp } from '../tickets/batch.ts';
 import type { NewAttachment } from '../tickets/messages.ts';
 import { ticketNumber } from '../tickets/model.ts';
-import { isOwnMail, readContext, senderOf, type TicketState } from './context.ts';
+import { type ApplyItem, isOwnMail, readContext, senderOf, type TicketState } from './context.ts';
 import {
   claimKeys,
   decideOnTakenKey,
@@ -26,17 +26,10 @@ import {
   type KeyOutcome,
   recordKeyOutcomes,
 } from './keys.ts';
-import type { Mailbox } from './mailboxes.ts';
-import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
+import { subjectTicketNumber } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
 import { finishRecords, type RecordFinal } from './records.ts';
 import { verifyMessageId } from './signing.ts';
-
-export interface ApplyItem {
-  inboundId: string;
-  mailbox: Mailbox;
-  mail: ParsedMessage;
-}
 
 type Rule = 'signed_id' | 'message_id' | 'subject_tag' | 'bounce';
 

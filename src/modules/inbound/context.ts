@@ -7,11 +7,17 @@ import type { TenantTx } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import { findOrCreateContact, normalizeEmail } from '../people/service.ts';
 import type { TicketStatus } from '../tickets/model.ts';
-import type { ApplyItem } from './apply.ts';
 import { keyOf } from './keys.ts';
-import { mailboxAddresses } from './mailboxes.ts';
-import { subjectTicketNumber } from './mime.ts';
+import { type Mailbox, mailboxAddresses } from './mailboxes.ts';
+import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
 import { looksLikeOurMessageId, verifyMessageId } from './signing.ts';
+
+/** A parsed message to apply, with its record and mailbox. */
+export interface ApplyItem {
+  inboundId: string;
+  mailbox: Mailbox;
+  mail: ParsedMessage;
+}
 
 /** What the decisions know of a ticket (a ticket of the batch is in here too, once decided). */
 export interface TicketState {

@@ -1,4 +1,5 @@
 // Microsoft Graph ingress and fetch, against the local Graph simulator (simulators/graph.ts).
+import { tokenAuthenticator } from '../tokens/service.ts';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGraphSimulator, type GraphSimulator } from '../../../simulators/graph.ts';
@@ -10,7 +11,8 @@ import { createLogger } from '../../platform/logging.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
 import { RateLimited } from '../../platform/provider-errors.ts';
 import { HOOK_ROUTES, ROUTES } from '../../app.ts';
-import { inboundJobs, processInboundJob } from './jobs.ts';
+import { processInboundJob } from './job-refs.ts';
+import { inboundJobs } from './jobs.ts';
 import { recordGraphSubscription } from './mailboxes.ts';
 import { processInbound } from './process.ts';
 import { GraphClient } from './providers/graph/client.ts';
@@ -178,6 +180,7 @@ describe('Graph webhook', () => {
         queue: t.queue,
         secretKey: t.secretKey,
         clock: t.clock,
+        authenticate: tokenAuthenticator({ pool: deadPool, clock: t.clock }),
       },
       ROUTES,
       HOOK_ROUTES,

@@ -9,7 +9,7 @@ import { safeEqual } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import type { RouteModule } from '../../platform/http/server.ts';
 import { uuidv7 } from '../../platform/ids.ts';
-import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './jobs.ts';
+import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './job-refs.ts';
 import { decodePushData, verifyPushToken } from './providers/gmail/push.ts';
 
 /** One entry of a Graph notification collection (change or lifecycle). */
@@ -68,9 +68,7 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
 
       const body = request.body as { value?: unknown } | undefined;
       if (!body || typeof body !== 'object' || !Array.isArray(body.value) || body.value.length === 0) {
-        throw new AppError('validation_failed', 'expected a Graph notification collection {"value": [...]}', {
-          status: 400,
-        });
+        throw new AppError('validation_failed', 'expected a Graph notification collection {"value": [...]}');
       }
       const notifications = body.value as GraphNotification[];
       const { rows } = await pool.query<{ tenant_id: string; kind: string; client_state: string | null }>(
@@ -85,11 +83,9 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
         expected === '' ||
         !notifications.every((n) => typeof n.clientState === 'string' && safeEqual(n.clientState, expected))
       ) {
-        throw new AppError('webhook_signature_invalid', 'clientState does not match this mailbox', {
-          status: 401,
-        });
+        throw new AppError('webhook_signature_invalid', 'clientState does not match this mailbox');
       }
-      if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
+      if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
       const tenantId = mailbox.tenant_id;
       // One transaction, a handful of statements whatever the batch size: the records in one INSERT,
       // their jobs in one INSERT.
@@ -163,18 +159,15 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
         throw new AppError(
           'webhook_signature_invalid',
           'the mailbox has no pushAudience/serviceAccountEmail to verify pushes against',
-          { status: 401 },
         );
       }
       await verifyPushToken(request.headers.authorization, { jwksUrl, audience, serviceAccountEmail });
       const { emailAddress, historyId } = decodePushData(request.body);
       const user = String(gmail['user'] ?? mailbox.address_normalized).toLowerCase();
       if (emailAddress.toLowerCase() !== user) {
-        throw new AppError('validation_failed', `the push is for ${emailAddress}, not this mailbox`, {
-          status: 400,
-        });
+        throw new AppError('validation_failed', `the push is for ${emailAddress}, not this mailbox`);
       }
-      if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
+      if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
       const tenantId = mailbox.tenant_id;
       await withTenant(pool, tenantId, async (tx) => {
         await queue.send(

@@ -9,7 +9,7 @@ import { uuidv7 } from '../../platform/ids.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { notFound } from '../../platform/errors.ts';
 import { offerRawMessage } from './handoff.ts';
-import { processInboundJob } from './jobs.ts';
+import { processInboundJob } from './job-refs.ts';
 
 export interface AcceptedMessage {
   inboundId: string;

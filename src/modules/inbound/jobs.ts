@@ -1,12 +1,19 @@
 // The inbound job: one per pointer, payload {tenantId, inboundId} (ids only, never message bodies).
 import { uuidv7 } from '../../platform/ids.ts';
 import {
+  gmailHistoryJob,
+  type GmailHistoryPayload,
+  mailboxLifecycleJob,
+  type MailboxLifecyclePayload,
+  processInboundJob,
+  type ProcessInboundPayload,
+} from './job-refs.ts';
+import {
   type BatchItem,
   type BatchResult,
   defineJob,
   type JobContext,
   type JobDefinition,
-  jobRef,
   PermanentJobError,
 } from '../../platform/queue/registry.ts';
 import { getMailbox } from './mailboxes.ts';
@@ -14,34 +21,6 @@ import { gmailClientFor, providerUser } from './providers/clients.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-errors.ts';
 import { type InboundDeps, processInboundBatch } from './process.ts';
-
-export interface ProcessInboundPayload {
-  tenantId: string;
-  inboundId: string;
-}
-
-export const processInboundJob = jobRef<ProcessInboundPayload>('inbound.process');
-
-export interface MailboxLifecyclePayload {
-  tenantId: string;
-  mailboxId: string;
-  /** reauthorizationRequired, subscriptionRemoved or missed. */
-  event: string;
-  subscriptionId: string | null;
-}
-
-/** A provider said something about a subscription; subscription upkeep acts on it. */
-export const mailboxLifecycleJob = jobRef<MailboxLifecyclePayload>('mailbox.lifecycle');
-
-export interface GmailHistoryPayload {
-  tenantId: string;
-  mailboxId: string;
-  /** The history id the push announced (the mailbox's state after the change). */
-  historyId: string;
-}
-
-/** A Gmail push: list what was added since the last history id, one inbound pointer per message. */
-export const gmailHistoryJob = jobRef<GmailHistoryPayload>('gmail.history');
 
 /**
  * Reads the messages added since the mailbox's stored history id and commits one inbound record and

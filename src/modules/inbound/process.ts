@@ -12,7 +12,8 @@ import { AuthExpired, Permanent, RateLimited } from '../../platform/provider-err
 import { PermanentJobError } from '../../platform/queue/registry.ts';
 import { readBlobs, storeBlobs } from '../blobs/service.ts';
 import { ticketNumber } from '../tickets/model.ts';
-import { type ApplyItem, applyBatch } from './apply.ts';
+import { applyBatch } from './apply.ts';
+import type { ApplyItem } from './context.ts';
 import { takeRawMessage } from './handoff.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { claimKeys, decideOnTakenKey } from './keys.ts';

@@ -15,7 +15,7 @@ import {
 } from '../../platform/http/schemas.ts';
 import { clampLimit, decodeCursor, toPage } from '../../platform/pagination.ts';
 import { acceptRawMessage } from './ingest.ts';
-import { processInboundJob } from './jobs.ts';
+import { processInboundJob } from './job-refs.ts';
 import {
   createMailbox,
   deleteMailbox,
@@ -103,7 +103,7 @@ const SELECT_INBOUND = `SELECT i.id, i.mailbox_id, i.source, i.message_key, i.st
 
 export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
   const key = () => {
-    if (!secretKey) throw new AppError('internal_error', 'no secret key configured', { status: 500 });
+    if (!secretKey) throw new AppError('internal_error', 'no secret key configured');
     return secretKey;
   };
 
@@ -211,10 +211,9 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
           throw new AppError(
             'validation_failed',
             'send the raw message as the body, with Content-Type: message/rfc822',
-            { status: 400 },
           );
         }
-        if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
+        if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
         const { id } = request.params as { id: string };
         const accepted = await acceptRawMessage(pool, queue, {
           tenantId: principalOf(request).tenantId,
@@ -294,7 +293,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       },
     },
     async (request, reply) => {
-      if (!queue) throw new AppError('database_unavailable', 'the queue is not running', { status: 503 });
+      if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
       const result = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
         const { rows } = await tx.query<{ status: string }>(
           `UPDATE inbound_messages SET status = 'queued', reason = NULL, updated_at = now()

@@ -1,6 +1,7 @@
 // The identity event log: every change to a person's identities, emails, tokens, status or profile
 // is recorded in the transaction that makes it. Append-only (the application role cannot update or
 // delete rows; see migrations/0002_identity.sql). Events never hold a token or a secret.
+import type { Principal } from '../../platform/http/auth.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -21,6 +22,9 @@ export type IdentityEventType = (typeof IDENTITY_EVENT_TYPES)[number];
 
 /** Who made a change: `person:<id>`, `token:<preview>` or `system:<component>`. */
 export type Actor = `person:${string}` | `token:${string}` | `system:${string}`;
+
+/** The actor of what an API caller does: its token's person. */
+export const actorOf = (p: Principal): Actor => `person:${p.personId}`;
 
 export interface IdentityEvent {
   id: string;

@@ -29,7 +29,6 @@ export function assertIdentity(ref: IdentityRef): IdentityRef {
 
 export const identityTaken = (ref: IdentityRef) =>
   new AppError('identity_taken', `the identity ${ref.kind}:${ref.externalId} belongs to another person`, {
-    status: 409,
     details: { field: 'externalId', kind: ref.kind, externalId: ref.externalId },
   });
 

@@ -236,7 +236,7 @@ describe('external identities and resolution', () => {
     expect(removed).toEqual([expect.objectContaining({ event_type: 'identity_removed' })]);
     const gone = await t.call(tokenA, 'GET', '/api/v1/people/resolve?kind=github&externalId=gina-dev');
     expect(gone.status).toBe(404);
-    expect(gone.body.code).toBe('person_not_found');
+    expect(gone.body.code).toBe('not_found');
   });
 
   it('answers 409 identity_taken when another person has the identity', async () => {

@@ -13,11 +13,9 @@ import {
   Timestamp,
   Uuid,
 } from '../../platform/http/schemas.ts';
-import type { Principal } from '../tokens/service.ts';
 import { addEmail, removeEmail } from './emails.ts';
-import { type Actor, IDENTITY_EVENT_TYPES, listEvents } from './events.ts';
+import { actorOf, IDENTITY_EVENT_TYPES, listEvents } from './events.ts';
 import { addIdentity, removeIdentity, resolvePerson } from './identities.ts';
-import { mergePeople } from './merge.ts';
 import {
   CHANNELS,
   createPerson,
@@ -85,7 +83,6 @@ const EventSchema = Type.Object({
   createdAt: Timestamp,
 });
 
-export const actorOf = (p: Principal): Actor => `person:${p.personId}`;
 const conflictResponses = { ...problemResponses, 409: ProblemSchema };
 
 export const peopleRoutes: RouteModule = (app, { pool }) => {
@@ -157,13 +154,12 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
         byIdentity === (email !== undefined) ||
         (!byIdentity && (kind !== undefined || externalId !== undefined))
       ) {
-        throw new AppError('validation_failed', 'pass either kind and externalId, or email', { status: 400 });
+        throw new AppError('validation_failed', 'pass either kind and externalId, or email');
       }
       const person = await withTenantRead(pool, principalOf(request).tenantId, (tx) =>
         resolvePerson(tx, byIdentity ? { kind: kind!, externalId: externalId! } : { email: email! }),
       );
-      if (!person)
-        throw new AppError('person_not_found', 'no person has that identity or address', { status: 404 });
+      if (!person) throw new AppError('not_found', 'no person has that identity or address');
       return person;
     },
   );
@@ -300,26 +296,6 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
         await removeIdentity(tx, id, { kind, externalId }, actorOf(p));
         return getPerson(tx, id);
       });
-    },
-  );
-
-  app.post(
-    '/people/:id/merge',
-    {
-      config: { permission: 'people:write' },
-      schema: {
-        tags: ['people'],
-        description: 'Merges the source person into this one (the target) and removes the source.',
-        params: IdParams,
-        body: Type.Object({ sourceId: Uuid }, { additionalProperties: false }),
-        response: { 200: PersonSchema, ...problemResponses },
-      },
-    },
-    async (request) => {
-      const p = principalOf(request);
-      return withTenant(pool, p.tenantId, (tx) =>
-        mergePeople(tx, { sourceId: request.body.sourceId, targetId: request.params.id, actor: actorOf(p) }),
-      );
     },
   );
 

@@ -13,8 +13,7 @@ const QueueQuery = Type.Object(
 
 export const queueRoutes: RouteModule = (app, { queue }) => {
   const q = () => {
-    if (!queue)
-      throw new AppError('database_unavailable', 'the queue is not running in this process', { status: 503 });
+    if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
     return queue;
   };
 

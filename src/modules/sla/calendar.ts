@@ -2,7 +2,7 @@
 // Date.now(). A calendar is compiled, one UTC year at a time (cached), into sorted, disjoint UTC
 // business intervals [start, end) in whole seconds with running totals, so `deadline` and `elapsed`
 // are binary searches whatever the length of the target.
-import { AppError } from '../../platform/errors.ts';
+import { AppError, type ErrorCode } from '../../platform/errors.ts';
 import { canonicalZone, civilFromDays, daysFromCivil, ZoneTable } from './zone.ts';
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
@@ -23,7 +23,7 @@ interface YearIntervals {
   prefix: Float64Array;
 }
 
-const invalid = (message: string, code = 'invalid_calendar') => new AppError(code, message, { status: 400 });
+const invalid = (message: string, code: ErrorCode = 'invalid_calendar') => new AppError(code, message);
 
 function parseTime(text: unknown, where: string, allow24: boolean): number {
   const m = typeof text === 'string' ? /^(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text) : null;

@@ -39,3 +39,10 @@ export const roleAllows = (role: TokenRole, permission: Permission): boolean =>
 /** A role may mint tokens of roles whose permissions are a subset of its own. */
 export const canGrantRole = (granter: TokenRole, role: TokenRole): boolean =>
   ROLE_PERMISSIONS[role].every((p) => ROLE_PERMISSIONS[granter].includes(p));
+
+/** The role of an authenticated caller (the server knows roles only as strings). */
+export function roleOf(principal: { role: string }): TokenRole {
+  if (!(TOKEN_ROLES as readonly string[]).includes(principal.role))
+    throw new Error(`unknown role ${principal.role}`);
+  return principal.role as TokenRole;
+}

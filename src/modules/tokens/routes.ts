@@ -5,7 +5,7 @@ import { IdParams, ListQuery, Page, problemResponses, Uuid } from '../../platfor
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { PersonSchema } from '../people/routes.ts';
 import { getPerson } from '../people/service.ts';
-import { canGrantRole } from './permissions.ts';
+import { canGrantRole, roleOf } from './permissions.ts';
 import { MintedForPersonSchema, Role, TokenSchema } from './schema.ts';
 import { getToken, listTokens, mintToken, revokeToken } from './service.ts';
 
@@ -45,7 +45,7 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
         return {
           tenant: rows[0]!,
           person: await getPerson(tx, p.personId),
-          token: { id: p.tokenId, preview: p.preview, role: p.role },
+          token: { id: p.tokenId, preview: p.preview, role: roleOf(p) },
           permissions: [...p.permissions],
         };
       });
@@ -64,7 +64,7 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
     },
     async (request, reply) => {
       const p = principalOf(request);
-      if (!canGrantRole(p.role, request.body.role))
+      if (!canGrantRole(roleOf(p), request.body.role))
         throw forbidden(`A ${p.role} token cannot mint a ${request.body.role} token`);
       const minted = await withTenant(pool, p.tenantId, async (tx) => {
         const personId = request.body.personId ?? p.personId;

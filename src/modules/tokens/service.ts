@@ -1,7 +1,9 @@
 // API tokens: `rd_` + 32 random bytes (base64url). Only the SHA-256 is stored, with the last four
 // characters as a preview so an operator can tell tokens apart. The plaintext is returned once.
 
+import type { Clock } from '../../platform/clock.ts';
 import { sha256 } from '../../platform/crypto.ts';
+import type { Authenticate, Principal } from '../../platform/http/auth.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
@@ -30,13 +32,15 @@ export interface MintedToken extends TokenInfo {
   token: string;
 }
 
-export interface Principal {
-  tenantId: string;
-  tokenId: string;
-  personId: string;
-  role: TokenRole;
-  preview: string;
-  permissions: readonly Permission[];
+export type { Principal } from '../../platform/http/auth.ts';
+
+/** The HTTP server's authenticate function: tokens looked up in `pool`, cached in `cache` while it is exact. */
+export function tokenAuthenticator(deps: {
+  pool: Pool;
+  clock: Clock;
+  cache?: AuthCache | undefined;
+}): Authenticate {
+  return (token) => authenticate(deps.pool, token, deps.clock.now().getTime(), deps.cache);
 }
 
 export const hashToken = (token: string): Buffer => sha256(token);
@@ -250,4 +254,13 @@ export async function findTokenForRevocation(
     );
   }
   return { tenantId: rows[0]!.tenant_id, id: rows[0]!.id };
+}
+
+/** Moves a person's tokens to another person (a merge). */
+export async function moveTokens(tx: TenantTx, input: { fromId: string; toId: string }): Promise<number> {
+  const { rowCount } = await tx.query(
+    'UPDATE api_tokens SET person_id = $3 WHERE tenant_id = $1 AND person_id = $2',
+    [tx.tenantId, input.fromId, input.toId],
+  );
+  return rowCount ?? 0;
 }

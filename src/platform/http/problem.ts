@@ -1,17 +1,45 @@
 // The one place where errors become HTTP answers: application/problem+json (RFC 9457) with a stable
-// `code`. Nothing else in the codebase decides status codes for errors.
+// `code` from the catalogue (errors.ts). Nothing else in the codebase decides status codes for errors.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, isDatabaseUnavailable } from '../errors.ts';
+import { AppError, type ErrorCode, type FieldError, isDatabaseUnavailable } from '../errors.ts';
 
 export const PROBLEM_TYPE_BASE = 'https://relaydesk.dev/problems/';
+
+/** The HTTP status of every code in the catalogue (the compiler insists on all of them). */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  unauthorized: 401,
+  forbidden: 403,
+  bad_request: 400,
+  not_found: 404,
+  method_not_allowed: 405,
+  validation_failed: 400,
+  invalid_cursor: 400,
+  invalid_json: 400,
+  unsupported_media_type: 415,
+  payload_too_large: 413,
+  conflict: 409,
+  identity_taken: 409,
+  merge_into_self: 400,
+  invalid_calendar: 400,
+  calendar_has_no_business_time: 400,
+  invalid_time_zone: 400,
+  invalid_instant: 400,
+  deadline_out_of_range: 400,
+  webhook_signature_invalid: 401,
+  rate_limited: 429,
+  database_unavailable: 503,
+  queue_unavailable: 503,
+  migrations_pending: 503,
+  internal_error: 500,
+};
 
 export interface Problem {
   type: string;
   title: string;
   status: number;
   detail: string;
-  code: string;
-  errors?: { path: string; message: string }[];
+  code: ErrorCode;
+  errors?: FieldError[];
   [key: string]: unknown;
 }
 
@@ -21,22 +49,16 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
-  406: 'Not Acceptable',
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
-  422: 'Unprocessable Content',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
 
-export function problem(
-  status: number,
-  code: string,
-  detail: string,
-  extra: Record<string, unknown> = {},
-): Problem {
+export function problem(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}): Problem {
+  const status = HTTP_STATUS[code];
   return { type: PROBLEM_TYPE_BASE + code, title: TITLES[status] ?? 'Error', status, detail, code, ...extra };
 }
 
@@ -45,31 +67,99 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type('application/problem+json').send(p);
 }
 
-function validationErrors(error: FastifyError): { path: string; message: string }[] {
-  const list = (error.validation ?? []) as {
-    instancePath?: string;
-    message?: string;
-    params?: Record<string, unknown>;
-  }[];
-  return list.slice(0, 20).map((v) => {
-    const extra =
-      v.params?.['requiredProperties'] ?? v.params?.['additionalProperties'] ?? v.params?.['missingProperty'];
-    const path = v.instancePath || '/';
-    return {
-      path: `${error.validationContext ?? 'body'}${path === '/' ? '' : path}`,
-      message: `${v.message ?? 'is invalid'}${extra ? ` (${String(extra)})` : ''}`,
-    };
-  });
+interface SchemaError {
+  keyword?: string;
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+const PARTS: Record<string, FieldError['in']> = {
+  body: 'body',
+  querystring: 'query',
+  params: 'path',
+  headers: 'headers',
+};
+
+/**
+ * Schema errors as a person can read them: one JSON-pointer path per field, unknown fields named,
+ * the allowed values of an enum listed, a missing field reported at its own path.
+ */
+export function fieldErrors(list: SchemaError[], context: string | undefined): FieldError[] {
+  const where = PARTS[context ?? 'body'] ?? 'body';
+  const out = new Map<string, FieldError>();
+  const add = (path: string, message: string) => {
+    const key = `${path}\n${message}`;
+    if (!out.has(key)) out.set(key, { path: path || '/', message, in: where });
+  };
+  // Literal alternatives (a union of constants) are reported together, as one list.
+  const allowed = new Map<string, string[]>();
+  for (const e of list) {
+    if (e.keyword === 'const' && e.params && 'allowedValue' in e.params) {
+      const path = e.instancePath ?? '';
+      allowed.set(path, [...(allowed.get(path) ?? []), String(e.params['allowedValue'])]);
+    }
+  }
+  const branchesMissing = new Map<string, string[]>();
+  for (const e of list) {
+    if (e.keyword === 'required' && e.params) {
+      const missing = String(e.params['requiredProperties'] ?? e.params['missingProperty'] ?? '');
+      branchesMissing.set(e.instancePath ?? '', [
+        ...(branchesMissing.get(e.instancePath ?? '') ?? []),
+        missing,
+      ]);
+    }
+  }
+  for (const e of list) {
+    const path = e.instancePath ?? '';
+    switch (e.keyword) {
+      case 'boolean': // the "schema is false" echo of an additional property, reported below
+      case 'const':
+        break;
+      case 'additionalProperties': {
+        const names = e.params?.['additionalProperties'];
+        for (const name of Array.isArray(names) ? names : [names])
+          add(`${path}/${String(name)}`, `unknown field "${String(name)}"`);
+        break;
+      }
+      case 'required': {
+        const missing = e.params?.['requiredProperties'] ?? e.params?.['missingProperty'];
+        for (const name of Array.isArray(missing) ? missing : [missing])
+          add(`${path}/${String(name)}`, 'is required');
+        break;
+      }
+      case 'enum': {
+        const values = e.params?.['allowedValues'];
+        add(path, `must be one of: ${Array.isArray(values) ? values.join(', ') : String(values)}`);
+        break;
+      }
+      case 'anyOf': {
+        const values = allowed.get(path);
+        if (values) add(path, `must be one of: ${values.join(', ')}`);
+        else add(path, 'does not match any of the accepted forms (see the API documentation)');
+        break;
+      }
+      default:
+        add(path, e.message ?? 'is invalid');
+    }
+  }
+  // A union whose branches each miss a different field: say which fields would do.
+  for (const [path, missing] of branchesMissing)
+    if (missing.length > 1 && list.some((e) => e.keyword === 'anyOf' && (e.instancePath ?? '') === path)) {
+      for (const name of missing) out.delete(`${path}/${name}\nis required`);
+      out.delete(`${path}\ndoes not match any of the accepted forms (see the API documentation)`);
+      add(path, `must have one of: ${missing.join(', ')}`);
+    }
+  return [...out.values()].slice(0, 20);
 }
 
 /** Maps any thrown error to a problem. Unknown errors become a 500 without internals. */
 export function toProblem(error: unknown): Problem {
-  if (error instanceof AppError) return problem(error.status, error.code, error.message, error.details ?? {});
+  if (error instanceof AppError) return problem(error.code, error.message, error.details ?? {});
   const fe = error as FastifyError;
   if (fe?.validation) {
-    const errors = validationErrors(fe);
+    const errors = fieldErrors(fe.validation as SchemaError[], fe.validationContext);
     return problem(
-      400,
       'validation_failed',
       errors.map((e) => `${e.path} ${e.message}`).join('; ') || 'invalid request',
       { errors },
@@ -77,31 +167,32 @@ export function toProblem(error: unknown): Problem {
   }
   switch (fe?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return problem(413, 'payload_too_large', 'The request body is larger than this server accepts');
+      return problem('payload_too_large', 'The request body is larger than this server accepts');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return problem(415, 'unsupported_media_type', 'Send the body as application/json');
+      return problem('unsupported_media_type', 'Send the body as application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return problem(400, 'validation_failed', 'The JSON body is empty');
+      return problem('validation_failed', 'The JSON body is empty');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return problem(400, 'invalid_json', 'The body is not valid JSON');
+      return problem('invalid_json', 'The body is not valid JSON');
     default:
       break;
   }
   if (fe instanceof SyntaxError || fe?.code === 'FST_ERR_CTP_INVALID_JSON') {
-    return problem(400, 'invalid_json', 'The body is not valid JSON');
+    return problem('invalid_json', 'The body is not valid JSON');
   }
   if (isDatabaseUnavailable(error)) {
-    return problem(503, 'database_unavailable', 'The database is unavailable; retry shortly');
+    return problem('database_unavailable', 'The database is unavailable; retry shortly');
   }
-  const status =
-    typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
-  if (status < 500) return problem(status, status === 404 ? 'not_found' : 'bad_request', fe.message);
-  return problem(500, 'internal_error', 'Something went wrong on our side; it has been logged');
+  const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
+  if (status === 404) return problem('not_found', 'Not found');
+  if (status >= 400 && status < 500) return problem('bad_request', 'The request could not be read');
+  return problem('internal_error', 'Something went wrong on our side; it has been logged');
 }
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const p = toProblem(error);
-  if (p.status >= 500) request.log.error({ err: error }, 'request failed');
+  if (p.code === 'internal_error') request.log.error({ err: error }, 'request failed');
+  else if (p.status >= 500) request.log.warn({ err: error, code: p.code }, 'request not served');
   return sendProblem(reply, p);
 }

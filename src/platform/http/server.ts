@@ -8,10 +8,8 @@ import {
   TypeBoxValidatorCompiler,
 } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
-import { type Permission, roleAllows } from '../../modules/tokens/permissions.ts';
-import type { AuthCache } from '../../modules/tokens/auth-cache.ts';
-import { authenticate, type Principal } from '../../modules/tokens/service.ts';
 import type { Clock } from '../clock.ts';
+import type { Authenticate, Principal } from './auth.ts';
 import type { Config } from '../config.ts';
 import { migrationStatus } from '../db/migrate.ts';
 import type { Pool } from '../db/pool.ts';
@@ -27,7 +25,7 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /** Permission the route requires; routes under /api/v1 without one only need a valid token. */
-    permission?: Permission;
+    permission?: string;
     /** Route needs no token (health, docs, provider webhooks that verify their own proof). */
     public?: boolean;
   }
@@ -39,8 +37,8 @@ export interface ServerDeps {
   logger: Logger;
   queue?: JobQueue;
   metrics?: Metrics;
-  /** Token lookup cache; only used while it listens for invalidations. */
-  authCache?: AuthCache;
+  /** Authenticates the bearer token of every /api request. */
+  authenticate: Authenticate;
   /** RELAYDESK_SECRET_KEY: seals provider credentials, keys signed Message-IDs. */
   secretKey?: Buffer;
   /** The time services run on (DESIGN §3.6). */
@@ -78,9 +76,32 @@ export async function buildServer(
   app.setErrorHandler((error, request, reply) =>
     errorHandler(error, request as FastifyRequest, reply as never),
   );
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  // Every route's path pattern and methods, so that a wrong method on a known path is a 405 that
+  // says which methods the path has (Allow), not a 404.
+  const routeMethods: { pattern: RegExp; methods: Set<string> }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(
+      `^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}/?$`,
+    );
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map(String);
+    const known = routeMethods.find((r) => r.pattern.source === pattern.source);
+    if (known) for (const m of methods) known.methods.add(m);
+    else routeMethods.push({ pattern, methods: new Set(methods) });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = new Set<string>();
+    for (const r of routeMethods) if (r.pattern.test(path)) for (const m of r.methods) allowed.add(m);
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      const allow = [...allowed].sort().join(', ');
+      reply.header('allow', allow);
+      return sendProblem(
+        reply,
+        problem('method_not_allowed', `${request.method} is not allowed on ${path}; use ${allow}`),
+      );
+    }
+    return sendProblem(reply, problem('not_found', `No route ${request.method} ${path}`));
+  });
 
   app.decorateRequest('principal', undefined);
 
@@ -95,9 +116,9 @@ export async function buildServer(
     if (!header) throw unauthorized('Send an API token: Authorization: Bearer rd_...');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized('The Authorization header must be "Bearer <token>"');
-    request.principal = await authenticate(deps.pool, match[1]!, Date.now(), deps.authCache);
+    request.principal = await deps.authenticate(match[1]!);
     const permission = routeConfig?.permission;
-    if (permission && !roleAllows(request.principal.role, permission)) {
+    if (permission && !request.principal.permissions.includes(permission)) {
       throw forbidden(`A ${request.principal.role} token does not have the ${permission} permission`);
     }
   });
@@ -157,7 +178,7 @@ export async function buildServer(
       if (applied < expected) {
         return sendProblem(
           reply,
-          problem(503, 'migrations_pending', `database at migration ${applied}, code expects ${expected}`),
+          problem('migrations_pending', `database at migration ${applied}, code expects ${expected}`),
         );
       }
       return { status: 'ready', migration: applied };

@@ -21,8 +21,7 @@ export interface PushVerification {
   serviceAccountEmail: string;
 }
 
-const invalid = (why: string) =>
-  new AppError('webhook_signature_invalid', `push token rejected: ${why}`, { status: 401 });
+const invalid = (why: string) => new AppError('webhook_signature_invalid', `push token rejected: ${why}`);
 
 export async function verifyPushToken(
   authorization: string | undefined,
@@ -49,19 +48,15 @@ export async function verifyPushToken(
 export function decodePushData(body: unknown): { emailAddress: string; historyId: string } {
   const data = (body as { message?: { data?: unknown } } | undefined)?.message?.data;
   if (typeof data !== 'string')
-    throw new AppError('validation_failed', 'expected a Pub/Sub push {"message": {"data": ...}}', {
-      status: 400,
-    });
+    throw new AppError('validation_failed', 'expected a Pub/Sub push {"message": {"data": ...}}');
   let decoded: { emailAddress?: unknown; historyId?: unknown };
   try {
     decoded = JSON.parse(Buffer.from(data, 'base64').toString('utf8'));
   } catch {
-    throw new AppError('validation_failed', 'message.data is not base64 JSON', { status: 400 });
+    throw new AppError('validation_failed', 'message.data is not base64 JSON');
   }
   if (typeof decoded.emailAddress !== 'string' || !['string', 'number'].includes(typeof decoded.historyId)) {
-    throw new AppError('validation_failed', 'message.data must hold emailAddress and historyId', {
-      status: 400,
-    });
+    throw new AppError('validation_failed', 'message.data must hold emailAddress and historyId');
   }
   return { emailAddress: decoded.emailAddress, historyId: String(decoded.historyId) };
 }

@@ -12,7 +12,7 @@ import { withTenant } from '../../../../platform/db/tx.ts';
 import { uuidv7 } from '../../../../platform/ids.ts';
 import type { Logger } from '../../../../platform/logging.ts';
 import type { JobQueue } from '../../../../platform/queue/queue.ts';
-import { processInboundJob } from '../../jobs.ts';
+import { processInboundJob } from '../../job-refs.ts';
 import { getMailbox, type Mailbox, mailboxCredentials } from '../../mailboxes.ts';
 
 export interface ImapSettings {

@@ -1,0 +1,31 @@
+// The inbound module's jobs by name and payload (ids only, never message bodies). Whoever enqueues
+// them imports these; jobs.ts defines what runs them.
+import { jobRef } from '../../platform/queue/registry.ts';
+
+export interface ProcessInboundPayload {
+  tenantId: string;
+  inboundId: string;
+}
+
+export const processInboundJob = jobRef<ProcessInboundPayload>('inbound.process');
+
+export interface MailboxLifecyclePayload {
+  tenantId: string;
+  mailboxId: string;
+  /** reauthorizationRequired, subscriptionRemoved or missed. */
+  event: string;
+  subscriptionId: string | null;
+}
+
+/** A provider said something about a subscription; subscription upkeep acts on it. */
+export const mailboxLifecycleJob = jobRef<MailboxLifecyclePayload>('mailbox.lifecycle');
+
+export interface GmailHistoryPayload {
+  tenantId: string;
+  mailboxId: string;
+  /** The history id the push announced (the mailbox's state after the change). */
+  historyId: string;
+}
+
+/** A Gmail push: list what was added since the last history id, one inbound pointer per message. */
+export const gmailHistoryJob = jobRef<GmailHistoryPayload>('gmail.history');

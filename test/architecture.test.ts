@@ -1,0 +1,183 @@
+// The architecture as the imports show it: no import cycles between files or between modules,
+// nothing in src/platform imports a module, and each table is written by one module only.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const SRC = path.join(ROOT, 'src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) return sourceFiles(full);
+    return name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
+const files = sourceFiles(SRC);
+
+/** Every file's relative imports, resolved to files (type-only imports included: they couple too). */
+const imports = new Map<string, string[]>(
+  files.map((file) => {
+    const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+    const targets = info.importedFiles
+      .map((f) => f.fileName)
+      .filter((name) => name.startsWith('.'))
+      .map((name) => path.resolve(path.dirname(file), name));
+    return [file, targets];
+  }),
+);
+
+const rel = (file: string) => path.relative(ROOT, file);
+
+/** The unit a file belongs to: its module (src/modules/<name>), or platform, cli, app. */
+function unitOf(file: string): string {
+  const parts = path.relative(SRC, file).split(path.sep);
+  if (parts[0] === 'modules') return `modules/${parts[1]}`;
+  return parts[0]!.replace(/\.ts$/, '');
+}
+
+/** Cycles in a directed graph (each reported once, as the path around it). */
+function cycles(graph: Map<string, Set<string>>): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (node: string) => {
+    state.set(node, 'visiting');
+    stack.push(node);
+    for (const next of graph.get(node) ?? []) {
+      if (state.get(next) === 'visiting') found.push([...stack.slice(stack.indexOf(next)), next]);
+      else if (!state.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(node, 'done');
+  };
+  for (const node of graph.keys()) if (!state.has(node)) visit(node);
+  return found;
+}
+
+describe('imports', () => {
+  it('resolve to files that exist', () => {
+    const missing = [...imports].flatMap(([file, targets]) =>
+      targets.filter((t) => !existsSync(t)).map((t) => `${rel(file)} -> ${rel(t)}`),
+    );
+    expect(missing).toEqual([]);
+  });
+
+  it('form no cycle between files', () => {
+    const graph = new Map([...imports].map(([f, t]) => [rel(f), new Set(t.map(rel))]));
+    expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
+  });
+
+  it('form no cycle between modules (nor between platform, cli and app)', () => {
+    const graph = new Map<string, Set<string>>();
+    for (const [file, targets] of imports) {
+      const from = unitOf(file);
+      if (!graph.has(from)) graph.set(from, new Set());
+      for (const t of targets) if (unitOf(t) !== from) graph.get(from)!.add(unitOf(t));
+    }
+    expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
+  });
+
+  it('never go from src/platform into src/modules, src/cli or the composition root', () => {
+    const wrong = [...imports].flatMap(([file, targets]) =>
+      unitOf(file) === 'platform'
+        ? targets.filter((t) => unitOf(t) !== 'platform').map((t) => `${rel(file)} -> ${rel(t)}`)
+        : [],
+    );
+    expect(wrong).toEqual([]);
+  });
+});
+
+// Who writes which table (STYLE §13: a module owns its tables; others call its operations).
+const OWNERS: Record<string, string[]> = {
+  'modules/tenants': ['tenants'],
+  'modules/people': [
+    'people',
+    'person_emails',
+    'person_identities',
+    'identity_events',
+    'unmapped_identities',
+  ],
+  'modules/tokens': ['api_tokens'],
+  'modules/tickets': [
+    'tickets',
+    'ticket_messages',
+    'ticket_status_history',
+    'ticket_counters',
+    'ticket_participants',
+    'attachments',
+    'ticket_wakeups',
+  ],
+  'modules/blobs': ['blobs'],
+  'modules/inbound': ['mailboxes', 'inbound_messages', 'message_keys'],
+  'modules/sla': [
+    'calendars',
+    'sla_policies',
+    'sla_threshold_fires',
+    'sla_ticket_state',
+    'sla_events',
+    'pending_notifications',
+    'sla_clocks',
+  ],
+  platform: ['schema_migrations'],
+};
+const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
+
+/** Tables a piece of SQL text writes: INSERT INTO, UPDATE ... SET (not ON CONFLICT's), DELETE FROM, TRUNCATE. */
+function writtenTables(text: string): string[] {
+  const found: string[] = [];
+  const patterns = [
+    /\bINSERT\s+INTO\s+([a-z_][a-z0-9_.]*)/gi,
+    /\bUPDATE\s+(?!SET\b)([a-z_][a-z0-9_.]*)(?:\s+(?:AS\s+)?(?!SET\b)[a-z_][a-z0-9_]*)?\s+SET\b/gi,
+    /\bDELETE\s+FROM\s+([a-z_][a-z0-9_.]*)/gi,
+    /\bTRUNCATE\s+(?:TABLE\s+)?([a-z_][a-z0-9_.]*)/gi,
+  ];
+  for (const re of patterns) for (const m of text.matchAll(re)) found.push(m[1]!.toLowerCase());
+  return found;
+}
+
+describe('table ownership', () => {
+  it('every table of the migrations has an owner', () => {
+    const migrations = readdirSync(path.join(ROOT, 'migrations')).map((f) =>
+      readFileSync(path.join(ROOT, 'migrations', f), 'utf8'),
+    );
+    const created = new Set(
+      migrations.flatMap((sql) =>
+        [...sql.matchAll(/CREATE TABLE (?:IF NOT EXISTS )?([a-z_]+)/gi)].map((m) => m[1]!),
+      ),
+    );
+    for (const sql of migrations)
+      for (const m of sql.matchAll(/ALTER TABLE ([a-z_]+) RENAME TO ([a-z_]+)/gi)) {
+        created.delete(m[1]!);
+        created.add(m[2]!);
+      }
+    expect([...created].filter((t) => !ownerOf.has(t)).sort()).toEqual([]);
+  });
+
+  it('is written only by its owner (and the job queue only through src/platform/queue)', () => {
+    const wrong: string[] = [];
+    for (const file of files) {
+      const unit = unitOf(file);
+      for (const table of writtenTables(readFileSync(file, 'utf8'))) {
+        if (table.startsWith('pgboss.') || table.startsWith('${queue_schema}')) {
+          if (!rel(file).startsWith('src/platform/queue/')) wrong.push(`${rel(file)} writes ${table}`);
+          continue;
+        }
+        const owner = ownerOf.get(table);
+        if (owner !== unit) wrong.push(`${rel(file)} writes ${table} (owner: ${owner ?? 'none'})`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('finds writes in SQL the way they are written here', () => {
+    expect(
+      writtenTables(`INSERT INTO a (x) VALUES (1) ON CONFLICT (x) DO UPDATE SET x = 2;
+        UPDATE b w SET y = 1 FROM c; UPDATE d SET z = 1; DELETE FROM e USING f;
+        SELECT 1 FROM g FOR UPDATE SKIP LOCKED; SELECT 1 FROM h FOR NO KEY UPDATE; TRUNCATE i`),
+    ).toEqual(['a', 'b', 'd', 'e', 'i']);
+  });
+});
