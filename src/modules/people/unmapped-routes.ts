@@ -1,7 +1,6 @@
 // The triage list of unmapped identities: sightings of external identities nobody is linked to.
 import { Type } from 'typebox';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
-import { forbidden } from '../../platform/errors.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import {
   IdParams,

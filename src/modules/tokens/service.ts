@@ -11,7 +11,7 @@ import { randomToken, uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { type Actor, recordEvent } from '../people/events.ts';
 import type { AuthCache } from './auth-cache.ts';
-import { type Permission, permissionsOf, type TokenRole } from './permissions.ts';
+import { permissionsOf, type TokenRole } from './permissions.ts';
 
 export const TOKEN_PREFIX = 'rd_';
 const TOKEN_RE = /^rd_[A-Za-z0-9_-]{43,}$/;
