@@ -2,7 +2,7 @@
 // its own jobs (every tenant job carries tenantId in its payload); operators see everything through
 // `relaydesk queue` and /metrics.
 import { Type } from 'typebox';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, notFound } from '../../platform/errors.ts';
 import { problemResponses } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 
@@ -15,6 +15,12 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
   const q = () => {
     if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
     return queue;
+  };
+  /** The queue named in the query, if any; an unknown name is a 404 (never a 500 from deeper down). */
+  const named = async (name: string | undefined): Promise<{ queue?: string }> => {
+    if (name === undefined) return {};
+    if (!(await q().queueNames()).includes(name)) throw notFound(`queue ${name}`);
+    return { queue: name };
   };
 
   app.get(
@@ -44,7 +50,7 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
     async (request) => ({
       items: await q().stats({
         tenantId: principalOf(request).tenantId,
-        ...(request.query.queue ? { queue: request.query.queue } : {}),
+        ...(await named(request.query.queue)),
       }),
     }),
   );
@@ -55,7 +61,7 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
     async (request) => ({
       items: await q().deadLetters({
         tenantId: principalOf(request).tenantId,
-        ...(request.query.queue ? { queue: request.query.queue } : {}),
+        ...(await named(request.query.queue)),
       }),
     }),
   );
@@ -73,7 +79,7 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
     async (request) => ({
       redriven: await q().redrive({
         tenantId: principalOf(request).tenantId,
-        ...(request.query.queue ? { queue: request.query.queue } : {}),
+        ...(await named(request.query.queue)),
       }),
     }),
   );

@@ -69,6 +69,7 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
 
 interface SchemaError {
   keyword?: string;
+  schemaPath?: string;
   instancePath?: string;
   message?: string;
   params?: Record<string, unknown>;
@@ -82,6 +83,52 @@ const PARTS: Record<string, FieldError['in']> = {
 };
 
 /**
+ * The errors of a union (anyOf) reduced to what a person needs: a union of constants becomes one
+ * "must be one of" list; a union of shapes keeps the errors of the shape the input came closest to
+ * (fewest errors), or, when each shape only misses its own field, says which fields would do.
+ */
+function reduceUnions(list: SchemaError[]): SchemaError[] {
+  const unions = new Map<string, Map<number, SchemaError[]>>();
+  const rest: SchemaError[] = [];
+  for (const e of list) {
+    const m = /^(.*?)\/anyOf\/(\d+)/.exec(e.schemaPath ?? '');
+    if (!m) {
+      rest.push(e);
+      continue;
+    }
+    const branches = unions.get(m[1]!) ?? new Map<number, SchemaError[]>();
+    unions.set(m[1]!, branches);
+    const branch = Number(m[2]);
+    branches.set(branch, [...(branches.get(branch) ?? []), e]);
+  }
+  const out = rest.filter((e) => !(e.keyword === 'anyOf' && unions.has(e.schemaPath ?? '')));
+  for (const branches of unions.values()) {
+    const all = [...branches.values()];
+    const path = all[0]![0]!.instancePath ?? '';
+    if (all.every((b) => b.length === 1 && b[0]!.keyword === 'const')) {
+      out.push({
+        keyword: 'oneOfValues',
+        instancePath: path,
+        params: { values: all.map((b) => b[0]!.params?.['allowedValue']) },
+      });
+    } else if (all.every((b) => b.length === 1 && b[0]!.keyword === 'required')) {
+      const names = all.flatMap((b) =>
+        [b[0]!.params?.['requiredProperties'] ?? b[0]!.params?.['missingProperty']].flat(),
+      );
+      out.push({ keyword: 'oneOfFields', instancePath: path, params: { names } });
+    } else {
+      const closest = all.reduce((best, b) => (b.length < best.length ? b : best));
+      out.push(
+        ...reduceUnions(
+          closest.map((e) => ({ ...e, schemaPath: (e.schemaPath ?? '').replace(/^.*?\/anyOf\/\d+/, '') })),
+        ),
+      );
+    }
+  }
+  return out;
+}
+
+/**
  * Schema errors as a person can read them: one JSON-pointer path per field, unknown fields named,
  * the allowed values of an enum listed, a missing field reported at its own path.
  */
@@ -92,64 +139,36 @@ export function fieldErrors(list: SchemaError[], context: string | undefined): F
     const key = `${path}\n${message}`;
     if (!out.has(key)) out.set(key, { path: path || '/', message, in: where });
   };
-  // Literal alternatives (a union of constants) are reported together, as one list.
-  const allowed = new Map<string, string[]>();
-  for (const e of list) {
-    if (e.keyword === 'const' && e.params && 'allowedValue' in e.params) {
-      const path = e.instancePath ?? '';
-      allowed.set(path, [...(allowed.get(path) ?? []), String(e.params['allowedValue'])]);
-    }
-  }
-  const branchesMissing = new Map<string, string[]>();
-  for (const e of list) {
-    if (e.keyword === 'required' && e.params) {
-      const missing = String(e.params['requiredProperties'] ?? e.params['missingProperty'] ?? '');
-      branchesMissing.set(e.instancePath ?? '', [
-        ...(branchesMissing.get(e.instancePath ?? '') ?? []),
-        missing,
-      ]);
-    }
-  }
-  for (const e of list) {
+  for (const e of reduceUnions(list)) {
     const path = e.instancePath ?? '';
+    const names = (v: unknown) => (Array.isArray(v) ? v : [v]).map(String);
     switch (e.keyword) {
       case 'boolean': // the "schema is false" echo of an additional property, reported below
-      case 'const':
         break;
-      case 'additionalProperties': {
-        const names = e.params?.['additionalProperties'];
-        for (const name of Array.isArray(names) ? names : [names])
-          add(`${path}/${String(name)}`, `unknown field "${String(name)}"`);
+      case 'additionalProperties':
+        for (const name of names(e.params?.['additionalProperties']))
+          add(`${path}/${name}`, `unknown field "${name}"`);
         break;
-      }
-      case 'required': {
-        const missing = e.params?.['requiredProperties'] ?? e.params?.['missingProperty'];
-        for (const name of Array.isArray(missing) ? missing : [missing])
-          add(`${path}/${String(name)}`, 'is required');
+      case 'required':
+        for (const name of names(e.params?.['requiredProperties'] ?? e.params?.['missingProperty']))
+          add(`${path}/${name}`, 'is required');
         break;
-      }
-      case 'enum': {
-        const values = e.params?.['allowedValues'];
-        add(path, `must be one of: ${Array.isArray(values) ? values.join(', ') : String(values)}`);
+      case 'enum':
+        add(path, `must be one of: ${names(e.params?.['allowedValues']).join(', ')}`);
         break;
-      }
-      case 'anyOf': {
-        const values = allowed.get(path);
-        if (values) add(path, `must be one of: ${values.join(', ')}`);
-        else add(path, 'does not match any of the accepted forms (see the API documentation)');
+      case 'oneOfValues':
+        add(path, `must be one of: ${names(e.params?.['values']).join(', ')}`);
         break;
-      }
+      case 'oneOfFields':
+        add(path, `must have one of: ${names(e.params?.['names']).join(', ')}`);
+        break;
+      case 'anyOf':
+        add(path, 'does not match any of the accepted forms (see the API documentation)');
+        break;
       default:
         add(path, e.message ?? 'is invalid');
     }
   }
-  // A union whose branches each miss a different field: say which fields would do.
-  for (const [path, missing] of branchesMissing)
-    if (missing.length > 1 && list.some((e) => e.keyword === 'anyOf' && (e.instancePath ?? '') === path)) {
-      for (const name of missing) out.delete(`${path}/${name}\nis required`);
-      out.delete(`${path}\ndoes not match any of the accepted forms (see the API documentation)`);
-      add(path, `must have one of: ${missing.join(', ')}`);
-    }
   return [...out.values()].slice(0, 20);
 }
 

@@ -13,11 +13,11 @@ import type { Authenticate, Principal } from './auth.ts';
 import type { Config } from '../config.ts';
 import { migrationStatus } from '../db/migrate.ts';
 import type { Pool } from '../db/pool.ts';
-import { AppError, forbidden, unauthorized } from '../errors.ts';
+import { forbidden, unauthorized } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { Metrics } from './metrics.ts';
-import { errorHandler, problem, sendProblem, toProblem } from './problem.ts';
+import { errorHandler, problem, sendProblem } from './problem.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -172,7 +172,7 @@ export async function buildServer(
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
+  app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     try {
       const { expected, applied } = await migrationStatus(deps.pool);
       if (applied < expected) {
@@ -183,10 +183,9 @@ export async function buildServer(
       }
       return { status: 'ready', migration: applied };
     } catch (err) {
-      return sendProblem(
-        reply,
-        toProblem(new AppError('database_unavailable', `database unreachable: ${(err as Error).message}`)),
-      );
+      // The driver's message can name the socket's path or the server's address: logged, not answered.
+      request.log.warn({ err }, 'readiness check: database unreachable');
+      return sendProblem(reply, problem('database_unavailable', 'The database cannot be reached'));
     }
   });
   app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {

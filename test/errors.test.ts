@@ -1,0 +1,144 @@
+// Errors as a client sees them: problem+json whose code is always one of the catalogue's, field
+// paths as JSON pointers, unknown fields named, allowed values listed, 405 with Allow, and no
+// server internals (paths, driver messages) in any answer.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
+import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
+import { createPool } from '../src/platform/db/pool.ts';
+import { ERROR_CODES } from '../src/platform/errors.ts';
+import { buildServer } from '../src/platform/http/server.ts';
+import { createLogger } from '../src/platform/logging.ts';
+import { type TestApp, useTestApp } from './app.ts';
+
+let t: TestApp;
+let token: string;
+
+beforeAll(async () => {
+  t = await useTestApp();
+  token = t.a.adminToken.token;
+});
+
+describe('validation errors', () => {
+  it('name unknown fields, list allowed values and point at each field', async () => {
+    const res = await t.call(token, 'POST', '/api/v1/tickets', {
+      subject: 'x',
+      requester: { email: 'ann@example.com', extra: 1 },
+      zzz: true,
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+    // Of the requester's two forms, the errors of the one it came closest to (by email).
+    expect(res.body.errors).toEqual([
+      { path: '/zzz', message: 'unknown field "zzz"', in: 'body' },
+      { path: '/requester/extra', message: 'unknown field "extra"', in: 'body' },
+    ]);
+    const priority = await t.call(token, 'POST', '/api/v1/tickets', {
+      subject: 'x',
+      requester: { email: 'ann@example.com' },
+      priority: 'bogus',
+    });
+    expect(priority.body.errors).toEqual([
+      { path: '/priority', message: 'must be one of: low, normal, high, urgent', in: 'body' },
+    ]);
+  });
+
+  it('say which fields would do when an object matches none of its forms', async () => {
+    const res = await t.call(token, 'POST', '/api/v1/tickets', { subject: 'x', requester: {} });
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toContainEqual({
+      path: '/requester',
+      message: 'must have one of: personId, email',
+      in: 'body',
+    });
+  });
+
+  it('say where a query parameter is wrong', async () => {
+    const res = await t.call(token, 'GET', '/api/v1/tickets?status=bogus&nope=1');
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual(
+      expect.arrayContaining([
+        {
+          path: '/status',
+          message: 'must be one of: new, open, pending, on_hold, solved, closed',
+          in: 'query',
+        },
+        { path: '/nope', message: 'unknown field "nope"', in: 'query' },
+      ]),
+    );
+  });
+
+  it('report a missing field at its own path', async () => {
+    const res = await t.call(token, 'POST', '/api/v1/tickets', { requester: { email: 'ann@example.com' } });
+    expect(res.body.errors).toContainEqual({ path: '/subject', message: 'is required', in: 'body' });
+  });
+});
+
+describe('a wrong method on a known path', () => {
+  it('is 405 with the methods the path has', async () => {
+    const res = await t.call(token, 'PUT', '/api/v1/tickets');
+    expect(res.status).toBe(405);
+    expect(res.body.code).toBe('method_not_allowed');
+    expect(String(res.headers['allow']).split(', ')).toEqual(expect.arrayContaining(['GET', 'POST']));
+    const one = await t.call(token, 'POST', '/api/v1/tickets/0190a7b2-0000-7000-8000-000000000000');
+    expect(one.status).toBe(405);
+    expect(String(one.headers['allow'])).toContain('PATCH');
+  });
+
+  it('while an unknown path is still 404', async () => {
+    const res = await t.call(token, 'GET', '/api/v1/no-such-thing');
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('not_found');
+  });
+});
+
+describe('every problem', () => {
+  it('carries a code from the catalogue', async () => {
+    const answers = await Promise.all([
+      t.call(undefined, 'GET', '/api/v1/tickets'),
+      t.call('rd_nope', 'GET', '/api/v1/tickets'),
+      t.call(token, 'GET', '/api/v1/tickets?cursor=%%%'),
+      t.call(token, 'GET', '/api/v1/tickets/not-a-uuid'),
+      t.call(token, 'POST', '/api/v1/tickets', '{"broken', { 'content-type': 'application/json' }),
+      t.call(token, 'POST', '/api/v1/tickets', 'text', { 'content-type': 'text/plain' }),
+      t.call(token, 'DELETE', '/api/v1/people'),
+      t.call(token, 'GET', '/api/v1/queue/stats?queue=no.such.queue'),
+      t.call(token, 'POST', '/api/v1/queue/dlq/redrive?queue=no.such.queue'),
+    ]);
+    for (const res of answers) {
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(ERROR_CODES).toContain(res.body.code);
+      expect(res.body.status).toBe(res.status);
+    }
+    expect(answers.map((r) => r.status)).toEqual([401, 401, 400, 400, 400, 415, 405, 404, 404]);
+  });
+
+  it('keeps server internals out: no paths or driver messages when the database is unreachable', async () => {
+    const dead = createPool({
+      connectionString: 'postgres://x:y@127.0.0.1:1/none',
+      connectionTimeoutMillis: 300,
+    });
+    const app = await buildServer(
+      {
+        config: { bodyLimit: 1024 },
+        pool: dead,
+        logger: createLogger('silent'),
+        clock: t.clock,
+        authenticate: tokenAuthenticator({ pool: dead, clock: t.clock }),
+      },
+      ROUTES,
+      HOOK_ROUTES,
+    );
+    try {
+      for (const url of ['/readyz', '/api/v1/tickets']) {
+        const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+        expect(res.statusCode).toBe(503);
+        expect(res.json().code).toBe('database_unavailable');
+        expect(res.json().detail).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|\/|\.s\.PGSQL/);
+      }
+    } finally {
+      await app.close();
+      await dead.end();
+    }
+  });
+});
