@@ -21,6 +21,7 @@ export default tseslint.config(
         fetch: 'readonly',
         AbortController: 'readonly',
         AbortSignal: 'readonly',
+        performance: 'readonly',
         NodeJS: 'readonly',
       },
     },
@@ -29,6 +30,24 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-empty': ['error', { allowEmptyCatch: true }],
+    },
+  },
+  {
+    // Business logic reads the time from the Clock it is given (DESIGN §3.6), so tests can move it.
+    files: ['src/modules/**/*.ts'],
+    ignores: ['src/modules/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']",
+          message: 'Read the time from the injected Clock (clock.now()), not Date.now().',
+        },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'Read the time from the injected Clock (clock.now()), not new Date().',
+        },
+      ],
     },
   },
 );

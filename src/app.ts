@@ -197,7 +197,8 @@ export async function startRelaydesk({
     if (role === 'all' || role === 'scheduler') {
       for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
     }
-    if (role === 'all' || role === 'scheduler') stopSla = startSlaScheduler({ pool: db.pool, queue, logger });
+    if (role === 'all' || role === 'scheduler')
+      stopSla = startSlaScheduler({ pool: db.pool, queue, logger, clock });
     if (runsWorkers) {
       await queue.startWorkers();
       imap = new ImapListeners({ pool: db.pool, connectionString: db.url, secretKey, logger, queue });

@@ -3,6 +3,7 @@
 // messages sent through the real ingress paths (Graph change notification, Gmail Pub/Sub push with a
 // signed OIDC token, the raw-MIME API). It prints what became of each message and how to look
 // around, then runs until Ctrl-C. Nothing leaves this machine: the simulators listen on loopback.
+import { systemClock } from '../platform/clock.ts';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
@@ -172,6 +173,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     const subscription = await new GraphClient(
       { apiBaseUrl: graph.apiBaseUrl, tokenUrl: graph.tokenUrl },
       graph.credentials,
+      systemClock,
     ).createSubscription({
       resource: `users/${GRAPH_USER}/mailFolders('inbox')/messages`,
       notificationUrl: `${base}/hooks/graph/${graphBox.id}`,

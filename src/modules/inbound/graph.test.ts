@@ -63,7 +63,11 @@ beforeAll(async () => {
   expect(res.status).toBe(201);
   mailboxId = res.body.id;
   // What subscription upkeep does: subscribe (Graph runs the handshake against us) and keep the clientState.
-  const client = new GraphClient({ apiBaseUrl: sim.apiBaseUrl, tokenUrl: sim.tokenUrl }, sim.credentials);
+  const client = new GraphClient(
+    { apiBaseUrl: sim.apiBaseUrl, tokenUrl: sim.tokenUrl },
+    sim.credentials,
+    t.clock,
+  );
   const sub = await client.createSubscription({
     resource: `users/${USER}/mailFolders('inbox')/messages`,
     notificationUrl: `${appUrl}/hooks/graph/${mailboxId}`,
@@ -240,7 +244,6 @@ describe('Graph fetch failures', () => {
     const sent: { payload: unknown; startAfter?: Date }[] = [];
     const handler = inboundJobs(deps()).find((d) => d.name === processInboundJob.name)!.handler;
     sim.fault({ pathPrefix: `/v1.0/users/`, status: 429, retryAfter: 7 });
-    const started = Date.now();
     const result = await handler(
       { tenantId: t.a.tenant.id, inboundId: row.id },
       {
@@ -256,9 +259,8 @@ describe('Graph fetch failures', () => {
     );
     expect(result).toEqual({ rescheduledInSeconds: 7 });
     expect(sent).toHaveLength(1);
-    const delay = sent[0]!.startAfter!.getTime() - started;
-    expect(delay).toBeGreaterThanOrEqual(6_500);
-    expect(delay).toBeLessThan(9_000);
+    // Exactly the seven seconds Graph asked for, on the clock the server runs on.
+    expect(sent[0]!.startAfter!.getTime() - t.clock.now().getTime()).toBe(7_000);
     // Once Graph answers, the same record completes.
     const outcome = await processInbound(deps(), {
       tenantId: t.a.tenant.id,

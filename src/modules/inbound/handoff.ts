@@ -25,7 +25,7 @@ function dropExpired(now: number): void {
 
 /** Offers the bytes of a message that was just stored (call after its transaction committed). */
 export function offerRawMessage(tenantId: string, sha256: Buffer, content: Buffer): void {
-  const now = Date.now();
+  const now = performance.now();
   dropExpired(now);
   const key = keyOf(tenantId, sha256);
   if (entries.has(key) || bytes + content.length > MAX_BYTES) return;

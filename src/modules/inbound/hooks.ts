@@ -31,8 +31,8 @@ function noteNotification(
   mailboxId: string,
   provider: 'graph' | 'gmail',
 ): void {
-  const now = Date.now();
-  if (now - (lastNoted.get(mailboxId) ?? 0) < 10_000) return;
+  const now = performance.now();
+  if (now - (lastNoted.get(mailboxId) ?? -Infinity) < 10_000) return;
   lastNoted.set(mailboxId, now);
   void withTenant(pool, tenantId, (tx) =>
     tx.query(

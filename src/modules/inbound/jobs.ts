@@ -103,7 +103,7 @@ async function processInboundBatchJobs(
         const { payload, ctx } = items[i]!;
         try {
           await ctx.send(processInboundJob, payload, {
-            startAfter: new Date(Date.now() + err.retryAfterSeconds * 1000),
+            startAfter: new Date(deps.clock.now().getTime() + err.retryAfterSeconds * 1000),
           });
         } catch (sendError) {
           return { ok: false, error: sendError };
@@ -127,7 +127,7 @@ export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
         } catch (err) {
           if (err instanceof RateLimited) {
             await ctx.send(gmailHistoryJob, payload, {
-              startAfter: new Date(Date.now() + err.retryAfterSeconds * 1000),
+              startAfter: new Date(deps.clock.now().getTime() + err.retryAfterSeconds * 1000),
             });
             return { rescheduledInSeconds: err.retryAfterSeconds };
           }

@@ -2,6 +2,7 @@
 // pointer its source understands; the worker asks the source for the raw bytes, outside any
 // transaction, and classifies whatever went wrong into the provider error classes, from which the
 // pipeline decides retry or dead-letter. Subscription upkeep extends these adapters.
+import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { AuthExpired, NotFound, ProviderError, Transient } from '../../platform/provider-errors.ts';
@@ -14,6 +15,7 @@ export interface SourceDeps {
   pool: Pool;
   /** RELAYDESK_SECRET_KEY, to unseal provider credentials. */
   secretKey: Buffer;
+  clock: Clock;
 }
 
 export interface MailSource {

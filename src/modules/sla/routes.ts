@@ -136,7 +136,7 @@ const PolicySchema = Type.Object({
   updatedAt: Timestamp,
 });
 
-export const slaRoutes: RouteModule = (app, { pool }) => {
+export const slaRoutes: RouteModule = (app, { pool, clock }) => {
   const read = { config: { permission: 'tickets:read' as const } };
   const manage = { config: { permission: 'sla:manage' as const } };
 
@@ -311,7 +311,7 @@ export const slaRoutes: RouteModule = (app, { pool }) => {
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) =>
-        ticketSla(tx, request.params.id, Math.floor(Date.now() / 1000)),
+        ticketSla(tx, request.params.id, Math.floor(clock.now().getTime() / 1000)),
       ),
   );
 

@@ -3,6 +3,7 @@
 // tenants, evaluates the claimed tickets in batches per tenant (evaluate.ts) — recording every
 // threshold whose due time has passed once, also one that came due while no process ran (with its
 // due time and the time it fired) — and sets each ticket's next wake-up.
+import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
@@ -13,10 +14,15 @@ import { evaluateTickets } from './evaluate.ts';
 export { slaJobs, slaThresholdJob, type SlaThresholdPayload } from './jobs.ts';
 export { scheduleSlaRecompute } from './wake.ts';
 
-export interface SchedulerDeps {
+export interface PassDeps {
   pool: Pool;
   queue?: JobQueue | undefined;
   logger?: Logger | undefined;
+}
+
+export interface SchedulerDeps extends PassDeps {
+  /** The time thresholds are due against (passes start just after each of its seconds). */
+  clock: Clock;
 }
 
 /** How long a claim keeps other schedulers off a ticket; a crashed scheduler's claims come back after it. */
@@ -35,7 +41,7 @@ const PARALLEL = 3;
  * is logged and comes back when its claim lapses. Returns how many thresholds fired.
  */
 export async function runSlaPass(
-  deps: SchedulerDeps,
+  deps: PassDeps,
   now: number | (() => number),
   batch = 1000,
 ): Promise<number> {
@@ -43,7 +49,7 @@ export async function runSlaPass(
 }
 
 async function slaPass(
-  deps: SchedulerDeps,
+  deps: PassDeps,
   now: number | (() => number),
   batch: number,
 ): Promise<{ claimed: number; fired: number }> {
@@ -154,12 +160,12 @@ export function startSlaScheduler(
     timer = setTimeout(tick, delayMs);
     timer.unref();
   };
-  const untilNextSecond = () => 1000 - (Date.now() % 1000) + 5;
+  const untilNextSecond = () => 1000 - (deps.clock.now().getTime() % 1000) + 5;
   const tick = () => {
     running = (async () => {
       let full = false;
       try {
-        const { claimed } = await slaPass(deps, () => Date.now() / 1000, batch);
+        const { claimed } = await slaPass(deps, () => deps.clock.now().getTime() / 1000, batch);
         full = claimed >= batch;
       } catch (err) {
         deps.logger?.warn({ err }, 'SLA scheduler pass failed');

@@ -171,7 +171,7 @@ const lastUsedWrites = new Map<string, number>();
 export async function authenticate(
   pool: Pool,
   token: string,
-  nowMs = Date.now(),
+  nowMs: number,
   cache?: AuthCache,
 ): Promise<Principal> {
   if (!TOKEN_RE.test(token)) throw new AppError('unauthorized', 'The API token is malformed');

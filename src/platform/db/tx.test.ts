@@ -384,9 +384,26 @@ describe('tenant deletion', () => {
       await createTicket(tx, input);
       await held;
     });
-    await new Promise((r) => setTimeout(r, 100));
+    // The creation holds its locks (its statement ran) before the deletion starts, and the deletion
+    // waits for them before the creation is let go: both seen in pg_stat_activity, not guessed by time.
+    const waitingOnLock = async () =>
+      (
+        await db.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+      ).rows[0].n as number;
+    await expect
+      .poll(
+        async () =>
+          (
+            await db.pool.query(
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
+            )
+          ).rows[0].n,
+      )
+      .toBeGreaterThan(0);
     const deleting = deleteTenant(db.pool, doomed.tenant.id);
-    await new Promise((r) => setTimeout(r, 200));
+    await expect.poll(waitingOnLock).toBeGreaterThan(0);
     release();
     await creating;
     await deleting;

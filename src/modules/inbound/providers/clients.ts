@@ -1,4 +1,5 @@
 // Provider clients for a mailbox, built from its settings and its sealed credentials.
+import type { Clock } from '../../../platform/clock.ts';
 import type { Pool } from '../../../platform/db/pool.ts';
 import { withTenant } from '../../../platform/db/tx.ts';
 import { seal } from '../../../platform/crypto.ts';
@@ -10,6 +11,7 @@ import { GraphClient, type GraphCredentials } from './graph/client.ts';
 export interface ClientDeps {
   pool: Pool;
   secretKey: Buffer;
+  clock: Clock;
 }
 
 async function credentialsOf(
@@ -36,6 +38,7 @@ export async function graphClientFor(
   return new GraphClient(
     mailbox.settings.graph,
     (await credentialsOf(deps, tenantId, mailbox)) as unknown as GraphCredentials,
+    deps.clock,
   );
 }
 
@@ -46,7 +49,7 @@ export async function gmailClientFor(
 ): Promise<GmailClient> {
   const credentials = (await credentialsOf(deps, tenantId, mailbox)) as unknown as GmailCredentials;
   // A rotated refresh token is saved the moment it arrives (losing it loses the mailbox: DESIGN §1).
-  return new GmailClient(mailbox.settings.gmail, credentials, async (refreshToken) => {
+  return new GmailClient(mailbox.settings.gmail, credentials, deps.clock, async (refreshToken) => {
     await withTenant(deps.pool, tenantId, (tx) =>
       tx.query('UPDATE mailboxes SET credentials = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2', [
         tenantId,

@@ -1,6 +1,7 @@
 // A Gmail API client for inbound mail: an access token from the stored refresh token,
 // users.history.list, users.messages.get?format=raw, users.messages.list and users.watch. Written
 // against the public API; tested against simulators/gmail.ts. Failures are classified provider errors.
+import type { Clock } from '../../../../platform/clock.ts';
 import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
 export interface GmailCredentials {
@@ -32,13 +33,17 @@ export class GmailClient {
   /** Called with a new refresh token the moment the provider rotates it (it must be saved at once). */
   private readonly onRotatedRefreshToken: ((token: string) => Promise<void>) | undefined;
 
+  private readonly clock: Clock;
+
   constructor(
     settings: GmailSettings,
     credentials: GmailCredentials,
+    clock: Clock,
     onRotatedRefreshToken?: (token: string) => Promise<void>,
   ) {
     this.settings = settings;
     this.credentials = credentials;
+    this.clock = clock;
     this.onRotatedRefreshToken = onRotatedRefreshToken;
   }
 
@@ -47,7 +52,8 @@ export class GmailClient {
   }
 
   async token(): Promise<string> {
-    if (this.accessToken && this.accessToken.expiresAt > Date.now() + 60_000) return this.accessToken.token;
+    if (this.accessToken && this.accessToken.expiresAt > this.clock.now().getTime() + 60_000)
+      return this.accessToken.token;
     const res = await request(
       this.settings.tokenUrl,
       {
@@ -68,7 +74,10 @@ export class GmailClient {
       this.credentials.refreshToken = body.refresh_token;
       await this.onRotatedRefreshToken?.(body.refresh_token);
     }
-    this.accessToken = { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
+    this.accessToken = {
+      token: body.access_token,
+      expiresAt: this.clock.now().getTime() + body.expires_in * 1000,
+    };
     return body.access_token;
   }
 

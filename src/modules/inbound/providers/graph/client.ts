@@ -1,6 +1,7 @@
 // A Microsoft Graph client for what inbound mail needs: an app-only token (client credentials), a
 // message's raw MIME ($value), and subscriptions. Written against the public API; tested against
 // simulators/graph.ts. Every failure is a classified provider error.
+import type { Clock } from '../../../../platform/clock.ts';
 import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
 export interface GraphCredentials {
@@ -31,9 +32,11 @@ const fail = (res: Response) => throwForResponse('graph', res);
 export class GraphClient {
   private readonly settings: GraphSettings;
   private readonly credentials: GraphCredentials;
-  constructor(settings: GraphSettings, credentials: GraphCredentials) {
+  private readonly clock: Clock;
+  constructor(settings: GraphSettings, credentials: GraphCredentials, clock: Clock) {
     this.settings = settings;
     this.credentials = credentials;
+    this.clock = clock;
   }
 
   private get timeout(): number {
@@ -43,7 +46,7 @@ export class GraphClient {
   async token(): Promise<string> {
     const key = `${this.settings.tokenUrl}|${this.credentials.tenantId}|${this.credentials.clientId}`;
     const cached = tokens.get(key);
-    if (cached && cached.expiresAt > Date.now() + 60_000) return cached.token;
+    if (cached && cached.expiresAt > this.clock.now().getTime() + 60_000) return cached.token;
     const res = await request(
       `${this.settings.tokenUrl.replace(/\/$/, '')}/${encodeURIComponent(this.credentials.tenantId)}/oauth2/v2.0/token`,
       {
@@ -60,7 +63,10 @@ export class GraphClient {
     );
     if (!res.ok) await fail(res);
     const body = (await res.json()) as { access_token: string; expires_in: number };
-    tokens.set(key, { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 });
+    tokens.set(key, {
+      token: body.access_token,
+      expiresAt: this.clock.now().getTime() + body.expires_in * 1000,
+    });
     return body.access_token;
   }
 
