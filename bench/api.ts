@@ -2,9 +2,13 @@
 // route that runs `SELECT 1` on its own pg Pool on the same database (the ceiling of this machine).
 // Servers run in this process; the load generator (autocannon) runs in a child process.
 //
+// Besides the single-tenant routes, a multi-tenant mix: POST and GET spread evenly (round robin,
+// bench/load.ts) over 100 tenants, each request with its tenant's admin token.
+//
 // Knobs (environment): BENCH_CONNECTIONS (50), BENCH_DURATION (10 s), BENCH_WARMUP (3 s),
-// BENCH_ONLY (comma list of: post, post-tenants, list-stale, list, select1, healthz), BENCH_RETRIES (2),
-// BENCH_QUIET_WAIT (30 s), BENCH_BUDGET (170 s: no more waiting or repeating after that),
+// BENCH_ONLY (comma list of: post, post-tenants, list-stale, list, post-mix, list-mix, select1,
+// healthz), BENCH_RETRIES (2), BENCH_QUIET_WAIT (30 s), BENCH_BUDGET (210 s: no more waiting or
+// repeating after that),
 // RELAYDESK_POOL_SIZE (Relaydesk's pool, also used for the SELECT 1 pool; default 20), BENCH_ROLE
 // (the role of the Relaydesk under test: all, the default, or api to leave out workers and scheduler).
 import { spawn } from 'node:child_process';
@@ -46,6 +50,9 @@ const ONLY = process.env['BENCH_ONLY']?.split(',').map((s) => s.trim());
 const EMAILS = 1000;
 const MIN_TICKETS = 3000;
 const EXTRA_TENANTS = 4;
+/** The multi-tenant mix: this many tenants, each with at least MIX_MIN_TICKETS before its list is read. */
+const MIX_TENANTS = 100;
+const MIX_MIN_TICKETS = 50;
 
 const TARGETS = {
   post: { rps: 1000, p99: 50 },
@@ -57,7 +64,12 @@ interface Measured extends LoadResult {
   /** CPU used during the measurement, in cores busy (1.0 = one core the whole time). */
   cores: { machine: number; server: number; client: number; postgres: number | null; other: number };
   plan?: string;
+  /** The multi-tenant POST: how many tickets each tenant got, fewest and most. */
+  ticketsAddedPerTenant?: { min: number; max: number };
 }
+
+/** Rows of the results table, by key of `results`. */
+const ROW_ORDER = ['post', 'postTenants', 'postMix', 'listStale', 'list', 'listMix', 'select1', 'healthz'];
 
 const wanted = (key: string) => !ONLY || ONLY.includes(key);
 
@@ -91,9 +103,18 @@ let pgPid: number | undefined;
 const RETRIES = Number(process.env['BENCH_RETRIES'] ?? 2);
 const NOISY_CORES = 0.25;
 /** Waiting for a quiet machine and repeating noisy measurements stop once this budget is spent. */
-const BUDGET_SECONDS = Number(process.env['BENCH_BUDGET'] ?? 170);
+const BUDGET_SECONDS = Number(process.env['BENCH_BUDGET'] ?? 210);
 const MEASUREMENT_SECONDS = WARMUP + DURATION + 2;
-const PLANNED = ['post', 'post-tenants', 'list-stale', 'list', 'select1', 'healthz'].filter(wanted).length;
+const PLANNED = [
+  'post',
+  'post-tenants',
+  'list-stale',
+  'list',
+  'post-mix',
+  'list-mix',
+  'select1',
+  'healthz',
+].filter(wanted).length;
 let deadline = Date.now() + BUDGET_SECONDS * 1000;
 let measurementsDone = 0;
 
@@ -167,6 +188,31 @@ async function listPlan(pool: Pool, tenantId: string): Promise<string> {
       .map((l) => l.replace(/\s+\(cost=.*$/, ''))
       .join(' <- ');
   });
+}
+
+/** The tenants of the multi-tenant mix, each with its admin token (deleted afterwards on an external database). */
+async function createMixTenants(pool: Pool): Promise<{ tenantIds: string[]; tokens: string[] }> {
+  line(`creating ${MIX_TENANTS} tenants ...`);
+  const tenantIds: string[] = [];
+  const tokens: string[] = [];
+  const stamp = Date.now();
+  for (let i = 0; i < MIX_TENANTS; i++) {
+    const created = await createTenant(pool, { name: `bench-mix-${i}-${stamp}` });
+    tenantIds.push(created.tenant.id);
+    tokens.push(created.adminToken.token);
+    if (usingExternalDatabase()) defer('delete a bench tenant', () => deleteTenant(pool, created.tenant.id));
+  }
+  return { tenantIds, tokens };
+}
+
+/** Tickets per tenant, in the order of `tenantIds` (as the benchmark's own role: across tenants). */
+async function mixTicketCounts(pool: Pool, tenantIds: string[]): Promise<number[]> {
+  const { rows } = await pool.query<{ tenant_id: string; n: number }>(
+    'SELECT tenant_id, count(*)::int AS n FROM tickets WHERE tenant_id = ANY($1::uuid[]) GROUP BY tenant_id',
+    [tenantIds],
+  );
+  const byTenant = new Map(rows.map((r) => [r.tenant_id, r.n]));
+  return tenantIds.map((id) => byTenant.get(id) ?? 0);
 }
 
 export async function benchApi(): Promise<Record<string, unknown>> {
@@ -271,7 +317,7 @@ export async function benchApi(): Promise<Record<string, unknown>> {
       return rows[0]!.n;
     });
   let ticketCount = await countTickets();
-  if (ticketCount < MIN_TICKETS) {
+  if (ticketCount < MIN_TICKETS && (wanted('list-stale') || wanted('list'))) {
     line(`topping up to ${MIN_TICKETS} tickets (have ${ticketCount}) ...`);
     await runLoad({
       url: tickets,
@@ -311,7 +357,64 @@ export async function benchApi(): Promise<Record<string, unknown>> {
     line(`list plan after ANALYZE: ${plan}`);
     results['list'] = { ...(await measure('GET /api/v1/tickets?limit=50', listSpec)), plan };
   }
-  // (c) the ceiling, and a diagnostic without the database.
+  // (c) the multi-tenant mix: the same routes with every request in the next of 100 tenants.
+  let mixTickets: { min: number; max: number } | undefined;
+  if (wanted('post-mix') || wanted('list-mix')) {
+    const mix = await createMixTenants(pool);
+    const perTenant = () => mixTicketCounts(pool, mix.tenantIds);
+    if (wanted('post-mix')) {
+      const before = await perTenant();
+      results['postMix'] = await measure(`POST /api/v1/tickets, ${MIX_TENANTS} tenants`, {
+        url: tickets,
+        method: 'POST',
+        tokens: mix.tokens,
+        ticketEmails: EMAILS,
+      });
+      // What the round robin gave each tenant (warm-up and measured run): an uneven spread would
+      // make this a few-tenant measurement under another name.
+      const after = await perTenant();
+      const added = after.map((n, i) => n - before[i]!);
+      results['postMix'].ticketsAddedPerTenant = { min: Math.min(...added), max: Math.max(...added) };
+      line(`  tickets added per tenant: ${fmt(Math.min(...added))} to ${fmt(Math.max(...added))}`);
+    }
+    if (wanted('list-mix')) {
+      // Every tenant's page must be full (limit=50), or the mix would read shorter pages than the
+      // single-tenant list.
+      let counts = await perTenant();
+      const least = Math.min(...counts);
+      if (least < MIX_MIN_TICKETS) {
+        const short = mix.tokens.filter((_, i) => counts[i]! < MIX_MIN_TICKETS);
+        line(
+          `topping up ${short.length} tenants to at least ${MIX_MIN_TICKETS} tickets (least has ${least}) ...`,
+        );
+        // Round robin over the short tenants: each gets the largest deficit (or one more).
+        await runLoad({
+          url: tickets,
+          method: 'POST',
+          tokens: short,
+          ticketEmails: EMAILS,
+          connections: CONNECTIONS,
+          duration: 120,
+          amount: Math.max(CONNECTIONS, (MIX_MIN_TICKETS - least) * short.length),
+        });
+        counts = await perTenant();
+      }
+      mixTickets = { min: Math.min(...counts), max: Math.max(...counts) };
+      line(`the ${MIX_TENANTS} tenants have ${fmt(mixTickets.min)} to ${fmt(mixTickets.max)} tickets each`);
+      await pool.query('ANALYZE');
+      const plan = await listPlan(pool, mix.tenantIds[0]!);
+      line(`list plan (one of the ${MIX_TENANTS} tenants): ${plan}`);
+      results['listMix'] = {
+        ...(await measure(`GET /api/v1/tickets?limit=50, ${MIX_TENANTS} tenants`, {
+          url: `${tickets}?limit=50`,
+          method: 'GET',
+          tokens: mix.tokens,
+        })),
+        plan,
+      };
+    }
+  }
+  // (d) the ceiling, and a diagnostic without the database.
   if (wanted('select1')) {
     results['select1'] = await measure('GET /select1 (bare Fastify + pg)', {
       url: `http://127.0.0.1:${barePort}/select1`,
@@ -347,7 +450,8 @@ export async function benchApi(): Promise<Record<string, unknown>> {
       'PG',
       'other',
     ],
-    ...Object.values(results).map((m) => [
+    // POSTs together, then lists, whatever order they were measured in.
+    ...ROW_ORDER.flatMap((key) => (results[key] ? [results[key]] : [])).map((m) => [
       m.label,
       fmt(m.requestsPerSecond),
       fmt(m.latencyMs.p50, 1),
@@ -373,9 +477,13 @@ export async function benchApi(): Promise<Record<string, unknown>> {
   };
   const postCheck = check(results['post'], TARGETS.post);
   const listCheck = check(results['list'], TARGETS.list);
+  const postMixCheck = check(results['postMix'], TARGETS.post);
+  const listMixCheck = check(results['listMix'], TARGETS.list);
   line();
-  line(`POST /api/v1/tickets:          ${postCheck.text}`);
-  line(`GET  /api/v1/tickets?limit=50: ${listCheck.text}`);
+  line(`POST /api/v1/tickets:                       ${postCheck.text}`);
+  line(`POST /api/v1/tickets, ${MIX_TENANTS} tenants:          ${postMixCheck.text}`);
+  line(`GET  /api/v1/tickets?limit=50:              ${listCheck.text}`);
+  line(`GET  /api/v1/tickets?limit=50, ${MIX_TENANTS} tenants: ${listMixCheck.text}`);
 
   const summary = (m: Measured | undefined) =>
     m && {
@@ -390,6 +498,7 @@ export async function benchApi(): Promise<Record<string, unknown>> {
       timeouts: m.timeouts,
       cores: m.cores,
       ...(m.plan ? { plan: m.plan } : {}),
+      ...(m.ticketsAddedPerTenant ? { ticketsAddedPerTenant: m.ticketsAddedPerTenant } : {}),
     };
   return {
     benchmark: 'api',
@@ -405,9 +514,23 @@ export async function benchApi(): Promise<Record<string, unknown>> {
     postTenants: summary(results['postTenants']),
     listStale: summary(results['listStale']),
     list: summary(results['list']),
+    mixTenants: MIX_TENANTS,
+    mixTicketsPerTenantBeforeList: mixTickets ?? null,
+    postMix: summary(results['postMix']),
+    listMix: summary(results['listMix']),
     select1: summary(results['select1']),
     healthz: summary(results['healthz']),
-    ratioToSelect1: { post: ratio(results['post']), list: ratio(results['list']) },
-    targets: { post: { ...TARGETS.post, met: postCheck.met }, list: { ...TARGETS.list, met: listCheck.met } },
+    ratioToSelect1: {
+      post: ratio(results['post']),
+      list: ratio(results['list']),
+      postMix: ratio(results['postMix']),
+      listMix: ratio(results['listMix']),
+    },
+    targets: {
+      post: { ...TARGETS.post, met: postCheck.met },
+      list: { ...TARGETS.list, met: listCheck.met },
+      postMix: { ...TARGETS.post, met: postMixCheck.met },
+      listMix: { ...TARGETS.list, met: listMixCheck.met },
+    },
   };
 }

@@ -1,7 +1,8 @@
 // Load generator for the inbound benchmark, in its own process:
 //   node bench/inbound-load.ts '<json spec>'
 // mode "mime": builds a corpus, prints {"ready":true}, waits for a line on stdin, then POSTs the corpus
-// to /api/v1/mailboxes/:id/messages with `concurrency` in flight.
+// to /api/v1/mailboxes/:id/messages with `concurrency` in flight, or with `rate` set evenly paced at
+// that many messages per second, printing a line {"accepted":<inbound id>,"at":<epoch ms>} per answer.
 // mode "graph": autocannon against /hooks/graph/:id, 10 notifications per POST.
 // Prints one JSON line with what it measured.
 import http from 'node:http';
@@ -19,6 +20,8 @@ interface MimeSpec {
   smallOnly: boolean;
   /** Distinguishes Message-IDs between runs. */
   run: string;
+  /** Messages per second, evenly paced (runMimePaced); omit to keep `concurrency` in flight. */
+  rate?: number;
 }
 
 interface GraphSpec {
@@ -123,6 +126,16 @@ export function corpusMessage(i: number, run: string, smallOnly: boolean): { raw
  * with the server, and this costs it less CPU per request than fetch().
  */
 function postRaw(spec: MimeSpec, agent: http.Agent, raw: Buffer): Promise<number> {
+  return postRawAnswer(spec, agent, raw, false).then((answer) => answer.status);
+}
+
+/** One upload; with `readBody`, also the answer's body (the inbound id it was accepted as). */
+function postRawAnswer(
+  spec: MimeSpec,
+  agent: http.Agent,
+  raw: Buffer,
+  readBody: boolean,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       `${spec.url}/api/v1/mailboxes/${spec.mailboxId}/messages`,
@@ -136,8 +149,10 @@ function postRaw(spec: MimeSpec, agent: http.Agent, raw: Buffer): Promise<number
         },
       },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        let body = '';
+        if (readBody) res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        else res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
         res.on('error', reject);
       },
     );
@@ -183,6 +198,7 @@ async function runMime(spec: MimeSpec): Promise<void> {
   // Ready: the benchmark settles the machine, starts its meters and then says go.
   process.stdout.write(`${JSON.stringify({ ready: true, messages: corpus.length })}\n`);
   await startSignal();
+  if (spec.rate) return runMimePaced(spec, corpus, spec.rate);
   const cpuAtStart = ownCpuSeconds();
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
   let next = 0;
@@ -206,6 +222,82 @@ async function runMime(spec: MimeSpec): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(
     `${JSON.stringify({ submitted: spec.count, failed, seconds, acceptedPerSecond: spec.count / seconds, kinds, megabytes: bytes / 2 ** 20, cpuSeconds: ownCpuSeconds() - cpuAtStart })}\n`,
+  );
+}
+
+/**
+ * The corpus offered at `rate` messages per second (open loop, as runGraphPaced): message i is due at
+ * start + i / rate whether or not earlier ones were answered. Each accepted message is announced on
+ * stdout the moment its 202 is read, with its inbound id and the wall-clock time of that answer
+ * (Date.now(): the benchmark compares it with PostgreSQL's clock on the same host; 1 ms resolution),
+ * so the benchmark can watch for its record while the upload goes on.
+ */
+async function runMimePaced(
+  spec: MimeSpec,
+  corpus: { raw: Buffer; kind: Kind | 'duplicate' }[],
+  rate: number,
+): Promise<void> {
+  const cpuAtStart = ownCpuSeconds();
+  // No cap on sockets: a slow answer must not hold back the next message's send (open loop).
+  const agent = new http.Agent({ keepAlive: true });
+  const acceptLatencies: number[] = [];
+  let failed = 0;
+  let errors = 0;
+  let lastSent = 0;
+  let maxSendLag = 0;
+  const inFlight: Promise<void>[] = [];
+  const start = performance.now() + 50;
+  for (let i = 0; i < corpus.length; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    lastSent = performance.now();
+    maxSendLag = Math.max(maxSendLag, lastSent - due);
+    inFlight.push(
+      postRawAnswer(spec, agent, corpus[i]!.raw, true).then(
+        ({ status, body }) => {
+          const at = Date.now();
+          acceptLatencies.push(performance.now() - due);
+          if (status !== 202) {
+            failed++;
+            return;
+          }
+          const { inboundId } = JSON.parse(body) as { inboundId: string };
+          process.stdout.write(`${JSON.stringify({ accepted: inboundId, at })}\n`);
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  const sendSeconds = (lastSent - start) / 1000;
+  await Promise.all(inFlight);
+  agent.destroy();
+  acceptLatencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(
+      acceptLatencies[Math.min(acceptLatencies.length - 1, Math.floor(q * acceptLatencies.length))] ?? 0,
+    );
+  process.stdout.write(
+    `${JSON.stringify({
+      submitted: corpus.length,
+      failed,
+      errors,
+      // Messages sent per second from the first send to the last (the rate actually offered).
+      offeredPerSecond: sendSeconds > 0 ? (corpus.length - 1) / sendSeconds : 0,
+      maxSendLagMs: Math.round(maxSendLag),
+      // From when a message was due to its 202 (what the sender waits for).
+      acceptMs: { p50: at(0.5), p99: at(0.99), max: Math.round(acceptLatencies.at(-1) ?? 0) },
+      kinds: Object.fromEntries(
+        ['small', 'attachment', 'large', 'duplicate'].map((k) => [
+          k,
+          corpus.filter((m) => m.kind === k).length,
+        ]),
+      ),
+      megabytes: corpus.reduce((n, m) => n + m.raw.length, 0) / 2 ** 20,
+      cpuSeconds: ownCpuSeconds() - cpuAtStart,
+    })}\n`,
   );
 }
 

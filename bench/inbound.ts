@@ -4,7 +4,10 @@
 //    while the same Relaydesk process's workers consume: messages/s from the first POST until the
 //    last message's ticket or comment is committed.
 // 2. The same for small messages only.
-// 3. Graph webhook ingress, 10 notifications per POST at 50 connections, saturated and at 1,200
+// 3. What a user feels: messages of the mixed corpus offered at a steady BENCH_INBOUND_RATE (100)
+//    per second for BENCH_INBOUND_STEADY_SECONDS (30; 0 leaves it out), and for each one the time
+//    from its 202 to its ticket or comment committed (inbound-latency.ts says how that is measured).
+// 4. Graph webhook ingress, 10 notifications per POST at 50 connections, saturated and at 1,200
 //    notifications/s offered: once against this all-roles process (its inbound workers paused), once
 //    against a separate `relaydesk start --role api` process on the same database (the scale-out
 //    layout: ingress nodes apart from worker nodes). Beside them a bare INSERT of the same rows, the
@@ -12,6 +15,7 @@
 // Each measurement waits for a quiet machine first and reports the cores each party kept busy:
 // server (this process: Relaydesk and the benchmark), PG (the embedded PostgreSQL), client (the load
 // generator), other (everything else on the machine; above ~0.2 the figure is disturbed).
+// At the end, the server process's peak resident memory against its goal (1.2 GiB).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -22,6 +26,7 @@ import { recordGraphSubscription } from '../src/modules/inbound/mailboxes.ts';
 import { withTenant } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { uuidv7 } from '../src/platform/ids.ts';
+import { watchCommits } from './inbound-latency.ts';
 import {
   benchConfig,
   defer,
@@ -45,6 +50,11 @@ import {
 
 const TOTAL = Number(process.env['BENCH_INBOUND_MESSAGES'] ?? 10_000);
 const SMALL = Number(process.env['BENCH_INBOUND_SMALL'] ?? 3_000);
+const RATE = Number(process.env['BENCH_INBOUND_RATE'] ?? 100);
+const STEADY_SECONDS = Number(process.env['BENCH_INBOUND_STEADY_SECONDS'] ?? 30);
+/** Goals: accepted → committed p99 at the steady rate; the server process's peak RSS. */
+const STEADY_P99_MS = 1000;
+const PEAK_RSS_MIB = 1.2 * 1024;
 
 const child = (spec: object) => runJsonChild('inbound-load.ts', spec);
 
@@ -91,37 +101,48 @@ const coresText = (c: Cores) =>
 
 /**
  * The mime load generator, started and done building its corpus (which it does before anything is
- * measured); `go` starts the uploads and resolves to what the generator measured.
+ * measured); `go` starts the uploads and resolves to what the generator measured. Lines it prints
+ * on the way (a paced upload's accepted messages) go to `onMessage` as they come.
  */
-function preparedUpload(spec: object): Promise<{ go: () => Promise<any> }> {
+function preparedUpload(
+  spec: object,
+  onMessage: (message: any) => void = () => undefined,
+): Promise<{ go: () => Promise<any> }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(NODE, [path.join(ROOT, 'bench', 'inbound-load.ts'), JSON.stringify(spec)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
-    let out = '';
+    let partial = '';
+    let last: any;
     let finished: (result: any) => void = () => undefined;
     let failed: (err: Error) => void = reject;
     const done = new Promise<any>((res, rej) => {
       finished = res;
       failed = rej;
     });
-    proc.stdout.on('data', (d) => {
-      const wasReady = out.includes('"ready":true');
-      out += d;
-      if (!wasReady && out.includes('"ready":true'))
-        resolve({
-          go: () => {
-            proc.stdin.end('go\n');
-            return done;
-          },
-        });
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop()!;
+      for (const text of lines) {
+        if (text.trim() === '') continue;
+        last = JSON.parse(text);
+        if (last.ready === true)
+          resolve({
+            go: () => {
+              proc.stdin.end('go\n');
+              return done;
+            },
+          });
+        else onMessage(last);
+      }
     });
-    proc.on('exit', (code) => {
+    // 'close', not 'exit': every line it printed has been read by then.
+    proc.on('close', (code) => {
       if (code !== 0) {
         const err = new Error(`inbound-load.ts exited with ${code}`);
         reject(err);
         failed(err);
-      } else finished(JSON.parse(out.trim().split('\n').at(-1)!));
+      } else finished(last);
     });
   });
 }
@@ -256,6 +277,60 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   );
   line(`  cores busy: ${coresText(small.cores)}`);
 
+  // What a user feels at a steady load below saturation (100/s is half the mixed corpus's throughput
+  // target): the mixed corpus (its first RATE × STEADY_SECONDS messages, with their replies and
+  // exact duplicates), evenly paced, under Message-IDs of this run only.
+  const runSteady = async () => {
+    const watcher = await watchCommits(running.db.url, tenantId);
+    const upload = await preparedUpload(
+      {
+        mode: 'mime',
+        url,
+        token,
+        mailboxId: mailbox.id,
+        count: Math.round(RATE * STEADY_SECONDS),
+        concurrency: 16,
+        smallOnly: false,
+        run: `steady-${randomBytes(3).toString('hex')}`,
+        rate: RATE,
+      },
+      (message: { accepted?: string; at?: number }) => {
+        if (message.accepted) watcher.accepted(message.accepted, message.at!);
+      },
+    );
+    await settle();
+    const meter = await cpuMeter(pgPid);
+    const submitted = await upload.go();
+    // Messages still pending this long after the last answer count as unfinished.
+    const latency = await watcher.finish(120_000);
+    const cores = await meter.end(submitted.cpuSeconds ?? 0);
+    const met =
+      latency.latencyMs.p99 <= STEADY_P99_MS &&
+      latency.unfinished === 0 &&
+      submitted.failed + submitted.errors === 0 &&
+      submitted.offeredPerSecond >= 0.95 * RATE;
+    return { ...latency, submitted, cores, met };
+  };
+  const steady = STEADY_SECONDS > 0 ? await runSteady() : undefined;
+  if (steady) {
+    const q = (l: { p50: number; p90: number; p99: number; max: number }) =>
+      `p50 ${fmt(l.p50)} / p90 ${fmt(l.p90)} / p99 ${fmt(l.p99)} / max ${fmt(l.max)} ms`;
+    line(
+      `steady ${fmt(RATE)} msg/s for ${fmt(STEADY_SECONDS)} s: ${fmt(steady.submitted.submitted)} mixed messages ${JSON.stringify(steady.submitted.kinds)}, ` +
+        `offered at ${fmt(steady.submitted.offeredPerSecond, 1)}/s (sends at most ${fmt(steady.submitted.maxSendLagMs)} ms late), ` +
+        `${fmt(steady.messages)} accepted, ${fmt(steady.submitted.failed + steady.submitted.errors)} refused or failed`,
+    );
+    line(`  accepted → committed: ${q(steady.latencyMs)}; unfinished ${fmt(steady.unfinished)}`);
+    line(
+      `  (commit seen by polling every ~20 ms; lower bounds ${q(steady.lowerBoundMs)}; ` +
+        `bracket mean ${fmt(steady.bracketMs.mean)}, max ${fmt(steady.bracketMs.max)} ms; polls ${fmt(steady.pollIntervalMs.mean)} ms apart on average, at most ${fmt(steady.pollIntervalMs.max)})`,
+    );
+    line(
+      `  due → 202: p50 ${fmt(steady.submitted.acceptMs.p50)} / p99 ${fmt(steady.submitted.acceptMs.p99)} / max ${fmt(steady.submitted.acceptMs.max)} ms; outcomes ${JSON.stringify(steady.outcomes)}`,
+    );
+    line(`  cores busy: ${coresText(steady.cores)}`);
+  }
+
   // Graph webhook ingress with the inbound workers paused: the notifications name messages nobody
   // will fetch, and what is measured is how fast a burst is made durable (workers drain it later).
   await running.queue.boss.offWork('inbound.process');
@@ -346,6 +421,10 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
       verdict(atRate.latencyMs.p99 <= 100),
     ],
   ];
+  // Peak resident memory of this process (the all-roles Relaydesk under test; the load generator is
+  // its own process): what the garbage-collector tuning (src/platform/runtime.ts) trades CPU against.
+  const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  const peakRssMet = peakRssMiB <= PEAK_RSS_MIB;
   table([
     ['measure', 'result', 'target', ''],
     [
@@ -355,6 +434,22 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
       verdict(fullMet),
     ],
     [`${SMALL} small messages`, `${fmt(small.perSecond, 1)} msg/s`, '≥ 500', verdict(smallMet)],
+    ...(steady
+      ? [
+          [
+            `${fmt(RATE)} msg/s offered for ${fmt(STEADY_SECONDS)} s, accepted → committed p99`,
+            `${fmt(steady.latencyMs.p99)} ms`,
+            `≤ ${fmt(STEADY_P99_MS)}`,
+            verdict(steady.met),
+          ],
+          [
+            '  p50 / p90 / max',
+            `${fmt(steady.latencyMs.p50)} / ${fmt(steady.latencyMs.p90)} / ${fmt(steady.latencyMs.max)} ms`,
+            '',
+            '',
+          ],
+        ]
+      : []),
     ...graphRows('all roles in one process', graph, graphAtRate),
     ...graphRows('api-role process', apiGraph, apiGraphAtRate),
     ['bare INSERT of the same rows, 10 per tx (ceiling)', `${fmt(ceiling)} rows/s`, '', ''],
@@ -369,16 +464,16 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   for (const [label, c] of [
     ['  mixed corpus', full.cores],
     ['  small messages', small.cores],
+    ...(steady ? [['  steady rate', steady.cores] as const] : []),
     ['  Graph, all roles, saturated', graph.cores],
     ['  Graph, all roles, 1,200/s', graphAtRate.cores],
     ['  Graph, api process, saturated', apiGraph.cores],
     ['  Graph, api process, 1,200/s', apiGraphAtRate.cores],
   ] as const)
     line(`${label}: ${coresText(c)}`);
-  // Peak resident memory of this process (the all-roles Relaydesk under test; the load generator is
-  // its own process): what the garbage-collector tuning (src/platform/runtime.ts) trades CPU against.
-  const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
-  line(`server process peak RSS: ${fmt(peakRssMiB)} MiB`);
+  line(
+    `server process peak RSS: ${fmt(peakRssMiB)} MiB -> ${verdict(peakRssMet)} (goal <= 1.2 GiB = ${fmt(PEAK_RSS_MIB)} MiB)`,
+  );
   const graphJson = (saturated: typeof graph, atRate: typeof graph) => ({
     saturated: {
       notificationsPerSecond: Math.round(saturated.notificationsPerSecond),
@@ -410,7 +505,32 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     small: { messages: SMALL, perSecond: Math.round(small.perSecond), cores: small.cores, met: smallMet },
     graphWebhook: graphJson(graph, graphAtRate),
     graphWebhookApiProcess: graphJson(apiGraph, apiGraphAtRate),
+    latency: steady
+      ? {
+          rate: RATE,
+          seconds: STEADY_SECONDS,
+          messages: steady.messages,
+          offeredPerSecond: Number(steady.submitted.offeredPerSecond.toFixed(1)),
+          maxSendLagMs: steady.submitted.maxSendLagMs,
+          refused: steady.submitted.failed + steady.submitted.errors,
+          unfinished: steady.unfinished,
+          p50Ms: steady.latencyMs.p50,
+          p90Ms: steady.latencyMs.p90,
+          p99Ms: steady.latencyMs.p99,
+          maxMs: steady.latencyMs.max,
+          lowerBoundMs: steady.lowerBoundMs,
+          bracketMs: steady.bracketMs,
+          pollIntervalMs: steady.pollIntervalMs,
+          acceptMs: steady.submitted.acceptMs,
+          outcomes: steady.outcomes,
+          cores: steady.cores,
+          goalP99Ms: STEADY_P99_MS,
+          met: steady.met,
+        }
+      : null,
     peakRssMiB,
+    peakRssGoalMiB: Math.round(PEAK_RSS_MIB),
+    peakRssMet,
     bareInsertRowsPerSecond: Math.round(ceiling),
     webhookToCeiling: Number((graph.notificationsPerSecond / ceiling).toFixed(2)),
     apiProcessWebhookToCeiling: Number((apiGraph.notificationsPerSecond / ceiling).toFixed(2)),
