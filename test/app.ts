@@ -5,13 +5,13 @@ import { afterAll } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
 import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
-import { ManualClock } from '../src/platform/clock.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
 import { type App, buildServer } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
+import { TestClock } from './clock.ts';
 import { type TestDatabase, useTestDatabase } from './db.ts';
 
 export interface TestApp {
@@ -24,8 +24,8 @@ export interface TestApp {
   secretKey: Buffer;
   /** What the inbound pipeline's functions take (processInbound, acceptRawMessage, ...), with that key. */
   inboundDeps(): InboundDeps;
-  /** The clock the server runs on: moves only when the test moves it. */
-  clock: ManualClock;
+  /** The clock the server runs on: the real time until the test freezes or moves it. */
+  clock: TestClock;
   /** Sends a request with a bearer token; returns status, parsed body and headers. */
   call(
     token: string | undefined,
@@ -36,12 +36,9 @@ export interface TestApp {
   ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
 
-export async function useTestApp(
-  options: { bodyLimit?: number; secretKey?: Buffer; now?: string } = {},
-): Promise<TestApp> {
+export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buffer } = {}): Promise<TestApp> {
   const db = await useTestDatabase();
-  // The real time by default (rows get now() from PostgreSQL); tests that need time to pass move it.
-  const clock = new ManualClock(options.now ?? new Date());
+  const clock = new TestClock();
   const logger = createLogger('silent');
   const secretKey = options.secretKey ?? randomBytes(32);
   const queue = new JobQueue({

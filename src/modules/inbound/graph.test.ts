@@ -244,6 +244,7 @@ describe('Graph fetch failures', () => {
     const sent: { payload: unknown; startAfter?: Date }[] = [];
     const handler = inboundJobs(deps()).find((d) => d.name === processInboundJob.name)!.handler;
     sim.fault({ pathPrefix: `/v1.0/users/`, status: 429, retryAfter: 7 });
+    t.clock.freeze();
     const result = await handler(
       { tenantId: t.a.tenant.id, inboundId: row.id },
       {
