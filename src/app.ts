@@ -100,13 +100,18 @@ export async function openDatabase(
   const pool = createPool({
     connectionString: url,
     max: options.poolSize ?? config.poolSize,
-    onError: (err) => logger.warn({ err }, 'database connection lost'),
+    // While closing, idle connections the server drops on its way down are expected, not news.
+    onError: (err) => {
+      if (!closing) logger.warn({ err }, 'database connection lost');
+    },
   });
+  let closing = false;
   return {
     url,
     pool,
     embedded,
     async close() {
+      closing = true;
       await pool.end().catch(() => undefined);
       await embedded?.stop();
     },
