@@ -7,6 +7,7 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { safeEqual } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
+import { ProblemSchema } from '../../platform/http/schemas.ts';
 import type { RouteModule } from '../../platform/http/server.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './job-refs.ts';
@@ -56,9 +57,45 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       bodyLimit: 1024 * 1024,
       schema: {
         tags: ['hooks'],
-        description: 'Microsoft Graph change and lifecycle notifications for one mailbox.',
+        summary: 'Receive Microsoft Graph notifications for a mailbox',
+        // No API token (config.public): the provider's own proof is checked instead.
+        security: [],
+        description:
+          'The notification URL of a Microsoft Graph subscription to the messages of the mailbox ' +
+          "`mailboxId`. It takes no API token: Graph proves itself with the subscription's " +
+          '`clientState` instead.\n\n' +
+          'Validation handshake: a request with `validationToken` in the query is answered at once with ' +
+          '200 and the token as `text/plain`, and nothing is stored (Graph sends it when a subscription ' +
+          'is created).\n\n' +
+          'Notifications: the body is Graph\'s collection `{"value": [...]}`. Before anything is stored, ' +
+          'the mailbox must exist and be of kind `graph`, and every notification of the collection must ' +
+          "carry the `clientState` recorded for the mailbox's subscription (`state.graph.clientState`), " +
+          'compared in constant time; a mailbox with no recorded `clientState` accepts nothing. Then, in ' +
+          'one transaction, each change notification with a `resourceData.id` becomes an inbound record ' +
+          'and a job that fetches that message from Graph, and each lifecycle notification ' +
+          '(`lifecycleEvent`) a subscription upkeep job; other entries are ignored. The answer, 202 ' +
+          '`{"accepted": n}` (the entries taken), comes only after that commit. A message notified ' +
+          'twice is applied once: the later record ends as `duplicate`.\n\n' +
+          'Errors: 400 `validation_failed` when the body is not a non-empty collection; 404 `not_found` ' +
+          'for an unknown mailbox or one of another kind; 401 `webhook_signature_invalid` when a ' +
+          '`clientState` does not match (nothing is stored); 503 `database_unavailable` or ' +
+          '`queue_unavailable` when it could not be stored, for Graph to retry.',
         params: Type.Object({ mailboxId: Type.String({ format: 'uuid' }) }),
         querystring: Type.Object({ validationToken: Type.Optional(Type.String({ maxLength: 1024 })) }),
+        response: {
+          200: {
+            description: 'The validation handshake: the validationToken, as text/plain',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+          202: Type.Object(
+            { accepted: Type.Integer() },
+            { description: 'The notifications taken, committed with their jobs' },
+          ),
+          400: ProblemSchema,
+          401: ProblemSchema,
+          404: ProblemSchema,
+          503: ProblemSchema,
+        },
       },
     },
     async (request, reply) => {
@@ -135,8 +172,37 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       bodyLimit: 256 * 1024,
       schema: {
         tags: ['hooks'],
-        description: 'Gmail Pub/Sub push notifications for one mailbox (OIDC-authenticated).',
+        summary: 'Receive Gmail push notifications for a mailbox',
+        // No API token (config.public): the provider's own proof is checked instead.
+        security: [],
+        description:
+          'The push endpoint of the Pub/Sub subscription on the Gmail watch topic of the mailbox ' +
+          '`mailboxId`. It takes no API token: before anything is stored, the OIDC token Pub/Sub sends ' +
+          "as `Authorization: Bearer` is verified. It must be an RS256 JWT signed by a key of Google's " +
+          'JWKS (or of `settings.gmail.jwksUrl`), issued by `accounts.google.com`, for the audience ' +
+          '`settings.gmail.pushAudience`, its `email` claim `settings.gmail.serviceAccountEmail` with ' +
+          '`email_verified` true, and in date (30 s of clock tolerance). The mailbox must be of kind ' +
+          '`gmail` and have both settings.\n\n' +
+          'The body is the push envelope, whose `message.data` is base64 JSON `{emailAddress, ' +
+          "historyId}`; `emailAddress` must be the mailbox's Gmail user (`settings.gmail.user`, else " +
+          "its address; case-insensitive). Then a job that reads the mailbox's history since the last " +
+          'point read is committed, and the answer is 202 `{"accepted": 1}`. That job makes an inbound ' +
+          'record per new message; pushes repeated or out of order are harmless (a message found twice ' +
+          'ends as `duplicate`).\n\n' +
+          'Errors: 401 `webhook_signature_invalid` for a missing or invalid token, a wrong audience or ' +
+          'service account, or a mailbox without `pushAudience` and `serviceAccountEmail` (nothing is ' +
+          'stored); 404 `not_found` for an unknown mailbox or one of another kind; 400 ' +
+          '`validation_failed` for a malformed envelope or a push for another address; 503 ' +
+          '`database_unavailable` or `queue_unavailable` when it could not be stored. Pub/Sub delivers ' +
+          'again whatever is not answered with a 2xx.',
         params: Type.Object({ mailboxId: Type.String({ format: 'uuid' }) }),
+        response: {
+          202: Type.Object({ accepted: Type.Integer() }, { description: 'The push, committed as a job' }),
+          400: ProblemSchema,
+          401: ProblemSchema,
+          404: ProblemSchema,
+          503: ProblemSchema,
+        },
       },
     },
     async (request, reply) => {

@@ -113,6 +113,24 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       config: { permission: 'mailboxes:manage' },
       schema: {
         tags: ['inbound'],
+        summary: 'Create a mailbox',
+        description:
+          'Registers a mailbox that mail comes from: `kind` `imap`, `graph` (Microsoft 365), `gmail` or ' +
+          '`mime` (raw uploads only), its `address` (one mailbox per address in a tenant, ' +
+          'case-insensitive), an optional `displayName`, `settings` and `credentials`. Settings, with ' +
+          'their defaults: `createContacts` (true; else mail from unknown senders is skipped), ' +
+          '`automaticMayOpenTickets` (false: auto-replies and bulk mail may not open a ticket), ' +
+          '`maxMessageBytes` (25 MiB, from 1 KiB to 100 MiB; larger messages are skipped with their ' +
+          'headers kept), `reopenWithinDays` (14, up to 3650; a reply to a solved or closed ticket ' +
+          'reopens it within this many days, later it opens a new ticket), and the provider blocks ' +
+          '`graph`, `gmail` (`pushAudience`, `serviceAccountEmail`, `user`, API base URLs) and `imap` ' +
+          '(`host`, `port`, `secure`, `user`, `folder`). Unknown settings are refused. Credentials (IMAP ' +
+          '`{password}`; Graph `{tenantId, clientId, clientSecret}`; Gmail `{clientId, clientSecret, ' +
+          'refreshToken}`) are encrypted at rest (AES-256-GCM) and never returned: `hasCredentials` ' +
+          'says whether some are stored. IMAP mailboxes are watched by a worker; Graph and Gmail ' +
+          'mailboxes get their mail through `/hooks/graph/{id}` and `/hooks/gmail/{id}`. Answers 201.\n\n' +
+          'Needs `mailboxes:manage` (admin). 409 `conflict` (`field: "address"`) when the tenant has a ' +
+          'mailbox for that address already; 400 `validation_failed` for an invalid address or setting.',
         body: Type.Object({ kind: OneOf(MAILBOX_KINDS), ...mailboxFields }, { additionalProperties: false }),
         response: { 201: MailboxSchema, 409: ProblemSchema, ...problemResponses },
       },
@@ -131,6 +149,12 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       config: { permission: 'mailboxes:manage' },
       schema: {
         tags: ['inbound'],
+        summary: 'List mailboxes',
+        description:
+          "The tenant's mailboxes, newest first, with their settings completed with the defaults and " +
+          '`hasCredentials` (credentials themselves are never returned). Paged: `limit` (default 50, ' +
+          "max 200) and `cursor` (the previous page's `nextCursor`).\n\n" +
+          'Needs `mailboxes:manage` (admin).',
         querystring: Type.Object(ListQuery, { additionalProperties: false }),
         response: { 200: Page(MailboxSchema), ...problemResponses },
       },
@@ -143,7 +167,15 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
     '/mailboxes/:id',
     {
       config: { permission: 'mailboxes:manage' },
-      schema: { tags: ['inbound'], params: IdParams, response: { 200: MailboxSchema, ...problemResponses } },
+      schema: {
+        tags: ['inbound'],
+        summary: 'Get a mailbox',
+        description:
+          'One mailbox, its settings completed with the defaults, and `hasCredentials`.\n\n' +
+          'Needs `mailboxes:manage` (admin). 404 `not_found` when the id is not a mailbox of this tenant.',
+        params: IdParams,
+        response: { 200: MailboxSchema, ...problemResponses },
+      },
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) => getMailbox(tx, request.params.id)),
@@ -155,6 +187,16 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       config: { permission: 'mailboxes:manage' },
       schema: {
         tags: ['inbound'],
+        summary: 'Update a mailbox',
+        description:
+          'Changes any of `address`, `displayName`, `settings` and `credentials` (at least one); the ' +
+          'kind cannot change. `settings` is merged into the stored settings one level deep: each ' +
+          'top-level key given replaces the stored value, so a provider block (`graph`, `gmail`, ' +
+          '`imap`) given replaces the whole stored block and must carry all its keys. `credentials` ' +
+          'replaces the stored credentials; null removes them. Answers 200 with the mailbox.\n\n' +
+          'Needs `mailboxes:manage` (admin). 404 `not_found` when the id is not a mailbox of this ' +
+          'tenant; 409 `conflict` (`field: "address"`) when another mailbox of the tenant has the new ' +
+          'address; 400 `validation_failed` for an invalid address or setting.',
         params: IdParams,
         body: Type.Object(
           { ...mailboxFields, address: Type.Optional(mailboxFields.address) },
@@ -173,7 +215,18 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
     '/mailboxes/:id',
     {
       config: { permission: 'mailboxes:manage' },
-      schema: { tags: ['inbound'], params: IdParams, response: { 204: Type.Null(), ...problemResponses } },
+      schema: {
+        tags: ['inbound'],
+        summary: 'Delete a mailbox',
+        description:
+          'Deletes the mailbox with its credentials, the records of the messages it received and its ' +
+          'index of Message-IDs (used to thread replies); the tickets and messages made from its mail ' +
+          'stay. Its webhooks answer 404 from then on. Answers 204.\n\n' +
+          'Needs `mailboxes:manage` (admin). 404 `not_found` when the id is not a mailbox of this tenant ' +
+          '(also on a second DELETE).',
+        params: IdParams,
+        response: { 204: Type.Null(), ...problemResponses },
+      },
     },
     async (request, reply) => {
       await withTenant(pool, principalOf(request).tenantId, (tx) => deleteMailbox(tx, request.params.id));
@@ -196,7 +249,19 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
         config: { permission: 'inbound:write' },
         schema: {
           tags: ['inbound'],
-          description: 'Submit one raw message (Content-Type: message/rfc822).',
+          summary: 'Submit a raw email message',
+          description:
+            'Takes one message as raw RFC 5322 bytes (`Content-Type: message/rfc822`, at most 100 MiB) ' +
+            'for the mailbox, whatever its kind. The bytes, an inbound record and a processing job are ' +
+            'committed together before the answer, so a 202 `{inboundId, status: "queued"}` means the ' +
+            'message will not be lost; a worker then parses it and makes it exactly one ticket or ' +
+            'comment, or skips or quarantines it (see `GET /inbound/{id}`, which needs ' +
+            '`mailboxes:manage`). Safe to retry: a message submitted again gets a new inbound record ' +
+            'that ends as `duplicate` of the first (same Message-ID, or same bytes when it has none).\n\n' +
+            'Needs `inbound:write` (admin, integration). 404 `not_found` when the id is not a mailbox of ' +
+            'this tenant; 400 `validation_failed` for an empty body or one sent as JSON; 415 ' +
+            '`unsupported_media_type` for another media type; 413 `payload_too_large` over 100 MiB; 503 ' +
+            '`queue_unavailable` from a process that does not run the queue.',
           params: IdParams,
           response: {
             202: Type.Object({ inboundId: Uuid, status: Type.Literal('queued') }),
@@ -231,6 +296,16 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       config: { permission: 'mailboxes:manage' },
       schema: {
         tags: ['inbound'],
+        summary: 'List received messages',
+        description:
+          "Every message the tenant's mailboxes received, whatever the path (upload, Graph, Gmail, " +
+          'IMAP), newest first: its source, message key (the normalised Message-ID, or a hash of the ' +
+          'bytes), `status` (`queued`, `processing`, then `created`, `appended`, `duplicate`, ' +
+          '`skipped`, `failed` or `quarantined`), the `reason` of a skip, failure or quarantine, the ' +
+          'ticket it created or was added to, and the attempts it took. Filters: `mailboxId`, ' +
+          "`status`. Paged: `limit` (default 50, max 200) and `cursor` (the previous page's " +
+          '`nextCursor`).\n\n' +
+          'Needs `mailboxes:manage` (admin).',
         querystring: Type.Object(
           { ...ListQuery, mailboxId: Type.Optional(Uuid), status: Type.Optional(OneOf(INBOUND_STATUSES)) },
           { additionalProperties: false },
@@ -269,7 +344,17 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
     '/inbound/:id',
     {
       config: { permission: 'mailboxes:manage' },
-      schema: { tags: ['inbound'], params: IdParams, response: { 200: InboundSchema, ...problemResponses } },
+      schema: {
+        tags: ['inbound'],
+        summary: 'Get a received message',
+        description:
+          'One inbound record, e.g. to follow a submitted message until it leaves `queued` and ' +
+          '`processing`.\n\n' +
+          'Needs `mailboxes:manage` (admin). 404 `not_found` when the id is not an inbound record of ' +
+          'this tenant.',
+        params: IdParams,
+        response: { 200: InboundSchema, ...problemResponses },
+      },
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
@@ -288,6 +373,15 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       config: { permission: 'mailboxes:manage' },
       schema: {
         tags: ['inbound'],
+        summary: 'Reprocess a failed or quarantined message',
+        description:
+          'Queues a `quarantined` (could not be parsed) or `failed` message again: its status goes back ' +
+          'to `queued`, its reason is cleared and a processing job is committed with that change. ' +
+          'Answers 202 with the record; the processing itself happens afterwards.\n\n' +
+          'Needs `mailboxes:manage` (admin). 409 `conflict` when the message is in any other status ' +
+          '(including a second call before the first is processed); 404 `not_found` when the id is not ' +
+          'an inbound record of this tenant; 503 `queue_unavailable` from a process that does not run ' +
+          'the queue.',
         params: IdParams,
         response: { 202: InboundSchema, 409: ProblemSchema, ...problemResponses },
       },
@@ -325,7 +419,28 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
 
   app.get(
     '/attachments/:id',
-    { config: { permission: 'tickets:read' }, schema: { tags: ['inbound'], params: IdParams } },
+    {
+      config: { permission: 'tickets:read' },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Download an attachment',
+        description:
+          'The file of an attachment of a ticket message (ids are in `mail.attachments` of ' +
+          '`GET /tickets/{id}/messages`; inline images in stored HTML link here), with its stored ' +
+          'content type, `Content-Disposition: attachment` (with its file name) and ' +
+          '`X-Content-Type-Options: nosniff`.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not an attachment of this ' +
+          'tenant or its ticket was deleted.',
+        params: IdParams,
+        response: {
+          200: {
+            description: 'The file, with its stored content type',
+            content: { '*/*': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } },
+          },
+          ...problemResponses,
+        },
+      },
+    },
     async (request, reply) => {
       const found = await withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
         const { rows } = await tx.query<{ filename: string; content_type: string; content: Buffer }>(

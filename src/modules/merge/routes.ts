@@ -14,7 +14,17 @@ export const mergeRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
-        description: 'Merges the source person into this one (the target) and removes the source.',
+        summary: 'Merge another person into this one',
+        description:
+          'Merges the person `sourceId` into the person in the path (the target), in one transaction: ' +
+          "the source's email addresses (as non-primary ones when the target has a primary address), " +
+          'external identities, API tokens (they keep working, as tokens of the target), the tickets it ' +
+          'requested or is assigned, the messages it wrote and its entries in status histories all move ' +
+          "to the target, and the source is deleted. The target's identity log records `manual_merge` " +
+          'with what the source had and how many tickets and messages moved. Answers 200 with the ' +
+          'target. Not repeatable: once merged, the source is gone (404).\n\n' +
+          'Needs `people:write` (admin, agent, integration). 400 `merge_into_self` when both are the ' +
+          'same person; 404 `not_found` when either person is not in this tenant.',
         params: IdParams,
         body: Type.Object({ sourceId: Uuid }, { additionalProperties: false }),
         response: { 200: PersonSchema, ...problemResponses },

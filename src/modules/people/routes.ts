@@ -90,7 +90,23 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     '/people',
     {
       config: { permission: 'people:write' },
-      schema: { tags: ['people'], body: CreatePerson, response: { 201: PersonSchema, ...conflictResponses } },
+      schema: {
+        tags: ['people'],
+        summary: 'Create a person',
+        description:
+          'Creates an agent or a contact with its profile and email addresses. `emails` lists addresses ' +
+          'in order and `email` names the primary one (it goes first; the first address is primary); ' +
+          'with neither, the person has no address. An address belongs to one person of the tenant; ' +
+          'addresses match case-insensitively and a `+tag` is significant. `status` defaults to ' +
+          '`active`; `timeZone` must be an IANA name (stored in its canonical form); `metadata` is a ' +
+          'JSON object of at most 16 KiB. Answers 201 with the person and a `Location` header. The ' +
+          'identity log records the profile and each address. Not idempotent.\n\n' +
+          'Needs `people:write` (admin, agent, integration). 409 `conflict` (with `field: "email"` and ' +
+          'the `value`) when another person has one of the addresses; 400 `validation_failed` for an ' +
+          'invalid address, time zone or metadata, or an address listed twice.',
+        body: CreatePerson,
+        response: { 201: PersonSchema, ...conflictResponses },
+      },
     },
     async (request, reply) => {
       const p = principalOf(request);
@@ -112,6 +128,13 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:read' },
       schema: {
         tags: ['people'],
+        summary: 'List people',
+        description:
+          "The tenant's people, newest first, with their addresses and external identities. Filters: " +
+          '`kind` (agent, contact), `status` (invited, active, suspended) and `q` (a case-insensitive ' +
+          'part of the display name or of an address). Paged: `limit` (default 50, max 200) and ' +
+          "`cursor` (the previous page's `nextCursor`; anything else is 400 `invalid_cursor`).\n\n" +
+          'Needs `people:read` (every role).',
         querystring: Type.Object(
           {
             ...ListQuery,
@@ -134,8 +157,15 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:read' },
       schema: {
         tags: ['people'],
+        summary: 'Find the person behind an identity or address',
         description:
-          'The person behind an external identity (kind + externalId) or an email address; 404 person_not_found if none.',
+          'Answers which person an external identity (`kind` and `externalId` together, e.g. ' +
+          "`?kind=slack&externalId=U024BE7LH`) or an email address (`?email=`, any of a person's " +
+          'addresses, case-insensitive) belongs to. Pass exactly one of the two forms; anything else is ' +
+          '400 `validation_failed`. Names are never matched. A suspended person is returned too, with ' +
+          "its `status`: what to do with one is the caller's decision.\n\n" +
+          'Needs `people:read` (every role). 404 `not_found` when no person of this tenant has that ' +
+          'identity or address.',
         querystring: Type.Object(
           {
             kind: Type.Optional(IdentityKind),
@@ -168,7 +198,16 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     '/people/:id',
     {
       config: { permission: 'people:read' },
-      schema: { tags: ['people'], params: IdParams, response: { 200: PersonSchema, ...problemResponses } },
+      schema: {
+        tags: ['people'],
+        summary: 'Get a person',
+        description:
+          'One person with its profile, email addresses (primary first) and external identities.\n\n' +
+          'Needs `people:read` (every role). 404 `not_found` when the id is not a person of this tenant ' +
+          "(another tenant's person is not found either).",
+        params: IdParams,
+        response: { 200: PersonSchema, ...problemResponses },
+      },
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) => getPerson(tx, request.params.id)),
@@ -180,6 +219,17 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
+        summary: 'Update a person',
+        description:
+          'Changes the fields given (at least one); the others stay. `emails` replaces the whole set of ' +
+          'addresses (the first becomes primary; addresses left out are removed; `[]` removes all); ' +
+          '`email` makes that address primary, adding it when the person does not have it. `timeZone` ' +
+          'or `preferredChannel` set to null clears it. Setting `status` to `suspended` makes every ' +
+          'token of the person answer 401 until the status changes back. Each change is recorded in the ' +
+          'identity log (`profile_changed`, `status_changed`, `email_added`, `email_removed`).\n\n' +
+          'Needs `people:write` (admin, agent, integration). 404 `not_found` when the person is not in ' +
+          'this tenant; 409 `conflict` (`field: "email"`) when an address belongs to another person; ' +
+          '400 `validation_failed` for an invalid address, time zone or metadata.',
         params: IdParams,
         body: UpdatePerson,
         response: { 200: PersonSchema, ...conflictResponses },
@@ -197,7 +247,19 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     '/people/:id',
     {
       config: { permission: 'people:write' },
-      schema: { tags: ['people'], params: IdParams, response: { 204: Type.Null(), ...conflictResponses } },
+      schema: {
+        tags: ['people'],
+        summary: 'Delete a person',
+        description:
+          'Removes the person with its email addresses, external identities and API tokens (which stop ' +
+          'working at once); the identity log keeps the events of the removal. A person who is the ' +
+          'requester or assignee of a ticket, or wrote a message, cannot be deleted: merge them into ' +
+          'another person instead (`POST /people/{id}/merge`). Answers 204.\n\n' +
+          'Needs `people:write` (admin, agent, integration). 409 `conflict` when the person has tickets ' +
+          'or messages; 404 `not_found` when the person is not in this tenant (also on a second DELETE).',
+        params: IdParams,
+        response: { 204: Type.Null(), ...conflictResponses },
+      },
     },
     async (request, reply) => {
       const p = principalOf(request);
@@ -212,6 +274,15 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
+        summary: 'Add an email address to a person',
+        description:
+          'Adds one address to the person. With `primary: true`, or when the person had no address, it ' +
+          'becomes the primary one; `primary: true` for an address the person already has only makes ' +
+          'it primary. Answers 201 with the whole person. A new address records `email_added`.\n\n' +
+          'Needs `people:write` (admin, agent, integration). 409 `conflict` (`field: "email"`) when ' +
+          'another person has the address, and also when this person already has it and `primary` is ' +
+          'not set; 400 `validation_failed` for an invalid address; 404 `not_found` when the person is ' +
+          'not in this tenant.',
         params: IdParams,
         body: Type.Object(
           { address: EmailAddress, primary: Type.Optional(Type.Boolean()) },
@@ -240,6 +311,13 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
+        summary: 'Remove an email address from a person',
+        description:
+          'Removes one address of the person (matched case-insensitively; URL-encode it in the path). ' +
+          "When it was the primary address, the person's oldest remaining address becomes primary. " +
+          'Answers 200 with the person. Records `email_removed`.\n\n' +
+          'Needs `people:write` (admin, agent, integration). 404 `not_found` when the person is not in ' +
+          'this tenant or does not have that address (also on a second DELETE).',
         params: Type.Object(
           { id: Uuid, address: Type.String({ minLength: 1, maxLength: 254 }) },
           { additionalProperties: false },
@@ -261,6 +339,17 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
+        summary: 'Link an external identity to a person',
+        description:
+          'Links an identity of another system to the person: `kind` is a lower-case slug naming the ' +
+          'system (`entra`, `teams`, `slack`, `github`, ...), `externalId` its id there (trimmed, 1 to ' +
+          '512 characters). `GET /people/resolve` and the channels then find the person by it. ' +
+          'Idempotent: linking an identity the person already has answers 201 again and records ' +
+          'nothing. A new link records `identity_added` and takes the identity off the unmapped ' +
+          'identities list. Answers 201 with the person.\n\n' +
+          'Needs `people:write` (admin, agent, integration). 409 `identity_taken` when the identity ' +
+          'belongs to another person (unlink it there, or merge the two); 404 `not_found` when the ' +
+          'person is not in this tenant.',
         params: IdParams,
         body: Type.Object({ kind: IdentityKind, externalId: ExternalId }, { additionalProperties: false }),
         response: { 201: PersonSchema, ...conflictResponses },
@@ -282,6 +371,12 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:write' },
       schema: {
         tags: ['people'],
+        summary: 'Unlink an external identity from a person',
+        description:
+          'Removes the link between the person and the identity (`externalId` URL-encoded in the path). ' +
+          'Answers 200 with the person. Records `identity_removed`.\n\n' +
+          'Needs `people:write` (admin, agent, integration). 404 `not_found` when the person is not in ' +
+          'this tenant or does not have that identity (also on a second DELETE).',
         params: Type.Object(
           { id: Uuid, kind: IdentityKind, externalId: ExternalId },
           { additionalProperties: false },
@@ -305,6 +400,16 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'people:read' },
       schema: {
         tags: ['people'],
+        summary: "List a person's identity events",
+        description:
+          "The person's identity event log, newest first: `identity_added`, `identity_removed`, " +
+          '`email_added`, `email_removed`, `auto_merge`, `manual_merge`, `token_minted`, ' +
+          '`token_revoked`, `status_changed`, `profile_changed`, each with its actor (`person:<id>`, ' +
+          '`token:<preview>` or `system:<component>`) and the values `before` and `after`. The log is ' +
+          'append-only and never holds a token or a secret. Paged: `limit` (default 50, max 200) and ' +
+          "`cursor` (the previous page's `nextCursor`).\n\n" +
+          'Needs `people:read` (every role). 404 `not_found` when the person is not in this tenant; the ' +
+          'events of a deleted or merged-away person are kept but not served here.',
         params: IdParams,
         querystring: Type.Object({ ...ListQuery }, { additionalProperties: false }),
         response: { 200: Page(EventSchema), ...problemResponses },

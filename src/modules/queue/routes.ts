@@ -3,7 +3,7 @@
 // `relaydesk queue` and /metrics.
 import { Type } from 'typebox';
 import { AppError, notFound } from '../../platform/errors.ts';
-import { problemResponses } from '../../platform/http/schemas.ts';
+import { Nullable, problemResponses, Timestamp } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 
 const QueueQuery = Type.Object(
@@ -29,6 +29,14 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
       config: { permission: 'queue:manage' },
       schema: {
         tags: ['queue'],
+        summary: "Show this tenant's job queue depth",
+        description:
+          "Per job queue (or only the one named by `queue`), counting only this tenant's jobs: how " +
+          'many are ready to run, deferred (waiting for a later start, such as a retry back-off), ' +
+          'active, the age in seconds of the oldest ready one, and how many are dead-lettered. Queues ' +
+          'are shared by all tenants; operators see the totals with `relaydesk queue` and `/metrics`.\n\n' +
+          'Needs `queue:manage` (admin). 404 `not_found` for an unknown queue name; 503 ' +
+          '`queue_unavailable` from a process that does not run the queue.',
         querystring: QueueQuery,
         response: {
           200: Type.Object({
@@ -57,7 +65,36 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
 
   app.get(
     '/queue/dlq',
-    { config: { permission: 'queue:manage' }, schema: { tags: ['queue'], querystring: QueueQuery } },
+    {
+      config: { permission: 'queue:manage' },
+      schema: {
+        tags: ['queue'],
+        summary: 'List dead-lettered jobs',
+        description:
+          "This tenant's jobs that used up their retries or failed for good and wait in a dead-letter " +
+          'queue, oldest first, at most 100 (not paged): id, job queue, the id of the job that failed ' +
+          'when known, its payload and its last error. `queue` keeps one job queue. Once the cause is ' +
+          'fixed, `POST /queue/dlq/redrive` runs them again.\n\n' +
+          'Needs `queue:manage` (admin). 404 `not_found` for an unknown queue name; 503 ' +
+          '`queue_unavailable` from a process that does not run the queue.',
+        querystring: QueueQuery,
+        response: {
+          200: Type.Object({
+            items: Type.Array(
+              Type.Object({
+                id: Type.String(),
+                queue: Type.String(),
+                sourceId: Nullable(Type.String()),
+                payload: Type.Unknown(),
+                error: Type.Unknown(),
+                createdAt: Timestamp,
+              }),
+            ),
+          }),
+          ...problemResponses,
+        },
+      },
+    },
     async (request) => ({
       items: await q().deadLetters({
         tenantId: principalOf(request).tenantId,
@@ -72,6 +109,13 @@ export const queueRoutes: RouteModule = (app, { queue }) => {
       config: { permission: 'queue:manage' },
       schema: {
         tags: ['queue'],
+        summary: 'Re-drive dead-lettered jobs',
+        description:
+          "Moves this tenant's dead-lettered jobs (of every job queue, or only `queue`) back to their " +
+          "queue to run again, and answers how many moved. Other tenants' jobs stay where they are. A " +
+          'second call moves only what was dead-lettered in between (often 0).\n\n' +
+          'Needs `queue:manage` (admin). 404 `not_found` for an unknown queue name; 503 ' +
+          '`queue_unavailable` from a process that does not run the queue.',
         querystring: QueueQuery,
         response: { 200: Type.Object({ redriven: Type.Integer() }), ...problemResponses },
       },

@@ -144,7 +144,23 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
     '/calendars',
     {
       ...manage,
-      schema: { tags: ['sla'], body: CalendarBody, response: { 201: CalendarSchema, ...problemResponses } },
+      schema: {
+        tags: ['sla'],
+        summary: 'Create a business calendar',
+        description:
+          'Stores a business calendar for SLA policies to count business time on. ' +
+          'The body is the calendar file format: `timeZone` (an IANA name) with either `weekly` opening ' +
+          'windows per weekday (`mon` to `sun`, lists of `["HH:MM", "HH:MM"]`, half-open; a window whose end ' +
+          'is not after its start runs overnight), optional `holidays` (`YYYY-MM-DD`) and ' +
+          '`recurringHolidays` (`MM-DD`), or `alwaysOpen: true`; plus an optional `name` (default: ' +
+          '`<timeZone> calendar`). ' +
+          'Answers 201 with the calendar (its time zone in canonical form).\n\n' +
+          'Needs `sla:manage` (admin). 400 `invalid_calendar`, `invalid_time_zone` or ' +
+          '`calendar_has_no_business_time` when the calendar breaks a rule (the message says which), ' +
+          '`validation_failed` for a bad `name`.',
+        body: CalendarBody,
+        response: { 201: CalendarSchema, ...problemResponses },
+      },
     },
     async (request, reply) =>
       reply
@@ -159,6 +175,11 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...read,
       schema: {
         tags: ['sla'],
+        summary: 'List business calendars',
+        description:
+          "The tenant's calendars, newest first, each with its name and definition. Paged: `limit` " +
+          "(default 50, max 200) and `cursor` (the previous page's `nextCursor`).\n\n" +
+          'Needs `tickets:read` (every role).',
         querystring: Type.Object(ListQuery, { additionalProperties: false }),
         response: { 200: Page(CalendarSchema), ...problemResponses },
       },
@@ -170,7 +191,15 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
     '/calendars/:id',
     {
       ...read,
-      schema: { tags: ['sla'], params: IdParams, response: { 200: CalendarSchema, ...problemResponses } },
+      schema: {
+        tags: ['sla'],
+        summary: 'Get a business calendar',
+        description:
+          'One calendar with its name and definition.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a calendar of this tenant.',
+        params: IdParams,
+        response: { 200: CalendarSchema, ...problemResponses },
+      },
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) => getCalendar(tx, request.params.id)),
@@ -181,6 +210,14 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...manage,
       schema: {
         tags: ['sla'],
+        summary: 'Replace a business calendar',
+        description:
+          'Replaces the definition and the name of the calendar with the body, in the same format as ' +
+          'creating one: a `name` left out goes back to `<timeZone> calendar`. The running SLA clocks ' +
+          'computed on this calendar are woken in the same transaction and recomputed by the ' +
+          'scheduler (`recomputed` events where a due time moves). Answers 200.\n\n' +
+          'Needs `sla:manage` (admin). 404 `not_found` when the id is not a calendar of this tenant; 400 ' +
+          'as for creating one.',
         params: IdParams,
         body: CalendarBody,
         response: { 200: CalendarSchema, ...problemResponses },
@@ -197,6 +234,12 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...manage,
       schema: {
         tags: ['sla'],
+        summary: 'Delete a business calendar',
+        description:
+          'Deletes a calendar that no SLA policy uses. Answers 204.\n\n' +
+          'Needs `sla:manage` (admin). 409 `conflict` while policies use it (point them at another ' +
+          'calendar first); 404 `not_found` when the id is not a calendar of this tenant (also on a ' +
+          'second DELETE).',
         params: IdParams,
         response: { 204: Type.Null(), 409: ProblemSchema, ...problemResponses },
       },
@@ -211,7 +254,31 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
     '/sla-policies',
     {
       ...manage,
-      schema: { tags: ['sla'], body: PolicyBody, response: { 201: PolicySchema, ...problemResponses } },
+      schema: {
+        tags: ['sla'],
+        summary: 'Create an SLA policy',
+        description:
+          'Adds an SLA policy. ' +
+          'Which policy a ticket gets: the first, by `position` (then by creation), whose `conditions` ' +
+          "hold and that has targets for the ticket's priority. Conditions are optional lists, each met " +
+          "by any of its values: `priorities`, `requesterDomains` (the domain of the requester's primary " +
+          "address) and `mailboxIds` (the mailbox the ticket's first mail came through). `targets` gives, " +
+          'per priority, the business seconds for `firstResponse`, `nextResponse` and `resolution`, ' +
+          'counted on the calendar `calendarId` (null: every second counts). `pauseStatuses` lists per ' +
+          'metric the ticket statuses that stop its clock (default: `pending` and `on_hold` pause ' +
+          'resolution only). `thresholds` are whole percentages from 1 to 100 that must include 100, the ' +
+          'breach (default 50, 75, 90, 100). `escalations` are levels at any percentage from 1 to 1000 ' +
+          'with actions: `reassign` to a person, `set_priority`, `notify` a role or person (kept as a ' +
+          'pending notification: this release delivers none). `reopen` says whether a reopened ' +
+          "ticket's resolution clock continues (default) or restarts. " +
+          "The tenant's open tickets are woken in the same transaction and re-evaluated under the new " +
+          'set of policies. Answers 201 with the policy, defaults filled in.\n\n' +
+          'Needs `sla:manage` (admin). 400 `validation_failed` for an unknown `calendarId` or ' +
+          'escalation person, no target at all, thresholds without 100, or a `notify` with neither ' +
+          'role nor person.',
+        body: PolicyBody,
+        response: { 201: PolicySchema, ...problemResponses },
+      },
     },
     async (request, reply) =>
       reply
@@ -228,6 +295,11 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...read,
       schema: {
         tags: ['sla'],
+        summary: 'List SLA policies',
+        description:
+          "All the tenant's SLA policies in the order they are tried (by `position`, then by " +
+          'creation), in one answer (not paged).\n\n' +
+          'Needs `tickets:read` (every role).',
         response: { 200: Type.Object({ items: Type.Array(PolicySchema) }), ...problemResponses },
       },
     },
@@ -239,7 +311,15 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
     '/sla-policies/:id',
     {
       ...read,
-      schema: { tags: ['sla'], params: IdParams, response: { 200: PolicySchema, ...problemResponses } },
+      schema: {
+        tags: ['sla'],
+        summary: 'Get an SLA policy',
+        description:
+          'One SLA policy, defaults filled in.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a policy of this tenant.',
+        params: IdParams,
+        response: { 200: PolicySchema, ...problemResponses },
+      },
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) => getPolicy(tx, request.params.id)),
@@ -250,6 +330,13 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...manage,
       schema: {
         tags: ['sla'],
+        summary: 'Replace an SLA policy',
+        description:
+          'Replaces the whole policy with the body (same fields as creating one; optional fields left ' +
+          "out go back to their defaults). The tenant's open tickets are woken in the same transaction " +
+          'and recomputed (`recomputed` events where a due time moves). Answers 200.\n\n' +
+          'Needs `sla:manage` (admin). 404 `not_found` when the id is not a policy of this tenant; 400 ' +
+          'as for creating one.',
         params: IdParams,
         body: PolicyBody,
         response: { 200: PolicySchema, ...problemResponses },
@@ -264,7 +351,18 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
     '/sla-policies/:id',
     {
       ...manage,
-      schema: { tags: ['sla'], params: IdParams, response: { 204: Type.Null(), ...problemResponses } },
+      schema: {
+        tags: ['sla'],
+        summary: 'Delete an SLA policy',
+        description:
+          'Deletes the policy. Its tickets fall to the next matching policy, or to none (their clocks ' +
+          'are then cancelled), when the scheduler re-evaluates the open tickets woken in the same ' +
+          'transaction. Answers 204.\n\n' +
+          'Needs `sla:manage` (admin). 404 `not_found` when the id is not a policy of this tenant (also ' +
+          'on a second DELETE).',
+        params: IdParams,
+        response: { 204: Type.Null(), ...problemResponses },
+      },
     },
     async (request, reply) => {
       await withTenant(pool, principalOf(request).tenantId, (tx) => deletePolicy(tx, request.params.id));
@@ -278,6 +376,18 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...read,
       schema: {
         tags: ['sla'],
+        summary: "Get a ticket's SLA clocks",
+        description:
+          "The ticket's SLA at this moment, computed from its status history and public messages under " +
+          'the first matching policy (`policyId`; null, with no metrics, when none applies). One entry ' +
+          'per metric (`first_response`, `next_response`, `resolution`) and cycle (each wait for a next ' +
+          'response is a cycle; a restarted resolution is another): `status` (`active`, `paused`, ' +
+          '`fulfilled`, `breached`), start, due time (null while paused before it is known), target, ' +
+          'business seconds elapsed and remaining (negative once breached), percent used, when it was ' +
+          'breached and fulfilled, and each threshold and escalation level with its due time and when ' +
+          'the scheduler fired it.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this tenant ' +
+          'or it was deleted.',
         params: IdParams,
         response: {
           200: Type.Object({
@@ -321,8 +431,32 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
       ...read,
       schema: {
         tags: ['sla'],
+        summary: "List a ticket's SLA events",
+        description:
+          "What happened to the ticket's SLA clocks, newest first: `started`, `paused`, `resumed`, " +
+          '`threshold`, `breached`, `escalation`, `fulfilled`, `recomputed` (with the values before and ' +
+          'after) and `cancelled`, each with its metric, cycle and `data`. `at` is the instant it ' +
+          'happened; for a threshold, its due time (`data.firedAt` says when the scheduler recorded ' +
+          'it). The scheduler writes the events as it evaluates the ticket, so the newest can appear a ' +
+          'little after the change behind them. Paged: `limit` (default 50, max 200) and `cursor` (the ' +
+          "previous page's `nextCursor`).\n\n" +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this tenant ' +
+          'or it was deleted.',
         params: IdParams,
         querystring: Type.Object(ListQuery, { additionalProperties: false }),
+        response: {
+          200: Page(
+            Type.Object({
+              id: Uuid,
+              metric: Type.String(),
+              cycle: Type.Integer(),
+              type: Type.String(),
+              at: Timestamp,
+              data: Type.Unknown(),
+            }),
+          ),
+          ...problemResponses,
+        },
       },
     },
     async (request) =>

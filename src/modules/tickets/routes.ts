@@ -123,7 +123,26 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     '/tickets',
     {
       config: { permission: 'tickets:write' },
-      schema: { tags: ['tickets'], body: CreateTicket, response: { 201: TicketSchema, ...problemResponses } },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Create a ticket',
+        description:
+          'Creates a ticket numbered `T-<n>` (per tenant and increasing; a creation that fails can leave ' +
+          'a gap), with status `new` and priority `normal` unless `priority` is given. The requester is ' +
+          'a person of the tenant (`{personId}`) or an address (`{email, name?}`): matched ' +
+          "case-insensitively against every person's addresses, and when no one has it a contact is " +
+          "created for it (named `name`, else the address's local part). `assigneeId` must be an " +
+          'agent. The optional `message` becomes the first message: public, inbound and written by the ' +
+          'requester, whoever calls; its `html` is stored sanitised (no scripts, event handlers or ' +
+          "remote loads). The status history records the creation by the calling token's person, and " +
+          'the SLA clocks of the first matching policy start. Answers 201 with the ticket and a ' +
+          '`Location` header. Not idempotent: the same request sent twice creates two tickets.\n\n' +
+          'Needs `tickets:write` (admin, agent, integration). 400 `validation_failed` when ' +
+          '`requester.personId` or `assigneeId` is not a person of this tenant, the assignee is not an ' +
+          'agent, or the address is not one.',
+        body: CreateTicket,
+        response: { 201: TicketSchema, ...problemResponses },
+      },
     },
     async (request, reply) => {
       const principal = principalOf(request);
@@ -157,6 +176,16 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'tickets:read' },
       schema: {
         tags: ['tickets'],
+        summary: 'List tickets',
+        description:
+          "The tenant's tickets, deleted ones left out, newest first. Filters, all optional and " +
+          'combined: `status`, `priority`, `assigneeId`, `requesterId`, `q` (a case-insensitive part of ' +
+          'the subject) and `sla` (`breached`, `at_risk`, `paused`: the SLA state as the scheduler last ' +
+          'evaluated it, usually seconds ago; a ticket without SLA clocks never matches). `sort=due` ' +
+          'orders by the soonest SLA due time (tickets without one last) and answers a single page: ' +
+          '`nextCursor` is null and `cursor` is not used. Paged otherwise: `limit` (default 50, max ' +
+          "200) and `cursor` (the previous page's `nextCursor`; anything else is 400 `invalid_cursor`).\n\n" +
+          'Needs `tickets:read` (every role).',
         querystring: TicketListQuery,
         response: { 200: Page(TicketSchema), ...problemResponses },
       },
@@ -169,7 +198,17 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
     '/tickets/:id',
     {
       config: { permission: 'tickets:read' },
-      schema: { tags: ['tickets'], params: IdParams, response: { 200: TicketSchema, ...problemResponses } },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Get a ticket',
+        description:
+          'One ticket: number, subject, status, priority, requester, assignee, creation and last ' +
+          'change. Its messages are at `/tickets/{id}/messages`, its SLA at `/tickets/{id}/sla`.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this tenant ' +
+          "(another tenant's included) or the ticket was deleted.",
+        params: IdParams,
+        response: { 200: TicketSchema, ...problemResponses },
+      },
     },
     async (request) =>
       withTenantRead(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
@@ -181,8 +220,14 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'tickets:delete' },
       schema: {
         tags: ['tickets'],
+        summary: 'Delete a ticket',
         description:
-          'Deletes the ticket: 404 from then on and left out of lists; its SLA clocks are cancelled; a reply by mail opens a new ticket.',
+          'Marks the ticket deleted; its rows are kept, but from then on it is answered 404 and left ' +
+          'out of lists, its messages, SLA and attachments are no longer served, its SLA clocks are ' +
+          'cancelled (`cancelled` events with reason `ticket_deleted`), and a mail reply to it opens a ' +
+          'new ticket. There is no undelete in the API. Answers 204.\n\n' +
+          'Needs `tickets:delete` (admin, agent). 404 `not_found` when the id is not a ticket of this ' +
+          'tenant or it is already deleted (a second DELETE is a 404).',
         params: IdParams,
         response: { 204: Type.Null(), ...problemResponses },
       },
@@ -202,6 +247,16 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'tickets:write' },
       schema: {
         tags: ['tickets'],
+        summary: 'Update a ticket',
+        description:
+          'Changes any of `status`, `priority`, `assigneeId` (null unassigns) and `subject`; at least ' +
+          'one is required and the others stay. Any status may follow any other. A status change is ' +
+          "appended to the ticket's status history with the calling token's person; a status or " +
+          'priority change has the SLA clocks recomputed (a new priority can select other targets or ' +
+          'another policy). The last write wins: there is no version check.\n\n' +
+          'Needs `tickets:write` (admin, agent, integration). 404 `not_found` when the id is not a ' +
+          'ticket of this tenant or it was deleted; 400 `validation_failed` when `assigneeId` is not an ' +
+          'agent of this tenant.',
         params: IdParams,
         body: UpdateTicket,
         response: { 200: TicketSchema, ...problemResponses },
@@ -221,6 +276,18 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'tickets:write' },
       schema: {
         tags: ['tickets'],
+        summary: 'Add a message to a ticket',
+        description:
+          "Adds a message written by the calling token's person: `visibility` `public` (a reply) or " +
+          '`internal` (a note); `text` is required, `html` is stored sanitised. The direction follows ' +
+          'the author: an agent writes `outbound`, anyone else `inbound`. The status follows the ' +
+          "message: an agent's public message opens a `new` ticket, anyone else's public message " +
+          'reopens a `pending`, `solved` or `closed` one, and internal notes change nothing; a status ' +
+          'change is recorded in the history. A public message has the SLA clocks recomputed (first ' +
+          'and next response). This release sends the message nowhere: no mail goes out. Answers 201 ' +
+          'with the message. Not idempotent.\n\n' +
+          'Needs `tickets:write` (admin, agent, integration). 404 `not_found` when the id is not a ' +
+          'ticket of this tenant or it was deleted.',
         params: IdParams,
         body: CreateMessage,
         response: { 201: MessageSchema, ...problemResponses },
@@ -247,6 +314,15 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       config: { permission: 'tickets:read' },
       schema: {
         tags: ['tickets'],
+        summary: "List a ticket's messages",
+        description:
+          "The ticket's messages, newest first: author, visibility, direction, text and sanitised HTML, " +
+          'and for those that came by mail the mail details (from, to, cc, subject, the reply without ' +
+          'quotes and signature, classification, and attachments, which `GET /attachments/{id}` ' +
+          'serves). Internal notes are included unless `visibility` keeps one kind. Paged: `limit` ' +
+          "(default 50, max 200) and `cursor` (the previous page's `nextCursor`).\n\n" +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
+          'tenant or it was deleted.',
         params: IdParams,
         querystring: Type.Object(
           { ...ListQuery, visibility: Type.Optional(Visibility) },

@@ -23,7 +23,17 @@ export const personTokenRoutes: RouteModule = (app, { pool }) => {
     '/people/:id/tokens',
     {
       schema: {
-        tags: ['people'],
+        tags: ['tokens'],
+        summary: 'Create a token for a person',
+        description:
+          'Mints a token for the person in the path with the given `role` and `label`. Anyone may mint ' +
+          "tokens for their own person (the calling token's person); another person's need " +
+          "`tokens:manage` (admin). The new role may not grant a permission the caller's role lacks: " +
+          'an agent may mint agent and viewer tokens, an integration integration and viewer tokens, a ' +
+          'viewer viewer tokens. The answer (201) is the only time the plaintext `token` is shown; only ' +
+          "its hash is stored. Records `token_minted` in the person's identity log. Not idempotent.\n\n" +
+          "403 `forbidden` for another person's tokens without `tokens:manage`, for a role beyond the " +
+          "caller's, or when the person is suspended; 404 `not_found` when the person is not in this tenant.",
         params: IdParams,
         body: Type.Object(
           { label: Type.String({ maxLength: 200 }), role: Role },
@@ -57,7 +67,13 @@ export const personTokenRoutes: RouteModule = (app, { pool }) => {
     '/people/:id/tokens',
     {
       schema: {
-        tags: ['people'],
+        tags: ['tokens'],
+        summary: "List a person's tokens",
+        description:
+          "The person's tokens, revoked ones included, newest first, never with their plaintext. Paged: " +
+          "`limit` (default 50, max 200) and `cursor` (the previous page's `nextCursor`).\n\n" +
+          "Anyone may list their own person's tokens; another person's need `tokens:manage` (admin), " +
+          'else 403 `forbidden`. 404 `not_found` when the person is not in this tenant.',
         params: IdParams,
         querystring: Type.Object({ ...ListQuery }, { additionalProperties: false }),
         response: { 200: Page(TokenSchema), ...problemResponses },
@@ -77,7 +93,14 @@ export const personTokenRoutes: RouteModule = (app, { pool }) => {
     '/people/:id/tokens/:tokenId',
     {
       schema: {
-        tags: ['people'],
+        tags: ['tokens'],
+        summary: "Revoke a person's token",
+        description:
+          "Revokes one of the person's tokens (it is answered 401 from then on) and returns it with " +
+          '`revokedAt` (200). Idempotent: revoking it again answers 200 with the first `revokedAt` and ' +
+          'records nothing; the first revocation records `token_revoked`. A token may revoke itself.\n\n' +
+          "Anyone may revoke their own person's tokens; another person's need `tokens:manage` (admin), " +
+          "else 403 `forbidden`. 404 `not_found` when the token is not one of this person's in this tenant.",
         params: Type.Object({ id: Uuid, tokenId: Uuid }, { additionalProperties: false }),
         response: { 200: TokenSchema, ...problemResponses },
       },
