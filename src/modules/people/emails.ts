@@ -17,6 +17,9 @@ export async function addEmail(
 ): Promise<Person> {
   const address = assertEmail(input.address, '/address');
   const person = await getPerson(tx, input.personId);
+  // Adding an address the person already has changes nothing (unless it is to become primary).
+  const has = person.emails.find((e) => normalizeEmail(e.address) === normalizeEmail(address));
+  if (has && (!input.primary || has.primary)) return person;
   const primary = input.primary || person.emails.length === 0;
   if (primary) await setPrimaryEmail(tx, input.personId, address, input.actor);
   else await insertEmails(tx, input.personId, [address], input.actor, false);

@@ -194,6 +194,18 @@ describe('email addresses', () => {
     ).toBe(404);
   });
 
+  it('changes nothing when the person already has the address', async () => {
+    const person = await makePerson(t, tokenA, { email: 'same@example.com' });
+    const log = await newEvents(person.id, async () => {
+      const res = await t.call(tokenA, 'POST', `/api/v1/people/${person.id}/emails`, {
+        address: 'SAME@example.com',
+      });
+      expect(res.status).toBe(201);
+      expect(res.body.emails).toEqual([{ address: 'same@example.com', primary: true }]);
+    });
+    expect(log).toEqual([]);
+  });
+
   it('answers 409 with the conflicting field for an address of another person', async () => {
     const a = await makePerson(t, tokenA, { email: 'mine@example.com' });
     const b = await makePerson(t, tokenA);
