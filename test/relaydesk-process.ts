@@ -55,6 +55,8 @@ export class RelaydeskProcess {
   readonly port: number;
   /** Where the embedded PostgreSQL keeps its files (and postmaster.pid). */
   pgDir: string;
+  /** The `relaydesk` entry point to run (another copy of the project, for some tests). */
+  bin = BIN;
   server: ChildProcess | undefined;
   /** stdout and stderr of the current run. */
   output = '';
@@ -79,7 +81,7 @@ export class RelaydeskProcess {
     this.output = '';
     const child = spawn(
       process.execPath,
-      [BIN, 'start', '--port', String(this.port), '--data', this.dataDir],
+      [this.bin, 'start', '--port', String(this.port), '--data', this.dataDir],
       {
         env: processEnv(extraEnv),
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -152,7 +154,7 @@ export class RelaydeskProcess {
 
   /** Runs a CLI command on the data directory. */
   cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-    const res = spawnSync(process.execPath, [BIN, ...args, '--data', this.dataDir], {
+    const res = spawnSync(process.execPath, [this.bin, ...args, '--data', this.dataDir], {
       env: processEnv(),
       encoding: 'utf8',
       timeout: 60_000,
