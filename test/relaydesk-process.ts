@@ -53,6 +53,10 @@ export function exitOf(child: ChildProcess): Promise<number | null> {
 export class RelaydeskProcess {
   readonly dataDir: string;
   readonly port: number;
+  /** Where the embedded PostgreSQL keeps its files (and postmaster.pid). */
+  pgDir: string;
+  /** The `relaydesk` entry point to run (another copy of the project, for some tests). */
+  bin = BIN;
   server: ChildProcess | undefined;
   /** stdout and stderr of the current run. */
   output = '';
@@ -60,14 +64,12 @@ export class RelaydeskProcess {
   private constructor(dataDir: string, port: number) {
     this.dataDir = dataDir;
     this.port = port;
+    this.pgDir = path.join(dataDir, 'pg');
   }
 
-  /** A fresh data directory and a free port; nothing started yet. */
-  static async create(label: string): Promise<RelaydeskProcess> {
-    return new RelaydeskProcess(
-      await mkdtemp(path.join(os.tmpdir(), `relaydesk-${label}-`)),
-      await freePort(),
-    );
+  /** A fresh data directory (in `parent`, the temporary directory by default) and a free port; nothing started yet. */
+  static async create(label: string, parent = os.tmpdir()): Promise<RelaydeskProcess> {
+    return new RelaydeskProcess(await mkdtemp(path.join(parent, `relaydesk-${label}-`)), await freePort());
   }
 
   get base(): string {
@@ -79,7 +81,7 @@ export class RelaydeskProcess {
     this.output = '';
     const child = spawn(
       process.execPath,
-      [BIN, 'start', '--port', String(this.port), '--data', this.dataDir],
+      [this.bin, 'start', '--port', String(this.port), '--data', this.dataDir],
       {
         env: processEnv(extraEnv),
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -112,6 +114,37 @@ export class RelaydeskProcess {
     throw new Error(`server not ready after ${timeoutMs} ms; output:\n${this.output}`);
   }
 
+  /** Resolves once the current run's output matches `pattern`; rejects if the process exits first. */
+  waitForOutput(pattern: string | RegExp, timeoutMs = 30_000): Promise<void> {
+    const server = this.server!;
+    const matches = () =>
+      typeof pattern === 'string' ? this.output.includes(pattern) : pattern.test(this.output);
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        server.stdout!.off('data', check);
+        server.stderr!.off('data', check);
+        server.off('close', exited);
+        if (err) reject(err);
+        else resolve();
+      };
+      // Listeners run in the order they were added: start()'s have already appended the chunk.
+      const check = () => {
+        if (matches()) done();
+      };
+      const exited = () =>
+        done(new Error(`exited (${server.exitCode}) before printing ${pattern}; output:\n${this.output}`));
+      const timer = setTimeout(
+        () => done(new Error(`no ${pattern} after ${timeoutMs} ms; output:\n${this.output}`)),
+        timeoutMs,
+      );
+      server.stdout!.on('data', check);
+      server.stderr!.on('data', check);
+      server.once('close', exited);
+      check();
+    });
+  }
+
   /** Sends `signal` to the server and waits for it to exit; returns its exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const server = this.server!;
@@ -121,7 +154,7 @@ export class RelaydeskProcess {
 
   /** Runs a CLI command on the data directory. */
   cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-    const res = spawnSync(process.execPath, [BIN, ...args, '--data', this.dataDir], {
+    const res = spawnSync(process.execPath, [this.bin, ...args, '--data', this.dataDir], {
       env: processEnv(),
       encoding: 'utf8',
       timeout: 60_000,
@@ -145,9 +178,7 @@ export class RelaydeskProcess {
   }
 
   async postmasterPid(): Promise<number | undefined> {
-    const text = await readFile(path.join(this.dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(
-      () => undefined,
-    );
+    const text = await readFile(path.join(this.pgDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
     return text ? Number(text.split('\n')[0]) : undefined;
   }
 

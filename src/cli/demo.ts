@@ -3,24 +3,92 @@
 // messages sent through the real ingress paths (Graph change notification, Gmail Pub/Sub push with a
 // signed OIDC token, the raw-MIME API). It prints what became of each message and how to look
 // around, then runs until Ctrl-C. Nothing leaves this machine: the simulators listen on loopback.
-import { systemClock } from '../platform/clock.ts';
+//
+// It listens on a free port unless --port says otherwise (a server from the quick start may well be
+// on 8080), and a later run on the same data directory reuses the demo tenant, so running it again
+// adds tickets, not tenants.
 import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
 import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
 import { recordGraphSubscription } from '../modules/inbound/mailboxes.ts';
 import { GraphClient } from '../modules/inbound/providers/graph/client.ts';
-import { createTenant } from '../modules/tenants/service.ts';
+import { createTenant, findTenant } from '../modules/tenants/service.ts';
+import { mintToken, tokenAuthenticator } from '../modules/tokens/service.ts';
+import { systemClock } from '../platform/clock.ts';
 import type { Config, ConfigOverrides } from '../platform/config.ts';
+import type { Pool } from '../platform/db/pool.ts';
 import { withTenant } from '../platform/db/tx.ts';
+import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logging.ts';
+import { CliError } from './cli-error.ts';
+import { EXIT_BAD_INPUT } from './exit-codes.ts';
+import { firstAgentId } from '../modules/people/service.ts';
+import { listenProblem } from './listen-errors.ts';
 
 const GRAPH_USER = 'helpdesk@contoso.demo';
 const GMAIL_USER = 'support@fabrikam.demo';
 const MIME_ADDRESS = 'inbox@relaydesk.demo';
 const PUSH_AUDIENCE = 'https://relaydesk.demo/hooks/gmail';
 const PUSH_ACCOUNT = 'pubsub-push@relaydesk-demo.iam.gserviceaccount.com';
+const DEMO_TENANT = 'Relaydesk demo';
+
+interface DemoTenant {
+  tenantId: string;
+  name: string;
+  /** An admin token of the demo tenant (kept in the data directory, mode 0600, for later runs). */
+  token: string;
+  createdNow: boolean;
+}
+
+/**
+ * The demo tenant and an admin token for it: created on the first run, found again on later runs on
+ * the same data directory (through <data dir>/demo-tenant.json, or by its name if that file is gone
+ * or its token was revoked; then a new token is minted for the tenant's first agent).
+ */
+async function demoTenant(pool: Pool, dataDir: string): Promise<DemoTenant> {
+  const file = path.join(dataDir, 'demo-tenant.json');
+  const saved = (await readFile(file, 'utf8').then(
+    (text) => JSON.parse(text) as { tenantId?: string; token?: string },
+    () => undefined,
+  )) ?? { tenantId: undefined, token: undefined };
+  if (saved.tenantId && saved.token) {
+    const principal = await tokenAuthenticator({ pool, clock: systemClock })(saved.token).catch(
+      () => undefined,
+    );
+    if (principal?.tenantId === saved.tenantId) {
+      return { tenantId: saved.tenantId, name: DEMO_TENANT, token: saved.token, createdNow: false };
+    }
+  }
+  const existing = await findTenant(pool, DEMO_TENANT).catch((err: unknown) => {
+    if (err instanceof AppError && err.code === 'not_found') return undefined;
+    throw err;
+  });
+  let found: DemoTenant;
+  if (existing) {
+    const minted = await withTenant(pool, existing.id, async (tx) => {
+      const personId = await firstAgentId(tx);
+      if (!personId) throw new Error(`the demo tenant ${existing.id} has no agent to own a token`);
+      return mintToken(tx, { personId, role: 'admin', label: 'relaydesk demo', actor: 'system:demo' });
+    });
+    found = { tenantId: existing.id, name: existing.name, token: minted.token, createdNow: false };
+  } else {
+    const created = await createTenant(pool, { name: DEMO_TENANT });
+    found = {
+      tenantId: created.tenant.id,
+      name: created.tenant.name,
+      token: created.adminToken.token,
+      createdNow: true,
+    };
+  }
+  await writeFile(file, `${JSON.stringify({ tenantId: found.tenantId, token: found.token })}\n`, {
+    mode: 0o600,
+  });
+  return found;
+}
 
 interface Sample {
   label: string;
@@ -141,7 +209,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, second
 }
 
 export async function runDemo(config: Config, out: (line: string) => void): Promise<void> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   let running: RunningRelaydesk | undefined;
   let graph: GraphSimulator | undefined;
   let gmail: GmailSimulator | undefined;
@@ -155,10 +223,16 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     const base = running.url!;
     graph = await startGraphSimulator();
     gmail = await startGmailSimulator();
-    const tenant = await createTenant(running.db.pool, {
-      name: `Relaydesk demo ${new Date().toISOString().slice(0, 16)}`,
-    });
-    const token = tenant.adminToken.token;
+    const tenant = await demoTenant(running.db.pool, config.dataDir);
+    const token = tenant.token;
+
+    // The mailboxes of an earlier run point at that run's simulators (and carry their sync state):
+    // make them again for this run's. Their earlier tickets stay.
+    const earlier = await api(base, token, 'GET', '/api/v1/mailboxes?limit=200');
+    for (const box of earlier.items as { id: string; address: string }[]) {
+      if ([GRAPH_USER, GMAIL_USER, MIME_ADDRESS].includes(box.address.toLowerCase()))
+        await api(base, token, 'DELETE', `/api/v1/mailboxes/${box.id}`);
+    }
 
     const graphBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
       kind: 'graph',
@@ -180,7 +254,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       clientState,
       expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
     });
-    await withTenant(running.db.pool, tenant.tenant.id, (tx) =>
+    await withTenant(running.db.pool, tenant.tenantId, (tx) =>
       recordGraphSubscription(tx, graphBox.id, { subscriptionId: subscription.id, clientState }),
     );
     const gmailBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
@@ -205,9 +279,13 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     });
 
     out('');
-    out(`Relaydesk demo running at ${base}`);
+    out(
+      `Relaydesk demo running at ${base}${config.port === 0 ? ' (a free port; choose one with --port N)' : ''}`,
+    );
     out(`  Graph simulator ${graph.url}, Gmail simulator ${gmail.url} (loopback only)`);
-    out(`  tenant "${tenant.tenant.name}" (${tenant.tenant.id})`);
+    out(
+      `  tenant "${tenant.name}" (${tenant.tenantId})${tenant.createdNow ? '' : ', from an earlier run on this data directory'}`,
+    );
     out('');
     out('Sending mail through each ingress path:');
     const sent: { sample: Sample; inboundId?: string; since: string }[] = [];
@@ -253,7 +331,8 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       out(`  ${s.sample.label.padEnd(42)} ${String(row.status).padEnd(10)} ${detail}`);
     }
     out('');
-    out(`Admin token for the demo tenant (shown once): ${token}`);
+    out(`Admin token for the demo tenant: ${token}`);
+    out(`  (kept for later demo runs in ${path.join(config.dataDir, 'demo-tenant.json')}, mode 0600)`);
     out('Look around:');
     out(`  curl -H "Authorization: Bearer ${token}" ${base}/api/v1/tickets`);
     out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/inbound?limit=10"`);
@@ -282,14 +361,18 @@ export function registerDemoCommand(
     .description(
       'run Relaydesk with the Graph and Gmail simulators, send sample mail through every ingress path, print the outcome',
     )
-    .option('--port <n>', 'HTTP port (default: $PORT or 8080)')
+    // Not $PORT: that is the quick start's server, which may be running beside the demo.
+    .option('--port <n>', 'HTTP port (default: a free port)')
     .action(async (options: { port?: string }, command: Command) => {
       const globals = command.optsWithGlobals<{ data?: string; logLevel?: string }>();
       const config = configFor(command, {
         dataDir: globals.data ?? process.env['RELAYDESK_DATA_DIR'] ?? './.relaydesk-demo',
         logLevel: globals.logLevel ?? 'warn',
-        ...(options.port ? { port: options.port } : {}),
+        port: options.port ?? 0,
       });
-      await runDemo(config, out);
+      await runDemo(config, out).catch((err: unknown) => {
+        const problem = listenProblem(err, config.host, config.port);
+        throw problem ? new CliError(problem, EXIT_BAD_INPUT) : err;
+      });
     });
 }

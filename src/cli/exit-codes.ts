@@ -5,6 +5,8 @@ import type { ErrorCode } from '../platform/errors.ts';
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_BAD_INPUT = 2;
+/** A second Ctrl-C / SIGTERM while shutting down: 128 + SIGINT, as shells report an interrupted command. */
+export const EXIT_INTERRUPTED = 130;
 
 export const EXIT_CODE: Record<ErrorCode, number> = {
   unauthorized: EXIT_FAILED,

@@ -4,8 +4,11 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
+import { CliError } from './cli-error.ts';
 import { registerDemoCommand } from './demo.ts';
-import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED } from './exit-codes.ts';
+import { firstAgentId } from '../modules/people/service.ts';
+import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit-codes.ts';
+import { listenProblem } from './listen-errors.ts';
 import { registerSlaCommands } from './sla.ts';
 import { findMailbox } from '../modules/inbound/mailboxes.ts';
 import { ingestRawMessage } from '../modules/inbound/process.ts';
@@ -19,22 +22,15 @@ import { systemClock } from '../platform/clock.ts';
 import { type Config, ConfigError, type ConfigOverrides, loadConfig, ROLES } from '../platform/config.ts';
 import { withTenant } from '../platform/db/tx.ts';
 import { AppError } from '../platform/errors.ts';
+import { initialAdminTokenPath } from '../platform/initial-admin-token.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { JobQueue } from '../platform/queue/queue.ts';
 import { JobRegistry } from '../platform/queue/registry.ts';
 
-/** A CLI failure with its exit code (exit-codes.ts). */
-export class CliError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = EXIT_FAILED) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
-
 interface GlobalOptions {
   data?: string;
   logLevel?: string;
+  dbWait?: string;
 }
 
 const program = new Command()
@@ -45,12 +41,21 @@ const program = new Command()
     '--log-level <level>',
     'log level (default: $LOG_LEVEL or info; commands other than start log warnings only)',
   )
+  .option(
+    '--db-wait <seconds>',
+    'how long to wait for DATABASE_URL to answer (default: $RELAYDESK_DB_WAIT_SECONDS, or 30 for start and 5 for other commands)',
+  )
   .showHelpAfterError()
   .exitOverride();
 
 function configFor(command: Command, overrides: ConfigOverrides = {}): Config {
   const globals = command.optsWithGlobals<GlobalOptions>();
-  return loadConfig(process.env, { dataDir: globals.data, logLevel: globals.logLevel, ...overrides });
+  return loadConfig(process.env, {
+    dataDir: globals.data,
+    logLevel: globals.logLevel,
+    dbWaitSeconds: globals.dbWait,
+    ...overrides,
+  });
 }
 
 /** Runs `fn` with a migrated database: DATABASE_URL, the running server's embedded PostgreSQL, or one started for this command. */
@@ -60,7 +65,7 @@ async function withDatabase<T>(
 ): Promise<T> {
   const globals = command.optsWithGlobals<GlobalOptions>();
   const config = configFor(command, { logLevel: globals.logLevel ?? 'warn' });
-  const logger = createLogger(config.logLevel, process.stderr as never);
+  const logger = createLogger(config.logLevel, process.stderr as never, config.logFormat);
   const db = await openDatabase(config, logger, { purpose: 'cli', poolSize: 4 });
   try {
     await migrateAll(db);
@@ -116,25 +121,28 @@ program
   .option('--host <h>', 'HTTP host (default: $HOST or 127.0.0.1)')
   .action(async (options: { role?: string; port?: string; host?: string }, command: Command) => {
     const config = configFor(command, { role: options.role, port: options.port, host: options.host });
-    const logger = createLogger(config.logLevel);
+    const logger = createLogger(config.logLevel, undefined, config.logFormat);
     const started = Date.now();
-    const running = await startRelaydesk({ config, logger });
+    const running = await startRelaydesk({ config, logger }).catch((err: unknown) => {
+      const problem = listenProblem(err, config.host, config.port);
+      throw problem ? new CliError(problem, EXIT_BAD_INPUT) : err;
+    });
     let signals = 0;
     const shutdown = (signal: string) => {
       signals++;
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(130);
+        process.exit(EXIT_INTERRUPTED);
       }
       logger.info({ signal }, 'shutting down');
       running.stop().then(
         () => {
           logger.info('stopped');
-          process.exit(0);
+          process.exit(EXIT_OK);
         },
         (err) => {
           logger.error({ err }, 'shutdown failed');
-          process.exit(1);
+          process.exit(EXIT_FAILED);
         },
       );
     };
@@ -149,22 +157,30 @@ program
       },
       'relaydesk is ready',
     );
-    if (running.bootstrap) {
-      const token = running.bootstrap.adminToken.token;
-      process.stdout.write(
-        [
-          '',
-          `Relaydesk is running at ${running.url}`,
-          `Created tenant "default" (${running.bootstrap.tenant.id}) and its admin API token:`,
-          '',
-          `    ${token}`,
-          '',
-          `It is shown once; it is also in ${config.dataDir}/initial-admin-token (mode 0600).`,
-          `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
-          '',
-        ].join('\n'),
+    // One line for the person at the terminal on every start, whatever the log format.
+    const lines = [
+      running.url
+        ? `Relaydesk is running at ${running.url}`
+        : `Relaydesk is running (role ${config.role}, no HTTP server)`,
+    ];
+    const token = running.unshownAdminToken;
+    if (token) {
+      lines.push(
+        running.bootstrap
+          ? `Created tenant "default" (${running.bootstrap.tenant.id}) and its admin API token:`
+          : 'The admin API token of tenant "default", created by an earlier start that stopped before showing it:',
+        '',
+        `    ${token}`,
+        '',
+        `It is shown once; it is also in ${initialAdminTokenPath(config.dataDir)} (mode 0600).`,
+        `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
+        '',
       );
     }
+    process.stdout.write(`${lines.join('\n')}\n`, () => {
+      if (token)
+        running.adminTokenShown().catch((err) => logger.warn({ err }, 'recording the token as shown failed'));
+    });
   });
 
 program
@@ -229,15 +245,8 @@ token
       await withDatabase(command, async ({ db }) => {
         const t = await findTenant(db.pool, options.tenant);
         const minted = await withTenant(db.pool, t.id, async (tx) => {
-          let personId = options.person;
-          if (!personId) {
-            const { rows } = await tx.query<{ id: string }>(
-              "SELECT id FROM people WHERE tenant_id = $1 AND kind = 'agent' ORDER BY created_at, id LIMIT 1",
-              [t.id],
-            );
-            personId = rows[0]?.id;
-            if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
-          }
+          const personId = options.person ?? (await firstAgentId(tx));
+          if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
           return mintToken(tx, { personId, role: options.role, label: options.label, actor: 'system:cli' });
         });
         out(`${minted.id}\t${minted.role}\t${minted.token}`);
@@ -409,7 +418,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    process.exit(err.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
+    process.exit(err.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT);
   }
   if (err instanceof ConfigError) {
     process.stderr.write(`relaydesk: ${err.message}\n`);
@@ -423,13 +432,6 @@ try {
     process.stderr.write(`relaydesk: ${err.message} (${err.code})\n`);
     process.exit(EXIT_CODE[err.code]);
   }
-  const { code, address, port } = (err ?? {}) as { code?: string; address?: string; port?: number };
-  if (code === 'EADDRINUSE') {
-    process.stderr.write(
-      `relaydesk: ${address}:${port} is already in use (another Relaydesk?); choose another port with --port N or PORT=N\n`,
-    );
-    process.exit(2);
-  }
   process.stderr.write(`relaydesk: ${(err as Error)?.message ?? String(err)}\n`);
-  process.exit(1);
+  process.exit(EXIT_FAILED);
 }

@@ -97,6 +97,10 @@ describe('relaydesk sla', () => {
     ],
     ['a bad instant', ['elapsed', '--calendar', ny, '--from', 'yesterday', '--to', '2026-03-03T14:00:00Z']],
     [
+      '--from after --to',
+      ['elapsed', '--calendar', ny, '--from', '2026-03-03T14:00:00Z', '--to', '2026-03-02T14:00:00Z'],
+    ],
+    [
       'both --minutes and --seconds',
       ['deadline', '--calendar', ny, '--start', '2026-03-02T14:00:00Z', '--minutes', '1', '--seconds', '1'],
     ],
@@ -117,5 +121,30 @@ describe('relaydesk sla', () => {
     expect(res.status).toBe(2);
     expect(res.stdout).toBe('');
     expect(res.stderr).toMatch(/^relaydesk/);
+  });
+
+  it('says which way round --from and --to go', () => {
+    const res = cli(
+      'elapsed',
+      '--calendar',
+      ny,
+      '--from',
+      '2026-03-03T14:00:00Z',
+      '--to',
+      '2026-03-02T14:00:00Z',
+    );
+    expect(res.stderr).toContain('--from (2026-03-03T14:00:00Z) is after --to (2026-03-02T14:00:00Z)');
+    // The same instant twice is an empty interval, not an error.
+    const empty = cli(
+      'elapsed',
+      '--calendar',
+      ny,
+      '--from',
+      '2026-03-03T14:00:00Z',
+      '--to',
+      '2026-03-03T14:00:00Z',
+    );
+    expect(empty.status, empty.stderr).toBe(0);
+    expect(empty.stdout).toBe('0\n');
   });
 });

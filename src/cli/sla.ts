@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError } from '../platform/errors.ts';
 import { Calendar, formatInstant, parseInstant } from '../modules/sla/calendar.ts';
+import { EXIT_BAD_INPUT } from './exit-codes.ts';
 
 /** Bad input of these commands: message on stderr, exit 2. */
 class SlaInputError extends Error {}
@@ -37,7 +38,7 @@ async function run(fn: () => Promise<string>): Promise<void> {
   } catch (err) {
     if (err instanceof SlaInputError || err instanceof AppError) {
       process.stderr.write(`relaydesk sla: ${err.message}\n`);
-      process.exit(2);
+      process.exit(EXIT_BAD_INPUT);
     }
     throw err;
   }
@@ -77,10 +78,13 @@ export function registerSlaCommands(program: Command): void {
     .requiredOption('--to <iso>', 'to instant')
     .action((options: { calendar: string; from: string; to: string }) =>
       run(async () => {
+        const from = parseInstant(options.from, '--from');
+        const to = parseInstant(options.to, '--to');
+        // An interval that ends before it starts is a mistake (swapped arguments), not zero seconds.
+        if (from > to)
+          throw new SlaInputError(`--from (${options.from}) is after --to (${options.to}); swap them?`);
         const calendar = await loadCalendarFile(options.calendar);
-        return String(
-          calendar.elapsed(parseInstant(options.from, '--from'), parseInstant(options.to, '--to')),
-        );
+        return String(calendar.elapsed(from, to));
       }),
     );
 }

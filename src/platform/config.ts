@@ -8,6 +8,9 @@ export type Role = (typeof ROLES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export interface Config {
   /** External PostgreSQL; when absent an embedded PostgreSQL runs in `dataDir`. */
   databaseUrl: string | undefined;
@@ -15,9 +18,14 @@ export interface Config {
   dataDir: string;
   host: string;
   port: number;
-  /** 32-byte AES-256-GCM key for provider credentials; undefined until generated on first embedded start. */
+  /**
+   * 32-byte AES-256-GCM key for provider credentials; undefined until generated on first embedded
+   * start. Only what seals or opens credentials asks for it (resolveSecretKey in app.ts).
+   */
   secretKey: Buffer | undefined;
   logLevel: LogLevel;
+  /** JSON lines (the default, for log collectors) or `pretty` for a person at a terminal. */
+  logFormat: LogFormat;
   role: Role;
   /** Largest accepted request body, in bytes. */
   bodyLimit: number;
@@ -25,8 +33,18 @@ export interface Config {
   poolSize: number;
   /** Overrides every job type's lease (seconds), e.g. for crash tests; undefined keeps each type's own. */
   jobLeaseSeconds: number | undefined;
+  /**
+   * How long to keep trying to reach DATABASE_URL before giving up; undefined leaves it to the
+   * command (a server waits longer than a one-off CLI command).
+   */
+  dbWaitSeconds: number | undefined;
+  /** When set, /metrics answers only requests with `Authorization: Bearer <metricsToken>`. */
+  metricsToken: string | undefined;
+  /** Serve the OpenAPI document and its UI (/docs, /docs/json); by default only on a loopback host. */
+  docs: boolean;
 }
 
+/** Values given as command-line flags; they win over the environment. */
 export interface ConfigOverrides {
   databaseUrl?: string | undefined;
   dataDir?: string | undefined;
@@ -34,7 +52,22 @@ export interface ConfigOverrides {
   port?: string | number | undefined;
   logLevel?: string | undefined;
   role?: string | undefined;
+  dbWaitSeconds?: string | number | undefined;
 }
+
+/**
+ * The flag behind each override, so that a problem names what the user typed: `--port 70000` is
+ * reported as --port, PORT=70000 as PORT.
+ */
+const FLAGS: Record<keyof ConfigOverrides, string> = {
+  databaseUrl: 'DATABASE_URL',
+  dataDir: '--data',
+  host: '--host',
+  port: '--port',
+  logLevel: '--log-level',
+  role: '--role',
+  dbWaitSeconds: '--db-wait',
+};
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -83,6 +116,12 @@ export function parseSecretKey(raw: string, source: string, problems: string[]):
   return key;
 }
 
+/** True for names and addresses that only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
+}
+
 /** Builds the configuration from `env` and `overrides` (flags), throwing one ConfigError listing every problem. */
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
@@ -90,6 +129,9 @@ export function loadConfig(
   cwd = process.cwd(),
 ): Config {
   const problems: string[] = [];
+  /** The flag when the value came from one, else the environment variable. */
+  const source = (key: keyof ConfigOverrides, variable: string) =>
+    overrides[key] !== undefined ? FLAGS[key] : variable;
 
   const databaseUrl = (overrides.databaseUrl ?? env['DATABASE_URL'])?.trim() || undefined;
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -98,28 +140,34 @@ export function loadConfig(
 
   const dataDir = path.resolve(cwd, overrides.dataDir ?? env['RELAYDESK_DATA_DIR'] ?? './.relaydesk');
   const host = (overrides.host ?? env['HOST'] ?? '127.0.0.1').trim();
-  if (host === '') problems.push('HOST must not be empty');
-  const port = parseInteger('PORT', overrides.port ?? env['PORT'], 8080, 0, 65535, problems);
+  if (host === '') problems.push(`${source('host', 'HOST')} must not be empty`);
+  const port = parseInteger(source('port', 'PORT'), overrides.port ?? env['PORT'], 8080, 0, 65535, problems);
 
+  // Not required here even with DATABASE_URL: `tenant list` or `migrate` never touch credentials.
   const rawKey = env['RELAYDESK_SECRET_KEY'];
-  let secretKey: Buffer | undefined;
-  if (rawKey !== undefined && rawKey.trim() !== '') {
-    secretKey = parseSecretKey(rawKey, 'RELAYDESK_SECRET_KEY', problems);
-  } else if (databaseUrl !== undefined) {
-    problems.push(
-      'RELAYDESK_SECRET_KEY is required when DATABASE_URL is set (32 bytes, base64; e.g. openssl rand -base64 32)',
-    );
-  }
+  const secretKey =
+    rawKey !== undefined && rawKey.trim() !== ''
+      ? parseSecretKey(rawKey, 'RELAYDESK_SECRET_KEY', problems)
+      : undefined;
 
   const logLevelRaw = (overrides.logLevel ?? env['LOG_LEVEL'] ?? 'info').trim().toLowerCase();
   let logLevel: LogLevel = 'info';
   if ((LOG_LEVELS as readonly string[]).includes(logLevelRaw)) logLevel = logLevelRaw as LogLevel;
-  else problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevelRaw}"`);
+  else
+    problems.push(
+      `${source('logLevel', 'LOG_LEVEL')} must be one of ${LOG_LEVELS.join(', ')}, got "${logLevelRaw}"`,
+    );
+
+  const logFormatRaw = (env['LOG_FORMAT'] ?? '').trim().toLowerCase() || 'json';
+  let logFormat: LogFormat = 'json';
+  if ((LOG_FORMATS as readonly string[]).includes(logFormatRaw)) logFormat = logFormatRaw as LogFormat;
+  else problems.push(`LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}, got "${logFormatRaw}"`);
 
   const roleRaw = (overrides.role ?? env['RELAYDESK_ROLE'] ?? 'all').trim();
   let role: Role = 'all';
   if ((ROLES as readonly string[]).includes(roleRaw)) role = roleRaw as Role;
-  else problems.push(`role must be one of ${ROLES.join(', ')}, got "${roleRaw}"`);
+  else
+    problems.push(`${source('role', 'RELAYDESK_ROLE')} must be one of ${ROLES.join(', ')}, got "${roleRaw}"`);
 
   const bodyLimit = parseInteger(
     'RELAYDESK_BODY_LIMIT',
@@ -137,6 +185,21 @@ export function loadConfig(
       ? undefined
       : parseInteger('RELAYDESK_JOB_LEASE_SECONDS', leaseRaw, 60, 2, 86_400, problems);
 
+  const dbWaitRaw = overrides.dbWaitSeconds ?? env['RELAYDESK_DB_WAIT_SECONDS'];
+  const dbWaitSeconds =
+    dbWaitRaw === undefined || dbWaitRaw === ''
+      ? undefined
+      : parseInteger(source('dbWaitSeconds', 'RELAYDESK_DB_WAIT_SECONDS'), dbWaitRaw, 30, 0, 3600, problems);
+
+  const metricsToken = env['RELAYDESK_METRICS_TOKEN']?.trim() || undefined;
+
+  // The API reference lists every route; an install that listens beyond this machine shows it only
+  // when asked to.
+  const docsRaw = (env['RELAYDESK_DOCS'] ?? '').trim().toLowerCase();
+  let docs = isLoopbackHost(host);
+  if (docsRaw === 'on' || docsRaw === 'off') docs = docsRaw === 'on';
+  else if (docsRaw !== '') problems.push(`RELAYDESK_DOCS must be on or off, got "${docsRaw}"`);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     databaseUrl,
@@ -145,9 +208,13 @@ export function loadConfig(
     port,
     secretKey,
     logLevel,
+    logFormat,
     role,
     bodyLimit,
     poolSize,
     jobLeaseSeconds,
+    dbWaitSeconds,
+    metricsToken,
+    docs,
   };
 }

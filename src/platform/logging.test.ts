@@ -45,4 +45,23 @@ describe('log scrubber', () => {
     expect(text).not.toContain(token);
     expect(text).toContain('[redacted]');
   });
+
+  it('writes readable lines with LOG_FORMAT=pretty, still scrubbed', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const logger = createLogger('info', sink, 'pretty');
+    const token = `rd_${'Y'.repeat(43)}`;
+    logger.info({ port: 8080, password: 'swordfish' }, `relaydesk is ready ${token}`);
+    const text = lines.join('');
+    expect(() => JSON.parse(text)).toThrow();
+    expect(text).toMatch(/INFO.*relaydesk is ready/);
+    expect(text).toContain('"port":8080');
+    expect(text).not.toContain('swordfish');
+    expect(text).not.toContain(token);
+  });
 });

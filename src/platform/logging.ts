@@ -1,7 +1,10 @@
 // JSON logs (pino) that pass through a scrubber: API tokens, passwords, secrets and authorization
 // headers never reach a log line, whether they sit in a known field or inside a message string.
+// LOG_FORMAT=pretty turns the same lines into readable text for a terminal (pino-pretty, in the
+// process, after the scrubber); JSON stays the default because log collectors read it.
 import { type Logger, pino } from 'pino';
-import type { LogLevel } from './config.ts';
+import pretty from 'pino-pretty';
+import type { LogFormat, LogLevel } from './config.ts';
 
 export type { Logger } from 'pino';
 
@@ -74,7 +77,24 @@ function bufferedStdout(): pino.DestinationStream {
   return dest;
 }
 
-export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+/** Readable lines on `destination` (standard output by default), coloured when it is a terminal. */
+function prettyDestination(destination: pino.DestinationStream | undefined): pino.DestinationStream {
+  const stream = (destination ?? process.stdout) as NodeJS.WritableStream & { isTTY?: boolean };
+  return pretty({
+    destination: stream,
+    colorize: stream.isTTY === true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    singleLine: true,
+    sync: true,
+  });
+}
+
+export function createLogger(
+  level: LogLevel,
+  destination?: pino.DestinationStream,
+  format: LogFormat = 'json',
+): Logger {
   return pino(
     {
       level,
@@ -92,6 +112,6 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
         },
       },
     },
-    destination ?? bufferedStdout(),
+    format === 'pretty' ? prettyDestination(destination) : (destination ?? bufferedStdout()),
   );
 }

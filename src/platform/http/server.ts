@@ -16,7 +16,7 @@ import type { Pool } from '../db/pool.ts';
 import { forbidden, unauthorized } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
-import { Metrics } from './metrics.ts';
+import { Metrics, metricsTokenCheck } from './metrics.ts';
 import { errorHandler, problem, sendProblem } from './problem.ts';
 
 declare module 'fastify' {
@@ -32,7 +32,7 @@ declare module 'fastify' {
 }
 
 export interface ServerDeps {
-  config: Pick<Config, 'bodyLimit'>;
+  config: Pick<Config, 'bodyLimit'> & Partial<Pick<Config, 'metricsToken' | 'docs'>>;
   pool: Pool;
   logger: Logger;
   queue?: JobQueue;
@@ -159,17 +159,21 @@ export async function buildServer(
     return payload;
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Relaydesk API', version: '1', description: 'Multi-tenant service-desk engine' },
-      components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'rd_... API token' } },
+  // The API reference lists every route to whoever reaches the port: on unless configured off
+  // (RELAYDESK_DOCS; by default off when the server listens beyond loopback).
+  if (deps.config.docs ?? true) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: { title: 'Relaydesk API', version: '1', description: 'Multi-tenant service-desk engine' },
+        components: {
+          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'rd_... API token' } },
+        },
+        security: [{ bearer: [] }],
       },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+  }
 
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
@@ -188,10 +192,21 @@ export async function buildServer(
       return sendProblem(reply, problem('database_unavailable', 'The database cannot be reached'));
     }
   });
-  app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  // Public unless RELAYDESK_METRICS_TOKEN is set (an install bound to 0.0.0.0 may not want to show
+  // its queue depths and request rates to everyone).
+  const metricsToken = deps.config.metricsToken;
+  app.get(
+    '/metrics',
+    {
+      config: { public: true },
+      schema: { hide: true },
+      ...(metricsToken ? { onRequest: metricsTokenCheck(metricsToken) } : {}),
+    },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
 
   await app.register(
     async (api) => {
