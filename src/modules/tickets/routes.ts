@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { withTenant, withTenantAutocommit, withTenantRead } from '../../platform/db/tx.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import {
   IdParams,
   ListQuery,
@@ -12,7 +12,8 @@ import {
 } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { deleteTicket, updateTicket } from './changes.ts';
-import { createTicket, createTicketForKnownRequester } from './create.ts';
+import { createTicket } from './create.ts';
+import { createTicketTogether } from './create-together.ts';
 import { appendMessage, listMessages } from './messages.ts';
 import { sanitizeBodyHtml, TICKET_PRIORITIES, TICKET_STATUSES, VISIBILITIES } from './model.ts';
 import { getTicket, listTickets } from './queries.ts';
@@ -159,13 +160,11 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
           : {}),
         actorId: principal.personId,
       };
-      // A known requester: one statement, sent with its BEGIN and COMMIT (the ticket counter is then
-      // locked only while PostgreSQL runs them). An unknown address: a transaction that creates the
-      // contact too.
+      // A known requester: written together with the tenant's other creations in flight
+      // (create-together.ts). An unknown address: a transaction that creates the contact too.
       const ticket =
-        (await withTenantAutocommit(pool, principal.tenantId, (tx) =>
-          createTicketForKnownRequester(tx, input),
-        )) ?? (await withTenant(pool, principal.tenantId, (tx) => createTicket(tx, input)));
+        (await createTicketTogether(pool, principal.tenantId, input)) ??
+        (await withTenant(pool, principal.tenantId, (tx) => createTicket(tx, input)));
       return reply.code(201).header('location', `/api/v1/tickets/${ticket.id}`).send(ticket);
     },
   );
