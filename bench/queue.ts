@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { migrateAll, openDatabase } from '../src/app.ts';
+import { migrateAll, openDatabase } from '../src/platform/db/database.ts';
 import type { Pool } from '../src/platform/db/pool.ts';
 import { withTenant } from '../src/platform/db/tx.ts';
 import { uuidv7 } from '../src/platform/ids.ts';

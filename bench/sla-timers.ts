@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { migrateAll, openDatabase } from '../src/app.ts';
+import { migrateAll, openDatabase } from '../src/platform/db/database.ts';
 import { createPolicy } from '../src/modules/sla/config.ts';
 import { createTenant } from '../src/modules/tenants/service.ts';
 import { withTenant } from '../src/platform/db/tx.ts';

@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Command } from 'commander';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
 import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
@@ -19,15 +18,12 @@ import { GraphClient } from '../modules/inbound/providers/graph/client.ts';
 import { createTenant, findTenant } from '../modules/tenants/service.ts';
 import { mintToken, tokenAuthenticator } from '../modules/tokens/service.ts';
 import { systemClock } from '../platform/clock.ts';
-import type { Config, ConfigOverrides } from '../platform/config.ts';
+import type { Config } from '../platform/config.ts';
 import type { Pool } from '../platform/db/pool.ts';
 import { withTenant } from '../platform/db/tx.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logging.ts';
-import { CliError } from './cli-error.ts';
-import { EXIT_BAD_INPUT } from './exit-codes.ts';
 import { firstAgentId } from '../modules/people/service.ts';
-import { listenProblem } from './listen-errors.ts';
 
 const GRAPH_USER = 'helpdesk@contoso.demo';
 const GMAIL_USER = 'support@fabrikam.demo';
@@ -349,30 +345,4 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
   });
   out('stopping ...');
   await stop();
-}
-
-export function registerDemoCommand(
-  program: Command,
-  configFor: (command: Command, overrides: ConfigOverrides) => Config,
-  out: (line: string) => void,
-): void {
-  program
-    .command('demo')
-    .description(
-      'run Relaydesk with the Graph and Gmail simulators, send sample mail through every ingress path, print the outcome',
-    )
-    // Not $PORT: that is the quick start's server, which may be running beside the demo.
-    .option('--port <n>', 'HTTP port (default: a free port)')
-    .action(async (options: { port?: string }, command: Command) => {
-      const globals = command.optsWithGlobals<{ data?: string; logLevel?: string }>();
-      const config = configFor(command, {
-        dataDir: globals.data ?? process.env['RELAYDESK_DATA_DIR'] ?? './.relaydesk-demo',
-        logLevel: globals.logLevel ?? 'warn',
-        port: options.port ?? 0,
-      });
-      await runDemo(config, out).catch((err: unknown) => {
-        const problem = listenProblem(err, config.host, config.port);
-        throw problem ? new CliError(problem, EXIT_BAD_INPUT) : err;
-      });
-    });
 }

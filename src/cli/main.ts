@@ -3,29 +3,22 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { migrateAll, openDatabase, resolveSecretKey, startRelaydesk } from '../app.ts';
 import { CliError } from './cli-error.ts';
-import { registerDemoCommand } from './demo.ts';
-import { firstAgentId } from '../modules/people/service.ts';
 import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit-codes.ts';
 import { listenProblem } from './listen-errors.ts';
 import { registerSlaCommands } from './sla.ts';
-import { findMailbox } from '../modules/inbound/mailboxes.ts';
-import { ingestRawMessage } from '../modules/inbound/process.ts';
-import { messageIdKey } from '../modules/inbound/signing.ts';
-import { resolvePerson } from '../modules/people/identities.ts';
-import { mergePeople } from '../modules/merge/service.ts';
-import { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
+import type * as Runtime from './runtime.ts';
+import type { Logger } from '../platform/logging.ts';
+import type { JobQueue } from '../platform/queue/queue.ts';
 import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
-import { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
-import { systemClock } from '../platform/clock.ts';
 import { type Config, ConfigError, type ConfigOverrides, loadConfig, ROLES } from '../platform/config.ts';
-import { withTenant } from '../platform/db/tx.ts';
 import { AppError } from '../platform/errors.ts';
 import { initialAdminTokenPath } from '../platform/initial-admin-token.ts';
-import { createLogger, type Logger } from '../platform/logging.ts';
-import { JobQueue } from '../platform/queue/queue.ts';
-import { JobRegistry } from '../platform/queue/registry.ts';
+
+// What commands run on (the database, the queue, the services) is loaded when a command needs it,
+// not when the CLI starts: `relaydesk sla …` and `--help` then start in a fraction of the time.
+let loaded: typeof Runtime | undefined;
+const runtime = async (): Promise<typeof Runtime> => (loaded ??= await import('./runtime.ts'));
 
 interface GlobalOptions {
   data?: string;
@@ -61,26 +54,32 @@ function configFor(command: Command, overrides: ConfigOverrides = {}): Config {
 /** Runs `fn` with a migrated database: DATABASE_URL, the running server's embedded PostgreSQL, or one started for this command. */
 async function withDatabase<T>(
   command: Command,
-  fn: (ctx: { db: Awaited<ReturnType<typeof openDatabase>>; logger: Logger; config: Config }) => Promise<T>,
+  fn: (ctx: {
+    db: Awaited<ReturnType<typeof Runtime.openDatabase>>;
+    logger: Logger;
+    config: Config;
+    rt: typeof Runtime;
+  }) => Promise<T>,
 ): Promise<T> {
+  const rt = await runtime();
   const globals = command.optsWithGlobals<GlobalOptions>();
   const config = configFor(command, { logLevel: globals.logLevel ?? 'warn' });
-  const logger = createLogger(config.logLevel, process.stderr as never, config.logFormat);
-  const db = await openDatabase(config, logger, { purpose: 'cli', poolSize: 4 });
+  const logger = rt.createLogger(config.logLevel, process.stderr as never, config.logFormat);
+  const db = await rt.openDatabase(config, logger, { purpose: 'cli', poolSize: 4 });
   try {
-    await migrateAll(db);
-    return await fn({ db, logger, config });
+    await rt.migrateAll(db);
+    return await fn({ db, logger, config, rt });
   } finally {
     await db.close();
   }
 }
 
 async function withQueue<T>(command: Command, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
-  return withDatabase(command, async ({ db, logger }) => {
-    const queue = new JobQueue({
+  return withDatabase(command, async ({ db, logger, rt }) => {
+    const queue = new rt.JobQueue({
       connectionString: db.url,
       logger,
-      registry: new JobRegistry(),
+      registry: new rt.JobRegistry(),
       supervise: false,
       schedule: false,
       poolSize: 2,
@@ -121,7 +120,9 @@ program
   .option('--host <h>', 'HTTP host (default: $HOST or 127.0.0.1)')
   .action(async (options: { role?: string; port?: string; host?: string }, command: Command) => {
     const config = configFor(command, { role: options.role, port: options.port, host: options.host });
-    const logger = createLogger(config.logLevel, undefined, config.logFormat);
+    const rt = await runtime();
+    const { startRelaydesk } = await import('../app.ts');
+    const logger = rt.createLogger(config.logLevel, undefined, config.logFormat);
     const started = Date.now();
     const running = await startRelaydesk({ config, logger }).catch((err: unknown) => {
       const problem = listenProblem(err, config.host, config.port);
@@ -198,8 +199,8 @@ tenant
   .command('create <name>')
   .description('create a tenant; prints its id and a new admin API token (shown once)')
   .action(async (name: string, _options: unknown, command: Command) => {
-    await withDatabase(command, async ({ db }) => {
-      const created = await createTenant(db.pool, { name });
+    await withDatabase(command, async ({ db, rt }) => {
+      const created = await rt.createTenant(db.pool, { name });
       out(`tenant\t${created.tenant.id}\t${created.tenant.name}`);
       out(`token\t${created.adminToken.token}`);
     });
@@ -208,8 +209,8 @@ tenant
   .command('list')
   .description('list tenants: id and name, one per line')
   .action(async (_options: unknown, command: Command) => {
-    await withDatabase(command, async ({ db }) => {
-      for (const t of await listTenants(db.pool)) out(`${t.id}\t${t.name}`);
+    await withDatabase(command, async ({ db, rt }) => {
+      for (const t of await rt.listTenants(db.pool)) out(`${t.id}\t${t.name}`);
     });
   });
 tenant
@@ -222,9 +223,9 @@ tenant
         "refusing to delete without --yes (this removes all of the tenant's data)",
         EXIT_BAD_INPUT,
       );
-    await withDatabase(command, async ({ db }) => {
-      const t = await findTenant(db.pool, id);
-      await deleteTenant(db.pool, t.id);
+    await withDatabase(command, async ({ db, rt }) => {
+      const t = await rt.findTenant(db.pool, id);
+      await rt.deleteTenant(db.pool, t.id);
       out(`deleted tenant ${t.id} (${t.name})`);
     });
   });
@@ -242,12 +243,17 @@ token
       options: { tenant: string; role: TokenRole; label: string; person?: string },
       command: Command,
     ) => {
-      await withDatabase(command, async ({ db }) => {
-        const t = await findTenant(db.pool, options.tenant);
-        const minted = await withTenant(db.pool, t.id, async (tx) => {
-          const personId = options.person ?? (await firstAgentId(tx));
+      await withDatabase(command, async ({ db, rt }) => {
+        const t = await rt.findTenant(db.pool, options.tenant);
+        const minted = await rt.withTenant(db.pool, t.id, async (tx) => {
+          const personId = options.person ?? (await rt.firstAgentId(tx));
           if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
-          return mintToken(tx, { personId, role: options.role, label: options.label, actor: 'system:cli' });
+          return rt.mintToken(tx, {
+            personId,
+            role: options.role,
+            label: options.label,
+            actor: 'system:cli',
+          });
         });
         out(`${minted.id}\t${minted.role}\t${minted.token}`);
       });
@@ -259,10 +265,10 @@ token
   // A preview is base64url and may start with "-": take it as the argument, not as an option.
   .allowUnknownOption()
   .action(async (previewOrId: string, _options: unknown, command: Command) => {
-    await withDatabase(command, async ({ db }) => {
-      const found = await findTokenForRevocation(db.pool, previewOrId);
-      const revoked = await withTenant(db.pool, found.tenantId, (tx) =>
-        revokeToken(tx, found.id, 'system:cli'),
+    await withDatabase(command, async ({ db, rt }) => {
+      const found = await rt.findTokenForRevocation(db.pool, previewOrId);
+      const revoked = await rt.withTenant(db.pool, found.tenantId, (tx) =>
+        rt.revokeToken(tx, found.id, 'system:cli'),
       );
       out(`revoked ${revoked.id} (…${revoked.preview}) at ${revoked.revokedAt}`);
     });
@@ -285,10 +291,10 @@ people
       if (byIdentity === (options.email !== undefined)) {
         throw new CliError('pass either --email, or --kind with --external-id', EXIT_BAD_INPUT);
       }
-      await withDatabase(command, async ({ db }) => {
-        const t = await findTenant(db.pool, options.tenant);
-        const person = await withTenant(db.pool, t.id, (tx) =>
-          resolvePerson(
+      await withDatabase(command, async ({ db, rt }) => {
+        const t = await rt.findTenant(db.pool, options.tenant);
+        const person = await rt.withTenant(db.pool, t.id, (tx) =>
+          rt.resolvePerson(
             tx,
             byIdentity ? { kind: options.kind!, externalId: options.externalId! } : { email: options.email! },
           ),
@@ -305,10 +311,10 @@ people
   )
   .requiredOption('--tenant <id>', 'tenant id or name')
   .action(async (sourceId: string, targetId: string, options: { tenant: string }, command: Command) => {
-    await withDatabase(command, async ({ db }) => {
-      const t = await findTenant(db.pool, options.tenant);
-      const merged = await withTenant(db.pool, t.id, (tx) =>
-        mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }),
+    await withDatabase(command, async ({ db, rt }) => {
+      const t = await rt.findTenant(db.pool, options.tenant);
+      const merged = await rt.withTenant(db.pool, t.id, (tx) =>
+        rt.mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }),
       );
       out(`${merged.id}\t${merged.displayName}\t${merged.emails.map((e) => e.address).join(',')}`);
     });
@@ -325,14 +331,14 @@ program
     const files = await collectMailFiles(paths);
     if (files.length === 0) throw new CliError('no files to ingest', EXIT_BAD_INPUT);
     let failed = 0;
-    await withDatabase(command, async ({ db, logger, config }) => {
-      const t = await findTenant(db.pool, options.tenant);
-      const mailbox = await withTenant(db.pool, t.id, (tx) => findMailbox(tx, options.mailbox));
-      const secretKey = await resolveSecretKey(config);
-      const queue = new JobQueue({
+    await withDatabase(command, async ({ db, logger, config, rt }) => {
+      const t = await rt.findTenant(db.pool, options.tenant);
+      const mailbox = await rt.withTenant(db.pool, t.id, (tx) => rt.findMailbox(tx, options.mailbox));
+      const secretKey = await rt.resolveSecretKey(config);
+      const queue = new rt.JobQueue({
         connectionString: db.url,
         logger,
-        registry: new JobRegistry(),
+        registry: new rt.JobRegistry(),
         supervise: false,
         schedule: false,
         poolSize: 2,
@@ -341,16 +347,16 @@ program
       try {
         const deps = {
           pool: db.pool,
-          messageIdKey: messageIdKey(secretKey),
+          messageIdKey: rt.messageIdKey(secretKey),
           secretKey,
           logger,
-          clock: systemClock,
+          clock: rt.systemClock,
         };
         for (const file of files) {
           try {
             const raw = await readFile(file);
             // Processed here; a running worker may pick the job up too, and the message key makes that harmless.
-            const outcome = await ingestRawMessage(deps, queue, {
+            const outcome = await rt.ingestRawMessage(deps, queue, {
               tenantId: t.id,
               mailboxId: mailbox.id,
               raw,
@@ -412,7 +418,26 @@ dlq
   });
 
 registerSlaCommands(program);
-registerDemoCommand(program, configFor, out);
+program
+  .command('demo')
+  .description(
+    'run Relaydesk with the Graph and Gmail simulators, send sample mail through every ingress path, print the outcome',
+  )
+  // Not $PORT: that is the quick start's server, which may be running beside the demo.
+  .option('--port <n>', 'HTTP port (default: a free port)')
+  .action(async (options: { port?: string }, command: Command) => {
+    const globals = command.optsWithGlobals<{ data?: string; logLevel?: string }>();
+    const config = configFor(command, {
+      dataDir: globals.data ?? process.env['RELAYDESK_DATA_DIR'] ?? './.relaydesk-demo',
+      logLevel: globals.logLevel ?? 'warn',
+      port: options.port ?? 0,
+    });
+    const { runDemo } = await import('./demo.ts');
+    await runDemo(config, out).catch((err: unknown) => {
+      const problem = listenProblem(err, config.host, config.port);
+      throw problem ? new CliError(problem, EXIT_BAD_INPUT) : err;
+    });
+  });
 
 try {
   await program.parseAsync(process.argv);
