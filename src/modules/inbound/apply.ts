@@ -72,12 +72,10 @@ export async function applyBatch(
     const k = keyOf(it.mailbox.id, it.mail.key);
     return !held.has(k) && first.get(k) === i;
   });
-  const { ownAddresses, people, storedKeys, tickets, tagged, participants } = await readContext(
-    tx,
-    deps.messageIdKey,
-    live,
-  );
+  const { ownAddresses, people, contactsMadeBy, storedKeys, tickets, tagged, participants } =
+    await readContext(tx, deps.messageIdKey, live);
   // 3. Decisions, message by message in order.
+  const contactsMade = new Set<string>();
   const now = deps.clock.now();
   const ticketOfKey = (mailboxId: string, key: string): string | undefined => {
     const k = keyOf(mailboxId, key);
@@ -124,6 +122,13 @@ export async function applyBatch(
     if (!senderAddress) return end('skipped', 'no_sender');
     if (isOwnMail(ownAddresses, it)) return end('skipped', 'own_mail');
     const address = normalizeEmail(senderAddress);
+    // A contact this batch made exists from the message that made it on (an earlier message to a
+    // mailbox that makes no contacts still finds the sender unknown, as one by one).
+    const madeBy = contactsMadeBy.get(address);
+    if (madeBy !== undefined && !contactsMade.has(address)) {
+      if (madeBy !== it.inboundId) return end('skipped', 'unknown_sender');
+      contactsMade.add(address);
+    }
     const person = people.get(address);
     if (person === undefined) return end('skipped', 'unknown_sender');
     if (person === 'invalid') return end('skipped', 'invalid_sender_address');
@@ -233,7 +238,7 @@ export async function applyBatch(
     const holder: KeyHolder | undefined = held.get(k);
     if (holder) {
       const decision = decideOnTakenKey(holder, { inboundId: it.inboundId, key: it.mail.key });
-      if (decision.kind === 'duplicate') finals.push(decision.final);
+      if (decision.final) finals.push(decision.final);
       decided.push({ outcome: decision.outcome, ticket: null });
       return;
     }
@@ -250,7 +255,7 @@ export async function applyBatch(
         },
         { inboundId: it.inboundId, key: it.mail.key },
       );
-      if (decision.kind === 'duplicate') finals.push(decision.final);
+      if (decision.final) finals.push(decision.final);
       decided.push({ outcome: decision.outcome, ticket: earlier.decided.ticket });
       return;
     }

@@ -11,6 +11,7 @@ import { withTenant } from '../../platform/db/tx.ts';
 import { takeRawMessage } from './handoff.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { createMailbox } from './mailboxes.ts';
+import { finishRecords, requeueRecord } from './records.ts';
 import { type InboundResult, processInbound, processInboundBatch } from './process.ts';
 
 let t: TestApp;
@@ -364,6 +365,81 @@ describe('inbound batches', () => {
       [ids],
     );
     expect(after.rows.map((r) => r.status).sort()).toEqual(['created', 'created', 'failed']);
+  });
+
+  it('knows a contact the batch makes only from the message that made it on, as one by one', async () => {
+    const tenant = tenants.a;
+    const closed = await withTenant(t.db.pool, tenant.id, (tx) =>
+      createMailbox(tx, t.secretKey, {
+        kind: 'mime',
+        address: 'closed@batch.test',
+        settings: { createContacts: false },
+      }),
+    );
+    const ids: string[] = [];
+    for (const [mailboxId, subject] of [
+      [closed.id, 'To the closed mailbox'],
+      [tenant.support, 'To the open mailbox'],
+      [closed.id, 'To the closed mailbox again'],
+    ] as const) {
+      const accepted = await acceptRawMessage(t.db.pool, t.queue, {
+        tenantId: tenant.id,
+        mailboxId,
+        raw: mail({ from: 'Nia <nia@newcomer.example>', to: 'closed@batch.test', subject }),
+      });
+      ids.push(accepted.inboundId);
+    }
+    const results = await processInboundBatch(
+      deps(),
+      ids.map((inboundId) => ({ tenantId: tenant.id, inboundId, lastAttempt: false })),
+    );
+    expect(
+      results.map((r) => (r.ok ? `${r.outcome.status} ${r.outcome.reason ?? ''}`.trim() : 'error')),
+    ).toEqual(['skipped unknown_sender', 'created', 'created']);
+  });
+
+  it('never lets a failure overwrite a record that ended, and mends one whose end was overwritten', async () => {
+    const tenant = tenants.b;
+    const accepted = await acceptRawMessage(t.db.pool, t.queue, {
+      tenantId: tenant.id,
+      mailboxId: tenant.support,
+      raw: mail({ id: 'ended', from: 'Ola <ola@customer.example>', subject: 'Ended once' }),
+    });
+    const input = { tenantId: tenant.id, inboundId: accepted.inboundId, lastAttempt: false };
+    const first = await processInbound(deps(), input);
+    expect(first.status).toBe('created');
+    // What a failure after a commit whose answer was lost does: it must leave the end as it is.
+    await withTenant(t.db.pool, tenant.id, (tx) => requeueRecord(tx, accepted.inboundId, 'retrying: lost'));
+    await withTenant(t.db.pool, tenant.id, (tx) =>
+      finishRecords(tx, [
+        {
+          inboundId: accepted.inboundId,
+          status: 'failed',
+          reason: 'x',
+          ticketId: null,
+          ticketMessageId: null,
+          key: null,
+        },
+      ]),
+    );
+    const kept = await t.db.pool.query('SELECT status, ticket_id FROM inbound_messages WHERE id = $1', [
+      accepted.inboundId,
+    ]);
+    expect(kept.rows[0]).toEqual({ status: 'created', ticket_id: first.ticketId });
+    // Had it been overwritten anyway (as code before this rule did), the next run takes the end from the key.
+    await t.db.pool.query("UPDATE inbound_messages SET status = 'queued' WHERE id = $1", [
+      accepted.inboundId,
+    ]);
+    const again = await processInbound(deps(), input);
+    expect(again).toMatchObject({
+      status: 'created',
+      ticketId: first.ticketId,
+      ticketNumber: first.ticketNumber,
+    });
+    const mended = await t.db.pool.query('SELECT status, ticket_id FROM inbound_messages WHERE id = $1', [
+      accepted.inboundId,
+    ]);
+    expect(mended.rows[0]).toEqual({ status: 'created', ticket_id: first.ticketId });
   });
 
   it('runs a record named twice in one batch once; reads the bytes back when this process did not accept them', async () => {

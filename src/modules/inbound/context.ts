@@ -63,6 +63,11 @@ export interface BatchContext {
   tagged: Map<number, string>;
   /** Participants (ticket id and address) among the batch's senders, of the tagged tickets. */
   participants: Set<string>;
+  /**
+   * Contacts made for this batch, by address: the inbound id of the message that made it. Messages
+   * before that one (in order) do not know the sender yet, as if applied one by one.
+   */
+  contactsMadeBy: Map<string, string>;
 }
 
 /**
@@ -88,7 +93,7 @@ export async function readContext(
     );
     for (const r of rows) people.set(r.address, { id: r.person_id, kind: r.kind });
   }
-  await resolveSenders(tx, withSender, people);
+  const contactsMadeBy = await resolveSenders(tx, withSender, people);
 
   const refKeys = new Map<string, { mailboxId: string; key: string }>();
   for (const it of live) {
@@ -148,7 +153,7 @@ export async function readContext(
     }
   }
 
-  return { ownAddresses, people, storedKeys, tickets, tagged, participants };
+  return { ownAddresses, people, contactsMadeBy, storedKeys, tickets, tagged, participants };
 }
 
 /**
@@ -156,7 +161,12 @@ export async function readContext(
  * one address at a time in a fixed order; an address that cannot be a contact's is 'invalid' (its
  * messages are skipped). Any other failure fails the batch.
  */
-async function resolveSenders(tx: TenantTx, items: ApplyItem[], people: Map<string, Sender>): Promise<void> {
+async function resolveSenders(
+  tx: TenantTx,
+  items: ApplyItem[],
+  people: Map<string, Sender>,
+): Promise<Map<string, string>> {
+  const madeBy = new Map<string, string>();
   const toCreate = new Map<string, ApplyItem>();
   for (const it of items) {
     const n = normalizeEmail(senderOf(it)!);
@@ -170,10 +180,12 @@ async function resolveSenders(tx: TenantTx, items: ApplyItem[], people: Map<stri
         actor: 'system:inbound',
       });
       people.set(n, { id, kind: 'contact' });
+      madeBy.set(n, it.inboundId);
     } catch (err) {
       // The address was refused before anything was written (findOrCreateContact checks it first).
       if (!(err instanceof AppError && err.code === 'validation_failed')) throw err;
       people.set(n, 'invalid');
     }
   }
+  return madeBy;
 }

@@ -4,7 +4,7 @@
 // holds it: decideOnTakenKey is the one place that decides what that means.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { ticketNumber } from '../tickets/model.ts';
-import type { InboundStatus, Outcome } from './outcomes.ts';
+import { FINAL_STATUSES, type InboundStatus, type Outcome } from './outcomes.ts';
 import type { RecordFinal } from './records.ts';
 
 export const keyOf = (mailboxId: string, key: string): string => `${mailboxId}\n${key}`;
@@ -34,8 +34,11 @@ export interface KeyHolder {
 }
 
 export type KeyDecision =
-  /** Another run of this same record (a redelivered job beside the CLI) committed first: its outcome stands. */
-  | { kind: 'same_record'; outcome: Outcome }
+  /**
+   * Another run of this same record (a redelivered job beside the CLI) committed first: its outcome
+   * stands. `final` is set when the record does not show it (what the key recorded is written).
+   */
+  | { kind: 'same_record'; outcome: Outcome; final?: RecordFinal }
   /** Another record holds the key: this one ends as its duplicate. */
   | { kind: 'duplicate'; outcome: Outcome; final: RecordFinal };
 
@@ -43,13 +46,29 @@ export type KeyDecision =
 export function decideOnTakenKey(holder: KeyHolder, record: { inboundId: string; key: string }): KeyDecision {
   const number = (n: number | null) => (n === null ? null : ticketNumber(n));
   if (holder.inboundId === record.inboundId) {
+    if (FINAL_STATUSES.includes(holder.record.status))
+      return {
+        kind: 'same_record',
+        outcome: {
+          status: holder.record.status,
+          reason: holder.record.reason,
+          ticketId: holder.record.ticketId,
+          ticketNumber: number(holder.record.ticketNumber),
+        },
+      };
+    // The key and the record's end are written in one transaction, so this is a record whose end
+    // was overwritten since: the key says how it ended.
+    const status = holder.outcome as InboundStatus;
     return {
       kind: 'same_record',
-      outcome: {
-        status: holder.record.status,
-        reason: holder.record.reason,
-        ticketId: holder.record.ticketId,
-        ticketNumber: number(holder.record.ticketNumber),
+      outcome: { status, reason: null, ticketId: holder.ticketId, ticketNumber: number(holder.ticketNumber) },
+      final: {
+        inboundId: record.inboundId,
+        status,
+        reason: null,
+        ticketId: holder.ticketId,
+        ticketMessageId: null,
+        key: record.key,
       },
     };
   }

@@ -60,7 +60,7 @@ export async function finishKnownDuplicates(
   const finals: RecordFinal[] = [];
   for (const [inboundId, { key, holder }] of held) {
     const decision = decideOnTakenKey(holder, { inboundId, key });
-    if (decision.kind === 'duplicate') finals.push(decision.final);
+    if (decision.final) finals.push(decision.final);
     outcomes.set(inboundId, decision.outcome);
   }
   await finishRecords(tx, finals);

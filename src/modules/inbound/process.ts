@@ -349,8 +349,7 @@ async function skipTooLarge(
   const holder = held.values().next().value;
   if (holder) {
     const decision = decideOnTakenKey(holder, { inboundId, key });
-    if (decision.kind === 'same_record') return decision.outcome;
-    return finishOne(tx, decision.final);
+    return decision.final ? finishOne(tx, decision.final) : decision.outcome;
   }
   const { hashes, stored } = storeBlobs(tx, [{ content: headers }]);
   await stored;

@@ -1,7 +1,7 @@
 // Inbound records (one row per message received, whatever the channel): the writes of their
 // lifecycle after they were accepted (ingest.ts writes them at acceptance).
 import type { TenantTx } from '../../platform/db/tx.ts';
-import type { InboundStatus } from './outcomes.ts';
+import { FINAL_STATUSES, type InboundStatus } from './outcomes.ts';
 
 /** Where a record ends. */
 export interface RecordFinal {
@@ -15,7 +15,11 @@ export interface RecordFinal {
   key: string | null;
 }
 
-/** Writes where records ended (in inbound id order, the order their rows are locked in). */
+/**
+ * Writes where records ended (in inbound id order, the order their rows are locked in). A record
+ * already final is left as it is: another run of it got there first (or this run's own commit
+ * did, and only its answer was lost), and what it recorded stands.
+ */
 export async function finishRecords(tx: TenantTx, finals: RecordFinal[]): Promise<void> {
   if (finals.length === 0) return;
   const f = [...finals].sort((a, b) => (a.inboundId < b.inboundId ? -1 : a.inboundId > b.inboundId ? 1 : 0));
@@ -23,7 +27,7 @@ export async function finishRecords(tx: TenantTx, finals: RecordFinal[]): Promis
     `UPDATE inbound_messages i SET status = x.status, reason = x.reason, ticket_id = x.ticket_id,
             ticket_message_id = x.message_id, message_key = coalesce(x.key, i.message_key), updated_at = now()
        FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[]) AS x(id, status, reason, ticket_id, message_id, key)
-      WHERE i.tenant_id = $1 AND i.id = x.id`,
+      WHERE i.tenant_id = $1 AND i.id = x.id AND NOT (i.status = ANY($8::text[]))`,
     [
       tx.tenantId,
       f.map((o) => o.inboundId),
@@ -32,6 +36,7 @@ export async function finishRecords(tx: TenantTx, finals: RecordFinal[]): Promis
       f.map((o) => o.ticketId),
       f.map((o) => o.ticketMessageId),
       f.map((o) => o.key),
+      FINAL_STATUSES,
     ],
   );
 }
@@ -46,11 +51,15 @@ export async function markProcessing(tx: TenantTx, inboundIds: string[]): Promis
   );
 }
 
-/** Puts a record back in the queue after a failure its job will retry. */
+/**
+ * Puts a record back in the queue after a failure its job will retry; a record that is final by
+ * now (the failure was only the lost answer of a commit that happened) stays as it is.
+ */
 export async function requeueRecord(tx: TenantTx, inboundId: string, reason: string): Promise<void> {
   await tx.query(
-    "UPDATE inbound_messages SET status = 'queued', reason = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2",
-    [tx.tenantId, inboundId, reason],
+    `UPDATE inbound_messages SET status = 'queued', reason = $3, updated_at = now()
+      WHERE tenant_id = $1 AND id = $2 AND NOT (status = ANY($4::text[]))`,
+    [tx.tenantId, inboundId, reason, FINAL_STATUSES],
   );
 }
 

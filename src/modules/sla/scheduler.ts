@@ -109,7 +109,9 @@ async function slaPass(
   let fired = 0;
   const work = async ({ tenantId, ids }: { tenantId: string; ids: string[] }) => {
     try {
-      fired += (await evaluate(tenantId, ids)).fired;
+      // Read the count after the await: chunks run side by side and add to it.
+      const evaluated = await evaluate(tenantId, ids);
+      fired += evaluated.fired;
     } catch (err) {
       if (ids.length === 1) {
         deps.logger?.warn(
@@ -120,7 +122,8 @@ async function slaPass(
       }
       for (const ticketId of ids) {
         try {
-          fired += (await evaluate(tenantId, [ticketId])).fired;
+          const evaluated = await evaluate(tenantId, [ticketId]);
+          fired += evaluated.fired;
         } catch (error) {
           deps.logger?.warn(
             { err: error, tenantId, ticketId },

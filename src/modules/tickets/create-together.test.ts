@@ -160,3 +160,28 @@ describe('the statement for several creations', () => {
     expect(ra).toEqual(rb);
   });
 });
+
+describe('createTicketTogether with the database out of reach', () => {
+  it('fails a waiting group at once instead of trying each of its creations again', async () => {
+    let connects = 0;
+    // A pool whose every connection attempt is refused, as when PostgreSQL is down.
+    const down = {
+      connect: async () => {
+        connects++;
+        await new Promise((r) => setTimeout(r, 5));
+        throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      },
+    } as unknown as Parameters<typeof createTicketTogether>[0];
+    const tenantId = t.a.tenant.id;
+    const attempts = Array.from({ length: 8 }, (_, i) =>
+      createTicketTogether(down, tenantId, {
+        subject: `down ${i}`,
+        requester: { personId: t.a.adminPersonId },
+        actorId: t.a.adminPersonId,
+      }).catch((err: { code?: string }) => err.code),
+    );
+    expect(await Promise.all(attempts)).toEqual(Array(8).fill('ECONNREFUSED'));
+    // The first went alone (nothing was in flight), the seven that waited for it went as one group.
+    expect(connects).toBe(2);
+  });
+});

@@ -7,9 +7,10 @@
 // of them. A creation that finds nothing in flight is written at once, so a quiet tenant waits for
 // nobody. Each creation still stands alone: one refused (an unknown requester id, an assignee who
 // is not an agent) does not refuse the others, and should the statement itself fail, each is tried
-// again on its own.
+// again on its own (unless the database is out of reach: then the whole group fails at once).
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenantAutocommit } from '../../platform/db/tx.ts';
+import { isDatabaseUnavailable } from '../../platform/errors.ts';
 import {
   type CreateTicketInput,
   createTicketsForKnownRequesters,
@@ -70,8 +71,10 @@ async function write(pool: Pool, tenantId: string, queue: TenantQueue, tenants: 
       try {
         await settle(pool, tenantId, batch);
       } catch (err) {
-        if (batch.length === 1) {
-          batch[0]!.reject(err);
+        // The database out of reach fails every creation of the group at once (each would only
+        // wait for it again); a statement that failed is tried again for each creation on its own.
+        if (batch.length === 1 || isDatabaseUnavailable(err)) {
+          for (const one of batch) one.reject(err);
           continue;
         }
         for (const one of batch) await settle(pool, tenantId, [one]).catch((e: unknown) => one.reject(e));

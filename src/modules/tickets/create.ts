@@ -51,10 +51,12 @@ export async function createTicket(tx: TenantTx, input: CreateTicketInput): Prom
 
 /**
  * Creates the ticket when its requester is a known person or address; with an unknown address it
- * writes nothing and answers undefined (createTicket then makes the contact). One statement, atomic
- * on its own, so this may also run in a statement-at-a-time scope (withTenantAutocommit), where
- * BEGIN, the statement and COMMIT travel together: the counter row is then locked only while
- * PostgreSQL executes and commits, never while a round trip is under way.
+ * writes nothing and answers undefined (createTicket then makes the contact). With a plain first
+ * message (text and HTML) it is one statement, atomic on its own, so it may also run in a
+ * statement-at-a-time scope (withTenantAutocommit), where BEGIN, the statement and COMMIT travel
+ * together: the counter row is then locked only while PostgreSQL executes and commits, never while a
+ * round trip is under way. A first message with attachments, participants or mail details is a
+ * second statement: that needs a transaction (withTenant).
  */
 export async function createTicketForKnownRequester(
   tx: TenantTx,

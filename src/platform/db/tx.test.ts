@@ -264,6 +264,47 @@ describe('withTenantAutocommit', () => {
   });
 });
 
+describe('a connection lost in the middle of the work', () => {
+  it('fails the work, is not reused, and crashes nothing', async () => {
+    const pool = createPool({ connectionString: db.url, max: 1 });
+    try {
+      const a = await createTenant(db.pool, { name: 'lost-connection' });
+      await expect(
+        withTenant(pool, a.tenant.id, async (tx) => {
+          const { rows } = await tx.query<{ pid: number }>(
+            'SELECT pg_backend_pid() AS pid WHERE $1::int = 1',
+            [1],
+          );
+          await db.pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+          await tx.query('SELECT pg_sleep(0.05), $1::int', [2]);
+        }),
+      ).rejects.toThrow();
+      // The pool gives a fresh connection, and the work on it succeeds.
+      const n = await withTenant(
+        pool,
+        a.tenant.id,
+        async (tx) => (await tx.query('SELECT $1::int AS n', [3])).rows[0].n,
+      );
+      expect(n).toBe(3);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe('statements issued before the first is awaited', () => {
+  it('leave no unhandled rejection when the first fails, and the work fails', async () => {
+    const a = await createTenant(db.pool, { name: 'issued-together' });
+    await expect(
+      withTenant(db.pool, a.tenant.id, async (tx) => {
+        const first = tx.query('SELECT 1 / $1::int', [0]);
+        tx.query('SELECT $1::int', [1]); // never awaited: it fails with the aborted transaction
+        await first;
+      }),
+    ).rejects.toThrow(/division by zero/);
+  });
+});
+
 describe('a statement whose failure the work swallowed', () => {
   it('makes the transaction fail instead of committing nothing silently', async () => {
     const a = await createTenant(db.pool, { name: 'swallowed' });

@@ -62,15 +62,34 @@ function isConnectionError(err: unknown): boolean {
 async function borrow<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // The pool listens for errors only on idle clients (pg's documentation: a checked-out client's
+  // errors are the borrower's). Unheard, a connection lost in the middle of the work would be an
+  // uncaught exception; the work's statements fail on their own, and the client is not reused.
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     return await fn(client);
   } catch (err) {
-    broken = isConnectionError(err);
+    broken ||= isConnectionError(err);
     throw err;
   } finally {
+    client.off('error', onError);
     if (client.getTransactionStatus() !== 'I') broken = true;
     client.release(broken);
   }
+}
+
+/**
+ * The promise of a statement, handed to the caller, who may issue several before awaiting the
+ * first: should one fail, the others fail too (the transaction is aborted), and a rejection nobody
+ * awaits yet must not count as unhandled. The caller still sees every rejection it awaits, and
+ * COMMIT still reports the aborted transaction.
+ */
+function handedOver<R>(promise: Promise<R>): Promise<R> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 /** A statement sent after the work ended would run outside it (unscoped, or in the next borrower's). */
@@ -125,7 +144,7 @@ async function transaction<T>(
         if (!running) return ended(what);
         opening ??= Promise.all(open(client));
         const result = client.query<R>(statement(text, values));
-        return Promise.all([opening, result]).then(([, r]) => r);
+        return handedOver(Promise.all([opening, result]).then(([, r]) => r));
       },
     };
     let result: T;
@@ -192,7 +211,7 @@ function statementAtATime<T>(
           return r as pg.QueryResult<R>;
         });
         last = all.catch(() => undefined);
-        return all;
+        return handedOver(all);
       },
     };
     try {
