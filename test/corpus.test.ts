@@ -127,7 +127,7 @@ describe.skipIf(!present)('zammad corpus', { timeout: 120_000 }, () => {
       expect(outcome.status, file).toBe('duplicate');
     }
     // No half-written tickets: every ticket has its first message.
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT count(*)::int AS n FROM tickets t WHERE t.tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM ticket_messages m WHERE m.tenant_id = t.tenant_id AND m.ticket_id = t.id)',
       [t.a.tenant.id],
     );

@@ -5,9 +5,14 @@ import { afterAll, inject } from 'vitest';
 import { createPool, type Pool } from '../src/platform/db/pool.ts';
 
 export interface TestDatabase {
+  /** The file's database as the application role: what code under test is given. */
   url: string;
   name: string;
+  /** A pool as the application role (row-level security applies): for the code under test. */
   pool: Pool;
+  /** The file's database as its owner (a superuser): for a test's own setup and inspection SQL. */
+  adminUrl: string;
+  admin: Pool;
 }
 
 function withDatabase(url: string, database: string): string {
@@ -41,11 +46,14 @@ export async function useTestDatabase(options: { poolSize?: number } = {}): Prom
       await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
     }
   }
-  const url = withDatabase(inject('adminDatabaseUrl'), name);
+  const adminUrl = withDatabase(inject('adminDatabaseUrl'), name);
+  const url = adminUrl;
   const pool = createPool({ connectionString: url, max: options.poolSize ?? 10 });
+  const adminPool = createPool({ connectionString: adminUrl, max: 2 });
   afterAll(async () => {
     await pool.end();
+    await adminPool.end();
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   });
-  return { url, name, pool };
+  return { url, name, pool, adminUrl, admin: adminPool };
 }

@@ -106,7 +106,7 @@ describe('inbound under worker crashes', () => {
     };
     const finalCount = async () =>
       (
-        await db.pool.query(
+        await db.admin.query(
           "SELECT count(*)::int AS n FROM inbound_messages WHERE tenant_id = $1 AND status IN ('created', 'appended', 'duplicate', 'skipped', 'failed', 'quarantined')",
           [tenant.id],
         )
@@ -143,7 +143,7 @@ describe('inbound under worker crashes', () => {
     await queue.stop({ graceful: false });
     expect(kills).toBeGreaterThanOrEqual(3);
 
-    const { rows: byStatus } = await db.pool.query(
+    const { rows: byStatus } = await db.admin.query(
       'SELECT status, count(*)::int AS n FROM inbound_messages WHERE tenant_id = $1 GROUP BY status ORDER BY status',
       [tenant.id],
     );
@@ -153,7 +153,7 @@ describe('inbound under worker crashes', () => {
       duplicate: DUPLICATES,
     });
     const counts = (
-      await db.pool.query(
+      await db.admin.query(
         `SELECT (SELECT count(*)::int FROM tickets WHERE tenant_id = $1) AS tickets,
                 (SELECT count(*)::int FROM ticket_messages WHERE tenant_id = $1) AS messages,
                 (SELECT count(*)::int FROM message_keys WHERE tenant_id = $1) AS keys,
@@ -169,7 +169,7 @@ describe('inbound under worker crashes', () => {
       attachments: withAttachment,
     });
     // Every reply landed on the ticket of the message it answers.
-    const { rows: misplaced } = await db.pool.query(
+    const { rows: misplaced } = await db.admin.query(
       `SELECT m.mail_subject, t.subject FROM ticket_messages m JOIN tickets t ON t.tenant_id = m.tenant_id AND t.id = m.ticket_id
         WHERE m.tenant_id = $1 AND m.mail_subject LIKE 'Re: %' AND m.mail_subject <> 'Re: ' || t.subject`,
       [tenant.id],

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRelaydesk, startRelaydesk } from '../src/app.ts';
 import { runSlaPass } from '../src/modules/sla/scheduler.ts';
 import { ManualClock } from '../src/platform/clock.ts';
+import { withSystemTx } from '../src/platform/db/tx.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import { createLogger } from '../src/platform/logging.ts';
 
@@ -86,9 +87,9 @@ describe('SLA thresholds across a restart', { timeout: 120_000 }, () => {
     await expect.poll(async () => (await firings()).length, { timeout: 10_000, interval: 100 }).toBe(3);
     // More passes add nothing: the ticket is woken and evaluated again, twice.
     for (let i = 0; i < 2; i++) {
-      await running.db.pool.query('UPDATE ticket_wakeups SET next_wake_at = now() WHERE ticket_id = $1', [
-        ticket.body.id,
-      ]);
+      await withSystemTx(running.db.pool, (tx) =>
+        tx.query('UPDATE ticket_wakeups SET next_wake_at = now() WHERE ticket_id = $1', [ticket.body.id]),
+      );
       await runSlaPass({ pool: running.db.pool }, clock.now().getTime() / 1000);
     }
     const events = (await firings()).sort((a: any, b: any) => a.data.percent - b.data.percent);

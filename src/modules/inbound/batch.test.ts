@@ -234,7 +234,7 @@ async function run(which: 'a' | 'b', phase: { raw: Buffer; mailbox?: 'sales' }[]
 /** Everything the messages made in a tenant, with ids replaced by stable names. */
 async function snapshot(which: 'a' | 'b', results: InboundResult[][]) {
   const tenant = tenants[which];
-  const q = async (sql: string) => (await t.db.pool.query(sql, [tenant.id])).rows;
+  const q = async (sql: string) => (await t.db.admin.query(sql, [tenant.id])).rows;
   const tickets = await q(
     `SELECT t.id, t.number, t.subject, t.status, e.address_normalized AS requester
        FROM tickets t JOIN person_emails e ON e.tenant_id = t.tenant_id AND e.person_id = t.requester_id AND e.is_primary
@@ -308,7 +308,7 @@ describe('inbound batches', () => {
     const results: Record<'a' | 'b', InboundResult[][]> = { a: [], b: [] };
     for (const which of ['a', 'b'] as const) results[which].push(await run(which, phase1));
     for (const which of ['a', 'b'] as const)
-      await t.db.pool.query("UPDATE tickets SET status = 'pending' WHERE tenant_id = $1 AND number = 2", [
+      await t.db.admin.query("UPDATE tickets SET status = 'pending' WHERE tenant_id = $1 AND number = 2", [
         tenants[which].id,
       ]);
     for (const which of ['a', 'b'] as const) results[which].push(await run(which, phase2));
@@ -327,7 +327,7 @@ describe('inbound batches', () => {
     expect(a.messages.some((m) => m.attachments?.[0]?.startsWith('logo.png'))).toBe(true);
     expect(a.messages.find((m) => m.attachments)?.body_html).toContain('/api/v1/attachments/x');
     // Every blob is stored under the SHA-256 of its content (attachments take the parser's hash).
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       `SELECT count(*)::int AS n, count(*) FILTER (WHERE sha256(content) <> sha256)::int AS wrong FROM blobs`,
     );
     expect(rows[0].n).toBeGreaterThan(20);
@@ -350,7 +350,7 @@ describe('inbound batches', () => {
       ids.map((inboundId) => ({ tenantId: tenant.id, inboundId, lastAttempt: false })),
     );
     expect(results.map((r) => (r.ok ? r.outcome.status : 'error'))).toEqual(['created', 'error', 'created']);
-    const { rows } = await t.db.pool.query('SELECT status, reason FROM inbound_messages WHERE id = $1', [
+    const { rows } = await t.db.admin.query('SELECT status, reason FROM inbound_messages WHERE id = $1', [
       ids[1],
     ]);
     expect(rows[0].status).toBe('queued');
@@ -360,7 +360,7 @@ describe('inbound batches', () => {
       { tenantId: tenant.id, inboundId: ids[1]!, lastAttempt: true },
     ]);
     expect(last[0]!.ok).toBe(false);
-    const after = await t.db.pool.query(
+    const after = await t.db.admin.query(
       'SELECT status FROM inbound_messages WHERE id = ANY($1::uuid[]) ORDER BY id',
       [ids],
     );
@@ -422,12 +422,12 @@ describe('inbound batches', () => {
         },
       ]),
     );
-    const kept = await t.db.pool.query('SELECT status, ticket_id FROM inbound_messages WHERE id = $1', [
+    const kept = await t.db.admin.query('SELECT status, ticket_id FROM inbound_messages WHERE id = $1', [
       accepted.inboundId,
     ]);
     expect(kept.rows[0]).toEqual({ status: 'created', ticket_id: first.ticketId });
     // Had it been overwritten anyway (as code before this rule did), the next run takes the end from the key.
-    await t.db.pool.query("UPDATE inbound_messages SET status = 'queued' WHERE id = $1", [
+    await t.db.admin.query("UPDATE inbound_messages SET status = 'queued' WHERE id = $1", [
       accepted.inboundId,
     ]);
     const again = await processInbound(deps(), input);
@@ -436,7 +436,7 @@ describe('inbound batches', () => {
       ticketId: first.ticketId,
       ticketNumber: first.ticketNumber,
     });
-    const mended = await t.db.pool.query('SELECT status, ticket_id FROM inbound_messages WHERE id = $1', [
+    const mended = await t.db.admin.query('SELECT status, ticket_id FROM inbound_messages WHERE id = $1', [
       accepted.inboundId,
     ]);
     expect(mended.rows[0]).toEqual({ status: 'created', ticket_id: first.ticketId });
@@ -455,7 +455,7 @@ describe('inbound batches', () => {
     const results = await processInboundBatch(deps(), [input, input]);
     expect(results[0]).toEqual(results[1]);
     expect(results[0]).toMatchObject({ ok: true, outcome: { status: 'created' } });
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       "SELECT count(*)::int AS n FROM ticket_messages WHERE tenant_id = $1 AND mail_subject = 'Twice'",
       [tenant.id],
     );
@@ -479,7 +479,7 @@ describe('inbound batches', () => {
     expect(results.map((r) => r.status)).toEqual([...raws.map(() => 'fulfilled'), 'rejected', 'fulfilled']);
     expect((results[20] as PromiseRejectedResult).reason).toMatchObject({ code: 'not_found' });
     const ids = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.inboundId] : []));
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       `SELECT (SELECT count(*)::int FROM inbound_messages WHERE id = ANY($1::uuid[])) AS records,
               (SELECT count(*)::int FROM pgboss.job WHERE name = 'inbound.process' AND data->>'inboundId' = ANY($2::text[])) AS jobs`,
       [ids, ids],

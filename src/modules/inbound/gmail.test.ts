@@ -32,7 +32,7 @@ const raw = (subject: string) =>
 
 const jobs = async () =>
   (
-    await t.db.pool.query("SELECT data FROM pgboss.job WHERE name = 'gmail.history' ORDER BY created_on")
+    await t.db.admin.query("SELECT data FROM pgboss.job WHERE name = 'gmail.history' ORDER BY created_on")
   ).rows.map((r) => r.data);
 
 /** Runs the queued history jobs and then the inbound jobs they created, like a worker would. */
@@ -43,8 +43,8 @@ async function drain(): Promise<{ status: string; ticketId: string | null }[]> {
       t.queue.send({ name: 'inbound.process' }, payload, options?.tx ? { tx: options.tx } : {}),
     );
   }
-  await t.db.pool.query("DELETE FROM pgboss.job WHERE name = 'gmail.history'");
-  const { rows } = await t.db.pool.query(
+  await t.db.admin.query("DELETE FROM pgboss.job WHERE name = 'gmail.history'");
+  const { rows } = await t.db.admin.query(
     "SELECT id FROM inbound_messages WHERE mailbox_id = $1 AND status = 'queued' ORDER BY created_at, id",
     [mailboxId],
   );
@@ -98,7 +98,7 @@ describe('Gmail push', () => {
     expect(await sim.push(endpoint(), USER, good)).toBe(202);
     const next = await drain();
     expect(next.map((o) => o.status)).toEqual(['created', 'created']);
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT subject FROM tickets WHERE tenant_id = $1 ORDER BY number',
       [t.a.tenant.id],
     );
@@ -154,6 +154,6 @@ describe('Gmail push', () => {
     await sim.push(endpoint(), USER, good);
     const [data] = await jobs();
     await expect(syncGmailHistory(deps(), data, async () => null)).rejects.toBeInstanceOf(AuthExpired);
-    await t.db.pool.query("DELETE FROM pgboss.job WHERE name = 'gmail.history'");
+    await t.db.admin.query("DELETE FROM pgboss.job WHERE name = 'gmail.history'");
   });
 });

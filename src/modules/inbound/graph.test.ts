@@ -39,13 +39,13 @@ const raw = (subject: string) =>
 
 const inboundRows = async () =>
   (
-    await t.db.pool.query(
+    await t.db.admin.query(
       'SELECT id, status, reason, pointer FROM inbound_messages WHERE mailbox_id = $1 ORDER BY created_at, id',
       [mailboxId],
     )
   ).rows;
 const jobCount = async (name: string) =>
-  (await t.db.pool.query('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [name])).rows[0]
+  (await t.db.admin.query('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [name])).rows[0]
     .n as number;
 
 beforeAll(async () => {

@@ -43,7 +43,7 @@ async function append(subject: string, flags: string[] = []): Promise<void> {
 
 const queued = async () =>
   (
-    await t.db.pool.query(
+    await t.db.admin.query(
       "SELECT id, pointer FROM inbound_messages WHERE mailbox_id = $1 AND status = 'queued' ORDER BY created_at, id",
       [mailboxId],
     )
@@ -63,7 +63,7 @@ async function processQueued(): Promise<string[]> {
 }
 
 const ticketCount = async () =>
-  (await t.db.pool.query('SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1', [t.a.tenant.id]))
+  (await t.db.admin.query('SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1', [t.a.tenant.id]))
     .rows[0].n as number;
 
 beforeAll(async () => {
@@ -149,7 +149,7 @@ describe('IMAP listener', { timeout: 60_000 }, () => {
   });
 
   it('skips a pointer whose UIDs were renumbered (source_unavailable)', async () => {
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       "INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, gen_random_uuid(), $2, 'imap', $3) RETURNING id",
       [t.a.tenant.id, mailboxId, JSON.stringify({ uidValidity: '1', uid: 1 })],
     );

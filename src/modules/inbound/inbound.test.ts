@@ -54,7 +54,7 @@ async function ingest(raw: Buffer, mailbox = mailboxId, tenantId = t.a.tenant.id
 
 const messagesOf = async (ticketId: string) =>
   (
-    await t.db.pool.query(
+    await t.db.admin.query(
       'SELECT author_id, visibility, direction, body_text, reply_text, mail_from, classification FROM ticket_messages WHERE ticket_id = $1 ORDER BY created_at, id',
       [ticketId],
     )
@@ -88,7 +88,7 @@ describe('mailboxes', () => {
       reopenWithinDays: 14,
     });
     expect(JSON.stringify(got.body)).not.toContain('hunter2');
-    const { rows } = await t.db.pool.query('SELECT credentials FROM mailboxes WHERE id = $1', [mailboxId]);
+    const { rows } = await t.db.admin.query('SELECT credentials FROM mailboxes WHERE id = $1', [mailboxId]);
     expect(rows[0].credentials.toString('latin1')).not.toContain('hunter2');
   });
 
@@ -138,7 +138,7 @@ describe('raw MIME ingress and consume', () => {
     expect(res.statusCode).toBe(202);
     const { inboundId, status } = res.json();
     expect(status).toBe('queued');
-    const jobs = await t.db.pool.query(
+    const jobs = await t.db.admin.query(
       "SELECT data FROM pgboss.job WHERE name = 'inbound.process' AND data->>'inboundId' = $1",
       [inboundId],
     );
@@ -174,7 +174,7 @@ describe('raw MIME ingress and consume', () => {
     const noId = mail({ messageId: null, subject: 'no id' });
     expect((await ingest(noId)).status).toBe('created');
     expect((await ingest(noId)).status).toBe('duplicate');
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       "SELECT key FROM message_keys WHERE key LIKE 'gen-%@relaydesk.invalid'",
     );
     expect(rows.length).toBeGreaterThanOrEqual(1);
@@ -228,7 +228,7 @@ describe('raw MIME ingress and consume', () => {
       const refused = await t.call(tokenA, 'POST', `/api/v1/inbound/${accepted.inboundId}/reprocess`);
       expect(refused.status).toBe(409);
     }
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT b.size FROM inbound_messages i JOIN blobs b ON b.tenant_id = i.tenant_id AND b.sha256 = i.blob_sha256 WHERE i.id = $1',
       [accepted.inboundId],
     );
@@ -263,7 +263,7 @@ describe('threading', () => {
     );
     expect(reply.status).toBe('created');
     expect(reply.ticketId).not.toBe(first.ticketId);
-    const { rows } = await t.db.pool.query('SELECT number FROM tickets WHERE id = $1', [first.ticketId]);
+    const { rows } = await t.db.admin.query('SELECT number FROM tickets WHERE id = $1', [first.ticketId]);
     const tagged = await ingest(mail({ subject: `Re: [T-${rows[0].number}] Old problem` }));
     expect(tagged.status).toBe('created');
     expect(tagged.ticketId).not.toBe(first.ticketId);
@@ -355,7 +355,7 @@ describe('threading', () => {
     expect(reopen.ticketId).toBe(first.ticketId);
     expect((await t.call(tokenA, 'GET', `/api/v1/tickets/${first.ticketId}`)).body.status).toBe('open');
     await t.call(tokenA, 'PATCH', `/api/v1/tickets/${first.ticketId}`, { status: 'closed' });
-    await t.db.pool.query("UPDATE tickets SET updated_at = now() - interval '20 days' WHERE id = $1", [
+    await t.db.admin.query("UPDATE tickets SET updated_at = now() - interval '20 days' WHERE id = $1", [
       first.ticketId,
     ]);
     const late = await ingest(
@@ -382,7 +382,7 @@ describe('loop and noise protection', () => {
       expect(await ingest(mail({ headers }))).toMatchObject({ status: 'skipped', reason: 'automatic' });
       const first = await ingest(mail({}));
       const ref = (
-        await t.db.pool.query('SELECT key FROM message_keys WHERE ticket_id = $1', [first.ticketId])
+        await t.db.admin.query('SELECT key FROM message_keys WHERE ticket_id = $1', [first.ticketId])
       ).rows[0].key;
       await t.call(tokenA, 'PATCH', `/api/v1/tickets/${first.ticketId}`, { status: 'solved' });
       const auto = await ingest(mail({ headers, inReplyTo: `<${ref}>` }));
@@ -482,14 +482,14 @@ describe('content', () => {
     });
     const outcome = await ingest(raw);
     expect(outcome.status).toBe('created');
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT id, body_text, body_html, reply_text FROM ticket_messages WHERE ticket_id = $1',
       [outcome.ticketId],
     );
     expect(rows[0].body_text).toContain('Please restart the router');
     expect(rows[0].reply_text).toBe('Thanks, that fixed it.');
     expect(rows[0].body_html).not.toMatch(/script|onclick|tracker\.example/);
-    const att = await t.db.pool.query(
+    const att = await t.db.admin.query(
       'SELECT id, filename, content_type, size FROM attachments WHERE message_id = $1',
       [rows[0].id],
     );
@@ -533,7 +533,9 @@ describe('content', () => {
         rawBody: raw.toString().split('\r\n\r\n').slice(1).join('\r\n\r\n'),
       }),
     );
-    const blobs = await t.db.pool.query('SELECT count(*)::int AS n FROM blobs WHERE size = $1', [pdf.length]);
+    const blobs = await t.db.admin.query('SELECT count(*)::int AS n FROM blobs WHERE size = $1', [
+      pdf.length,
+    ]);
     expect(blobs.rows[0].n).toBe(1);
   });
 
@@ -559,7 +561,7 @@ describe('content', () => {
         ].join('\r\n'),
       }),
     );
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT m.body_html, a.id AS attachment_id, a.inline, a.filename FROM ticket_messages m JOIN attachments a ON a.message_id = m.id WHERE m.ticket_id = $1',
       [outcome.ticketId],
     );

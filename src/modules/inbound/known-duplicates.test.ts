@@ -45,7 +45,7 @@ const run = (inboundId: string): Promise<Outcome> =>
 /** What a record ended as, without its own id. */
 const record = async (inboundId: string) =>
   (
-    await t.db.pool.query(
+    await t.db.admin.query(
       'SELECT status, reason, ticket_id, ticket_message_id, message_key, attempts FROM inbound_messages WHERE id = $1',
       [inboundId],
     )

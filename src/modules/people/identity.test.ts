@@ -17,7 +17,7 @@ beforeAll(async () => {
 
 const events = async (personId: string) =>
   (
-    await t.db.pool.query(
+    await t.db.admin.query(
       'SELECT event_type, actor, before, after FROM identity_events WHERE person_id = $1 ORDER BY created_at, id',
       [personId],
     )
@@ -62,7 +62,7 @@ describe('person profile', () => {
     ['metadata that is not an object', { metadata: [1, 2] }],
     ['metadata over the size limit', { metadata: { blob: 'x'.repeat(17 * 1024) } }],
   ])('refuses %s and writes nothing', async (_name, extra) => {
-    const before = (await t.db.pool.query('SELECT count(*)::int AS n FROM people')).rows[0].n;
+    const before = (await t.db.admin.query('SELECT count(*)::int AS n FROM people')).rows[0].n;
     const res = await t.call(tokenA, 'POST', '/api/v1/people', {
       displayName: 'Bad',
       kind: 'contact',
@@ -70,7 +70,7 @@ describe('person profile', () => {
     });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('validation_failed');
-    expect((await t.db.pool.query('SELECT count(*)::int AS n FROM people')).rows[0].n).toBe(before);
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM people')).rows[0].n).toBe(before);
   });
 
   it('records one profile_changed for a profile PATCH and one status_changed for a status change', async () => {
@@ -127,7 +127,7 @@ describe('person profile', () => {
     expect(res.status).toBe(204);
     expect((await t.call(tokenA, 'GET', `/api/v1/people/${person.id}`)).status).toBe(404);
     expect(
-      (await t.db.pool.query("SELECT 1 FROM person_identities WHERE external_id = 'U-DEL'")).rowCount,
+      (await t.db.admin.query("SELECT 1 FROM person_identities WHERE external_id = 'U-DEL'")).rowCount,
     ).toBe(0);
     const log = await events(person.id);
     expect(log.map((e) => e.event_type)).toContain('identity_removed');
@@ -372,7 +372,7 @@ describe('merge', () => {
       ['ticket_messages', 'author_id'],
       ['ticket_status_history', 'changed_by'],
     ]) {
-      const { rowCount } = await t.db.pool.query(`SELECT 1 FROM ${table} WHERE ${column} = $1`, [source.id]);
+      const { rowCount } = await t.db.admin.query(`SELECT 1 FROM ${table} WHERE ${column} = $1`, [source.id]);
       expect(rowCount, `${table}.${column} still points at the source`).toBe(0);
     }
     const log = await events(target.id);
@@ -520,7 +520,7 @@ describe('unmapped identities', () => {
     } finally {
       await Promise.all(pools.map((p) => p.end()));
     }
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       "SELECT sightings, length(sample_context) AS len FROM unmapped_identities WHERE external_id = 'U-CROWD'",
     );
     expect(rows).toEqual([{ sightings: 200, len: 100 }]);
@@ -578,7 +578,7 @@ describe('unmapped identities', () => {
     // A known identity is not recorded as unmapped again.
     await recordUnmapped(t.db.pool, t.a.tenant.id, { kind: 'teams', externalId: '29:lena' });
     expect(
-      (await t.db.pool.query("SELECT 1 FROM unmapped_identities WHERE external_id = '29:lena'")).rowCount,
+      (await t.db.admin.query("SELECT 1 FROM unmapped_identities WHERE external_id = '29:lena'")).rowCount,
     ).toBe(0);
 
     const spam = (await t.call(tokenA, 'GET', '/api/v1/unmapped-identities?kind=slack')).body.items.find(
@@ -591,14 +591,14 @@ describe('unmapped identities', () => {
   it('expires rows silent for 30 days', async () => {
     await recordUnmapped(t.db.pool, t.a.tenant.id, { kind: 'github', externalId: 'old-ghost' });
     await recordUnmapped(t.db.pool, t.a.tenant.id, { kind: 'github', externalId: 'recent' });
-    await t.db.pool.query(
+    await t.db.admin.query(
       "UPDATE unmapped_identities SET last_seen_at = now() - interval '31 days' WHERE external_id = 'old-ghost'",
     );
     const listed = await t.call(tokenA, 'GET', '/api/v1/unmapped-identities?kind=github');
     expect(listed.body.items.map((i: any) => i.externalId)).toEqual(['recent']);
     expect(await expireUnmapped(t.db.pool)).toBe(1);
     expect(
-      (await t.db.pool.query("SELECT 1 FROM unmapped_identities WHERE external_id = 'old-ghost'")).rowCount,
+      (await t.db.admin.query("SELECT 1 FROM unmapped_identities WHERE external_id = 'old-ghost'")).rowCount,
     ).toBe(0);
   });
 });

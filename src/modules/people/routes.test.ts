@@ -64,7 +64,7 @@ describe('people routes', () => {
 
   it('refuses a duplicate email with 409 and the conflicting field, writing nothing', async () => {
     await makePerson(t, tokenA, { email: 'taken@example.com' });
-    const before = await t.db.pool.query('SELECT count(*)::int AS n FROM people');
+    const before = await t.db.admin.query('SELECT count(*)::int AS n FROM people');
     const res = await t.call(tokenA, 'POST', '/api/v1/people', {
       displayName: 'Dup',
       kind: 'contact',
@@ -74,7 +74,9 @@ describe('people routes', () => {
     expect(res.body).toMatchObject({ code: 'conflict', field: 'email' });
     const after = await t.call(tokenA, 'GET', '/api/v1/people?q=Dup');
     expect(after.body.items).toEqual([]);
-    expect((await t.db.pool.query('SELECT count(*)::int AS n FROM people')).rows[0].n).toBe(before.rows[0].n);
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM people')).rows[0].n).toBe(
+      before.rows[0].n,
+    );
   });
 
   it('lets the same address exist in two tenants', async () => {

@@ -25,7 +25,7 @@ beforeAll(async () => {
 
 // Wake-ups left at simulated instants would be claimed by the next test's passes.
 afterEach(async () => {
-  await t.db.pool.query('DELETE FROM ticket_wakeups');
+  await t.db.admin.query('DELETE FROM ticket_wakeups');
 });
 
 interface Desk {
@@ -60,20 +60,20 @@ async function ticketAt(d: Desk, at: number, body: Record<string, unknown> = {})
     ...body,
   });
   expect(res.status).toBe(201);
-  await t.db.pool.query('UPDATE tickets SET created_at = $2 WHERE id = $1', [res.body.id, ts(d.base + at)]);
-  await t.db.pool.query('UPDATE ticket_status_history SET changed_at = $2 WHERE ticket_id = $1', [
+  await t.db.admin.query('UPDATE tickets SET created_at = $2 WHERE id = $1', [res.body.id, ts(d.base + at)]);
+  await t.db.admin.query('UPDATE ticket_status_history SET changed_at = $2 WHERE ticket_id = $1', [
     res.body.id,
     ts(d.base + at),
   ]);
-  await t.db.pool.query('DELETE FROM ticket_wakeups WHERE ticket_id = $1', [res.body.id]);
+  await t.db.admin.query('DELETE FROM ticket_wakeups WHERE ticket_id = $1', [res.body.id]);
   return res.body;
 }
 
 /** A status change at base + `at`. */
 async function status(d: Desk, ticket: any, at: number, to: string): Promise<void> {
-  const { rows } = await t.db.pool.query('SELECT status FROM tickets WHERE id = $1', [ticket.id]);
-  await t.db.pool.query('UPDATE tickets SET status = $2 WHERE id = $1', [ticket.id, to]);
-  await t.db.pool.query(
+  const { rows } = await t.db.admin.query('SELECT status FROM tickets WHERE id = $1', [ticket.id]);
+  await t.db.admin.query('UPDATE tickets SET status = $2 WHERE id = $1', [ticket.id, to]);
+  await t.db.admin.query(
     `INSERT INTO ticket_status_history (tenant_id, ticket_id, from_status, to_status, changed_at)
      VALUES ($1, $2, $3, $4, $5)`,
     [d.tenantId, ticket.id, rows[0].status, to, ts(d.base + at)],
@@ -82,7 +82,7 @@ async function status(d: Desk, ticket: any, at: number, to: string): Promise<voi
 
 /** A public message at base + `at` by the agent or the requester. */
 async function message(d: Desk, ticket: any, at: number, by: 'agent' | 'requester'): Promise<void> {
-  await t.db.pool.query(
+  await t.db.admin.query(
     `INSERT INTO ticket_messages (tenant_id, id, ticket_id, author_id, visibility, direction, body_text, created_at)
      VALUES ($1, $2, $3, $4, 'public', $5, 'text', $6)`,
     [
@@ -98,7 +98,7 @@ async function message(d: Desk, ticket: any, at: number, by: 'agent' | 'requeste
 
 /** A scheduler pass at base + `at`, with the ticket woken (as the change's transaction would have). */
 async function pass(d: Desk, ticket: any, at: number): Promise<number> {
-  await t.db.pool.query(
+  await t.db.admin.query(
     `INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, $3)
      ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = least(ticket_wakeups.next_wake_at, excluded.next_wake_at)`,
     [d.tenantId, ticket.id, ts(d.base + at)],
@@ -108,7 +108,7 @@ async function pass(d: Desk, ticket: any, at: number): Promise<number> {
 
 /** The ticket's SLA events as [type, metric#cycle, seconds after base], oldest first. */
 async function events(d: Desk, ticketId: string, types?: string[]): Promise<[string, string, number][]> {
-  const { rows } = await t.db.pool.query(
+  const { rows } = await t.db.admin.query(
     `SELECT type, metric, cycle, extract(epoch FROM at)::bigint AS at FROM sla_events
       WHERE ticket_id = $1 AND ($2::text[] IS NULL OR type = ANY($2)) ORDER BY at, id`,
     [ticketId, types ?? null],
@@ -117,7 +117,7 @@ async function events(d: Desk, ticketId: string, types?: string[]): Promise<[str
 }
 
 async function clocks(ticketId: string): Promise<any[]> {
-  const { rows } = await t.db.pool.query(
+  const { rows } = await t.db.admin.query(
     `SELECT metric, cycle, status, target_seconds, used_seconds, paused_since, due_at, next_wake_at,
             breached_at, fulfilled_at, cancelled_at, priority
        FROM sla_clocks WHERE ticket_id = $1 ORDER BY metric, cycle`,
@@ -176,7 +176,7 @@ describe('clock lifecycle events', () => {
     await pass(d, ticket, 5000);
     expect(sortEvents(await events(d, ticket.id, LIFECYCLE))).toEqual(sortEvents(EXPECTED_LIFECYCLE));
     const paused = (
-      await t.db.pool.query("SELECT data FROM sla_events WHERE ticket_id = $1 AND type = 'paused'", [
+      await t.db.admin.query("SELECT data FROM sla_events WHERE ticket_id = $1 AND type = 'paused'", [
         ticket.id,
       ])
     ).rows;
@@ -236,7 +236,7 @@ describe('a pause that interrupts a pending threshold', () => {
     expect(await runSlaPass({ pool: t.db.pool, queue: t.queue }, d.base + 1099)).toBe(0);
     expect(await runSlaPass({ pool: t.db.pool, queue: t.queue }, d.base + 1100)).toBe(1);
     await pass(d, ticket, 1101);
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT percent, due_at, fired_at FROM sla_threshold_fires WHERE ticket_id = $1',
       [ticket.id],
     );
@@ -284,7 +284,7 @@ describe('recomputed and cancelled', () => {
   /** Runs a pass now (real time) and returns the ticket's recomputed/cancelled events. */
   const settle = async (ticketId: string) => {
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000);
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       `SELECT type, metric, cycle, data FROM sla_events WHERE ticket_id = $1 AND type IN ('recomputed', 'cancelled') ORDER BY type, metric, at`,
       [ticketId],
     );
@@ -353,7 +353,7 @@ describe('recomputed and cancelled', () => {
       weekly: { [new Date().getUTCDay() === 3 ? 'thu' : 'wed']: [['09:00', '10:00']] },
     });
     expect(put.status).toBe(200);
-    const { rows: woken } = await t.db.pool.query(
+    const { rows: woken } = await t.db.admin.query(
       'SELECT 1 FROM ticket_wakeups WHERE ticket_id = $1 AND next_wake_at <= now()',
       [ticket.id],
     );
@@ -385,7 +385,7 @@ describe('recomputed and cancelled', () => {
       })
     ).body;
     await settle(ticket.id);
-    const { rows: started } = await t.db.pool.query(
+    const { rows: started } = await t.db.admin.query(
       "SELECT metric, at FROM sla_events WHERE ticket_id = $1 AND type = 'started' ORDER BY metric",
       [ticket.id],
     );
@@ -419,7 +419,7 @@ describe('recomputed and cancelled', () => {
       ['resolution', 'cancelled'],
     ]);
     expect(
-      (await t.db.pool.query('SELECT 1 FROM sla_ticket_state WHERE ticket_id = $1', [ticket.id])).rowCount,
+      (await t.db.admin.query('SELECT 1 FROM sla_ticket_state WHERE ticket_id = $1', [ticket.id])).rowCount,
     ).toBe(0);
   });
 });
@@ -436,7 +436,7 @@ describe('ticket deletion', () => {
     const del = await t.call(d.token, 'DELETE', `/api/v1/tickets/${ticket.id}`);
     expect(del.status).toBe(204);
     await pass(d, ticket, 20);
-    const cancelled = await t.db.pool.query(
+    const cancelled = await t.db.admin.query(
       "SELECT metric, data->>'reason' AS reason FROM sla_events WHERE ticket_id = $1 AND type = 'cancelled' ORDER BY metric",
       [ticket.id],
     );
@@ -446,12 +446,12 @@ describe('ticket deletion', () => {
     ]);
     // Past every threshold: nothing fires for a deleted ticket, and it has no wake-up left.
     expect(await pass(d, ticket, 5000)).toBe(0);
-    const fires = await t.db.pool.query(
+    const fires = await t.db.admin.query(
       'SELECT count(*)::int AS n FROM sla_threshold_fires WHERE ticket_id = $1',
       [ticket.id],
     );
     expect(fires.rows[0].n).toBe(0);
-    const clocks = await t.db.pool.query('SELECT DISTINCT status FROM sla_clocks WHERE ticket_id = $1', [
+    const clocks = await t.db.admin.query('SELECT DISTINCT status FROM sla_clocks WHERE ticket_id = $1', [
       ticket.id,
     ]);
     expect(clocks.rows).toEqual([{ status: 'cancelled' }]);
@@ -468,15 +468,16 @@ describe('a tenant without SLA policies', () => {
       requester: { email: 'nosla@example.com' },
     });
     expect(res.status).toBe(201);
-    const wake = await t.db.pool.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [
+    const wake = await t.db.admin.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [
       res.body.id,
     ]);
     expect(wake.rows).toHaveLength(1); // the ticket's creation woke it
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
     for (const table of ['ticket_wakeups', 'sla_clocks', 'sla_events', 'sla_ticket_state']) {
-      const { rows } = await t.db.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE ticket_id = $1`, [
-        res.body.id,
-      ]);
+      const { rows } = await t.db.admin.query(
+        `SELECT count(*)::int AS n FROM ${table} WHERE ticket_id = $1`,
+        [res.body.id],
+      );
       expect(rows[0].n, table).toBe(0);
     }
     const sla = await t.call(c.adminToken.token, 'GET', `/api/v1/tickets/${res.body.id}/sla`);
@@ -502,7 +503,7 @@ describe('a tenant without SLA policies', () => {
       });
       await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
     });
-    const wake = await t.db.pool.query('SELECT 1 FROM ticket_wakeups WHERE ticket_id = $1', [ticketId]);
+    const wake = await t.db.admin.query('SELECT 1 FROM ticket_wakeups WHERE ticket_id = $1', [ticketId]);
     expect(wake.rowCount).toBe(1);
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
     expect((await clocks(ticketId)).map((r) => [r.metric, r.status])).toEqual([['first_response', 'active']]);
@@ -512,12 +513,12 @@ describe('a tenant without SLA policies', () => {
     const d = await desk({ targets: { normal: { firstResponse: 3600 } } });
     const none = await createTenant(t.db.pool, { name: `sla-orphan-${++n}` });
     const ghosts = [uuidv7(), uuidv7()];
-    await t.db.pool.query(
+    await t.db.admin.query(
       `INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, now()), ($3, $4, now())`,
       [d.tenantId, ghosts[0], none.tenant.id, ghosts[1]],
     );
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
-    const left = await t.db.pool.query('SELECT 1 FROM ticket_wakeups WHERE ticket_id = ANY($1)', [ghosts]);
+    const left = await t.db.admin.query('SELECT 1 FROM ticket_wakeups WHERE ticket_id = ANY($1)', [ghosts]);
     expect(left.rowCount).toBe(0);
   });
 
@@ -539,7 +540,7 @@ describe('a tenant without SLA policies', () => {
       })
     ).body;
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, Date.now() / 1000 + 5);
-    const left = await t.db.pool.query(
+    const left = await t.db.admin.query(
       'SELECT count(*)::int AS n FROM ticket_wakeups WHERE ticket_id = ANY($1)',
       [ids],
     );
@@ -547,7 +548,7 @@ describe('a tenant without SLA policies', () => {
     expect((await clocks(withPolicy.id)).map((r) => [r.metric, r.status])).toEqual([
       ['first_response', 'active'],
     ]);
-    const next = await t.db.pool.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [
+    const next = await t.db.admin.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [
       withPolicy.id,
     ]);
     expect(next.rowCount).toBe(1); // its next threshold

@@ -46,11 +46,11 @@ describe('calendars', () => {
     [{ timeZone: 'UTC', weekly: {} }, 'calendar_has_no_business_time'],
     [{ timeZone: 'UTC', alwaysOpen: true, colour: 'red' }, 'invalid_calendar'],
   ])('refuses %j with %s and stores nothing', async (body, code) => {
-    const before = (await t.db.pool.query('SELECT count(*)::int AS n FROM calendars')).rows[0].n;
+    const before = (await t.db.admin.query('SELECT count(*)::int AS n FROM calendars')).rows[0].n;
     const res = await t.call(tokenA, 'POST', '/api/v1/calendars', body);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe(code);
-    expect((await t.db.pool.query('SELECT count(*)::int AS n FROM calendars')).rows[0].n).toBe(before);
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM calendars')).rows[0].n).toBe(before);
   });
 
   it('keeps tenants apart and needs sla:manage to change', async () => {
@@ -292,14 +292,14 @@ describe('SLA scheduler', () => {
     const created = Math.floor(Date.parse(ticket.createdAt) / 1000);
     const fires = async () =>
       (
-        await t.db.pool.query(
+        await t.db.admin.query(
           'SELECT percent, due_at, fired_at FROM sla_threshold_fires WHERE ticket_id = $1 ORDER BY percent',
           [ticket.id],
         )
       ).rows;
     const jobs = async () =>
       (
-        await t.db.pool.query(
+        await t.db.admin.query(
           "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'sla.threshold' AND data->>'ticketId' = $1",
           [ticket.id],
         )
@@ -310,7 +310,7 @@ describe('SLA scheduler', () => {
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 10);
     expect(await fires()).toEqual([]);
     const wake = (
-      await t.db.pool.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [ticket.id])
+      await t.db.admin.query('SELECT next_wake_at FROM ticket_wakeups WHERE ticket_id = $1', [ticket.id])
     ).rows[0].next_wake_at;
     expect(Math.floor(Date.parse(wake) / 1000)).toBe(created + 50);
 
@@ -326,7 +326,7 @@ describe('SLA scheduler', () => {
     expect(await jobs()).toBe(5);
 
     // Once: another pass (and a forced wake-up) fires nothing more.
-    await t.db.pool.query(
+    await t.db.admin.query(
       'INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_wake_at = excluded.next_wake_at',
       [c.tenant.id, ticket.id, late],
     );
@@ -382,7 +382,7 @@ describe('ticket list SLA filters', () => {
     expect(await list('sla=at_risk')).toEqual(['fast']);
     expect(await list('sla=paused')).toEqual(['held']);
     expect(await list('sort=due&limit=2')).toEqual(['fast', 'slow']);
-    await t.db.pool.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($1)', [created + 150]);
+    await t.db.admin.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($1)', [created + 150]);
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 150);
     expect(await list('sla=breached')).toEqual(['fast']);
     expect(await list('sla=at_risk')).toEqual([]);
@@ -436,20 +436,20 @@ describe('escalations', () => {
       ['breached', 100],
       ['escalation', 120],
     ]);
-    const { rows: pending } = await t.db.pool.query(
+    const { rows: pending } = await t.db.admin.query(
       'SELECT recipient, reason FROM pending_notifications WHERE ticket_id = $1',
       [ticket.id],
     );
     expect(pending).toEqual([{ recipient: { role: 'team_lead' }, reason: 'sla first_response at 120%' }]);
     // Again: nothing more happens (each level once).
-    await t.db.pool.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($2) WHERE ticket_id = $1', [
+    await t.db.admin.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($2) WHERE ticket_id = $1', [
       ticket.id,
       created + 131,
     ]);
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 140);
     expect(await firings()).toHaveLength(2);
     expect(
-      (await t.db.pool.query('SELECT 1 FROM pending_notifications WHERE ticket_id = $1', [ticket.id]))
+      (await t.db.admin.query('SELECT 1 FROM pending_notifications WHERE ticket_id = $1', [ticket.id]))
         .rowCount,
     ).toBe(1);
     expect((await t.call(tokenB, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).status).toBe(404);

@@ -225,7 +225,7 @@ async function play(name: 'a' | 'b', mode: 'batch' | 'one by one'): Promise<void
 /** The tenant's tickets and everything on them, with ids replaced by names. */
 async function state(name: 'a' | 'b') {
   const c = cast[name];
-  const q = async (sql: string) => (await t.db.pool.query(sql, [c.tenantId])).rows;
+  const q = async (sql: string) => (await t.db.admin.query(sql, [c.tenantId])).rows;
   const tickets = await q('SELECT id, number, subject FROM tickets WHERE tenant_id = $1 ORDER BY number');
   const who = new Map([
     [c.agent, 'agent'],
@@ -297,7 +297,7 @@ async function state(name: 'a' | 'b') {
 describe('the batch form of createTicket and appendMessage', () => {
   it('ends exactly where the operations applied one by one end', async () => {
     // Wake-ups of the setup are dropped in both tenants, so that only the script's remain.
-    await t.db.pool.query('DELETE FROM ticket_wakeups');
+    await t.db.admin.query('DELETE FROM ticket_wakeups');
     await play('a', 'batch');
     await play('b', 'one by one');
     const [a, b] = [await state('a'), await state('b')];

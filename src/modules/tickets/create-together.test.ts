@@ -55,7 +55,7 @@ describe('createTicketTogether', () => {
     const numbers = made.map((ticket) => Number(ticket.number.slice(2))).sort((a, b) => a - b);
     expect(numbers).toEqual(Array.from({ length: 53 }, (_, i) => i + 2));
 
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       `SELECT count(*)::int AS tickets, count(DISTINCT created_at)::int AS transactions,
               (SELECT count(*)::int FROM ticket_messages m WHERE m.tenant_id = $1) AS messages,
               (SELECT count(*)::int FROM ticket_wakeups w WHERE w.tenant_id = $1) AS wakeups
@@ -133,7 +133,7 @@ describe('the statement for several creations', () => {
       'error' in r ? `refused: ${(r.error as Error).message}` : r.ticket ? 'created' : 'unknown requester';
     expect(many.map(shape)).toEqual(single.map(shape));
     const rows = async (tenantId: string, names: Map<string, string>) => {
-      const q = async (sql: string) => (await t.db.pool.query(sql, [tenantId])).rows;
+      const q = async (sql: string) => (await t.db.admin.query(sql, [tenantId])).rows;
       const name = (id: string | null) => (id === null ? null : (names.get(id) ?? 'id'));
       const tickets = await q(
         `SELECT t.id, t.number, t.subject, t.status, t.priority, t.requester_id, t.assignee_id,

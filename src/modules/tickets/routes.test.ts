@@ -49,7 +49,7 @@ describe('POST /api/v1/tickets', () => {
     });
     expect(messages.body.items[0].html).toBe('<p>Cannot <b>connect</b></p>');
 
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT from_status, to_status FROM ticket_status_history WHERE ticket_id = $1',
       [res.body.id],
     );
@@ -99,14 +99,14 @@ describe('POST /api/v1/tickets', () => {
     ['unknown person', { subject: 'x', requester: { personId: '01a20430-e963-7a16-98d1-c69cf56067c7' } }],
     ['empty message', { subject: 'x', requester: { email: 'a@example.com' }, message: { text: ' ' } }],
   ])('rejects %s with validation_failed and writes nothing', async (_name, body) => {
-    const before = await t.db.pool.query('SELECT count(*)::int AS n FROM tickets');
+    const before = await t.db.admin.query('SELECT count(*)::int AS n FROM tickets');
     const res = await t.call(tokenA, 'POST', '/api/v1/tickets', body);
     expect(res.status).toBe(400);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.body).toMatchObject({ status: 400, code: 'validation_failed' });
     expect(res.body.type).toMatch(/validation_failed$/);
     expect(typeof res.body.detail).toBe('string');
-    const after = await t.db.pool.query('SELECT count(*)::int AS n FROM tickets');
+    const after = await t.db.admin.query('SELECT count(*)::int AS n FROM tickets');
     expect(after.rows[0].n).toBe(before.rows[0].n);
   });
 
@@ -246,7 +246,7 @@ describe('PATCH /api/v1/tickets/:id and messages', () => {
     await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { status: 'solved', assigneeId: null });
     const same = await t.call(tokenA, 'PATCH', `/api/v1/tickets/${ticket.id}`, { status: 'solved' });
     expect(same.body.assigneeId).toBeNull();
-    const { rows } = await t.db.pool.query(
+    const { rows } = await t.db.admin.query(
       'SELECT from_status, to_status FROM ticket_status_history WHERE ticket_id = $1 ORDER BY seq',
       [ticket.id],
     );

@@ -34,7 +34,7 @@ describe('tokens', () => {
       preview: res.body.token.slice(-4),
       personId: t.a.adminPersonId,
     });
-    const { rows } = await t.db.pool.query('SELECT token_hash, preview FROM api_tokens WHERE id = $1', [
+    const { rows } = await t.db.admin.query('SELECT token_hash, preview FROM api_tokens WHERE id = $1', [
       res.body.id,
     ]);
     expect(rows[0].token_hash).toHaveLength(32);
@@ -88,14 +88,14 @@ describe('tokens', () => {
     const agent = await makePerson(t, tokenA, { kind: 'agent' });
     const token = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent', personId: agent.id })).body
       .token;
-    await t.db.pool.query("UPDATE people SET status = 'suspended' WHERE id = $1", [agent.id]);
+    await t.db.admin.query("UPDATE people SET status = 'suspended' WHERE id = $1", [agent.id]);
     expect((await t.call(token, 'GET', '/api/v1/me')).status).toBe(401);
   });
 
   it('records last use at most once a minute', async () => {
     const minted = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'viewer' })).body;
     const read = async () =>
-      (await t.db.pool.query('SELECT last_used_at FROM api_tokens WHERE id = $1', [minted.id])).rows[0]
+      (await t.db.admin.query('SELECT last_used_at FROM api_tokens WHERE id = $1', [minted.id])).rows[0]
         .last_used_at;
     expect(await read()).toBeNull();
     const now = Date.now();
@@ -132,7 +132,7 @@ describe('auth cache', () => {
       expect(second.tokenId).toBe(first.tokenId);
       expect(spy.calls).toBe(0);
       // Revoked elsewhere (plain SQL, as another process would): the notification empties the cache.
-      await t.db.pool.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1', [minted.id]);
+      await t.db.admin.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1', [minted.id]);
       await expect
         .poll(
           async () =>
@@ -149,7 +149,7 @@ describe('auth cache', () => {
         await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent', personId: person.id })
       ).body.token;
       await authenticate(t.db.pool, agentToken, Date.now(), cache);
-      await t.db.pool.query("UPDATE people SET status = 'suspended' WHERE id = $1", [person.id]);
+      await t.db.admin.query("UPDATE people SET status = 'suspended' WHERE id = $1", [person.id]);
       await expect
         .poll(
           async () =>

@@ -55,7 +55,7 @@ describe('withTenant (row-level security)', () => {
       async (tx) => (await tx.query('SELECT current_user AS u')).rows[0].u,
     );
     expect(role).toBe('relaydesk_app');
-    const after = await db.pool.query(
+    const after = await db.admin.query(
       "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t",
     );
     expect(after.rows[0].u).not.toBe('relaydesk_app');
@@ -74,7 +74,7 @@ describe('withTenant (row-level security)', () => {
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
-    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM tickets WHERE subject = 'doomed'");
+    const { rows } = await db.admin.query("SELECT count(*)::int AS n FROM tickets WHERE subject = 'doomed'");
     expect(rows[0].n).toBe(0);
   });
 });
@@ -94,7 +94,7 @@ describe('tenant transactions (BEGIN and the scope pipelined with the first stat
     expect(seen.first).toMatchObject({ u: 'relaydesk_app', t: a.tenant.id, n: 7 });
     // The statements after the first ran inside the same transaction block (now() is its start).
     expect(seen.second.fresh).toBe(false);
-    expect((await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id])).rows[0].name).toBe(
+    expect((await db.admin.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id])).rows[0].name).toBe(
       'batch-a2',
     );
   });
@@ -120,7 +120,7 @@ describe('tenant transactions (BEGIN and the scope pipelined with the first stat
       async (tx) => (await tx.query('SELECT $1::int AS n', [5])).rows[0].n,
     );
     expect(n).toBe(5);
-    const after = await db.pool.query(
+    const after = await db.admin.query(
       "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t",
     );
     expect(after.rows[0].u).not.toBe('relaydesk_app');
@@ -157,7 +157,7 @@ describe('tenant transactions (BEGIN and the scope pipelined with the first stat
         tx.query("UPDATE tenants SET name = 'nope' WHERE id = $1", [a.tenant.id]),
       ),
     ).rejects.toThrow(/read-only transaction/);
-    const after = await db.pool.query(
+    const after = await db.admin.query(
       "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t, current_setting('transaction_read_only') AS ro",
     );
     expect(after.rows[0]).toMatchObject({ ro: 'off' });
@@ -195,7 +195,7 @@ describe('statements the caller did not wait for', () => {
           }),
         ).rejects.toThrow('gave up early');
         await Promise.allSettled(late);
-        const { rows } = await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
+        const { rows } = await db.admin.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
         expect(rows[0].name).toBe(`late-${warmFirst ? 'warm' : 'fresh'}`);
         const state = await after(pool);
         expect(state.u).not.toBe('relaydesk_app');
@@ -227,7 +227,7 @@ describe('statements the caller did not wait for', () => {
       ).rejects.toThrow('stop');
       await Promise.allSettled(late);
       // Each statement commits on its own here: the one issued before the failure ran, in scope.
-      const { rows } = await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
+      const { rows } = await db.admin.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
       expect(rows[0].name).toBe('auto-1');
       expect(await after(pool)).toMatchObject({ t: '', ro: 'off' });
       let kept: { query: (t: string, v?: unknown[]) => Promise<unknown> } | undefined;
@@ -257,7 +257,7 @@ describe('withTenantAutocommit', () => {
       }),
     ).rejects.toThrow(/division by zero/);
     // The first write committed by itself; the failure after it undid nothing.
-    const names = await db.pool.query('SELECT id, name FROM tenants WHERE id = ANY($1) ORDER BY name', [
+    const names = await db.admin.query('SELECT id, name FROM tenants WHERE id = ANY($1) ORDER BY name', [
       [a.tenant.id, b.tenant.id],
     ]);
     expect(names.rows.map((r) => r.name)).toEqual(['auto-a', 'auto-b2']);
@@ -275,7 +275,7 @@ describe('a connection lost in the middle of the work', () => {
             'SELECT pg_backend_pid() AS pid WHERE $1::int = 1',
             [1],
           );
-          await db.pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+          await db.admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
           await tx.query('SELECT pg_sleep(0.05), $1::int', [2]);
         }),
       ).rejects.toThrow();
@@ -315,7 +315,7 @@ describe('a statement whose failure the work swallowed', () => {
         return 'done';
       }),
     ).rejects.toBeInstanceOf(TransactionAborted);
-    const { rows } = await db.pool.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
+    const { rows } = await db.admin.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
     expect(rows[0].name).toBe('swallowed');
   });
 });
@@ -393,7 +393,7 @@ describe('tenant deletion', () => {
     const count = async (tenantId: string) => {
       let total = 0;
       for (const { table_name } of tables) {
-        const { rows } = await db.pool.query(
+        const { rows } = await db.admin.query(
           `SELECT count(*)::int AS n FROM ${table_name} WHERE tenant_id = $1`,
           [tenantId],
         );
@@ -405,7 +405,9 @@ describe('tenant deletion', () => {
     const keptBefore = await count(kept.tenant.id);
     await deleteTenant(db.pool, doomed.tenant.id);
     expect(await count(doomed.tenant.id)).toBe(0);
-    expect((await db.pool.query('SELECT 1 FROM tenants WHERE id = $1', [doomed.tenant.id])).rowCount).toBe(0);
+    expect((await db.admin.query('SELECT 1 FROM tenants WHERE id = $1', [doomed.tenant.id])).rowCount).toBe(
+      0,
+    );
     expect(await count(kept.tenant.id)).toBe(keptBefore);
   });
 
@@ -429,7 +431,7 @@ describe('tenant deletion', () => {
     // waits for them before the creation is let go: both seen in pg_stat_activity, not guessed by time.
     const waitingOnLock = async () =>
       (
-        await db.pool.query(
+        await db.admin.query(
           "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
       ).rows[0].n as number;
@@ -437,7 +439,7 @@ describe('tenant deletion', () => {
       .poll(
         async () =>
           (
-            await db.pool.query(
+            await db.admin.query(
               "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
             )
           ).rows[0].n,
@@ -448,7 +450,7 @@ describe('tenant deletion', () => {
     release();
     await creating;
     await deleting;
-    const left = await db.pool.query('SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1', [
+    const left = await db.admin.query('SELECT count(*)::int AS n FROM tickets WHERE tenant_id = $1', [
       doomed.tenant.id,
     ]);
     expect(left.rows[0].n).toBe(0);
@@ -459,7 +461,7 @@ describe('migrate', () => {
   it('is a no-op on a migrated database and safe when run concurrently', async () => {
     const results = await Promise.all([migrate(db.pool), migrate(db.pool), migrate(db.pool)]);
     expect(results).toEqual([[], [], []]);
-    const { rows } = await db.pool.query('SELECT version FROM schema_migrations ORDER BY version');
+    const { rows } = await db.admin.query('SELECT version FROM schema_migrations ORDER BY version');
     expect(rows.map((r) => r.version)).toEqual((await loadMigrations()).map((m) => m.version));
   });
 });
