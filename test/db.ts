@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { createPool, type Pool } from '../src/platform/db/pool.ts';
+import { appDatabaseUrl, withDatabase } from './urls.ts';
 
 export interface TestDatabase {
   /** The file's database as the application role: what code under test is given. */
@@ -13,12 +14,6 @@ export interface TestDatabase {
   /** The file's database as its owner (a superuser): for a test's own setup and inspection SQL. */
   adminUrl: string;
   admin: Pool;
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -47,7 +42,7 @@ export async function useTestDatabase(options: { poolSize?: number } = {}): Prom
     }
   }
   const adminUrl = withDatabase(inject('adminDatabaseUrl'), name);
-  const url = adminUrl;
+  const url = appDatabaseUrl(adminUrl, inject('appRolePassword'));
   const pool = createPool({ connectionString: url, max: options.poolSize ?? 10 });
   const adminPool = createPool({ connectionString: adminUrl, max: 2 });
   afterAll(async () => {

@@ -2,6 +2,7 @@
 // DATABASE_URL) and prepares a template database with every migration and the queue schema applied.
 // Each test file then clones its own database from the template (test/db.ts), so files are isolated
 // and can run in parallel.
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
@@ -11,11 +12,14 @@ import { createPool } from '../src/platform/db/pool.ts';
 import { APP_ROLE } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { installQueueSchema } from '../src/platform/queue/queue.ts';
+import { appDatabaseUrl, withDatabase } from './urls.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** URL of a database on the test server with rights to create databases. */
     adminDatabaseUrl: string;
+    /** The application role's password on the test server (its URLs are adminDatabaseUrl's with it). */
+    appRolePassword: string;
     templateDatabase: string;
   }
 }
@@ -23,12 +27,6 @@ declare module 'vitest' {
 export const TEMPLATE = 'relaydesk_test_template';
 
 let embedded: EmbeddedDatabase | undefined;
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
 
 export async function setup(project: TestProject): Promise<void> {
   const logger = createLogger('warn');
@@ -51,14 +49,19 @@ export async function setup(project: TestProject): Promise<void> {
     await admin.end();
   }
   const templateUrl = withDatabase(adminUrl, TEMPLATE);
+  // As in production: migrations as the owner, the queue's schema as the application role, which
+  // logs in with a password of this run.
+  const appRolePassword = randomBytes(18).toString('base64url');
   const pool = createPool({ connectionString: templateUrl, max: 2 });
   try {
     await migrate(pool);
-    await installQueueSchema(templateUrl, APP_ROLE);
+    await pool.query(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD '${appRolePassword}'`);
   } finally {
     await pool.end();
   }
+  await installQueueSchema(appDatabaseUrl(templateUrl, appRolePassword));
   project.provide('adminDatabaseUrl', adminUrl);
+  project.provide('appRolePassword', appRolePassword);
   project.provide('templateDatabase', TEMPLATE);
 }
 

@@ -12,8 +12,16 @@ export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Config {
-  /** External PostgreSQL; when absent an embedded PostgreSQL runs in `dataDir`. */
+  /**
+   * External PostgreSQL, as the application role (not superuser, no BYPASSRLS, owning no table);
+   * when absent an embedded PostgreSQL runs in `dataDir`.
+   */
   databaseUrl: string | undefined;
+  /**
+   * The same database as the role that owns the schema, for migrations (DATABASE_MIGRATION_URL).
+   * Only with DATABASE_URL; a process without it finds the schema migrated or refuses to run.
+   */
+  databaseMigrationUrl: string | undefined;
   /** Holds the embedded PostgreSQL, the generated secret key and the first admin token. */
   dataDir: string;
   host: string;
@@ -137,6 +145,15 @@ export function loadConfig(
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push('DATABASE_URL must start with postgres:// or postgresql://');
   }
+  const databaseMigrationUrl = env['DATABASE_MIGRATION_URL']?.trim() || undefined;
+  if (databaseMigrationUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(databaseMigrationUrl))
+      problems.push('DATABASE_MIGRATION_URL must start with postgres:// or postgresql://');
+    else if (databaseUrl === undefined)
+      problems.push(
+        'DATABASE_MIGRATION_URL is only for an external PostgreSQL: set DATABASE_URL too (the embedded one needs neither)',
+      );
+  }
 
   const dataDir = path.resolve(cwd, overrides.dataDir ?? env['RELAYDESK_DATA_DIR'] ?? './.relaydesk');
   const host = (overrides.host ?? env['HOST'] ?? '127.0.0.1').trim();
@@ -203,6 +220,7 @@ export function loadConfig(
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     databaseUrl,
+    databaseMigrationUrl,
     dataDir,
     host,
     port,

@@ -4,7 +4,7 @@
 // 503 (Graph retries) if it cannot. Lifecycle notifications go to mailbox upkeep.
 import { Type } from 'typebox';
 import type { Pool } from '../../platform/db/pool.ts';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withSystemRead, withTenant } from '../../platform/db/tx.ts';
 import { safeEqual } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import { ProblemSchema } from '../../platform/http/schemas.ts';
@@ -108,9 +108,12 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
         throw new AppError('validation_failed', 'expected a Graph notification collection {"value": [...]}');
       }
       const notifications = body.value as GraphNotification[];
-      const { rows } = await pool.query<{ tenant_id: string; kind: string; client_state: string | null }>(
-        "SELECT tenant_id, kind, state->'graph'->>'clientState' AS client_state FROM mailboxes WHERE id = $1",
-        [request.params.mailboxId],
+      // The mailbox by id alone, across tenants: the URL is all a provider's request says.
+      const { rows } = await withSystemRead(pool, (sys) =>
+        sys.query<{ tenant_id: string; kind: string; client_state: string | null }>(
+          "SELECT tenant_id, kind, state->'graph'->>'clientState' AS client_state FROM mailboxes WHERE id = $1",
+          [request.params.mailboxId],
+        ),
       );
       const mailbox = rows[0];
       if (!mailbox || mailbox.kind !== 'graph') throw notFound('mailbox');
@@ -206,14 +209,16 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       },
     },
     async (request, reply) => {
-      const { rows } = await pool.query<{
-        tenant_id: string;
-        kind: string;
-        address_normalized: string;
-        settings: Record<string, any>;
-      }>('SELECT tenant_id, kind, address_normalized, settings FROM mailboxes WHERE id = $1', [
-        request.params.mailboxId,
-      ]);
+      const { rows } = await withSystemRead(pool, (sys) =>
+        sys.query<{
+          tenant_id: string;
+          kind: string;
+          address_normalized: string;
+          settings: Record<string, any>;
+        }>('SELECT tenant_id, kind, address_normalized, settings FROM mailboxes WHERE id = $1', [
+          request.params.mailboxId,
+        ]),
+      );
       const mailbox = rows[0];
       if (!mailbox || mailbox.kind !== 'gmail') throw notFound('mailbox');
       const gmail = (mailbox.settings['gmail'] ?? {}) as Record<string, unknown>;

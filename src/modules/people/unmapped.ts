@@ -1,7 +1,7 @@
 // Unmapped identities: chat and other channel identities seen but linked to nobody, kept for an
 // operator to link or dismiss. Recording a sighting is one atomic upsert and never fails its caller.
 import type { Pool } from '../../platform/db/pool.ts';
-import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
+import { type TenantTx, withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { isUuid, uuidv7 } from '../../platform/ids.ts';
@@ -300,9 +300,10 @@ export async function dismissUnmapped(tx: TenantTx, id: string): Promise<void> {
 
 /** Deletes rows silent for longer than the TTL, in every tenant (a scheduler job). Returns how many. */
 export async function expireUnmapped(pool: Pool, ttlDays = UNMAPPED_TTL_DAYS): Promise<number> {
-  const { rowCount } = await pool.query(
-    'DELETE FROM unmapped_identities WHERE last_seen_at < now() - make_interval(days => $1)',
-    [ttlDays],
+  const { rowCount } = await withSystemTx(pool, (sys) =>
+    sys.query('DELETE FROM unmapped_identities WHERE last_seen_at < now() - make_interval(days => $1)', [
+      ttlDays,
+    ]),
   );
   return rowCount ?? 0;
 }

@@ -1,7 +1,7 @@
 // Tenants: the unit of isolation. Creating one also creates its first agent (named after the
 // tenant) and that agent's admin token, so the tenant is usable at once.
 import type { Pool } from '../../platform/db/pool.ts';
-import { scopeToTenant, withSystemTx } from '../../platform/db/tx.ts';
+import { scopeToTenant, withSystemRead, withSystemTx } from '../../platform/db/tx.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { createPerson } from '../people/service.ts';
@@ -71,19 +71,23 @@ export async function createTenant(
 }
 
 export async function listTenants(pool: Pool): Promise<Tenant[]> {
-  const { rows } = await pool.query<{ id: string; name: string; created_at: string }>(
-    'SELECT id, name, created_at FROM tenants ORDER BY created_at, id',
+  const { rows } = await withSystemRead(pool, (sys) =>
+    sys.query<{ id: string; name: string; created_at: string }>(
+      'SELECT id, name, created_at FROM tenants ORDER BY created_at, id',
+    ),
   );
   return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
 }
 
 export async function findTenant(pool: Pool, idOrName: string): Promise<Tenant> {
   const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName);
-  const { rows } = await pool.query<{ id: string; name: string; created_at: string }>(
-    byId
-      ? 'SELECT id, name, created_at FROM tenants WHERE id = $1'
-      : 'SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)',
-    [idOrName],
+  const { rows } = await withSystemRead(pool, (sys) =>
+    sys.query<{ id: string; name: string; created_at: string }>(
+      byId
+        ? 'SELECT id, name, created_at FROM tenants WHERE id = $1'
+        : 'SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)',
+      [idOrName],
+    ),
   );
   if (!rows[0]) throw notFound(`tenant ${idOrName}`);
   return { id: rows[0].id, name: rows[0].name, createdAt: rows[0].created_at };
@@ -114,7 +118,7 @@ export async function bootstrapDefaultTenant(
   pool: Pool,
   options: CreateTenantOptions = {},
 ): Promise<CreatedTenant | undefined> {
-  const { rowCount } = await pool.query('SELECT 1 FROM tenants LIMIT 1');
+  const { rowCount } = await withSystemRead(pool, (sys) => sys.query('SELECT 1 FROM tenants LIMIT 1'));
   if (rowCount !== 0) return undefined;
   try {
     return await createTenant(pool, { name: 'default' }, options);

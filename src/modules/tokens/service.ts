@@ -5,7 +5,7 @@ import type { Clock } from '../../platform/clock.ts';
 import { sha256 } from '../../platform/crypto.ts';
 import type { Authenticate, Principal } from '../../platform/http/auth.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import type { TenantTx } from '../../platform/db/tx.ts';
+import { type TenantTx, withSystemRead, withTenantAutocommit } from '../../platform/db/tx.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import { randomToken, uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -179,20 +179,23 @@ export async function authenticate(
   const key = hash.toString('hex');
   let auth = cache?.get(key, nowMs);
   if (!auth) {
-    const { rows } = await pool.query<{
-      tenant_id: string;
-      id: string;
-      person_id: string;
-      role: TokenRole;
-      preview: string;
-      revoked_at: string | null;
-      last_used_at: string | null;
-      person_status: string;
-    }>(
-      `SELECT t.tenant_id, t.id, t.person_id, t.role, t.preview, t.revoked_at, t.last_used_at, p.status AS person_status
-         FROM api_tokens t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = t.person_id
-        WHERE t.token_hash = $1`,
-      [hash],
+    // The one read before the tenant is known: by the token's hash, across tenants.
+    const { rows } = await withSystemRead(pool, (sys) =>
+      sys.query<{
+        tenant_id: string;
+        id: string;
+        person_id: string;
+        role: TokenRole;
+        preview: string;
+        revoked_at: string | null;
+        last_used_at: string | null;
+        person_status: string;
+      }>(
+        `SELECT t.tenant_id, t.id, t.person_id, t.role, t.preview, t.revoked_at, t.last_used_at, p.status AS person_status
+           FROM api_tokens t JOIN people p ON p.tenant_id = t.tenant_id AND p.id = t.person_id
+          WHERE t.token_hash = $1`,
+        [hash],
+      ),
     );
     const row = rows[0];
     if (!row) throw new AppError('unauthorized', 'The API token is not valid');
@@ -215,13 +218,13 @@ export async function authenticate(
     lastUsedWrites.set(tokenId, nowMs);
     auth.lastUsedAt = nowMs;
     if (lastUsedWrites.size > 50_000) lastUsedWrites.clear();
-    pool
-      .query(
+    withTenantAutocommit(pool, tenantId, (tx) =>
+      tx.query(
         `UPDATE api_tokens SET last_used_at = now()
           WHERE tenant_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
         [tenantId, tokenId],
-      )
-      .catch(() => lastUsedWrites.delete(tokenId));
+      ),
+    ).catch(() => lastUsedWrites.delete(tokenId));
   }
   const role = auth.role as TokenRole;
   return {
@@ -240,11 +243,13 @@ export async function findTokenForRevocation(
   idOrPreview: string,
 ): Promise<{ tenantId: string; id: string }> {
   const byId = /^[0-9a-f-]{36}$/i.test(idOrPreview);
-  const { rows } = await pool.query<{ tenant_id: string; id: string }>(
-    byId
-      ? 'SELECT tenant_id, id FROM api_tokens WHERE id = $1'
-      : 'SELECT tenant_id, id FROM api_tokens WHERE preview = $1 AND revoked_at IS NULL',
-    [idOrPreview],
+  const { rows } = await withSystemRead(pool, (sys) =>
+    sys.query<{ tenant_id: string; id: string }>(
+      byId
+        ? 'SELECT tenant_id, id FROM api_tokens WHERE id = $1'
+        : 'SELECT tenant_id, id FROM api_tokens WHERE preview = $1 AND revoked_at IS NULL',
+      [idOrPreview],
+    ),
   );
   if (rows.length === 0) throw notFound('token');
   if (rows.length > 1) {

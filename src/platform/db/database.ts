@@ -8,14 +8,20 @@ import { type Config, ConfigError, parseSecretKey } from '../config.ts';
 import type { Logger } from '../logging.ts';
 import { installQueueSchema } from '../queue/queue.ts';
 import { type EmbeddedDatabase, type OwnerPurpose, openEmbedded } from './embedded.ts';
-import { migrate } from './migrate.ts';
+import { migrate, migrationStatus } from './migrate.ts';
 import { createPool, type Pool } from './pool.ts';
-import { APP_ROLE } from './tx.ts';
+import { APP_ROLE, withSystemTx } from './tx.ts';
 import { waitForDatabase } from './wait.ts';
 
 export interface Database {
+  /** As the application role: everything the process does but migrate runs through this. */
   url: string;
   pool: Pool;
+  /**
+   * As the role that owns the schema, for migrations only: the embedded cluster's superuser, or
+   * DATABASE_MIGRATION_URL. Undefined when the process was given DATABASE_URL alone.
+   */
+  ownerUrl: string | undefined;
   embedded: EmbeddedDatabase | undefined;
   close(): Promise<void>;
 }
@@ -41,7 +47,8 @@ export async function openDatabase(
         purpose: options.purpose,
         exclusive: options.exclusive ?? false,
       });
-  const url = config.databaseUrl ?? embedded!.url;
+  const url = config.databaseUrl ?? embedded!.appUrl;
+  const ownerUrl = config.databaseUrl ? config.databaseMigrationUrl : embedded!.url;
   const pool = createPool({
     connectionString: url,
     max: options.poolSize ?? config.poolSize,
@@ -64,6 +71,7 @@ export async function openDatabase(
   return {
     url,
     pool,
+    ownerUrl,
     embedded,
     async close() {
       closing = true;
@@ -73,11 +81,93 @@ export async function openDatabase(
   };
 }
 
-/** Applies our migrations and installs the queue schema. Safe to run from several processes at once. */
+/**
+ * Brings the database up to date and checks the role the process runs as. With the owner's URL
+ * (embedded, or DATABASE_MIGRATION_URL) it applies pending migrations as the owner; without it, a
+ * schema behind this version is refused with what to run. The queue's schema is installed as the
+ * application role, which owns it. Then the role is checked (checkApplicationRole). Safe to run from
+ * several processes at once.
+ */
 export async function migrateAll(db: Database): Promise<number[]> {
-  const applied = await migrate(db.pool);
-  await installQueueSchema(db.url, APP_ROLE);
+  let applied: number[] = [];
+  if (db.ownerUrl) {
+    const owner = createPool({ connectionString: db.ownerUrl, max: 1, applicationName: 'relaydesk-migrate' });
+    try {
+      applied = await migrate(owner);
+      if (db.embedded) await setApplicationPassword(owner, db.embedded.appPassword);
+    } finally {
+      await owner.end().catch(() => undefined);
+    }
+  } else {
+    const status = await migrationStatus(db.pool);
+    if (status.applied < status.expected) {
+      throw new ConfigError([
+        `the database is at migration ${status.applied} and this Relaydesk needs ${status.expected}: ` +
+          'run `relaydesk migrate` with DATABASE_MIGRATION_URL set to the role that owns the schema ' +
+          '(README, "An external PostgreSQL"), or set it for this process too',
+      ]);
+    }
+  }
+  await installQueueSchema(db.url);
+  await checkApplicationRole(db.pool);
   return applied;
+}
+
+/**
+ * The embedded cluster's application role logs in with the password kept in the data directory.
+ * The password travels as a parameter and is quoted by the server (format %L), never spliced here.
+ */
+async function setApplicationPassword(owner: Pool, password: string): Promise<void> {
+  await withSystemTx(owner, async (tx) => {
+    await tx.query("SELECT set_config('relaydesk.app_password', $1, true)", [password]);
+    await tx.query(
+      `DO $$ BEGIN
+         EXECUTE format('ALTER ROLE ${APP_ROLE} LOGIN PASSWORD %L', current_setting('relaydesk.app_password'));
+       END $$`,
+    );
+  });
+}
+
+/** Why a role would make row-level security moot; empty when it is fit to run Relaydesk. */
+export async function applicationRoleProblems(pool: Pool): Promise<string[]> {
+  const { rows } = await pool.query<{
+    role: string;
+    superuser: boolean;
+    bypassrls: boolean;
+    via: string | null;
+    owns: string | null;
+  }>(
+    `SELECT r.rolname AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls,
+            (SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) FROM pg_roles m
+              WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls)
+                AND pg_has_role(r.oid, m.oid, 'MEMBER')) AS via,
+            (SELECT string_agg(DISTINCT o.rolname, ', ') FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles o ON o.oid = c.relowner
+              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                AND pg_has_role(r.oid, c.relowner, 'MEMBER')) AS owns
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  const r = rows[0]!;
+  const problems: string[] = [];
+  if (r.superuser) problems.push('is a superuser');
+  if (r.bypassrls) problems.push('has BYPASSRLS');
+  if (r.via) problems.push(`is a member of ${r.via}, which is a superuser or has BYPASSRLS`);
+  if (r.owns) problems.push(`owns Relaydesk's tables (or is a member of their owner ${r.owns})`);
+  return problems.map((p) => `the role "${r.role}" ${p}`);
+}
+
+/**
+ * Refuses to run as a role that row-level security does not bind: tenant isolation would rest on
+ * every query being right instead of on the database.
+ */
+async function checkApplicationRole(pool: Pool): Promise<void> {
+  const problems = await applicationRoleProblems(pool);
+  if (problems.length === 0) return;
+  throw new ConfigError([
+    `${problems.join('; ')}: with it, row-level security would not keep tenants apart. ` +
+      `Log in as the role ${APP_ROLE} (DATABASE_URL), which is none of these, and run migrations as the ` +
+      `schema's owner (DATABASE_MIGRATION_URL); README, "An external PostgreSQL", shows the SQL`,
+  ]);
 }
 
 /**

@@ -11,12 +11,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, link, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../logging.ts';
+import { APP_ROLE } from './tx.ts';
 import {
   type Binaries,
   postgresBinaries,
@@ -26,7 +27,12 @@ import {
 } from './run-as-postgres.ts';
 
 export interface EmbeddedDatabase {
+  /** As the cluster's superuser, which owns the schema and runs the migrations. */
   url: string;
+  /** As the application role (relaydesk_app), which Relaydesk's work runs as. */
+  appUrl: string;
+  /** The application role's password, which the migrations step sets on the role (database.ts). */
+  appPassword: string;
   /** True when this process started the server and must stop it. */
   owned: boolean;
   stop(): Promise<void>;
@@ -194,6 +200,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   const ownerFile = path.join(dataDir, 'owner.json');
   const passwordFile = path.join(dataDir, 'pg-password');
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
+  const appPassword = await appRolePassword(path.join(dataDir, 'app-password'));
   const ids = await postgresUser(logger);
   const pgdata = await postgresDirectory(dataDir, ids);
   if (pgdata !== path.join(dataDir, 'pg')) {
@@ -219,7 +226,9 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
         'joining the embedded PostgreSQL of a running process',
       );
       return {
-        url: connectionUrl(password, postmaster.port, postmaster.socketDir),
+        url: connectionUrl('postgres', password, postmaster.port, postmaster.socketDir),
+        appUrl: connectionUrl(APP_ROLE, appPassword, postmaster.port, postmaster.socketDir),
+        appPassword,
         owned: false,
         stop: async () => undefined,
       };
@@ -260,7 +269,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
         ids,
       );
     await startServer();
-    const url = connectionUrl(password, port, socketDir);
+    const url = connectionUrl('postgres', password, port, socketDir);
     await ensureDatabase(password, port);
     let stopped = false;
     // Supervision: if PostgreSQL dies under us (killed, crashed), start it again on the same port.
@@ -285,6 +294,8 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
     watchdog.unref();
     return {
       url,
+      appUrl: connectionUrl(APP_ROLE, appPassword, port, socketDir),
+      appPassword,
       owned: true,
       stop: async () => {
         if (stopped) return;
@@ -341,8 +352,28 @@ function socketDirectory(pgdata: string): string {
   return Buffer.byteLength(longest) <= 107 && !/['"\\\s,]/.test(dir) ? dir : '';
 }
 
-function connectionUrl(password: string, port: number, socketDir = ''): string {
-  const auth = `postgres:${encodeURIComponent(password)}`;
+/**
+ * The application role's password: made once, kept beside the superuser's (readable only by the
+ * user Relaydesk runs as). Several processes starting at once agree on the first one written.
+ */
+async function appRolePassword(file: string): Promise<string> {
+  const existing = (await readFile(file, 'utf8').catch(() => '')).trim();
+  if (existing !== '') return existing;
+  // Written whole under another name, then linked into place: a reader never sees half a file.
+  const draft = `${file}.${process.pid}`;
+  await writeFile(draft, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  try {
+    await link(draft, file).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    });
+  } finally {
+    await rm(draft, { force: true });
+  }
+  return (await readFile(file, 'utf8')).trim();
+}
+
+function connectionUrl(user: string, password: string, port: number, socketDir = ''): string {
+  const auth = `${user}:${encodeURIComponent(password)}`;
   return socketDir === ''
     ? `postgres://${auth}@127.0.0.1:${port}/${DATABASE_NAME}`
     : `postgres://${auth}@localhost/${DATABASE_NAME}?host=${encodeURIComponent(socketDir)}&port=${port}`;

@@ -53,6 +53,9 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<number[
         if (done.has(m.version)) continue;
         await client.query('BEGIN');
         try {
+          // The owner is subject to row-level security too (FORCE, migration 0016): a migration that
+          // moves data works across tenants.
+          await client.query("SELECT set_config('app.system', 'on', true)");
           await client.query(m.sql);
           await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
             m.version,
@@ -89,8 +92,11 @@ export async function migrationStatus(
     expected = (await loadMigrations(dir)).length;
     expectedCounts.set(dir, expected);
   }
-  const { rows } = await pool.query<{ v: number | null }>(
-    `SELECT (SELECT max(version) FROM schema_migrations) AS v`,
+  // A database never migrated has no schema_migrations (to_regclass answers NULL, not an error).
+  const { rows: found } = await pool.query<{ t: string | null }>(
+    "SELECT to_regclass('schema_migrations')::text AS t",
   );
+  if (!found[0]?.t) return { expected, applied: 0 };
+  const { rows } = await pool.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
   return { expected, applied: rows[0]?.v ?? 0 };
 }

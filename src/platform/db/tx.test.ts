@@ -3,14 +3,32 @@ import { type TestDatabase, useTestDatabase } from '../../../test/db.ts';
 import { createTenant, deleteTenant } from '../../modules/tenants/service.ts';
 import { createTicket } from '../../modules/tickets/create.ts';
 import { loadMigrations, migrate } from './migrate.ts';
-import { createPool } from './pool.ts';
-import { TransactionAborted, withTenant, withTenantAutocommit, withTenantRead } from './tx.ts';
+import { applicationRoleProblems } from './database.ts';
+import { createPool, type Pool } from './pool.ts';
+import {
+  APP_ROLE,
+  scopeToTenant,
+  TransactionAborted,
+  withSystemRead,
+  withSystemTx,
+  withTenant,
+  withTenantAutocommit,
+  withTenantRead,
+} from './tx.ts';
 
 let db: TestDatabase;
 
 beforeAll(async () => {
   db = await useTestDatabase();
 });
+
+/** The scope settings a connection of the pool carries outside any transaction ('' when none). */
+async function scopeLeft(pool: Pool): Promise<{ t: string; s: string }> {
+  const { rows } = await pool.query(
+    "SELECT coalesce(current_setting('app.tenant_id', true), '') AS t, coalesce(current_setting('app.system', true), '') AS s",
+  );
+  return rows[0];
+}
 
 describe('withTenant (row-level security)', () => {
   it('hides other tenants even from a query that forgets its tenant filter', async () => {
@@ -47,19 +65,15 @@ describe('withTenant (row-level security)', () => {
     expect(updated.rowCount).toBe(0);
   });
 
-  it('runs as the non-superuser application role, and only inside the transaction', async () => {
+  it('pins the tenant only inside the transaction', async () => {
     const a = await createTenant(db.pool, { name: 'rls-e' });
-    const role = await withTenant(
+    const inside = await withTenant(
       db.pool,
       a.tenant.id,
-      async (tx) => (await tx.query('SELECT current_user AS u')).rows[0].u,
+      async (tx) => (await tx.query("SELECT current_setting('app.tenant_id') AS t")).rows[0].t,
     );
-    expect(role).toBe('relaydesk_app');
-    const after = await db.admin.query(
-      "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t",
-    );
-    expect(after.rows[0].u).not.toBe('relaydesk_app');
-    expect(after.rows[0].t ?? '').toBe('');
+    expect(inside).toBe(a.tenant.id);
+    expect(await scopeLeft(db.pool)).toEqual({ t: '', s: '' });
   });
 
   it('rolls back everything when the work fails', async () => {
@@ -120,11 +134,7 @@ describe('tenant transactions (BEGIN and the scope pipelined with the first stat
       async (tx) => (await tx.query('SELECT $1::int AS n', [5])).rows[0].n,
     );
     expect(n).toBe(5);
-    const after = await db.admin.query(
-      "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t",
-    );
-    expect(after.rows[0].u).not.toBe('relaydesk_app');
-    expect(after.rows[0].t ?? '').toBe('');
+    expect(await scopeLeft(db.pool)).toEqual({ t: '', s: '' });
   });
 
   it('sends nothing for a transaction that runs no statement', async () => {
@@ -157,12 +167,9 @@ describe('tenant transactions (BEGIN and the scope pipelined with the first stat
         tx.query("UPDATE tenants SET name = 'nope' WHERE id = $1", [a.tenant.id]),
       ),
     ).rejects.toThrow(/read-only transaction/);
-    const after = await db.admin.query(
-      "SELECT current_user AS u, current_setting('app.tenant_id', true) AS t, current_setting('transaction_read_only') AS ro",
-    );
+    const after = await db.pool.query("SELECT current_setting('transaction_read_only') AS ro");
     expect(after.rows[0]).toMatchObject({ ro: 'off' });
-    expect(after.rows[0].u).not.toBe('relaydesk_app');
-    expect(after.rows[0].t ?? '').toBe('');
+    expect(await scopeLeft(db.pool)).toEqual({ t: '', s: '' });
   });
 });
 
@@ -172,7 +179,7 @@ describe('statements the caller did not wait for', () => {
   const after = async (pool: ReturnType<typeof createPool>) =>
     (
       await pool.query(
-        "SELECT current_user AS u, coalesce(current_setting('app.tenant_id', true), '') AS t, current_setting('transaction_read_only') AS ro",
+        "SELECT coalesce(current_setting('app.tenant_id', true), '') AS t, coalesce(current_setting('app.system', true), '') AS s, current_setting('transaction_read_only') AS ro",
       )
     ).rows[0];
 
@@ -198,8 +205,7 @@ describe('statements the caller did not wait for', () => {
         const { rows } = await db.admin.query('SELECT name FROM tenants WHERE id = $1', [a.tenant.id]);
         expect(rows[0].name).toBe(`late-${warmFirst ? 'warm' : 'fresh'}`);
         const state = await after(pool);
-        expect(state.u).not.toBe('relaydesk_app');
-        expect(state.t).toBe('');
+        expect(state).toMatchObject({ t: '', s: '' });
         // And a statement issued after the work ended is refused, not run.
         let kept: { query: (t: string, v?: unknown[]) => Promise<unknown> } | undefined;
         await withTenant(pool, a.tenant.id, async (tx) => {
@@ -459,9 +465,148 @@ describe('tenant deletion', () => {
 
 describe('migrate', () => {
   it('is a no-op on a migrated database and safe when run concurrently', async () => {
-    const results = await Promise.all([migrate(db.pool), migrate(db.pool), migrate(db.pool)]);
+    const results = await Promise.all([migrate(db.admin), migrate(db.admin), migrate(db.admin)]);
     expect(results).toEqual([[], [], []]);
     const { rows } = await db.admin.query('SELECT version FROM schema_migrations ORDER BY version');
     expect(rows.map((r) => r.version)).toEqual((await loadMigrations()).map((m) => m.version));
+  });
+});
+
+describe('the application role (least privilege, read from the catalogue)', () => {
+  it('is what the code under test logs in as', async () => {
+    const { rows } = await db.pool.query('SELECT current_user AS u, session_user AS s');
+    expect(rows[0]).toEqual({ u: APP_ROLE, s: APP_ROLE });
+  });
+
+  it('is no superuser, has no BYPASSRLS, and is no member of a role that is or has', async () => {
+    const { rows } = await db.admin.query(
+      `SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,
+              (SELECT count(*)::int FROM pg_roles m
+                WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls) AND pg_has_role(r.oid, m.oid, 'MEMBER')) AS via
+         FROM pg_roles r WHERE r.rolname = $1`,
+      [APP_ROLE],
+    );
+    expect(rows[0]).toEqual({
+      rolsuper: false,
+      rolbypassrls: false,
+      rolcreaterole: false,
+      rolcreatedb: false,
+      via: 0,
+    });
+    expect(await applicationRoleProblems(db.pool)).toEqual([]);
+  });
+
+  it('owns no table of the public schema, and can be no member of their owner', async () => {
+    const { rows } = await db.admin.query(
+      `SELECT c.relname, o.rolname AS owner FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles o ON o.oid = c.relowner
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND pg_has_role((SELECT oid FROM pg_roles WHERE rolname = $1), c.relowner, 'MEMBER')`,
+      [APP_ROLE],
+    );
+    expect(rows).toEqual([]);
+  });
+
+  it('finds row-level security enabled and forced on every table with tenant_id, and on tenants', async () => {
+    const { rows } = await db.admin.query<{
+      relname: string;
+      enabled: boolean;
+      forced: boolean;
+      policies: number;
+    }>(
+      `SELECT c.relname, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+              (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'p')
+          AND (c.relname = 'tenants' OR EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+        ORDER BY c.relname`,
+    );
+    expect(rows.length).toBeGreaterThan(20);
+    expect(rows.filter((r) => !r.enabled || !r.forced || r.policies === 0)).toEqual([]);
+  });
+
+  it('has no privilege on a table beyond reading and writing rows', async () => {
+    const { rows } = await db.admin.query(
+      `SELECT c.relname, p.privilege_type FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+              LATERAL unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) AS p(privilege_type)
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+          AND has_table_privilege($1, c.oid, p.privilege_type)`,
+      [APP_ROLE],
+    );
+    expect(rows).toEqual([]);
+    const create = await db.admin.query(
+      "SELECT has_schema_privilege($1, 'public', 'CREATE') AS c, has_database_privilege($1, current_database(), 'CREATE') AS d",
+      [APP_ROLE],
+    );
+    expect(create.rows[0]).toEqual({ c: false, d: false });
+  });
+
+  it('cannot change the migrations, rewrite identity events, or turn row-level security off', async () => {
+    await expect(db.pool.query('DELETE FROM schema_migrations')).rejects.toThrow(/permission denied/);
+    await expect(db.pool.query('ALTER TABLE tickets DISABLE ROW LEVEL SECURITY')).rejects.toThrow(
+      /must be owner/,
+    );
+    await expect(
+      withSystemTx(db.pool, (sys) => sys.query('UPDATE identity_events SET tenant_id = tenant_id')),
+    ).rejects.toThrow(/permission denied/);
+    await expect(db.pool.query('RESET ROLE; SET ROLE postgres')).rejects.toThrow(/permission denied/);
+  });
+});
+
+describe('scopes', () => {
+  it('a statement in no scope sees no tenant row and writes none', async () => {
+    const a = await createTenant(db.pool, { name: 'scope-none' });
+    const seen = await db.pool.query(
+      'SELECT (SELECT count(*)::int FROM tenants) AS t, (SELECT count(*)::int FROM people) AS p',
+    );
+    expect(seen.rows[0]).toEqual({ t: 0, p: 0 });
+    await expect(
+      db.pool.query(
+        "INSERT INTO people (tenant_id, id, display_name, kind) VALUES ($1, gen_random_uuid(), 'x', 'agent')",
+        [a.tenant.id],
+      ),
+    ).rejects.toThrow(/row-level security/);
+    // Not even a session-level tenant setting outside our helpers is enough to see across tenants.
+    const b = await createTenant(db.pool, { name: 'scope-none-b' });
+    const client = await db.pool.connect();
+    try {
+      await client.query("SELECT set_config('app.tenant_id', $1, false)", [b.tenant.id]);
+      const { rows } = await client.query('SELECT id FROM tenants');
+      expect(rows).toEqual([{ id: b.tenant.id }]);
+    } finally {
+      await client.query('RESET app.tenant_id');
+      client.release();
+    }
+  });
+
+  it('withSystemTx and withSystemRead see every tenant, and leave no scope behind', async () => {
+    const a = await createTenant(db.pool, { name: 'scope-sys-a' });
+    const b = await createTenant(db.pool, { name: 'scope-sys-b' });
+    const ids = [a.tenant.id, b.tenant.id];
+    const inTx = await withSystemTx(db.pool, (sys) =>
+      sys.query('SELECT id FROM tenants WHERE id = ANY($1) ORDER BY name', [ids]),
+    );
+    expect(inTx.rows.map((r) => r.id)).toEqual(ids);
+    const read = await withSystemRead(db.pool, (sys) =>
+      sys.query('SELECT count(*)::int AS n FROM tenants WHERE id = ANY($1)', [ids]),
+    );
+    expect(read.rows[0].n).toBe(2);
+    await expect(
+      withSystemRead(db.pool, (sys) =>
+        sys.query("UPDATE tenants SET name = 'x' WHERE id = $1", [a.tenant.id]),
+      ),
+    ).rejects.toThrow(/read-only transaction/);
+    expect(await scopeLeft(db.pool)).toEqual({ t: '', s: '' });
+  });
+
+  it('scopeToTenant narrows a system transaction to one tenant', async () => {
+    const a = await createTenant(db.pool, { name: 'scope-narrow-a' });
+    await createTenant(db.pool, { name: 'scope-narrow-b' });
+    const seen = await withSystemTx(db.pool, async (sys) => {
+      const tx = await scopeToTenant(sys, a.tenant.id);
+      return (await tx.query('SELECT id FROM tenants')).rows;
+    });
+    expect(seen).toEqual([{ id: a.tenant.id }]);
   });
 });

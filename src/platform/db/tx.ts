@@ -1,7 +1,8 @@
 // Transactions. Request and job code touches tenant data only through `withTenant` (or its
-// statement-at-a-time forms below): it pins the tenant for the row-level security policies and runs
-// as the application role, which the policies always apply to. Platform work that spans tenants
-// (token lookup, tenant administration, the SLA scheduler's claim) says so by using `withSystemTx`.
+// statement-at-a-time forms below): it pins the tenant for the row-level security policies, which
+// PostgreSQL forces on every tenant table for the role Relaydesk logs in as (migration 0016).
+// Platform work that spans tenants (token lookup, tenant administration, the SLA scheduler's claim)
+// says so by using `withSystemTx` or `withSystemRead`. A statement in neither scope sees nothing.
 //
 // Everything here is pg's documented API: pool.connect / client.query / client.release, and the
 // pool's `pipeline` option (pool.ts), which lets BEGIN and the scope go out with the first statement
@@ -11,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, Queryable, QueryResultRow } from './pool.ts';
 import type pg from 'pg';
 
+/** The role Relaydesk's processes log in as (owning no table of tenants; see migration 0016). */
 export const APP_ROLE = 'relaydesk_app';
 
 /** A transaction bound to one tenant. Queries still name `tenant_id` explicitly (index use, Citus routing). */
@@ -28,9 +30,10 @@ function assertTenantId(tenantId: string): void {
     throw new Error(`"${String(tenantId).slice(0, 40)}" is not a tenant id`);
 }
 
-// Both settings are transaction-local (the third argument): they end with COMMIT or ROLLBACK, so a
-// pooled connection never carries one tenant's scope into the next borrower's work.
-const SCOPE = `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`;
+// Both scopes are transaction-local settings (the third argument): they end with COMMIT or
+// ROLLBACK, so a pooled connection never carries one borrower's scope into the next one's work.
+const SCOPE = "SELECT set_config('app.tenant_id', $1, true)";
+const SYSTEM_SCOPE = "SELECT set_config('app.system', 'on', true)";
 
 // Parameterised statements run as named (prepared) statements: each connection parses and plans a
 // statement once instead of on every request, which is most of PostgreSQL's work for the short
@@ -109,9 +112,29 @@ async function commit(client: PoolClient): Promise<void> {
   if (result.command === 'ROLLBACK') throw new TransactionAborted();
 }
 
-/** Platform work in one transaction, without a tenant scope (BEGIN goes out with the first statement). */
+/**
+ * Platform work across tenants in one transaction: every tenant's rows are visible and writable
+ * (BEGIN and the system scope go out with the first statement). For what spans tenants by design.
+ */
 export function withSystemTx<T>(pool: Pool, fn: (tx: SystemTx) => Promise<T>): Promise<T> {
-  return transaction(pool, (client) => [client.query('BEGIN')], fn, 'withSystemTx');
+  return transaction(
+    pool,
+    (client) => [client.query('BEGIN'), client.query(SYSTEM_SCOPE)],
+    fn,
+    'withSystemTx',
+  );
+}
+
+/**
+ * Reads across tenants, each statement a read-only transaction of its own in the system scope
+ * (BEGIN, the scope, the statement and COMMIT sent together): the token lookup of every request.
+ */
+export function withSystemRead<T>(pool: Pool, fn: (tx: SystemTx) => Promise<T>): Promise<T> {
+  return statementAtATime(
+    pool,
+    (client) => [client.query('BEGIN READ ONLY'), client.query(SYSTEM_SCOPE)],
+    fn,
+  );
 }
 
 /**
@@ -172,7 +195,7 @@ export function withTenantRead<T>(
   tenantId: string,
   fn: (tx: TenantTx) => Promise<T>,
 ): Promise<T> {
-  return statementAtATime(pool, tenantId, fn, 'BEGIN READ ONLY');
+  return tenantStatementAtATime(pool, tenantId, fn, 'BEGIN READ ONLY');
 }
 
 /**
@@ -185,10 +208,10 @@ export function withTenantAutocommit<T>(
   tenantId: string,
   fn: (tx: TenantTx) => Promise<T>,
 ): Promise<T> {
-  return statementAtATime(pool, tenantId, fn, 'BEGIN');
+  return tenantStatementAtATime(pool, tenantId, fn, 'BEGIN');
 }
 
-function statementAtATime<T>(
+function tenantStatementAtATime<T>(
   pool: Pool,
   tenantId: string,
   fn: (tx: TenantTx) => Promise<T>,
@@ -196,14 +219,25 @@ function statementAtATime<T>(
 ): Promise<T> {
   assertTenantId(tenantId);
   const tenant = tenantId.toLowerCase();
+  return statementAtATime(
+    pool,
+    (client) => [client.query(begin), client.query(SCOPE, [tenant])],
+    (tx) => fn({ tenantId, query: tx.query }),
+  );
+}
+
+function statementAtATime<T>(
+  pool: Pool,
+  open: (client: PoolClient) => Promise<unknown>[],
+  fn: (tx: Queryable) => Promise<T>,
+): Promise<T> {
   return borrow(pool, async (client) => {
-    let open = true;
+    let running = true;
     let last: Promise<unknown> = Promise.resolve();
-    const tx: TenantTx = {
-      tenantId,
+    const tx: Queryable = {
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-        if (!open) return ended('a statement-at-a-time scope');
-        const sent = [client.query(begin), client.query(SCOPE, [tenant])];
+        if (!running) return ended('a statement-at-a-time scope');
+        const sent = open(client);
         const result = client.query<R>(statement(text, values));
         const done = client.query('COMMIT');
         const all = Promise.all([...sent, result, done]).then(async ([, , r, c]) => {
@@ -217,7 +251,7 @@ function statementAtATime<T>(
     try {
       return await fn(tx);
     } finally {
-      open = false;
+      running = false;
       // The connection goes back only once every statement sent has been answered.
       await last;
     }
@@ -230,6 +264,8 @@ function statementAtATime<T>(
  */
 export async function scopeToTenant(tx: SystemTx, tenantId: string): Promise<TenantTx> {
   assertTenantId(tenantId);
-  await tx.query(SCOPE, [tenantId.toLowerCase()]);
+  await tx.query("SELECT set_config('app.system', 'off', true), set_config('app.tenant_id', $1, true)", [
+    tenantId.toLowerCase(),
+  ]);
   return { tenantId, query: tx.query };
 }

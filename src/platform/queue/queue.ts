@@ -361,8 +361,11 @@ function toOutput(value: unknown): object | undefined {
   return typeof value === 'object' ? (value as object) : { value };
 }
 
-/** Installs or upgrades the pg-boss schema and lets the application role use it. */
-export async function installQueueSchema(connectionString: string, appRole: string): Promise<void> {
+/**
+ * Installs or upgrades the pg-boss schema, as the application role: the schema (created by
+ * migration 0016) belongs to it, because pg-boss maintains its tables as it runs.
+ */
+export async function installQueueSchema(connectionString: string): Promise<void> {
   const boss = new PgBoss({
     connectionString,
     schema: QUEUE_SCHEMA,
@@ -370,20 +373,13 @@ export async function installQueueSchema(connectionString: string, appRole: stri
     supervise: false,
     schedule: false,
     migrate: true,
-    createSchema: true,
+    createSchema: false,
     registerInstance: false,
   });
   boss.on('error', () => undefined);
   await boss.start();
   try {
     const db = boss.getDb();
-    // Tenant transactions run as the application role and enqueue their jobs in the same transaction.
-    await db.executeSql(`GRANT USAGE ON SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
-    await db.executeSql(
-      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`,
-    );
-    await db.executeSql(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
-    await db.executeSql(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${QUEUE_SCHEMA} TO ${appRole}`);
     // The job table fills in bursts; stale statistics make every fetch sort the whole backlog.
     await db.executeSql(
       `DO $$ DECLARE t regclass; BEGIN

@@ -8,7 +8,7 @@
 import { ImapFlow } from 'imapflow';
 import pg from 'pg';
 import type { Pool } from '../../../../platform/db/pool.ts';
-import { withTenant } from '../../../../platform/db/tx.ts';
+import { withSystemRead, withTenant, withTenantRead } from '../../../../platform/db/tx.ts';
 import { uuidv7 } from '../../../../platform/ids.ts';
 import type { Logger } from '../../../../platform/logging.ts';
 import type { JobQueue } from '../../../../platform/queue/queue.ts';
@@ -165,9 +165,11 @@ class MailboxListener {
     const client = this.client;
     if (!client?.mailbox) return 0;
     const uidValidity = String((client.mailbox as { uidValidity?: bigint }).uidValidity ?? '');
-    const { rows } = await this.deps.pool.query<{ v: string | null; last: string | null }>(
-      "SELECT state->'imap'->>'uidValidity' AS v, state->'imap'->>'lastUid' AS last FROM mailboxes WHERE tenant_id = $1 AND id = $2",
-      [this.tenantId, this.mailboxId],
+    const { rows } = await withTenantRead(this.deps.pool, this.tenantId, (tx) =>
+      tx.query<{ v: string | null; last: string | null }>(
+        "SELECT state->'imap'->>'uidValidity' AS v, state->'imap'->>'lastUid' AS last FROM mailboxes WHERE tenant_id = $1 AND id = $2",
+        [this.tenantId, this.mailboxId],
+      ),
     );
     const sameValidity = rows[0]?.v === uidValidity;
     if (!sameValidity && rows[0]?.v)
@@ -255,8 +257,11 @@ export class ImapListeners {
   async scan(): Promise<void> {
     if (this.stopped) return;
     try {
-      const { rows } = await this.deps.pool.query<{ tenant_id: string; id: string }>(
-        "SELECT tenant_id, id FROM mailboxes WHERE kind = 'imap'",
+      // Every tenant's IMAP mailboxes: this process listens for all of them.
+      const { rows } = await withSystemRead(this.deps.pool, (sys) =>
+        sys.query<{ tenant_id: string; id: string }>(
+          "SELECT tenant_id, id FROM mailboxes WHERE kind = 'imap'",
+        ),
       );
       const present = new Set(rows.map((r) => r.id));
       for (const [id, listener] of this.listeners) {
