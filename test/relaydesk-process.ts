@@ -14,6 +14,7 @@ export const BIN = path.resolve('bin/relaydesk.mjs');
 export const processEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
   const e: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...extra };
   delete e['DATABASE_URL'];
+  delete e['DATABASE_MIGRATION_URL'];
   delete e['RELAYDESK_SECRET_KEY'];
   delete e['RELAYDESK_DATA_DIR'];
   return e;
