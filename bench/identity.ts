@@ -16,6 +16,7 @@ import {
   tempDir,
   verdict,
   runJsonChild,
+  ownerPool,
 } from './lib.ts';
 
 const PEOPLE = 100_000;
@@ -32,14 +33,15 @@ export async function benchIdentity(): Promise<Record<string, unknown>> {
   const tenantId = running.bootstrap!.tenant.id;
   const token = running.bootstrap!.adminToken.token;
   const pool = running.db.pool;
+  const owner = ownerPool(running.db);
 
   const loadStarted = Date.now();
-  await pool.query(
+  await owner.query(
     `INSERT INTO people (tenant_id, id, display_name, kind)
      SELECT $1, gen_random_uuid(), 'Person ' || n, 'contact' FROM generate_series(0, $2 - 1) AS n`,
     [tenantId, PEOPLE],
   );
-  await pool.query(
+  await owner.query(
     `WITH numbered AS (
        SELECT id, (row_number() OVER (ORDER BY display_name) - 1) AS n FROM people WHERE tenant_id = $1 AND display_name LIKE 'Person %')
      , e AS (INSERT INTO person_emails (tenant_id, address_normalized, address, person_id, is_primary)
@@ -51,9 +53,9 @@ export async function benchIdentity(): Promise<Record<string, unknown>> {
       WHERE p.tenant_id = $1 AND p.display_name LIKE 'Person %'`,
     [tenantId],
   );
-  await pool.query('ANALYZE people; ANALYZE person_emails; ANALYZE person_identities');
+  await owner.query('ANALYZE people; ANALYZE person_emails; ANALYZE person_identities');
   const counts = (
-    await pool.query(
+    await owner.query(
       `SELECT (SELECT count(*) FROM people WHERE tenant_id = $1)::int AS people,
               (SELECT count(*) FROM person_emails WHERE tenant_id = $1)::int AS emails,
               (SELECT count(*) FROM person_identities WHERE tenant_id = $1)::int AS identities`,
@@ -91,7 +93,7 @@ export async function benchIdentity(): Promise<Record<string, unknown>> {
   const unmappedSeconds = (Date.now() - started) / 1000;
   const sightingsPerSecond = total / unmappedSeconds;
   const rows = (
-    await pool.query(
+    await owner.query(
       'SELECT count(*)::int AS n, sum(sightings)::int AS s FROM unmapped_identities WHERE tenant_id = $1',
       [tenantId],
     )

@@ -46,6 +46,7 @@ import {
   treeCpuDelta,
   verdict,
   waitForQuietMachine,
+  ownerPool,
 } from './lib.ts';
 
 const TOTAL = Number(process.env['BENCH_INBOUND_MESSAGES'] ?? 10_000);
@@ -206,6 +207,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   const token = running.bootstrap!.adminToken.token;
   const tenantId = running.bootstrap!.tenant.id;
   const pool = running.db.pool;
+  const owner = ownerPool(running.db);
   const post = async (p: string, body: unknown) => {
     const res = await fetch(`${url}${p}`, {
       method: 'POST',
@@ -218,7 +220,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
 
   const finalCount = async () =>
     (
-      await pool.query(
+      await owner.query(
         "SELECT count(*)::int AS n FROM inbound_messages WHERE tenant_id = $1 AND status IN ('created','appended','duplicate','skipped','failed','quarantined')",
         [tenantId],
       )
@@ -226,7 +228,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   // Each measurement starts with the writes of the one before flushed (the mixed corpus leaves ~3 GB
   // of blobs behind, whose checkpoint would otherwise land in the next measurement).
   const settle = async () => {
-    await pool.query('CHECKPOINT');
+    await owner.query('CHECKPOINT');
     await waitForQuietMachine(pgPid);
   };
   const runCorpus = async (count: number, smallOnly: boolean, run: string) => {
@@ -261,7 +263,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   const full = await runCorpus(TOTAL, false, `full-${randomBytes(3).toString('hex')}`);
   const outcomes = Object.fromEntries(
     (
-      await pool.query(
+      await owner.query(
         'SELECT status, count(*)::int AS n FROM inbound_messages WHERE tenant_id = $1 GROUP BY status',
         [tenantId],
       )
@@ -379,7 +381,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     Array.from({ length: 50 }, async () => {
       while (Date.now() < stopAt) {
         const ids = Array.from({ length: 10 }, () => uuidv7());
-        await pool.query(
+        await owner.query(
           `WITH i AS (INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer)
                       SELECT $1, id, $2, 'graph', jsonb_build_object('messageId', id::text) FROM unnest($3::uuid[]) AS id)
            INSERT INTO pgboss.job (name, data)
@@ -391,7 +393,7 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
     }),
   );
   const ceiling = inserted / ceilingSeconds;
-  await pool.query("DELETE FROM pgboss.job WHERE name = 'inbound.process' AND state = 'created'");
+  await owner.query("DELETE FROM pgboss.job WHERE name = 'inbound.process' AND state = 'created'");
 
   const fullMet = full.perSecond >= 200;
   const smallMet = small.perSecond >= 500;

@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig } from '../src/platform/config.ts';
+import type { Database } from '../src/platform/db/database.ts';
+import { createPool, type Pool } from '../src/platform/db/pool.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The project's Node 24 (the system node may be older). */
@@ -134,6 +136,20 @@ export function benchConfig(
 }
 
 export const usingExternalDatabase = (): boolean => Boolean(process.env['DATABASE_URL']?.trim());
+
+/**
+ * A small pool as the schema's owner, for a benchmark's own loading and counting across tenants
+ * (Relaydesk's pool runs as the application role, which row-level security binds). Ended on clean-up.
+ */
+export function ownerPool(db: Database): Pool {
+  if (!db.ownerUrl)
+    throw new Error(
+      'benchmarks on DATABASE_URL need DATABASE_MIGRATION_URL too (the owner loads and counts)',
+    );
+  const pool = createPool({ connectionString: db.ownerUrl, max: 2, applicationName: 'relaydesk-bench' });
+  defer('close the owner pool', () => pool.end());
+  return pool;
+}
 
 // ---------------------------------------------------------------------------------------------
 // CPU accounting from /proc (Linux).
