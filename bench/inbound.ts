@@ -338,7 +338,9 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   await running.queue.boss.offWork('inbound.process');
   const clientState = randomBytes(16).toString('hex');
   const graphBox = await post('/api/v1/mailboxes', { kind: 'graph', address: 'graph@bench.test' });
-  await withTenant(pool, tenantId, (tx) => recordGraphSubscription(tx, graphBox.id, { clientState }));
+  await withTenant(pool, tenantId, (tx) =>
+    recordGraphSubscription(tx, graphBox.id, { subscriptionId: 'bench', clientState }),
+  );
   const graphRun = async (base: string, apiPid: number | undefined, rate?: number) => {
     await settle();
     const meter = await cpuMeter(pgPid, apiPid);

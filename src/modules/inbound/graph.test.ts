@@ -21,6 +21,8 @@ let t: TestApp;
 let sim: GraphSimulator;
 let appUrl: string;
 let mailboxId: string;
+/** The subscription recorded for the mailbox, which every notification names. */
+let subscriptionId: string;
 const clientState = randomBytes(16).toString('hex');
 const deps = () => t.inboundDeps();
 const USER = 'helpdesk@contoso.test';
@@ -77,6 +79,7 @@ beforeAll(async () => {
   await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
     recordGraphSubscription(tx, mailboxId, { subscriptionId: sub.id, clientState }),
   );
+  subscriptionId = sub.id;
 });
 
 afterAll(async () => {
@@ -120,7 +123,7 @@ describe('Graph webhook', () => {
     const before = (await inboundRows()).length;
     const jobsBefore = await jobCount('inbound.process');
     const value = Array.from({ length: 10 }, (_, i) => ({
-      subscriptionId: 'sub',
+      subscriptionId,
       clientState,
       changeType: 'created',
       resource: `Users/${USER}/Messages/batch-${i}`,
@@ -141,7 +144,7 @@ describe('Graph webhook', () => {
     const jobsBefore = await jobCount('inbound.process');
     for (const states of [['forged'], [clientState, 'forged'], [undefined]]) {
       const value = states.map((s, i) => ({
-        subscriptionId: 'sub',
+        subscriptionId,
         clientState: s,
         changeType: 'created',
         resourceData: { id: `x-${i}` },
@@ -162,6 +165,43 @@ describe('Graph webhook', () => {
       body: JSON.stringify({ value: [{ clientState }] }),
     });
     expect(unknown.status).toBe(404);
+  });
+
+  it('refuses a notification for another subscription, even with the right clientState', async () => {
+    const before = (await inboundRows()).length;
+    for (const other of ['forged-subscription', undefined]) {
+      const res = await fetch(`${appUrl}/hooks/graph/${mailboxId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          value: [
+            { subscriptionId, clientState, changeType: 'created', resourceData: { id: 'sub-ok' } },
+            { subscriptionId: other, clientState, changeType: 'created', resourceData: { id: 'sub-other' } },
+          ],
+        }),
+      });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { code: string }).code).toBe('webhook_signature_invalid');
+    }
+    expect((await inboundRows()).length).toBe(before);
+  });
+
+  it('answers the validation handshake only for a Graph mailbox that exists', async () => {
+    const ours = await fetch(`${appUrl}/hooks/graph/${mailboxId}?validationToken=abc%20def`, {
+      method: 'POST',
+    });
+    expect(ours.status).toBe(200);
+    expect(await ours.text()).toBe('abc def');
+    const mime = await t.call(t.a.adminToken.token, 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: 'handshake-mime@a.example',
+    });
+    for (const id of ['01a20430-e963-7a16-98d1-c69cf56067c7', mime.body.id]) {
+      const res = await fetch(`${appUrl}/hooks/graph/${id}?validationToken=abc`, { method: 'POST' });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(await res.text()).not.toContain('abc');
+    }
   });
 
   it('enqueues lifecycle notifications for subscription upkeep', async () => {
@@ -196,8 +236,8 @@ describe('Graph webhook', () => {
         headers: { 'content-type': 'application/json' },
         payload: {
           value: [
-            { clientState, resourceData: { id: 'a' } },
-            { clientState, resourceData: { id: 'b' } },
+            { subscriptionId, clientState, resourceData: { id: 'a' } },
+            { subscriptionId, clientState, resourceData: { id: 'b' } },
           ],
         },
       });
@@ -216,7 +256,7 @@ describe('Graph fetch failures', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        value: [{ clientState, changeType: 'created', resourceData: { id: messageId } }],
+        value: [{ subscriptionId, clientState, changeType: 'created', resourceData: { id: messageId } }],
       }),
     });
     return (await inboundRows()).at(-1)!;

@@ -66,11 +66,13 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           '`clientState` instead.\n\n' +
           'Validation handshake: a request with `validationToken` in the query is answered at once with ' +
           '200 and the token as `text/plain`, and nothing is stored (Graph sends it when a subscription ' +
-          'is created).\n\n' +
+          'is created); for a mailbox that does not exist or is not of kind `graph`, 404.\n\n' +
           'Notifications: the body is Graph\'s collection `{"value": [...]}`. Before anything is stored, ' +
           'the mailbox must exist and be of kind `graph`, and every notification of the collection must ' +
           "carry the `clientState` recorded for the mailbox's subscription (`state.graph.clientState`), " +
-          'compared in constant time; a mailbox with no recorded `clientState` accepts nothing. Then, in ' +
+          'compared in constant time, and the `subscriptionId` recorded for it ' +
+          '(`state.graph.subscriptionId`); a mailbox with no recorded `clientState` or subscription ' +
+          'accepts nothing. Then, in ' +
           'one transaction, each change notification with a `resourceData.id` becomes an inbound record ' +
           'and a job that fetches that message from Graph, and each lifecycle notification ' +
           '(`lifecycleEvent`) a subscription upkeep job; other entries are ignored. The answer, 202 ' +
@@ -78,7 +80,7 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           'twice is applied once: the later record ends as `duplicate`.\n\n' +
           'Errors: 400 `validation_failed` when the body is not a non-empty collection; 404 `not_found` ' +
           'for an unknown mailbox or one of another kind; 401 `webhook_signature_invalid` when a ' +
-          '`clientState` does not match (nothing is stored); 503 `database_unavailable` or ' +
+          '`clientState` or a `subscriptionId` does not match (nothing is stored); 503 `database_unavailable` or ' +
           '`queue_unavailable` when it could not be stored, for Graph to retry.',
         params: Type.Object({ mailboxId: Type.String({ format: 'uuid' }) }),
         querystring: Type.Object({ validationToken: Type.Optional(Type.String({ maxLength: 1024 })) }),
@@ -99,6 +101,23 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       },
     },
     async (request, reply) => {
+      // The mailbox by id alone, across tenants: the URL is all a provider's request says.
+      const { rows } = await withSystemRead(pool, (sys) =>
+        sys.query<{
+          tenant_id: string;
+          kind: string;
+          client_state: string | null;
+          subscription_id: string | null;
+        }>(
+          `SELECT tenant_id, kind, state->'graph'->>'clientState' AS client_state,
+                  state->'graph'->>'subscriptionId' AS subscription_id
+             FROM mailboxes WHERE id = $1`,
+          [request.params.mailboxId],
+        ),
+      );
+      const mailbox = rows[0];
+      if (!mailbox || mailbox.kind !== 'graph') throw notFound('mailbox');
+
       // The handshake: answer the decoded token as text/plain, at once (Graph waits at most 10 s).
       const token = request.query.validationToken;
       if (token !== undefined) return reply.code(200).type('text/plain; charset=utf-8').send(token);
@@ -108,15 +127,6 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
         throw new AppError('validation_failed', 'expected a Graph notification collection {"value": [...]}');
       }
       const notifications = body.value as GraphNotification[];
-      // The mailbox by id alone, across tenants: the URL is all a provider's request says.
-      const { rows } = await withSystemRead(pool, (sys) =>
-        sys.query<{ tenant_id: string; kind: string; client_state: string | null }>(
-          "SELECT tenant_id, kind, state->'graph'->>'clientState' AS client_state FROM mailboxes WHERE id = $1",
-          [request.params.mailboxId],
-        ),
-      );
-      const mailbox = rows[0];
-      if (!mailbox || mailbox.kind !== 'graph') throw notFound('mailbox');
       const expected = mailbox.client_state ?? '';
       // Every notification must carry our secret; one that does not means the batch is not from our subscription.
       if (
@@ -124,6 +134,17 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
         !notifications.every((n) => typeof n.clientState === 'string' && safeEqual(n.clientState, expected))
       ) {
         throw new AppError('webhook_signature_invalid', 'clientState does not match this mailbox');
+      }
+      // And be about the subscription recorded for the mailbox: a notification for another one (a
+      // subscription we did not make, or one replaced since) is not ours to act on.
+      if (
+        !mailbox.subscription_id ||
+        !notifications.every((n) => n.subscriptionId === mailbox.subscription_id)
+      ) {
+        throw new AppError(
+          'webhook_signature_invalid',
+          'the notification is not for the subscription recorded for this mailbox',
+        );
       }
       if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
       const tenantId = mailbox.tenant_id;
