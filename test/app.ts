@@ -52,7 +52,8 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
   await queue.start();
   const app = await buildServer(
     {
-      config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024 },
+      // Provider simulators listen on loopback ports of their own.
+      config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024, providerOrigins: ['http://127.0.0.1:*'] },
       pool: db.pool,
       logger,
       queue,

@@ -215,10 +215,21 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     await gmail?.close().catch(() => undefined);
   };
   try {
-    running = await startRelaydesk({ config: { ...config, role: 'all' }, logger });
-    const base = running.url!;
     graph = await startGraphSimulator();
     gmail = await startGmailSimulator();
+    // The demo's mailboxes point at the simulators, which the server allows for this run only.
+    const simulators = [
+      graph.apiBaseUrl,
+      graph.tokenUrl,
+      gmail.apiBaseUrl,
+      gmail.tokenUrl,
+      gmail.jwksUrl,
+    ].map((u) => new URL(u).origin);
+    running = await startRelaydesk({
+      config: { ...config, role: 'all', providerOrigins: [...config.providerOrigins, ...simulators] },
+      logger,
+    });
+    const base = running.url!;
     const tenant = await demoTenant(running.db.pool, config.dataDir);
     const token = tenant.token;
 

@@ -48,6 +48,11 @@ export interface Config {
   dbWaitSeconds: number | undefined;
   /** When set, /metrics answers only requests with `Authorization: Bearer <metricsToken>`. */
   metricsToken: string | undefined;
+  /**
+   * Origins (`scheme://host:port`, `*` for any port) a mailbox's provider endpoints may point at
+   * beside the providers' own: simulators, a proxy. Empty by default (RELAYDESK_PROVIDER_ORIGINS).
+   */
+  providerOrigins: string[];
   /** Serve the OpenAPI document and its UI (/docs, /docs/json); by default only on a loopback host. */
   docs: boolean;
 }
@@ -210,6 +215,17 @@ export function loadConfig(
 
   const metricsToken = env['RELAYDESK_METRICS_TOKEN']?.trim() || undefined;
 
+  const providerOrigins = (env['RELAYDESK_PROVIDER_ORIGINS'] ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+  for (const origin of providerOrigins) {
+    if (!/^https?:\/\/[^/:?#@\s]+(:(\d{1,5}|\*))?$/.test(origin))
+      problems.push(
+        `RELAYDESK_PROVIDER_ORIGINS: "${origin}" is not an origin (scheme://host or scheme://host:port, port * for any)`,
+      );
+  }
+
   // The API reference lists every route; an install that listens beyond this machine shows it only
   // when asked to.
   const docsRaw = (env['RELAYDESK_DOCS'] ?? '').trim().toLowerCase();
@@ -233,6 +249,7 @@ export function loadConfig(
     jobLeaseSeconds,
     dbWaitSeconds,
     metricsToken,
+    providerOrigins,
     docs,
   };
 }

@@ -51,6 +51,79 @@ export interface Mailbox {
   updatedAt: string;
 }
 
+/**
+ * Where each provider endpoint of the settings may point: the provider's own origins (with its
+ * national clouds). A tenant admin sets the settings, and the server then sends requests there (with
+ * the mailbox's credentials, for a token), so an endpoint anywhere else would let a tenant reach
+ * into the network Relaydesk runs in. An operator allows more origins with RELAYDESK_PROVIDER_ORIGINS.
+ */
+const PROVIDER_ORIGINS: Record<'graph' | 'gmail', Record<string, string[]>> = {
+  graph: {
+    apiBaseUrl: [
+      'https://graph.microsoft.com',
+      'https://graph.microsoft.us',
+      'https://dod-graph.microsoft.us',
+      'https://microsoftgraph.chinacloudapi.cn',
+    ],
+    tokenUrl: [
+      'https://login.microsoftonline.com',
+      'https://login.microsoftonline.us',
+      'https://login.chinacloudapi.cn',
+    ],
+  },
+  gmail: {
+    apiBaseUrl: ['https://gmail.googleapis.com'],
+    tokenUrl: ['https://oauth2.googleapis.com'],
+    jwksUrl: ['https://www.googleapis.com'],
+  },
+};
+
+/** True when `origin` (scheme://host:port) matches a rule of RELAYDESK_PROVIDER_ORIGINS. */
+function operatorAllows(url: URL, rules: readonly string[]): boolean {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  return rules.some((rule) => {
+    const m = /^(https?):\/\/([^/:]+)(?::(\d+|\*))?$/.exec(rule);
+    if (!m) return false;
+    const rulePort = m[3] ?? (m[1] === 'https' ? '443' : '80');
+    return (
+      `${m[1]}:` === url.protocol &&
+      m[2]!.toLowerCase() === url.hostname.toLowerCase() &&
+      (rulePort === '*' || rulePort === port)
+    );
+  });
+}
+
+/** Refuses provider endpoints in `given` settings that point anywhere but where they may (above). */
+export function assertProviderEndpoints(
+  given: Record<string, unknown> | undefined,
+  operatorOrigins: readonly string[],
+): void {
+  for (const provider of ['graph', 'gmail'] as const) {
+    const block = given?.[provider];
+    if (!block || typeof block !== 'object') continue;
+    for (const [key, origins] of Object.entries(PROVIDER_ORIGINS[provider])) {
+      const value = (block as Record<string, unknown>)[key];
+      if (value === undefined) continue;
+      const where = `/settings/${provider}/${key}`;
+      let url: URL | undefined;
+      try {
+        url = typeof value === 'string' ? new URL(value) : undefined;
+      } catch {
+        url = undefined;
+      }
+      if (!url || url.username || url.password || url.search || url.hash) {
+        throw validation(`settings.${provider}.${key} must be a URL without credentials or query`, [
+          { path: where, message: 'must be a URL without credentials or query' },
+        ]);
+      }
+      if (!origins.includes(url.origin) && !operatorAllows(url, operatorOrigins)) {
+        const message = `must be on ${origins.join(', ')} (or an origin the operator allows in RELAYDESK_PROVIDER_ORIGINS)`;
+        throw validation(`settings.${provider}.${key} ${message}`, [{ path: where, message }]);
+      }
+    }
+  }
+}
+
 /** Merges given settings over the defaults, checking the known keys. */
 export function resolveSettings(
   given: Record<string, unknown> = {},

@@ -17,6 +17,7 @@ import { clampLimit, decodeCursor, toPage } from '../../platform/pagination.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { processInboundJob } from './job-refs.ts';
 import {
+  assertProviderEndpoints,
   createMailbox,
   deleteMailbox,
   getMailbox,
@@ -101,7 +102,8 @@ const SELECT_INBOUND = `SELECT i.id, i.mailbox_id, i.source, i.message_key, i.st
        i.attempts, i.created_at, i.updated_at
   FROM inbound_messages i LEFT JOIN tickets t ON t.tenant_id = i.tenant_id AND t.id = i.ticket_id`;
 
-export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
+export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config }) => {
+  const providerOrigins = config.providerOrigins ?? [];
   const key = () => {
     if (!secretKey) throw new AppError('internal_error', 'no secret key configured');
     return secretKey;
@@ -123,7 +125,9 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
           '`maxMessageBytes` (25 MiB, from 1 KiB to 100 MiB; larger messages are skipped with their ' +
           'headers kept), `reopenWithinDays` (14, up to 3650; a reply to a solved or closed ticket ' +
           'reopens it within this many days, later it opens a new ticket), and the provider blocks ' +
-          '`graph`, `gmail` (`pushAudience`, `serviceAccountEmail`, `user`, API base URLs) and `imap` ' +
+          '`graph`, `gmail` (`pushAudience`, `serviceAccountEmail`, `user`, and the endpoints ' +
+          "`apiBaseUrl`, `tokenUrl`, `jwksUrl`, which must stay on the provider's own origins unless the " +
+          'operator allows others with RELAYDESK_PROVIDER_ORIGINS) and `imap` ' +
           '(`host`, `port`, `secure`, `user`, `folder`). Unknown settings are refused. Credentials (IMAP ' +
           '`{password}`; Graph `{tenantId, clientId, clientSecret}`; Gmail `{clientId, clientSecret, ' +
           'refreshToken}`) are encrypted at rest (AES-256-GCM) and never returned: `hasCredentials` ' +
@@ -136,6 +140,7 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
       },
     },
     async (request, reply) => {
+      assertProviderEndpoints(request.body.settings, providerOrigins);
       const mailbox = await withTenant(pool, principalOf(request).tenantId, (tx) =>
         createMailbox(tx, key(), request.body),
       );
@@ -205,10 +210,12 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey }) => {
         response: { 200: MailboxSchema, 409: ProblemSchema, ...problemResponses },
       },
     },
-    async (request) =>
-      withTenant(pool, principalOf(request).tenantId, (tx) =>
+    async (request) => {
+      assertProviderEndpoints(request.body.settings, providerOrigins);
+      return withTenant(pool, principalOf(request).tenantId, (tx) =>
         updateMailbox(tx, key(), request.params.id, request.body),
-      ),
+      );
+    },
   );
 
   app.delete(

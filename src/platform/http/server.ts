@@ -32,7 +32,7 @@ declare module 'fastify' {
 }
 
 export interface ServerDeps {
-  config: Pick<Config, 'bodyLimit'> & Partial<Pick<Config, 'metricsToken' | 'docs'>>;
+  config: Pick<Config, 'bodyLimit'> & Partial<Pick<Config, 'metricsToken' | 'docs' | 'providerOrigins'>>;
   pool: Pool;
   logger: Logger;
   queue?: JobQueue;
