@@ -91,6 +91,21 @@ describe('imports', () => {
   });
 });
 
+describe('database access', () => {
+  it('goes through the scoped helpers of src/platform/db/tx.ts: no statement straight to a pool elsewhere', () => {
+    const direct = files
+      .filter((file) => !file.startsWith(path.join(SRC, 'platform', 'db') + path.sep))
+      .flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .map((text, i) => ({ text, line: i + 1 }))
+          .filter(({ text }) => /\bpool\s*\.\s*(query|connect)\s*[<(]/i.test(text))
+          .map(({ line }) => `${rel(file)}:${line}`),
+      );
+    expect(direct).toEqual([]);
+  });
+});
+
 // Who writes which table (STYLE §13: a module owns its tables; others call its operations).
 const OWNERS: Record<string, string[]> = {
   'modules/tenants': ['tenants'],

@@ -188,9 +188,9 @@ program
   .command('migrate')
   .description('apply pending database migrations and install the queue schema')
   .action(async (_options: unknown, command: Command) => {
-    await withDatabase(command, async ({ db }) => {
-      const { rows } = await db.pool.query<{ v: number }>('SELECT max(version) AS v FROM schema_migrations');
-      out(`database is at migration ${rows[0]?.v ?? 0}`);
+    await withDatabase(command, async ({ db, rt }) => {
+      const { applied } = await rt.migrationStatus(db.pool);
+      out(`database is at migration ${applied}`);
     });
   });
 

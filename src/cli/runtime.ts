@@ -2,6 +2,7 @@
 // server (src/app.ts: Fastify, the providers' clients, the parsers), which `start` and `demo` load
 // themselves: loading it took most of every command's second.
 export { migrateAll, openDatabase, resolveSecretKey } from '../platform/db/database.ts';
+export { migrationStatus } from '../platform/db/migrate.ts';
 export { findMailbox } from '../modules/inbound/mailboxes.ts';
 export { ingestRawMessage } from '../modules/inbound/process.ts';
 export { messageIdKey } from '../modules/inbound/signing.ts';
