@@ -40,6 +40,13 @@ export interface GmailSimulator {
   deliver(user: string, raw: Buffer): string;
   /** Sends a push for the user's current history id to `endpoint`; returns the HTTP status. */
   push(endpoint: string, user: string, options: PushOptions): Promise<number>;
+  /** The OIDC token a push carries (what push() sends as `Authorization: Bearer`). */
+  pushToken(options: PushOptions): Promise<string>;
+  /** The body a push carries: the Pub/Sub envelope around the user's current history id. */
+  pushBody(user: string): {
+    message: { data: string; messageId: string; publishTime: string };
+    subscription: string;
+  };
   /** Makes every history id before the current one too old (history.list answers 404). */
   expireHistory(user: string): void;
   revokeRefreshToken(): void;
@@ -193,6 +200,31 @@ export async function startGmailSimulator(): Promise<GmailSimulator> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  const pushToken = async (options: PushOptions): Promise<string> => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({
+      email: options.email,
+      email_verified: options.emailVerified ?? true,
+      sub: '1234567890',
+    })
+      .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
+      .setIssuer(options.issuer ?? 'https://accounts.google.com')
+      .setAudience(options.audience)
+      .setIssuedAt(now - 5)
+      .setExpirationTime(now + (options.expiresIn ?? 3600))
+      .sign(options.foreignKey ? foreign.privateKey : privateKey);
+  };
+  const pushBody = (user: string) => ({
+    message: {
+      data: Buffer.from(JSON.stringify({ emailAddress: user, historyId: box(user).historyId })).toString(
+        'base64',
+      ),
+      messageId: randomUUID(),
+      publishTime: new Date().toISOString(),
+    },
+    subscription: 'projects/sim/subscriptions/relaydesk',
+  });
+
   return {
     url: base,
     apiBaseUrl: `${base}/gmail/v1`,
@@ -207,29 +239,13 @@ export async function startGmailSimulator(): Promise<GmailSimulator> {
       b.messages.push({ id, raw, historyId: b.historyId });
       return id;
     },
+    pushToken,
+    pushBody,
     async push(endpoint, user, options) {
-      const now = Math.floor(Date.now() / 1000);
-      const token = await new SignJWT({
-        email: options.email,
-        email_verified: options.emailVerified ?? true,
-        sub: '1234567890',
-      })
-        .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
-        .setIssuer(options.issuer ?? 'https://accounts.google.com')
-        .setAudience(options.audience)
-        .setIssuedAt(now - 5)
-        .setExpirationTime(now + (options.expiresIn ?? 3600))
-        .sign(options.foreignKey ? foreign.privateKey : privateKey);
-      const data = Buffer.from(
-        JSON.stringify({ emailAddress: user, historyId: box(user).historyId }),
-      ).toString('base64');
       const res = await fetch(endpoint, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({
-          message: { data, messageId: randomUUID(), publishTime: new Date().toISOString() },
-          subscription: 'projects/sim/subscriptions/relaydesk',
-        }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await pushToken(options)}` },
+        body: JSON.stringify(pushBody(user)),
       });
       return res.status;
     },

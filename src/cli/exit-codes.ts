@@ -12,6 +12,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   unauthorized: EXIT_FAILED,
   forbidden: EXIT_FAILED,
   bad_request: EXIT_BAD_INPUT,
+  uri_too_long: EXIT_BAD_INPUT,
   not_found: EXIT_BAD_INPUT,
   method_not_allowed: EXIT_BAD_INPUT,
   validation_failed: EXIT_BAD_INPUT,

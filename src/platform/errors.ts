@@ -9,7 +9,9 @@ export const ERROR_CATALOGUE = {
   unauthorized: 'No valid API token: missing, malformed, unknown, revoked, or its person is suspended.',
   forbidden: "The token's role does not have the permission the operation needs.",
   // What was asked
-  bad_request: 'The request itself could not be read (a malformed URL or header).',
+  bad_request:
+    'The request itself could not be read (a URL path or query string that is not percent-encoded UTF-8, a malformed header).',
+  uri_too_long: 'A path segment of the URL is longer than any the API takes.',
   not_found: 'No such object in this tenant (another tenant\'s object is "not found" too), or no such route.',
   method_not_allowed: 'The path exists, but not with this method; the Allow header lists the methods it has.',
   validation_failed: 'The input breaks a rule; `errors` lists each field (a JSON pointer) and what is wrong.',

@@ -16,7 +16,33 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?Z$/;
+
+/**
+ * Whether `text` is an instant as this API writes them (UTC, at most microseconds) and a real one
+ * that PostgreSQL takes as it stands: year 1 to 9999 (there is no year 0), a day its month has, hours
+ * 0 to 23 (PostgreSQL would read 24:00 as the next day), no leap second (it would read :60 as the
+ * next minute).
+ */
+export function isCursorInstant(text: string): boolean {
+  const m = ISO_RE.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  return (
+    year >= 1 && days !== undefined && day >= 1 && day <= days && hour <= 23 && minute <= 59 && second <= 59
+  );
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString('base64url');
@@ -31,7 +57,7 @@ export function decodeCursor(text: string | undefined): Cursor | undefined {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(text)) throw invalid;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+    parsed = JSON.parse(UTF8.decode(Buffer.from(text, 'base64url')));
   } catch {
     throw invalid;
   }
@@ -40,8 +66,7 @@ export function decodeCursor(text: string | undefined): Cursor | undefined {
     parsed.length !== 2 ||
     typeof parsed[0] !== 'string' ||
     typeof parsed[1] !== 'string' ||
-    !ISO_RE.test(parsed[0]) ||
-    Number.isNaN(Date.parse(parsed[0])) ||
+    !isCursorInstant(parsed[0]) ||
     !isUuid(parsed[1])
   ) {
     throw invalid;

@@ -12,16 +12,7 @@ import type { RouteModule } from '../../platform/http/server.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './job-refs.ts';
 import { decodePushData, verifyPushToken } from './providers/gmail/push.ts';
-
-/** One entry of a Graph notification collection (change or lifecycle). */
-interface GraphNotification {
-  subscriptionId?: string;
-  clientState?: string | null;
-  changeType?: string;
-  resource?: string;
-  resourceData?: { id?: string };
-  lifecycleEvent?: string;
-}
+import { graphNotifications } from './providers/graph/notifications.ts';
 
 // Health bookkeeping (the mailbox's lastNotificationAt) is written at most every 10 s per mailbox and
 // outside the ingress transaction: a hot row locked by every notification would serialise them all.
@@ -122,11 +113,7 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       const token = request.query.validationToken;
       if (token !== undefined) return reply.code(200).type('text/plain; charset=utf-8').send(token);
 
-      const body = request.body as { value?: unknown } | undefined;
-      if (!body || typeof body !== 'object' || !Array.isArray(body.value) || body.value.length === 0) {
-        throw new AppError('validation_failed', 'expected a Graph notification collection {"value": [...]}');
-      }
-      const notifications = body.value as GraphNotification[];
+      const notifications = graphNotifications(request.body);
       const expected = mailbox.client_state ?? '';
       // Every notification must carry our secret; one that does not means the batch is not from our subscription.
       if (

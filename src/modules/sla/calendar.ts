@@ -69,6 +69,8 @@ export class Calendar {
     const known = new Set(['timeZone', 'alwaysOpen', 'weekly', 'holidays', 'recurringHolidays']);
     for (const key of Object.keys(spec))
       if (!known.has(key)) throw invalid(`unknown calendar field "${key}"`);
+    for (const key of ['holidays', 'recurringHolidays'])
+      if (spec[key] !== undefined && !Array.isArray(spec[key])) throw invalid(`${key} must be a list`);
     const zone = typeof spec['timeZone'] === 'string' ? canonicalZone(spec['timeZone']) : undefined;
     if (!zone)
       throw invalid(`timeZone: "${String(spec['timeZone'])}" is not an IANA time zone`, 'invalid_time_zone');
@@ -123,7 +125,9 @@ export class Calendar {
     const recurring = new Set<string>();
     for (const [i, h] of ((spec['recurringHolidays'] as unknown[] | undefined) ?? []).entries()) {
       const m = typeof h === 'string' ? /^(\d{2})-(\d{2})$/.exec(h) : null;
-      if (!m || Number(m[1]) < 1 || Number(m[1]) > 12 || Number(m[2]) < 1 || Number(m[2]) > 31) {
+      // A day the month has in some year (02-29 included).
+      const longest = m ? [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][Number(m[1]) - 1] : undefined;
+      if (!m || longest === undefined || Number(m[2]) < 1 || Number(m[2]) > longest) {
         throw invalid(`recurringHolidays[${i}]: "${String(h)}" is not MM-DD`);
       }
       recurring.add(h as string);

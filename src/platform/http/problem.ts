@@ -10,6 +10,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   forbidden: 403,
   bad_request: 400,
+  uri_too_long: 414,
   not_found: 404,
   method_not_allowed: 405,
   validation_failed: 400,
@@ -51,6 +52,7 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
@@ -191,6 +193,10 @@ export function toProblem(error: unknown): Problem {
       return problem('unsupported_media_type', 'Send the body as application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return problem('validation_failed', 'The JSON body is empty');
+    case 'FST_ERR_BAD_URL':
+      return problem('bad_request', 'The URL path is not valid percent-encoded UTF-8');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return problem('uri_too_long', 'A path segment of the URL is longer than any the API takes');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return problem('invalid_json', 'The body is not valid JSON');

@@ -2,22 +2,23 @@
 // token authentication and permission checks before the body is even parsed, one log line per request.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import {
-  registerAjvFormats,
-  type TypeBoxTypeProvider,
-  TypeBoxValidatorCompiler,
-} from '@fastify/type-provider-typebox';
+import { registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import { type TSchema, Type } from 'typebox';
+import Format from 'typebox/format';
 import type { Clock } from '../clock.ts';
 import type { Authenticate, Principal } from './auth.ts';
 import type { Config } from '../config.ts';
 import { migrationStatus } from '../db/migrate.ts';
 import type { Pool } from '../db/pool.ts';
-import { forbidden, unauthorized } from '../errors.ts';
+import { AppError, forbidden, unauthorized, validation } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { Metrics, metricsTokenCheck } from './metrics.ts';
-import { errorHandler, problem, sendProblem } from './problem.ts';
+import { freeFormProblems, inputProblems, queryStringReadable } from './input.ts';
+import { errorHandler, problem, sendProblem, toProblem } from './problem.ts';
+import { validatorCompiler } from './validation.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -49,6 +50,17 @@ export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 export type RouteModule = (app: App, deps: ServerDeps) => void | Promise<void>;
 
 registerAjvFormats();
+// ajv-formats' uuid also takes "urn:uuid:<uuid>", which PostgreSQL's uuid type refuses: the plain form only.
+Format.Set('uuid', isUuid);
+
+/**
+ * The longest path parameter the router takes: the longest the API defines (an external id of 512
+ * characters) percent-encoded at 4 bytes a character. Longer is 414 uri_too_long.
+ */
+export const MAX_PARAM_LENGTH = 512 * 4 * 3;
+
+/** The query string of a route that documents none: any parameter is refused, as unknown. */
+const NoQuery = Type.Object({}, { additionalProperties: false });
 
 /** The authenticated principal of a request under /api/v1 (set by the onRequest hook). */
 export function principalOf(request: FastifyRequest): Principal {
@@ -68,11 +80,32 @@ export async function buildServer(
     bodyLimit: deps.config.bodyLimit,
     trustProxy: false,
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // What the router refuses before any route runs (a path that is not percent-encoded UTF-8, a
+    // path parameter over MAX_PARAM_LENGTH) is a problem like any other.
+    frameworkErrors: (error, _request, reply) => sendProblem(reply as never, toProblem(error)),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(validatorCompiler);
   // JSON only; routes that take other media (raw MIME) register their own parser.
   app.removeContentTypeParser('text/plain');
+  // JSON is UTF-8 (RFC 8259): bytes that are not are refused, never decoded to U+FFFD. An empty body
+  // is no body (a route that takes one says it is missing). Fastify's own parser does the rest,
+  // refusing __proto__ and constructor.prototype keys.
+  app.removeContentTypeParser('application/json');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      return done(new AppError('invalid_json', 'The body is not valid JSON: it is not UTF-8'), undefined);
+    }
+    return parseJson(request, text, done);
+  });
   app.setErrorHandler((error, request, reply) =>
     errorHandler(error, request as FastifyRequest, reply as never),
   );
@@ -80,6 +113,8 @@ export async function buildServer(
   // says which methods the path has (Allow), not a 404.
   const routeMethods: { pattern: RegExp; methods: Set<string> }[] = [];
   app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/api/') && !route.schema?.querystring)
+      route.schema = { ...route.schema, querystring: NoQuery };
     const pattern = new RegExp(
       `^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}/?$`,
     );
@@ -120,6 +155,36 @@ export async function buildServer(
     const permission = routeConfig?.permission;
     if (permission && !request.principal.permissions.includes(permission)) {
       throw forbidden(`A ${request.principal.role} token does not have the ${permission} permission`);
+    }
+  });
+
+  // Before validation and handlers, for every route: input.ts says what no request may carry.
+  app.addHook('preValidation', async (request) => {
+    if (!queryStringReadable(request.url)) {
+      throw new AppError('bad_request', 'The query string is not valid percent-encoded UTF-8');
+    }
+    const body = request.body;
+    const parsed = body !== undefined && !Buffer.isBuffer(body);
+    const problems = [
+      ...inputProblems(request.params, 'path'),
+      ...inputProblems(request.query, 'query'),
+      ...(parsed ? inputProblems(body, 'body') : []),
+    ];
+    const schema = request.routeOptions.schema?.body as TSchema | undefined;
+    if (problems.length === 0 && parsed) problems.push(...freeFormProblems(schema, body));
+    if (problems.length > 0) {
+      throw validation(problems.map((e) => `${e.path} ${e.message}`).join('; '), problems.slice(0, 20));
+    }
+    // A JSON body is never ignored: an operation without one refuses it, one with one needs it.
+    if (request.url.startsWith('/api/')) {
+      if (schema === undefined && parsed) {
+        throw validation('This operation takes no JSON body', [
+          { path: '/', message: 'this operation takes no JSON body', in: 'body' },
+        ]);
+      }
+      if (schema !== undefined && body === undefined) {
+        throw validation('The JSON body is missing', [{ path: '/', message: 'is required', in: 'body' }]);
+      }
     }
   });
 

@@ -256,11 +256,29 @@ export class JobQueue {
     );
   }
 
-  /** Names of every work queue in the database (not only this process's registry). */
+  /**
+   * Names of every work queue in the database (not only this process's registry): not the
+   * dead-letter queues, and not pg-boss's own (`__pgboss__…`, e.g. its cron queue), which hold no
+   * tenant's jobs and have no dead-letter queue.
+   */
   async queueNames(): Promise<string[]> {
     const { rows } = await this.boss
       .getDb()
-      .executeSql(`SELECT name FROM ${QUEUE_SCHEMA}.queue WHERE name NOT LIKE '%\\_\\_dlq' ORDER BY name`);
+      .executeSql(
+        `SELECT name FROM ${QUEUE_SCHEMA}.queue WHERE name NOT LIKE '%\\_\\_dlq' AND name NOT LIKE '\\_\\_pgboss\\_\\_%' ORDER BY name`,
+      );
+    return rows.map((r: { name: string }) => r.name);
+  }
+
+  /** The work queues among `names` that have a dead-letter queue (only those can be re-driven). */
+  private async withDeadLetterQueue(names: string[]): Promise<string[]> {
+    const { rows } = await this.boss.getDb().executeSql(
+      `SELECT q.name FROM ${QUEUE_SCHEMA}.queue q
+          WHERE q.name = ANY($1::text[])
+            AND EXISTS (SELECT 1 FROM ${QUEUE_SCHEMA}.queue d WHERE d.name = q.name || '__dlq')
+          ORDER BY q.name`,
+      [names],
+    );
     return rows.map((r: { name: string }) => r.name);
   }
 
@@ -325,9 +343,12 @@ export class JobQueue {
     }));
   }
 
-  /** Moves dead-lettered jobs back to their queue; returns how many moved. */
+  /**
+   * Moves dead-lettered jobs back to their queue; returns how many moved. A queue without a
+   * dead-letter queue has none to move.
+   */
   async redrive(options: { queue?: string; tenantId?: string } = {}): Promise<number> {
-    const names = options.queue ? [options.queue] : await this.queueNames();
+    const names = await this.withDeadLetterQueue(options.queue ? [options.queue] : await this.queueNames());
     let moved = 0;
     for (const name of names) {
       for (;;) {

@@ -44,21 +44,41 @@ export async function verifyPushToken(
   if (payload['email_verified'] !== true) throw invalid('email not verified');
 }
 
-/** The push body's message.data: {emailAddress, historyId}. */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** A Gmail history id: an unsigned 64-bit number, as decimal digits. */
+const HISTORY_ID = /^[0-9]{1,20}$/;
+
+/**
+ * The push body's message.data: base64 of the JSON {emailAddress, historyId}. The history id is
+ * refused unless it is a history id (decimal digits, or a whole number, as Gmail sends it): it is
+ * compared numerically with the stored one later.
+ */
 export function decodePushData(body: unknown): { emailAddress: string; historyId: string } {
-  const data = (body as { message?: { data?: unknown } } | undefined)?.message?.data;
+  const data = (body as { message?: { data?: unknown } | null } | null | undefined)?.message?.data;
   if (typeof data !== 'string')
     throw new AppError('validation_failed', 'expected a Pub/Sub push {"message": {"data": ...}}');
-  let decoded: { emailAddress?: unknown; historyId?: unknown };
+  let decoded: unknown;
   try {
-    decoded = JSON.parse(Buffer.from(data, 'base64').toString('utf8'));
+    if (!BASE64.test(data)) throw new Error('not base64');
+    decoded = JSON.parse(UTF8.decode(Buffer.from(data, 'base64')));
   } catch {
     throw new AppError('validation_failed', 'message.data is not base64 JSON');
   }
-  if (typeof decoded.emailAddress !== 'string' || !['string', 'number'].includes(typeof decoded.historyId)) {
-    throw new AppError('validation_failed', 'message.data must hold emailAddress and historyId');
+  const { emailAddress, historyId } = (decoded ?? {}) as { emailAddress?: unknown; historyId?: unknown };
+  const id =
+    typeof historyId === 'string' && HISTORY_ID.test(historyId)
+      ? historyId
+      : typeof historyId === 'number' && Number.isSafeInteger(historyId) && historyId >= 0
+        ? String(historyId)
+        : undefined;
+  if (typeof emailAddress !== 'string' || id === undefined) {
+    throw new AppError(
+      'validation_failed',
+      'message.data must hold emailAddress and historyId (a history id: decimal digits)',
+    );
   }
-  return { emailAddress: decoded.emailAddress, historyId: String(decoded.historyId) };
+  return { emailAddress, historyId: id };
 }
 
 /** Forgets cached key sets (tests). */
