@@ -81,8 +81,10 @@ export interface FailedForGood {
 
 /**
  * Ends the records of jobs that failed for good as `failed`, with the reason and the attempts made:
- * the record follows its job to the end. Records that ended meanwhile, or that a later job is
- * working on, are left as they are.
+ * the record follows its job to the end. A record the failing attempt already ended as failed keeps
+ * its reason and learns the attempts (an attempt that failed before marking its record did not
+ * count itself). Records that ended otherwise meanwhile, or that a later job is working on, are
+ * left as they are.
  */
 export async function failRecords(tx: TenantTx, failures: FailedForGood[]): Promise<void> {
   if (failures.length === 0) return;
@@ -90,10 +92,12 @@ export async function failRecords(tx: TenantTx, failures: FailedForGood[]): Prom
     a.inboundId < b.inboundId ? -1 : a.inboundId > b.inboundId ? 1 : 0,
   );
   await tx.query(
-    `UPDATE inbound_messages i SET status = 'failed', reason = x.reason,
+    `UPDATE inbound_messages i SET status = 'failed',
+            reason = CASE WHEN i.status = 'failed' THEN i.reason ELSE x.reason END,
             attempts = greatest(i.attempts, x.attempts), updated_at = now()
        FROM unnest($2::uuid[], $3::text[], $4::int[], $5::timestamptz[]) AS x(id, reason, attempts, dead_at)
-      WHERE i.tenant_id = $1 AND i.id = x.id AND i.status IN ('queued', 'processing')
+      WHERE i.tenant_id = $1 AND i.id = x.id
+        AND (i.status IN ('queued', 'processing') OR (i.status = 'failed' AND i.attempts < x.attempts))
         AND (x.dead_at IS NULL OR i.updated_at <= x.dead_at)`,
     [
       tx.tenantId,

@@ -43,19 +43,20 @@ export const REFERENCES_MAX = 100;
  */
 export const KEY_MAX_BYTES = 2600;
 
-const NUL = /\u0000/u;
 const LONE_SURROGATE = /\p{Cs}/u;
-const UNSTORABLE = /\u0000|\p{Cs}/gu;
+const LONE_SURROGATES = /\p{Cs}/gu;
 // Line breaks and tabs in a one-line value are folding, not content: they become spaces unremarked.
 const FOLDING = /[\t\r\n]/g;
-const CONTROLS = /[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/gu;
-const HAS_CONTROL = /[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u;
+// Control characters (C0, DEL, C1); NUL, tabs and line breaks are gone by the time these are looked for.
+const CONTROL = /\p{Cc}/u;
+const CONTROLS = /\p{Cc}/gu;
 
 /** The text with what PostgreSQL cannot hold (NUL, lone surrogates) replaced by U+FFFD. */
-export const storableText = (text: string): string => text.replace(UNSTORABLE, '\uFFFD');
+export const storableText = (text: string): string =>
+  text.replaceAll('\0', '\uFFFD').replace(LONE_SURROGATES, '\uFFFD');
 
 /** True when the text holds something storableText would replace. */
-export const hasUnstorable = (text: string): boolean => NUL.test(text) || LONE_SURROGATE.test(text);
+export const hasUnstorable = (text: string): boolean => text.includes('\0') || LONE_SURROGATE.test(text);
 
 /** At most `max` UTF-16 units, never ending in half a surrogate pair. */
 function cut(text: string, max: number): string {
@@ -78,7 +79,7 @@ export const isStorableAddress = (address: string): boolean =>
   address.length > 0 &&
   address.length <= ADDRESS_MAX &&
   address.includes('@') &&
-  !/[\s\u0000-\u001f\u007f-\u009f]|\p{Cs}/u.test(address);
+  !/[\s\p{Cc}\p{Cs}]/u.test(address);
 
 /** Notes what was changed, once each. */
 class Notes {
@@ -88,14 +89,14 @@ class Notes {
   }
   /** Text made storable; `what` names it in the note. */
   text(value: string, what: string): string {
-    if (NUL.test(value)) this.add(`NUL in ${what} replaced`);
+    if (value.includes('\0')) this.add(`NUL in ${what} replaced`);
     if (LONE_SURROGATE.test(value)) this.add(`invalid characters in ${what} replaced`);
     return storableText(value);
   }
   /** A one-line value: storable, without control characters, at most `max` characters. */
   line(value: string, what: string, max: number): string {
     let out = this.text(value, what).replace(FOLDING, ' ');
-    if (HAS_CONTROL.test(out)) {
+    if (CONTROL.test(out)) {
       this.add(`control characters in ${what} replaced`);
       out = out.replace(CONTROLS, ' ');
     }
@@ -135,10 +136,7 @@ function attachment(a: ParsedAttachment, index: number, notes: Notes): ParsedAtt
     contentType = 'application/octet-stream';
   }
   let contentId = a.contentId;
-  if (
-    contentId !== null &&
-    (hasUnstorable(contentId) || HAS_CONTROL.test(contentId) || contentId.length > 998)
-  ) {
+  if (contentId !== null && (hasUnstorable(contentId) || CONTROL.test(contentId) || contentId.length > 998)) {
     notes.add('unusable attachment Content-ID dropped');
     contentId = null;
   }

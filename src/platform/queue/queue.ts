@@ -319,7 +319,7 @@ export class JobQueue {
         await def.onFailedForGood(
           page.map((job) => ({
             payload: job.data,
-            message: deadLetterMessage(job.output),
+            message: deadLetterMessage(job.sourceOutput),
             attempts: (job.sourceRetryCount ?? 0) + 1,
             deadLetteredAt: new Date(job.createdOn).toISOString(),
           })),
