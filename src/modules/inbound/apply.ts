@@ -26,12 +26,18 @@ import {
   type KeyOutcome,
   recordKeyOutcomes,
 } from './keys.ts';
-import { subjectTicketNumber } from './mime.ts';
+import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
 import { finishRecords, type RecordFinal } from './records.ts';
 import { verifyMessageId } from './signing.ts';
 
 type Rule = 'signed_id' | 'message_id' | 'subject_tag' | 'bounce';
+
+/** A record's reason, with what storable.ts changed in the message when it changed anything. */
+const noting = (reason: string | null, mail: ParsedMessage): string | null =>
+  mail.sanitised.length === 0
+    ? reason
+    : [reason, `sanitised: ${mail.sanitised.join(', ')}`].filter((r) => r !== null).join('; ');
 
 /** The outcome a message decided, with its ticket (whose number the writes give). */
 interface Decided {
@@ -112,8 +118,9 @@ export async function applyBatch(
 
   const decide = (it: ApplyItem): Decided => {
     const key = it.mail.key;
-    const end = (status: 'skipped', reason: string): Decided => {
-      keyOutcomes.push({ mailboxId: it.mailbox.id, key, outcome: status, reason, ticketId: null });
+    const end = (status: 'skipped', why: string): Decided => {
+      const reason = noting(why, it.mail)!;
+      keyOutcomes.push({ mailboxId: it.mailbox.id, key, outcome: status, reason: why, ticketId: null });
       finals.push({ inboundId: it.inboundId, status, reason, ticketId: null, ticketMessageId: null, key });
       return { outcome: { status, reason, ticketId: null, ticketNumber: null }, ticket: null };
     };
@@ -168,7 +175,11 @@ export async function applyBatch(
         cc: mail.cc,
         subject: mail.subject,
         replyText: mail.replyText,
-        classification: { ...mail.classification, thread: target?.rule ?? 'new' },
+        classification: {
+          ...mail.classification,
+          thread: target?.rule ?? 'new',
+          ...(mail.sanitised.length > 0 ? { sanitised: mail.sanitised } : {}),
+        },
       },
       attachments: mail.attachments.map((a): NewAttachment => ({
         id: uuidv7(),
@@ -221,7 +232,7 @@ export async function applyBatch(
     }
     for (const a of added) participants.add(keyOf(ticket.id, a));
     keyOutcomes.push({ mailboxId: it.mailbox.id, key, outcome: status, reason: null, ticketId: ticket.id });
-    const reason = target ? `thread: ${target.rule}` : null;
+    const reason = noting(target ? `thread: ${target.rule}` : null, mail);
     finals.push({
       inboundId: it.inboundId,
       status,

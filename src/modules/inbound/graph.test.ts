@@ -290,6 +290,7 @@ describe('Graph fetch failures', () => {
       {
         jobId: 'j',
         attempt: 1,
+        lastAttempt: false,
         logger: createLogger('silent'),
         signal: new AbortController().signal,
         send: async (_ref, payload, options) => {

@@ -14,6 +14,7 @@ import {
   defineJob,
   type JobContext,
   type JobDefinition,
+  type JobFailure,
   PermanentJobError,
 } from '../../platform/queue/registry.ts';
 import { getMailbox } from './mailboxes.ts';
@@ -21,6 +22,33 @@ import { gmailClientFor, providerUser } from './providers/clients.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-errors.ts';
 import { type InboundDeps, processInboundBatch } from './process.ts';
+import { failRecords } from './records.ts';
+
+/** Ends the records of inbound jobs that failed for good as failed, per tenant (records.ts failRecords). */
+async function failInboundRecords(
+  deps: InboundDeps,
+  failures: JobFailure<ProcessInboundPayload>[],
+): Promise<void> {
+  const byTenant = new Map<string, JobFailure<ProcessInboundPayload>[]>();
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  // A dead letter is whatever reached that queue: one that names no record is nobody's to end.
+  const named = failures.filter(
+    (f) => uuid.test(String(f.payload?.tenantId)) && uuid.test(String(f.payload?.inboundId)),
+  );
+  for (const f of named) byTenant.set(f.payload.tenantId, [...(byTenant.get(f.payload.tenantId) ?? []), f]);
+  for (const [tenantId, list] of byTenant)
+    await withTenant(deps.pool, tenantId, (tx) =>
+      failRecords(
+        tx,
+        list.map((f) => ({
+          inboundId: f.payload.inboundId,
+          reason: `failed after ${f.attempts} attempt${f.attempts === 1 ? '' : 's'}: ${f.message}`,
+          attempts: f.attempts,
+          deadLetteredAt: f.deadLetteredAt,
+        })),
+      ),
+    );
+}
 
 /**
  * Reads the messages added since the mailbox's stored history id and commits one inbound record and
@@ -92,7 +120,7 @@ async function processInboundBatchJobs(
 ): Promise<BatchResult[]> {
   const results = await processInboundBatch(
     deps,
-    items.map(({ payload, ctx }) => ({ ...payload, lastAttempt: ctx.attempt >= RETRY.limit })),
+    items.map(({ payload, ctx }) => ({ ...payload, lastAttempt: ctx.lastAttempt })),
   );
   return Promise.all(
     results.map(async (result, i): Promise<BatchResult> => {
@@ -166,6 +194,9 @@ export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
         return result!.output;
       },
       handleBatch: (items) => processInboundBatchJobs(deps, items),
+      // The record follows its job to the end: a job that failed for good (whatever failed, also
+      // an attempt that outlived its lease or a worker killed on the last attempt) leaves it failed.
+      onFailedForGood: (failures) => failInboundRecords(deps, failures),
     }),
   ];
 }

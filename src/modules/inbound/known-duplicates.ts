@@ -1,5 +1,5 @@
 // Exact duplicates without a parse. A message's key is a function of its bytes (its normalised
-// Message-ID, else gen-<sha256 of the bytes>), and so is its blob's hash. When a record whose blob
+// Message-ID as storable.ts keys it, else gen-<sha256 of the bytes>), and so is its blob's hash. When a record whose blob
 // has the very same hash as this one's already claimed a key in this mailbox by parsing (apply.ts),
 // parsing these bytes would give that same key, find it taken and end the record as a duplicate of
 // that claim. That ending is written here directly, with what apply.ts would write: status,
@@ -19,6 +19,7 @@ import {
   rawHeaders,
 } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
+import { messageKey } from './storable.ts';
 import { finishRecords, type RecordFinal } from './records.ts';
 
 export interface DuplicateCandidate {
@@ -52,7 +53,7 @@ export async function finishKnownDuplicates(
   const guesses: { inboundId: string; mailboxId: string; key: string; sha256: Buffer }[] = [];
   for (const c of candidates) {
     const messageId = normalizeMessageId(headerBlockFields(c.headers).get('message-id')?.[0]);
-    if (messageId) guesses.push({ ...c, key: messageId });
+    if (messageId) guesses.push({ ...c, key: messageKey(messageId) });
     guesses.push({ ...c, key: generatedKey(c.sha256) });
   }
   const held = await holdersOfSameBytes(tx, guesses);

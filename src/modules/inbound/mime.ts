@@ -6,53 +6,12 @@ import { sha256 } from '../../platform/crypto.ts';
 import { compile as compileHtmlToText } from 'html-to-text';
 import iconv from 'iconv-lite';
 import { type AddressObject, type ParsedMail, simpleParser } from 'mailparser';
-import { type SafeHtml, sanitizeBodyHtml } from '../tickets/model.ts';
+import { sanitizeBodyHtml } from '../tickets/model.ts';
 import { parseMail } from './base64-bodies.ts';
+import type { Classification, MailAddress, ParsedAttachment, ParsedMessage } from './message.ts';
+import { isStorableAddress, storableMessage } from './storable.ts';
 
-export interface MailAddress {
-  address: string;
-  name: string;
-}
-
-export interface ParsedAttachment {
-  filename: string;
-  contentType: string;
-  content: Buffer;
-  /** SHA-256 of the content (the key of its blob). */
-  sha256: Buffer;
-  contentId: string | null;
-  inline: boolean;
-}
-
-export interface Classification {
-  /** Auto-replies, bulk and list mail, loops: may thread, never reopens or auto-replies. */
-  automatic: boolean;
-  /** Delivery status notifications and other bounces. */
-  bounce: boolean;
-  /** Which rules matched, e.g. ["auto-submitted: auto-replied", "precedence: bulk"]. */
-  reasons: string[];
-}
-
-export interface ParsedMessage {
-  /** The message key: the normalised Message-ID, or gen-<sha256>@relaydesk.invalid without one. */
-  key: string;
-  messageId: string | null;
-  /** Message-IDs this one answers, newest first (In-Reply-To, then References from the end). */
-  references: string[];
-  from: MailAddress | null;
-  to: MailAddress[];
-  cc: MailAddress[];
-  subject: string;
-  text: string;
-  /** Sanitised HTML body (no scripts, handlers or remote loads), or null. */
-  html: SafeHtml | null;
-  /** The new part of a reply, without quoted history and signature. */
-  replyText: string;
-  attachments: ParsedAttachment[];
-  classification: Classification;
-  /** For a bounce: the Message-ID of the message that bounced, when the report quotes it. */
-  bouncedMessageId: string | null;
-}
+export type { Classification, MailAddress, ParsedAttachment, ParsedMessage } from './message.ts';
 
 /** One pair of angle brackets removed, the domain lower-cased; undefined when empty. */
 export function normalizeMessageId(raw: string | undefined | null): string | undefined {
@@ -186,6 +145,13 @@ const QUOTE_HEADERS = [
 /** The new part of a reply: text above the first quote header, quoted block or signature marker. */
 export function extractReply(text: string): string {
   const lines = text.replace(/\r\n/g, '\n').split('\n');
+  // quotedToEnd[i]: lines i.. are all quoted or blank. One pass from the end: asking it of every
+  // line by scanning the rest made a message of many quoted lines ending in another line quadratic
+  // (200,000 such lines: minutes, longer than the job's lease).
+  const quotedToEnd = new Array<boolean>(lines.length + 1);
+  quotedToEnd[lines.length] = true;
+  for (let i = lines.length - 1; i >= 0; i--)
+    quotedToEnd[i] = quotedToEnd[i + 1]! && (lines[i]!.startsWith('>') || lines[i]!.trim() === '');
   let end = lines.length;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
@@ -198,7 +164,7 @@ export function extractReply(text: string): string {
       break;
     }
     // A block of quoted lines that runs to the end of the message.
-    if (line.startsWith('>') && lines.slice(i).every((l) => l.startsWith('>') || l.trim() === '')) {
+    if (line.startsWith('>') && quotedToEnd[i]) {
       end = i;
       break;
     }
@@ -259,6 +225,7 @@ const headerText = (value: unknown): string | undefined =>
       : undefined;
 
 const PLAUSIBLE_ADDRESS = /^("[^"\r\n]+"|[^\s@<>"(),;:]+)@[^\s@<>"(),;:]+$/;
+const plausible = (address: string) => PLAUSIBLE_ADDRESS.test(address) && isStorableAddress(address);
 
 /** The address inside a header value: <addr>, or a bare addr@domain. */
 function addressIn(value: string | undefined): string | undefined {
@@ -268,7 +235,7 @@ function addressIn(value: string | undefined): string | undefined {
     /[>.]+$/,
     '',
   );
-  return candidate && PLAUSIBLE_ADDRESS.test(candidate) ? candidate : undefined;
+  return candidate && plausible(candidate) ? candidate : undefined;
 }
 
 /**
@@ -276,7 +243,7 @@ function addressIn(value: string | undefined): string | undefined {
  * spammers needs, Reply-To, Sender, a non-empty Return-Path, or the mbox envelope line.
  */
 function senderOf(parsedFrom: MailAddress | undefined, headers: RawHeaders, raw: Buffer): MailAddress | null {
-  if (parsedFrom && PLAUSIBLE_ADDRESS.test(parsedFrom.address)) return parsedFrom;
+  if (parsedFrom && plausible(parsedFrom.address)) return parsedFrom;
   for (const value of headers.get('from') ?? []) {
     const address = addressIn(value);
     if (address) return { address, name: parsedFrom?.name ?? '' };
@@ -461,21 +428,24 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
   let subject = (mail.subject ?? '').trim();
   if (subject.includes('\uFFFD')) subject = decodeRawHeader(raw, 'subject') ?? subject;
   const classification = classify(headers, from?.address ?? null, contentType);
-  return {
-    key: messageId ?? generatedKey(raw),
-    messageId,
-    references: threadReferences(mail.inReplyTo, mail.references),
-    from,
-    to: addresses(mail.to),
-    cc: addresses(mail.cc),
-    subject,
-    text,
-    html,
-    replyText: extractReply(text),
-    attachments,
-    classification,
-    bouncedMessageId: classification.bounce ? bouncedMessageIdOf(attachments) : null,
-  };
+  // Everything parsed becomes storable in one place (storable.ts), the message key included.
+  return storableMessage(
+    {
+      messageId,
+      references: threadReferences(mail.inReplyTo, mail.references),
+      from,
+      to: addresses(mail.to),
+      cc: addresses(mail.cc),
+      subject,
+      text,
+      html,
+      replyText: extractReply(text),
+      attachments,
+      classification,
+      bouncedMessageId: classification.bounce ? bouncedMessageIdOf(attachments) : null,
+    },
+    () => generatedKey(raw),
+  );
 }
 
 /** The header block of a raw message (kept for over-size mail, whose body is not stored). */

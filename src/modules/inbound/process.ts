@@ -22,7 +22,8 @@ import { getMailbox, type Mailbox, type MailboxKind } from './mailboxes.ts';
 import { generatedKey, headerBlock, normalizeMessageId, type ParsedMessage } from './mime.ts';
 import { FINAL_STATUSES, type InboundStatus, type Outcome } from './outcomes.ts';
 import { parseInThread } from './parse-pool.ts';
-import { finishRecords, markProcessing, type RecordFinal, requeueRecord, setRecordBlob } from './records.ts';
+import { messageKey } from './storable.ts';
+import { finishRecords, markProcessing, type RecordFinal, requeueRecords, setRecordBlob } from './records.ts';
 import { fetchRawMessage } from './sources.ts';
 
 export type { InboundStatus, Outcome } from './outcomes.ts';
@@ -62,7 +63,7 @@ async function finishOne(tx: TenantTx, final: RecordFinal): Promise<Outcome> {
   return { status: final.status, reason: final.reason, ticketId: final.ticketId, ticketNumber: number };
 }
 
-const ended = (
+const endedAs = (
   inboundId: string,
   status: InboundStatus,
   reason: string | null,
@@ -104,14 +105,14 @@ export async function processInboundBatch(
   await Promise.all(
     [...byTenant].map(async ([tenantId, records]) => {
       let byId: Map<string, InboundResult>;
+      const inputs = [...records].map(([inboundId, r]) => ({ inboundId, lastAttempt: r.lastAttempt }));
       try {
-        byId = await processTenantBatch(
-          deps,
-          tenantId,
-          [...records].map(([inboundId, r]) => ({ inboundId, lastAttempt: r.lastAttempt })),
-        );
+        byId = await processTenantBatch(deps, tenantId, inputs);
       } catch (error) {
-        byId = new Map([...records.keys()].map((id) => [id, { ok: false, error }]));
+        // Failed before its messages were taken one by one (marking them processing, reading their
+        // bytes): their records learn it too, and end as failed on their jobs' last attempt.
+        const result = await failure(deps, tenantId, inputs, error);
+        byId = new Map(inputs.map((r) => [r.inboundId, result]));
       }
       for (const [inboundId, r] of records) for (const i of r.indexes) results[i] = byId.get(inboundId)!;
     }),
@@ -132,6 +133,8 @@ interface OpenRecord {
   raw: Buffer | undefined;
   lastAttempt: boolean;
 }
+
+const toFailing = (record: OpenRecord) => ({ inboundId: record.row.id, lastAttempt: record.lastAttempt });
 
 /** Marks the batch's records processing (one transaction); returns the final ones' outcomes and the open ones. */
 async function startRecords(
@@ -218,26 +221,68 @@ async function startRecords(
   });
 }
 
-/** What a failure means for a record: retry (the job throws), or failed for good. */
+/**
+ * Statement errors no retry can mend: PostgreSQL refused the data (SQLSTATE class 22) or hit one of
+ * its limits (54, e.g. an index row too large). storable.ts keeps what mail carries within what the
+ * database holds; should something still get through, the message is quarantined at once instead
+ * of failing every attempt of its job.
+ */
+function refusedByDatabase(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
+}
+
+const describe = (err: unknown): string =>
+  `${(err as Error)?.name ?? 'Error'}: ${String((err as Error)?.message ?? err).slice(0, 300)}`;
+
+/**
+ * What a failure means for records: quarantined when the database refused the message itself,
+ * retry (the job throws), or failed for good (the job's last attempt, credentials a person must
+ * renew, a refusal). Whatever the records become is written here, in a transaction of its own.
+ */
 async function failure(
   deps: InboundDeps,
   tenantId: string,
-  record: OpenRecord,
+  records: { inboundId: string; lastAttempt: boolean }[],
   err: unknown,
 ): Promise<InboundResult> {
   if (err instanceof RateLimited) return { ok: false, error: err }; // the job reschedules it when the provider said
-  const reason = `${(err as Error).name}: ${String((err as Error).message).slice(0, 300)}`;
-  // Credentials a person must renew, or a refusal: no retry will help.
-  const final = record.lastAttempt || err instanceof AuthExpired || err instanceof Permanent;
-  await withTenant(deps.pool, tenantId, (tx) =>
-    final
-      ? finishRecords(tx, [ended(record.row.id, 'failed', reason)])
-      : requeueRecord(tx, record.row.id, `retrying: ${reason}`),
-  ).catch((err) =>
-    deps.logger.warn({ err, inboundId: record.row.id }, 'recording an inbound failure failed'),
+  const reason = describe(err);
+  if (refusedByDatabase(err) && records.length === 1) {
+    deps.logger.warn(
+      { err, inboundId: records[0]!.inboundId },
+      'the database refused a message; quarantined',
+    );
+    try {
+      const outcome = await withTenant(deps.pool, tenantId, (tx) =>
+        finishOne(tx, endedAs(records[0]!.inboundId, 'quarantined', `unstorable: ${reason}`)),
+      );
+      return { ok: true, outcome };
+    } catch (recordError) {
+      deps.logger.warn({ err: recordError }, 'quarantining an inbound message failed');
+    }
+  }
+  const permanent = err instanceof AuthExpired || err instanceof Permanent;
+  const final = records.filter((r) => r.lastAttempt || permanent);
+  const retried = records.filter((r) => !(r.lastAttempt || permanent));
+  await withTenant(deps.pool, tenantId, async (tx) => {
+    await finishRecords(
+      tx,
+      final.map((r) => endedAs(r.inboundId, 'failed', reason)),
+    );
+    if (retried.length > 0)
+      await requeueRecords(
+        tx,
+        retried.map((r) => r.inboundId),
+        `retrying: ${reason}`,
+      );
+  }).catch((recordError: unknown) =>
+    deps.logger.warn(
+      { err: recordError, inboundIds: records.map((r) => r.inboundId) },
+      'recording an inbound failure failed',
+    ),
   );
-  if (err instanceof AuthExpired || err instanceof Permanent)
-    return { ok: false, error: new PermanentJobError(reason, { cause: err }) };
+  if (permanent) return { ok: false, error: new PermanentJobError(reason, { cause: err }) };
   return { ok: false, error: err };
 }
 
@@ -267,7 +312,7 @@ async function prepare(
     if (raw === undefined)
       return done(
         await withTenant(pool, tenantId, (tx) =>
-          finishOne(tx, ended(row.id, 'skipped', 'source_unavailable')),
+          finishOne(tx, endedAs(row.id, 'skipped', 'source_unavailable')),
         ),
       );
     const bytes = raw;
@@ -282,14 +327,14 @@ async function prepare(
         await withTenant(pool, tenantId, (tx) =>
           finishOne(
             tx,
-            ended(row.id, 'quarantined', `unparseable: ${String((err as Error).message).slice(0, 200)}`),
+            endedAs(row.id, 'quarantined', `unparseable: ${String((err as Error).message).slice(0, 200)}`),
           ),
         ),
       );
     }
     return { item: { inboundId: row.id, mailbox, mail } };
   } catch (err) {
-    return { result: await failure(deps, tenantId, record, err) };
+    return { result: await failure(deps, tenantId, [toFailing(record)], err) };
   }
 }
 
@@ -312,7 +357,10 @@ async function processTenantBatch(
     ready.forEach((r, i) => done.set(r.item.inboundId, { ok: true, outcome: outcomes[i]! }));
   } catch (batchError) {
     if (ready.length === 1) {
-      done.set(ready[0]!.item.inboundId, await failure(deps, tenantId, ready[0]!.record, batchError));
+      done.set(
+        ready[0]!.item.inboundId,
+        await failure(deps, tenantId, [toFailing(ready[0]!.record)], batchError),
+      );
       return done;
     }
     // One message's failure (or a deadlock with another batch) must not hold up the others: each
@@ -326,7 +374,7 @@ async function processTenantBatch(
         const [outcome] = await apply([r.item]);
         done.set(r.item.inboundId, { ok: true, outcome: outcome! });
       } catch (err) {
-        done.set(r.item.inboundId, await failure(deps, tenantId, r.record, err));
+        done.set(r.item.inboundId, await failure(deps, tenantId, [toFailing(r.record)], err));
       }
     }
   }
@@ -341,7 +389,8 @@ async function skipTooLarge(
 ): Promise<Outcome> {
   // Keep the headers (for the record and for threading of later mail), not the body.
   const headers = headerBlock(raw);
-  const key = normalizeMessageId(headerBlockFields(headers).get('message-id')?.[0]) ?? generatedKey(raw);
+  const messageId = normalizeMessageId(headerBlockFields(headers).get('message-id')?.[0]);
+  const key = messageId === undefined ? generatedKey(raw) : messageKey(messageId);
   const reason = `too_large: ${raw.length} bytes over the mailbox limit of ${mailbox.settings.maxMessageBytes}`;
   const held = await claimKeys(tx, [
     { mailboxId: mailbox.id, key, inboundId, outcome: { status: 'skipped', reason: 'too_large' } },
@@ -354,7 +403,7 @@ async function skipTooLarge(
   const { hashes, stored } = storeBlobs(tx, [{ content: headers }]);
   await stored;
   await setRecordBlob(tx, inboundId, hashes[0]!);
-  return finishOne(tx, ended(inboundId, 'skipped', reason, key));
+  return finishOne(tx, endedAs(inboundId, 'skipped', reason, key));
 }
 
 /**

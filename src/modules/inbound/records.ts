@@ -2,6 +2,7 @@
 // lifecycle after they were accepted (ingest.ts writes them at acceptance).
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { FINAL_STATUSES, type InboundStatus } from './outcomes.ts';
+import { storableReason } from './storable.ts';
 
 /** Where a record ends. */
 export interface RecordFinal {
@@ -32,7 +33,7 @@ export async function finishRecords(tx: TenantTx, finals: RecordFinal[]): Promis
       tx.tenantId,
       f.map((o) => o.inboundId),
       f.map((o) => o.status),
-      f.map((o) => o.reason),
+      f.map((o) => (o.reason === null ? null : storableReason(o.reason))),
       f.map((o) => o.ticketId),
       f.map((o) => o.ticketMessageId),
       f.map((o) => o.key),
@@ -52,14 +53,59 @@ export async function markProcessing(tx: TenantTx, inboundIds: string[]): Promis
 }
 
 /**
- * Puts a record back in the queue after a failure its job will retry; a record that is final by
- * now (the failure was only the lost answer of a commit that happened) stays as it is.
+ * Puts records back in the queue after a failure their jobs will retry. Only a record that is still
+ * under way (queued, processing) is touched: one that is final by now (the failure was only the lost
+ * answer of a commit that happened) stays as it is, and so does one already failed for good (an
+ * attempt that outlived its job must not make a dead job's record look queued again).
  */
-export async function requeueRecord(tx: TenantTx, inboundId: string, reason: string): Promise<void> {
+export async function requeueRecords(tx: TenantTx, inboundIds: string[], reason: string): Promise<void> {
   await tx.query(
     `UPDATE inbound_messages SET status = 'queued', reason = $3, updated_at = now()
-      WHERE tenant_id = $1 AND id = $2 AND NOT (status = ANY($4::text[]))`,
-    [tx.tenantId, inboundId, reason, FINAL_STATUSES],
+      WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status IN ('queued', 'processing')`,
+    [tx.tenantId, inboundIds, storableReason(reason)],
+  );
+}
+
+/** A record whose job failed for good: its last attempt failed, or it was dead-lettered. */
+export interface FailedForGood {
+  inboundId: string;
+  reason: string;
+  /** Attempts the job made (at least what the record counted itself). */
+  attempts: number;
+  /**
+   * When the job was dead-lettered, for a record learnt of afterwards: a record changed since (a
+   * reprocess queued it again) is left as it is. Undefined when the failing attempt reports itself.
+   */
+  deadLetteredAt?: string | undefined;
+}
+
+/**
+ * Ends the records of jobs that failed for good as `failed`, with the reason and the attempts made:
+ * the record follows its job to the end. A record the failing attempt already ended as failed keeps
+ * its reason and learns the attempts (an attempt that failed before marking its record did not
+ * count itself). Records that ended otherwise meanwhile, or that a later job is working on, are
+ * left as they are.
+ */
+export async function failRecords(tx: TenantTx, failures: FailedForGood[]): Promise<void> {
+  if (failures.length === 0) return;
+  const f = [...failures].sort((a, b) =>
+    a.inboundId < b.inboundId ? -1 : a.inboundId > b.inboundId ? 1 : 0,
+  );
+  await tx.query(
+    `UPDATE inbound_messages i SET status = 'failed',
+            reason = CASE WHEN i.status = 'failed' THEN i.reason ELSE x.reason END,
+            attempts = greatest(i.attempts, x.attempts), updated_at = now()
+       FROM unnest($2::uuid[], $3::text[], $4::int[], $5::timestamptz[]) AS x(id, reason, attempts, dead_at)
+      WHERE i.tenant_id = $1 AND i.id = x.id
+        AND (i.status IN ('queued', 'processing') OR (i.status = 'failed' AND i.attempts < x.attempts))
+        AND (x.dead_at IS NULL OR i.updated_at <= x.dead_at)`,
+    [
+      tx.tenantId,
+      f.map((o) => o.inboundId),
+      f.map((o) => storableReason(o.reason)),
+      f.map((o) => o.attempts),
+      f.map((o) => o.deadLetteredAt ?? null),
+    ],
   );
 }
 

@@ -45,6 +45,21 @@ const crashJob = defineJob<{ tenantId: string; n: number }>({
   },
 });
 
+const doomedSeen: { attempt: number; lastAttempt: boolean }[] = [];
+const failedForGood: { payload: unknown; message: string; attempts: number; deadLetteredAt?: string }[] = [];
+const doomedJob = defineJob<{ tenantId: string; n: number }>({
+  name: 'test.doomed',
+  leaseSeconds: 30,
+  retry: { limit: 1, delaySeconds: 0, backoff: false },
+  handler: async (_p, ctx) => {
+    doomedSeen.push({ attempt: ctx.attempt, lastAttempt: ctx.lastAttempt });
+    throw new Error(`attempt ${ctx.attempt} failed`);
+  },
+  onFailedForGood: async (failures) => {
+    failedForGood.push(...failures);
+  },
+});
+
 let queue: JobQueue;
 
 beforeAll(async () => {
@@ -52,7 +67,7 @@ beforeAll(async () => {
   queue = new JobQueue({
     connectionString: db.url,
     logger: createLogger('silent'),
-    registry: new JobRegistry().register(okJob, flakyJob, permanentJob, crashJob),
+    registry: new JobRegistry().register(okJob, flakyJob, permanentJob, crashJob, doomedJob),
     supervise: true,
     schedule: false,
     superviseIntervalSeconds: 1,
@@ -120,6 +135,35 @@ describe('workers, dead letters and re-drive', () => {
     expect(await queue.redrive({ queue: 'test.flaky' })).toBe(1);
     await expect.poll(() => runs['flaky'], { timeout: 15_000 }).toEqual([7]);
     expect((await queue.stats({ queue: 'test.flaky' }))[0]!.deadLettered).toBe(0);
+  });
+});
+
+describe('jobs that fail for good', () => {
+  it('are reported once the last attempt failed, and again from the dead-letter queue', async () => {
+    await queue.startWorkers(['test.doomed']);
+    await queue.send(doomedJob, { tenantId: 't', n: 1 });
+    await expect.poll(() => failedForGood.length, { timeout: 15_000 }).toBe(1);
+    // The handler knew which attempt was the last one (the job's own retry limit).
+    expect(doomedSeen).toEqual([
+      { attempt: 0, lastAttempt: false },
+      { attempt: 1, lastAttempt: true },
+    ]);
+    expect(failedForGood[0]).toEqual({
+      payload: { tenantId: 't', n: 1 },
+      message: 'attempt 1 failed',
+      attempts: 2,
+    });
+    // Whatever reaches the dead-letter queue is reported from there too (a job no handler saw fail
+    // gets there the same way); each process reads each dead letter once.
+    await expect.poll(async () => (await queue.stats({ queue: 'test.doomed' }))[0]!.deadLettered).toBe(1);
+    expect(await queue.settleDeadLetters()).toBe(1);
+    expect(failedForGood[1]).toMatchObject({
+      payload: { tenantId: 't', n: 1 },
+      message: 'attempt 1 failed',
+      attempts: 2,
+      deadLetteredAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    expect(await queue.settleDeadLetters()).toBe(0);
   });
 });
 

@@ -3,8 +3,11 @@
 //   back change leaves no job and a committed one always has its jobs;
 // - short supervision intervals, so a crashed worker's lease comes back in seconds;
 // - batched workers that keep fetching while batches come back full;
-// - a dead-letter queue per job type, listed and re-driven through the API and CLI.
-import { type Job, type JobResult, PgBoss } from 'pg-boss';
+// - a dead-letter queue per job type, listed and re-driven through the API and CLI;
+// - a job type that wants to know when its jobs fail for good (onFailedForGood) is told, both when a
+//   handler fails a job's last attempt and when a job reaches the dead-letter queue without any
+//   handler seeing it fail (settleDeadLetters).
+import { type JobResult, type JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/pool.ts';
 import type { Logger } from '../logging.ts';
 import {
@@ -12,6 +15,7 @@ import {
   type BatchResult,
   deadLetterName,
   type JobDefinition,
+  type JobFailure,
   type JobRef,
   type JobRegistry,
   PermanentJobError,
@@ -73,10 +77,12 @@ export class JobQueue {
   readonly registry: JobRegistry;
   private readonly logger: Logger;
   private readonly workerIds: string[] = [];
+  private readonly supervises: boolean;
   private started = false;
 
   constructor(options: QueueOptions) {
     this.registry = options.registry;
+    this.supervises = options.supervise;
     this.logger = options.logger.child({ component: 'queue' });
     const interval = options.superviseIntervalSeconds ?? 2;
     this.boss = new PgBoss({
@@ -101,6 +107,7 @@ export class JobQueue {
   async start(): Promise<void> {
     await this.boss.start();
     this.started = true;
+    if (this.supervises) this.watchDeadLetters();
   }
 
   /** Creates the queues (and their dead-letter queues) of every registered job type. Idempotent. */
@@ -160,13 +167,15 @@ export class JobQueue {
         {
           batchSize: def.batchSize,
           localConcurrency: def.concurrency,
+          // With the job's own retryLimit, so a handler knows its last attempt (JobContext.lastAttempt).
+          includeMetadata: true,
           perJobResults: true,
           burstWhenBatchFull: true,
           pollingIntervalSeconds: 1,
           // An expired lease turns its job back to retry without a NOTIFY: this poll is what finds it.
           notifyPollingIntervalSeconds: 2,
         },
-        (jobs: Job<object>[]) => this.runBatch(def, jobs),
+        (jobs: JobWithMetadata<object>[]) => this.runBatch(def, jobs),
       );
       this.workerIds.push(id);
     }
@@ -210,28 +219,34 @@ export class JobQueue {
    * Runs a fetched batch: through the definition's batch handler when it has one, otherwise with its
    * jobs side by side. Either way each job settles on its own (perJobResults).
    */
-  private async runBatch(def: JobDefinition<any>, jobs: Job<object>[]): Promise<JobResult[]> {
+  private async runBatch(def: JobDefinition<any>, jobs: JobWithMetadata<object>[]): Promise<JobResult[]> {
     const items: BatchItem<object>[] = jobs.map((job) => ({
       payload: job.data,
       ctx: {
         jobId: job.id,
         attempt: job.retryCount,
+        lastAttempt: job.retryCount >= job.retryLimit,
         logger: this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount }),
         signal: job.signal,
         send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
       },
     }));
+    const failedForGood: JobFailure<object>[] = [];
     const settle = (item: BatchItem<object>, result: BatchResult): JobResult => {
       if (result.ok) return { id: item.ctx.jobId, status: 'completed', output: toOutput(result.output) };
       const err = result.error;
       const permanent = err instanceof PermanentJobError;
       item.ctx.logger.warn({ err, permanent }, 'job failed');
+      const message = (err as Error)?.message ?? String(err);
+      if (permanent || item.ctx.lastAttempt)
+        failedForGood.push({ payload: item.payload, message, attempts: item.ctx.attempt + 1 });
       return {
         id: item.ctx.jobId,
         status: permanent ? 'deadletter' : 'failed',
-        output: { message: (err as Error).message ?? String(err), name: (err as Error).name },
+        output: { message, name: (err as Error)?.name },
       };
     };
+    let settled: JobResult[];
     if (def.handleBatch) {
       let results: BatchResult[];
       try {
@@ -241,19 +256,100 @@ export class JobQueue {
       } catch (error) {
         results = items.map(() => ({ ok: false, error }));
       }
-      return items.map((item, i) => settle(item, results[i]!));
-    }
-    return Promise.all(
-      items.map(async (item) =>
-        settle(
-          item,
-          await def.handler(item.payload, item.ctx).then(
-            (output): BatchResult => ({ ok: true, output }),
-            (error): BatchResult => ({ ok: false, error }),
+      settled = items.map((item, i) => settle(item, results[i]!));
+    } else {
+      settled = await Promise.all(
+        items.map(async (item) =>
+          settle(
+            item,
+            await def.handler(item.payload, item.ctx).then(
+              (output): BatchResult => ({ ok: true, output }),
+              (error): BatchResult => ({ ok: false, error }),
+            ),
           ),
         ),
-      ),
-    );
+      );
+    }
+    await this.reportFailedForGood(def, failedForGood);
+    return settled;
+  }
+
+  private async reportFailedForGood(def: JobDefinition<any>, failures: JobFailure<object>[]): Promise<void> {
+    if (failures.length === 0 || !def.onFailedForGood) return;
+    try {
+      await def.onFailedForGood(failures);
+    } catch (err) {
+      this.logger.warn(
+        { err, job: def.name, jobs: failures.length },
+        'reporting jobs that failed for good failed',
+      );
+    }
+  }
+
+  /** Per job type: the last dead letter already reported (pages resume after it). */
+  private readonly deadLetterSeen = new Map<string, string>();
+
+  /**
+   * Reports the jobs waiting in dead-letter queues to their job type's onFailedForGood: also the ones
+   * no handler saw fail (an attempt that outlived its lease, a worker killed on the last attempt).
+   * Each process reads every dead letter once, then only new ones; a hook may hear of a job twice
+   * (after a restart, or from another process), which it tolerates. Returns how many were reported.
+   */
+  async settleDeadLetters(): Promise<number> {
+    let reported = 0;
+    for (const def of this.registry.all()) {
+      if (!def.onFailedForGood || !def.deadLetter) continue;
+      const dlq = deadLetterName(def.name);
+      for (;;) {
+        let page: JobWithMetadata<object>[];
+        const after = this.deadLetterSeen.get(def.name);
+        try {
+          page = await this.boss.findJobs<object>(dlq, {
+            queued: true,
+            limit: 500,
+            ...(after === undefined ? {} : { after }),
+          });
+        } catch (err) {
+          // The last one seen left the queue (re-driven, expired): read it all again.
+          if (after === undefined) throw err;
+          this.deadLetterSeen.delete(def.name);
+          continue;
+        }
+        if (page.length === 0) break;
+        await def.onFailedForGood(
+          page.map((job) => ({
+            payload: job.data,
+            message: deadLetterMessage(job.sourceOutput),
+            attempts: (job.sourceRetryCount ?? 0) + 1,
+            deadLetteredAt: new Date(job.createdOn).toISOString(),
+          })),
+        );
+        reported += page.length;
+        this.deadLetterSeen.set(def.name, page[page.length - 1]!.id);
+        if (page.length < 500) break;
+      }
+    }
+    return reported;
+  }
+
+  private deadLetterTimer: NodeJS.Timeout | undefined;
+
+  /** Runs settleDeadLetters every few seconds (processes that supervise the queue). */
+  private watchDeadLetters(): void {
+    if (this.deadLetterTimer || !this.registry.all().some((d) => d.onFailedForGood && d.deadLetter)) return;
+    let running = false;
+    this.deadLetterTimer = setInterval(async () => {
+      if (running) return;
+      running = true;
+      try {
+        await this.settleDeadLetters();
+      } catch (err) {
+        this.logger.warn({ err }, 'settling dead letters failed');
+      } finally {
+        running = false;
+      }
+    }, DEAD_LETTER_INTERVAL_MS);
+    this.deadLetterTimer.unref();
   }
 
   /**
@@ -369,12 +465,27 @@ export class JobQueue {
     this.started = false;
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.statsTimer = undefined;
+    if (this.deadLetterTimer) clearInterval(this.deadLetterTimer);
+    this.deadLetterTimer = undefined;
     await this.boss.stop({
       graceful: options.graceful ?? true,
       timeout: options.timeoutMs ?? 10_000,
       close: true,
     });
   }
+}
+
+/** How often a supervising process looks for new dead letters (settleDeadLetters). */
+const DEAD_LETTER_INTERVAL_MS = 10_000;
+
+/** The failure a dead letter carries: the output its job failed with. */
+function deadLetterMessage(output: unknown): string {
+  const message = (output as { message?: unknown } | null)?.message;
+  return typeof message === 'string'
+    ? message
+    : output
+      ? JSON.stringify(output).slice(0, 500)
+      : 'dead-lettered';
 }
 
 function toOutput(value: unknown): object | undefined {

@@ -17,6 +17,8 @@ export interface JobContext {
   jobId: string;
   /** 0 on the first attempt. */
   attempt: number;
+  /** True on the job's last attempt: failing now fails it for good (its own retry limit, as pg-boss keeps it). */
+  lastAttempt: boolean;
   logger: Logger;
   /** Aborted when the lease expires or the worker stops. */
   signal: AbortSignal;
@@ -55,6 +57,26 @@ export interface JobDefinition<P extends object = object> extends JobRef<P> {
    * its own. Without it the worker runs `handler` for each job of the batch side by side.
    */
   handleBatch?: (items: BatchItem<P>[]) => Promise<BatchResult[]>;
+  /**
+   * Optional: told of jobs that failed for good, so that what they stand for can say so (an inbound
+   * record ends as failed instead of staying queued). Called after an attempt that failed on the
+   * job's last attempt or asked for the dead-letter queue, whatever the handler threw or returned,
+   * and for jobs found in the dead-letter queue that no handler saw fail (an attempt that outlived
+   * its lease, a worker killed on the last attempt). It may hear of a job more than once, so it
+   * must be idempotent; what it throws is logged and changes nothing about the job.
+   */
+  onFailedForGood?: (failures: JobFailure<P>[]) => Promise<void>;
+}
+
+/** A job that failed for good, as onFailedForGood hears of it. */
+export interface JobFailure<P extends object = object> {
+  payload: P;
+  /** What the job failed with (for a dead letter: the output pg-boss recorded). */
+  message: string;
+  /** Attempts made. */
+  attempts: number;
+  /** When it reached the dead-letter queue, when it was learnt of there (ISO-8601); undefined otherwise. */
+  deadLetteredAt?: string | undefined;
 }
 
 export interface BatchItem<P extends object = object> {
