@@ -578,7 +578,10 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
           displayName: 'Support',
           settings: {
             reopenWithinDays: 30,
-            graph: { apiBaseUrl: 'https://graph.example', tokenUrl: 'https://login.example' },
+            graph: {
+              apiBaseUrl: 'https://graph.microsoft.com/v1.0',
+              tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token',
+            },
           },
           credentials: null,
         },

@@ -79,7 +79,9 @@ export const isStorableAddress = (address: string): boolean =>
   address.length > 0 &&
   address.length <= ADDRESS_MAX &&
   address.includes('@') &&
-  !/[\s\p{Cc}\p{Cs}]/u.test(address);
+  !/[\p{Cc}\p{Cs}]/u.test(address) &&
+  // Spaces only inside a quoted local part ("john smith"@example.com is an address; RFC 5321 §4.1.2).
+  !/\s/u.test(address.replace(/^"(?:[^"\\]|\\.)*"@/u, '@'));
 
 /** Notes what was changed, once each. */
 class Notes {
