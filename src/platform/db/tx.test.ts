@@ -309,6 +309,23 @@ describe('statements issued before the first is awaited', () => {
       }),
     ).rejects.toThrow(/division by zero/);
   });
+
+  it('report the statement that aborted the transaction, also when a later one is awaited first', async () => {
+    const a = await createTenant(db.pool, { name: 'awaited-out-of-order' });
+    await expect(
+      withTenant(db.pool, a.tenant.id, async (tx) => {
+        const first = tx.query('SELECT 1 / $1::int', [0]);
+        const second = tx.query('SELECT $1::int', [1]); // fails only because the first did (25P02)
+        await Promise.all([second, first]);
+      }),
+    ).rejects.toThrow(/division by zero/);
+    await expect(
+      withTenant(db.pool, a.tenant.id, async (tx) => {
+        tx.query('SELECT 1 / $1::int', [0]);
+        await tx.query('SELECT $1::int', [1]);
+      }),
+    ).rejects.toThrow(/division by zero/);
+  });
 });
 
 describe('a statement whose failure the work swallowed', () => {

@@ -162,11 +162,17 @@ async function transaction<T>(
   return borrow(pool, async (client) => {
     let opening: Promise<unknown> | undefined;
     let running = true;
+    // The statement that aborted the transaction: the work may await a later statement first, which
+    // failed only because of it (25P02), and the cause is what the caller must hear of.
+    let firstFailure: unknown;
     const tx: Queryable = {
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
         if (!running) return ended(what);
         opening ??= Promise.all(open(client));
         const result = client.query<R>(statement(text, values));
+        result.catch((err: unknown) => {
+          firstFailure ??= err;
+        });
         return handedOver(Promise.all([opening, result]).then(([, r]) => r));
       },
     };
@@ -176,7 +182,8 @@ async function transaction<T>(
     } catch (err) {
       running = false;
       if (opening) await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
+      const aborted = (err as { code?: unknown } | null)?.code === '25P02';
+      throw aborted && firstFailure !== undefined ? firstFailure : err;
     }
     running = false;
     if (opening) await commit(client);
