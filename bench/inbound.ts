@@ -339,7 +339,11 @@ export async function benchInbound(): Promise<Record<string, unknown>> {
   const clientState = randomBytes(16).toString('hex');
   const graphBox = await post('/api/v1/mailboxes', { kind: 'graph', address: 'graph@bench.test' });
   await withTenant(pool, tenantId, (tx) =>
-    recordGraphSubscription(tx, graphBox.id, { subscriptionId: 'bench', clientState }),
+    recordGraphSubscription(tx, graphBox.id, {
+      subscriptionId: 'bench',
+      clientState,
+      expiresAt: new Date(Date.now() + 86_400_000),
+    }),
   );
   const graphRun = async (base: string, apiPid: number | undefined, rate?: number) => {
     await settle();

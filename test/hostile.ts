@@ -329,6 +329,7 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
     recordGraphSubscription(tx, graphMailbox.id, {
       subscriptionId: 'sub-sweep',
       clientState: graphClientState,
+      expiresAt: new Date(t.clock.now().getTime() + 86_400_000),
     }),
   );
   const gmailUser = 'gmail@helpdesk.test';

@@ -262,7 +262,11 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
     });
     await withTenant(running.db.pool, tenant.tenantId, (tx) =>
-      recordGraphSubscription(tx, graphBox.id, { subscriptionId: subscription.id, clientState }),
+      recordGraphSubscription(tx, graphBox.id, {
+        subscriptionId: subscription.id,
+        clientState,
+        expiresAt: new Date(subscription.expirationDateTime),
+      }),
     );
     const gmailBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
       kind: 'gmail',

@@ -28,6 +28,7 @@ import {
 } from './keys.ts';
 import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
+import { noteMessages } from './health.ts';
 import { finishRecords, type RecordFinal } from './records.ts';
 import { verifyMessageId } from './signing.ts';
 
@@ -283,6 +284,13 @@ export async function applyBatch(
   }
   await recordKeyOutcomes(tx, keyOutcomes);
   await finishRecords(tx, finals);
+  // The mailboxes' health: when mail last arrived (ticket or comment made).
+  await noteMessages(
+    tx,
+    items
+      .filter((_, i) => ['created', 'appended'].includes(decided[i]!.outcome.status))
+      .map((it) => it.mailbox.id),
+  );
   return decided.map(({ outcome, ticket }) => {
     if (outcome.ticketNumber !== null || outcome.ticketId === null) return outcome;
     const n = ticket?.number ?? tickets.get(outcome.ticketId)?.number;

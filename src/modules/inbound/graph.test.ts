@@ -77,7 +77,11 @@ beforeAll(async () => {
     expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
   });
   await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
-    recordGraphSubscription(tx, mailboxId, { subscriptionId: sub.id, clientState }),
+    recordGraphSubscription(tx, mailboxId, {
+      subscriptionId: sub.id,
+      clientState,
+      expiresAt: new Date(sub.expirationDateTime),
+    }),
   );
   subscriptionId = sub.id;
 });

@@ -13,26 +13,18 @@ import { uuidv7 } from '../../platform/ids.ts';
 import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './job-refs.ts';
 import { decodePushData, verifyPushToken } from './providers/gmail/push.ts';
 import { graphNotifications } from './providers/graph/notifications.ts';
+import { noteNotification } from './health.ts';
 
 // Health bookkeeping (the mailbox's lastNotificationAt) is written at most every 10 s per mailbox and
 // outside the ingress transaction: a hot row locked by every notification would serialise them all.
 const lastNoted = new Map<string, number>();
-function noteNotification(
-  pool: Pool,
-  tenantId: string,
-  mailboxId: string,
-  provider: 'graph' | 'gmail',
-): void {
+function notedNotification(pool: Pool, tenantId: string, mailboxId: string): void {
   const now = performance.now();
   if (now - (lastNoted.get(mailboxId) ?? -Infinity) < 10_000) return;
   lastNoted.set(mailboxId, now);
-  void withTenant(pool, tenantId, (tx) =>
-    tx.query(
-      `UPDATE mailboxes SET state = state || jsonb_build_object($3::text, coalesce(state->$3, '{}') || jsonb_build_object('lastNotificationAt', now()))
-        WHERE tenant_id = $1 AND id = $2`,
-      [tenantId, mailboxId, provider],
-    ),
-  ).catch(() => lastNoted.delete(mailboxId));
+  void withTenant(pool, tenantId, (tx) => noteNotification(tx, mailboxId)).catch(() =>
+    lastNoted.delete(mailboxId),
+  );
 }
 
 export const hookRoutes: RouteModule = (app, { pool, queue }) => {
@@ -100,9 +92,9 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           client_state: string | null;
           subscription_id: string | null;
         }>(
-          `SELECT tenant_id, kind, state->'graph'->>'clientState' AS client_state,
-                  state->'graph'->>'subscriptionId' AS subscription_id
-             FROM mailboxes WHERE id = $1`,
+          `SELECT m.tenant_id, m.kind, h.client_state, h.subscription_id
+             FROM mailboxes m LEFT JOIN mailbox_health h ON h.tenant_id = m.tenant_id AND h.mailbox_id = m.id
+            WHERE m.id = $1`,
           [request.params.mailboxId],
         ),
       );
@@ -169,7 +161,7 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           );
         }
       });
-      noteNotification(pool, tenantId, request.params.mailboxId, 'graph');
+      notedNotification(pool, tenantId, request.params.mailboxId);
       const accepted = messageIds.length + lifecycle.length;
       return reply.code(202).send({ accepted });
     },
@@ -255,7 +247,7 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           { tx },
         );
       });
-      noteNotification(pool, tenantId, request.params.mailboxId, 'gmail');
+      notedNotification(pool, tenantId, request.params.mailboxId);
       return reply.code(202).send({ accepted: 1 });
     },
   );

@@ -413,7 +413,11 @@ describe('hostile mail', () => {
         expirationDateTime: new Date(t.clock.now().getTime() + 86_400_000).toISOString(),
       });
       await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
-        recordGraphSubscription(tx, graphMailbox, { subscriptionId: sub.id, clientState }),
+        recordGraphSubscription(tx, graphMailbox, {
+          subscriptionId: sub.id,
+          clientState,
+          expiresAt: new Date(sub.expirationDateTime),
+        }),
       );
     });
 

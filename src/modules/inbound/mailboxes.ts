@@ -7,6 +7,7 @@ import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { assertEmail, normalizeEmail } from '../people/service.ts';
+import { createHealth, recordRenewed } from './health.ts';
 
 export const MAILBOX_KINDS = ['imap', 'graph', 'gmail', 'mime'] as const;
 export type MailboxKind = (typeof MAILBOX_KINDS)[number];
@@ -231,6 +232,7 @@ export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInp
     ],
   );
   if (!rows[0]) throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
+  await createHealth(tx, id);
   return toMailbox(rows[0]);
 }
 
@@ -324,21 +326,22 @@ export async function deleteMailbox(tx: TenantTx, id: string): Promise<void> {
 }
 
 /**
- * Records a Graph subscription on the mailbox: its id and the clientState that Graph sends back
- * with every notification (the webhook compares them). Other Graph state is kept.
+ * Records a Graph subscription made outside upkeep (the demo, tests): its id and the clientState
+ * that Graph sends back with every notification (the webhook compares them).
  */
 export async function recordGraphSubscription(
   tx: TenantTx,
   id: string,
-  subscription: { subscriptionId?: string; clientState: string },
+  subscription: { subscriptionId: string; clientState: string; expiresAt: Date },
 ): Promise<void> {
-  const { rowCount } = await tx.query(
-    `UPDATE mailboxes SET state = state || jsonb_build_object('graph', coalesce(state->'graph', '{}')
-              || jsonb_strip_nulls(jsonb_build_object('subscriptionId', $3::text, 'clientState', $4::text)))
-      WHERE tenant_id = $1 AND id = $2 AND kind = 'graph'`,
-    [tx.tenantId, id, subscription.subscriptionId ?? null, subscription.clientState],
-  );
-  if (rowCount === 0) throw notFound('mailbox');
+  const mailbox = await getMailbox(tx, id);
+  if (mailbox.kind !== 'graph') throw notFound('mailbox');
+  await recordRenewed(tx, id, {
+    result: 'created',
+    subscriptionId: subscription.subscriptionId,
+    clientState: subscription.clientState,
+    expiresAt: subscription.expiresAt,
+  });
 }
 
 /** The decrypted credentials of a mailbox (for provider clients only). */

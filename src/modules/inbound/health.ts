@@ -1,0 +1,403 @@
+// Mailbox health (DESIGN §5.2): a row per mailbox saying whether mail flows, and holding what keeps
+// it flowing (the provider subscription or watch). Upkeep (upkeep.ts) claims due rows and records
+// each renewal's result here in one transaction with the subscription it made; webhooks and the
+// pipeline note notifications and messages. Every change of status is kept as an event
+// (mailbox_health_events) for the notification capability.
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
+import { notFound } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+
+export const HEALTH_STATUSES = [
+  'healthy',
+  'renewing',
+  'degraded',
+  'error',
+  'needs_reauth',
+  'disabled',
+] as const;
+export type HealthStatus = (typeof HEALTH_STATUSES)[number];
+export type RenewalResult = 'created' | 'renewed' | 'reauthorized' | 'recreated' | 'failed';
+
+/** What `GET /mailboxes/:id/health` answers. */
+export interface MailboxHealth {
+  status: HealthStatus;
+  subscriptionId: string | null;
+  expiresAt: string | null;
+  lastRenewalAt: string | null;
+  lastRenewalResult: RenewalResult | null;
+  failureReason: string | null;
+  consecutiveFailures: number;
+  lastNotificationAt: string | null;
+  lastMessageAt: string | null;
+  lastReconcileAt: string | null;
+  recoveredByLastReconcile: number | null;
+}
+
+interface HealthRow {
+  mailbox_id: string;
+  status: HealthStatus;
+  subscription_id: string | null;
+  expires_at: Date | null;
+  last_renewal_at: Date | null;
+  last_renewal_result: RenewalResult | null;
+  failure_reason: string | null;
+  consecutive_failures: number;
+  last_notification_at: Date | null;
+  last_message_at: Date | null;
+  last_reconcile_at: Date | null;
+  recovered_by_last_reconcile: number | null;
+}
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+const toHealth = (r: HealthRow): MailboxHealth => ({
+  status: r.status,
+  subscriptionId: r.subscription_id,
+  expiresAt: iso(r.expires_at),
+  lastRenewalAt: iso(r.last_renewal_at),
+  lastRenewalResult: r.last_renewal_result,
+  failureReason: r.failure_reason,
+  consecutiveFailures: r.consecutive_failures,
+  lastNotificationAt: iso(r.last_notification_at),
+  lastMessageAt: iso(r.last_message_at),
+  lastReconcileAt: iso(r.last_reconcile_at),
+  recoveredByLastReconcile: r.recovered_by_last_reconcile,
+});
+
+const HEALTH_COLUMNS = `mailbox_id, status, subscription_id, expires_at, last_renewal_at, last_renewal_result,
+  failure_reason, consecutive_failures, last_notification_at, last_message_at, last_reconcile_at,
+  recovered_by_last_reconcile`;
+
+/** The health row of a new mailbox (in the transaction that creates it). */
+export async function createHealth(tx: TenantTx, mailboxId: string): Promise<void> {
+  await tx.query(
+    'INSERT INTO mailbox_health (tenant_id, mailbox_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+    [tx.tenantId, mailboxId],
+  );
+}
+
+export async function getHealth(tx: TenantTx, mailboxId: string): Promise<MailboxHealth> {
+  const found = await healthOf(tx, [mailboxId]);
+  const health = found.get(mailboxId);
+  if (!health) throw notFound('mailbox');
+  return health;
+}
+
+/** The health of each of the mailboxes (for lists). */
+export async function healthOf(tx: TenantTx, mailboxIds: string[]): Promise<Map<string, MailboxHealth>> {
+  if (mailboxIds.length === 0) return new Map();
+  const { rows } = await tx.query<HealthRow>(
+    `SELECT ${HEALTH_COLUMNS} FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = ANY($2::uuid[])`,
+    [tx.tenantId, mailboxIds],
+  );
+  return new Map(rows.map((r) => [r.mailbox_id, toHealth(r)]));
+}
+
+/** What a webhook checks a notification against: the subscription and its clientState. */
+export interface SubscriptionProof {
+  subscriptionId: string | null;
+  clientState: string | null;
+}
+
+export async function subscriptionProof(
+  tx: TenantTx | SystemTx,
+  tenantId: string,
+  mailboxId: string,
+): Promise<SubscriptionProof> {
+  const { rows } = await tx.query<{ subscription_id: string | null; client_state: string | null }>(
+    'SELECT subscription_id, client_state FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2',
+    [tenantId, mailboxId],
+  );
+  return { subscriptionId: rows[0]?.subscription_id ?? null, clientState: rows[0]?.client_state ?? null };
+}
+
+/**
+ * Notes that a notification or push arrived (at most every 10 s per mailbox: a hot row updated by
+ * every notification would serialise them; the condition skips a row without waiting for its lock
+ * only when it is fresh, which is when it is hot).
+ */
+export async function noteNotification(tx: TenantTx, mailboxId: string): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET last_notification_at = now()
+      WHERE tenant_id = $1 AND mailbox_id = $2
+        AND (last_notification_at IS NULL OR last_notification_at < now() - interval '10 seconds')`,
+    [tx.tenantId, mailboxId],
+  );
+}
+
+/** Notes that mail of these mailboxes was ingested (at most every 10 s per mailbox, as above). */
+export async function noteMessages(tx: TenantTx, mailboxIds: string[]): Promise<void> {
+  if (mailboxIds.length === 0) return;
+  await tx.query(
+    `UPDATE mailbox_health SET last_message_at = now()
+      WHERE tenant_id = $1 AND mailbox_id = ANY($2::uuid[])
+        AND (last_message_at IS NULL OR last_message_at < now() - interval '10 seconds')`,
+    [tx.tenantId, [...new Set(mailboxIds)].sort()],
+  );
+}
+
+/** Changes the status, keeping the change as an event; nothing when it is already that. */
+async function setStatus(
+  tx: TenantTx,
+  mailboxId: string,
+  to: HealthStatus,
+  reason: string | null,
+): Promise<void> {
+  const { rows } = await tx.query<{ from_status: HealthStatus }>(
+    `UPDATE mailbox_health h SET status = $3, updated_at = now()
+       FROM (SELECT status AS from_status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2 FOR UPDATE) old
+      WHERE h.tenant_id = $1 AND h.mailbox_id = $2 AND h.status <> $3
+      RETURNING old.from_status`,
+    [tx.tenantId, mailboxId, to],
+  );
+  if (!rows[0]) return;
+  await tx.query(
+    `INSERT INTO mailbox_health_events (tenant_id, id, mailbox_id, from_status, to_status, reason)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [tx.tenantId, uuidv7(), mailboxId, rows[0].from_status, to, reason],
+  );
+}
+
+export interface HealthEvent {
+  id: string;
+  from: HealthStatus;
+  to: HealthStatus;
+  reason: string | null;
+  at: string;
+}
+
+/** The mailbox's status changes, newest first. */
+export async function healthEvents(tx: TenantTx, mailboxId: string, limit = 50): Promise<HealthEvent[]> {
+  const { rows } = await tx.query<{
+    id: string;
+    from_status: HealthStatus;
+    to_status: HealthStatus;
+    reason: string | null;
+    created_at: Date;
+  }>(
+    `SELECT id, from_status, to_status, reason, created_at FROM mailbox_health_events
+      WHERE tenant_id = $1 AND mailbox_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3`,
+    [tx.tenantId, mailboxId, limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    from: r.from_status,
+    to: r.to_status,
+    reason: r.reason,
+    at: r.created_at.toISOString(),
+  }));
+}
+
+/** A mailbox due for upkeep, claimed for `leaseSeconds`. */
+export interface DueMailbox {
+  tenantId: string;
+  mailboxId: string;
+  kind: 'graph' | 'gmail';
+}
+
+export interface DueRules {
+  /** Renew what expires within this many seconds. */
+  lookAheadSeconds: number;
+  /** Renew what was last renewed longer ago than this (a safety net beside the expiry). */
+  maxAgeSeconds: number;
+  /** How long a claim keeps other schedulers off (a crashed renewal comes back after it). */
+  leaseSeconds: number;
+  limit: number;
+}
+
+/**
+ * Claims Graph and Gmail mailboxes due for upkeep across tenants (SKIP LOCKED, leased): without a
+ * subscription or watch, expiring within the look-ahead, renewed too long ago, or flagged by a
+ * lifecycle notification; not while a failure's backoff or a Retry-After runs, and not when only a
+ * person can mend them (needs_reauth, disabled) or they have no credentials.
+ */
+export async function claimDueMailboxes(sys: SystemTx, rules: DueRules): Promise<DueMailbox[]> {
+  const { rows } = await sys.query<{ tenant_id: string; mailbox_id: string; kind: 'graph' | 'gmail' }>(
+    `WITH due AS (
+       SELECT h.tenant_id, h.mailbox_id, m.kind
+         FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
+        WHERE m.kind IN ('graph', 'gmail') AND m.credentials IS NOT NULL
+          AND h.status NOT IN ('needs_reauth', 'disabled')
+          AND (h.claimed_until IS NULL OR h.claimed_until < now())
+          AND (h.not_before IS NULL OR h.not_before <= now())
+          AND (h.subscription_id IS NULL OR h.pending IS NOT NULL
+               OR h.expires_at IS NULL OR h.expires_at < now() + make_interval(secs => $1)
+               OR h.last_renewal_at IS NULL OR h.last_renewal_at < now() - make_interval(secs => $2))
+        ORDER BY h.expires_at NULLS FIRST
+        LIMIT $4
+          FOR UPDATE OF h SKIP LOCKED
+     )
+     UPDATE mailbox_health h SET claimed_until = now() + make_interval(secs => $3)
+       FROM due WHERE h.tenant_id = due.tenant_id AND h.mailbox_id = due.mailbox_id
+     RETURNING h.tenant_id, h.mailbox_id, due.kind`,
+    [rules.lookAheadSeconds, rules.maxAgeSeconds, rules.leaseSeconds, rules.limit],
+  );
+  return rows.map((r) => ({ tenantId: r.tenant_id, mailboxId: r.mailbox_id, kind: r.kind }));
+}
+
+/** Claims one mailbox for a renewal asked for now (API, lifecycle); false while another runs. */
+export async function claimMailbox(tx: TenantTx, mailboxId: string, leaseSeconds: number): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE mailbox_health SET claimed_until = now() + make_interval(secs => $3), not_before = NULL
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND (claimed_until IS NULL OR claimed_until < now())`,
+    [tx.tenantId, mailboxId, leaseSeconds],
+  );
+  return rowCount === 1;
+}
+
+/** The subscription state upkeep works from. */
+export interface UpkeepState {
+  status: HealthStatus;
+  subscriptionId: string | null;
+  clientState: string | null;
+  expiresAt: Date | null;
+  pending: 'reauthorize' | 'recreate' | null;
+  consecutiveFailures: number;
+}
+
+export async function upkeepState(tx: TenantTx, mailboxId: string): Promise<UpkeepState> {
+  const { rows } = await tx.query<{
+    status: HealthStatus;
+    subscription_id: string | null;
+    client_state: string | null;
+    expires_at: Date | null;
+    pending: 'reauthorize' | 'recreate' | null;
+    consecutive_failures: number;
+  }>(
+    `SELECT status, subscription_id, client_state, expires_at, pending, consecutive_failures
+       FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  const r = rows[0];
+  return {
+    status: r.status,
+    subscriptionId: r.subscription_id,
+    clientState: r.client_state,
+    expiresAt: r.expires_at,
+    pending: r.pending,
+    consecutiveFailures: r.consecutive_failures,
+  };
+}
+
+/** Marks a mailbox as renewing while it has no working subscription (creating or recreating one). */
+export async function markRenewing(tx: TenantTx, mailboxId: string, reason: string): Promise<void> {
+  await setStatus(tx, mailboxId, 'renewing', reason);
+}
+
+/** A renewal that worked: the subscription it leaves, in the same transaction as the health. */
+export async function recordRenewed(
+  tx: TenantTx,
+  mailboxId: string,
+  outcome: {
+    result: Exclude<RenewalResult, 'failed'>;
+    subscriptionId: string;
+    clientState: string | null;
+    expiresAt: Date;
+  },
+): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET subscription_id = $3, client_state = $4, expires_at = $5,
+            last_renewal_at = now(), last_renewal_result = $6, failure_reason = NULL,
+            consecutive_failures = 0, pending = NULL, not_before = NULL, claimed_until = NULL,
+            reconcile_pending = reconcile_pending OR $6 IN ('created', 'recreated'), updated_at = now()
+      WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId, outcome.subscriptionId, outcome.clientState, outcome.expiresAt, outcome.result],
+  );
+  await setStatus(tx, mailboxId, 'healthy', outcome.result);
+}
+
+export type FailureKind = 'auth' | 'rate_limited' | 'transient' | 'permanent';
+
+/**
+ * A renewal that failed. Credentials the provider refused → needs_reauth (no retry until a person
+ * mends them); otherwise degraded, and error after `errorAfter` consecutive failures; it is tried
+ * again after `retryAfterSeconds` (a Retry-After, or the caller's backoff with jitter).
+ */
+export async function recordRenewalFailed(
+  tx: TenantTx,
+  mailboxId: string,
+  failure: { kind: FailureKind; reason: string; retryAfterSeconds: number; errorAfter: number },
+): Promise<HealthStatus> {
+  const { rows } = await tx.query<{ consecutive_failures: number }>(
+    `UPDATE mailbox_health SET last_renewal_at = now(), last_renewal_result = 'failed', failure_reason = $3,
+            consecutive_failures = consecutive_failures + 1, claimed_until = NULL,
+            not_before = now() + make_interval(secs => $4), updated_at = now()
+      WHERE tenant_id = $1 AND mailbox_id = $2
+      RETURNING consecutive_failures`,
+    [tx.tenantId, mailboxId, failure.reason.slice(0, 1000), failure.retryAfterSeconds],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  const status: HealthStatus =
+    failure.kind === 'auth'
+      ? 'needs_reauth'
+      : rows[0].consecutive_failures >= failure.errorAfter
+        ? 'error'
+        : 'degraded';
+  await setStatus(tx, mailboxId, status, failure.reason.slice(0, 1000));
+  return status;
+}
+
+/** Flags what a lifecycle notification asked for; upkeep does it at once. */
+export async function flagLifecycle(
+  tx: TenantTx,
+  mailboxId: string,
+  pending: 'reauthorize' | 'recreate',
+): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET pending = CASE WHEN pending = 'recreate' THEN 'recreate' ELSE $3 END, not_before = NULL
+      WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId, pending],
+  );
+}
+
+/** New credentials (or a new connection by OAuth): whatever a person had to mend is mended; upkeep subscribes again. */
+export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET consecutive_failures = 0, not_before = NULL, failure_reason = NULL,
+            pending = CASE WHEN subscription_id IS NULL THEN NULL ELSE 'recreate' END
+      WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId],
+  );
+  const { rows } = await tx.query<{ status: HealthStatus }>(
+    'SELECT status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2',
+    [tx.tenantId, mailboxId],
+  );
+  if (rows[0] && rows[0].status !== 'healthy' && rows[0].status !== 'disabled')
+    await setStatus(tx, mailboxId, 'renewing', 'credentials changed');
+}
+
+/** A reconciliation ran: when, and how many messages it found that no notification had brought. */
+export async function recordReconciled(tx: TenantTx, mailboxId: string, recovered: number): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET last_reconcile_at = now(), recovered_by_last_reconcile = $3,
+            reconcile_pending = false
+      WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId, recovered],
+  );
+}
+
+/** A source reports its connection refused (IMAP login): needs_reauth, with the server's words. */
+export async function recordSourceAuthFailed(tx: TenantTx, mailboxId: string, reason: string): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET failure_reason = $3, consecutive_failures = consecutive_failures + 1
+      WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId, reason.slice(0, 1000)],
+  );
+  await setStatus(tx, mailboxId, 'needs_reauth', reason.slice(0, 1000));
+}
+
+/** A source that works again (IMAP logged in after a failure): healthy. */
+export async function recordSourceHealthy(tx: TenantTx, mailboxId: string): Promise<void> {
+  await tx.query(
+    `UPDATE mailbox_health SET failure_reason = NULL, consecutive_failures = 0
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND status <> 'disabled'`,
+    [tx.tenantId, mailboxId],
+  );
+  const { rows } = await tx.query<{ status: HealthStatus }>(
+    'SELECT status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2',
+    [tx.tenantId, mailboxId],
+  );
+  if (rows[0] && rows[0].status !== 'healthy' && rows[0].status !== 'disabled')
+    await setStatus(tx, mailboxId, 'healthy', 'connected');
+}
