@@ -17,6 +17,8 @@ CREATE TABLE mailbox_health (
   pending              text CHECK (pending IN ('reauthorize', 'recreate')),
   -- Not before: a failure's backoff, or a provider's Retry-After.
   not_before           timestamptz,
+  -- The renewal claim in flight: its id travels in the renewal job, which acts only while it holds it.
+  claim_id             uuid,
   claimed_until        timestamptz,
   last_renewal_at      timestamptz,
   last_renewal_result  text CHECK (last_renewal_result IN ('created', 'renewed', 'reauthorized', 'recreated', 'failed')),
@@ -26,7 +28,9 @@ CREATE TABLE mailbox_health (
   last_message_at      timestamptz,
   last_reconcile_at    timestamptz,
   recovered_by_last_reconcile integer,
-  reconcile_pending    boolean NOT NULL DEFAULT false,
+  -- When the scheduled reconciliation is next due, and a reconciliation in flight.
+  reconcile_next_at    timestamptz,
+  reconcile_claimed_until timestamptz,
   updated_at           timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, mailbox_id),
   FOREIGN KEY (tenant_id, mailbox_id) REFERENCES mailboxes (tenant_id, id) ON DELETE CASCADE

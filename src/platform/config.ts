@@ -55,7 +55,46 @@ export interface Config {
   providerOrigins: string[];
   /** Serve the OpenAPI document and its UI (/docs, /docs/json); by default only on a loopback host. */
   docs: boolean;
+  /**
+   * The address providers reach this install at (RELAYDESK_PUBLIC_URL, --public-url): Graph
+   * subscriptions notify `{publicUrl}/hooks/graph/{mailboxId}`, OAuth redirects to
+   * `{publicUrl}/oauth/callback`. Without it no subscription can be made.
+   */
+  publicUrl: string | undefined;
+  upkeep: UpkeepConfig;
+  /** The install's OAuth app registrations (mailboxes may override them in their settings). */
+  oauth: { microsoft?: OAuthApp; google?: OAuthApp };
 }
+
+export interface OAuthApp {
+  clientId: string;
+  clientSecret: string;
+}
+
+/** Subscription upkeep (DESIGN §5.2). */
+export interface UpkeepConfig {
+  /** How often schedulers look for mailboxes due (RELAYDESK_UPKEEP_INTERVAL_SECONDS, 900). */
+  intervalSeconds: number;
+  /** Renew what expires within this (RELAYDESK_UPKEEP_LOOKAHEAD_SECONDS, 24 h). */
+  lookAheadSeconds: number;
+  /** Renew what was renewed longer ago than this, whatever its expiry (RELAYDESK_UPKEEP_MAX_AGE_SECONDS, 24 h). */
+  maxAgeSeconds: number;
+  /** The expiry asked of Graph for a mail subscription (RELAYDESK_GRAPH_SUBSCRIPTION_MINUTES, 10,070). */
+  graphSubscriptionMinutes: number;
+  /** Consecutive failures after which a mailbox is in `error` (RELAYDESK_UPKEEP_ERROR_AFTER, 3). */
+  errorAfter: number;
+  /** How often mail a webhook may have missed is looked for (RELAYDESK_RECONCILE_INTERVAL_SECONDS, 3600). */
+  reconcileIntervalSeconds: number;
+}
+
+export const DEFAULT_UPKEEP: UpkeepConfig = {
+  intervalSeconds: 900,
+  lookAheadSeconds: 86_400,
+  maxAgeSeconds: 86_400,
+  graphSubscriptionMinutes: 10_070,
+  errorAfter: 3,
+  reconcileIntervalSeconds: 3600,
+};
 
 /** Values given as command-line flags; they win over the environment. */
 export interface ConfigOverrides {
@@ -66,6 +105,7 @@ export interface ConfigOverrides {
   logLevel?: string | undefined;
   role?: string | undefined;
   dbWaitSeconds?: string | number | undefined;
+  publicUrl?: string | undefined;
 }
 
 /**
@@ -80,6 +120,7 @@ const FLAGS: Record<keyof ConfigOverrides, string> = {
   logLevel: '--log-level',
   role: '--role',
   dbWaitSeconds: '--db-wait',
+  publicUrl: '--public-url',
 };
 
 export class ConfigError extends Error {
@@ -233,6 +274,68 @@ export function loadConfig(
   if (docsRaw === 'on' || docsRaw === 'off') docs = docsRaw === 'on';
   else if (docsRaw !== '') problems.push(`RELAYDESK_DOCS must be on or off, got "${docsRaw}"`);
 
+  const publicRaw = (overrides.publicUrl ?? env['RELAYDESK_PUBLIC_URL'] ?? '').trim();
+  let publicUrl: string | undefined;
+  if (publicRaw !== '') {
+    let url: URL | undefined;
+    try {
+      url = new URL(publicRaw);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !/^https?:$/.test(url.protocol) || url.search || url.hash || url.username)
+      problems.push(
+        `${source('publicUrl', 'RELAYDESK_PUBLIC_URL')} must be an http(s) URL without query or credentials, got "${publicRaw}"`,
+      );
+    else publicUrl = url.href.replace(/\/+$/, '');
+  }
+  const upkeepInt = (name: string, fallback: number, min: number, max: number) =>
+    parseInteger(name, env[name], fallback, min, max, problems);
+  const upkeep: UpkeepConfig = {
+    intervalSeconds: upkeepInt(
+      'RELAYDESK_UPKEEP_INTERVAL_SECONDS',
+      DEFAULT_UPKEEP.intervalSeconds,
+      1,
+      86_400,
+    ),
+    lookAheadSeconds: upkeepInt(
+      'RELAYDESK_UPKEEP_LOOKAHEAD_SECONDS',
+      DEFAULT_UPKEEP.lookAheadSeconds,
+      60,
+      7 * 86_400,
+    ),
+    maxAgeSeconds: upkeepInt(
+      'RELAYDESK_UPKEEP_MAX_AGE_SECONDS',
+      DEFAULT_UPKEEP.maxAgeSeconds,
+      60,
+      7 * 86_400,
+    ),
+    graphSubscriptionMinutes: upkeepInt(
+      'RELAYDESK_GRAPH_SUBSCRIPTION_MINUTES',
+      DEFAULT_UPKEEP.graphSubscriptionMinutes,
+      45,
+      10_080,
+    ),
+    errorAfter: upkeepInt('RELAYDESK_UPKEEP_ERROR_AFTER', DEFAULT_UPKEEP.errorAfter, 1, 1000),
+    reconcileIntervalSeconds: upkeepInt(
+      'RELAYDESK_RECONCILE_INTERVAL_SECONDS',
+      DEFAULT_UPKEEP.reconcileIntervalSeconds,
+      60,
+      7 * 86_400,
+    ),
+  };
+  const oauth: Config['oauth'] = {};
+  for (const [key, prefix] of [
+    ['microsoft', 'RELAYDESK_MICROSOFT'],
+    ['google', 'RELAYDESK_GOOGLE'],
+  ] as const) {
+    const clientId = env[`${prefix}_CLIENT_ID`]?.trim();
+    const clientSecret = env[`${prefix}_CLIENT_SECRET`]?.trim();
+    if (clientId && clientSecret) oauth[key] = { clientId, clientSecret };
+    else if (clientId || clientSecret)
+      problems.push(`${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET are set together or not at all`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     databaseUrl,
@@ -251,5 +354,8 @@ export function loadConfig(
     metricsToken,
     providerOrigins,
     docs,
+    publicUrl,
+    upkeep,
+    oauth,
   };
 }

@@ -188,14 +188,17 @@ export async function healthEvents(tx: TenantTx, mailboxId: string, limit = 50):
   }));
 }
 
-/** A mailbox due for upkeep, claimed for `leaseSeconds`. */
+/** A mailbox due for upkeep, claimed for `leaseSeconds`: the renewal acts while it holds `claimId`. */
 export interface DueMailbox {
   tenantId: string;
   mailboxId: string;
   kind: 'graph' | 'gmail';
+  claimId: string;
 }
 
 export interface DueRules {
+  /** The time upkeep runs on (the injected clock). */
+  now: Date;
   /** Renew what expires within this many seconds. */
   lookAheadSeconds: number;
   /** Renew what was last renewed longer ago than this (a safety net beside the expiry). */
@@ -212,35 +215,69 @@ export interface DueRules {
  * person can mend them (needs_reauth, disabled) or they have no credentials.
  */
 export async function claimDueMailboxes(sys: SystemTx, rules: DueRules): Promise<DueMailbox[]> {
-  const { rows } = await sys.query<{ tenant_id: string; mailbox_id: string; kind: 'graph' | 'gmail' }>(
+  const { rows } = await sys.query<{
+    tenant_id: string;
+    mailbox_id: string;
+    kind: 'graph' | 'gmail';
+    claim_id: string;
+  }>(
     `WITH due AS (
        SELECT h.tenant_id, h.mailbox_id, m.kind
          FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
         WHERE m.kind IN ('graph', 'gmail') AND m.credentials IS NOT NULL
           AND h.status NOT IN ('needs_reauth', 'disabled')
-          AND (h.claimed_until IS NULL OR h.claimed_until < now())
-          AND (h.not_before IS NULL OR h.not_before <= now())
+          AND (h.claimed_until IS NULL OR h.claimed_until < $1)
+          AND (h.not_before IS NULL OR h.not_before <= $1)
           AND (h.subscription_id IS NULL OR h.pending IS NOT NULL
-               OR h.expires_at IS NULL OR h.expires_at < now() + make_interval(secs => $1)
-               OR h.last_renewal_at IS NULL OR h.last_renewal_at < now() - make_interval(secs => $2))
+               OR h.expires_at IS NULL OR h.expires_at < $1 + make_interval(secs => $2)
+               OR h.last_renewal_at IS NULL OR h.last_renewal_at < $1 - make_interval(secs => $3))
         ORDER BY h.expires_at NULLS FIRST
-        LIMIT $4
+        LIMIT $5
           FOR UPDATE OF h SKIP LOCKED
      )
-     UPDATE mailbox_health h SET claimed_until = now() + make_interval(secs => $3)
+     UPDATE mailbox_health h SET claim_id = gen_random_uuid(), claimed_until = $1 + make_interval(secs => $4)
        FROM due WHERE h.tenant_id = due.tenant_id AND h.mailbox_id = due.mailbox_id
-     RETURNING h.tenant_id, h.mailbox_id, due.kind`,
-    [rules.lookAheadSeconds, rules.maxAgeSeconds, rules.leaseSeconds, rules.limit],
+     RETURNING h.tenant_id, h.mailbox_id, due.kind, h.claim_id`,
+    [rules.now, rules.lookAheadSeconds, rules.maxAgeSeconds, rules.leaseSeconds, rules.limit],
   );
-  return rows.map((r) => ({ tenantId: r.tenant_id, mailboxId: r.mailbox_id, kind: r.kind }));
+  return rows.map((r) => ({
+    tenantId: r.tenant_id,
+    mailboxId: r.mailbox_id,
+    kind: r.kind,
+    claimId: r.claim_id,
+  }));
 }
 
-/** Claims one mailbox for a renewal asked for now (API, lifecycle); false while another runs. */
-export async function claimMailbox(tx: TenantTx, mailboxId: string, leaseSeconds: number): Promise<boolean> {
+/**
+ * Claims one mailbox for a renewal asked for now (API, lifecycle, new credentials); its claim id,
+ * or undefined while another renewal holds it.
+ */
+export async function claimMailbox(
+  tx: TenantTx,
+  mailboxId: string,
+  now: Date,
+  leaseSeconds: number,
+): Promise<string | undefined> {
+  const { rows } = await tx.query<{ claim_id: string }>(
+    `UPDATE mailbox_health SET claim_id = gen_random_uuid(), claimed_until = $3 + make_interval(secs => $4),
+            not_before = NULL
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND (claimed_until IS NULL OR claimed_until < $3)
+      RETURNING claim_id`,
+    [tx.tenantId, mailboxId, now, leaseSeconds],
+  );
+  return rows[0]?.claim_id;
+}
+
+/** Keeps a claim for a retry that waits (a Retry-After, a backoff): false when it was lost meanwhile. */
+export async function extendClaim(
+  tx: TenantTx,
+  mailboxId: string,
+  claimId: string,
+  until: Date,
+): Promise<boolean> {
   const { rowCount } = await tx.query(
-    `UPDATE mailbox_health SET claimed_until = now() + make_interval(secs => $3), not_before = NULL
-      WHERE tenant_id = $1 AND mailbox_id = $2 AND (claimed_until IS NULL OR claimed_until < now())`,
-    [tx.tenantId, mailboxId, leaseSeconds],
+    'UPDATE mailbox_health SET claimed_until = $4 WHERE tenant_id = $1 AND mailbox_id = $2 AND claim_id = $3',
+    [tx.tenantId, mailboxId, claimId, until],
   );
   return rowCount === 1;
 }
@@ -253,6 +290,7 @@ export interface UpkeepState {
   expiresAt: Date | null;
   pending: 'reauthorize' | 'recreate' | null;
   consecutiveFailures: number;
+  claimId: string | null;
 }
 
 export async function upkeepState(tx: TenantTx, mailboxId: string): Promise<UpkeepState> {
@@ -263,8 +301,9 @@ export async function upkeepState(tx: TenantTx, mailboxId: string): Promise<Upke
     expires_at: Date | null;
     pending: 'reauthorize' | 'recreate' | null;
     consecutive_failures: number;
+    claim_id: string | null;
   }>(
-    `SELECT status, subscription_id, client_state, expires_at, pending, consecutive_failures
+    `SELECT status, subscription_id, client_state, expires_at, pending, consecutive_failures, claim_id
        FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2`,
     [tx.tenantId, mailboxId],
   );
@@ -277,6 +316,7 @@ export async function upkeepState(tx: TenantTx, mailboxId: string): Promise<Upke
     expiresAt: r.expires_at,
     pending: r.pending,
     consecutiveFailures: r.consecutive_failures,
+    claimId: r.claim_id,
   };
 }
 
@@ -285,7 +325,7 @@ export async function markRenewing(tx: TenantTx, mailboxId: string, reason: stri
   await setStatus(tx, mailboxId, 'renewing', reason);
 }
 
-/** A renewal that worked: the subscription it leaves, in the same transaction as the health. */
+/** A renewal that worked: the subscription it leaves, in the same transaction as the health; the claim ends. */
 export async function recordRenewed(
   tx: TenantTx,
   mailboxId: string,
@@ -294,15 +334,24 @@ export async function recordRenewed(
     subscriptionId: string;
     clientState: string | null;
     expiresAt: Date;
+    now?: Date;
   },
 ): Promise<void> {
   await tx.query(
     `UPDATE mailbox_health SET subscription_id = $3, client_state = $4, expires_at = $5,
-            last_renewal_at = now(), last_renewal_result = $6, failure_reason = NULL,
-            consecutive_failures = 0, pending = NULL, not_before = NULL, claimed_until = NULL,
-            reconcile_pending = reconcile_pending OR $6 IN ('created', 'recreated'), updated_at = now()
+            last_renewal_at = coalesce($7, now()), last_renewal_result = $6, failure_reason = NULL,
+            consecutive_failures = 0, pending = NULL, not_before = NULL, claim_id = NULL, claimed_until = NULL,
+            updated_at = now()
       WHERE tenant_id = $1 AND mailbox_id = $2`,
-    [tx.tenantId, mailboxId, outcome.subscriptionId, outcome.clientState, outcome.expiresAt, outcome.result],
+    [
+      tx.tenantId,
+      mailboxId,
+      outcome.subscriptionId,
+      outcome.clientState,
+      outcome.expiresAt,
+      outcome.result,
+      outcome.now ?? null,
+    ],
   );
   await setStatus(tx, mailboxId, 'healthy', outcome.result);
 }
@@ -311,21 +360,31 @@ export type FailureKind = 'auth' | 'rate_limited' | 'transient' | 'permanent';
 
 /**
  * A renewal that failed. Credentials the provider refused → needs_reauth (no retry until a person
- * mends them); otherwise degraded, and error after `errorAfter` consecutive failures; it is tried
- * again after `retryAfterSeconds` (a Retry-After, or the caller's backoff with jitter).
+ * mends them); otherwise degraded, and error after `errorAfter` consecutive failures. `retryAt` is
+ * when it is tried again (a Retry-After, or the caller's backoff with jitter): the claim is kept
+ * until then when `keepClaim` (the renewal job comes back itself), else released.
  */
 export async function recordRenewalFailed(
   tx: TenantTx,
   mailboxId: string,
-  failure: { kind: FailureKind; reason: string; retryAfterSeconds: number; errorAfter: number },
+  failure: {
+    kind: FailureKind;
+    reason: string;
+    now: Date;
+    retryAt: Date;
+    errorAfter: number;
+    keepClaim: boolean;
+  },
 ): Promise<HealthStatus> {
+  const reason = failure.reason.slice(0, 1000);
   const { rows } = await tx.query<{ consecutive_failures: number }>(
-    `UPDATE mailbox_health SET last_renewal_at = now(), last_renewal_result = 'failed', failure_reason = $3,
-            consecutive_failures = consecutive_failures + 1, claimed_until = NULL,
-            not_before = now() + make_interval(secs => $4), updated_at = now()
+    `UPDATE mailbox_health SET last_renewal_at = $5, last_renewal_result = 'failed', failure_reason = $3,
+            consecutive_failures = consecutive_failures + 1, not_before = $4,
+            claim_id = CASE WHEN $6 THEN claim_id END, claimed_until = CASE WHEN $6 THEN $4 END,
+            updated_at = now()
       WHERE tenant_id = $1 AND mailbox_id = $2
       RETURNING consecutive_failures`,
-    [tx.tenantId, mailboxId, failure.reason.slice(0, 1000), failure.retryAfterSeconds],
+    [tx.tenantId, mailboxId, reason, failure.retryAt, failure.now, failure.keepClaim],
   );
   if (!rows[0]) throw notFound('mailbox');
   const status: HealthStatus =
@@ -334,7 +393,7 @@ export async function recordRenewalFailed(
       : rows[0].consecutive_failures >= failure.errorAfter
         ? 'error'
         : 'degraded';
-  await setStatus(tx, mailboxId, status, failure.reason.slice(0, 1000));
+  await setStatus(tx, mailboxId, status, reason);
   return status;
 }
 
@@ -367,13 +426,65 @@ export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promi
     await setStatus(tx, mailboxId, 'renewing', 'credentials changed');
 }
 
+/** Mailboxes whose scheduled reconciliation is due, across tenants, claimed for `leaseSeconds`. */
+export async function claimDueReconciles(
+  sys: SystemTx,
+  rules: { now: Date; intervalSeconds: number; leaseSeconds: number; limit: number },
+): Promise<{ tenantId: string; mailboxId: string }[]> {
+  const { rows } = await sys.query<{ tenant_id: string; mailbox_id: string }>(
+    `WITH due AS (
+       SELECT h.tenant_id, h.mailbox_id
+         FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
+        WHERE m.kind IN ('graph', 'gmail', 'imap') AND m.credentials IS NOT NULL
+          AND h.status NOT IN ('needs_reauth', 'disabled')
+          AND (h.reconcile_claimed_until IS NULL OR h.reconcile_claimed_until < $1)
+          AND coalesce(h.reconcile_next_at, h.last_reconcile_at + make_interval(secs => $2), $1) <= $1
+        LIMIT $4
+          FOR UPDATE OF h SKIP LOCKED
+     )
+     UPDATE mailbox_health h SET reconcile_claimed_until = $1 + make_interval(secs => $3),
+            reconcile_next_at = $1 + make_interval(secs => $2)
+       FROM due WHERE h.tenant_id = due.tenant_id AND h.mailbox_id = due.mailbox_id
+     RETURNING h.tenant_id, h.mailbox_id`,
+    [rules.now, rules.intervalSeconds, rules.leaseSeconds, rules.limit],
+  );
+  return rows.map((r) => ({ tenantId: r.tenant_id, mailboxId: r.mailbox_id }));
+}
+
+/** Claims one mailbox's reconciliation now (API, lifecycle, after a recreate); false while one runs. */
+export async function claimReconcile(
+  tx: TenantTx,
+  mailboxId: string,
+  now: Date,
+  leaseSeconds: number,
+): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE mailbox_health SET reconcile_claimed_until = $3 + make_interval(secs => $4)
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND (reconcile_claimed_until IS NULL OR reconcile_claimed_until < $3)`,
+    [tx.tenantId, mailboxId, now, leaseSeconds],
+  );
+  return rowCount === 1;
+}
+
 /** A reconciliation ran: when, and how many messages it found that no notification had brought. */
-export async function recordReconciled(tx: TenantTx, mailboxId: string, recovered: number): Promise<void> {
+export async function recordReconciled(
+  tx: TenantTx,
+  mailboxId: string,
+  now: Date,
+  recovered: number,
+): Promise<void> {
   await tx.query(
-    `UPDATE mailbox_health SET last_reconcile_at = now(), recovered_by_last_reconcile = $3,
-            reconcile_pending = false
+    `UPDATE mailbox_health SET last_reconcile_at = $3, recovered_by_last_reconcile = $4, reconcile_claimed_until = NULL
       WHERE tenant_id = $1 AND mailbox_id = $2`,
-    [tx.tenantId, mailboxId, recovered],
+    [tx.tenantId, mailboxId, now, recovered],
+  );
+}
+
+/** A reconciliation that failed gives its claim back (the next scheduled one tries again). */
+export async function releaseReconcile(tx: TenantTx, mailboxId: string): Promise<void> {
+  await tx.query(
+    'UPDATE mailbox_health SET reconcile_claimed_until = NULL WHERE tenant_id = $1 AND mailbox_id = $2',
+    [tx.tenantId, mailboxId],
   );
 }
 

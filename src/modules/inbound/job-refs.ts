@@ -29,3 +29,16 @@ export interface GmailHistoryPayload {
 
 /** A Gmail push: list what was added since the last history id, one inbound pointer per message. */
 export const gmailHistoryJob = jobRef<GmailHistoryPayload>('gmail.history');
+
+export interface MailboxRenewPayload {
+  tenantId: string;
+  mailboxId: string;
+  /** The claim this renewal holds (mailbox_health.claim_id); it acts only while it is the current one. */
+  claimId: string;
+}
+
+/** Renew (or make) a mailbox's provider subscription or watch (upkeep.ts). */
+export const mailboxRenewJob = jobRef<MailboxRenewPayload>('mailbox.renew');
+
+/** Look for mail a webhook missed (Graph delta, Gmail history, IMAP UIDs). */
+export const mailboxReconcileJob = jobRef<{ tenantId: string; mailboxId: string }>('mailbox.reconcile');

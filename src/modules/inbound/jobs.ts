@@ -5,6 +5,9 @@ import {
   type GmailHistoryPayload,
   mailboxLifecycleJob,
   type MailboxLifecyclePayload,
+  mailboxReconcileJob,
+  mailboxRenewJob,
+  type MailboxRenewPayload,
   processInboundJob,
   type ProcessInboundPayload,
 } from './job-refs.ts';
@@ -23,6 +26,14 @@ import { withTenant } from '../../platform/db/tx.ts';
 import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-errors.ts';
 import { type InboundDeps, processInboundBatch } from './process.ts';
 import { failRecords } from './records.ts';
+import { DEFAULT_UPKEEP, type UpkeepConfig } from '../../platform/config.ts';
+import {
+  type ImapReconcile,
+  onLifecycle,
+  reconcileMailbox,
+  renewMailbox,
+  RENEW_LEASE_SECONDS,
+} from './upkeep.ts';
 
 /** Ends the records of inbound jobs that failed for good as failed, per tenant (records.ts failRecords). */
 async function failInboundRecords(
@@ -143,7 +154,14 @@ async function processInboundBatchJobs(
   );
 }
 
-export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
+export function inboundJobs(
+  deps: InboundDeps & {
+    publicUrl?: string | undefined;
+    upkeep?: UpkeepConfig;
+    reconcileImap?: ImapReconcile;
+  },
+): JobDefinition<any>[] {
+  const upkeep = { ...deps, publicUrl: deps.publicUrl, upkeep: deps.upkeep ?? DEFAULT_UPKEEP };
   return [
     defineJob<GmailHistoryPayload>({
       name: gmailHistoryJob.name,
@@ -168,17 +186,29 @@ export function inboundJobs(deps: InboundDeps): JobDefinition<any>[] {
       name: mailboxLifecycleJob.name,
       leaseSeconds: 60,
       retry: { limit: 5, delaySeconds: 10, backoff: true },
-      // Recorded on the mailbox for its health view; renewing and recreating subscriptions is the
-      // upkeep capability's (it reads these fields).
-      handler: async (payload) =>
-        withTenant(deps.pool, payload.tenantId, (tx) =>
-          tx.query(
-            `UPDATE mailboxes SET state = state || jsonb_build_object('graph', coalesce(state->'graph', '{}')
-                      || jsonb_build_object('lastLifecycleEvent', $3::text, 'lastLifecycleEventAt', now()))
-              WHERE tenant_id = $1 AND id = $2`,
-            [payload.tenantId, payload.mailboxId, payload.event],
-          ),
-        ).then(() => ({ recorded: payload.event })),
+      // reauthorizationRequired and subscriptionRemoved: renew or recreate at once; missed: reconcile.
+      handler: async (payload, ctx) => ({ done: await onLifecycle(upkeep, payload, ctx.send) }),
+    }),
+    defineJob<MailboxRenewPayload>({
+      name: mailboxRenewJob.name,
+      leaseSeconds: RENEW_LEASE_SECONDS,
+      // The renewal records its failures and comes back itself (Retry-After, backoff); a retry by
+      // the queue is for a worker that died mid-renewal.
+      retry: { limit: 3, delaySeconds: 30, backoff: true },
+      handler: (payload, ctx) => renewMailbox(upkeep, payload, ctx.send),
+    }),
+    defineJob<{ tenantId: string; mailboxId: string }>({
+      name: mailboxReconcileJob.name,
+      leaseSeconds: 600,
+      retry: { limit: 3, delaySeconds: 60, backoff: true },
+      handler: async (payload, ctx) => {
+        try {
+          return await reconcileMailbox(upkeep, payload, ctx.send);
+        } catch (err) {
+          if (err instanceof AuthExpired) throw new PermanentJobError(err.message, { cause: err });
+          throw err;
+        }
+      },
     }),
     defineJob<ProcessInboundPayload>({
       name: processInboundJob.name,

@@ -344,6 +344,35 @@ export async function recordGraphSubscription(
   });
 }
 
+/** A provider's block of the mailbox's source state (Graph deltaLink, Gmail historyId, IMAP UIDs). */
+export async function mailboxState(
+  tx: TenantTx,
+  id: string,
+  provider: 'graph' | 'gmail' | 'imap',
+): Promise<Record<string, unknown>> {
+  const { rows } = await tx.query<{ s: Record<string, unknown> | null }>(
+    'SELECT state->$3 AS s FROM mailboxes WHERE tenant_id = $1 AND id = $2',
+    [tx.tenantId, id, provider],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  return rows[0].s ?? {};
+}
+
+/** Merges values into a provider's block of the mailbox's source state. */
+export async function setMailboxState(
+  tx: TenantTx,
+  id: string,
+  provider: 'graph' | 'gmail' | 'imap',
+  values: Record<string, unknown>,
+): Promise<void> {
+  if (Object.keys(values).length === 0) return;
+  await tx.query(
+    `UPDATE mailboxes SET state = state || jsonb_build_object($3::text, coalesce(state->$3, '{}') || $4::jsonb)
+      WHERE tenant_id = $1 AND id = $2`,
+    [tx.tenantId, id, provider, JSON.stringify(values)],
+  );
+}
+
 /** The decrypted credentials of a mailbox (for provider clients only). */
 export async function mailboxCredentials(
   tx: TenantTx,

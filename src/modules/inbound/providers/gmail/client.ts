@@ -131,6 +131,22 @@ export class GmailClient {
     return Buffer.from(body.raw, 'base64url');
   }
 
+  /** users.watch: pushes for the mailbox to the Pub/Sub topic until `expiration` (ms since the epoch, about 7 days). */
+  async watch(user: string, topicName: string): Promise<{ historyId: string; expiration: Date }> {
+    const res = await request(
+      `${this.settings.apiBaseUrl.replace(/\/$/, '')}/users/${encodeURIComponent(user)}/watch`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await this.token()}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ topicName, labelIds: ['INBOX'], labelFilterBehavior: 'include' }),
+      },
+      this.timeout,
+    );
+    if (!res.ok) await fail(res);
+    const body = (await res.json()) as { historyId: string; expiration: string };
+    return { historyId: String(body.historyId), expiration: new Date(Number(body.expiration)) };
+  }
+
   async profileHistoryId(user: string): Promise<string> {
     const body = (await this.get(`/users/${encodeURIComponent(user)}/profile`)) as { historyId: string };
     return body.historyId;

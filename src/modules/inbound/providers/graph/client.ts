@@ -70,12 +70,18 @@ export class GraphClient {
     return body.access_token;
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+  private async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
     const res = await request(
       `${this.settings.apiBaseUrl.replace(/\/$/, '')}${path}`,
       {
         method,
         headers: {
+          ...headers,
           authorization: `Bearer ${await this.token()}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
@@ -117,6 +123,45 @@ export class GraphClient {
 
   async deleteSubscription(id: string): Promise<void> {
     await this.call('DELETE', `/subscriptions/${encodeURIComponent(id)}`);
+  }
+
+  /** After a reauthorizationRequired lifecycle notification: the subscription goes on (204). */
+  async reauthorizeSubscription(id: string): Promise<void> {
+    await this.call('POST', `/subscriptions/${encodeURIComponent(id)}/reauthorize`);
+  }
+
+  /**
+   * One page of a delta query on a mail folder: from the start (`since` filters on receivedDateTime)
+   * or from a stored deltaLink / nextLink. The message ids of the page, and either the next page's
+   * link or, on the last page, the deltaLink to keep for next time. A deltaLink Graph no longer
+   * knows is a NotFound-class error (410 SyncStateNotFound): start again from `since`.
+   */
+  async deltaPage(
+    from: { user: string; folder: string; since: Date } | { link: string },
+  ): Promise<{ ids: string[]; nextLink?: string; deltaLink?: string }> {
+    let path: string;
+    if ('link' in from) {
+      const base = this.settings.apiBaseUrl.replace(/\/$/, '');
+      // Links come back from Graph itself; they must stay on the API they came from.
+      if (!from.link.startsWith(`${base}/`)) throw new Error('a delta link outside the Graph API base URL');
+      path = from.link.slice(base.length);
+    } else {
+      const filter = `receivedDateTime ge ${from.since.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+      path =
+        `/users/${encodeURIComponent(from.user)}/mailFolders/${encodeURIComponent(from.folder)}/messages/delta` +
+        `?$select=id,receivedDateTime&$filter=${encodeURIComponent(filter)}`;
+    }
+    const res = await this.call('GET', path, undefined, { prefer: 'odata.maxpagesize=100' });
+    const body = (await res.json()) as {
+      value?: { id?: string; '@removed'?: unknown }[];
+      '@odata.nextLink'?: string;
+      '@odata.deltaLink'?: string;
+    };
+    return {
+      ids: (body.value ?? []).filter((m) => m.id && !m['@removed']).map((m) => m.id!),
+      ...(body['@odata.nextLink'] ? { nextLink: body['@odata.nextLink'] } : {}),
+      ...(body['@odata.deltaLink'] ? { deltaLink: body['@odata.deltaLink'] } : {}),
+    };
   }
 }
 

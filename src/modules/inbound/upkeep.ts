@@ -1,0 +1,579 @@
+// Subscription upkeep (DESIGN §5.2): mailboxes stay connected by themselves.
+//
+// Schedulers (any number) claim due mailboxes across tenants (health.ts claimDueMailboxes: SKIP
+// LOCKED, a lease and a claim id) and enqueue one renewal job per claim in the same transaction.
+// A renewal acts only while its claim is the mailbox's current one, so each mailbox is renewed once
+// per due time; a renewal that died with its worker is run again by the queue and finishes the job
+// (an orphaned Graph subscription it may have made expires on its own, and its notifications are
+// refused: they name a subscription that is not the mailbox's).
+//
+// Graph: PATCH the subscription to the longest expiry; on 404 make a new one (the provider runs the
+// validation handshake against our webhook) and delete the stale one; reauthorize when asked. Gmail:
+// users.watch again (a watch lasts 7 days; renewed daily). The subscription is persisted in the
+// transaction that records the result in the mailbox's health. A refused credential ends in
+// needs_reauth at once (no retries); a Retry-After is honoured to the second; other failures are
+// retried with exponential backoff and jitter, the mailbox degraded and, after N, in error.
+//
+// Reconciliation finds mail a webhook missed (Graph delta on the folder, Gmail history, IMAP UIDs),
+// after every new subscription, after a `missed` lifecycle notification and on a schedule. What it
+// finds goes through the normal pointer queue; a message already recorded is not recorded again
+// (and message keys make any overlap with a webhook harmless).
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../platform/clock.ts';
+import type { Pool } from '../../platform/db/pool.ts';
+import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import type { Logger } from '../../platform/logging.ts';
+import { AuthExpired, NotFound, ProviderError, RateLimited } from '../../platform/provider-errors.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
+import type { JobContext } from '../../platform/queue/registry.ts';
+import type { UpkeepConfig } from '../../platform/config.ts';
+import {
+  claimDueMailboxes,
+  claimDueReconciles,
+  claimMailbox,
+  claimReconcile,
+  extendClaim,
+  type FailureKind,
+  flagLifecycle,
+  type HealthStatus,
+  markRenewing,
+  recordReconciled,
+  recordRenewalFailed,
+  recordRenewed,
+  releaseReconcile,
+  type RenewalResult,
+  upkeepState,
+} from './health.ts';
+import {
+  type MailboxLifecyclePayload,
+  mailboxReconcileJob,
+  mailboxRenewJob,
+  type MailboxRenewPayload,
+  processInboundJob,
+} from './job-refs.ts';
+import { getMailbox, type Mailbox, mailboxState, setMailboxState } from './mailboxes.ts';
+import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
+
+export interface UpkeepDeps {
+  pool: Pool;
+  secretKey: Buffer;
+  clock: Clock;
+  logger: Logger;
+  /** Where providers reach this install (RELAYDESK_PUBLIC_URL); no subscription can be made without it. */
+  publicUrl: string | undefined;
+  upkeep: UpkeepConfig;
+}
+
+/** Enqueues a job, in a transaction when given one (JobContext.send and JobQueue.send both fit). */
+type Send = JobContext['send'];
+
+/** How long a renewal's claim keeps other schedulers off: longer than any provider call it makes. */
+export const RENEW_LEASE_SECONDS = 300;
+const RECONCILE_LEASE_SECONDS = 900;
+/** Mailboxes claimed per statement of a scheduler pass. */
+const CLAIM_BATCH = 500;
+
+/**
+ * One scheduler pass: claims every mailbox due for renewal and every reconciliation due, and
+ * enqueues their jobs in the claiming transactions. Returns how many of each.
+ */
+export async function runUpkeepPass(
+  deps: UpkeepDeps,
+  queue: JobQueue,
+): Promise<{ renewals: number; reconciles: number }> {
+  let renewals = 0;
+  for (;;) {
+    const claimed = await withSystemTx(deps.pool, async (sys) => {
+      const due = await claimDueMailboxes(sys, {
+        now: deps.clock.now(),
+        lookAheadSeconds: deps.upkeep.lookAheadSeconds,
+        maxAgeSeconds: deps.upkeep.maxAgeSeconds,
+        leaseSeconds: RENEW_LEASE_SECONDS,
+        limit: CLAIM_BATCH,
+      });
+      if (due.length > 0)
+        await queue.sendMany(
+          mailboxRenewJob,
+          due.map((d) => ({ tenantId: d.tenantId, mailboxId: d.mailboxId, claimId: d.claimId })),
+          { tx: sys },
+        );
+      return due.length;
+    });
+    renewals += claimed;
+    if (claimed < CLAIM_BATCH) break;
+  }
+  let reconciles = 0;
+  for (;;) {
+    const claimed = await withSystemTx(deps.pool, async (sys) => {
+      const due = await claimDueReconciles(sys, {
+        now: deps.clock.now(),
+        intervalSeconds: deps.upkeep.reconcileIntervalSeconds,
+        leaseSeconds: RECONCILE_LEASE_SECONDS,
+        limit: CLAIM_BATCH,
+      });
+      if (due.length > 0) await queue.sendMany(mailboxReconcileJob, due, { tx: sys });
+      return due.length;
+    });
+    reconciles += claimed;
+    if (claimed < CLAIM_BATCH) break;
+  }
+  return { renewals, reconciles };
+}
+
+/** Runs a pass at start and then every interval, in scheduler processes; returns its stop. */
+export function startUpkeepScheduler(deps: UpkeepDeps, queue: JobQueue): () => Promise<void> {
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    running = runUpkeepPass(deps, queue)
+      .then((n) => {
+        if (n.renewals > 0 || n.reconciles > 0)
+          deps.logger.info(n, 'mailbox upkeep: renewals and reconciliations enqueued');
+      })
+      .catch((err: unknown) =>
+        deps.logger.warn({ err }, 'mailbox upkeep pass failed; the next one tries again'),
+      )
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, deps.upkeep.intervalSeconds * 1000);
+      });
+  };
+  tick();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+  };
+}
+
+/** Why a mailbox cannot be subscribed at all (said in its health), or undefined. */
+function unsubscribable(deps: UpkeepDeps, mailbox: Mailbox): string | undefined {
+  if (mailbox.kind === 'graph' && !deps.publicUrl)
+    return 'RELAYDESK_PUBLIC_URL is not set: Graph cannot be told where to send notifications';
+  if (mailbox.kind === 'gmail' && typeof mailbox.settings.gmail['topic'] !== 'string')
+    return 'settings.gmail.topic is not set: Gmail cannot be told which Pub/Sub topic to push to';
+  if (!mailbox.hasCredentials) return 'the mailbox has no credentials';
+  return undefined;
+}
+
+interface Renewed {
+  result: Exclude<RenewalResult, 'failed'>;
+  subscriptionId: string;
+  clientState: string | null;
+  expiresAt: Date;
+}
+
+/** The Graph resource of a mailbox's folder. */
+function graphResource(mailbox: Mailbox): string {
+  const folder = String(mailbox.settings.graph['folder'] ?? 'Inbox');
+  return `users/${providerUser(mailbox, 'graph')}/mailFolders('${folder.replace(/'/g, "''")}')/messages`;
+}
+
+async function renewGraph(deps: UpkeepDeps, tenantId: string, mailbox: Mailbox): Promise<Renewed> {
+  const state = await withTenant(deps.pool, tenantId, (tx) => upkeepState(tx, mailbox.id));
+  const client = await graphClientFor(deps, tenantId, mailbox);
+  const expiresAt = new Date(deps.clock.now().getTime() + deps.upkeep.graphSubscriptionMinutes * 60_000);
+  const expiration = expiresAt.toISOString();
+  if (state.subscriptionId && state.pending !== 'recreate') {
+    try {
+      let result: Renewed['result'] = 'renewed';
+      if (state.pending === 'reauthorize') {
+        await client.reauthorizeSubscription(state.subscriptionId);
+        result = 'reauthorized';
+      }
+      const renewed = await client.renewSubscription(state.subscriptionId, expiration);
+      return {
+        result,
+        subscriptionId: state.subscriptionId,
+        clientState: state.clientState,
+        expiresAt: new Date(renewed.expirationDateTime),
+      };
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+      deps.logger.info({ mailboxId: mailbox.id }, 'graph subscription gone (404): making a new one');
+    }
+  }
+  // A new subscription. Until it exists, mail does not flow: the health says so.
+  await withTenant(deps.pool, tenantId, (tx) =>
+    markRenewing(
+      tx,
+      mailbox.id,
+      state.subscriptionId ? 'recreating the subscription' : 'creating the subscription',
+    ),
+  );
+  const clientState = randomBytes(32).toString('base64url');
+  const url = `${deps.publicUrl}/hooks/graph/${mailbox.id}`;
+  const created = await client.createSubscription({
+    resource: graphResource(mailbox),
+    notificationUrl: url,
+    lifecycleNotificationUrl: url,
+    clientState,
+    expirationDateTime: expiration,
+  });
+  if (state.subscriptionId) {
+    // The stale one, where it still exists: its notifications would be refused anyway.
+    await client.deleteSubscription(state.subscriptionId).catch(() => undefined);
+  }
+  return {
+    result: state.subscriptionId ? 'recreated' : 'created',
+    subscriptionId: created.id,
+    clientState,
+    expiresAt: new Date(created.expirationDateTime),
+  };
+}
+
+async function renewGmail(deps: UpkeepDeps, tenantId: string, mailbox: Mailbox): Promise<Renewed> {
+  const state = await withTenant(deps.pool, tenantId, (tx) => upkeepState(tx, mailbox.id));
+  const client = await gmailClientFor(deps, tenantId, mailbox);
+  const topic = String(mailbox.settings.gmail['topic']);
+  const watch = await client.watch(providerUser(mailbox, 'gmail'), topic);
+  // A first watch starts the history the pushes are read from.
+  await withTenant(deps.pool, tenantId, async (tx) => {
+    const gmail = await mailboxState(tx, mailbox.id, 'gmail');
+    if (gmail['historyId'] === undefined)
+      await setMailboxState(tx, mailbox.id, 'gmail', { historyId: watch.historyId });
+  });
+  return {
+    result: state.subscriptionId ? 'renewed' : 'created',
+    subscriptionId: topic,
+    clientState: null,
+    expiresAt: watch.expiration,
+  };
+}
+
+/** Backoff after the n-th consecutive failure: 30 s doubling to 15 min, with ±20 % jitter. */
+function backoffSeconds(failures: number): number {
+  const base = Math.min(900, 30 * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+function failureKind(err: unknown): FailureKind {
+  if (err instanceof AuthExpired) return 'auth';
+  if (err instanceof RateLimited) return 'rate_limited';
+  if (err instanceof ProviderError) return err.constructor.name === 'Permanent' ? 'permanent' : 'transient';
+  return 'transient';
+}
+
+export interface RenewOutcome {
+  status: HealthStatus | 'skipped';
+  result?: RenewalResult;
+  reason?: string;
+}
+
+/**
+ * The renewal job: renews (or makes) the mailbox's subscription while it holds the claim, records
+ * the result in its health, and comes back itself after a Retry-After or a backoff.
+ */
+export async function renewMailbox(
+  deps: UpkeepDeps,
+  payload: MailboxRenewPayload,
+  send: Send,
+): Promise<RenewOutcome> {
+  const { tenantId, mailboxId, claimId } = payload;
+  const { mailbox, state } = await withTenant(deps.pool, tenantId, async (tx) => ({
+    mailbox: await getMailbox(tx, mailboxId),
+    state: await upkeepState(tx, mailboxId),
+  }));
+  if (state.claimId !== claimId) return { status: 'skipped', reason: 'claim superseded' };
+  const now = () => deps.clock.now();
+  const cannot = unsubscribable(deps, mailbox);
+  if (cannot) {
+    const status = await withTenant(deps.pool, tenantId, (tx) =>
+      recordRenewalFailed(tx, mailboxId, {
+        kind: 'permanent',
+        reason: cannot,
+        now: now(),
+        retryAt: new Date(now().getTime() + deps.upkeep.intervalSeconds * 1000),
+        errorAfter: 1,
+        keepClaim: false,
+      }),
+    );
+    return { status, result: 'failed', reason: cannot };
+  }
+  try {
+    const renewed =
+      mailbox.kind === 'graph'
+        ? await renewGraph(deps, tenantId, mailbox)
+        : await renewGmail(deps, tenantId, mailbox);
+    await withTenant(deps.pool, tenantId, async (tx) => {
+      await recordRenewed(tx, mailboxId, { ...renewed, now: now() });
+      // A new subscription: whatever arrived while there was none is looked for now.
+      if (
+        (renewed.result === 'created' || renewed.result === 'recreated') &&
+        (await claimReconcile(tx, mailboxId, now(), RECONCILE_LEASE_SECONDS))
+      )
+        await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx });
+    });
+    return { status: 'healthy', result: renewed.result };
+  } catch (err) {
+    const kind = failureKind(err);
+    const reason = (err as Error)?.message ?? String(err);
+    const waitSeconds =
+      err instanceof RateLimited ? err.retryAfterSeconds : backoffSeconds(state.consecutiveFailures + 1);
+    const retryAt = new Date(now().getTime() + waitSeconds * 1000);
+    // A person must mend refused credentials or a refused request; anything else comes back itself.
+    const retries = kind === 'rate_limited' || kind === 'transient';
+    const status = await withTenant(deps.pool, tenantId, async (tx) => {
+      const s = await recordRenewalFailed(tx, mailboxId, {
+        kind,
+        reason,
+        now: now(),
+        retryAt,
+        errorAfter: deps.upkeep.errorAfter,
+        keepClaim: retries,
+      });
+      if (
+        retries &&
+        (await extendClaim(tx, mailboxId, claimId, new Date(retryAt.getTime() + RENEW_LEASE_SECONDS * 1000)))
+      )
+        await send(mailboxRenewJob, payload, { tx, startAfter: retryAt });
+      return s;
+    });
+    deps.logger.warn(
+      { mailboxId, tenantId, kind, reason, retryInSeconds: retries ? waitSeconds : null },
+      'mailbox renewal failed',
+    );
+    return { status, result: 'failed', reason };
+  }
+}
+
+/**
+ * Renews a mailbox now (the API's renew, new credentials, a lifecycle notification): claims it and
+ * runs the renewal in this process. Undefined when another renewal holds it.
+ */
+export async function renewNow(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailboxId: string,
+  send: Send,
+): Promise<RenewOutcome | undefined> {
+  const claimId = await withTenant(deps.pool, tenantId, (tx) =>
+    claimMailbox(tx, mailboxId, deps.clock.now(), RENEW_LEASE_SECONDS),
+  );
+  if (!claimId) return undefined;
+  return renewMailbox(deps, { tenantId, mailboxId, claimId }, send);
+}
+
+/** Enqueues a renewal now (claimed here); false while another holds the mailbox. */
+export async function enqueueRenewal(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailboxId: string,
+  send: Send,
+): Promise<boolean> {
+  return withTenant(deps.pool, tenantId, async (tx) => {
+    const claimId = await claimMailbox(tx, mailboxId, deps.clock.now(), RENEW_LEASE_SECONDS);
+    if (!claimId) return false;
+    await send(mailboxRenewJob, { tenantId, mailboxId, claimId }, { tx });
+    return true;
+  });
+}
+
+/** Enqueues a reconciliation now; false while one runs. */
+export async function enqueueReconcile(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailboxId: string,
+  send: Send,
+): Promise<boolean> {
+  return withTenant(deps.pool, tenantId, async (tx) => {
+    if (!(await claimReconcile(tx, mailboxId, deps.clock.now(), RECONCILE_LEASE_SECONDS))) return false;
+    await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx });
+    return true;
+  });
+}
+
+/** A lifecycle notification (Graph): reauthorize or recreate at once, reconcile what was missed. */
+export async function onLifecycle(
+  deps: UpkeepDeps,
+  payload: MailboxLifecyclePayload,
+  send: Send,
+): Promise<string> {
+  const { tenantId, mailboxId, event } = payload;
+  if (event === 'missed') {
+    await enqueueReconcile(deps, tenantId, mailboxId, send);
+    return 'reconcile';
+  }
+  const pending =
+    event === 'reauthorizationRequired'
+      ? 'reauthorize'
+      : event === 'subscriptionRemoved'
+        ? 'recreate'
+        : undefined;
+  if (!pending) return 'ignored';
+  await withTenant(deps.pool, tenantId, (tx) => flagLifecycle(tx, mailboxId, pending));
+  // Claimed by a renewal already: that one sees the flag (or the next pass does, the flag makes it due).
+  await enqueueRenewal(deps, tenantId, mailboxId, send);
+  return pending;
+}
+
+/** Message ids not yet recorded for the mailbox (reconciliation must not record a message twice). */
+async function unrecorded(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailboxId: string,
+  ids: string[],
+): Promise<string[]> {
+  if (ids.length === 0) return [];
+  return withTenant(deps.pool, tenantId, async (tx) => {
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT x.id FROM unnest($3::text[]) AS x(id)
+        WHERE NOT EXISTS (SELECT 1 FROM inbound_messages i
+                           WHERE i.tenant_id = $1 AND i.mailbox_id = $2 AND i.pointer ? 'messageId'
+                             AND i.pointer->>'messageId' = x.id)`,
+      [tenantId, mailboxId, [...new Set(ids)]],
+    );
+    return rows.map((r) => r.id);
+  });
+}
+
+/** Records and enqueues provider messages (one inbound record and job each), with the new cursor. */
+async function enqueueFound(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailbox: Mailbox,
+  ids: string[],
+  send: Send,
+  cursor: Record<string, unknown>,
+): Promise<void> {
+  await withTenant(deps.pool, tenantId, async (tx) => {
+    if (ids.length > 0) {
+      const inboundIds = ids.map(() => uuidv7());
+      await tx.query(
+        `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer)
+         SELECT $1, x.id, $2, $3, jsonb_build_object('messageId', x.message_id)
+           FROM unnest($4::uuid[], $5::text[]) AS x(id, message_id)`,
+        [tenantId, mailbox.id, mailbox.kind, inboundIds, ids],
+      );
+      for (const inboundId of inboundIds) await send(processInboundJob, { tenantId, inboundId }, { tx });
+    }
+    await setMailboxState(tx, mailbox.id, mailbox.kind === 'graph' ? 'graph' : 'gmail', cursor);
+  });
+}
+
+async function reconcileGraph(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailbox: Mailbox,
+  send: Send,
+): Promise<number> {
+  const client = await graphClientFor(deps, tenantId, mailbox);
+  const stored = await withTenant(deps.pool, tenantId, (tx) => mailboxState(tx, mailbox.id, 'graph'));
+  const since = new Date(
+    Math.max(Date.parse(mailbox.createdAt), deps.clock.now().getTime() - 7 * 86_400_000),
+  );
+  const start = {
+    user: providerUser(mailbox, 'graph'),
+    folder: String(mailbox.settings.graph['folder'] ?? 'Inbox'),
+    since,
+  };
+  let page;
+  try {
+    page = await client.deltaPage(
+      typeof stored['deltaLink'] === 'string' ? { link: stored['deltaLink'] } : start,
+    );
+  } catch (err) {
+    // A deltaLink Graph no longer knows (410): from the start again; recorded messages are skipped.
+    if (!(err instanceof NotFound)) throw err;
+    page = await client.deltaPage(start);
+  }
+  let recovered = 0;
+  for (;;) {
+    const fresh = await unrecorded(deps, tenantId, mailbox.id, page.ids);
+    recovered += fresh.length;
+    await enqueueFound(
+      deps,
+      tenantId,
+      mailbox,
+      fresh,
+      send,
+      page.deltaLink ? { deltaLink: page.deltaLink } : {},
+    );
+    if (!page.nextLink) break;
+    page = await client.deltaPage({ link: page.nextLink });
+  }
+  return recovered;
+}
+
+async function reconcileGmail(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailbox: Mailbox,
+  send: Send,
+): Promise<number> {
+  const client = await gmailClientFor(deps, tenantId, mailbox);
+  const user = providerUser(mailbox, 'gmail');
+  const stored = await withTenant(deps.pool, tenantId, (tx) => mailboxState(tx, mailbox.id, 'gmail'));
+  let ids: string[] = [];
+  let latest = typeof stored['historyId'] === 'string' ? stored['historyId'] : undefined;
+  let resync = latest === undefined;
+  if (latest !== undefined) {
+    try {
+      let pageToken: string | undefined;
+      do {
+        const h = await client.history(user, latest, pageToken);
+        ids.push(...h.messageIds);
+        if (BigInt(h.historyId) > BigInt(latest)) latest = h.historyId;
+        pageToken = h.nextPageToken;
+      } while (pageToken);
+    } catch (err) {
+      // The stored id is older than the history Gmail keeps (404): a full resync of recent mail.
+      if (!(err instanceof NotFound)) throw err;
+      resync = true;
+    }
+  }
+  if (resync) {
+    ids = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await client.listMessages(user, {
+        q: 'newer_than:7d',
+        maxResults: 500,
+        ...(pageToken ? { pageToken } : {}),
+      });
+      ids.push(...page.ids);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    latest = await client.profileHistoryId(user);
+  }
+  const fresh = await unrecorded(deps, tenantId, mailbox.id, ids);
+  await enqueueFound(deps, tenantId, mailbox, fresh, send, latest === undefined ? {} : { historyId: latest });
+  return fresh.length;
+}
+
+/** IMAP reconciliation is the listener's own scan (providers/imap); wired by whoever runs it. */
+export type ImapReconcile = (tenantId: string, mailboxId: string) => Promise<{ recovered: number }>;
+
+/** The reconciliation job: finds what webhooks missed, records how much, gives the claim back. */
+export async function reconcileMailbox(
+  deps: UpkeepDeps & { reconcileImap?: ImapReconcile | undefined },
+  payload: { tenantId: string; mailboxId: string },
+  send: Send,
+): Promise<{ recovered: number } | { skipped: string }> {
+  const { tenantId, mailboxId } = payload;
+  const mailbox = await withTenant(deps.pool, tenantId, (tx) => getMailbox(tx, mailboxId));
+  try {
+    let recovered: number;
+    if (mailbox.kind === 'graph') recovered = await reconcileGraph(deps, tenantId, mailbox, send);
+    else if (mailbox.kind === 'gmail') recovered = await reconcileGmail(deps, tenantId, mailbox, send);
+    else if (mailbox.kind === 'imap' && deps.reconcileImap)
+      recovered = (await deps.reconcileImap(tenantId, mailboxId)).recovered;
+    else {
+      await withTenant(deps.pool, tenantId, (tx) => releaseReconcile(tx, mailboxId));
+      return { skipped: `nothing to reconcile for a ${mailbox.kind} mailbox` };
+    }
+    await withTenant(deps.pool, tenantId, (tx) =>
+      recordReconciled(tx, mailboxId, deps.clock.now(), recovered),
+    );
+    if (recovered > 0)
+      deps.logger.info(
+        { tenantId, mailboxId, recovered },
+        'reconciliation recovered mail a notification missed',
+      );
+    return { recovered };
+  } catch (err) {
+    await withTenant(deps.pool, tenantId, (tx) => releaseReconcile(tx, mailboxId)).catch(() => undefined);
+    throw err;
+  }
+}
