@@ -54,10 +54,9 @@ export class Faults {
     this.list.push({ ...fault, left: fault.times ?? 1 });
   }
 
-  /** Forgets every fault (and the Retry-After promises; the violation count stays). */
+  /** Forgets every fault. Retry-After already given still holds: a client coming back early is still counted. */
   clear(): void {
     this.list.length = 0;
-    this.backoffUntil.clear();
   }
 
   /** Consumes the first fault matching the request (after its delay); returns it when it sets a status. */
