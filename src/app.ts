@@ -2,8 +2,10 @@
 // knows how to stop them in the right order. The CLI and the tests both start Relaydesk through here.
 import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
+import { type ImapReconcile, startUpkeepScheduler, warnWithoutPublicUrl } from './modules/inbound/upkeep.ts';
 import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
+import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
@@ -20,7 +22,7 @@ import { tokenRoutes } from './modules/tokens/routes.ts';
 import { tokenAuthenticator } from './modules/tokens/service.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import { type Database, migrateAll, openDatabase, resolveSecretKey } from './platform/db/database.ts';
-import type { Config } from './platform/config.ts';
+import type { Config, UpkeepConfig } from './platform/config.ts';
 import type { Pool } from './platform/db/pool.ts';
 import { AppError } from './platform/errors.ts';
 import { Metrics } from './platform/http/metrics.ts';
@@ -45,6 +47,7 @@ export const ROUTES: RouteModule[] = [
   ticketRoutes,
   queueRoutes,
   inboundRoutes,
+  upkeepRoutes,
   slaRoutes,
 ];
 
@@ -55,6 +58,9 @@ export function defaultRegistry(deps: {
   logger: Logger;
   clock: Clock;
   jobLeaseSeconds?: number | undefined;
+  publicUrl?: string | undefined;
+  upkeep?: UpkeepConfig | undefined;
+  reconcileImap?: ImapReconcile | undefined;
 }): JobRegistry {
   const definitions = [
     ...slaJobs(),
@@ -65,6 +71,9 @@ export function defaultRegistry(deps: {
       secretKey: deps.secretKey,
       logger: deps.logger,
       clock: deps.clock,
+      publicUrl: deps.publicUrl,
+      ...(deps.upkeep ? { upkeep: deps.upkeep } : {}),
+      ...(deps.reconcileImap ? { reconcileImap: deps.reconcileImap } : {}),
     }),
   ];
   const lease = deps.jobLeaseSeconds;
@@ -119,6 +128,7 @@ export async function startRelaydesk({
   let authCache: AuthCache | undefined;
   let imap: ImapListeners | undefined;
   let stopSla: (() => Promise<void>) | undefined;
+  let stopUpkeep: (() => Promise<void>) | undefined;
   try {
     await migrateAll(db);
 
@@ -129,7 +139,15 @@ export async function startRelaydesk({
       logger,
       registry:
         registry ??
-        defaultRegistry({ pool: db.pool, secretKey, logger, clock, jobLeaseSeconds: config.jobLeaseSeconds }),
+        defaultRegistry({
+          pool: db.pool,
+          secretKey,
+          logger,
+          clock,
+          jobLeaseSeconds: config.jobLeaseSeconds,
+          publicUrl: config.publicUrl,
+          upkeep: config.upkeep,
+        }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
       instanceName: `relaydesk-${role}-${process.pid}`,
@@ -139,8 +157,14 @@ export async function startRelaydesk({
     if (role === 'all' || role === 'scheduler') {
       for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
     }
-    if (role === 'all' || role === 'scheduler')
+    if (role === 'all' || role === 'scheduler') {
       stopSla = startSlaScheduler({ pool: db.pool, queue, logger, clock });
+      await warnWithoutPublicUrl(db.pool, config, logger);
+      stopUpkeep = startUpkeepScheduler(
+        { pool: db.pool, secretKey, clock, logger, publicUrl: config.publicUrl, upkeep: config.upkeep },
+        queue,
+      );
+    }
     if (runsWorkers) {
       await queue.startWorkers();
       imap = new ImapListeners({ pool: db.pool, connectionString: db.url, secretKey, logger, queue });
@@ -206,6 +230,7 @@ export async function startRelaydesk({
           await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
           await authCache?.stop();
           await stopSla?.();
+          await stopUpkeep?.();
           await imap?.stop().catch((err) => logger.warn({ err }, 'stopping IMAP listeners failed'));
           await queue
             ?.stop({ graceful: true, timeoutMs: 10_000 })
@@ -220,6 +245,7 @@ export async function startRelaydesk({
     await app?.close().catch(() => undefined);
     await authCache?.stop();
     await stopSla?.();
+    await stopUpkeep?.();
     await imap?.stop().catch(() => undefined);
     await queue?.stop({ graceful: false }).catch(() => undefined);
     await db.close();

@@ -287,7 +287,13 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
       throw new Error(`fixture ${method} ${url}: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body;
   };
-  for (const q of ['inbound.process', 'gmail.history', 'mailbox.lifecycle'])
+  for (const q of [
+    'inbound.process',
+    'gmail.history',
+    'mailbox.lifecycle',
+    'mailbox.renew',
+    'mailbox.reconcile',
+  ])
     await t.queue.boss.createQueue(q);
   const person = await makePerson(t, token, { kind: 'contact', metadata: { team: 'north', level: 2 } });
   const personWithEmail = await makePerson(t, token, { kind: 'contact' });
@@ -571,6 +577,11 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
     },
     'GET /api/v1/mailboxes': { query: page, ok: [200] },
     'GET /api/v1/mailboxes/{id}': { params: id(f.mailbox), ok: [200] },
+    'GET /api/v1/mailboxes/{id}/health': { params: id(f.mailbox), ok: [200] },
+    // Enqueued only (this app runs no workers); 409 once one is claimed.
+    'POST /api/v1/mailboxes/{id}/renew': { params: id(f.graphMailbox), ok: [202, 409] },
+    'POST /api/v1/mailboxes/{id}/reconcile': { params: id(f.graphMailbox), ok: [202, 409] },
+    'POST /api/v1/mailboxes/{id}/test': { params: id(f.mailbox), ok: [200] },
     'PATCH /api/v1/mailboxes/{id}': {
       params: id(f.mailbox),
       bodies: [

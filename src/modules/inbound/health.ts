@@ -37,18 +37,19 @@ interface HealthRow {
   mailbox_id: string;
   status: HealthStatus;
   subscription_id: string | null;
-  expires_at: Date | null;
-  last_renewal_at: Date | null;
+  expires_at: string | null;
+  last_renewal_at: string | null;
   last_renewal_result: RenewalResult | null;
   failure_reason: string | null;
   consecutive_failures: number;
-  last_notification_at: Date | null;
-  last_message_at: Date | null;
-  last_reconcile_at: Date | null;
+  last_notification_at: string | null;
+  last_message_at: string | null;
+  last_reconcile_at: string | null;
   recovered_by_last_reconcile: number | null;
 }
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+// Timestamps come back from the driver as ISO strings (src/platform/db/pool.ts).
+const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
 const toHealth = (r: HealthRow): MailboxHealth => ({
   status: r.status,
@@ -173,7 +174,7 @@ export async function healthEvents(tx: TenantTx, mailboxId: string, limit = 50):
     from_status: HealthStatus;
     to_status: HealthStatus;
     reason: string | null;
-    created_at: Date;
+    created_at: string;
   }>(
     `SELECT id, from_status, to_status, reason, created_at FROM mailbox_health_events
       WHERE tenant_id = $1 AND mailbox_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3`,
@@ -184,7 +185,7 @@ export async function healthEvents(tx: TenantTx, mailboxId: string, limit = 50):
     from: r.from_status,
     to: r.to_status,
     reason: r.reason,
-    at: r.created_at.toISOString(),
+    at: iso(r.created_at)!,
   }));
 }
 
@@ -298,7 +299,7 @@ export async function upkeepState(tx: TenantTx, mailboxId: string): Promise<Upke
     status: HealthStatus;
     subscription_id: string | null;
     client_state: string | null;
-    expires_at: Date | null;
+    expires_at: string | null;
     pending: 'reauthorize' | 'recreate' | null;
     consecutive_failures: number;
     claim_id: string | null;
@@ -313,7 +314,7 @@ export async function upkeepState(tx: TenantTx, mailboxId: string): Promise<Upke
     status: r.status,
     subscriptionId: r.subscription_id,
     clientState: r.client_state,
-    expiresAt: r.expires_at,
+    expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
     pending: r.pending,
     consecutiveFailures: r.consecutive_failures,
     claimId: r.claim_id,
@@ -339,7 +340,7 @@ export async function recordRenewed(
 ): Promise<void> {
   await tx.query(
     `UPDATE mailbox_health SET subscription_id = $3, client_state = $4, expires_at = $5,
-            last_renewal_at = coalesce($7, now()), last_renewal_result = $6, failure_reason = NULL,
+            last_renewal_at = coalesce($7::timestamptz, now()), last_renewal_result = $6, failure_reason = NULL,
             consecutive_failures = 0, pending = NULL, not_before = NULL, claim_id = NULL, claimed_until = NULL,
             updated_at = now()
       WHERE tenant_id = $1 AND mailbox_id = $2`,
@@ -378,9 +379,9 @@ export async function recordRenewalFailed(
 ): Promise<HealthStatus> {
   const reason = failure.reason.slice(0, 1000);
   const { rows } = await tx.query<{ consecutive_failures: number }>(
-    `UPDATE mailbox_health SET last_renewal_at = $5, last_renewal_result = 'failed', failure_reason = $3,
-            consecutive_failures = consecutive_failures + 1, not_before = $4,
-            claim_id = CASE WHEN $6 THEN claim_id END, claimed_until = CASE WHEN $6 THEN $4 END,
+    `UPDATE mailbox_health SET last_renewal_at = $5::timestamptz, last_renewal_result = 'failed', failure_reason = $3,
+            consecutive_failures = consecutive_failures + 1, not_before = $4::timestamptz,
+            claim_id = CASE WHEN $6::boolean THEN claim_id END, claimed_until = CASE WHEN $6::boolean THEN $4::timestamptz END,
             updated_at = now()
       WHERE tenant_id = $1 AND mailbox_id = $2
       RETURNING consecutive_failures`,

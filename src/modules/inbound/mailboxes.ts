@@ -7,7 +7,7 @@ import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { assertEmail, normalizeEmail } from '../people/service.ts';
-import { createHealth, recordRenewed } from './health.ts';
+import { createHealth, credentialsChanged, recordRenewed } from './health.ts';
 
 export const MAILBOX_KINDS = ['imap', 'graph', 'gmail', 'mime'] as const;
 export type MailboxKind = (typeof MAILBOX_KINDS)[number];
@@ -211,9 +211,50 @@ export interface MailboxInput {
   credentials?: Record<string, unknown> | null;
 }
 
+const isText = (v: unknown): boolean => typeof v === 'string' && v.trim() !== '';
+
+/**
+ * What a mailbox of its kind needs to receive mail, refused at once (400) rather than found out by
+ * a retry loop: an IMAP mailbox needs its server and password. Graph and Gmail mailboxes may be
+ * created without credentials (connected by OAuth later); credentials given must be complete.
+ */
+export function assertKindNeeds(
+  kind: MailboxKind,
+  settings: MailboxSettings,
+  credentials: Record<string, unknown> | null | undefined,
+): void {
+  const missing: { path: string; message: string }[] = [];
+  if (kind === 'imap') {
+    if (!isText(settings.imap['host']))
+      missing.push({ path: '/settings/imap/host', message: 'is required for an IMAP mailbox' });
+    if (!credentials || !isText(credentials['password']))
+      missing.push({ path: '/credentials/password', message: 'is required for an IMAP mailbox' });
+  }
+  if (kind === 'graph' && credentials) {
+    const appOnly = ['tenantId', 'clientId', 'clientSecret'].every((k) => isText(credentials[k]));
+    const delegated = isText(credentials['refreshToken']);
+    if (!appOnly && !delegated)
+      missing.push({
+        path: '/credentials',
+        message:
+          'must be {tenantId, clientId, clientSecret} (an app registration) or {refreshToken} (from connecting by OAuth)',
+      });
+  }
+  if (kind === 'gmail' && credentials && !isText(credentials['refreshToken']))
+    missing.push({
+      path: '/credentials/refreshToken',
+      message: "is required (with clientId and clientSecret, or the install's Google app)",
+    });
+  if (missing.length > 0)
+    throw validation(
+      missing.map((m) => `${m.path.slice(1).replace(/\//g, '.')} ${m.message}`).join('; '),
+      missing,
+    );
+}
+
 export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInput): Promise<Mailbox> {
   const address = assertEmail(input.address, '/address');
-  resolveSettings(input.settings);
+  assertKindNeeds(input.kind, resolveSettings(input.settings), input.credentials);
   const id = uuidv7();
   const { rows } = await tx.query<MailboxRow>(
     `INSERT INTO mailboxes (tenant_id, id, kind, address, address_normalized, display_name, settings, credentials)
@@ -290,7 +331,12 @@ export async function updateMailbox(
   const address = input.address === undefined ? rows[0].address : assertEmail(input.address, '/address');
   const settings =
     input.settings === undefined ? rows[0].settings : { ...rows[0].settings, ...input.settings };
-  resolveSettings(settings);
+  const resolved = resolveSettings(settings);
+  if (input.settings !== undefined || input.credentials !== undefined) {
+    const credentials =
+      input.credentials !== undefined ? input.credentials : await mailboxCredentials(tx, key, id);
+    assertKindNeeds(rows[0].kind, resolved, credentials);
+  }
   try {
     await tx.query('SAVEPOINT update_mailbox');
     await tx.query(
@@ -309,6 +355,7 @@ export async function updateMailbox(
       ],
     );
     await tx.query('RELEASE SAVEPOINT update_mailbox');
+    if (input.credentials !== undefined) await credentialsChanged(tx, id);
   } catch (err) {
     if ((err as { code?: string }).code !== '23505') throw err;
     await tx.query('ROLLBACK TO SAVEPOINT update_mailbox');

@@ -16,8 +16,12 @@ import {
 import { clampLimit, decodeCursor, toPage } from '../../platform/pagination.ts';
 import { acceptRawMessage } from './ingest.ts';
 import { processInboundJob } from './job-refs.ts';
+import { healthOf } from './health.ts';
+import { HEALTH_DESCRIPTION, HealthSchema, upkeepDepsOf } from './upkeep-routes.ts';
+import { renewNow } from './upkeep.ts';
 import {
   assertProviderEndpoints,
+  type Mailbox,
   createMailbox,
   deleteMailbox,
   getMailbox,
@@ -47,6 +51,7 @@ const MailboxSchema = Type.Object({
   hasCredentials: Type.Boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
+  health: HealthSchema,
 });
 
 const mailboxFields = {
@@ -102,11 +107,32 @@ const SELECT_INBOUND = `SELECT i.id, i.mailbox_id, i.source, i.message_key, i.st
        i.attempts, i.created_at, i.updated_at
   FROM inbound_messages i LEFT JOIN tickets t ON t.tenant_id = i.tenant_id AND t.id = i.ticket_id`;
 
-export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config }) => {
+export const inboundRoutes: RouteModule = (app, deps) => {
+  const { pool, queue, secretKey, config } = deps;
   const providerOrigins = config.providerOrigins ?? [];
   const key = () => {
     if (!secretKey) throw new AppError('internal_error', 'no secret key configured');
     return secretKey;
+  };
+
+  /** The mailbox (or the one with this id) with its health, as every mailbox answer carries it. */
+  const withHealth = (tenantId: string, mailbox: Mailbox | string) =>
+    withTenantRead(pool, tenantId, async (tx) => {
+      const m = typeof mailbox === 'string' ? await getMailbox(tx, mailbox) : mailbox;
+      const health = await healthOf(tx, [m.id]);
+      return { ...m, health: health.get(m.id)! };
+    });
+
+  /**
+   * A Graph or Gmail mailbox given credentials is subscribed at once, in the request: the answer's
+   * health says whether that worked (a failure that may pass is retried by upkeep).
+   */
+  const subscribeNow = async (tenantId: string, mailbox: Mailbox) => {
+    if ((mailbox.kind !== 'graph' && mailbox.kind !== 'gmail') || !mailbox.hasCredentials) return;
+    await renewNow(upkeepDepsOf(deps), tenantId, mailbox.id, (job, payload, options) => {
+      if (!queue) throw new AppError('queue_unavailable', 'the queue does not run in this process');
+      return queue.send(job, payload, options ?? {});
+    });
   };
 
   app.post(
@@ -132,7 +158,11 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config
           '`{password}`; Graph `{tenantId, clientId, clientSecret}`; Gmail `{clientId, clientSecret, ' +
           'refreshToken}`) are encrypted at rest (AES-256-GCM) and never returned: `hasCredentials` ' +
           'says whether some are stored. IMAP mailboxes are watched by a worker; Graph and Gmail ' +
-          'mailboxes get their mail through `/hooks/graph/{id}` and `/hooks/gmail/{id}`. Answers 201.\n\n' +
+          'mailboxes get their mail through `/hooks/graph/{id}` and `/hooks/gmail/{id}`: given ' +
+          'credentials, one is subscribed at once (a Graph subscription to `{RELAYDESK_PUBLIC_URL}/hooks/graph/{id}` ' +
+          'for the folder `settings.graph.folder`, default Inbox; a Gmail watch on `settings.gmail.topic`) and ' +
+          'kept subscribed by upkeep; `health` in the answer says whether that worked. An IMAP mailbox ' +
+          'needs `settings.imap.host` and `credentials.password`. Answers 201.\n\n' +
           'Needs `mailboxes:manage` (admin). 409 `conflict` (`field: "address"`) when the tenant has a ' +
           'mailbox for that address already; 400 `validation_failed` for an invalid address or setting.',
         body: Type.Object({ kind: OneOf(MAILBOX_KINDS), ...mailboxFields }, { additionalProperties: false }),
@@ -141,10 +171,10 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config
     },
     async (request, reply) => {
       assertProviderEndpoints(request.body.settings, providerOrigins);
-      const mailbox = await withTenant(pool, principalOf(request).tenantId, (tx) =>
-        createMailbox(tx, key(), request.body),
-      );
-      return reply.code(201).send(mailbox);
+      const tenantId = principalOf(request).tenantId;
+      const mailbox = await withTenant(pool, tenantId, (tx) => createMailbox(tx, key(), request.body));
+      await subscribeNow(tenantId, mailbox);
+      return reply.code(201).send(await withHealth(tenantId, mailbox));
     },
   );
 
@@ -165,7 +195,14 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config
       },
     },
     async (request) =>
-      withTenantRead(pool, principalOf(request).tenantId, (tx) => listMailboxes(tx, request.query)),
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
+        const page = await listMailboxes(tx, request.query);
+        const health = await healthOf(
+          tx,
+          page.items.map((m) => m.id),
+        );
+        return { ...page, items: page.items.map((m) => ({ ...m, health: health.get(m.id)! })) };
+      }),
   );
 
   app.get(
@@ -176,14 +213,14 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config
         tags: ['inbound'],
         summary: 'Get a mailbox',
         description:
-          'One mailbox, its settings completed with the defaults, and `hasCredentials`.\n\n' +
+          'One mailbox, its settings completed with the defaults, `hasCredentials`, and its ' +
+          `${HEALTH_DESCRIPTION}\n\n` +
           'Needs `mailboxes:manage` (admin). 404 `not_found` when the id is not a mailbox of this tenant.',
         params: IdParams,
         response: { 200: MailboxSchema, ...problemResponses },
       },
     },
-    async (request) =>
-      withTenantRead(pool, principalOf(request).tenantId, (tx) => getMailbox(tx, request.params.id)),
+    async (request) => withHealth(principalOf(request).tenantId, request.params.id),
   );
 
   app.patch(
@@ -212,9 +249,12 @@ export const inboundRoutes: RouteModule = (app, { pool, queue, secretKey, config
     },
     async (request) => {
       assertProviderEndpoints(request.body.settings, providerOrigins);
-      return withTenant(pool, principalOf(request).tenantId, (tx) =>
+      const tenantId = principalOf(request).tenantId;
+      const mailbox = await withTenant(pool, tenantId, (tx) =>
         updateMailbox(tx, key(), request.params.id, request.body),
       );
+      if (request.body.credentials) await subscribeNow(tenantId, mailbox);
+      return withHealth(tenantId, mailbox);
     },
   );
 

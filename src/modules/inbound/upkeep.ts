@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
+import { withSystemRead, withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { AuthExpired, NotFound, ProviderError, RateLimited } from '../../platform/provider-errors.ts';
@@ -145,6 +145,28 @@ export function startUpkeepScheduler(deps: UpkeepDeps, queue: JobQueue): () => P
     clearTimeout(timer);
     await running;
   };
+}
+
+/** Start-up: Graph and Gmail mailboxes cannot be subscribed without the public URL; say so once. */
+export async function warnWithoutPublicUrl(
+  pool: Pool,
+  config: { publicUrl?: string | undefined },
+  logger: Logger,
+): Promise<void> {
+  if (config.publicUrl) return;
+  const { rows } = await withSystemRead(pool, (sys) =>
+    sys.query<{ graph: number; gmail: number }>(
+      `SELECT count(*) FILTER (WHERE kind = 'graph')::int AS graph, count(*) FILTER (WHERE kind = 'gmail')::int AS gmail
+         FROM mailboxes`,
+    ),
+  );
+  const { graph, gmail } = rows[0]!;
+  if (graph + gmail > 0)
+    logger.warn(
+      { graphMailboxes: graph, gmailMailboxes: gmail },
+      'RELAYDESK_PUBLIC_URL is not set: Graph mailboxes cannot be subscribed (they receive no mail until it is), ' +
+        'and OAuth connections and Gmail push endpoints have no address to name',
+    );
 }
 
 /** Why a mailbox cannot be subscribed at all (said in its health), or undefined. */

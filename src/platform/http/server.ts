@@ -33,7 +33,8 @@ declare module 'fastify' {
 }
 
 export interface ServerDeps {
-  config: Pick<Config, 'bodyLimit'> & Partial<Pick<Config, 'metricsToken' | 'docs' | 'providerOrigins'>>;
+  config: Pick<Config, 'bodyLimit'> &
+    Partial<Pick<Config, 'metricsToken' | 'docs' | 'providerOrigins' | 'publicUrl' | 'upkeep' | 'oauth'>>;
   pool: Pool;
   logger: Logger;
   queue?: JobQueue;
