@@ -8,6 +8,7 @@ import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { assertEmail, normalizeEmail } from '../people/service.ts';
 import { createHealth, recordRenewed } from './health.ts';
+import { notifyImapMailboxChanged } from './providers/imap/notify.ts';
 
 export const MAILBOX_KINDS = ['imap', 'graph', 'gmail', 'mime'] as const;
 export type MailboxKind = (typeof MAILBOX_KINDS)[number];
@@ -233,6 +234,7 @@ export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInp
   );
   if (!rows[0]) throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
   await createHealth(tx, id);
+  if (input.kind === 'imap') await notifyImapMailboxChanged(tx, id);
   return toMailbox(rows[0]);
 }
 
@@ -314,6 +316,7 @@ export async function updateMailbox(
     await tx.query('ROLLBACK TO SAVEPOINT update_mailbox');
     throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
   }
+  if (rows[0].kind === 'imap') await notifyImapMailboxChanged(tx, id);
   return getMailbox(tx, id);
 }
 
