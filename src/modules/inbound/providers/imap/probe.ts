@@ -1,7 +1,7 @@
 // "Test this mailbox": connect, log in, open the folder, each step's result in plain words, so an
 // operator sees which setting is wrong (host or port, password, folder). Its own connection, never
 // a pooled one (a pooled login would hide a password that stopped working), logged out at the end.
-// Every wait is bounded: a host that swallows packets answers within PROBE_TIMEOUT_MS, too.
+// Every wait is bounded: a host that swallows packets is reported within three step timeouts.
 import type { Mailbox } from '../../mailboxes.ts';
 import { imapClient, imapFailureText, type ImapSettings, imapSettingsOf, loginRefusal } from './client.ts';
 
@@ -20,7 +20,6 @@ export interface ProbeResult {
 }
 
 const STEP_TIMEOUT_MS = 10_000;
-const PROBE_TIMEOUT_MS = 30_000;
 
 interface ImapFailure {
   code?: string;
@@ -61,10 +60,11 @@ const reachedLogin = (err: unknown): boolean => {
 async function runProbe(
   settings: ImapSettings,
   password: string,
+  stepTimeoutMs: number,
   steps: ProbeStep[],
   track: (close: () => void) => void,
 ): Promise<void> {
-  const client = imapClient(settings, password, { disableAutoIdle: true, timeoutMs: STEP_TIMEOUT_MS });
+  const client = imapClient(settings, password, { disableAutoIdle: true, timeoutMs: stepTimeoutMs });
   client.on('error', () => undefined);
   track(() => client.close());
   // imapflow connects and logs in in one call; the kind of failure says which step it was.
@@ -117,15 +117,24 @@ async function runProbe(
 }
 
 /** Connects, logs in and opens the folder of an IMAP mailbox; says how far it got, and why not further. */
-export async function probeImapMailbox(mailbox: Mailbox, password: string): Promise<ProbeResult> {
+export async function probeImapMailbox(
+  mailbox: Mailbox,
+  password: string,
+  options: {
+    /** Bounds the connect and the wait for the greeting, each (10 s); the whole probe gets three times it. */
+    stepTimeoutMs?: number;
+  } = {},
+): Promise<ProbeResult> {
   const settings = imapSettingsOf(mailbox);
+  const stepTimeoutMs = options.stepTimeoutMs ?? STEP_TIMEOUT_MS;
+  const probeTimeoutMs = 3 * stepTimeoutMs;
   const steps: ProbeStep[] = [];
   let close = (): void => undefined;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), PROBE_TIMEOUT_MS);
+    timer = setTimeout(() => resolve('timeout'), probeTimeoutMs);
   });
-  const finished = runProbe(settings, password, steps, (c) => (close = c)).catch((err: unknown) => {
+  const finished = runProbe(settings, password, stepTimeoutMs, steps, (c) => (close = c)).catch((err: unknown) => {
     steps.push({ step: nextStep(steps), ok: false, message: imapFailureText(err) });
   });
   const outcome = await Promise.race([finished, timedOut]);
@@ -135,7 +144,7 @@ export async function probeImapMailbox(mailbox: Mailbox, password: string): Prom
     steps.push({
       step: nextStep(steps),
       ok: false,
-      message: `no answer within ${PROBE_TIMEOUT_MS / 1000} s`,
+      message: `no answer within ${probeTimeoutMs / 1000} s`,
     });
   }
   // A copy: a probe that timed out may still add steps as its connection closes.
