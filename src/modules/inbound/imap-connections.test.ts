@@ -12,7 +12,7 @@ import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
 import { getHealth } from './health.ts';
-import { getMailbox, type Mailbox } from './mailboxes.ts';
+import { getMailbox, type Mailbox, resolveSettings } from './mailboxes.ts';
 import { processInbound } from './process.ts';
 import {
   closeImapFetchPools,
@@ -289,9 +289,9 @@ describe('probeImapMailbox', { timeout: 30_000 }, () => {
     kind: 'imap',
     address: dovecot.user,
     displayName: null,
-    settings: {
+    settings: resolveSettings({
       imap: { host: dovecot.host, port: dovecot.port, secure: false, ...imap },
-    } as Mailbox['settings'],
+    }) as Mailbox['settings'],
     hasCredentials: true,
     createdAt: '',
     updatedAt: '',
