@@ -90,7 +90,7 @@ class MailboxListener {
         } else {
           this.deps.logger.warn(
             { err, reason: imapFailureText(err), mailboxId: this.mailboxId },
-            'IMAP listener lost its connection; reconnecting',
+            'IMAP session failed; reconnecting after a back-off',
           );
         }
       }

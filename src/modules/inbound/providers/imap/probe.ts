@@ -134,9 +134,11 @@ export async function probeImapMailbox(
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), probeTimeoutMs);
   });
-  const finished = runProbe(settings, password, stepTimeoutMs, steps, (c) => (close = c)).catch((err: unknown) => {
-    steps.push({ step: nextStep(steps), ok: false, message: imapFailureText(err) });
-  });
+  const finished = runProbe(settings, password, stepTimeoutMs, steps, (c) => (close = c)).catch(
+    (err: unknown) => {
+      steps.push({ step: nextStep(steps), ok: false, message: imapFailureText(err) });
+    },
+  );
   const outcome = await Promise.race([finished, timedOut]);
   clearTimeout(timer);
   if (outcome === 'timeout') {
