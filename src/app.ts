@@ -2,7 +2,8 @@
 // knows how to stop them in the right order. The CLI and the tests both start Relaydesk through here.
 import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
-import { type ImapReconcile, startUpkeepScheduler, warnWithoutPublicUrl } from './modules/inbound/upkeep.ts';
+import { startUpkeepScheduler, warnWithoutPublicUrl } from './modules/inbound/upkeep.ts';
+import { closeImapFetchPools } from './modules/inbound/providers/imap/fetch-pool.ts';
 import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
 import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
@@ -60,7 +61,6 @@ export function defaultRegistry(deps: {
   jobLeaseSeconds?: number | undefined;
   publicUrl?: string | undefined;
   upkeep?: UpkeepConfig | undefined;
-  reconcileImap?: ImapReconcile | undefined;
 }): JobRegistry {
   const definitions = [
     ...slaJobs(),
@@ -73,7 +73,6 @@ export function defaultRegistry(deps: {
       clock: deps.clock,
       publicUrl: deps.publicUrl,
       ...(deps.upkeep ? { upkeep: deps.upkeep } : {}),
-      ...(deps.reconcileImap ? { reconcileImap: deps.reconcileImap } : {}),
     }),
   ];
   const lease = deps.jobLeaseSeconds;
@@ -235,6 +234,8 @@ export async function startRelaydesk({
           await queue
             ?.stop({ graceful: true, timeoutMs: 10_000 })
             .catch((err) => logger.warn({ err }, 'stopping the queue failed'));
+          // After the queue: its last jobs may still have been fetching through these connections.
+          await closeImapFetchPools();
           await db.close();
         })();
         return stopping;
@@ -248,6 +249,7 @@ export async function startRelaydesk({
     await stopUpkeep?.();
     await imap?.stop().catch(() => undefined);
     await queue?.stop({ graceful: false }).catch(() => undefined);
+    await closeImapFetchPools();
     await db.close();
     throw err;
   }

@@ -127,7 +127,13 @@ const OWNERS: Record<string, string[]> = {
     'ticket_wakeups',
   ],
   'modules/blobs': ['blobs'],
-  'modules/inbound': ['mailboxes', 'mailbox_health', 'mailbox_health_events', 'inbound_messages', 'message_keys'],
+  'modules/inbound': [
+    'mailboxes',
+    'mailbox_health',
+    'mailbox_health_events',
+    'inbound_messages',
+    'message_keys',
+  ],
   'modules/sla': [
     'calendars',
     'sla_policies',

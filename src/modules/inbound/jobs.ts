@@ -27,13 +27,7 @@ import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-erro
 import { type InboundDeps, processInboundBatch } from './process.ts';
 import { failRecords } from './records.ts';
 import { DEFAULT_UPKEEP, type UpkeepConfig } from '../../platform/config.ts';
-import {
-  type ImapReconcile,
-  onLifecycle,
-  reconcileMailbox,
-  renewMailbox,
-  RENEW_LEASE_SECONDS,
-} from './upkeep.ts';
+import { onLifecycle, reconcileMailbox, renewMailbox, RENEW_LEASE_SECONDS } from './upkeep.ts';
 
 /** Ends the records of inbound jobs that failed for good as failed, per tenant (records.ts failRecords). */
 async function failInboundRecords(
@@ -158,7 +152,6 @@ export function inboundJobs(
   deps: InboundDeps & {
     publicUrl?: string | undefined;
     upkeep?: UpkeepConfig;
-    reconcileImap?: ImapReconcile;
   },
 ): JobDefinition<any>[] {
   const upkeep = { ...deps, publicUrl: deps.publicUrl, upkeep: deps.upkeep ?? DEFAULT_UPKEEP };

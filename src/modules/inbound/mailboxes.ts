@@ -8,6 +8,7 @@ import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { assertEmail, normalizeEmail } from '../people/service.ts';
 import { createHealth, credentialsChanged, recordRenewed } from './health.ts';
+import { notifyImapMailboxChanged } from './providers/imap/notify.ts';
 
 export const MAILBOX_KINDS = ['imap', 'graph', 'gmail', 'mime'] as const;
 export type MailboxKind = (typeof MAILBOX_KINDS)[number];
@@ -274,6 +275,7 @@ export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInp
   );
   if (!rows[0]) throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
   await createHealth(tx, id);
+  if (input.kind === 'imap') await notifyImapMailboxChanged(tx, id);
   return toMailbox(rows[0]);
 }
 
@@ -361,15 +363,18 @@ export async function updateMailbox(
     await tx.query('ROLLBACK TO SAVEPOINT update_mailbox');
     throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
   }
+  if (rows[0].kind === 'imap') await notifyImapMailboxChanged(tx, id);
   return getMailbox(tx, id);
 }
 
 export async function deleteMailbox(tx: TenantTx, id: string): Promise<void> {
-  const { rowCount } = await tx.query('DELETE FROM mailboxes WHERE tenant_id = $1 AND id = $2', [
-    tx.tenantId,
-    id,
-  ]);
-  if (rowCount === 0) throw notFound('mailbox');
+  const { rows } = await tx.query<{ kind: MailboxKind }>(
+    'DELETE FROM mailboxes WHERE tenant_id = $1 AND id = $2 RETURNING kind',
+    [tx.tenantId, id],
+  );
+  if (!rows[0]) throw notFound('mailbox');
+  // Its IMAP listener lets go at once (heard after commit).
+  if (rows[0].kind === 'imap') await notifyImapMailboxChanged(tx, id);
 }
 
 /**

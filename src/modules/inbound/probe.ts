@@ -1,7 +1,9 @@
 // A test of a mailbox, step by step, in plain words: what receiving its mail needs (reach the
 // provider, get a token or log in, read the folder). Changes nothing.
 import { ProviderError } from '../../platform/provider-errors.ts';
-import type { Mailbox } from './mailboxes.ts';
+import { withTenantRead } from '../../platform/db/tx.ts';
+import { type Mailbox, mailboxCredentials } from './mailboxes.ts';
+import { probeImapMailbox } from './providers/imap/probe.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import type { UpkeepDeps } from './upkeep.ts';
 
@@ -34,11 +36,8 @@ async function steps(list: [string, () => Promise<string>][]): Promise<ProbeResu
   return { ok: true, steps: done };
 }
 
-/** IMAP's probe lives with its listener; whoever serves the API passes it. */
-export type ImapProbe = (mailbox: Mailbox, tenantId: string) => Promise<ProbeResult>;
-
 export async function testMailbox(
-  deps: UpkeepDeps & { probeImap?: ImapProbe },
+  deps: UpkeepDeps,
   tenantId: string,
   mailbox: Mailbox,
 ): Promise<ProbeResult> {
@@ -48,12 +47,10 @@ export async function testMailbox(
       steps: [{ step: 'source', ok: true, message: 'raw MIME uploads need no connection' }],
     };
   if (mailbox.kind === 'imap') {
-    if (!deps.probeImap)
-      return {
-        ok: false,
-        steps: [{ step: 'connect', ok: false, message: 'IMAP is not available in this process' }],
-      };
-    return deps.probeImap(mailbox, tenantId);
+    const credentials = await withTenantRead(deps.pool, tenantId, (tx) =>
+      mailboxCredentials(tx, deps.secretKey, mailbox.id),
+    );
+    return probeImapMailbox(mailbox, String(credentials?.['password'] ?? ''));
   }
   if (!mailbox.hasCredentials)
     return {

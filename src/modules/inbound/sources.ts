@@ -5,11 +5,12 @@
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { AuthExpired, NotFound, ProviderError, Transient } from '../../platform/provider-errors.ts';
+import { NotFound, ProviderError, Transient } from '../../platform/provider-errors.ts';
 import { readBlobs } from '../blobs/service.ts';
 import { type Mailbox, type MailboxKind, mailboxCredentials } from './mailboxes.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
-import { fetchImapMessage } from './providers/imap/listener.ts';
+import { classifyImapError } from './providers/imap/client.ts';
+import { fetchImapMessage } from './providers/imap/fetch-pool.ts';
 
 export interface SourceDeps {
   pool: Pool;
@@ -83,13 +84,9 @@ const imap: MailSource = {
       uid: Number(pointer['uid']),
     });
   },
-  classify(err) {
-    if (err instanceof ProviderError) return err;
-    const e = err as { authenticationFailed?: boolean; message?: string } | null;
-    // imapflow marks a refused login; anything else (connection refused, reset, timeout) may pass.
-    if (e?.authenticationFailed) return new AuthExpired('imap', e.message ?? 'login refused', { cause: err });
-    return new Transient('imap', e?.message ?? String(err), { cause: err });
-  },
+  // A refused login is AuthExpired with the server's words (the record ends failed, no retry);
+  // anything else (connection refused, reset, timeout, the server's limits) may pass.
+  classify: classifyImapError,
 };
 
 export const MAIL_SOURCES: Readonly<Record<MailboxKind, MailSource>> = { mime, graph, gmail, imap };

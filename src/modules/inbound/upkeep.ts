@@ -54,6 +54,7 @@ import {
 } from './job-refs.ts';
 import { getMailbox, type Mailbox, mailboxState, setMailboxState } from './mailboxes.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
+import { reconcileImapMailbox } from './providers/imap/reconcile.ts';
 
 export interface UpkeepDeps {
   pool: Pool;
@@ -564,12 +565,9 @@ async function reconcileGmail(
   return fresh.length;
 }
 
-/** IMAP reconciliation is the listener's own scan (providers/imap); wired by whoever runs it. */
-export type ImapReconcile = (tenantId: string, mailboxId: string) => Promise<{ recovered: number }>;
-
 /** The reconciliation job: finds what webhooks missed, records how much, gives the claim back. */
 export async function reconcileMailbox(
-  deps: UpkeepDeps & { reconcileImap?: ImapReconcile | undefined },
+  deps: UpkeepDeps,
   payload: { tenantId: string; mailboxId: string },
   send: Send,
 ): Promise<{ recovered: number } | { skipped: string }> {
@@ -579,8 +577,9 @@ export async function reconcileMailbox(
     let recovered: number;
     if (mailbox.kind === 'graph') recovered = await reconcileGraph(deps, tenantId, mailbox, send);
     else if (mailbox.kind === 'gmail') recovered = await reconcileGmail(deps, tenantId, mailbox, send);
-    else if (mailbox.kind === 'imap' && deps.reconcileImap)
-      recovered = (await deps.reconcileImap(tenantId, mailboxId)).recovered;
+    else if (mailbox.kind === 'imap')
+      // The listener's own scan, above the stored UID (it may run beside a listener: the UID advance is conditional).
+      recovered = (await reconcileImapMailbox({ ...deps, send }, tenantId, mailboxId)).recovered;
     else {
       await withTenant(deps.pool, tenantId, (tx) => releaseReconcile(tx, mailboxId));
       return { skipped: `nothing to reconcile for a ${mailbox.kind} mailbox` };

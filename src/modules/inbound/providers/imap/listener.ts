@@ -1,55 +1,27 @@
 // IMAP ingress: one listener per IMAP mailbox, in the worker role. It keeps the folder selected,
-// IDLEs for new mail, and enqueues one pointer {uidValidity, uid} per message above the highest UID
-// it has recorded, in the same transaction that advances that UID. It never looks at \Seen (mail
-// another client has read is still new to us). A changed UIDVALIDITY means UIDs were renumbered: the
-// folder is scanned again, and message keys turn what we already had into duplicates.
+// IDLEs for new mail, and enqueues what is new (new-messages.ts). It never looks at \Seen (mail
+// another client has read is still new to us).
 // Only one worker listens to a mailbox at a time: it holds a PostgreSQL advisory lock on a dedicated
 // connection, so the lock goes with a crashed worker and another one takes over.
-import { ImapFlow } from 'imapflow';
+// A login the server refuses is not tried again until the mailbox's credentials or settings change
+// (its updated_at moves): repeating it cannot help, and failed logins in a loop get accounts locked.
+// The listeners hear of created and changed mailboxes at once (notify.ts); a periodic scan catches
+// whatever a lost notification connection missed, and deleted mailboxes.
+import type { ImapFlow } from 'imapflow';
 import pg from 'pg';
 import type { Pool } from '../../../../platform/db/pool.ts';
-import { withSystemRead, withTenant, withTenantRead } from '../../../../platform/db/tx.ts';
-import { uuidv7 } from '../../../../platform/ids.ts';
+import { withSystemRead, withTenant } from '../../../../platform/db/tx.ts';
+import { AppError } from '../../../../platform/errors.ts';
 import type { Logger } from '../../../../platform/logging.ts';
 import type { JobQueue } from '../../../../platform/queue/queue.ts';
-import { processInboundJob } from '../../job-refs.ts';
-import { getMailbox, type Mailbox, mailboxCredentials } from '../../mailboxes.ts';
+import { recordSourceAuthFailed, recordSourceHealthy } from '../../health.ts';
+import { imapClient, imapFailureText, imapSettingsOf, loginRefusal } from './client.ts';
+import { type EnqueueDeps, enqueueNewMessages } from './new-messages.ts';
+import { IMAP_MAILBOXES_CHANNEL } from './notify.ts';
+import { loadImapMailbox } from './store.ts';
 
-export interface ImapSettings {
-  host: string;
-  port: number;
-  secure: boolean;
-  user: string;
-  folder: string;
-}
-
-export function imapSettingsOf(mailbox: Mailbox): ImapSettings {
-  const s = mailbox.settings.imap as Record<string, unknown>;
-  return {
-    host: String(s['host'] ?? '127.0.0.1'),
-    port: Number(s['port'] ?? 993),
-    secure: s['secure'] === undefined ? Number(s['port'] ?? 993) === 993 : Boolean(s['secure']),
-    user: String(s['user'] ?? mailbox.address),
-    folder: String(s['folder'] ?? 'INBOX'),
-  };
-}
-
-export function imapClient(
-  settings: ImapSettings,
-  password: string,
-  options: { autoIdleDelay?: number } = {},
-): ImapFlow {
-  return new ImapFlow({
-    ...(options.autoIdleDelay === undefined ? {} : { autoIdleDelay: options.autoIdleDelay }),
-    host: settings.host,
-    port: settings.port,
-    secure: settings.secure,
-    auth: { user: settings.user, pass: password },
-    logger: false,
-    emitLogs: false,
-    connectionTimeout: 15_000,
-  });
-}
+export { type ImapSettings, imapClient, imapSettingsOf } from './client.ts';
+export { closeImapFetchPools, fetchImapMessage } from './fetch-pool.ts';
 
 export interface ImapDeps {
   pool: Pool;
@@ -59,28 +31,10 @@ export interface ImapDeps {
   queue: JobQueue;
 }
 
-/** Fetches one message's raw bytes by UID; undefined when it is gone or the UIDs were renumbered. */
-export async function fetchImapMessage(
-  mailbox: Mailbox,
-  password: string,
-  pointer: { uidValidity: string; uid: number },
-): Promise<Buffer | undefined> {
-  const settings = imapSettingsOf(mailbox);
-  const client = imapClient(settings, password);
-  await client.connect();
-  try {
-    const lock = await client.getMailboxLock(settings.folder);
-    try {
-      const current = String((client.mailbox as { uidValidity?: bigint }).uidValidity ?? '');
-      if (current !== pointer.uidValidity) return undefined;
-      const message = await client.fetchOne(String(pointer.uid), { source: true }, { uid: true });
-      return message && message.source ? Buffer.from(message.source) : undefined;
-    } finally {
-      lock.release();
-    }
-  } finally {
-    await client.logout().catch(() => undefined);
-  }
+export interface ImapListenerOptions {
+  /** The first wait before reconnecting after a lost connection; it doubles up to maxReconnectDelayMs. */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
 }
 
 class MailboxListener {
@@ -89,58 +43,137 @@ class MailboxListener {
   private stopped = false;
   private syncing: Promise<void> | undefined;
   private again = false;
+  /** The mailbox's updated_at as the current (or last) session read it. */
+  private version: string | undefined;
+  /** The mailbox changed since the session began: reconnect at once, with what it is now. */
+  private changed = false;
+  private wake: (() => void) | undefined;
   readonly done: Promise<void>;
   private readonly deps: ImapDeps;
+  private readonly enqueueDeps: EnqueueDeps;
+  private readonly options: Required<ImapListenerOptions>;
   readonly tenantId: string;
   readonly mailboxId: string;
 
-  constructor(deps: ImapDeps, tenantId: string, mailboxId: string) {
+  constructor(deps: ImapDeps, options: Required<ImapListenerOptions>, tenantId: string, mailboxId: string) {
     this.deps = deps;
+    this.options = options;
+    this.enqueueDeps = {
+      pool: deps.pool,
+      logger: deps.logger,
+      send: (job, payload, sendOptions) => deps.queue.send(job, payload, sendOptions ?? {}),
+    };
     this.tenantId = tenantId;
     this.mailboxId = mailboxId;
     this.done = this.run();
   }
 
   private async run(): Promise<void> {
-    let delay = 1000;
+    let delay = this.options.reconnectDelayMs;
     while (!this.stopped) {
+      this.changed = false;
+      let refused = false;
       try {
         await this.session();
-        delay = 1000;
+        delay = this.options.reconnectDelayMs;
       } catch (err) {
         if (this.stopped) break;
-        this.deps.logger.warn(
-          { err, mailboxId: this.mailboxId },
-          'IMAP listener lost its connection; reconnecting',
-        );
+        if (err instanceof AppError && err.code === 'not_found') {
+          // The mailbox was deleted: nothing to listen to (the scan would stop us too).
+          await this.stop();
+          break;
+        }
+        const refusal = loginRefusal(err);
+        if (refusal !== undefined) {
+          refused = true;
+          await this.recordRefusal(refusal);
+        } else {
+          this.deps.logger.warn(
+            { err, reason: imapFailureText(err), mailboxId: this.mailboxId },
+            'IMAP session failed; reconnecting after a back-off',
+          );
+        }
       }
       if (this.stopped) break;
-      await new Promise((r) => setTimeout(r, delay + Math.random() * 250));
-      delay = Math.min(delay * 2, 60_000);
+      if (this.changed) {
+        delay = this.options.reconnectDelayMs;
+        continue;
+      }
+      // A refused login waits for a change (refresh) and nothing else; other failures back off.
+      await this.pause(refused ? undefined : delay + Math.random() * (delay / 4));
+      if (!refused) delay = Math.min(delay * 2, this.options.maxReconnectDelayMs);
     }
+  }
+
+  /** Waits `ms` (forever when undefined) or until the mailbox changes or the listener stops. */
+  private async pause(ms: number | undefined): Promise<void> {
+    if (this.changed || this.stopped) return;
+    await new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
+  private async recordRefusal(reason: string): Promise<void> {
+    this.deps.logger.warn(
+      { mailboxId: this.mailboxId, reason },
+      "IMAP login refused; not trying again until the mailbox's credentials or settings change",
+    );
+    await withTenant(this.deps.pool, this.tenantId, (tx) =>
+      recordSourceAuthFailed(tx, this.mailboxId, reason),
+    ).catch((err: unknown) =>
+      this.deps.logger.warn({ err, mailboxId: this.mailboxId }, 'recording a refused IMAP login failed'),
+    );
   }
 
   /** One connected session: sync, then IDLE until the connection ends. */
   private async session(): Promise<void> {
-    const mailbox = await withTenant(this.deps.pool, this.tenantId, (tx) => getMailbox(tx, this.mailboxId));
-    const credentials = await withTenant(this.deps.pool, this.tenantId, (tx) =>
-      mailboxCredentials(tx, this.deps.secretKey, this.mailboxId),
+    const { mailbox, password, version } = await loadImapMailbox(
+      this.deps.pool,
+      this.deps.secretKey,
+      this.tenantId,
+      this.mailboxId,
     );
+    this.version = version;
     const settings = imapSettingsOf(mailbox);
     // IDLE one second after the last command, so new mail is seen at once (imapflow waits 15 s by default).
-    const client = imapClient(settings, String(credentials?.['password'] ?? ''), { autoIdleDelay: 1000 });
+    const client = imapClient(settings, password, { autoIdleDelay: 1000 });
     this.client = client;
-    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
-    client.on('error', (err: Error) =>
-      this.deps.logger.warn({ err, mailboxId: this.mailboxId }, 'IMAP error'),
-    );
-    await client.connect();
-    await client.mailboxOpen(settings.folder);
-    client.on('exists', () => this.requestSync());
-    await this.sync();
-    // imapflow IDLEs by itself while no command runs; 'exists' wakes us for new mail.
-    await closed;
-    this.client = undefined;
+    try {
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      client.on('error', (err: Error) =>
+        this.deps.logger.warn({ err, mailboxId: this.mailboxId }, 'IMAP error'),
+      );
+      if (this.stopped || this.changed) return;
+      await client.connect();
+      await withTenant(this.deps.pool, this.tenantId, (tx) => recordSourceHealthy(tx, this.mailboxId));
+      await client.mailboxOpen(settings.folder);
+      client.on('exists', () => this.requestSync());
+      await this.sync();
+      // imapflow IDLEs by itself while no command runs; 'exists' wakes us for new mail.
+      await closed;
+    } finally {
+      this.client = undefined;
+      if (client.usable) await client.logout().catch(() => client.close());
+      else client.close();
+    }
+  }
+
+  /**
+   * The mailbox's updated_at as it is now (from a scan or a notification). When it moved, the
+   * settings or credentials changed: the session starts again with them, also after a refused login.
+   */
+  refresh(version: string): void {
+    if (this.version === undefined || version === this.version || this.changed) return;
+    this.changed = true;
+    this.wake?.();
+    const client = this.client;
+    if (client?.usable) void client.logout().catch(() => client.close());
+    else client?.close();
   }
 
   private requestSync(): void {
@@ -164,41 +197,7 @@ class MailboxListener {
   async sync(): Promise<number> {
     const client = this.client;
     if (!client?.mailbox) return 0;
-    const uidValidity = String((client.mailbox as { uidValidity?: bigint }).uidValidity ?? '');
-    const { rows } = await withTenantRead(this.deps.pool, this.tenantId, (tx) =>
-      tx.query<{ v: string | null; last: string | null }>(
-        "SELECT state->'imap'->>'uidValidity' AS v, state->'imap'->>'lastUid' AS last FROM mailboxes WHERE tenant_id = $1 AND id = $2",
-        [this.tenantId, this.mailboxId],
-      ),
-    );
-    const sameValidity = rows[0]?.v === uidValidity;
-    if (!sameValidity && rows[0]?.v)
-      this.deps.logger.warn(
-        { mailboxId: this.mailboxId, was: rows[0].v, now: uidValidity },
-        'UIDVALIDITY changed; rescanning the folder',
-      );
-    const lastUid = sameValidity ? Number(rows[0]?.last ?? 0) : 0;
-    // "n:*" always matches the highest message, even below n: filter.
-    const found = (await client.search({ uid: `${lastUid + 1}:*` }, { uid: true })) || [];
-    const uids = found.filter((u) => u > lastUid).sort((a, b) => a - b);
-    if (uids.length === 0 && sameValidity) return 0;
-    await withTenant(this.deps.pool, this.tenantId, async (tx) => {
-      for (const uid of uids) {
-        const inboundId = uuidv7();
-        await tx.query(
-          `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, $2, $3, 'imap', $4)`,
-          [this.tenantId, inboundId, this.mailboxId, JSON.stringify({ uidValidity, uid })],
-        );
-        await this.deps.queue.send(processInboundJob, { tenantId: this.tenantId, inboundId }, { tx });
-      }
-      await tx.query(
-        `UPDATE mailboxes SET state = state || jsonb_build_object('imap', coalesce(state->'imap', '{}')
-                || jsonb_build_object('uidValidity', $3::text, 'lastUid', $4::bigint, 'lastSyncAt', now()))
-          WHERE tenant_id = $1 AND id = $2`,
-        [this.tenantId, this.mailboxId, uidValidity, uids.length > 0 ? uids[uids.length - 1] : lastUid],
-      );
-    });
-    return uids.length;
+    return enqueueNewMessages(this.enqueueDeps, this.tenantId, this.mailboxId, client, { reused: false });
   }
 
   /** Takes the mailbox's advisory lock on a dedicated connection; false when another worker holds it. */
@@ -227,7 +226,10 @@ class MailboxListener {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await this.client?.logout().catch(() => this.client?.close());
+    this.wake?.();
+    const client = this.client;
+    if (client?.usable) await client.logout().catch(() => client.close());
+    else client?.close();
     await this.syncing?.catch(() => undefined);
     await this.lockClient?.end().catch(() => undefined);
   }
@@ -239,45 +241,105 @@ export class ImapListeners {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private scanning: Promise<void> | undefined;
+  private scanAgain = false;
+  private notifications: pg.Client | undefined;
   private readonly deps: ImapDeps;
+  private readonly options: Required<ImapListenerOptions>;
 
-  constructor(deps: ImapDeps) {
+  constructor(deps: ImapDeps, options: ImapListenerOptions = {}) {
     this.deps = deps;
+    this.options = {
+      reconnectDelayMs: options.reconnectDelayMs ?? 1000,
+      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 60_000,
+    };
   }
 
+  /** Listens for mailbox changes, scans, and scans again every `intervalMs` (a safety net). */
   async start(intervalMs = 15_000): Promise<void> {
+    // LISTEN before the first scan: a mailbox created in between is then heard of, not missed.
+    await this.listenForChanges();
     await this.scan();
-    this.timer = setInterval(() => {
-      this.scanning ??= this.scan().finally(() => (this.scanning = undefined));
-    }, intervalMs);
+    this.timer = setInterval(() => this.requestScan(), intervalMs);
     this.timer.unref();
   }
 
-  /** Starts listeners for IMAP mailboxes nobody listens to; stops those whose mailbox is gone. */
+  /** A dedicated connection that hears of created and changed IMAP mailboxes (notify.ts). */
+  private async listenForChanges(): Promise<void> {
+    if (this.notifications || this.stopped) return;
+    const client = new pg.Client({
+      connectionString: this.deps.connectionString,
+      application_name: 'relaydesk-imap-notifications',
+    });
+    client.on('error', (err) =>
+      this.deps.logger.warn({ err }, 'the IMAP notification connection failed; the scan covers meanwhile'),
+    );
+    client.on('notification', () => this.requestScan());
+    client.once('end', () => {
+      if (this.notifications === client) this.notifications = undefined;
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${IMAP_MAILBOXES_CHANNEL}`);
+      this.notifications = client;
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'listening for IMAP mailbox changes failed; the scan covers meanwhile');
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** Scans now, or once more after the scan that runs (changes heard meanwhile are not lost). */
+  private requestScan(): void {
+    if (this.stopped) return;
+    if (this.scanning) {
+      this.scanAgain = true;
+      return;
+    }
+    this.scanning = this.scan().finally(() => {
+      this.scanning = undefined;
+      if (this.scanAgain) {
+        this.scanAgain = false;
+        this.requestScan();
+      }
+    });
+  }
+
+  /**
+   * Starts listeners for IMAP mailboxes nobody listens to; stops those whose mailbox is gone; tells
+   * the others the mailbox's version (they reconnect when it changed).
+   */
   async scan(): Promise<void> {
     if (this.stopped) return;
     try {
+      // A lost notification connection is made again here; this scan covers what it missed.
+      if (!this.notifications) await this.listenForChanges();
       // Every tenant's IMAP mailboxes: this process listens for all of them.
       const { rows } = await withSystemRead(this.deps.pool, (sys) =>
-        sys.query<{ tenant_id: string; id: string }>(
-          "SELECT tenant_id, id FROM mailboxes WHERE kind = 'imap'",
+        sys.query<{ tenant_id: string; id: string; version: string }>(
+          "SELECT tenant_id, id, updated_at::text AS version FROM mailboxes WHERE kind = 'imap'",
         ),
       );
-      const present = new Set(rows.map((r) => r.id));
+      const present = new Map(rows.map((r) => [r.id, r.version]));
       for (const [id, listener] of this.listeners) {
-        if (!present.has(id)) {
+        const version = present.get(id);
+        if (version === undefined) {
           await listener.stop();
           this.listeners.delete(id);
-        }
+        } else listener.refresh(version);
       }
       for (const row of rows) {
         if (this.listeners.has(row.id) || this.stopped) continue;
         const lock = await MailboxListener.lock(this.deps, row.id);
         if (!lock) continue;
-        const listener = new MailboxListener(this.deps, row.tenant_id, row.id);
+        if (this.stopped) {
+          await lock.end();
+          break;
+        }
+        const listener = new MailboxListener(this.deps, this.options, row.tenant_id, row.id);
         listener.attachLock(lock);
         this.listeners.set(row.id, listener);
-        void listener.done.then(() => this.listeners.delete(row.id));
+        void listener.done.then(() => {
+          if (this.listeners.get(row.id) === listener) this.listeners.delete(row.id);
+        });
       }
     } catch (err) {
       this.deps.logger.warn({ err }, 'scanning IMAP mailboxes failed');
@@ -292,6 +354,8 @@ export class ImapListeners {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.scanning?.catch(() => undefined);
+    await this.notifications?.end().catch(() => undefined);
+    this.notifications = undefined;
     await Promise.all([...this.listeners.values()].map((l) => l.stop()));
     this.listeners.clear();
   }
