@@ -7,7 +7,7 @@ import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
-import { type App, buildServer } from '../src/platform/http/server.ts';
+import { type App, buildServer, type ServerDeps } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
@@ -26,6 +26,8 @@ export interface TestApp {
   inboundDeps(): InboundDeps;
   /** The clock the server runs on: the real time until the test freezes or moves it. */
   clock: TestClock;
+  /** The server's configuration, read at each request: a test may set publicUrl once it listens. */
+  config: ServerDeps['config'];
   /** Sends a request with a bearer token; returns status, parsed body and headers. */
   call(
     token: string | undefined,
@@ -50,10 +52,14 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
     poolSize: 2,
   });
   await queue.start();
+  // Provider simulators listen on loopback ports of their own.
+  const config: ServerDeps['config'] = {
+    bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024,
+    providerOrigins: ['http://127.0.0.1:*'],
+  };
   const app = await buildServer(
     {
-      // Provider simulators listen on loopback ports of their own.
-      config: { bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024, providerOrigins: ['http://127.0.0.1:*'] },
+      config,
       pool: db.pool,
       logger,
       queue,
@@ -79,6 +85,7 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
     b,
     secretKey,
     clock,
+    config,
     inboundDeps: () => ({ pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger, clock }),
     async call(token, method, url, body, headers = {}) {
       const res = await app.inject({

@@ -350,7 +350,7 @@ export async function renewMailbox(
         retries &&
         (await extendClaim(tx, mailboxId, claimId, new Date(retryAt.getTime() + RENEW_LEASE_SECONDS * 1000)))
       )
-        await send(mailboxRenewJob, payload, { tx, startAfter: retryAt });
+        await send(mailboxRenewJob, payload, { tx, delaySeconds: waitSeconds });
       return s;
     });
     deps.logger.warn(

@@ -28,6 +28,11 @@ export interface EnqueueOptions {
   tx?: Queryable;
   /** Do not run before this time. */
   startAfter?: Date;
+  /**
+   * Do not run for this many seconds, counted by the database that runs the queue (a delay from a
+   * provider's Retry-After or a backoff, independent of the clock the caller's logic runs on).
+   */
+  delaySeconds?: number;
   /** At most one queued job with this key (pg-boss singletonKey). */
   singletonKey?: string;
 }
@@ -141,6 +146,9 @@ export class JobQueue {
     return this.boss.send(def.name, payload, {
       ...(options.tx ? { db: adapter(options.tx) } : {}),
       ...(options.startAfter ? { startAfter: options.startAfter } : {}),
+      ...(options.delaySeconds !== undefined
+        ? { startAfter: Math.max(0, Math.ceil(options.delaySeconds)) }
+        : {}),
       ...(options.singletonKey ? { singletonKey: options.singletonKey } : {}),
     });
   }

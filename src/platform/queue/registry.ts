@@ -26,7 +26,7 @@ export interface JobContext {
   send<Q extends object>(
     job: JobRef<Q>,
     payload: Q,
-    options?: { startAfter?: Date; tx?: Queryable },
+    options?: { startAfter?: Date; delaySeconds?: number; tx?: Queryable },
   ): Promise<string | null>;
 }
 

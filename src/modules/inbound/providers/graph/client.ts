@@ -1,6 +1,7 @@
 // A Microsoft Graph client for what inbound mail needs: an app-only token (client credentials), a
 // message's raw MIME ($value), and subscriptions. Written against the public API; tested against
 // simulators/graph.ts. Every failure is a classified provider error.
+import { createHash } from 'node:crypto';
 import type { Clock } from '../../../../platform/clock.ts';
 import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
@@ -44,7 +45,18 @@ export class GraphClient {
   }
 
   async token(): Promise<string> {
-    const key = `${this.settings.tokenUrl}|${this.credentials.tenantId}|${this.credentials.clientId}`;
+    // The secret is part of the key: a token is reused only by whoever could have obtained it (a
+    // mailbox with another tenant's client id but not its secret must not borrow its token).
+    const key = createHash('sha256')
+      .update(
+        JSON.stringify([
+          this.settings.tokenUrl,
+          this.credentials.tenantId,
+          this.credentials.clientId,
+          this.credentials.clientSecret,
+        ]),
+      )
+      .digest('base64url');
     const cached = tokens.get(key);
     if (cached && cached.expiresAt > this.clock.now().getTime() + 60_000) return cached.token;
     const res = await request(
