@@ -1,5 +1,6 @@
 // Composition root: turns a Config into running parts (database, queue, HTTP server, workers) and
 // knows how to stop them in the right order. The CLI and the tests both start Relaydesk through here.
+import { mailboxHealthTotals } from './modules/inbound/health.ts';
 import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
 import { startUpkeepScheduler, warnWithoutPublicUrl } from './modules/inbound/upkeep.ts';
@@ -25,6 +26,7 @@ import { type Clock, systemClock } from './platform/clock.ts';
 import { type Database, migrateAll, openDatabase, resolveSecretKey } from './platform/db/database.ts';
 import type { Config, UpkeepConfig } from './platform/config.ts';
 import type { Pool } from './platform/db/pool.ts';
+import { withSystemRead } from './platform/db/tx.ts';
 import { AppError } from './platform/errors.ts';
 import { Metrics } from './platform/http/metrics.ts';
 import { checkCanListen } from './platform/http/port-check.ts';
@@ -182,7 +184,9 @@ export async function startRelaydesk({
           pool: db.pool,
           logger,
           queue,
-          metrics: new Metrics(queue),
+          metrics: new Metrics(queue, {
+            mailboxHealth: () => withSystemRead(db.pool, mailboxHealthTotals),
+          }),
           authenticate: tokenAuthenticator({ pool: db.pool, clock, cache: authCache }),
           secretKey,
           clock,

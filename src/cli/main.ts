@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './cli-error.ts';
 import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit-codes.ts';
 import { listenProblem } from './listen-errors.ts';
+import { registerMailboxCommands } from './mailbox.ts';
 import { registerSlaCommands } from './sla.ts';
 import type * as Runtime from './runtime.ts';
 import type { Logger } from '../platform/logging.ts';
@@ -417,6 +418,7 @@ dlq
     });
   });
 
+registerMailboxCommands(program, withDatabase, out);
 registerSlaCommands(program);
 program
   .command('demo')

@@ -3,7 +3,13 @@
 // themselves: loading it took most of every command's second.
 export { migrateAll, openDatabase, resolveSecretKey } from '../platform/db/database.ts';
 export { migrationStatus } from '../platform/db/migrate.ts';
-export { findMailbox } from '../modules/inbound/mailboxes.ts';
+export { getHealth, healthOf } from '../modules/inbound/health.ts';
+export {
+  assertProviderEndpoints,
+  createMailbox,
+  findMailbox,
+  listMailboxes,
+} from '../modules/inbound/mailboxes.ts';
 export { ingestRawMessage } from '../modules/inbound/process.ts';
 export { messageIdKey } from '../modules/inbound/signing.ts';
 export { mergePeople } from '../modules/merge/service.ts';
@@ -12,7 +18,7 @@ export { firstAgentId } from '../modules/people/service.ts';
 export { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
 export { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
 export { systemClock } from '../platform/clock.ts';
-export { withTenant } from '../platform/db/tx.ts';
+export { withTenant, withTenantRead } from '../platform/db/tx.ts';
 export { createLogger } from '../platform/logging.ts';
 export { JobQueue } from '../platform/queue/queue.ts';
 export { JobRegistry } from '../platform/queue/registry.ts';

@@ -513,3 +513,61 @@ export async function recordSourceHealthy(tx: TenantTx, mailboxId: string): Prom
   if (rows[0] && rows[0].status !== 'healthy' && rows[0].status !== 'disabled')
     await setStatus(tx, mailboxId, 'healthy', 'connected');
 }
+
+/** What /metrics reports of mailbox health across tenants (read on each scrape). */
+export interface MailboxHealthTotals {
+  /** Mailboxes by health status (every status present, 0 when none). */
+  byStatus: Record<HealthStatus, number>;
+  /** The earliest subscription or watch expiry among Graph and Gmail mailboxes; null when none has one. */
+  earliestExpiry: Date | null;
+  /** Graph and Gmail mailboxes by provider and the result of their last renewal (never renewed: absent). */
+  lastRenewal: { provider: 'graph' | 'gmail'; result: RenewalResult; mailboxes: number }[];
+  /** Consecutive renewal failures summed per provider. */
+  failures: { provider: 'graph' | 'gmail'; failures: number }[];
+  /** Messages the last reconciliation of each mailbox found that no notification had brought, summed. */
+  recoveredByLastReconcile: number;
+}
+
+/** Mailbox health summed across tenants, for the metrics scrape (a system-scoped read). */
+export async function mailboxHealthTotals(sys: SystemTx): Promise<MailboxHealthTotals> {
+  const byStatus = Object.fromEntries(HEALTH_STATUSES.map((s) => [s, 0])) as Record<HealthStatus, number>;
+  const statuses = await sys.query<{ status: HealthStatus; n: number }>(
+    'SELECT status, count(*)::int AS n FROM mailbox_health GROUP BY status',
+  );
+  for (const r of statuses.rows) byStatus[r.status] = r.n;
+  const providers = await sys.query<{
+    provider: 'graph' | 'gmail';
+    result: RenewalResult | null;
+    n: number;
+    failures: number;
+    earliest: string | null;
+  }>(
+    `SELECT m.kind AS provider, h.last_renewal_result AS result, count(*)::int AS n,
+            sum(h.consecutive_failures)::int AS failures, min(h.expires_at) AS earliest
+       FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
+      WHERE m.kind IN ('graph', 'gmail')
+      GROUP BY m.kind, h.last_renewal_result`,
+  );
+  const failures = new Map<'graph' | 'gmail', number>([
+    ['graph', 0],
+    ['gmail', 0],
+  ]);
+  let earliest: number | null = null;
+  const lastRenewal: MailboxHealthTotals['lastRenewal'] = [];
+  for (const r of providers.rows) {
+    if (r.result !== null) lastRenewal.push({ provider: r.provider, result: r.result, mailboxes: r.n });
+    failures.set(r.provider, failures.get(r.provider)! + r.failures);
+    const at = r.earliest === null ? null : new Date(r.earliest).getTime();
+    if (at !== null && (earliest === null || at < earliest)) earliest = at;
+  }
+  const recovered = await sys.query<{ n: number }>(
+    'SELECT coalesce(sum(recovered_by_last_reconcile), 0)::int AS n FROM mailbox_health',
+  );
+  return {
+    byStatus,
+    earliestExpiry: earliest === null ? null : new Date(earliest),
+    lastRenewal,
+    failures: [...failures].map(([provider, n]) => ({ provider, failures: n })),
+    recoveredByLastReconcile: recovered.rows[0]?.n ?? 0,
+  };
+}

@@ -1,17 +1,47 @@
 // Prometheus metrics at /metrics: HTTP latency, and on each scrape the queue depth, the age of the
-// oldest waiting job and the dead-letter count per queue.
+// oldest waiting job and the dead-letter count per queue, and mailbox health across tenants.
+//
+// Mailbox figures are gauges read from the database on each scrape, not counters kept in memory:
+// renewals run in whichever worker or request claimed the mailbox, so a process's own count would
+// be a fraction that resets on restart. The rows hold the truth for every process at once.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { unauthorized } from '../errors.ts';
 import type { JobQueue } from '../queue/queue.ts';
 
+/**
+ * Mailbox health summed across tenants, as the inbound module reads it (`mailboxHealthTotals`);
+ * described here so that the platform needs no import from a module.
+ */
+export interface MailboxHealthReading {
+  byStatus: Record<string, number>;
+  earliestExpiry: Date | null;
+  lastRenewal: { provider: string; result: string; mailboxes: number }[];
+  failures: { provider: string; failures: number }[];
+  recoveredByLastReconcile: number;
+}
+
+export interface MetricsOptions {
+  /** Reads mailbox health for the mailbox gauges (none without it). */
+  mailboxHealth?: () => Promise<MailboxHealthReading>;
+}
+
+/** One read shared by every gauge of a scrape (each gauge's collect would otherwise read again). */
+function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {
+  let cached: Promise<T> | undefined;
+  return () => {
+    cached ??= read().finally(() => setTimeout(() => (cached = undefined), 500));
+    return cached;
+  };
+}
+
 export class Metrics {
   readonly registry = new Registry();
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly httpErrors: Counter<'code'>;
 
-  constructor(queue?: JobQueue) {
+  constructor(queue?: JobQueue, options: MetricsOptions = {}) {
     collectDefaultMetrics({ register: this.registry, prefix: 'relaydesk_' });
     this.httpDuration = new Histogram({
       name: 'relaydesk_http_request_duration_seconds',
@@ -26,12 +56,9 @@ export class Metrics {
       labelNames: ['code'],
       registers: [this.registry],
     });
+    if (options.mailboxHealth) this.mailboxGauges(sharedRead(options.mailboxHealth));
     if (queue) {
-      let cached: Promise<Awaited<ReturnType<JobQueue['stats']>>> | undefined;
-      const stats = () => {
-        cached ??= queue.stats().finally(() => setTimeout(() => (cached = undefined), 500));
-        return cached;
-      };
+      const stats = sharedRead(() => queue.stats());
       const gauge = (
         name: string,
         help: string,
@@ -64,6 +91,71 @@ export class Metrics {
       );
       gauge('relaydesk_queue_dead_letter_jobs', 'Jobs in the dead-letter queue', (s) => s.deadLettered);
     }
+  }
+
+  private mailboxGauges(read: () => Promise<MailboxHealthReading>): void {
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: L[],
+      fill: (g: Gauge<L>, h: MailboxHealthReading) => void,
+    ) =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        async collect() {
+          let h: MailboxHealthReading;
+          try {
+            h = await read();
+          } catch {
+            return; // database unavailable: leave the last values; /readyz reports the outage
+          }
+          // A label set that no mailbox has any more disappears rather than keeping its last value.
+          this.reset();
+          fill(this, h);
+        },
+      });
+    gauge(
+      'relaydesk_mailboxes',
+      'Mailboxes by health status, across tenants (healthy, renewing, degraded, error, needs_reauth, disabled)',
+      ['status'],
+      (g, h) => {
+        for (const [status, n] of Object.entries(h.byStatus)) g.set({ status }, n);
+      },
+    );
+    gauge(
+      'relaydesk_mailbox_subscription_expiry_seconds',
+      'Seconds until the earliest Graph subscription or Gmail watch expires (negative: already expired; NaN when none exists)',
+      [],
+      (g, h) => {
+        // A gauge without labels always has a sample: NaN, which no threshold alert fires on.
+        g.set(h.earliestExpiry ? (h.earliestExpiry.getTime() - Date.now()) / 1000 : Number.NaN);
+      },
+    );
+    gauge(
+      'relaydesk_mailbox_last_renewal',
+      'Graph and Gmail mailboxes by provider and the result of their last renewal (created, renewed, reauthorized, recreated, failed)',
+      ['provider', 'result'],
+      (g, h) => {
+        for (const r of h.lastRenewal) g.set({ provider: r.provider, result: r.result }, r.mailboxes);
+      },
+    );
+    gauge(
+      'relaydesk_mailbox_failures',
+      'Consecutive renewal failures summed over the mailboxes of each provider (0 when every last renewal worked)',
+      ['provider'],
+      (g, h) => {
+        for (const f of h.failures) g.set({ provider: f.provider }, f.failures);
+      },
+    );
+    gauge(
+      'relaydesk_mailbox_recovered_messages',
+      'Messages the last reconciliation of each mailbox found that no notification had brought, summed over mailboxes',
+      [],
+      (g, h) => g.set(h.recoveredByLastReconcile),
+    );
   }
 }
 
