@@ -8,13 +8,12 @@
 // on 8080), and a later run on the same data directory reuses the demo tenant, so running it again
 // adds tickets, not tenants.
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
 import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
-import { recordGraphSubscription } from '../modules/inbound/mailboxes.ts';
-import { GraphClient } from '../modules/inbound/providers/graph/client.ts';
 import { createTenant, findTenant } from '../modules/tenants/service.ts';
 import { mintToken, tokenAuthenticator } from '../modules/tokens/service.ts';
 import { systemClock } from '../platform/clock.ts';
@@ -204,6 +203,18 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, second
   }
 }
 
+/** A port free on `host` now (the server binds it a moment later). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 export async function runDemo(config: Config, out: (line: string) => void): Promise<void> {
   const logger = createLogger(config.logLevel, undefined, config.logFormat);
   let running: RunningRelaydesk | undefined;
@@ -225,8 +236,19 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       gmail.tokenUrl,
       gmail.jwksUrl,
     ].map((u) => new URL(u).origin);
+    // The simulators reach this run's server at its own address: upkeep subscribes the Graph
+    // mailbox there (Graph's validation handshake included) as it would at a public URL.
+    const port = config.port === 0 ? await freePort(config.host) : config.port;
     running = await startRelaydesk({
-      config: { ...config, role: 'all', providerOrigins: [...config.providerOrigins, ...simulators] },
+      config: {
+        ...config,
+        port,
+        role: 'all',
+        providerOrigins: [...config.providerOrigins, ...simulators],
+        publicUrl:
+          config.publicUrl ??
+          `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+      },
       logger,
     });
     const base = running.url!;
@@ -248,26 +270,10 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       settings: { graph: { apiBaseUrl: graph.apiBaseUrl, tokenUrl: graph.tokenUrl } },
       credentials: graph.credentials,
     });
-    // Subscribing as subscription upkeep does: Graph runs the validation handshake against our
-    // webhook, and the clientState it will send back is kept with the mailbox.
-    const clientState = randomBytes(24).toString('base64url');
-    const subscription = await new GraphClient(
-      { apiBaseUrl: graph.apiBaseUrl, tokenUrl: graph.tokenUrl },
-      graph.credentials,
-      systemClock,
-    ).createSubscription({
-      resource: `users/${GRAPH_USER}/mailFolders('inbox')/messages`,
-      notificationUrl: `${base}/hooks/graph/${graphBox.id}`,
-      clientState,
-      expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-    });
-    await withTenant(running.db.pool, tenant.tenantId, (tx) =>
-      recordGraphSubscription(tx, graphBox.id, {
-        subscriptionId: subscription.id,
-        clientState,
-        expiresAt: new Date(subscription.expirationDateTime),
-      }),
-    );
+    if (graphBox.health?.status !== 'healthy')
+      throw new Error(
+        `the Graph mailbox could not be subscribed: ${graphBox.health?.failureReason ?? 'unknown'}`,
+      );
     const gmailBox = await api(base, token, 'POST', '/api/v1/mailboxes', {
       kind: 'gmail',
       address: GMAIL_USER,
