@@ -61,6 +61,7 @@ export function defaultRegistry(deps: {
   jobLeaseSeconds?: number | undefined;
   publicUrl?: string | undefined;
   upkeep?: UpkeepConfig | undefined;
+  oauth?: Config['oauth'] | undefined;
 }): JobRegistry {
   const definitions = [
     ...slaJobs(),
@@ -72,6 +73,7 @@ export function defaultRegistry(deps: {
       logger: deps.logger,
       clock: deps.clock,
       publicUrl: deps.publicUrl,
+      oauth: deps.oauth,
       ...(deps.upkeep ? { upkeep: deps.upkeep } : {}),
     }),
   ];
@@ -146,6 +148,7 @@ export async function startRelaydesk({
           jobLeaseSeconds: config.jobLeaseSeconds,
           publicUrl: config.publicUrl,
           upkeep: config.upkeep,
+          oauth: config.oauth,
         }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
@@ -160,7 +163,15 @@ export async function startRelaydesk({
       stopSla = startSlaScheduler({ pool: db.pool, queue, logger, clock });
       await warnWithoutPublicUrl(db.pool, config, logger);
       stopUpkeep = startUpkeepScheduler(
-        { pool: db.pool, secretKey, clock, logger, publicUrl: config.publicUrl, upkeep: config.upkeep },
+        {
+          pool: db.pool,
+          secretKey,
+          clock,
+          logger,
+          publicUrl: config.publicUrl,
+          upkeep: config.upkeep,
+          oauth: config.oauth,
+        },
         queue,
       );
     }
