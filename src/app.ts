@@ -5,6 +5,7 @@ import { inboundJobs } from './modules/inbound/jobs.ts';
 import { startUpkeepScheduler, warnWithoutPublicUrl } from './modules/inbound/upkeep.ts';
 import { closeImapFetchPools } from './modules/inbound/providers/imap/fetch-pool.ts';
 import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
+import { oauthCallbackRoutes, oauthRoutes } from './modules/inbound/oauth-routes.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
 import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
@@ -38,7 +39,7 @@ import type { Logger } from './platform/logging.ts';
 import { JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
-export const HOOK_ROUTES: RouteModule[] = [hookRoutes];
+export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
 export const ROUTES: RouteModule[] = [
   tokenRoutes,
   peopleRoutes,
@@ -49,6 +50,7 @@ export const ROUTES: RouteModule[] = [
   queueRoutes,
   inboundRoutes,
   upkeepRoutes,
+  oauthRoutes,
   slaRoutes,
 ];
 
