@@ -170,8 +170,8 @@ interface StateRow {
   code_verifier: Buffer;
   client_id: string;
   redirect_uri: string;
-  expires_at: Date;
-  used_at: Date | null;
+  expired: boolean;
+  used: boolean;
 }
 
 /** The result of a callback the state of which was good: what the page tells the browser user. */
@@ -215,18 +215,19 @@ export async function finishConnection(
   subscribe: (tenantId: string, mailboxId: string) => Promise<string | undefined>,
 ): Promise<ConnectionResult> {
   // By the hash alone, across tenants: the redirect carries nothing else. The tenant comes from the row.
+  const now = deps.clock.now();
   const { rows } = await withSystemRead(deps.pool, (sys) =>
     sys.query<StateRow>(
-      `SELECT tenant_id, id, mailbox_id, code_verifier, client_id, redirect_uri, expires_at, used_at
+      `SELECT tenant_id, id, mailbox_id, code_verifier, client_id, redirect_uri,
+              expires_at <= $2 AS expired, used_at IS NOT NULL AS used
          FROM oauth_states WHERE state_hash = $1`,
-      [sha256(input.state)],
+      [sha256(input.state), now],
     ),
   );
   const row = rows[0];
   if (!row) throw stateRefused('unknown state');
-  if (row.used_at) throw stateRefused('this state was used already');
-  const now = deps.clock.now();
-  if (row.expires_at.getTime() <= now.getTime()) throw stateRefused('this state has expired');
+  if (row.used) throw stateRefused('this state was used already');
+  if (row.expired) throw stateRefused('this state has expired');
   if (input.error === undefined && input.code === undefined)
     throw validation('the callback needs code (or error) with the state', [
       { path: '/code', message: 'is required without error', in: 'query' },
