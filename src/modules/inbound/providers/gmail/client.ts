@@ -32,8 +32,7 @@ export class GmailClient {
   private accessToken: { token: string; expiresAt: number } | undefined;
   /** Called with a new refresh token the moment the provider rotates it (it must be saved at once). */
   private readonly onRotatedRefreshToken:
-    | ((rotation: { previous: string; next: string }) => Promise<void>)
-    | undefined;
+    ((rotation: { previous: string; next: string }) => Promise<void>) | undefined;
 
   private readonly clock: Clock;
 
