@@ -6,6 +6,7 @@ import { inboundJobs } from './modules/inbound/jobs.ts';
 import { startUpkeepScheduler, warnWithoutPublicUrl } from './modules/inbound/upkeep.ts';
 import { closeImapFetchPools } from './modules/inbound/providers/imap/fetch-pool.ts';
 import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
+import { oauthCallbackRoutes, oauthRoutes } from './modules/inbound/oauth-routes.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
 import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
@@ -40,7 +41,7 @@ import type { Logger } from './platform/logging.ts';
 import { JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
-export const HOOK_ROUTES: RouteModule[] = [hookRoutes];
+export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
 export const ROUTES: RouteModule[] = [
   tokenRoutes,
   peopleRoutes,
@@ -51,6 +52,7 @@ export const ROUTES: RouteModule[] = [
   queueRoutes,
   inboundRoutes,
   upkeepRoutes,
+  oauthRoutes,
   slaRoutes,
 ];
 
@@ -63,6 +65,7 @@ export function defaultRegistry(deps: {
   jobLeaseSeconds?: number | undefined;
   publicUrl?: string | undefined;
   upkeep?: UpkeepConfig | undefined;
+  oauth?: Config['oauth'] | undefined;
 }): JobRegistry {
   const definitions = [
     ...slaJobs(),
@@ -74,6 +77,7 @@ export function defaultRegistry(deps: {
       logger: deps.logger,
       clock: deps.clock,
       publicUrl: deps.publicUrl,
+      oauth: deps.oauth,
       ...(deps.upkeep ? { upkeep: deps.upkeep } : {}),
     }),
   ];
@@ -148,6 +152,7 @@ export async function startRelaydesk({
           jobLeaseSeconds: config.jobLeaseSeconds,
           publicUrl: config.publicUrl,
           upkeep: config.upkeep,
+          oauth: config.oauth,
         }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
@@ -162,7 +167,15 @@ export async function startRelaydesk({
       stopSla = startSlaScheduler({ pool: db.pool, queue, logger, clock });
       await warnWithoutPublicUrl(db.pool, config, logger);
       stopUpkeep = startUpkeepScheduler(
-        { pool: db.pool, secretKey, clock, logger, publicUrl: config.publicUrl, upkeep: config.upkeep },
+        {
+          pool: db.pool,
+          secretKey,
+          clock,
+          logger,
+          publicUrl: config.publicUrl,
+          upkeep: config.upkeep,
+          oauth: config.oauth,
+        },
         queue,
       );
     }

@@ -7,6 +7,7 @@ import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
+import type { Config } from '../src/platform/config.ts';
 import { type App, buildServer, type ServerDeps } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
@@ -26,7 +27,7 @@ export interface TestApp {
   inboundDeps(): InboundDeps;
   /** The clock the server runs on: the real time until the test freezes or moves it. */
   clock: TestClock;
-  /** The server's configuration, read at each request: a test may set publicUrl once it listens. */
+  /** The server's configuration, read at each request: a test may set publicUrl or oauth later. */
   config: ServerDeps['config'];
   /** Sends a request with a bearer token; returns status, parsed body and headers. */
   call(
@@ -38,7 +39,16 @@ export interface TestApp {
   ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
 
-export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buffer } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  bodyLimit?: number;
+  secretKey?: Buffer;
+  /** RELAYDESK_PUBLIC_URL; may also be set later through `config` (once the app listens). */
+  publicUrl?: string;
+  /** The install's OAuth app registrations (RELAYDESK_MICROSOFT_* / RELAYDESK_GOOGLE_*). */
+  oauth?: Config['oauth'];
+}
+
+export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const db = await useTestDatabase();
   const clock = new TestClock();
   const logger = createLogger('silent');
@@ -53,9 +63,11 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
   });
   await queue.start();
   // Provider simulators listen on loopback ports of their own.
-  const config: ServerDeps['config'] = {
+  const config: TestApp['config'] = {
     bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024,
     providerOrigins: ['http://127.0.0.1:*'],
+    publicUrl: options.publicUrl,
+    oauth: options.oauth ?? {},
   };
   const app = await buildServer(
     {
@@ -86,7 +98,14 @@ export async function useTestApp(options: { bodyLimit?: number; secretKey?: Buff
     secretKey,
     clock,
     config,
-    inboundDeps: () => ({ pool: db.pool, messageIdKey: messageIdKey(secretKey), secretKey, logger, clock }),
+    inboundDeps: () => ({
+      pool: db.pool,
+      messageIdKey: messageIdKey(secretKey),
+      secretKey,
+      logger,
+      clock,
+      oauth: config.oauth,
+    }),
     async call(token, method, url, body, headers = {}) {
       const res = await app.inject({
         method,

@@ -133,6 +133,7 @@ const OWNERS: Record<string, string[]> = {
     'mailbox_health_events',
     'inbound_messages',
     'message_keys',
+    'oauth_states',
   ],
   'modules/sla': [
     'calendars',

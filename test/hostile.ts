@@ -582,6 +582,7 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
     'POST /api/v1/mailboxes/{id}/renew': { params: id(f.graphMailbox), ok: [202, 409] },
     'POST /api/v1/mailboxes/{id}/reconcile': { params: id(f.graphMailbox), ok: [202, 409] },
     'POST /api/v1/mailboxes/{id}/test': { params: id(f.mailbox), ok: [200] },
+    'POST /api/v1/mailboxes/{id}/connect': { params: id(f.gmailMailbox), ok: [200] },
     'PATCH /api/v1/mailboxes/{id}': {
       params: id(f.mailbox),
       bodies: [
@@ -645,6 +646,13 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
         },
       ],
       ok: [202],
+    },
+    // A state the sweep cannot have (a real one is spent by the first hostile variant that gets
+    // through): every variant meets the state check, which refuses with problem+json.
+    'GET /oauth/callback': {
+      public: true,
+      query: { state: 'a-state-nobody-was-given', code: 'sweep-code' },
+      ok: [400],
     },
     'POST /hooks/gmail/{mailboxId}': {
       public: true,
@@ -1300,9 +1308,14 @@ export function defineSweep(part: number, parts: number): void {
   let operations: Operation[];
 
   beforeAll(async () => {
-    t = await useTestApp({ bodyLimit: BODY_LIMIT });
+    t = await useTestApp({
+      bodyLimit: BODY_LIMIT,
+      oauth: { google: { clientId: 'sweep.apps.googleusercontent.com', clientSecret: 'sweep-secret' } },
+    });
     gmail = await startGmailSimulator();
     f = await makeFixtures(t, gmail);
+    // Only now: with it, making the fixtures' Graph mailbox would subscribe it at Microsoft's.
+    t.config.publicUrl = 'https://relaydesk.example';
     operations = await loadOperations(t);
   });
   afterAll(async () => {

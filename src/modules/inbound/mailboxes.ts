@@ -22,10 +22,31 @@ export interface MailboxSettings {
   maxMessageBytes: number;
   /** A reply to a solved/closed ticket reopens it within this many days; later it opens a new ticket. */
   reopenWithinDays: number;
-  graph: { apiBaseUrl: string; tokenUrl: string; [key: string]: unknown };
+  /**
+   * tokenUrl: the base of the app-only token endpoint ({tokenUrl}/{tenant}/oauth2/v2.0/token);
+   * authorizeUrl and delegatedTokenUrl: the endpoints of connecting by OAuth (authorization code).
+   */
+  graph: {
+    apiBaseUrl: string;
+    tokenUrl: string;
+    authorizeUrl: string;
+    delegatedTokenUrl: string;
+    [key: string]: unknown;
+  };
   /** pushAudience and serviceAccountEmail: what Pub/Sub push tokens must carry. */
-  gmail: { apiBaseUrl: string; tokenUrl: string; jwksUrl: string; [key: string]: unknown };
+  gmail: {
+    apiBaseUrl: string;
+    tokenUrl: string;
+    jwksUrl: string;
+    authorizeUrl: string;
+    [key: string]: unknown;
+  };
   imap: { [key: string]: unknown };
+  /**
+   * The mailbox's own OAuth app registration for connecting it (its secret is
+   * credentials.oauthClientSecret); without it, the install's (RELAYDESK_MICROSOFT_* / RELAYDESK_GOOGLE_*).
+   */
+  oauth?: { clientId?: string };
 }
 
 export const DEFAULT_SETTINGS: MailboxSettings = {
@@ -33,11 +54,17 @@ export const DEFAULT_SETTINGS: MailboxSettings = {
   automaticMayOpenTickets: false,
   maxMessageBytes: 25 * 1024 * 1024,
   reopenWithinDays: 14,
-  graph: { apiBaseUrl: 'https://graph.microsoft.com/v1.0', tokenUrl: 'https://login.microsoftonline.com' },
+  graph: {
+    apiBaseUrl: 'https://graph.microsoft.com/v1.0',
+    tokenUrl: 'https://login.microsoftonline.com',
+    authorizeUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/authorize',
+    delegatedTokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token',
+  },
   gmail: {
     apiBaseUrl: 'https://gmail.googleapis.com/gmail/v1',
     tokenUrl: 'https://oauth2.googleapis.com/token',
     jwksUrl: 'https://www.googleapis.com/oauth2/v3/certs',
+    authorizeUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
   },
   imap: {},
 };
@@ -59,6 +86,11 @@ export interface Mailbox {
  * the mailbox's credentials, for a token), so an endpoint anywhere else would let a tenant reach
  * into the network Relaydesk runs in. An operator allows more origins with RELAYDESK_PROVIDER_ORIGINS.
  */
+const MICROSOFT_LOGIN = [
+  'https://login.microsoftonline.com',
+  'https://login.microsoftonline.us',
+  'https://login.chinacloudapi.cn',
+];
 const PROVIDER_ORIGINS: Record<'graph' | 'gmail', Record<string, string[]>> = {
   graph: {
     apiBaseUrl: [
@@ -67,16 +99,15 @@ const PROVIDER_ORIGINS: Record<'graph' | 'gmail', Record<string, string[]>> = {
       'https://dod-graph.microsoft.us',
       'https://microsoftgraph.chinacloudapi.cn',
     ],
-    tokenUrl: [
-      'https://login.microsoftonline.com',
-      'https://login.microsoftonline.us',
-      'https://login.chinacloudapi.cn',
-    ],
+    tokenUrl: MICROSOFT_LOGIN,
+    authorizeUrl: MICROSOFT_LOGIN,
+    delegatedTokenUrl: MICROSOFT_LOGIN,
   },
   gmail: {
     apiBaseUrl: ['https://gmail.googleapis.com'],
     tokenUrl: ['https://oauth2.googleapis.com'],
     jwksUrl: ['https://www.googleapis.com'],
+    authorizeUrl: ['https://accounts.google.com'],
   },
 };
 
@@ -168,7 +199,21 @@ export function resolveSettings(
         { path: `/settings/${key}`, message: `must be ${what}` },
       ]);
   }
-  const known = new Set(Object.keys(DEFAULT_SETTINGS));
+  if (given['oauth'] !== undefined) {
+    const oauth = given['oauth'];
+    const clientId = (oauth as Record<string, unknown> | null)?.['clientId'];
+    if (
+      oauth === null ||
+      typeof oauth !== 'object' ||
+      Array.isArray(oauth) ||
+      Object.keys(oauth).some((k) => k !== 'clientId') ||
+      (clientId !== undefined && !isText(clientId))
+    )
+      throw validation('settings.oauth must be {clientId} (the app registration to connect with)', [
+        { path: '/settings/oauth', message: 'must be {clientId}, clientId a non-empty string' },
+      ]);
+  }
+  const known = new Set([...Object.keys(DEFAULT_SETTINGS), 'oauth']);
   for (const key of Object.keys(given)) {
     if (!known.has(key))
       throw validation(`unknown setting "${key}"`, [
@@ -231,7 +276,12 @@ export function assertKindNeeds(
     if (!credentials || !isText(credentials['password']))
       missing.push({ path: '/credentials/password', message: 'is required for an IMAP mailbox' });
   }
-  if (kind === 'graph' && credentials) {
+  // Only the secret of the mailbox's own app registration (settings.oauth.clientId): waiting to be connected.
+  const awaitingConnection =
+    !!credentials &&
+    isText(credentials['oauthClientSecret']) &&
+    Object.keys(credentials).every((k) => k === 'oauthClientSecret');
+  if (kind === 'graph' && credentials && !awaitingConnection) {
     const appOnly = ['tenantId', 'clientId', 'clientSecret'].every((k) => isText(credentials[k]));
     const delegated = isText(credentials['refreshToken']);
     if (!appOnly && !delegated)
@@ -241,7 +291,7 @@ export function assertKindNeeds(
           'must be {tenantId, clientId, clientSecret} (an app registration) or {refreshToken} (from connecting by OAuth)',
       });
   }
-  if (kind === 'gmail' && credentials && !isText(credentials['refreshToken']))
+  if (kind === 'gmail' && credentials && !awaitingConnection && !isText(credentials['refreshToken']))
     missing.push({
       path: '/credentials/refreshToken',
       message: "is required (with clientId and clientSecret, or the install's Google app)",
@@ -439,6 +489,32 @@ export async function mailboxCredentials(
   return rows[0].credentials
     ? (JSON.parse(unseal(key, rows[0].credentials).toString('utf8')) as Record<string, unknown>)
     : null;
+}
+
+/**
+ * Saves a refresh token the provider rotated into the mailbox's stored credentials, at once (the old
+ * one stops working: losing the new one loses the mailbox, DESIGN §3.7). Not a change of credentials
+ * by a person, so the health is left alone. Credentials replaced meanwhile (connected again, or
+ * removed) are not overwritten: the token belongs to credentials that are gone.
+ */
+export async function saveRotatedRefreshToken(
+  tx: TenantTx,
+  key: Buffer,
+  id: string,
+  rotation: { previous: string; next: string },
+): Promise<boolean> {
+  const { rows } = await tx.query<{ credentials: Buffer | null }>(
+    'SELECT credentials FROM mailboxes WHERE tenant_id = $1 AND id = $2 FOR UPDATE',
+    [tx.tenantId, id],
+  );
+  if (!rows[0]?.credentials) return false;
+  const stored = JSON.parse(unseal(key, rows[0].credentials).toString('utf8')) as Record<string, unknown>;
+  if (stored['refreshToken'] !== rotation.previous) return false;
+  await tx.query(
+    'UPDATE mailboxes SET credentials = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2',
+    [tx.tenantId, id, seal(key, JSON.stringify({ ...stored, refreshToken: rotation.next }))],
+  );
+  return true;
 }
 
 /** Normalised addresses of all the tenant's mailboxes (mail from them is our own). */

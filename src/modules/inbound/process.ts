@@ -4,6 +4,7 @@
 // part, for a whole batch of messages at once). A retry of a committed message finds its record
 // final; another delivery of the same message finds the key taken (duplicate, keys.ts).
 import type { Clock } from '../../platform/clock.ts';
+import type { Config } from '../../platform/config.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
@@ -36,6 +37,8 @@ export interface InboundDeps {
   secretKey: Buffer;
   logger: Logger;
   clock: Clock;
+  /** The install's OAuth app registrations (the secret of a mailbox connected with one of them). */
+  oauth?: Config['oauth'] | undefined;
 }
 
 interface InboundRow {

@@ -152,11 +152,13 @@ export const inboundRoutes: RouteModule = (app, deps) => {
           'headers kept), `reopenWithinDays` (14, up to 3650; a reply to a solved or closed ticket ' +
           'reopens it within this many days, later it opens a new ticket), and the provider blocks ' +
           '`graph`, `gmail` (`pushAudience`, `serviceAccountEmail`, `user`, and the endpoints ' +
-          "`apiBaseUrl`, `tokenUrl`, `jwksUrl`, which must stay on the provider's own origins unless the " +
-          'operator allows others with RELAYDESK_PROVIDER_ORIGINS) and `imap` ' +
-          '(`host`, `port`, `secure`, `user`, `folder`). Unknown settings are refused. Credentials (IMAP ' +
+          "`apiBaseUrl`, `tokenUrl`, `jwksUrl`, `authorizeUrl`, `delegatedTokenUrl`, which must stay on the provider's own origins unless the " +
+          'operator allows others with RELAYDESK_PROVIDER_ORIGINS), `imap` ' +
+          "(`host`, `port`, `secure`, `user`, `folder`) and `oauth` (`clientId`: the mailbox's own app " +
+          'registration for `POST /mailboxes/{id}/connect`). Unknown settings are refused. Credentials (IMAP ' +
           '`{password}`; Graph `{tenantId, clientId, clientSecret}`; Gmail `{clientId, clientSecret, ' +
-          'refreshToken}`) are encrypted at rest (AES-256-GCM) and never returned: `hasCredentials` ' +
+          'refreshToken}`; or, for a Graph or Gmail mailbox to be connected by OAuth with its own app, ' +
+          '`{oauthClientSecret}`) are encrypted at rest (AES-256-GCM) and never returned: `hasCredentials` ' +
           'says whether some are stored. IMAP mailboxes are watched by a worker; Graph and Gmail ' +
           'mailboxes get their mail through `/hooks/graph/{id}` and `/hooks/gmail/{id}`: given ' +
           'credentials, one is subscribed at once (a Graph subscription to `{RELAYDESK_PUBLIC_URL}/hooks/graph/{id}` ' +

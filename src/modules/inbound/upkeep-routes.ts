@@ -52,6 +52,7 @@ export function upkeepDepsOf(deps: ServerDeps): UpkeepDeps {
     logger: deps.logger,
     publicUrl: deps.config.publicUrl,
     upkeep: deps.config.upkeep ?? DEFAULT_UPKEEP,
+    oauth: deps.config.oauth,
   };
 }
 

@@ -27,7 +27,7 @@ import type { Logger } from '../../platform/logging.ts';
 import { AuthExpired, NotFound, ProviderError, RateLimited } from '../../platform/provider-errors.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
-import type { UpkeepConfig } from '../../platform/config.ts';
+import type { Config, UpkeepConfig } from '../../platform/config.ts';
 import {
   claimDueMailboxes,
   claimDueReconciles,
@@ -64,6 +64,8 @@ export interface UpkeepDeps {
   /** Where providers reach this install (RELAYDESK_PUBLIC_URL); no subscription can be made without it. */
   publicUrl: string | undefined;
   upkeep: UpkeepConfig;
+  /** The install's OAuth app registrations (the secret of a mailbox connected with one of them). */
+  oauth?: Config['oauth'] | undefined;
 }
 
 /** Enqueues a job, in a transaction when given one (JobContext.send and JobQueue.send both fit). */

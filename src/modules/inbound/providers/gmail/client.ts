@@ -31,7 +31,8 @@ export class GmailClient {
   private readonly credentials: GmailCredentials;
   private accessToken: { token: string; expiresAt: number } | undefined;
   /** Called with a new refresh token the moment the provider rotates it (it must be saved at once). */
-  private readonly onRotatedRefreshToken: ((token: string) => Promise<void>) | undefined;
+  private readonly onRotatedRefreshToken:
+    ((rotation: { previous: string; next: string }) => Promise<void>) | undefined;
 
   private readonly clock: Clock;
 
@@ -39,7 +40,7 @@ export class GmailClient {
     settings: GmailSettings,
     credentials: GmailCredentials,
     clock: Clock,
-    onRotatedRefreshToken?: (token: string) => Promise<void>,
+    onRotatedRefreshToken?: (rotation: { previous: string; next: string }) => Promise<void>,
   ) {
     this.settings = settings;
     this.credentials = credentials;
@@ -71,8 +72,9 @@ export class GmailClient {
     if (!res.ok) await fail(res);
     const body = (await res.json()) as { access_token: string; expires_in: number; refresh_token?: string };
     if (body.refresh_token && body.refresh_token !== this.credentials.refreshToken) {
+      const previous = this.credentials.refreshToken;
       this.credentials.refreshToken = body.refresh_token;
-      await this.onRotatedRefreshToken?.(body.refresh_token);
+      await this.onRotatedRefreshToken?.({ previous, next: body.refresh_token });
     }
     this.accessToken = {
       token: body.access_token,

@@ -1,20 +1,47 @@
-// A Microsoft Graph client for what inbound mail needs: an app-only token (client credentials), a
-// message's raw MIME ($value), and subscriptions. Written against the public API; tested against
+// A Microsoft Graph client for what inbound mail needs: a token (app-only by client credentials, or
+// delegated from the refresh token of a mailbox connected by OAuth), a message's raw MIME ($value),
+// and subscriptions. Written against the public API; tested against
 // simulators/graph.ts. Every failure is a classified provider error.
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../../../platform/clock.ts';
 import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
-export interface GraphCredentials {
+/** An app registration with application permissions (client credentials). */
+export interface GraphAppCredentials {
   /** The Entra (Azure AD) tenant of the mailbox. */
   tenantId: string;
   clientId: string;
   clientSecret: string;
 }
 
+/** A mailbox connected by OAuth: the user's refresh token and the app that holds it. */
+export interface GraphDelegatedCredentials {
+  refreshToken: string;
+  clientId: string;
+  /** The app's secret (a public client has none). */
+  clientSecret?: string | undefined;
+}
+
+export type GraphCredentials = GraphAppCredentials | GraphDelegatedCredentials;
+
+export const isDelegated = (c: GraphCredentials): c is GraphDelegatedCredentials =>
+  typeof (c as GraphDelegatedCredentials).refreshToken === 'string';
+
+/** What a delegated refresh asks for: everything the app was consented to, and a new refresh token. */
+const DELEGATED_SCOPE = 'offline_access https://graph.microsoft.com/.default';
+
+export interface GraphOptions {
+  /** Keys the cached delegated access token (the mailbox id): one per mailbox. */
+  cacheKey?: string;
+  /** Called with a rotated refresh token the moment it arrives (it must be saved at once). */
+  onRotatedRefreshToken?: (rotation: { previous: string; next: string }) => Promise<void>;
+}
+
 export interface GraphSettings {
   apiBaseUrl: string;
   tokenUrl: string;
+  /** The delegated (authorization code, refresh token) token endpoint. */
+  delegatedTokenUrl?: string;
   /** Request timeout, ms. */
   timeoutMs?: number;
 }
@@ -34,47 +61,77 @@ export class GraphClient {
   private readonly settings: GraphSettings;
   private readonly credentials: GraphCredentials;
   private readonly clock: Clock;
-  constructor(settings: GraphSettings, credentials: GraphCredentials, clock: Clock) {
+  private readonly options: GraphOptions;
+  constructor(
+    settings: GraphSettings,
+    credentials: GraphCredentials,
+    clock: Clock,
+    options: GraphOptions = {},
+  ) {
     this.settings = settings;
     this.credentials = credentials;
     this.clock = clock;
+    this.options = options;
   }
 
   private get timeout(): number {
     return this.settings.timeoutMs ?? 30_000;
   }
 
+  private get delegatedTokenUrl(): string {
+    return this.settings.delegatedTokenUrl ?? 'https://login.microsoftonline.com/common/oauth2/v2.0/token';
+  }
+
   async token(): Promise<string> {
-    // The secret is part of the key: a token is reused only by whoever could have obtained it (a
+    const c = this.credentials;
+    // Secrets are part of the key: a token is reused only by whoever could have obtained it (a
     // mailbox with another tenant's client id but not its secret must not borrow its token).
-    const key = createHash('sha256')
-      .update(
-        JSON.stringify([
-          this.settings.tokenUrl,
-          this.credentials.tenantId,
-          this.credentials.clientId,
-          this.credentials.clientSecret,
-        ]),
-      )
-      .digest('base64url');
+    const digest = (parts: unknown[]) =>
+      createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+    const key = isDelegated(c)
+      ? `delegated|${digest([this.delegatedTokenUrl, c.clientId, c.clientSecret ?? '', this.options.cacheKey ?? c.refreshToken])}|${this.options.cacheKey ?? ''}`
+      : digest([this.settings.tokenUrl, c.tenantId, c.clientId, c.clientSecret]);
     const cached = tokens.get(key);
     if (cached && cached.expiresAt > this.clock.now().getTime() + 60_000) return cached.token;
-    const res = await request(
-      `${this.settings.tokenUrl.replace(/\/$/, '')}/${encodeURIComponent(this.credentials.tenantId)}/oauth2/v2.0/token`,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: this.credentials.clientId,
-          client_secret: this.credentials.clientSecret,
-          scope: 'https://graph.microsoft.com/.default',
-        }).toString(),
-      },
-      this.timeout,
-    );
+    const res = isDelegated(c)
+      ? await request(
+          this.delegatedTokenUrl,
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({
+              grant_type: 'refresh_token',
+              refresh_token: c.refreshToken,
+              client_id: c.clientId,
+              ...(c.clientSecret ? { client_secret: c.clientSecret } : {}),
+              scope: DELEGATED_SCOPE,
+            }).toString(),
+          },
+          this.timeout,
+        )
+      : await request(
+          `${this.settings.tokenUrl.replace(/\/$/, '')}/${encodeURIComponent(c.tenantId)}/oauth2/v2.0/token`,
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({
+              grant_type: 'client_credentials',
+              client_id: c.clientId,
+              client_secret: c.clientSecret,
+              scope: 'https://graph.microsoft.com/.default',
+            }).toString(),
+          },
+          this.timeout,
+        );
     if (!res.ok) await fail(res);
-    const body = (await res.json()) as { access_token: string; expires_in: number };
+    const body = (await res.json()) as { access_token: string; expires_in: number; refresh_token?: string };
+    // The identity platform rotates refresh tokens: the new one is saved before anything else can
+    // fail (the old one may stop working at any time; losing the new one loses the mailbox).
+    if (isDelegated(c) && body.refresh_token && body.refresh_token !== c.refreshToken) {
+      const previous = c.refreshToken;
+      c.refreshToken = body.refresh_token;
+      await this.options.onRotatedRefreshToken?.({ previous, next: body.refresh_token });
+    }
     tokens.set(key, {
       token: body.access_token,
       expiresAt: this.clock.now().getTime() + body.expires_in * 1000,
@@ -179,3 +236,9 @@ export class GraphClient {
 
 /** Forgets cached tokens (tests). */
 export const clearGraphTokens = (): void => tokens.clear();
+
+/** Forgets the delegated access tokens cached under `cacheKey` (a mailbox connected again). */
+export function forgetGraphTokens(cacheKey: string): void {
+  for (const key of tokens.keys())
+    if (key.startsWith('delegated|') && key.endsWith(`|${cacheKey}`)) tokens.delete(key);
+}
