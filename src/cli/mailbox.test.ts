@@ -45,9 +45,9 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
     DATABASE_URL: db.url,
     RELAYDESK_SECRET_KEY: secretKey,
     RELAYDESK_PROVIDER_ORIGINS: 'http://127.0.0.1:*',
-    ...env,
   };
   delete e['RELAYDESK_PUBLIC_URL'];
+  Object.assign(e, env);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -186,6 +186,27 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
     ]);
     expect(res.status, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^mailbox\t\S+\nhealth\terror\nreason\tRELAYDESK_PUBLIC_URL is not set/);
+  });
+
+  it('prints the authorization URL that connects a mailbox by OAuth, and says what is missing', async () => {
+    expectRefused(await cli(['connect', 'graph@cli.test']), 2, /RELAYDESK_PUBLIC_URL/);
+    const res = await cli(['connect', 'graph@cli.test'], {
+      RELAYDESK_PUBLIC_URL: 'https://desk.example',
+      RELAYDESK_MICROSOFT_CLIENT_ID: 'app-id',
+      RELAYDESK_MICROSOFT_CLIENT_SECRET: 'app-secret',
+    });
+    expect(res.status, res.stderr).toBe(0);
+    const url = new URL(res.stdout.trim().split('\n')[1]!);
+    expect(url.origin + url.pathname).toBe('https://login.microsoftonline.com/common/oauth2/v2.0/authorize');
+    expect(Object.fromEntries(url.searchParams)).toMatchObject({
+      client_id: 'app-id',
+      response_type: 'code',
+      redirect_uri: 'https://desk.example/oauth/callback',
+      code_challenge_method: 'S256',
+      login_hint: 'graph@cli.test',
+    });
+    expect(url.searchParams.get('state')).toMatch(/^[\w-]{40,}$/);
+    expectRefused(await cli(['connect', 'nobody@cli.test']), 2, /not found|no mailbox/i);
   });
 
   it('refuses bad input with one line and exit 2', async () => {

@@ -305,4 +305,35 @@ export function registerMailboxCommands(
       });
       if (failed) throw new CliError('the renewal failed', EXIT_FAILED);
     });
+
+  mailbox
+    .command('connect <idOrAddress>')
+    .description(
+      'connect a Graph or Gmail mailbox by OAuth: print the authorization URL to open in a browser (single use, 10 minutes); needs RELAYDESK_PUBLIC_URL and the app registration',
+    )
+    .addOption(tenantOption())
+    .action(async (idOrAddress: string, options: { tenant?: string }, command: Command) => {
+      await withDatabase(command, async (ctx) => {
+        const tenant = await chooseTenant(ctx, options.tenant);
+        const found = await mailboxIn(ctx, tenant, idOrAddress);
+        const { startConnection } = await import('../modules/inbound/oauth.ts');
+        const { withTenant } = await import('../platform/db/tx.ts');
+        const secretKey = await ctx.rt.resolveSecretKey(ctx.config);
+        const started = await withTenant(ctx.db.pool, tenant.id, (tx) =>
+          startConnection(
+            {
+              pool: ctx.db.pool,
+              secretKey,
+              clock: ctx.rt.systemClock,
+              publicUrl: ctx.config.publicUrl,
+              oauth: ctx.config.oauth,
+            },
+            tx,
+            { mailboxId: found.id, requestedBy: null },
+          ),
+        );
+        out(`open this URL in a browser and sign in as ${found.address} (until ${started.expiresAt}):`);
+        out(started.authorizationUrl);
+      });
+    });
 }
