@@ -143,6 +143,8 @@ describe('an inbound record follows its job', () => {
   });
 
   it('ends failed when every attempt fails before the record is even marked, attempts counted', async () => {
+    // No worker may take the upload's job before the failure is in place.
+    await queue.boss.offWork(processInboundJob.name);
     const accepted = await t.app.inject({
       method: 'POST',
       url: `/api/v1/mailboxes/${mimeMailbox}/messages`,
@@ -158,6 +160,7 @@ describe('an inbound record follows its job', () => {
        WHEN (NEW.id = '${id}'::uuid) EXECUTE FUNCTION refuse_marking()`,
     );
     try {
+      await queue.startWorkers([processInboundJob.name]);
       await queue.send(processInboundJob, { tenantId: t.a.tenant.id, inboundId: id });
       await expect
         .poll(async () => (await record(id)).status, { timeout: 20_000, interval: 100 })
