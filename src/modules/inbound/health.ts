@@ -499,6 +499,31 @@ export async function recordSourceAuthFailed(tx: TenantTx, mailboxId: string, re
   await setStatus(tx, mailboxId, 'needs_reauth', reason.slice(0, 1000));
 }
 
+/**
+ * A source that failed otherwise (IMAP: the server unreachable, the folder missing, the connection
+ * lost): degraded, and error after `errorAfter` failures in a row; the listener keeps trying.
+ */
+export async function recordSourceFailed(
+  tx: TenantTx,
+  mailboxId: string,
+  reason: string,
+  errorAfter: number,
+): Promise<void> {
+  const { rows } = await tx.query<{ consecutive_failures: number; status: HealthStatus }>(
+    `UPDATE mailbox_health SET failure_reason = $3, consecutive_failures = consecutive_failures + 1
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND status NOT IN ('needs_reauth', 'disabled')
+      RETURNING consecutive_failures, status`,
+    [tx.tenantId, mailboxId, reason.slice(0, 1000)],
+  );
+  if (!rows[0]) return;
+  await setStatus(
+    tx,
+    mailboxId,
+    rows[0].consecutive_failures >= errorAfter ? 'error' : 'degraded',
+    reason.slice(0, 1000),
+  );
+}
+
 /** A source that works again (IMAP logged in after a failure): healthy. */
 export async function recordSourceHealthy(tx: TenantTx, mailboxId: string): Promise<void> {
   await tx.query(

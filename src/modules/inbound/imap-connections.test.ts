@@ -283,6 +283,42 @@ describe('a refused IMAP login', { timeout: 60_000 }, () => {
   });
 });
 
+describe('a server that cannot be reached', { timeout: 30_000 }, () => {
+  it('shows in the health: degraded, then error, and healthy once it can be reached', async () => {
+    const token = t.a.adminToken.token;
+    const created = await t.call(token, 'POST', '/api/v1/mailboxes', {
+      kind: 'imap',
+      address: 'unreachable@imap.test',
+      settings: { imap: { host: '127.0.0.1', port: 1, secure: false, user: dovecot.user } },
+      credentials: { password: dovecot.password },
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const listeners = new ImapListeners(listenerDeps(), { reconnectDelayMs: 20, maxReconnectDelayMs: 20 });
+    await listeners.start(600_000);
+    try {
+      await expect.poll(async () => (await health(id)).status, { timeout: 10_000 }).toBe('error');
+      expect((await health(id)).failureReason).toMatch(/^IMAP: .*ECONNREFUSED/);
+      const events = await t.db.admin.query(
+        'SELECT from_status, to_status FROM mailbox_health_events WHERE mailbox_id = $1 ORDER BY created_at, id',
+        [id],
+      );
+      expect(events.rows.map((r) => `${r.from_status} → ${r.to_status}`)).toEqual([
+        'healthy → degraded',
+        'degraded → error',
+      ]);
+      const fixed = await t.call(token, 'PATCH', `/api/v1/mailboxes/${id}`, {
+        settings: { imap: { host: dovecot.host, port: dovecot.port, secure: false, user: dovecot.user } },
+      });
+      expect(fixed.status).toBe(200);
+      await expect.poll(async () => (await health(id)).status, { timeout: 10_000 }).toBe('healthy');
+      expect((await health(id)).consecutiveFailures).toBe(0);
+    } finally {
+      await listeners.stop();
+    }
+  });
+});
+
 describe('probeImapMailbox', { timeout: 30_000 }, () => {
   const mailboxWith = (imap: Record<string, unknown>): Mailbox => ({
     id: '00000000-0000-7000-8000-000000000000',

@@ -14,7 +14,8 @@ import { withSystemRead, withTenant } from '../../../../platform/db/tx.ts';
 import { AppError } from '../../../../platform/errors.ts';
 import type { Logger } from '../../../../platform/logging.ts';
 import type { JobQueue } from '../../../../platform/queue/queue.ts';
-import { recordSourceAuthFailed, recordSourceHealthy } from '../../health.ts';
+import { recordSourceAuthFailed, recordSourceFailed, recordSourceHealthy } from '../../health.ts';
+import { DEFAULT_UPKEEP } from '../../../../platform/config.ts';
 import { imapClient, imapFailureText, imapSettingsOf, loginRefusal } from './client.ts';
 import { type EnqueueDeps, enqueueNewMessages } from './new-messages.ts';
 import { IMAP_MAILBOXES_CHANNEL } from './notify.ts';
@@ -88,10 +89,15 @@ class MailboxListener {
           refused = true;
           await this.recordRefusal(refusal);
         } else {
+          const reason = imapFailureText(err);
           this.deps.logger.warn(
-            { err, reason: imapFailureText(err), mailboxId: this.mailboxId },
+            { err, reason, mailboxId: this.mailboxId },
             'IMAP session failed; reconnecting after a back-off',
           );
+          // Said in the mailbox's health too: degraded, then error after a few in a row.
+          await withTenant(this.deps.pool, this.tenantId, (tx) =>
+            recordSourceFailed(tx, this.mailboxId, `IMAP: ${reason}`, DEFAULT_UPKEEP.errorAfter),
+          ).catch(() => undefined);
         }
       }
       if (this.stopped) break;
