@@ -187,7 +187,7 @@ export function inboundJobs(
       leaseSeconds: RENEW_LEASE_SECONDS,
       // The renewal records its failures and comes back itself (Retry-After, backoff); a retry by
       // the queue is for a worker that died mid-renewal.
-      retry: { limit: 3, delaySeconds: 30, backoff: true },
+      retry: { limit: 3, delaySeconds: 5, backoff: true },
       handler: (payload, ctx) => renewMailbox(upkeep, payload, ctx.send),
     }),
     defineJob<{ tenantId: string; mailboxId: string }>({
