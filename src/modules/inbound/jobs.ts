@@ -1,5 +1,4 @@
 // The inbound job: one per pointer, payload {tenantId, inboundId} (ids only, never message bodies).
-import { uuidv7 } from '../../platform/ids.ts';
 import {
   gmailHistoryJob,
   type GmailHistoryPayload,
@@ -15,16 +14,14 @@ import {
   type BatchItem,
   type BatchResult,
   defineJob,
-  type JobContext,
   type JobDefinition,
   type JobFailure,
   PermanentJobError,
 } from '../../platform/queue/registry.ts';
-import { getMailbox } from './mailboxes.ts';
-import { gmailClientFor, providerUser } from './providers/clients.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { AuthExpired, NotFound, RateLimited } from '../../platform/provider-errors.ts';
+import { AuthExpired, RateLimited } from '../../platform/provider-errors.ts';
 import { type InboundDeps, processInboundBatch } from './process.ts';
+import { syncGmailHistory } from './gmail-sync.ts';
 import { failRecords } from './records.ts';
 import { DEFAULT_UPKEEP, type UpkeepConfig } from '../../platform/config.ts';
 import { onLifecycle, reconcileMailbox, renewMailbox, RENEW_LEASE_SECONDS } from './upkeep.ts';
@@ -53,67 +50,6 @@ async function failInboundRecords(
         })),
       ),
     );
-}
-
-/**
- * Reads the messages added since the mailbox's stored history id and commits one inbound record and
- * job per message together with the new history id. Without a stored id, or when Gmail says it is
- * too old (404), it resynchronises from a recent message list; message keys absorb any overlap.
- */
-export async function syncGmailHistory(
-  deps: InboundDeps,
-  payload: GmailHistoryPayload,
-  send: JobContext['send'],
-): Promise<{ enqueued: number; resync: boolean }> {
-  const mailbox = await withTenant(deps.pool, payload.tenantId, (tx) => getMailbox(tx, payload.mailboxId));
-  const state = await withTenant(deps.pool, payload.tenantId, async (tx) => {
-    const { rows } = await tx.query<{ h: string | null }>(
-      "SELECT state->'gmail'->>'historyId' AS h FROM mailboxes WHERE tenant_id = $1 AND id = $2",
-      [payload.tenantId, payload.mailboxId],
-    );
-    return rows[0]?.h ?? null;
-  });
-  const client = await gmailClientFor(deps, payload.tenantId, mailbox);
-  const user = providerUser(mailbox, 'gmail');
-  let ids: string[] = [];
-  let latest = payload.historyId;
-  let resync = state === null;
-  if (state !== null) {
-    try {
-      let page: string | undefined;
-      do {
-        const h = await client.history(user, state, page);
-        ids.push(...h.messageIds);
-        if (BigInt(h.historyId) > BigInt(latest)) latest = h.historyId;
-        page = h.nextPageToken;
-      } while (page);
-    } catch (err) {
-      if (!(err instanceof NotFound)) throw err;
-      resync = true;
-    }
-  }
-  if (resync) {
-    ids = (await client.listMessages(user, { q: 'newer_than:7d', maxResults: 500 })).ids;
-  }
-  await withTenant(deps.pool, payload.tenantId, async (tx) => {
-    for (const messageId of new Set(ids)) {
-      const inboundId = uuidv7();
-      await tx.query(
-        `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, $2, $3, 'gmail', $4)`,
-        [payload.tenantId, inboundId, payload.mailboxId, JSON.stringify({ messageId, historyId: latest })],
-      );
-      await send(processInboundJob, { tenantId: payload.tenantId, inboundId }, { tx });
-    }
-    // Only ever forward: two pushes handled out of order must not move the cursor back.
-    await tx.query(
-      `UPDATE mailboxes SET state = state || jsonb_build_object('gmail', coalesce(state->'gmail', '{}')
-              || jsonb_build_object('historyId', $3::text, 'lastSyncAt', now()))
-        WHERE tenant_id = $1 AND id = $2
-          AND (state->'gmail'->>'historyId' IS NULL OR (state->'gmail'->>'historyId')::numeric < $3::numeric)`,
-      [payload.tenantId, payload.mailboxId, latest],
-    );
-  });
-  return { enqueued: new Set(ids).size, resync };
 }
 
 const RETRY = { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 };

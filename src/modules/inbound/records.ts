@@ -117,3 +117,16 @@ export async function setRecordBlob(tx: TenantTx, inboundId: string, sha256: Buf
     sha256,
   ]);
 }
+
+/** Of these provider message ids, those no record of the mailbox names yet. */
+export async function unrecordedMessages(tx: TenantTx, mailboxId: string, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await tx.query<{ id: string }>(
+    `SELECT x.id FROM unnest($3::text[]) AS x(id)
+      WHERE NOT EXISTS (SELECT 1 FROM inbound_messages i
+                         WHERE i.tenant_id = $1 AND i.mailbox_id = $2 AND i.pointer ? 'messageId'
+                           AND i.pointer->>'messageId' = x.id)`,
+    [tx.tenantId, mailboxId, [...new Set(ids)]],
+  );
+  return rows.map((r) => r.id);
+}

@@ -55,6 +55,8 @@ import {
 import { getMailbox, type Mailbox, mailboxState, setMailboxState } from './mailboxes.ts';
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import { reconcileImapMailbox } from './providers/imap/reconcile.ts';
+import { syncGmailHistory } from './gmail-sync.ts';
+import { unrecordedMessages } from './records.ts';
 
 export interface UpkeepDeps {
   pool: Pool;
@@ -433,26 +435,6 @@ export async function onLifecycle(
   return pending;
 }
 
-/** Message ids not yet recorded for the mailbox (reconciliation must not record a message twice). */
-async function unrecorded(
-  deps: UpkeepDeps,
-  tenantId: string,
-  mailboxId: string,
-  ids: string[],
-): Promise<string[]> {
-  if (ids.length === 0) return [];
-  return withTenant(deps.pool, tenantId, async (tx) => {
-    const { rows } = await tx.query<{ id: string }>(
-      `SELECT x.id FROM unnest($3::text[]) AS x(id)
-        WHERE NOT EXISTS (SELECT 1 FROM inbound_messages i
-                           WHERE i.tenant_id = $1 AND i.mailbox_id = $2 AND i.pointer ? 'messageId'
-                             AND i.pointer->>'messageId' = x.id)`,
-      [tenantId, mailboxId, [...new Set(ids)]],
-    );
-    return rows.map((r) => r.id);
-  });
-}
-
 /** Records and enqueues provider messages (one inbound record and job each), with the new cursor. */
 async function enqueueFound(
   deps: UpkeepDeps,
@@ -473,7 +455,7 @@ async function enqueueFound(
       );
       for (const inboundId of inboundIds) await send(processInboundJob, { tenantId, inboundId }, { tx });
     }
-    await setMailboxState(tx, mailbox.id, mailbox.kind === 'graph' ? 'graph' : 'gmail', cursor);
+    await setMailboxState(tx, mailbox.id, 'graph', cursor);
   });
 }
 
@@ -493,7 +475,7 @@ async function reconcileGraph(
     folder: String(mailbox.settings.graph['folder'] ?? 'Inbox'),
     since,
   };
-  let page;
+  let page: Awaited<ReturnType<typeof client.deltaPage>>;
   try {
     page = await client.deltaPage(
       typeof stored['deltaLink'] === 'string' ? { link: stored['deltaLink'] } : start,
@@ -505,7 +487,8 @@ async function reconcileGraph(
   }
   let recovered = 0;
   for (;;) {
-    const fresh = await unrecorded(deps, tenantId, mailbox.id, page.ids);
+    const ids = page.ids;
+    const fresh = await withTenant(deps.pool, tenantId, (tx) => unrecordedMessages(tx, mailbox.id, ids));
     recovered += fresh.length;
     await enqueueFound(
       deps,
@@ -527,44 +510,8 @@ async function reconcileGmail(
   mailbox: Mailbox,
   send: Send,
 ): Promise<number> {
-  const client = await gmailClientFor(deps, tenantId, mailbox);
-  const user = providerUser(mailbox, 'gmail');
-  const stored = await withTenant(deps.pool, tenantId, (tx) => mailboxState(tx, mailbox.id, 'gmail'));
-  let ids: string[] = [];
-  let latest = typeof stored['historyId'] === 'string' ? stored['historyId'] : undefined;
-  let resync = latest === undefined;
-  if (latest !== undefined) {
-    try {
-      let pageToken: string | undefined;
-      do {
-        const h = await client.history(user, latest, pageToken);
-        ids.push(...h.messageIds);
-        if (BigInt(h.historyId) > BigInt(latest)) latest = h.historyId;
-        pageToken = h.nextPageToken;
-      } while (pageToken);
-    } catch (err) {
-      // The stored id is older than the history Gmail keeps (404): a full resync of recent mail.
-      if (!(err instanceof NotFound)) throw err;
-      resync = true;
-    }
-  }
-  if (resync) {
-    ids = [];
-    let pageToken: string | undefined;
-    do {
-      const page = await client.listMessages(user, {
-        q: 'newer_than:7d',
-        maxResults: 500,
-        ...(pageToken ? { pageToken } : {}),
-      });
-      ids.push(...page.ids);
-      pageToken = page.nextPageToken;
-    } while (pageToken);
-    latest = await client.profileHistoryId(user);
-  }
-  const fresh = await unrecorded(deps, tenantId, mailbox.id, ids);
-  await enqueueFound(deps, tenantId, mailbox, fresh, send, latest === undefined ? {} : { historyId: latest });
-  return fresh.length;
+  // What a push would read, with nothing announced: the history since the stored id.
+  return (await syncGmailHistory(deps, { tenantId, mailboxId: mailbox.id, historyId: '0' }, send)).enqueued;
 }
 
 /** The reconciliation job: finds what webhooks missed, records how much, gives the claim back. */
