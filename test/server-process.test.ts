@@ -233,8 +233,8 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
 
   it('starts again on the same data, keeping it, saying where it runs, without a new token', async () => {
     rd.start();
-    const ms = await rd.waitReady();
-    expect(ms).toBeLessThan(10_000); // the < 3 s figure is measured by `npm run bench -- startup`
+    // How fast is a benchmark's question (`npm run bench -- startup`), not this test's.
+    await rd.waitReady();
     await rd.waitForOutput(`Relaydesk is running at ${rd.base}`);
     expect(rd.output).not.toContain('rd_');
     const got = await rd.api(token, 'GET', `/api/v1/tickets/${ticketId}`);

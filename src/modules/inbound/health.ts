@@ -452,33 +452,52 @@ export async function claimDueReconciles(
   return rows.map((r) => ({ tenantId: r.tenant_id, mailboxId: r.mailbox_id }));
 }
 
-/** Claims one mailbox's reconciliation now (API, lifecycle, after a recreate); false while one runs. */
+/**
+ * Claims one mailbox's reconciliation now (API, lifecycle, after a recreate); false while one runs.
+ * With `again`, a reconciliation asked for while one runs is noted, and run when that one ends
+ * (recordReconciled answers so): it may have read the folder before the mail in question arrived.
+ */
 export async function claimReconcile(
   tx: TenantTx,
   mailboxId: string,
   now: Date,
   leaseSeconds: number,
+  again = false,
 ): Promise<boolean> {
   const { rowCount } = await tx.query(
-    `UPDATE mailbox_health SET reconcile_claimed_until = $3 + make_interval(secs => $4)
-      WHERE tenant_id = $1 AND mailbox_id = $2 AND (reconcile_claimed_until IS NULL OR reconcile_claimed_until < $3)`,
+    `UPDATE mailbox_health SET reconcile_claimed_until = $3::timestamptz + make_interval(secs => $4), reconcile_again = false
+      WHERE tenant_id = $1 AND mailbox_id = $2
+        AND (reconcile_claimed_until IS NULL OR reconcile_claimed_until < $3::timestamptz)`,
     [tx.tenantId, mailboxId, now, leaseSeconds],
   );
-  return rowCount === 1;
+  if (rowCount === 1) return true;
+  if (again)
+    await tx.query(
+      'UPDATE mailbox_health SET reconcile_again = true WHERE tenant_id = $1 AND mailbox_id = $2',
+      [tx.tenantId, mailboxId],
+    );
+  return false;
 }
 
-/** A reconciliation ran: when, and how many messages it found that no notification had brought. */
+/**
+ * A reconciliation ran: when, and how many messages it found that no notification had brought.
+ * True when another was asked for meanwhile (claimReconcile with `again`): the caller runs it.
+ */
 export async function recordReconciled(
   tx: TenantTx,
   mailboxId: string,
   now: Date,
   recovered: number,
-): Promise<void> {
-  await tx.query(
-    `UPDATE mailbox_health SET last_reconcile_at = $3, recovered_by_last_reconcile = $4, reconcile_claimed_until = NULL
-      WHERE tenant_id = $1 AND mailbox_id = $2`,
+): Promise<boolean> {
+  const { rows } = await tx.query<{ again: boolean }>(
+    `UPDATE mailbox_health h SET last_reconcile_at = $3, recovered_by_last_reconcile = $4,
+            reconcile_claimed_until = NULL, reconcile_again = false
+       FROM (SELECT reconcile_again FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2 FOR UPDATE) old
+      WHERE h.tenant_id = $1 AND h.mailbox_id = $2
+      RETURNING old.reconcile_again AS again`,
     [tx.tenantId, mailboxId, now, recovered],
   );
+  return rows[0]?.again ?? false;
 }
 
 /** A reconciliation that failed gives its claim back (the next scheduled one tries again). */

@@ -11,7 +11,9 @@ import { JobQueue } from '../../platform/queue/queue.ts';
 import { JobRegistry } from '../../platform/queue/registry.ts';
 import { inboundJobs } from './jobs.ts';
 import { GraphClient } from './providers/graph/client.ts';
-import { runUpkeepPass, type UpkeepDeps } from './upkeep.ts';
+import { reconcileMailbox, runUpkeepPass, type UpkeepDeps } from './upkeep.ts';
+import { claimReconcile } from './health.ts';
+import { withTenant } from '../../platform/db/tx.ts';
 
 let t: TestApp;
 let sim: GraphSimulator;
@@ -174,7 +176,46 @@ describe('a Graph mailbox', () => {
     expect(h.status).toBe('healthy');
     expect(h.subscriptionId).not.toBe(old);
     expect(subscriptionsOf(mailbox.address).map((s) => s.id)).toEqual([h.subscriptionId]);
-    // The recreation reconciled: the mail that came while there was no subscription is in.
+    // The recreation reconciled: the mail that came while there was no subscription is in (found by
+    // the reconciliation after the recreation, or by the one still running from the creation, then
+    // the next one finds nothing new).
+    await expect.poll(async () => (await recordsOf(mailbox.id)).map((r) => r.status)).toEqual(['created']);
+  });
+
+  it('runs a reconciliation asked for while one runs once that one ends, not never', async () => {
+    const mailbox = await graphMailbox();
+    await expect.poll(async () => (await health(mailbox.id)).lastReconcileAt).not.toBeNull();
+    const tenantId = t.a.tenant.id;
+    await workers.boss.offWork('mailbox.reconcile');
+    try {
+      // A reconciliation starts (it holds the claim) …
+      expect(
+        await withTenant(t.db.pool, tenantId, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
+      ).toBe(true);
+      // … Graph says notifications were missed: the reconciliation that asks for waits for it …
+      expect(await sim.lifecycle(mailbox.health.subscriptionId, 'missed')).toBe(202);
+      await expect
+        .poll(
+          async () =>
+            (
+              await t.db.admin.query('SELECT reconcile_again FROM mailbox_health WHERE mailbox_id = $1', [
+                mailbox.id,
+              ])
+            ).rows[0].reconcile_again,
+        )
+        .toBe(true);
+      // … the running one reads the folder and ends, finding nothing …
+      const send: Parameters<typeof reconcileMailbox>[2] = (job, payload, options) =>
+        workers.send(job, payload, options ?? {});
+      expect(await reconcileMailbox(deps(), { tenantId, mailboxId: mailbox.id }, send)).toEqual({
+        recovered: 0,
+      });
+      // … and mail arrives unnotified after it read the folder.
+      await sim.deliver(mailbox.address, MIME('Missed while reconciling'), { notify: false });
+    } finally {
+      await workers.startWorkers(['mailbox.reconcile']);
+    }
+    // The reconciliation asked for meanwhile runs now, and finds it.
     await expect.poll(async () => (await health(mailbox.id)).recoveredByLastReconcile).toBe(1);
     await expect.poll(async () => (await recordsOf(mailbox.id)).map((r) => r.status)).toEqual(['created']);
   });

@@ -328,7 +328,7 @@ export async function renewMailbox(
       // A new subscription: whatever arrived while there was none is looked for now.
       if (
         (renewed.result === 'created' || renewed.result === 'recreated') &&
-        (await claimReconcile(tx, mailboxId, now(), RECONCILE_LEASE_SECONDS))
+        (await claimReconcile(tx, mailboxId, now(), RECONCILE_LEASE_SECONDS, true))
       )
         await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx });
     });
@@ -397,15 +397,20 @@ export async function enqueueRenewal(
   });
 }
 
-/** Enqueues a reconciliation now; false while one runs. */
+/**
+ * Enqueues a reconciliation now; false while one runs (with `again`, it then runs once more when
+ * that one ends).
+ */
 export async function enqueueReconcile(
   deps: UpkeepDeps,
   tenantId: string,
   mailboxId: string,
   send: Send,
+  again = false,
 ): Promise<boolean> {
   return withTenant(deps.pool, tenantId, async (tx) => {
-    if (!(await claimReconcile(tx, mailboxId, deps.clock.now(), RECONCILE_LEASE_SECONDS))) return false;
+    if (!(await claimReconcile(tx, mailboxId, deps.clock.now(), RECONCILE_LEASE_SECONDS, again)))
+      return false;
     await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx });
     return true;
   });
@@ -419,7 +424,7 @@ export async function onLifecycle(
 ): Promise<string> {
   const { tenantId, mailboxId, event } = payload;
   if (event === 'missed') {
-    await enqueueReconcile(deps, tenantId, mailboxId, send);
+    await enqueueReconcile(deps, tenantId, mailboxId, send, true);
     return 'reconcile';
   }
   const pending =
@@ -533,9 +538,12 @@ export async function reconcileMailbox(
       await withTenant(deps.pool, tenantId, (tx) => releaseReconcile(tx, mailboxId));
       return { skipped: `nothing to reconcile for a ${mailbox.kind} mailbox` };
     }
-    await withTenant(deps.pool, tenantId, (tx) =>
-      recordReconciled(tx, mailboxId, deps.clock.now(), recovered),
-    );
+    await withTenant(deps.pool, tenantId, async (tx) => {
+      // Asked for again while this one ran: once more, now.
+      if (await recordReconciled(tx, mailboxId, deps.clock.now(), recovered))
+        if (await claimReconcile(tx, mailboxId, deps.clock.now(), RECONCILE_LEASE_SECONDS))
+          await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx });
+    });
     if (recovered > 0)
       deps.logger.info(
         { tenantId, mailboxId, recovered },
