@@ -18,7 +18,7 @@ import { acceptRawMessage } from './ingest.ts';
 import { processInboundJob } from './job-refs.ts';
 import { healthOf } from './health.ts';
 import { HEALTH_DESCRIPTION, HealthSchema, upkeepDepsOf } from './upkeep-routes.ts';
-import { renewNow } from './upkeep.ts';
+import { renewNow, unsubscribe } from './upkeep.ts';
 import {
   assertProviderEndpoints,
   type Mailbox,
@@ -278,7 +278,11 @@ export const inboundRoutes: RouteModule = (app, deps) => {
       },
     },
     async (request, reply) => {
-      await withTenant(pool, principalOf(request).tenantId, (tx) => deleteMailbox(tx, request.params.id));
+      const tenantId = principalOf(request).tenantId;
+      // Its Graph subscription goes too, where Graph can be told (best effort: it expires anyway,
+      // and its notifications find no mailbox).
+      await unsubscribe(upkeepDepsOf(deps), tenantId, request.params.id);
+      await withTenant(pool, tenantId, (tx) => deleteMailbox(tx, request.params.id));
       return reply.code(204).send(null);
     },
   );

@@ -330,6 +330,12 @@ describe('a Graph mailbox', () => {
       .toBe(0);
     expect(sim.renewalsBySubscription().get(mailbox.health.subscriptionId)).toBe(1);
   });
+  it('takes its Graph subscription along when deleted', async () => {
+    const mailbox = await graphMailbox();
+    expect(subscriptionsOf(mailbox.address)).toHaveLength(1);
+    expect((await t.call(token, 'DELETE', `/api/v1/mailboxes/${mailbox.id}`)).status).toBe(204);
+    expect(subscriptionsOf(mailbox.address)).toEqual([]);
+  });
 });
 
 describe('tenant isolation', () => {

@@ -382,6 +382,30 @@ export async function renewNow(
   return renewMailbox(deps, { tenantId, mailboxId, claimId }, send);
 }
 
+/**
+ * Deletes a Graph mailbox's subscription at Graph before the mailbox goes (best effort, bounded: a
+ * failure leaves it to expire; its notifications then find no mailbox). Nothing for other kinds.
+ */
+export async function unsubscribe(deps: UpkeepDeps, tenantId: string, mailboxId: string): Promise<void> {
+  const { mailbox, state } = await withTenant(deps.pool, tenantId, async (tx) => ({
+    mailbox: await getMailbox(tx, mailboxId),
+    state: await upkeepState(tx, mailboxId),
+  }));
+  if (mailbox.kind !== 'graph' || !state.subscriptionId || !mailbox.hasCredentials) return;
+  try {
+    const client = await graphClientFor(deps, tenantId, {
+      ...mailbox,
+      settings: { ...mailbox.settings, graph: { ...mailbox.settings.graph, timeoutMs: 5_000 } },
+    });
+    await client.deleteSubscription(state.subscriptionId);
+  } catch (err) {
+    deps.logger.info(
+      { err, tenantId, mailboxId },
+      "the deleted mailbox's Graph subscription could not be deleted; it expires",
+    );
+  }
+}
+
 /** Enqueues a renewal now (claimed here); false while another holds the mailbox. */
 export async function enqueueRenewal(
   deps: UpkeepDeps,
