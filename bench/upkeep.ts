@@ -349,8 +349,13 @@ export async function benchUpkeep(): Promise<Record<string, unknown>> {
   const waiting = finishedAll
     ? []
     : (
-        await owner.query<{ status: string; failures: number; not_before: string | null }>(
-          `SELECT status, consecutive_failures AS failures, not_before FROM mailbox_health
+        await owner.query<{
+          status: string;
+          failures: number;
+          not_before: string | null;
+          subscription_id: string | null;
+        }>(
+          `SELECT status, consecutive_failures AS failures, not_before, subscription_id FROM mailbox_health
             WHERE NOT (status = 'healthy' AND expires_at > now() + make_interval(secs => $1))`,
           [lookAhead],
         )
@@ -394,6 +399,11 @@ export async function benchUpkeep(): Promise<Record<string, unknown>> {
       `  ${fmt(waiting.length)} mailboxes were not renewed ${fmt(WAIT_SECONDS)} s after the start: ${JSON.stringify(statuses)}, ` +
         `failures ${JSON.stringify(waiting.map((w) => w.failures))}, next tries at ${next.map((v) => `${fmt(v)} s`).join(', ')}`,
     );
+    // What the simulator answered each of their PATCHes, in order.
+    const answers = waiting.map((w) =>
+      patches.filter((p) => p.path === `/v1.0/subscriptions/${w.subscription_id}`).map((p) => p.status),
+    );
+    line(`  their PATCHes were answered ${answers.map((a) => a.join(' → ')).join('; ')}`);
   }
   table([
     ['measure', 'result', 'target', ''],
