@@ -11,7 +11,8 @@
 // scheduler pass, which runs as Relaydesk starts), renewals per second, the simulator's PATCH calls
 // against mailboxes renewed and faults retried (no mailbox renewed twice), Retry-After violations,
 // recreations. Then the scheduler's pass loop alone (no workers, no API) with nothing due, for
-// BENCH_UPKEEP_IDLE_SECONDS: the process's CPU as a share of one core (process.cpuUsage()).
+// BENCH_UPKEEP_IDLE_SECONDS, in a process of its own (upkeep-idle.ts): its CPU as a share of one
+// core (process.cpuUsage()).
 //
 // Load: the tenants through createTenant; the mailboxes (sealed credentials, as mailboxes.ts seals
 // them) and their health rows with bulk SQL through the owner pool; the simulator's subscriptions
@@ -26,21 +27,16 @@
 // retry (a rate-limited one is rate-limited again at the same rate).
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type GraphSimulator, startGraphSimulator } from '../simulators/graph.ts';
 import { startRelaydesk } from '../src/app.ts';
-import { runUpkeepPass, startUpkeepScheduler, type UpkeepDeps } from '../src/modules/inbound/upkeep.ts';
 import { normalizeEmail } from '../src/modules/people/service.ts';
 import { createTenant } from '../src/modules/tenants/service.ts';
-import { type Config, DEFAULT_UPKEEP, type LogLevel } from '../src/platform/config.ts';
+import type { Config, LogLevel } from '../src/platform/config.ts';
 import { seal } from '../src/platform/crypto.ts';
 import { migrateAll, openDatabase } from '../src/platform/db/database.ts';
-import { createPool, type Pool } from '../src/platform/db/pool.ts';
+import type { Pool } from '../src/platform/db/pool.ts';
 import { uuidv7 } from '../src/platform/ids.ts';
 import { createLogger } from '../src/platform/logging.ts';
-import { JobQueue } from '../src/platform/queue/queue.ts';
-import { JobRegistry } from '../src/platform/queue/registry.ts';
 import {
   benchConfig,
   defer,
@@ -51,7 +47,6 @@ import {
   machineBusySeconds,
   ownerPool,
   postmasterPid,
-  printJson,
   runJsonChild,
   sleep,
   table,
@@ -62,6 +57,7 @@ import {
   verdict,
   waitForQuietMachine,
 } from './lib.ts';
+import type { IdleResult, IdleSpec } from './upkeep-idle.ts';
 
 const MAILBOXES = Number(process.env['BENCH_UPKEEP_MAILBOXES'] ?? 10_000);
 const TENANTS = Number(process.env['BENCH_UPKEEP_TENANTS'] ?? 100);
@@ -371,13 +367,13 @@ export async function benchUpkeep(): Promise<Record<string, unknown>> {
   // ---- the scheduler's pass loop alone, nothing due, in a process of its own.
   await waitForQuietMachine(pgPid, 10);
   const idlePg = await cpuMeter(pgPid);
-  const idle = (await runJsonChild('upkeep.ts', {
+  const idle = (await runJsonChild('upkeep-idle.ts', {
     url: db.url,
     publicUrl,
     seconds: IDLE_SECONDS,
     baselineSeconds: IDLE_BASELINE_SECONDS,
     intervalSeconds: IDLE_INTERVAL_SECONDS,
-  })) as IdleResult;
+  } satisfies IdleSpec)) as IdleResult;
   const idleOther = await idlePg();
   const idlePercent = idle.loopPercent;
   // PostgreSQL's share over the child's whole life (start-up, baseline, loop): an upper bound for the loop's.
@@ -482,7 +478,7 @@ export async function benchUpkeep(): Promise<Record<string, unknown>> {
     ],
   ]);
   line(
-    `cores busy until 99 % were renewed (${fmt(cores.seconds, 1)} s): this process (Relaydesk, simulator, polling) ${fmt(cores.process, 2)}, ` +
+    `cores busy ${wave ? 'until 99 % were renewed' : 'over the whole wait'} (${fmt(cores.seconds, 1)} s): this process (Relaydesk, simulator, polling) ${fmt(cores.process, 2)}, ` +
       `PG ${fmt(cores.pg, 2)}, other ${fmt(cores.other, 2)}; idle loop: other ${fmt(idleOther.other, 2)}`,
   );
   line(
@@ -544,97 +540,4 @@ export async function benchUpkeep(): Promise<Record<string, unknown>> {
     },
     allRolesIdlePercentOfCore: Number((allRolesIdleCores.process * 100).toFixed(1)),
   };
-}
-
-interface IdleSpec {
-  url: string;
-  publicUrl: string;
-  seconds: number;
-  baselineSeconds: number;
-  intervalSeconds: number;
-}
-
-interface IdleResult {
-  warm: { renewals: number; reconciles: number };
-  passes: number;
-  loopPercent: number;
-  baselinePercent: number;
-}
-
-/**
- * The idle measurement, in a process of its own so that nothing else runs in it: a pool, a queue
- * client (no workers, no supervision, no cron) and the scheduler's pass loop (startUpkeepScheduler)
- * with nothing due. First the process without the loop, then with it; CPU by process.cpuUsage().
- */
-async function measureIdle(spec: IdleSpec): Promise<IdleResult> {
-  const logger = createLogger('error');
-  const pool = createPool({ connectionString: spec.url, max: 2, applicationName: 'relaydesk-upkeep-idle' });
-  const queue = new JobQueue({
-    connectionString: spec.url,
-    logger,
-    registry: new JobRegistry(),
-    supervise: false,
-    schedule: false,
-    poolSize: 2,
-  });
-  await queue.start();
-  try {
-    // Each pass reads the clock once per claim statement (renewals, reconciliations): counted.
-    let clockReads = 0;
-    const deps: UpkeepDeps = {
-      pool,
-      secretKey: randomBytes(32),
-      clock: {
-        now: () => {
-          clockReads++;
-          return new Date();
-        },
-      },
-      logger,
-      publicUrl: spec.publicUrl,
-      upkeep: { ...DEFAULT_UPKEEP, intervalSeconds: spec.intervalSeconds },
-    };
-    // One pass first: connections made, and nothing due (it must claim nothing).
-    const warm = await runUpkeepPass(deps, queue);
-    await sleep(2_000);
-    const share = async (seconds: number) => {
-      const cpu = process.cpuUsage();
-      const wall = performance.now();
-      await sleep(seconds * 1000);
-      const used = process.cpuUsage(cpu);
-      return (100 * (used.user + used.system)) / 1e6 / ((performance.now() - wall) / 1000);
-    };
-    const baselinePercent = await share(spec.baselineSeconds);
-    clockReads = 0;
-    const cpu = process.cpuUsage();
-    const wall = performance.now();
-    const stop = startUpkeepScheduler(deps, queue);
-    await sleep(spec.seconds * 1000);
-    await stop();
-    const used = process.cpuUsage(cpu);
-    const loopPercent = (100 * (used.user + used.system)) / 1e6 / ((performance.now() - wall) / 1000);
-    return {
-      warm,
-      passes: clockReads / 2,
-      loopPercent: Number(loopPercent.toFixed(2)),
-      baselinePercent: Number(baselinePercent.toFixed(2)),
-    };
-  } finally {
-    await queue.stop({ graceful: false }).catch(() => undefined);
-    await pool.end().catch(() => undefined);
-  }
-}
-
-// Run as `node bench/upkeep.ts '<IdleSpec JSON>'` (by the benchmark, through runJsonChild).
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  measureIdle(JSON.parse(process.argv[2]!) as IdleSpec).then(
-    (result) => {
-      printJson({ ...result });
-      process.exit(0);
-    },
-    (err: unknown) => {
-      process.stderr.write(`${(err as Error).stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
 }
