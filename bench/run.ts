@@ -1,4 +1,4 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
@@ -9,6 +9,7 @@ import { line, printJson, runCleanups, wasInterrupted } from './lib.ts';
 import { benchQueue } from './queue.ts';
 import { benchSla } from './sla.ts';
 import { benchStartup } from './startup.ts';
+import { benchUpkeep } from './upkeep.ts';
 
 const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   api: benchApi,
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   identity: benchIdentity,
   inbound: benchInbound,
   sla: benchSla,
+  upkeep: benchUpkeep,
 };
 
 async function main(): Promise<number> {

@@ -58,6 +58,20 @@ export interface GraphSimulator {
   /** The live (unexpired) subscriptions. */
   subscriptions(): Subscription[];
   /**
+   * Benchmark and test aid, not Graph behaviour: stores a subscription as if it had been created
+   * earlier, without the validation handshake and without counting it in `counts().created`, so
+   * that thousands can be loaded at once (bench/upkeep.ts). Returns its id (a new UUID unless given).
+   */
+  seedSubscription(subscription: {
+    id?: string;
+    resource: string;
+    notificationUrl: string;
+    lifecycleNotificationUrl?: string;
+    clientState?: string;
+    expirationDateTime: string;
+    changeType?: string;
+  }): string;
+  /**
    * Sends a lifecycle notification (to lifecycleNotificationUrl, else notificationUrl) and returns the
    * status the endpoint answered (0: unreachable or unknown subscription). subscriptionRemoved
    * removes the subscription first; reauthorizationRequired marks it pending until reauthorize or PATCH.
@@ -899,6 +913,20 @@ export async function startGraphSimulator(
     },
     retryAfterViolations: () => faults.retryAfterViolations(),
     subscriptions: () => liveSubs().map((s) => ({ ...s })),
+    seedSubscription(seed) {
+      const id = seed.id ?? randomUUID();
+      subs.set(id, {
+        id,
+        resource: seed.resource,
+        changeType: seed.changeType ?? 'created',
+        notificationUrl: seed.notificationUrl,
+        lifecycleNotificationUrl: seed.lifecycleNotificationUrl,
+        clientState: seed.clientState,
+        expirationDateTime: seed.expirationDateTime,
+        reauthorizationRequired: false,
+      });
+      return id;
+    },
     async lifecycle(subscriptionId, event) {
       const s = live(subscriptionId);
       if (!s) return 0;
