@@ -121,6 +121,8 @@ export function inboundJobs(
     defineJob<MailboxRenewPayload>({
       name: mailboxRenewJob.name,
       leaseSeconds: RENEW_LEASE_SECONDS,
+      // Renewals wait on the provider, not on this process: several at a time per worker.
+      concurrency: 4,
       // The renewal records its failures and comes back itself (Retry-After, backoff); a retry by
       // the queue is for a worker that died mid-renewal.
       retry: { limit: 3, delaySeconds: 5, backoff: true },

@@ -269,9 +269,13 @@ async function renewGmail(deps: UpkeepDeps, tenantId: string, mailbox: Mailbox):
   };
 }
 
-/** Backoff after the n-th consecutive failure: 30 s doubling to 15 min, with ±20 % jitter. */
+/**
+ * Backoff after the n-th consecutive failure: 10 s doubling to 15 min, with ±20 % jitter. A
+ * provider's 5xx usually passes within seconds, and a subscription renewed a day ahead has time;
+ * three failures in a row still come back within about a minute and a quarter.
+ */
 function backoffSeconds(failures: number): number {
-  const base = Math.min(900, 30 * 2 ** Math.max(0, failures - 1));
+  const base = Math.min(900, 10 * 2 ** Math.max(0, failures - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
