@@ -285,6 +285,8 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
           jwksUrl: gmail.jwksUrl,
           pushAudience: PUSH_AUDIENCE,
           serviceAccountEmail: PUSH_ACCOUNT,
+          // Upkeep keeps a watch on it, as on a real Gmail mailbox.
+          topic: 'projects/relaydesk-demo/topics/gmail',
         },
       },
       credentials: gmail.credentials,
