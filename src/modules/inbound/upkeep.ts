@@ -270,12 +270,12 @@ async function renewGmail(deps: UpkeepDeps, tenantId: string, mailbox: Mailbox):
 }
 
 /**
- * Backoff after the n-th consecutive failure: 10 s doubling to 15 min, with ±20 % jitter. A
- * provider's 5xx usually passes within seconds, and a subscription renewed a day ahead has time;
- * three failures in a row still come back within about a minute and a quarter.
+ * Backoff after the n-th consecutive failure: 5 s doubling to 15 min, with ±20 % jitter. A
+ * provider's 5xx usually passes within seconds; four failures in a row come back within about 75 s,
+ * and a provider that stays down is asked at most every 15 minutes per mailbox.
  */
 function backoffSeconds(failures: number): number {
-  const base = Math.min(900, 10 * 2 ** Math.max(0, failures - 1));
+  const base = Math.min(900, 5 * 2 ** Math.max(0, failures - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
