@@ -136,8 +136,9 @@ describe('mailbox gauges on /metrics', () => {
     expect(samples.get('relaydesk_mailbox_last_renewal{provider="graph",result="failed"}')).toBe(1);
     expect(samples.get('relaydesk_mailbox_last_renewal{provider="gmail",result="renewed"}')).toBe(1);
     expect(samples.get('relaydesk_mailbox_last_renewal{provider="gmail",result="failed"}')).toBe(1);
-    expect(samples.get('relaydesk_mailbox_failures{provider="graph"}')).toBe(2);
-    expect(samples.get('relaydesk_mailbox_failures{provider="gmail"}')).toBe(1);
+    expect(samples.get('relaydesk_mailbox_failures{provider="graph",reason="transient"}')).toBe(2);
+    expect(samples.get('relaydesk_mailbox_failures{provider="gmail",reason="auth"}')).toBe(1);
+    expect([...samples.keys()].filter((k) => k.startsWith('relaydesk_mailbox_failures{'))).toHaveLength(2);
     expect(samples.get('relaydesk_mailbox_recovered_messages')).toBe(5);
     for (const name of [
       'relaydesk_mailboxes',
@@ -159,7 +160,8 @@ describe('mailbox gauges on /metrics', () => {
     const later = await scrape();
     expect(later.samples.has('relaydesk_mailbox_last_renewal{provider="graph",result="failed"}')).toBe(false);
     expect(later.samples.get('relaydesk_mailbox_last_renewal{provider="graph",result="recreated"}')).toBe(1);
-    expect(later.samples.get('relaydesk_mailbox_failures{provider="graph"}')).toBe(0);
+    expect(later.samples.has('relaydesk_mailbox_failures{provider="graph",reason="transient"}')).toBe(false);
+    expect(later.samples.get('relaydesk_mailbox_failures{provider="gmail",reason="auth"}')).toBe(1);
     expect(later.samples.get('relaydesk_mailboxes{status="healthy"}')).toBe(5);
   });
 });

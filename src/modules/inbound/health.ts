@@ -340,7 +340,7 @@ export async function recordRenewed(
 ): Promise<void> {
   await tx.query(
     `UPDATE mailbox_health SET subscription_id = $3, client_state = $4, expires_at = $5,
-            last_renewal_at = coalesce($7::timestamptz, now()), last_renewal_result = $6, failure_reason = NULL,
+            last_renewal_at = coalesce($7::timestamptz, now()), last_renewal_result = $6, failure_reason = NULL, failure_kind = NULL,
             consecutive_failures = 0, pending = NULL, not_before = NULL, claim_id = NULL, claimed_until = NULL,
             updated_at = now()
       WHERE tenant_id = $1 AND mailbox_id = $2`,
@@ -380,12 +380,13 @@ export async function recordRenewalFailed(
   const reason = failure.reason.slice(0, 1000);
   const { rows } = await tx.query<{ consecutive_failures: number }>(
     `UPDATE mailbox_health SET last_renewal_at = $5::timestamptz, last_renewal_result = 'failed', failure_reason = $3,
+            failure_kind = $7,
             consecutive_failures = consecutive_failures + 1, not_before = $4::timestamptz,
             claim_id = CASE WHEN $6::boolean THEN claim_id END, claimed_until = CASE WHEN $6::boolean THEN $4::timestamptz END,
             updated_at = now()
       WHERE tenant_id = $1 AND mailbox_id = $2
       RETURNING consecutive_failures`,
-    [tx.tenantId, mailboxId, reason, failure.retryAt, failure.now, failure.keepClaim],
+    [tx.tenantId, mailboxId, reason, failure.retryAt, failure.now, failure.keepClaim, failure.kind],
   );
   if (!rows[0]) throw notFound('mailbox');
   const status: HealthStatus =
@@ -414,7 +415,7 @@ export async function flagLifecycle(
 /** New credentials (or a new connection by OAuth): whatever a person had to mend is mended; upkeep subscribes again. */
 export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promise<void> {
   await tx.query(
-    `UPDATE mailbox_health SET consecutive_failures = 0, not_before = NULL, failure_reason = NULL,
+    `UPDATE mailbox_health SET consecutive_failures = 0, not_before = NULL, failure_reason = NULL, failure_kind = NULL,
             pending = CASE WHEN subscription_id IS NULL THEN NULL ELSE 'recreate' END
       WHERE tenant_id = $1 AND mailbox_id = $2`,
     [tx.tenantId, mailboxId],
@@ -511,7 +512,7 @@ export async function releaseReconcile(tx: TenantTx, mailboxId: string): Promise
 /** A source reports its connection refused (IMAP login): needs_reauth, with the server's words. */
 export async function recordSourceAuthFailed(tx: TenantTx, mailboxId: string, reason: string): Promise<void> {
   await tx.query(
-    `UPDATE mailbox_health SET failure_reason = $3, consecutive_failures = consecutive_failures + 1
+    `UPDATE mailbox_health SET failure_reason = $3, failure_kind = 'auth', consecutive_failures = consecutive_failures + 1
       WHERE tenant_id = $1 AND mailbox_id = $2`,
     [tx.tenantId, mailboxId, reason.slice(0, 1000)],
   );
@@ -529,7 +530,7 @@ export async function recordSourceFailed(
   errorAfter: number,
 ): Promise<void> {
   const { rows } = await tx.query<{ consecutive_failures: number; status: HealthStatus }>(
-    `UPDATE mailbox_health SET failure_reason = $3, consecutive_failures = consecutive_failures + 1
+    `UPDATE mailbox_health SET failure_reason = $3, failure_kind = 'transient', consecutive_failures = consecutive_failures + 1
       WHERE tenant_id = $1 AND mailbox_id = $2 AND status NOT IN ('needs_reauth', 'disabled')
       RETURNING consecutive_failures, status`,
     [tx.tenantId, mailboxId, reason.slice(0, 1000)],
@@ -546,7 +547,7 @@ export async function recordSourceFailed(
 /** A source that works again (IMAP logged in after a failure): healthy. */
 export async function recordSourceHealthy(tx: TenantTx, mailboxId: string): Promise<void> {
   await tx.query(
-    `UPDATE mailbox_health SET failure_reason = NULL, consecutive_failures = 0
+    `UPDATE mailbox_health SET failure_reason = NULL, failure_kind = NULL, consecutive_failures = 0
       WHERE tenant_id = $1 AND mailbox_id = $2 AND status <> 'disabled'`,
     [tx.tenantId, mailboxId],
   );
@@ -566,8 +567,8 @@ export interface MailboxHealthTotals {
   earliestExpiry: Date | null;
   /** Graph and Gmail mailboxes by provider and the result of their last renewal (never renewed: absent). */
   lastRenewal: { provider: 'graph' | 'gmail'; result: RenewalResult; mailboxes: number }[];
-  /** Consecutive renewal failures summed per provider. */
-  failures: { provider: 'graph' | 'gmail'; failures: number }[];
+  /** Consecutive failures summed per provider and kind of failure (a mailbox that works has none). */
+  failures: { provider: string; reason: FailureKind; failures: number }[];
   /** Messages the last reconciliation of each mailbox found that no notification had brought, summed. */
   recoveredByLastReconcile: number;
 }
@@ -583,27 +584,26 @@ export async function mailboxHealthTotals(sys: SystemTx): Promise<MailboxHealthT
     provider: 'graph' | 'gmail';
     result: RenewalResult | null;
     n: number;
-    failures: number;
     earliest: string | null;
   }>(
-    `SELECT m.kind AS provider, h.last_renewal_result AS result, count(*)::int AS n,
-            sum(h.consecutive_failures)::int AS failures, min(h.expires_at) AS earliest
+    `SELECT m.kind AS provider, h.last_renewal_result AS result, count(*)::int AS n, min(h.expires_at) AS earliest
        FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
       WHERE m.kind IN ('graph', 'gmail')
       GROUP BY m.kind, h.last_renewal_result`,
   );
-  const failures = new Map<'graph' | 'gmail', number>([
-    ['graph', 0],
-    ['gmail', 0],
-  ]);
   let earliest: number | null = null;
   const lastRenewal: MailboxHealthTotals['lastRenewal'] = [];
   for (const r of providers.rows) {
     if (r.result !== null) lastRenewal.push({ provider: r.provider, result: r.result, mailboxes: r.n });
-    failures.set(r.provider, failures.get(r.provider)! + r.failures);
     const at = r.earliest === null ? null : new Date(r.earliest).getTime();
     if (at !== null && (earliest === null || at < earliest)) earliest = at;
   }
+  const failing = await sys.query<{ provider: string; reason: FailureKind; failures: number }>(
+    `SELECT m.kind AS provider, h.failure_kind AS reason, sum(h.consecutive_failures)::int AS failures
+       FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
+      WHERE h.failure_kind IS NOT NULL AND h.consecutive_failures > 0
+      GROUP BY m.kind, h.failure_kind`,
+  );
   const recovered = await sys.query<{ n: number }>(
     'SELECT coalesce(sum(recovered_by_last_reconcile), 0)::int AS n FROM mailbox_health',
   );
@@ -611,7 +611,7 @@ export async function mailboxHealthTotals(sys: SystemTx): Promise<MailboxHealthT
     byStatus,
     earliestExpiry: earliest === null ? null : new Date(earliest),
     lastRenewal,
-    failures: [...failures].map(([provider, n]) => ({ provider, failures: n })),
+    failures: failing.rows,
     recoveredByLastReconcile: recovered.rows[0]?.n ?? 0,
   };
 }

@@ -18,7 +18,7 @@ export interface MailboxHealthReading {
   byStatus: Record<string, number>;
   earliestExpiry: Date | null;
   lastRenewal: { provider: string; result: string; mailboxes: number }[];
-  failures: { provider: string; failures: number }[];
+  failures: { provider: string; reason: string; failures: number }[];
   recoveredByLastReconcile: number;
 }
 
@@ -144,10 +144,10 @@ export class Metrics {
     );
     gauge(
       'relaydesk_mailbox_failures',
-      'Consecutive renewal failures summed over the mailboxes of each provider (0 when every last renewal worked)',
-      ['provider'],
+      'Consecutive failures summed over the mailboxes of each provider that are failing now, by kind of failure (auth: credentials refused; rate_limited; transient; permanent); absent when none fails',
+      ['provider', 'reason'],
       (g, h) => {
-        for (const f of h.failures) g.set({ provider: f.provider }, f.failures);
+        for (const f of h.failures) g.set({ provider: f.provider, reason: f.reason }, f.failures);
       },
     );
     gauge(
