@@ -190,8 +190,7 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
 
   it('prints the authorization URL that connects a mailbox by OAuth, and says what is missing', async () => {
     expectRefused(await cli(['connect', 'graph@cli.test']), 2, /RELAYDESK_PUBLIC_URL/);
-    const res = await cli(['connect', 'graph@cli.test'], {
-      RELAYDESK_PUBLIC_URL: 'https://desk.example',
+    const res = await cli(['connect', 'graph@cli.test', '--public-url', 'https://desk.example/'], {
       RELAYDESK_MICROSOFT_CLIENT_ID: 'app-id',
       RELAYDESK_MICROSOFT_CLIENT_SECRET: 'app-secret',
     });

@@ -25,6 +25,7 @@ interface GlobalOptions {
   data?: string;
   logLevel?: string;
   dbWait?: string;
+  publicUrl?: string;
 }
 
 const program = new Command()
@@ -39,6 +40,10 @@ const program = new Command()
     '--db-wait <seconds>',
     'how long to wait for DATABASE_URL to answer (default: $RELAYDESK_DB_WAIT_SECONDS, or 30 for start and 5 for other commands)',
   )
+  .option(
+    '--public-url <url>',
+    'the address providers and browsers reach this install at (default: $RELAYDESK_PUBLIC_URL): Graph notifications, OAuth redirects',
+  )
   .showHelpAfterError()
   .exitOverride();
 
@@ -48,6 +53,7 @@ function configFor(command: Command, overrides: ConfigOverrides = {}): Config {
     dataDir: globals.data,
     logLevel: globals.logLevel,
     dbWaitSeconds: globals.dbWait,
+    publicUrl: globals.publicUrl,
     ...overrides,
   });
 }
