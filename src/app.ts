@@ -8,6 +8,7 @@ import { closeImapFetchPools } from './modules/inbound/providers/imap/fetch-pool
 import { ImapListeners } from './modules/inbound/providers/imap/listener.ts';
 import { oauthCallbackRoutes, oauthRoutes } from './modules/inbound/oauth-routes.ts';
 import { inboundRoutes } from './modules/inbound/routes.ts';
+import { type SmtpIngress, startSmtpIngress } from './modules/inbound/smtp-ingress.ts';
 import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
@@ -126,6 +127,7 @@ export async function startRelaydesk({
   // A port that is taken (or an address that is not ours) fails the start before anything is
   // started or created, above all before the first start creates the tenant and its token.
   if (serves) await checkCanListen(config.host, config.port);
+  if (serves && config.smtpPort) await checkCanListen(config.host, config.smtpPort);
   const secretKey = await resolveSecretKey(config);
   const db = await openDatabase(config, logger, { purpose: 'server', exclusive: true });
   let queue: JobQueue | undefined;
@@ -134,6 +136,7 @@ export async function startRelaydesk({
   let imap: ImapListeners | undefined;
   let stopSla: (() => Promise<void>) | undefined;
   let stopUpkeep: (() => Promise<void>) | undefined;
+  let smtp: SmtpIngress | undefined;
   try {
     await migrateAll(db);
 
@@ -208,6 +211,15 @@ export async function startRelaydesk({
         HOOK_ROUTES,
       );
       url = await app.listen({ host: config.host, port: config.port });
+      if (config.smtpPort !== undefined)
+        smtp = await startSmtpIngress({
+          pool: db.pool,
+          queue,
+          logger,
+          host: config.host,
+          port: config.smtpPort,
+          tls: config.smtpTls,
+        });
       // Only now, with the server listening, is the first tenant created: its token is kept on disk
       // before the tenant commits, and shown by a later start if this one dies before showing it.
       bootstrap = await bootstrapDefaultTenant(db.pool, {
@@ -244,6 +256,7 @@ export async function startRelaydesk({
         stopping ??= (async () => {
           // Stop taking requests, let workers finish (or hand their jobs back), then the database.
           await app?.close().catch((err) => logger.warn({ err }, 'closing the HTTP server failed'));
+          await smtp?.close().catch((err) => logger.warn({ err }, 'closing the SMTP listener failed'));
           await authCache?.stop();
           await stopSla?.();
           await stopUpkeep?.();
@@ -261,6 +274,7 @@ export async function startRelaydesk({
     return running;
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await smtp?.close().catch(() => undefined);
     await authCache?.stop();
     await stopSla?.();
     await stopUpkeep?.();

@@ -125,71 +125,84 @@ program
   .addOption(new Option('--role <role>', 'which part to run').choices([...ROLES]).default(undefined))
   .option('--port <n>', 'HTTP port (default: $PORT or 8080)')
   .option('--host <h>', 'HTTP host (default: $HOST or 127.0.0.1)')
-  .action(async (options: { role?: string; port?: string; host?: string }, command: Command) => {
-    const config = configFor(command, { role: options.role, port: options.port, host: options.host });
-    const rt = await runtime();
-    const { startRelaydesk } = await import('../app.ts');
-    const logger = rt.createLogger(config.logLevel, undefined, config.logFormat);
-    const started = Date.now();
-    const running = await startRelaydesk({ config, logger }).catch((err: unknown) => {
-      const problem = listenProblem(err, config.host, config.port);
-      throw problem ? new CliError(problem, EXIT_BAD_INPUT) : err;
-    });
-    let signals = 0;
-    const shutdown = (signal: string) => {
-      signals++;
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(EXIT_INTERRUPTED);
+  .option(
+    '--smtp-port <n>',
+    'also take mail in over SMTP on this port (default: $RELAYDESK_SMTP_PORT, or none)',
+  )
+  .action(
+    async (options: { role?: string; port?: string; host?: string; smtpPort?: string }, command: Command) => {
+      const config = configFor(command, {
+        role: options.role,
+        port: options.port,
+        host: options.host,
+        smtpPort: options.smtpPort,
+      });
+      const rt = await runtime();
+      const { startRelaydesk } = await import('../app.ts');
+      const logger = rt.createLogger(config.logLevel, undefined, config.logFormat);
+      const started = Date.now();
+      const running = await startRelaydesk({ config, logger }).catch((err: unknown) => {
+        const problem = listenProblem(err, config.host, config.port);
+        throw problem ? new CliError(problem, EXIT_BAD_INPUT) : err;
+      });
+      let signals = 0;
+      const shutdown = (signal: string) => {
+        signals++;
+        if (signals > 1) {
+          logger.warn({ signal }, 'second signal: exiting now');
+          process.exit(EXIT_INTERRUPTED);
+        }
+        logger.info({ signal }, 'shutting down');
+        running.stop().then(
+          () => {
+            logger.info('stopped');
+            process.exit(EXIT_OK);
+          },
+          (err) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(EXIT_FAILED);
+          },
+        );
+      };
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      logger.info(
+        {
+          role: config.role,
+          url: running.url,
+          database: config.databaseUrl ? 'external' : 'embedded',
+          ms: Date.now() - started,
+        },
+        'relaydesk is ready',
+      );
+      // One line for the person at the terminal on every start, whatever the log format.
+      const lines = [
+        running.url
+          ? `Relaydesk is running at ${running.url}`
+          : `Relaydesk is running (role ${config.role}, no HTTP server)`,
+      ];
+      const token = running.unshownAdminToken;
+      if (token) {
+        lines.push(
+          running.bootstrap
+            ? `Created tenant "default" (${running.bootstrap.tenant.id}) and its admin API token:`
+            : 'The admin API token of tenant "default", created by an earlier start that stopped before showing it:',
+          '',
+          `    ${token}`,
+          '',
+          `It is shown once; it is also in ${initialAdminTokenPath(config.dataDir)} (mode 0600).`,
+          `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
+          '',
+        );
       }
-      logger.info({ signal }, 'shutting down');
-      running.stop().then(
-        () => {
-          logger.info('stopped');
-          process.exit(EXIT_OK);
-        },
-        (err) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(EXIT_FAILED);
-        },
-      );
-    };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    logger.info(
-      {
-        role: config.role,
-        url: running.url,
-        database: config.databaseUrl ? 'external' : 'embedded',
-        ms: Date.now() - started,
-      },
-      'relaydesk is ready',
-    );
-    // One line for the person at the terminal on every start, whatever the log format.
-    const lines = [
-      running.url
-        ? `Relaydesk is running at ${running.url}`
-        : `Relaydesk is running (role ${config.role}, no HTTP server)`,
-    ];
-    const token = running.unshownAdminToken;
-    if (token) {
-      lines.push(
-        running.bootstrap
-          ? `Created tenant "default" (${running.bootstrap.tenant.id}) and its admin API token:`
-          : 'The admin API token of tenant "default", created by an earlier start that stopped before showing it:',
-        '',
-        `    ${token}`,
-        '',
-        `It is shown once; it is also in ${initialAdminTokenPath(config.dataDir)} (mode 0600).`,
-        `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
-        '',
-      );
-    }
-    process.stdout.write(`${lines.join('\n')}\n`, () => {
-      if (token)
-        running.adminTokenShown().catch((err) => logger.warn({ err }, 'recording the token as shown failed'));
-    });
-  });
+      process.stdout.write(`${lines.join('\n')}\n`, () => {
+        if (token)
+          running
+            .adminTokenShown()
+            .catch((err) => logger.warn({ err }, 'recording the token as shown failed'));
+      });
+    },
+  );
 
 program
   .command('migrate')

@@ -62,6 +62,13 @@ export interface Config {
    */
   publicUrl: string | undefined;
   upkeep: UpkeepConfig;
+  /**
+   * Mail in over SMTP (RELAYDESK_SMTP_PORT, `start --smtp-port`): the port of the SMTP listener on
+   * `host`, in processes that serve (api, all); undefined runs none. STARTTLS with
+   * RELAYDESK_SMTP_TLS_CERT and RELAYDESK_SMTP_TLS_KEY (PEM files).
+   */
+  smtpPort: number | undefined;
+  smtpTls: { certFile: string; keyFile: string } | undefined;
   /** The install's OAuth app registrations (mailboxes may override them in their settings). */
   oauth: { microsoft?: OAuthApp; google?: OAuthApp };
 }
@@ -106,6 +113,7 @@ export interface ConfigOverrides {
   role?: string | undefined;
   dbWaitSeconds?: string | number | undefined;
   publicUrl?: string | undefined;
+  smtpPort?: string | number | undefined;
 }
 
 /**
@@ -121,6 +129,7 @@ const FLAGS: Record<keyof ConfigOverrides, string> = {
   role: '--role',
   dbWaitSeconds: '--db-wait',
   publicUrl: '--public-url',
+  smtpPort: '--smtp-port',
 };
 
 export class ConfigError extends Error {
@@ -336,6 +345,17 @@ export function loadConfig(
       problems.push(`${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET are set together or not at all`);
   }
 
+  const smtpRaw = overrides.smtpPort ?? env['RELAYDESK_SMTP_PORT'];
+  const smtpPort =
+    smtpRaw === undefined || smtpRaw === ''
+      ? undefined
+      : parseInteger(source('smtpPort', 'RELAYDESK_SMTP_PORT'), smtpRaw, 2525, 0, 65_535, problems);
+  const certFile = env['RELAYDESK_SMTP_TLS_CERT']?.trim() || undefined;
+  const keyFile = env['RELAYDESK_SMTP_TLS_KEY']?.trim() || undefined;
+  if (Boolean(certFile) !== Boolean(keyFile))
+    problems.push('RELAYDESK_SMTP_TLS_CERT and RELAYDESK_SMTP_TLS_KEY are set together or not at all');
+  const smtpTls = certFile && keyFile ? { certFile, keyFile } : undefined;
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     databaseUrl,
@@ -357,5 +377,7 @@ export function loadConfig(
     publicUrl,
     upkeep,
     oauth,
+    smtpPort,
+    smtpTls,
   };
 }
