@@ -154,8 +154,7 @@ export async function startSmtpSimulator(options: SmtpSimulatorOptions = {}): Pr
   const takeFault = async (command: SmtpCommand, addresses: string[]) => {
     const lower = addresses.map((a) => a.toLowerCase());
     const fault = faults.find(
-      (f) =>
-        f.left > 0 && f.command === command && (!f.address || lower.includes(f.address.toLowerCase())),
+      (f) => f.left > 0 && f.command === command && (!f.address || lower.includes(f.address.toLowerCase())),
     );
     if (!fault) return undefined;
     if (fault.probability !== undefined && fault.probability < 1 && random() >= fault.probability)
