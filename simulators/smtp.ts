@@ -10,6 +10,8 @@
 // Faults answer MAIL, RCPT or DATA with a chosen code, optionally only for one address, a number of
 // times or at random with a seed (the semantics of ./faults.ts, shaped for SMTP); 421 also closes
 // the connection, as RFC 5321 section 3.8 requires of a server that says it.
+// Every new connection waits 100 ms for its greeting (smtp-server's early-talker check, not
+// configurable): benchmarks should reuse connections (a pooled transport) to measure throughput.
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 import { seededRandom } from './faults.ts';
