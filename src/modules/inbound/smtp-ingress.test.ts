@@ -1,7 +1,11 @@
 // Mail in over SMTP, over real SMTP: nodemailer sends to the listener, which stores what it accepts
 // like the MIME API before it answers 250.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../../simulators/tls.ts';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
 import { createPool } from '../../platform/db/pool.ts';
 import { createLogger } from '../../platform/logging.ts';
@@ -116,6 +120,49 @@ describe('SMTP ingress', () => {
     expect(await records(small)).toEqual([]);
     const info = await send(ingress.address.port, { to: 'small@smtp.test', subject: 'Fits', text: 'short' });
     expect(info.accepted).toHaveLength(1);
+  });
+
+  it('offers STARTTLS with a configured certificate, and takes mail over it', async () => {
+    const { cert, key } = await selfSignedCertificate();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'smtp-tls-'));
+    await writeFile(path.join(dir, 'cert.pem'), cert);
+    await writeFile(path.join(dir, 'key.pem'), key, { mode: 0o600 });
+    const tls = await startSmtpIngress({
+      pool: t.db.pool,
+      queue: t.queue,
+      logger,
+      host: '127.0.0.1',
+      port: 0,
+      tls: { certFile: path.join(dir, 'cert.pem'), keyFile: path.join(dir, 'key.pem') },
+    });
+    try {
+      const before = (await records(support)).length;
+      const info = await nodemailer
+        .createTransport({
+          host: '127.0.0.1',
+          port: tls.address.port,
+          secure: false,
+          requireTLS: true,
+          tls: { ca: cert },
+        })
+        .sendMail({ from: 'customer@example.org', to: 'support@smtp.test', subject: 'Over TLS', text: 'Hi' });
+      expect(info.response).toMatch(/^250 /);
+      expect(await records(support)).toHaveLength(before + 1);
+      // Without a certificate no STARTTLS is offered: a client that requires it gives up.
+      await expect(
+        nodemailer
+          .createTransport({ host: '127.0.0.1', port: ingress.address.port, secure: false, requireTLS: true })
+          .sendMail({
+            from: 'customer@example.org',
+            to: 'support@smtp.test',
+            subject: 'Must be TLS',
+            text: 'Hi',
+          }),
+      ).rejects.toThrow(/STARTTLS/);
+    } finally {
+      await tls.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('answers 451 when the database cannot be reached, so the sending server tries again', async () => {
