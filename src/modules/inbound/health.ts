@@ -262,7 +262,11 @@ export async function claimMailbox(
   const { rows } = await tx.query<{ claim_id: string }>(
     `UPDATE mailbox_health SET claim_id = gen_random_uuid(), claimed_until = $3 + make_interval(secs => $4),
             not_before = NULL
-      WHERE tenant_id = $1 AND mailbox_id = $2 AND (claimed_until IS NULL OR claimed_until < $3)
+      WHERE tenant_id = $1 AND mailbox_id = $2
+        AND (claimed_until IS NULL OR claimed_until < $3
+             -- A renewal only waiting out its backoff is taken over (its delayed job then finds its
+             -- claim gone); one waiting out a provider's Retry-After is not.
+             OR (not_before > $3 AND failure_kind IS DISTINCT FROM 'rate_limited'))
       RETURNING claim_id`,
     [tx.tenantId, mailboxId, now, leaseSeconds],
   );
@@ -326,7 +330,12 @@ export async function markRenewing(tx: TenantTx, mailboxId: string, reason: stri
   await setStatus(tx, mailboxId, 'renewing', reason);
 }
 
-/** A renewal that worked: the subscription it leaves, in the same transaction as the health; the claim ends. */
+/**
+ * A renewal that worked: the subscription it leaves, in the same transaction as the health; the
+ * claim ends. With `claimId`, only while that claim is the mailbox's (false otherwise: a later claim
+ * or new credentials superseded it, and nothing is written). A lifecycle flag raised after the
+ * renewal read its state (`pendingRead` is what it read) stays for the next renewal.
+ */
 export async function recordRenewed(
   tx: TenantTx,
   mailboxId: string,
@@ -336,14 +345,17 @@ export async function recordRenewed(
     clientState: string | null;
     expiresAt: Date;
     now?: Date;
+    claimId?: string;
+    pendingRead?: 'reauthorize' | 'recreate' | null;
   },
-): Promise<void> {
-  await tx.query(
+): Promise<boolean> {
+  const { rowCount } = await tx.query(
     `UPDATE mailbox_health SET subscription_id = $3, client_state = $4, expires_at = $5,
-            last_renewal_at = coalesce($7::timestamptz, now()), last_renewal_result = $6, failure_reason = NULL, failure_kind = NULL,
-            consecutive_failures = 0, pending = NULL, not_before = NULL, claim_id = NULL, claimed_until = NULL,
+            last_renewal_at = coalesce($7::timestamptz, now()), last_renewal_result = $6, failure_reason = NULL,
+            failure_kind = NULL, consecutive_failures = 0, not_before = NULL, claim_id = NULL, claimed_until = NULL,
+            pending = CASE WHEN $9::boolean OR pending IS NOT DISTINCT FROM $10::text THEN NULL ELSE pending END,
             updated_at = now()
-      WHERE tenant_id = $1 AND mailbox_id = $2`,
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND ($8::uuid IS NULL OR claim_id = $8::uuid)`,
     [
       tx.tenantId,
       mailboxId,
@@ -352,9 +364,23 @@ export async function recordRenewed(
       outcome.expiresAt,
       outcome.result,
       outcome.now ?? null,
+      outcome.claimId ?? null,
+      outcome.pendingRead === undefined,
+      outcome.pendingRead ?? null,
     ],
   );
+  if (rowCount !== 1) return false;
   await setStatus(tx, mailboxId, 'healthy', outcome.result);
+  return true;
+}
+
+/** Whether a lifecycle flag waits for a renewal (raised while the last one ran). */
+export async function pendingFlag(tx: TenantTx, mailboxId: string): Promise<boolean> {
+  const { rows } = await tx.query<{ pending: string | null }>(
+    'SELECT pending FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2',
+    [tx.tenantId, mailboxId],
+  );
+  return Boolean(rows[0]?.pending);
 }
 
 export type FailureKind = 'auth' | 'rate_limited' | 'transient' | 'permanent';
@@ -375,8 +401,10 @@ export async function recordRenewalFailed(
     retryAt: Date;
     errorAfter: number;
     keepClaim: boolean;
+    /** Only while this claim is the mailbox's (answers undefined when superseded: nothing written). */
+    claimId?: string;
   },
-): Promise<HealthStatus> {
+): Promise<HealthStatus | undefined> {
   const reason = failure.reason.slice(0, 1000);
   const { rows } = await tx.query<{ consecutive_failures: number }>(
     `UPDATE mailbox_health SET last_renewal_at = $5::timestamptz, last_renewal_result = 'failed', failure_reason = $3,
@@ -384,11 +412,20 @@ export async function recordRenewalFailed(
             consecutive_failures = consecutive_failures + 1, not_before = $4::timestamptz,
             claim_id = CASE WHEN $6::boolean THEN claim_id END, claimed_until = CASE WHEN $6::boolean THEN $4::timestamptz END,
             updated_at = now()
-      WHERE tenant_id = $1 AND mailbox_id = $2
+      WHERE tenant_id = $1 AND mailbox_id = $2 AND ($8::uuid IS NULL OR claim_id = $8::uuid)
       RETURNING consecutive_failures`,
-    [tx.tenantId, mailboxId, reason, failure.retryAt, failure.now, failure.keepClaim, failure.kind],
+    [
+      tx.tenantId,
+      mailboxId,
+      reason,
+      failure.retryAt,
+      failure.now,
+      failure.keepClaim,
+      failure.kind,
+      failure.claimId ?? null,
+    ],
   );
-  if (!rows[0]) throw notFound('mailbox');
+  if (!rows[0]) return undefined;
   const status: HealthStatus =
     failure.kind === 'auth'
       ? 'needs_reauth'
@@ -416,7 +453,10 @@ export async function flagLifecycle(
 export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promise<void> {
   await tx.query(
     `UPDATE mailbox_health SET consecutive_failures = 0, not_before = NULL, failure_reason = NULL, failure_kind = NULL,
-            pending = CASE WHEN subscription_id IS NULL THEN NULL ELSE 'recreate' END
+            pending = CASE WHEN subscription_id IS NULL THEN NULL ELSE 'recreate' END,
+            -- A renewal in flight works with the old credentials: its claim ends, so what it finds
+            -- (a refusal of the old token above all) is not recorded over the new ones.
+            claim_id = NULL, claimed_until = NULL
       WHERE tenant_id = $1 AND mailbox_id = $2`,
     [tx.tenantId, mailboxId],
   );

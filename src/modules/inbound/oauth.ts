@@ -289,8 +289,19 @@ export async function finishConnection(
   });
   forgetGraphTokens(mailbox.id);
 
-  const subscribeProblem = await subscribe(tenantId, mailbox.id);
-  const health = await withTenant(deps.pool, tenantId, (tx) => getHealth(tx, mailbox.id));
+  // Connected (committed): whatever fails from here is said on the page, never a 500 that would
+  // send the person back to a state already used.
+  let subscribeProblem: string | undefined;
+  let health: { status: HealthStatus; failureReason: string | null } = {
+    status: 'renewing',
+    failureReason: null,
+  };
+  try {
+    subscribeProblem = await subscribe(tenantId, mailbox.id);
+    health = await withTenant(deps.pool, tenantId, (tx) => getHealth(tx, mailbox.id));
+  } catch (err) {
+    subscribeProblem = `connected, but subscribing failed for now (upkeep tries again): ${(err as Error)?.message ?? String(err)}`;
+  }
   return {
     connected: true,
     mailbox: { ...mailbox, hasCredentials: true },

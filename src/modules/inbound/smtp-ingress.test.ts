@@ -112,6 +112,16 @@ describe('SMTP ingress', () => {
     expect(await records(b)).toEqual([]);
   });
 
+  it("refuses a plus address another tenant named, rather than hand it the answers to this tenant's tickets", async () => {
+    const taken = await mailbox(t.b.adminToken.token, 'support+T-99@smtp.test');
+    const before = (await records(support)).length;
+    await expect(
+      send(ingress.address.port, { to: 'support+T-99@smtp.test', subject: 'Re: [#T-99] Printer' }),
+    ).rejects.toMatchObject({ responseCode: 550 });
+    expect(await records(taken)).toEqual([]);
+    expect(await records(support)).toHaveLength(before);
+  });
+
   it("enforces the mailbox's size limit (552), declared or not", async () => {
     const small = await mailbox(t.a.adminToken.token, 'small@smtp.test', { maxMessageBytes: 1024 });
     await expect(

@@ -66,7 +66,10 @@ async function mailboxFor(pool: Pool, address: string): Promise<Recipient | 'amb
       [candidates],
     ),
   );
-  // The exact address first; its plus-less form only when no mailbox has the exact one.
+  // The exact address first; its plus-less form only when no mailbox has the exact one. Both forms
+  // must belong to one tenant: a tenant that names another's plus address (support+T-12@ of a
+  // tenant whose replies carry it) must not receive the answers to the other's tickets.
+  if (new Set(rows.map((r) => r.tenant_id)).size > 1) return 'ambiguous';
   const exact = rows.filter((r) => r.address_normalized === normalized);
   const found = exact.length > 0 ? exact : rows;
   if (found.length === 0) return undefined;
@@ -99,6 +102,9 @@ export async function startSmtpIngress(options: SmtpIngressOptions): Promise<Smt
     disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     ...(tls ? { key: tls.key, cert: tls.cert } : {}),
     logger: false,
+    // Bounded: connections at once, and how long a silent one is kept.
+    maxClients: 200,
+    socketTimeout: 120_000,
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       void (async () => {
         const list = recipients.get(session) ?? [];
@@ -128,20 +134,35 @@ export async function startSmtpIngress(options: SmtpIngressOptions): Promise<Smt
       );
     },
     onData(stream, session, callback) {
+      // Kept only up to the largest message a recipient takes; past it the rest is read and dropped
+      // (smtp-server goes on emitting), so a client streaming without end holds no memory.
+      const limit = Math.min(
+        SMTP_MAX_BYTES,
+        Math.max(0, ...(recipients.get(session) ?? []).map((r) => r.maxMessageBytes)),
+      );
       const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let kept = 0;
+      let over = false;
+      stream.on('data', (chunk: Buffer) => {
+        if (over) return;
+        kept += chunk.length;
+        if (kept > limit) {
+          over = true;
+          chunks.length = 0;
+        } else chunks.push(chunk);
+      });
       stream.on('end', () => {
         void (async () => {
           // smtp-server stops reading past `size` and says so here.
-          if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded)
-            throw reply(552, 'Message exceeds the fixed maximum message size');
+          if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded || over)
+            throw reply(552, `Message exceeds the recipient mailbox's limit of ${limit} bytes`);
           const raw = Buffer.concat(chunks);
           const list = recipients.get(session) ?? [];
-          const over = list.find((r) => raw.length > r.maxMessageBytes);
-          if (over)
+          const tooLarge = list.find((r) => raw.length > r.maxMessageBytes);
+          if (tooLarge)
             throw reply(
               552,
-              `Message exceeds the recipient mailbox's limit of ${over.maxMessageBytes} bytes`,
+              `Message exceeds the recipient mailbox's limit of ${tooLarge.maxMessageBytes} bytes`,
             );
           // One record (and job) per recipient mailbox; 250 only when all are committed.
           await Promise.all(

@@ -38,6 +38,7 @@ import {
   flagLifecycle,
   type HealthStatus,
   markRenewing,
+  pendingFlag,
   recordReconciled,
   recordRenewalFailed,
   recordRenewed,
@@ -269,6 +270,24 @@ async function renewGmail(deps: UpkeepDeps, tenantId: string, mailbox: Mailbox):
   };
 }
 
+/** Deletes a Graph subscription a superseded renewal made (best effort: it would expire anyway). */
+async function dropSubscription(
+  deps: UpkeepDeps,
+  tenantId: string,
+  mailbox: Mailbox,
+  id: string,
+): Promise<void> {
+  if (mailbox.kind !== 'graph') return;
+  try {
+    await (await graphClientFor(deps, tenantId, mailbox)).deleteSubscription(id);
+  } catch (err) {
+    deps.logger.info(
+      { err, tenantId, mailboxId: mailbox.id },
+      "a superseded renewal's subscription could not be deleted; it expires",
+    );
+  }
+}
+
 /**
  * Backoff after the n-th consecutive failure: 5 s doubling to 15 min, with ±20 % jitter. A
  * provider's 5xx usually passes within seconds; four failures in a row come back within about 75 s,
@@ -318,8 +337,10 @@ export async function renewMailbox(
         retryAt: new Date(now().getTime() + deps.upkeep.intervalSeconds * 1000),
         errorAfter: 1,
         keepClaim: false,
+        claimId,
       }),
     );
+    if (!status) return { status: 'skipped', reason: 'claim superseded' };
     return { status, result: 'failed', reason: cannot };
   }
   try {
@@ -327,15 +348,29 @@ export async function renewMailbox(
       mailbox.kind === 'graph'
         ? await renewGraph(deps, tenantId, mailbox)
         : await renewGmail(deps, tenantId, mailbox);
-    await withTenant(deps.pool, tenantId, async (tx) => {
-      await recordRenewed(tx, mailboxId, { ...renewed, now: now() });
+    const recorded = await withTenant(deps.pool, tenantId, async (tx) => {
+      // Only while the claim is still ours: a later claim, or new credentials, superseded it.
+      if (
+        !(await recordRenewed(tx, mailboxId, { ...renewed, now: now(), claimId, pendingRead: state.pending }))
+      )
+        return false;
       // A new subscription: whatever arrived while there was none is looked for now.
       if (
         (renewed.result === 'created' || renewed.result === 'recreated') &&
         (await claimReconcile(tx, mailboxId, now(), RECONCILE_LEASE_SECONDS, true))
       )
         await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx });
+      return true;
     });
+    if (!recorded) {
+      // The subscription this renewal made is nobody's: take it back (the one recorded stays).
+      if (renewed.result === 'created' || renewed.result === 'recreated')
+        await dropSubscription(deps, tenantId, mailbox, renewed.subscriptionId);
+      return { status: 'skipped', reason: 'claim superseded while renewing' };
+    }
+    // A lifecycle notification that came while this renewal ran waits for another: now.
+    if (await withTenant(deps.pool, tenantId, (tx) => pendingFlag(tx, mailboxId)))
+      await enqueueRenewal(deps, tenantId, mailboxId, send);
     return { status: 'healthy', result: renewed.result };
   } catch (err) {
     const kind = failureKind(err);
@@ -353,7 +388,9 @@ export async function renewMailbox(
         retryAt,
         errorAfter: deps.upkeep.errorAfter,
         keepClaim: retries,
+        claimId,
       });
+      if (!s) return undefined;
       if (
         retries &&
         (await extendClaim(tx, mailboxId, claimId, new Date(retryAt.getTime() + RENEW_LEASE_SECONDS * 1000)))
@@ -361,6 +398,7 @@ export async function renewMailbox(
         await send(mailboxRenewJob, payload, { tx, delaySeconds: waitSeconds });
       return s;
     });
+    if (!status) return { status: 'skipped', reason: 'claim superseded while renewing' };
     deps.logger.warn(
       { mailboxId, tenantId, kind, reason, retryInSeconds: retries ? waitSeconds : null },
       'mailbox renewal failed',
