@@ -340,6 +340,42 @@ describe('a Graph mailbox', () => {
       .toBe(0);
     expect(sim.renewalsBySubscription().get(mailbox.health.subscriptionId)).toBe(1);
   });
+  it('lets new credentials supersede a renewal claimed with the old ones, which then writes nothing', async () => {
+    const mailbox = await graphMailbox();
+    const first = mailbox.health.subscriptionId as string;
+    await workers.boss.offWork('mailbox.renew');
+    try {
+      // A renewal is claimed and queued with the old credentials …
+      advance(6.5 * DAY);
+      expect((await runUpkeepPass(deps(), workers)).renewals).toBeGreaterThanOrEqual(1);
+      // … and before it runs, an admin gives new credentials: subscribed again at once.
+      const changed = await t.call(token, 'PATCH', `/api/v1/mailboxes/${mailbox.id}`, {
+        credentials: sim.credentials,
+      });
+      expect(changed.body.health).toMatchObject({ status: 'healthy', lastRenewalResult: 'recreated' });
+    } finally {
+      await workers.startWorkers(['mailbox.renew']);
+    }
+    const second = (await health(mailbox.id)).subscriptionId;
+    expect(second).not.toBe(first);
+    // The old claim's job runs now and finds its claim gone: nothing renewed, nothing written.
+    await expect
+      .poll(
+        async () =>
+          (
+            await t.db.admin.query(
+              "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'mailbox.renew' AND state <> 'completed' AND data->>'mailboxId' = $1",
+              [mailbox.id],
+            )
+          ).rows[0].n,
+      )
+      .toBe(0);
+    const h = await health(mailbox.id);
+    expect(h).toMatchObject({ status: 'healthy', subscriptionId: second, lastRenewalResult: 'recreated' });
+    expect(sim.renewalsBySubscription().get(second) ?? 0).toBe(0);
+    expect(subscriptionsOf(mailbox.address).map((x) => x.id)).toEqual([second]);
+  });
+
   it('takes its Graph subscription along when deleted', async () => {
     const mailbox = await graphMailbox();
     expect(subscriptionsOf(mailbox.address)).toHaveLength(1);
