@@ -4,13 +4,12 @@
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
-import { uuidv7 } from '../../platform/ids.ts';
 import { NotFound } from '../../platform/provider-errors.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
 import { type GmailHistoryPayload, processInboundJob } from './job-refs.ts';
 import { getMailbox, mailboxState } from './mailboxes.ts';
 import { gmailClientFor, providerUser } from './providers/clients.ts';
-import { unrecordedMessages } from './records.ts';
+import { recordProviderMessages, unrecordedMessages } from './records.ts';
 
 export interface GmailSyncDeps {
   pool: Pool;
@@ -72,14 +71,10 @@ export async function syncGmailHistory(
   }
   const fresh = await withTenant(deps.pool, tenantId, (tx) => unrecordedMessages(tx, mailboxId, ids));
   await withTenant(deps.pool, tenantId, async (tx) => {
-    for (const messageId of fresh) {
-      const inboundId = uuidv7();
-      await tx.query(
-        `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer) VALUES ($1, $2, $3, 'gmail', $4)`,
-        [tenantId, inboundId, mailboxId, JSON.stringify({ messageId, historyId: latest })],
-      );
+    for (const inboundId of await recordProviderMessages(tx, mailboxId, 'gmail', fresh, {
+      historyId: latest,
+    }))
       await send(processInboundJob, { tenantId, inboundId }, { tx });
-    }
     // Only ever forward: two pushes handled out of order must not move the cursor back.
     await tx.query(
       `UPDATE mailboxes SET state = state || jsonb_build_object('gmail', coalesce(state->'gmail', '{}')

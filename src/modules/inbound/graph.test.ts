@@ -285,7 +285,7 @@ describe('Graph fetch failures', () => {
     await expect(
       processInbound(deps(), { tenantId: t.a.tenant.id, inboundId: row.id, lastAttempt: false }),
     ).rejects.toBeInstanceOf(RateLimited);
-    const sent: { payload: unknown; startAfter?: Date }[] = [];
+    const sent: { payload: unknown; delaySeconds?: number }[] = [];
     const handler = inboundJobs(deps()).find((d) => d.name === processInboundJob.name)!.handler;
     sim.fault({ pathPrefix: `/v1.0/users/`, status: 429, retryAfter: 7 });
     t.clock.freeze();
@@ -298,15 +298,18 @@ describe('Graph fetch failures', () => {
         logger: createLogger('silent'),
         signal: new AbortController().signal,
         send: async (_ref, payload, options) => {
-          sent.push({ payload, ...(options?.startAfter ? { startAfter: options.startAfter } : {}) });
+          sent.push({
+            payload,
+            ...(options?.delaySeconds !== undefined ? { delaySeconds: options.delaySeconds } : {}),
+          });
           return 'next';
         },
       },
     );
     expect(result).toEqual({ rescheduledInSeconds: 7 });
     expect(sent).toHaveLength(1);
-    // Exactly the seven seconds Graph asked for, on the clock the server runs on.
-    expect(sent[0]!.startAfter!.getTime() - t.clock.now().getTime()).toBe(7_000);
+    // Exactly the seven seconds Graph asked for, counted by the queue's database.
+    expect(sent[0]!.delaySeconds).toBe(7);
     // Once Graph answers, the same record completes.
     const outcome = await processInbound(deps(), {
       tenantId: t.a.tenant.id,

@@ -9,11 +9,11 @@ import { safeEqual } from '../../platform/crypto.ts';
 import { AppError, notFound } from '../../platform/errors.ts';
 import { ProblemSchema } from '../../platform/http/schemas.ts';
 import type { RouteModule } from '../../platform/http/server.ts';
-import { uuidv7 } from '../../platform/ids.ts';
 import { gmailHistoryJob, mailboxLifecycleJob, processInboundJob } from './job-refs.ts';
 import { decodePushData, verifyPushToken } from './providers/gmail/push.ts';
 import { graphNotifications } from './providers/graph/notifications.ts';
 import { noteNotification } from './health.ts';
+import { recordProviderMessages } from './records.ts';
 
 // Health bookkeeping (the mailbox's lastNotificationAt) is written at most every 10 s per mailbox and
 // outside the ingress transaction: a hot row locked by every notification would serialise them all.
@@ -133,21 +133,14 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
       const messageIds = notifications
         .filter((n) => !n.lifecycleEvent && n.resourceData?.id)
         .map((n) => n.resourceData!.id!);
-      const inboundIds = messageIds.map(() => uuidv7());
       await withTenant(pool, tenantId, async (tx) => {
-        if (messageIds.length > 0) {
-          await tx.query(
-            `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer)
-             SELECT $1, x.id, $2, 'graph', jsonb_build_object('messageId', x.message_id)
-               FROM unnest($3::uuid[], $4::text[]) AS x(id, message_id)`,
-            [tenantId, request.params.mailboxId, inboundIds, messageIds],
-          );
+        const inboundIds = await recordProviderMessages(tx, request.params.mailboxId, 'graph', messageIds);
+        if (inboundIds.length > 0)
           await queue.sendMany(
             processInboundJob,
             inboundIds.map((inboundId) => ({ tenantId, inboundId })),
             { tx },
           );
-        }
         for (const n of lifecycle) {
           await queue.send(
             mailboxLifecycleJob,

@@ -72,7 +72,7 @@ async function processInboundBatchJobs(
         const { payload, ctx } = items[i]!;
         try {
           await ctx.send(processInboundJob, payload, {
-            startAfter: new Date(deps.clock.now().getTime() + err.retryAfterSeconds * 1000),
+            delaySeconds: err.retryAfterSeconds,
           });
         } catch (sendError) {
           return { ok: false, error: sendError };
@@ -102,7 +102,7 @@ export function inboundJobs(
         } catch (err) {
           if (err instanceof RateLimited) {
             await ctx.send(gmailHistoryJob, payload, {
-              startAfter: new Date(deps.clock.now().getTime() + err.retryAfterSeconds * 1000),
+              delaySeconds: err.retryAfterSeconds,
             });
             return { rescheduledInSeconds: err.retryAfterSeconds };
           }

@@ -1,5 +1,6 @@
 // Inbound records (one row per message received, whatever the channel): the writes of their
 // lifecycle after they were accepted (ingest.ts writes them at acceptance).
+import { uuidv7 } from '../../platform/ids.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { FINAL_STATUSES, type InboundStatus } from './outcomes.ts';
 import { storableReason } from './storable.ts';
@@ -129,4 +130,27 @@ export async function unrecordedMessages(tx: TenantTx, mailboxId: string, ids: s
     [tx.tenantId, mailboxId, [...new Set(ids)]],
   );
   return rows.map((r) => r.id);
+}
+
+/**
+ * Records messages a provider named (a webhook, a history read, a reconciliation): one inbound
+ * record each, its pointer `{messageId, ...extra}`. Returns their ids, in the order given, for the
+ * caller to enqueue in the same transaction.
+ */
+export async function recordProviderMessages(
+  tx: TenantTx,
+  mailboxId: string,
+  source: 'graph' | 'gmail',
+  messageIds: string[],
+  extra: Record<string, unknown> = {},
+): Promise<string[]> {
+  if (messageIds.length === 0) return [];
+  const inboundIds = messageIds.map(() => uuidv7());
+  await tx.query(
+    `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer)
+     SELECT $1, x.id, $2, $3, jsonb_build_object('messageId', x.message_id) || $6::jsonb
+       FROM unnest($4::uuid[], $5::text[]) AS x(id, message_id)`,
+    [tx.tenantId, mailboxId, source, inboundIds, messageIds, JSON.stringify(extra)],
+  );
+  return inboundIds;
 }

@@ -22,7 +22,6 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemRead, withSystemTx, withTenant } from '../../platform/db/tx.ts';
-import { uuidv7 } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { AuthExpired, NotFound, ProviderError, RateLimited } from '../../platform/provider-errors.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
@@ -57,7 +56,7 @@ import { getMailbox, type Mailbox, mailboxState, setMailboxState } from './mailb
 import { gmailClientFor, graphClientFor, providerUser } from './providers/clients.ts';
 import { reconcileImapMailbox } from './providers/imap/reconcile.ts';
 import { syncGmailHistory } from './gmail-sync.ts';
-import { unrecordedMessages } from './records.ts';
+import { recordProviderMessages, unrecordedMessages } from './records.ts';
 
 export interface UpkeepDeps {
   pool: Pool;
@@ -516,16 +515,8 @@ async function enqueueFound(
   cursor: Record<string, unknown>,
 ): Promise<void> {
   await withTenant(deps.pool, tenantId, async (tx) => {
-    if (ids.length > 0) {
-      const inboundIds = ids.map(() => uuidv7());
-      await tx.query(
-        `INSERT INTO inbound_messages (tenant_id, id, mailbox_id, source, pointer)
-         SELECT $1, x.id, $2, $3, jsonb_build_object('messageId', x.message_id)
-           FROM unnest($4::uuid[], $5::text[]) AS x(id, message_id)`,
-        [tenantId, mailbox.id, mailbox.kind, inboundIds, ids],
-      );
-      for (const inboundId of inboundIds) await send(processInboundJob, { tenantId, inboundId }, { tx });
-    }
+    for (const inboundId of await recordProviderMessages(tx, mailbox.id, 'graph', ids))
+      await send(processInboundJob, { tenantId, inboundId }, { tx });
     await setMailboxState(tx, mailbox.id, 'graph', cursor);
   });
 }
