@@ -108,7 +108,7 @@ export async function applyBatch(
       const t = tickets.get(byRef);
       if (t) return { ticket: t, rule: 'message_id' };
     }
-    const number = subjectTicketNumber(it.mail.subject);
+    const number = subjectTicketNumber(it.mail.subject, it.mailbox.settings.outbound.subjectTag);
     const id = number === undefined ? undefined : tagged.get(number);
     const t = id === undefined ? undefined : tickets.get(id);
     // A tag from a stranger is ignored: it must not let anyone write into any ticket by guessing numbers.

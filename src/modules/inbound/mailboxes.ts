@@ -43,11 +43,49 @@ export interface MailboxSettings {
   };
   imap: { [key: string]: unknown };
   /**
+   * How mail leaves an IMAP or MIME mailbox: its SMTP server (the password is credentials.smtpPassword;
+   * `ca`: a PEM certificate to trust besides the system's, for a private relay).
+   */
+  smtp?: SmtpSettings;
+  /** Outbound mail of the mailbox: replies and acknowledgements. */
+  outbound: OutboundSettings;
+  /**
    * The mailbox's own OAuth app registration for connecting it (its secret is
    * credentials.oauthClientSecret); without it, the install's (RELAYDESK_MICROSOFT_* / RELAYDESK_GOOGLE_*).
    */
   oauth?: { clientId?: string };
 }
+
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  security: 'tls' | 'starttls' | 'none';
+  username?: string;
+  ca?: string;
+}
+
+export interface OutboundSettings {
+  /** The subject tag of the ticket; `{number}` stands for its number (T-12). Inbound threads by it. */
+  subjectTag: string;
+  /** Quote the customer's last message under a reply. */
+  quoteHistory: boolean;
+  /** Reply-To local+T-12@domain (when the mail server delivers plus addresses to the mailbox). */
+  plusAddressing: boolean;
+  /** Acknowledge a new ticket opened by mail, with this template (else the tenant's default). */
+  acknowledge: boolean;
+  acknowledgementTemplateId: string | null;
+  /** Automatic mails (acknowledgements) to one address per hour, at most. */
+  automaticPerRecipientPerHour: number;
+}
+
+export const DEFAULT_OUTBOUND: OutboundSettings = {
+  subjectTag: '[#{number}]',
+  quoteHistory: true,
+  plusAddressing: false,
+  acknowledge: false,
+  acknowledgementTemplateId: null,
+  automaticPerRecipientPerHour: 5,
+};
 
 export const DEFAULT_SETTINGS: MailboxSettings = {
   createContacts: true,
@@ -67,6 +105,7 @@ export const DEFAULT_SETTINGS: MailboxSettings = {
     authorizeUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
   },
   imap: {},
+  outbound: DEFAULT_OUTBOUND,
 };
 
 export interface Mailbox {
@@ -168,6 +207,7 @@ export function resolveSettings(
     graph: { ...base.graph },
     gmail: { ...base.gmail },
     imap: { ...base.imap },
+    outbound: { ...base.outbound },
   } as MailboxSettings;
   for (const provider of ['graph', 'gmail', 'imap'] as const) {
     const value = given[provider];
@@ -213,7 +253,10 @@ export function resolveSettings(
         { path: '/settings/oauth', message: 'must be {clientId}, clientId a non-empty string' },
       ]);
   }
-  const known = new Set([...Object.keys(DEFAULT_SETTINGS), 'oauth']);
+  if (given['outbound'] !== undefined) s.outbound = checkOutbound(given['outbound'], base.outbound);
+  if (given['smtp'] !== undefined && given['smtp'] !== null) s.smtp = checkSmtp(given['smtp']);
+  if (given['smtp'] === null) delete s.smtp;
+  const known = new Set([...Object.keys(DEFAULT_SETTINGS), 'oauth', 'smtp']);
   for (const key of Object.keys(given)) {
     if (!known.has(key))
       throw validation(`unknown setting "${key}"`, [
@@ -221,6 +264,70 @@ export function resolveSettings(
       ]);
   }
   return s;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function settingError(path: string, message: string): never {
+  throw validation(`settings.${path.replace(/\//g, '.')} ${message}`, [{ path: `/settings/${path}`, message }]);
+}
+
+function checkSmtp(value: unknown): SmtpSettings {
+  if (!isObject(value)) settingError('smtp', 'must be {host, port, security, username?, ca?}');
+  for (const key of Object.keys(value))
+    if (!['host', 'port', 'security', 'username', 'ca'].includes(key)) settingError(`smtp/${key}`, 'unknown setting');
+  const { host, port, security, username, ca } = value;
+  if (typeof host !== 'string' || !/^[A-Za-z0-9.:[\]-]{1,253}$/.test(host))
+    settingError('smtp/host', 'must be a host name or address');
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+    settingError('smtp/port', 'must be an integer from 1 to 65535');
+  if (security !== 'tls' && security !== 'starttls' && security !== 'none')
+    settingError('smtp/security', 'must be "tls", "starttls" or "none"');
+  if (username !== undefined && (typeof username !== 'string' || username.length > 320))
+    settingError('smtp/username', 'must be a string of at most 320 characters');
+  if (ca !== undefined && (typeof ca !== 'string' || !ca.includes('-----BEGIN CERTIFICATE-----') || ca.length > 65536))
+    settingError('smtp/ca', 'must be PEM certificates');
+  return {
+    host,
+    port: port as number,
+    security,
+    ...(username === undefined ? {} : { username }),
+    ...(ca === undefined ? {} : { ca }),
+  };
+}
+
+function checkOutbound(value: unknown, base: OutboundSettings): OutboundSettings {
+  if (!isObject(value)) settingError('outbound', 'must be an object');
+  const out = { ...base };
+  for (const [key, v] of Object.entries(value)) {
+    switch (key) {
+      case 'subjectTag':
+        if (typeof v !== 'string' || !v.includes('{number}') || v.length > 40 || /[\r\n]/.test(v))
+          settingError('outbound/subjectTag', 'must contain {number}, on one line, at most 40 characters');
+        out.subjectTag = v;
+        break;
+      case 'quoteHistory':
+      case 'plusAddressing':
+      case 'acknowledge':
+        if (typeof v !== 'boolean') settingError(`outbound/${key}`, 'must be a boolean');
+        out[key] = v;
+        break;
+      case 'acknowledgementTemplateId':
+        if (v !== null && (typeof v !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)))
+          settingError('outbound/acknowledgementTemplateId', 'must be a template id or null');
+        out.acknowledgementTemplateId = v;
+        break;
+      case 'automaticPerRecipientPerHour':
+        if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 100)
+          settingError('outbound/automaticPerRecipientPerHour', 'must be an integer from 0 to 100');
+        out.automaticPerRecipientPerHour = v as number;
+        break;
+      default:
+        settingError(`outbound/${key}`, 'unknown setting');
+    }
+  }
+  return out;
 }
 
 interface MailboxRow {
@@ -515,6 +622,28 @@ export async function saveRotatedRefreshToken(
     [tx.tenantId, id, seal(key, JSON.stringify({ ...stored, refreshToken: rotation.next }))],
   );
   return true;
+}
+
+/**
+ * The mailbox a ticket's conversation belongs to: the given one, else the one its latest mail came
+ * in through, else the tenant's first mailbox; undefined when the tenant has none.
+ */
+export async function conversationMailbox(
+  tx: TenantTx,
+  ticketId: string,
+  preferredId?: string | null,
+): Promise<Mailbox | undefined> {
+  if (preferredId) return getMailbox(tx, preferredId);
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND id = coalesce(
+       (SELECT i.mailbox_id FROM ticket_messages m
+          JOIN inbound_messages i ON i.tenant_id = m.tenant_id AND i.id = m.inbound_id
+         WHERE m.tenant_id = $1 AND m.ticket_id = $2 AND m.inbound_id IS NOT NULL
+         ORDER BY m.created_at DESC LIMIT 1),
+       (SELECT id FROM mailboxes WHERE tenant_id = $1 ORDER BY created_at, id LIMIT 1))`,
+    [tx.tenantId, ticketId],
+  );
+  return rows[0] ? toMailbox(rows[0]) : undefined;
 }
 
 /** Normalised addresses of all the tenant's mailboxes (mail from them is our own). */

@@ -58,9 +58,25 @@ export function threadReferences(
   return out;
 }
 
-/** The ticket number of a `[#T-123]` subject tag, if any. */
-export function subjectTicketNumber(subject: string): number | undefined {
-  const m = /\[#T-(\d{1,18})\]/i.exec(subject);
+const tagPatterns = new Map<string, RegExp>();
+
+/** The pattern of a subject tag format (outbound settings: `{number}` stands for T-123). */
+function tagPattern(format: string): RegExp {
+  let re = tagPatterns.get(format);
+  if (!re) {
+    const [before, after] = format.split('{number}').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    re = new RegExp(`${before}T-(\\d{1,18})${after ?? ''}`, 'i');
+    if (tagPatterns.size < 1000) tagPatterns.set(format, re);
+  }
+  return re;
+}
+
+/**
+ * The ticket number of the subject's tag, if any: in the mailbox's format (outbound settings), or in
+ * the default `[#T-123]` (so that changing the format keeps older conversations threading).
+ */
+export function subjectTicketNumber(subject: string, format = '[#{number}]'): number | undefined {
+  const m = tagPattern(format).exec(subject) ?? tagPattern('[#{number}]').exec(subject);
   return m ? Number(m[1]) : undefined;
 }
 

@@ -3,7 +3,7 @@ import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
-import { storeBlobs } from '../blobs/service.ts';
+import { readBlobs, storeBlobs } from '../blobs/service.ts';
 import { recordStatusChanges } from './changes.ts';
 import {
   type Address,
@@ -21,7 +21,8 @@ import { wakeTickets } from './wakeups.ts';
 
 /** Mail details of a message that came by mail. */
 export interface MailFields {
-  inboundId: string;
+  /** The inbound record it came from; absent on mail we send. */
+  inboundId?: string | null | undefined;
   from: string;
   to: Address[];
   cc: Address[];
@@ -217,7 +218,7 @@ export function insertMessages(tx: TenantTx, messages: MessageToInsert[]): Promi
   return Promise.all(sent).then(() => undefined);
 }
 
-async function getMessage(tx: TenantTx, id: string): Promise<TicketMessage> {
+export async function getMessage(tx: TenantTx, id: string): Promise<TicketMessage> {
   const { rows } = await tx.query<MessageRow>(
     `SELECT ${MESSAGE_READ_COLUMNS} FROM ticket_messages m WHERE m.tenant_id = $1 AND m.id = $2`,
     [tx.tenantId, id],
@@ -258,4 +259,90 @@ export async function listMessages(
     values,
   );
   return toPage(rows, limit, toMessage);
+}
+
+/** The attachments of a message with their contents (for mail that carries them out). */
+export async function messageAttachments(
+  tx: TenantTx,
+  messageId: string,
+): Promise<{ filename: string; contentType: string; content: Buffer; contentId: string | null; inline: boolean }[]> {
+  const { rows } = await tx.query<{
+    filename: string;
+    content_type: string;
+    sha256: Buffer;
+    content_id: string | null;
+    inline: boolean;
+  }>(
+    `SELECT filename, content_type, sha256, content_id, inline FROM attachments
+      WHERE tenant_id = $1 AND message_id = $2 ORDER BY created_at, id`,
+    [tx.tenantId, messageId],
+  );
+  if (rows.length === 0) return [];
+  const contents = await readBlobs(
+    tx,
+    rows.map((r) => r.sha256),
+  );
+  return rows.map((r) => ({
+    filename: r.filename,
+    contentType: r.content_type,
+    content: contents.get(r.sha256.toString('hex')) ?? Buffer.alloc(0),
+    contentId: r.content_id,
+    inline: r.inline,
+  }));
+}
+
+/** A public message of a conversation, as threading and quoting need it. */
+export interface ThreadMessage {
+  id: string;
+  rfcMessageId: string | null;
+  direction: 'inbound' | 'outbound';
+  authorId: string;
+  text: string;
+  replyText: string | null;
+  from: string | null;
+  createdAt: string;
+}
+
+/** The ticket's latest `limit` public messages, oldest first (threading headers and quoting read them). */
+export async function threadMessages(
+  tx: TenantTx,
+  input: { ticketId: string; limit: number },
+): Promise<ThreadMessage[]> {
+  const { rows } = await tx.query<{
+    id: string;
+    rfc_message_id: string | null;
+    direction: 'inbound' | 'outbound';
+    author_id: string;
+    body_text: string;
+    reply_text: string | null;
+    mail_from: string | null;
+    created_at: string;
+  }>(
+    `SELECT * FROM (
+       SELECT id, rfc_message_id, direction, author_id, body_text, reply_text, mail_from, created_at
+         FROM ticket_messages WHERE tenant_id = $1 AND ticket_id = $2 AND visibility = 'public'
+        ORDER BY created_at DESC, id DESC LIMIT $3) m
+      ORDER BY created_at, id`,
+    [tx.tenantId, input.ticketId, input.limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    rfcMessageId: r.rfc_message_id,
+    direction: r.direction,
+    authorId: r.author_id,
+    text: r.body_text,
+    replyText: r.reply_text,
+    from: r.mail_from,
+    createdAt: r.created_at,
+  }));
+}
+
+/** The ticket's participants (normalised addresses that took part in its mail), in address order. */
+export async function ticketParticipants(tx: TenantTx, ticketId: string): Promise<string[]> {
+  const { rows } = await tx.query<{ a: string }>(
+    `SELECT address_normalized AS a FROM ticket_participants WHERE tenant_id = $1 AND ticket_id = $2
+      ORDER BY address_normalized`,
+    [tx.tenantId, ticketId],
+  );
+  return rows.map((r) => r.a);
 }

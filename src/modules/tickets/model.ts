@@ -58,7 +58,18 @@ export interface TicketMessage {
   messageId: string | null;
   /** For messages that came by mail: its envelope, the new part of a reply, attachments, classification. */
   mail: MailDetails | null;
+  /** For a message sent out by mail: its latest delivery attempt (the ledger's, read-only here). */
+  delivery: DeliverySummary | null;
   createdAt: string;
+}
+
+export interface DeliverySummary {
+  id: string;
+  status: string;
+  attempt: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+  sentAt: string | null;
 }
 
 export interface StatusChange {
@@ -98,6 +109,7 @@ export interface MessageRow {
   reply_text?: string | null;
   classification?: Record<string, unknown> | null;
   attachments?: AttachmentInfo[] | null;
+  delivery?: (Omit<DeliverySummary, 'sentAt'> & { sentAt: string | null }) | null;
 }
 
 export const TICKET_COLUMNS =
@@ -109,7 +121,12 @@ export const MESSAGE_READ_COLUMNS = `m.id, m.ticket_id, m.author_id, m.visibilit
   m.classification,
   (SELECT json_agg(json_build_object('id', a.id, 'filename', a.filename, 'contentType', a.content_type,
                    'size', a.size, 'inline', a.inline, 'contentId', a.content_id) ORDER BY a.created_at, a.id)
-     FROM attachments a WHERE a.tenant_id = m.tenant_id AND a.message_id = m.id) AS attachments`;
+     FROM attachments a WHERE a.tenant_id = m.tenant_id AND a.message_id = m.id) AS attachments,
+  CASE WHEN m.direction = 'outbound' AND m.visibility = 'public' THEN
+  (SELECT json_build_object('id', d.id, 'status', d.status, 'attempt', d.attempt, 'errorCode', d.error_code,
+                            'errorMessage', d.error_message, 'sentAt', d.sent_at)
+     FROM deliveries d WHERE d.tenant_id = m.tenant_id AND d.ticket_message_id = m.id
+    ORDER BY d.created_at DESC, d.id DESC LIMIT 1) END AS delivery`;
 
 export const ticketNumber = (n: number): string => `T-${n}`;
 
@@ -146,6 +163,9 @@ export const toMessage = (r: MessageRow): TicketMessage => ({
           attachments: r.attachments ?? [],
         }
       : null,
+  delivery: r.delivery
+    ? { ...r.delivery, sentAt: r.delivery.sentAt ? new Date(r.delivery.sentAt).toISOString() : null }
+    : null,
   createdAt: r.created_at,
 });
 

@@ -65,6 +65,22 @@ export const MessageSchema = Type.Object({
       ),
     }),
   ),
+  delivery: Nullable(
+    Type.Object(
+      {
+        id: Uuid,
+        status: Type.String(),
+        attempt: Type.Integer(),
+        errorCode: Nullable(Type.String()),
+        errorMessage: Nullable(Type.String()),
+        sentAt: Nullable(Timestamp),
+      },
+      {
+        description:
+          'For a public message an agent sent: its latest delivery attempt by mail (see `/deliveries`); null otherwise.',
+      },
+    ),
+  ),
   createdAt: Timestamp,
 });
 

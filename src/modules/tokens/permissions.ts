@@ -15,6 +15,8 @@ export const PERMISSIONS = [
   'inbound:write',
   'sla:manage',
   'deliveries:read',
+  'deliveries:manage',
+  'templates:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -27,6 +29,7 @@ const ROLE_PERMISSIONS: Record<TokenRole, readonly Permission[]> = {
     'people:read',
     'people:write',
     'deliveries:read',
+    'deliveries:manage',
   ],
   viewer: ['tickets:read', 'people:read'],
   integration: ['tickets:read', 'tickets:write', 'people:read', 'people:write', 'inbound:write'],

@@ -1,0 +1,315 @@
+// The delivery ledger's owner operations (deliveries, delivery_keys): nothing else writes them.
+// A row is written `queued` in the transaction of its cause (the outbox); its job reserves the
+// attempt's idempotency key, marks it `sending` just before the provider is called, and records the
+// outcome with the key `done` in one transaction.
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
+import { notFound, validation } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
+import {
+  DELIVERY_COLUMNS,
+  type Delivery,
+  type DeliveryChannel,
+  type DeliveryErrorCode,
+  type DeliveryPurpose,
+  type DeliveryRow,
+  type DeliveryStatus,
+  idempotencyKey,
+  toDelivery,
+  truncateMessage,
+} from './model.ts';
+
+export interface NewDelivery {
+  channel: DeliveryChannel;
+  purpose: DeliveryPurpose;
+  destination: string;
+  ticketId: string | null;
+  ticketMessageId: string | null;
+  mailboxId: string | null;
+  rfcMessageId: string | null;
+  payload: object;
+}
+
+/** What an attempt's idempotency key is made from: the ticket message, else the ticket's acknowledgement. */
+const keySubject = (d: { purpose: DeliveryPurpose; ticketMessageId: string | null; ticketId: string | null }) =>
+  d.ticketMessageId ?? `${d.purpose}:${d.ticketId ?? ''}`;
+
+async function insertDelivery(
+  tx: TenantTx,
+  d: NewDelivery & {
+    attempt: number;
+    previousId: string | null;
+    status: DeliveryStatus;
+    skipReason?: string | null;
+  },
+): Promise<string> {
+  const id = uuidv7();
+  const key = idempotencyKey({
+    subject: keySubject(d),
+    tenantId: tx.tenantId,
+    channel: d.channel,
+    destination: d.destination,
+    attempt: d.attempt,
+  });
+  await tx.query(
+    `INSERT INTO deliveries (tenant_id, id, created_at, channel, purpose, destination, attempt, previous_id, status,
+                             skip_reason, ticket_id, ticket_message_id, mailbox_id, rfc_message_id, idempotency_key,
+                             payload, finished_at)
+     VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+             CASE WHEN $8 = 'skipped' THEN clock_timestamp() END)`,
+    [
+      tx.tenantId,
+      id,
+      d.channel,
+      d.purpose,
+      d.destination,
+      d.attempt,
+      d.previousId,
+      d.status,
+      d.skipReason ?? null,
+      d.ticketId,
+      d.ticketMessageId,
+      d.mailboxId,
+      d.rfcMessageId,
+      key,
+      JSON.stringify(d.payload),
+    ],
+  );
+  return id;
+}
+
+/** Writes a first attempt `queued` (in the caller's transaction); its job sends it. Returns its id. */
+export const queueDelivery = (tx: TenantTx, d: NewDelivery): Promise<string> =>
+  insertDelivery(tx, { ...d, attempt: 1, previousId: null, status: 'queued' });
+
+/** Records that something was not sent, and why (suppressed acknowledgements, nothing to send to). */
+export const recordSkipped = (tx: TenantTx, d: NewDelivery & { reason: string }): Promise<string> =>
+  insertDelivery(tx, { ...d, attempt: 1, previousId: null, status: 'skipped', skipReason: d.reason });
+
+async function findRow(tx: TenantTx, id: string, lock: boolean): Promise<DeliveryRow | undefined> {
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`,
+    [tx.tenantId, id],
+  );
+  return rows[0];
+}
+
+export const deliveryRow = (tx: TenantTx, id: string): Promise<DeliveryRow | undefined> =>
+  findRow(tx, id, false);
+
+export type KeyState = 'reserved' | 'sending' | 'done';
+
+/**
+ * Reserves the attempt's idempotency key (before anything is sent) and answers the state it is in:
+ * `reserved` when this run reserved it or an earlier run stopped before the send began, `sending`
+ * when an earlier run began the send and stopped before recording it, `done` when it was recorded.
+ */
+export async function reserveKey(tx: TenantTx, row: DeliveryRow): Promise<KeyState> {
+  const { rows } = await tx.query<{ state: KeyState }>(
+    `INSERT INTO delivery_keys (tenant_id, idempotency_key, delivery_id, state) VALUES ($1, $2, $3, 'reserved')
+     ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET updated_at = now()
+     RETURNING state`,
+    [tx.tenantId, row.idempotency_key, row.id],
+  );
+  return rows[0]!.state;
+}
+
+/** Marks the key `sending` and the attempt started: committed just before the provider is called. */
+export async function markSending(tx: TenantTx, row: DeliveryRow): Promise<void> {
+  await tx.query(
+    `UPDATE delivery_keys SET state = 'sending', updated_at = now()
+      WHERE tenant_id = $1 AND idempotency_key = $2 AND state = 'reserved'`,
+    [tx.tenantId, row.idempotency_key],
+  );
+  await tx.query(
+    `UPDATE deliveries SET started_at = clock_timestamp()
+      WHERE tenant_id = $1 AND created_at = $2 AND id = $3`,
+    [tx.tenantId, row.created_at, row.id],
+  );
+}
+
+export type AttemptOutcome =
+  | {
+      status: 'sent';
+      providerMessageId: string | null;
+      providerResponse: string | null;
+      requestId: string | null;
+    }
+  | {
+      status: 'failed';
+      errorCode: DeliveryErrorCode;
+      errorMessage: string;
+      retryable: boolean;
+      requestId?: string | null;
+    }
+  | { status: 'unknown'; errorMessage: string };
+
+/**
+ * Records how an attempt ended and closes its key, if the attempt is still open (a second run that
+ * raced it records nothing). Answers whether it recorded.
+ */
+export async function recordOutcome(tx: TenantTx, row: DeliveryRow, outcome: AttemptOutcome): Promise<boolean> {
+  const sent = outcome.status === 'sent';
+  const failed = outcome.status === 'failed';
+  const { rowCount } = await tx.query(
+    `UPDATE deliveries SET status = $4, provider_message_id = $5, provider_response = $6, request_id = $7,
+            error_code = $8, error_message = $9, retryable = $10,
+            sent_at = CASE WHEN $4 = 'sent' THEN clock_timestamp() END,
+            finished_at = clock_timestamp(),
+            duration_ms = CASE WHEN started_at IS NULL THEN NULL
+                               ELSE (extract(epoch FROM clock_timestamp() - started_at) * 1000)::integer END
+      WHERE tenant_id = $1 AND created_at = $2 AND id = $3 AND status = 'queued'`,
+    [
+      tx.tenantId,
+      row.created_at,
+      row.id,
+      outcome.status,
+      sent ? outcome.providerMessageId : null,
+      sent && outcome.providerResponse ? truncateMessage(outcome.providerResponse) : null,
+      sent || failed ? (outcome.requestId ?? null) : null,
+      failed ? outcome.errorCode : null,
+      sent ? null : truncateMessage(outcome.errorMessage),
+      failed ? outcome.retryable : outcome.status === 'unknown' ? null : false,
+    ],
+  );
+  await tx.query(
+    `UPDATE delivery_keys SET state = 'done', updated_at = now() WHERE tenant_id = $1 AND idempotency_key = $2`,
+    [tx.tenantId, row.idempotency_key],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Writes the next attempt of a delivery, `queued`; its job is the caller's. Returns its id. */
+export function queueNextAttempt(tx: TenantTx, row: DeliveryRow): Promise<string> {
+  return insertDelivery(tx, {
+    channel: row.channel,
+    purpose: row.purpose,
+    destination: row.destination,
+    ticketId: row.ticket_id,
+    ticketMessageId: row.ticket_message_id,
+    mailboxId: row.mailbox_id,
+    rfcMessageId: row.rfc_message_id,
+    payload: row.payload,
+    attempt: row.attempt + 1,
+    previousId: row.id,
+    status: 'queued',
+  });
+}
+
+/**
+ * A person asks for a delivery again: a new attempt after the latest of its chain, which must have
+ * ended (failed, unknown, bounced or skipped). Returns the new attempt's row.
+ */
+export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryRow> {
+  const row = await findRow(tx, id, true);
+  if (!row) throw notFound('delivery');
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+      WHERE tenant_id = $1 AND channel = $2 AND destination = $3 AND purpose = $4
+        AND ticket_message_id IS NOT DISTINCT FROM $5 AND ticket_id IS NOT DISTINCT FROM $6
+      ORDER BY attempt DESC, created_at DESC LIMIT 1 FOR UPDATE`,
+    [tx.tenantId, row.channel, row.destination, row.purpose, row.ticket_message_id, row.ticket_id],
+  );
+  const latest = rows[0] ?? row;
+  if (latest.status === 'queued' || latest.status === 'sent' || latest.status === 'delivered')
+    throw validation(`the delivery is ${latest.status}: only an attempt that ended without delivering is retried`, [
+      { path: '/id', message: `latest attempt ${latest.id} is ${latest.status}` },
+    ]);
+  if (latest.status === 'skipped' && latest.channel === 'email' && !latest.payload['to'])
+    throw validation('a skipped delivery with nothing to send cannot be retried', [
+      { path: '/id', message: `skipped: ${latest.skip_reason ?? 'no reason'}` },
+    ]);
+  const next = await queueNextAttempt(tx, latest);
+  return (await findRow(tx, next, false))!;
+}
+
+/** Marks the sent attempts that carried this Message-ID bounced (a delivery-status report came back). */
+export async function markBounced(
+  tx: TenantTx,
+  rfcMessageId: string,
+  detail: string,
+): Promise<string[]> {
+  const { rows } = await tx.query<{ id: string }>(
+    `UPDATE deliveries SET status = 'bounced', error_code = 'invalid_recipient', retryable = false,
+            error_message = $3, finished_at = clock_timestamp()
+      WHERE tenant_id = $1 AND rfc_message_id = $2 AND status IN ('sent', 'delivered', 'unknown')
+      RETURNING id`,
+    [tx.tenantId, rfcMessageId, truncateMessage(detail)],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Automatic mails queued or sent to an address since `since` (the per-recipient cap). */
+export async function automaticMailsSince(tx: TenantTx, destination: string, since: Date): Promise<number> {
+  const { rows } = await tx.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM deliveries
+      WHERE tenant_id = $1 AND destination = $2 AND created_at >= $3 AND purpose = 'acknowledgement'
+        AND status IN ('queued', 'sent', 'delivered', 'bounced', 'unknown')`,
+    [tx.tenantId, destination, since],
+  );
+  return rows[0]!.n;
+}
+
+export interface ListDeliveriesInput {
+  ticketId?: string | undefined;
+  channel?: DeliveryChannel | undefined;
+  status?: DeliveryStatus | undefined;
+  errorCode?: DeliveryErrorCode | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
+}
+
+/** The tenant's attempts, newest first, filtered; cursor over (created_at, id). */
+export async function listDeliveries(tx: TenantTx, input: ListDeliveriesInput): Promise<Page<Delivery>> {
+  const limit = clampLimit(input.limit);
+  const cursor = decodeCursor(input.cursor);
+  const values: unknown[] = [tx.tenantId];
+  const where = ['tenant_id = $1'];
+  const add = (sql: (n: string) => string, value: unknown) => {
+    values.push(value);
+    where.push(sql(`$${values.length}`));
+  };
+  if (input.ticketId) add((n) => `ticket_id = ${n}`, input.ticketId);
+  if (input.channel) add((n) => `channel = ${n}`, input.channel);
+  if (input.status) add((n) => `status = ${n}`, input.status);
+  if (input.errorCode) add((n) => `error_code = ${n}`, input.errorCode);
+  if (input.from) add((n) => `created_at >= ${n}::timestamptz`, input.from);
+  if (input.to) add((n) => `created_at < ${n}::timestamptz`, input.to);
+  if (cursor) {
+    values.push(cursor.createdAt, cursor.id);
+    where.push(`(created_at, id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+  }
+  values.push(limit + 1);
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE ${where.join(' AND ')}
+      ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return toPage(rows, limit, toDelivery);
+}
+
+export async function getDelivery(tx: TenantTx, id: string): Promise<Delivery> {
+  const row = await findRow(tx, id, false);
+  if (!row) throw notFound('delivery');
+  return toDelivery(row);
+}
+
+/**
+ * Keeps the ledger's partitions: this month's and `monthsAhead` more exist, and whole months that
+ * ended more than `retentionDays` ago are dropped, with idempotency keys as old (system transaction).
+ */
+export async function maintainPartitions(
+  sys: SystemTx,
+  input: { now: Date; monthsAhead: number; retentionDays: number },
+): Promise<{ created: number; dropped: number; keysDeleted: number }> {
+  const cutoff = new Date(input.now.getTime() - input.retentionDays * 86_400_000);
+  const made = await sys.query<{ n: number }>('SELECT ensure_delivery_partitions($1, $2) AS n', [
+    input.now,
+    input.monthsAhead,
+  ]);
+  const dropped = await sys.query<{ n: number }>('SELECT drop_delivery_partitions($1) AS n', [cutoff]);
+  const keys = await sys.query('DELETE FROM delivery_keys WHERE created_at < $1', [cutoff]);
+  return { created: made.rows[0]!.n, dropped: dropped.rows[0]!.n, keysDeleted: keys.rowCount ?? 0 };
+}

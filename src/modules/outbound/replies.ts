@@ -1,0 +1,237 @@
+// An agent's public message leaves as email (DESIGN §5.4). Everything about the mail is decided when
+// the message is written, in its transaction: the mailbox it goes through, the recipients, the
+// subject with the ticket's tag, the signed Message-ID and the conversation's References, the body
+// with signature and quote. The ledger row holding it (`queued`) and its job commit with the
+// message, so a rolled-back message sends nothing and a committed one is sent even if the process
+// dies the next instant.
+import type { TenantTx } from '../../platform/db/tx.ts';
+import { validation } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
+import { type Mailbox, conversationMailbox, mailboxAddresses } from '../inbound/mailboxes.ts';
+import { signedMessageId } from '../inbound/signing.ts';
+import { assertEmail, getPerson, normalizeEmail, type Person } from '../people/service.ts';
+import {
+  appendMessage,
+  getMessage,
+  type NewAttachment,
+  type ThreadMessage,
+  threadMessages,
+  ticketParticipants,
+} from '../tickets/messages.ts';
+import type { SafeHtml, Ticket, TicketMessage, Visibility } from '../tickets/model.ts';
+import { getTicket } from '../tickets/queries.ts';
+import { queueDelivery, recordSkipped } from './ledger.ts';
+import type { EmailPayload, MailAddress } from './model.ts';
+import { outboundSendJob } from './job-refs.ts';
+import { signatureFor } from './signature.ts';
+
+export interface OutboundDeps {
+  /** Key of the signed Message-IDs (inbound/signing.ts messageIdKey). */
+  messageIdKey: Buffer;
+  queue: Pick<JobQueue, 'send'>;
+  publicUrl?: string | undefined;
+}
+
+export interface PostMessageInput {
+  ticketId: string;
+  authorId: string;
+  visibility: Visibility;
+  text: string;
+  html?: SafeHtml | undefined;
+  cc?: string[] | undefined;
+  bcc?: string[] | undefined;
+  /** The mailbox to send through (else the conversation's). */
+  mailboxId?: string | undefined;
+  attachments?: NewAttachment[] | undefined;
+}
+
+/** References kept on a reply (the newest); long threads would otherwise grow the header without end. */
+const MAX_REFERENCES = 20;
+const QUOTE_LIMIT = 20_000;
+
+const bracket = (id: string) => `<${id}>`;
+
+/** True when the address is one of the tenant's mailboxes, also in a plus form (support+T-1@). */
+function ownAddress(own: Set<string>, address: string): boolean {
+  const n = normalizeEmail(address);
+  return own.has(n) || own.has(n.replace(/\+[^@]*@/, '@'));
+}
+
+/** The subject of mail about a ticket: `Re: <subject> <tag>`, the tag once. */
+export function replySubject(ticket: Ticket, tagFormat: string, prefix = 'Re: '): string {
+  const tag = tagFormat.replace('{number}', ticket.number);
+  const base = ticket.subject.replace(/[\r\n]+/g, ' ').trim();
+  const withPrefix = /^(re|aw|sv|antw):/i.test(base) || prefix === '' ? base : `${prefix}${base}`;
+  return (withPrefix.includes(tag) ? withPrefix : `${withPrefix} ${tag}`).slice(0, 998);
+}
+
+/** Reply-To: the mailbox, plus-addressed with the ticket where the mailbox allows it. */
+export function replyToAddress(mailbox: Mailbox, ticket: Ticket): string {
+  if (!mailbox.settings.outbound.plusAddressing) return mailbox.address;
+  const at = mailbox.address.lastIndexOf('@');
+  return `${mailbox.address.slice(0, at)}+${ticket.number}${mailbox.address.slice(at)}`;
+}
+
+/** The Message-ID of mail about the ticket, signed so that an answer threads back (rule 1). */
+export function newMessageId(deps: { messageIdKey: Buffer }, tenantId: string, ticketId: string, mailbox: Mailbox): string {
+  const domain = mailbox.address.slice(mailbox.address.lastIndexOf('@') + 1);
+  return signedMessageId(deps.messageIdKey, tenantId, ticketId, domain, uuidv7().replace(/-/g, ''));
+}
+
+/** In-Reply-To (the customer's latest message, else the latest) and References (oldest first). */
+export function threadHeaders(thread: ThreadMessage[]): { inReplyTo: string | null; references: string[] } {
+  const ids = thread.filter((m) => m.rfcMessageId);
+  const lastInbound = [...ids].reverse().find((m) => m.direction === 'inbound');
+  const parent = lastInbound ?? ids[ids.length - 1];
+  return {
+    inReplyTo: parent ? bracket(parent.rfcMessageId!) : null,
+    references: ids.slice(-MAX_REFERENCES).map((m) => bracket(m.rfcMessageId!)),
+  };
+}
+
+const escapeHtml = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** The customer's last message, quoted (text and HTML), or nothing. */
+function quoteOf(thread: ThreadMessage[]): { text: string; html: string } | undefined {
+  const last = [...thread].reverse().find((m) => m.direction === 'inbound');
+  if (!last) return undefined;
+  const body = (last.replyText ?? last.text).slice(0, QUOTE_LIMIT).trimEnd();
+  const who = last.from ?? 'you';
+  const when = new Date(last.createdAt).toUTCString();
+  const intro = `On ${when}, ${who} wrote:`;
+  return {
+    text: `${intro}\n${body
+      .split('\n')
+      .map((l) => `> ${l}`)
+      .join('\n')}`,
+    html: `<p>${escapeHtml(intro)}</p><blockquote style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">${escapeHtml(body).replace(/\n/g, '<br>')}</blockquote>`,
+  };
+}
+
+function checkAddresses(list: string[] | undefined, path: string): string[] {
+  return (list ?? []).map((a, i) => normalizeEmail(assertEmail(a, `${path}/${i}`)));
+}
+
+const person = (p: Person): MailAddress => ({ address: p.email!, name: p.displayName });
+
+/**
+ * Adds a message to a ticket; an agent's public message also queues its mail (see the top of this
+ * file), recorded `skipped` with the reason when it cannot be sent (no mailbox, no address).
+ */
+export async function postTicketMessage(
+  tx: TenantTx,
+  deps: OutboundDeps,
+  input: PostMessageInput,
+): Promise<TicketMessage> {
+  const cc = checkAddresses(input.cc, '/cc');
+  const bcc = checkAddresses(input.bcc, '/bcc');
+  const author = await getPerson(tx, input.authorId);
+  const outbound = input.visibility === 'public' && author.kind === 'agent';
+  if (!outbound) {
+    if (cc.length > 0 || bcc.length > 0 || input.mailboxId)
+      throw validation('cc, bcc and mailboxId apply to a public message of an agent only', [
+        { path: cc.length > 0 ? '/cc' : bcc.length > 0 ? '/bcc' : '/mailboxId', message: 'not sent by mail' },
+      ]);
+    return appendMessage(tx, { ...input, id: uuidv7() });
+  }
+  const ticket = await getTicket(tx, input.ticketId);
+  const mailbox = await conversationMailbox(tx, ticket.id, input.mailboxId);
+  const thread = await threadMessages(tx, { ticketId: ticket.id, limit: 50 });
+  const id = uuidv7();
+  if (!mailbox) {
+    const message = await appendMessage(tx, { ...input, id });
+    await recordSkipped(tx, {
+      channel: 'email',
+      purpose: 'reply',
+      destination: '',
+      ticketId: ticket.id,
+      ticketMessageId: id,
+      mailboxId: null,
+      rfcMessageId: null,
+      payload: {},
+      reason: 'no_mailbox',
+    });
+    return getMessage(tx, message.id);
+  }
+
+  const own = await mailboxAddresses(tx);
+  const requester = await getPerson(tx, ticket.requesterId);
+  const requesterAddresses = new Set(requester.emails.map((e) => normalizeEmail(e.address)));
+  const to: MailAddress[] =
+    requester.email && !ownAddress(own, requester.email) ? [person(requester)] : [];
+  const taken = new Set([...requesterAddresses]);
+  const ccList: MailAddress[] = [];
+  for (const a of [...(await ticketParticipants(tx, ticket.id)), ...cc]) {
+    if (taken.has(a) || ownAddress(own, a) || normalizeEmail(author.email ?? '') === a) continue;
+    taken.add(a);
+    ccList.push({ address: a, name: '' });
+  }
+  const bccList: MailAddress[] = [];
+  for (const a of bcc) {
+    if (taken.has(a) || ownAddress(own, a)) continue;
+    taken.add(a);
+    bccList.push({ address: a, name: '' });
+  }
+  // Without the requester's address the first Cc is who the mail is for.
+  if (to.length === 0 && ccList.length > 0) to.push(ccList.shift()!);
+
+  const rfcMessageId = newMessageId(deps, tx.tenantId, ticket.id, mailbox);
+  const { inReplyTo, references } = threadHeaders(thread);
+  const subject = replySubject(ticket, mailbox.settings.outbound.subjectTag);
+  const signature = await signatureFor(tx, { author, ticket, mailbox, publicUrl: deps.publicUrl });
+  const quote = mailbox.settings.outbound.quoteHistory ? quoteOf(thread) : undefined;
+  const text = [input.text.trimEnd(), signature ? `-- \n${signature.text}` : null, quote?.text ?? null]
+    .filter((p) => p !== null)
+    .join('\n\n');
+  const html = input.html
+    ? [input.html, signature?.html ? `<p>-- <br>${signature.html}</p>` : null, quote?.html ?? null]
+        .filter((p) => p !== null)
+        .join('\n')
+    : null;
+  const from = { address: mailbox.address, name: mailbox.displayName ?? '' };
+
+  await appendMessage(tx, {
+    ...input,
+    id,
+    rfcMessageId,
+    mail: {
+      from: mailbox.address,
+      to,
+      cc: ccList,
+      subject,
+      replyText: null,
+      classification: {},
+    },
+  });
+  const payload: EmailPayload = {
+    from,
+    replyTo: replyToAddress(mailbox, ticket),
+    to,
+    cc: ccList,
+    bcc: bccList,
+    subject,
+    text,
+    html,
+    inReplyTo,
+    references: [...references.filter((r) => r !== bracket(rfcMessageId))],
+    automatic: false,
+  };
+  const delivery = {
+    channel: 'email' as const,
+    purpose: 'reply' as const,
+    destination: to[0]?.address ?? '',
+    ticketId: ticket.id,
+    ticketMessageId: id,
+    mailboxId: mailbox.id,
+    rfcMessageId,
+  };
+  if (to.length === 0) {
+    await recordSkipped(tx, { ...delivery, payload: {}, reason: 'no_recipient' });
+  } else {
+    const deliveryId = await queueDelivery(tx, { ...delivery, payload });
+    await deps.queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId }, { tx });
+  }
+  return getMessage(tx, id);
+}

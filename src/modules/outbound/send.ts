@@ -1,0 +1,145 @@
+// Sending one queued attempt, exactly once (DESIGN §5.4):
+//   1. reserve the attempt's idempotency key (committed): `reserved`;
+//   2. mark it `sending` (committed) just before the provider is called;
+//   3. send; 4. record the outcome and close the key in one transaction.
+// A run that finds the key `reserved` knows the earlier run stopped before the send and sends; one
+// that finds it `sending` cannot know whether the provider took the mail: it asks the provider where
+// the provider can answer (Graph, Gmail: by Message-ID) and otherwise marks the attempt `unknown` for
+// a person to review, never sending twice. A failure that may pass (throttled, transient) queues the
+// next attempt with its own key, after the provider's Retry-After or a growing delay.
+import type { Clock } from '../../platform/clock.ts';
+import type { Pool } from '../../platform/db/pool.ts';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import type { Logger } from '../../platform/logging.ts';
+import type { JobContext } from '../../platform/queue/registry.ts';
+import { getMailbox, type Mailbox } from '../inbound/mailboxes.ts';
+import { messageAttachments } from '../tickets/messages.ts';
+import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
+import { deliveryRow, markSending, queueNextAttempt, recordOutcome, reserveKey } from './ledger.ts';
+import type { DeliveryRow, EmailPayload } from './model.ts';
+import { classifyProviderError, DeliveryError, type Transports } from './transports.ts';
+
+/** Attempts of one delivery at most (the first and its retries). */
+export const MAX_ATTEMPTS = 10;
+
+export interface SendDeps {
+  pool: Pool;
+  clock: Clock;
+  logger: Logger;
+  transports: Transports;
+  /**
+   * Fault injection for the crash tests (RELAYDESK_FAULT_KILL_AT): the process kills itself with
+   * SIGKILL at this point of a send, `outbound.after-reserve` or `outbound.after-send`.
+   */
+  killAt?: string | undefined;
+}
+
+/** Seconds before the next attempt: the provider's Retry-After, else 30 s doubling, at most an hour. */
+export const retryDelaySeconds = (attempt: number, retryAfter: number | undefined): number =>
+  retryAfter ?? Math.min(3600, 30 * 2 ** (attempt - 1));
+
+function faultPoint(deps: SendDeps, point: string): void {
+  if (deps.killAt === point) process.kill(process.pid, 'SIGKILL');
+}
+
+/** Runs one attempt of the ledger to its outcome; answers what happened (the job's output). */
+export async function sendDelivery(
+  deps: SendDeps,
+  payload: OutboundSendPayload,
+  ctx: Pick<JobContext, 'send'>,
+): Promise<Record<string, unknown>> {
+  const { tenantId, deliveryId } = payload;
+  const reserved = await withTenant(deps.pool, tenantId, async (tx) => {
+    const row = await deliveryRow(tx, deliveryId);
+    if (!row || row.status !== 'queued') return { row, state: undefined };
+    return { row, state: await reserveKey(tx, row) };
+  });
+  const { row, state } = reserved;
+  if (!row) return { skipped: 'no such delivery' };
+  if (state === undefined || state === 'done') return { already: row.status };
+  if (row.channel !== 'email') throw new Error(`channel ${row.channel} is not sent by this job`);
+
+  let mailbox: Mailbox;
+  try {
+    mailbox = await withTenantRead(deps.pool, tenantId, (tx) => getMailbox(tx, row.mailbox_id ?? ''));
+  } catch {
+    await withTenant(deps.pool, tenantId, (tx) =>
+      recordOutcome(tx, row, {
+        status: 'failed',
+        errorCode: 'not_found',
+        errorMessage: 'the mailbox to send through was deleted',
+        retryable: false,
+      }),
+    );
+    return { failed: 'not_found' };
+  }
+  const messageId = row.rfc_message_id!;
+
+  if (state === 'sending') {
+    const found = await deps.transports.wasSent({ tenantId, mailbox, messageId });
+    if (found === undefined || found) {
+      await withTenant(deps.pool, tenantId, (tx) =>
+        found
+          ? recordOutcome(tx, row, {
+              status: 'sent',
+              providerMessageId: null,
+              providerResponse: 'found at the provider after the sending process stopped',
+              requestId: null,
+            })
+          : recordOutcome(tx, row, {
+              status: 'unknown',
+              errorMessage:
+                'the process sending this stopped after the send began and the provider cannot be asked whether it took the mail; review, then retry if the recipient did not get it',
+            }),
+      );
+      return { recovered: found ? 'sent' : 'unknown' };
+    }
+    // The provider has no such message: the earlier run stopped before it reached it.
+  }
+  faultPoint(deps, 'outbound.after-reserve');
+
+  const attachments = row.ticket_message_id
+    ? await withTenantRead(deps.pool, tenantId, (tx) => messageAttachments(tx, row.ticket_message_id!))
+    : [];
+  await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
+  let result;
+  try {
+    result = await deps.transports.send({
+      tenantId,
+      mailbox,
+      payload: row.payload as unknown as EmailPayload,
+      messageId,
+      attachments,
+    });
+  } catch (err) {
+    return failed(deps, tenantId, row, classifyProviderError(err), ctx);
+  }
+  faultPoint(deps, 'outbound.after-send');
+  await withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...result }));
+  return { sent: result.providerResponse };
+}
+
+/** Records a failed attempt; one that may pass queues the next attempt (with its job) in the same transaction. */
+async function failed(
+  deps: SendDeps,
+  tenantId: string,
+  row: DeliveryRow,
+  error: DeliveryError,
+  ctx: Pick<JobContext, 'send'>,
+): Promise<Record<string, unknown>> {
+  const retry = error.retryable && row.attempt < MAX_ATTEMPTS;
+  const delaySeconds = retryDelaySeconds(row.attempt, error.retryAfterSeconds);
+  return withTenant(deps.pool, tenantId, async (tx) => {
+    await recordOutcome(tx, row, {
+      status: 'failed',
+      errorCode: error.code,
+      errorMessage: error.message,
+      retryable: error.retryable,
+      requestId: error.requestId,
+    });
+    if (!retry) return { failed: error.code };
+    const next = await queueNextAttempt(tx, row);
+    await ctx.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: next }, { tx, delaySeconds });
+    return { failed: error.code, nextAttempt: next, inSeconds: delaySeconds };
+  });
+}

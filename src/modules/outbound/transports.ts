@@ -1,0 +1,243 @@
+// How mail leaves a mailbox, by its kind: SMTP through nodemailer's pooled transport (IMAP and MIME
+// mailboxes, settings.smtp and credentials.smtpPassword), Microsoft Graph, Gmail. Every failure is
+// classified once, here, into the ledger's taxonomy.
+import { createHash } from 'node:crypto';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import type { Clock } from '../../platform/clock.ts';
+import type { Config } from '../../platform/config.ts';
+import type { Pool } from '../../platform/db/pool.ts';
+import { withTenantRead } from '../../platform/db/tx.ts';
+import {
+  AuthExpired,
+  NotFound,
+  ProviderError,
+  RateLimited,
+  Transient,
+} from '../../platform/provider-errors.ts';
+import { type Mailbox, mailboxCredentials } from '../inbound/mailboxes.ts';
+import { gmailClientFor, graphClientFor, providerUser } from '../inbound/providers/clients.ts';
+import { composeMail, envelopeRecipients, type OutboundAttachment } from './compose.ts';
+import type { DeliveryErrorCode, EmailPayload } from './model.ts';
+
+export interface SendResult {
+  providerMessageId: string | null;
+  providerResponse: string | null;
+  requestId: string | null;
+}
+
+/** A classified failure of a send. */
+export class DeliveryError extends Error {
+  readonly code: DeliveryErrorCode;
+  readonly retryable: boolean;
+  readonly retryAfterSeconds: number | undefined;
+  readonly requestId: string | null;
+  constructor(
+    code: DeliveryErrorCode,
+    message: string,
+    options: { retryAfterSeconds?: number; requestId?: string | null; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DeliveryError';
+    this.code = code;
+    this.retryable = code === 'throttled' || code === 'transient';
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.requestId = options.requestId ?? null;
+  }
+}
+
+interface SmtpFailure extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  command?: string;
+}
+
+/** An SMTP failure in the taxonomy: 4xx and lost connections retry, 5xx do not. */
+export function classifySmtpError(err: SmtpFailure): DeliveryError {
+  const status = err.responseCode;
+  const text = err.response ?? err.message;
+  if (err.code === 'EAUTH' || status === 530 || status === 534 || status === 535)
+    return new DeliveryError('auth', `SMTP authentication failed: ${text}`, { cause: err });
+  if (status !== undefined && status >= 500) {
+    const recipient = /RCPT/i.test(err.command ?? '') || err.code === 'EENVELOPE';
+    return new DeliveryError(recipient ? 'invalid_recipient' : 'permanent', `SMTP ${text}`, { cause: err });
+  }
+  if (status !== undefined && status >= 400)
+    return new DeliveryError(/rate|too many|throttl/i.test(text) ? 'throttled' : 'transient', `SMTP ${text}`, {
+      cause: err,
+    });
+  if (err.code && /^(ECONNECTION|ETIMEDOUT|ESOCKET|EDNS|ECONNREFUSED|ECONNRESET|EPIPE|ETLS|EPROTOCOL)$/.test(err.code))
+    return new DeliveryError('transient', `SMTP connection: ${err.message}`, { cause: err });
+  if (err.code === 'EENVELOPE') return new DeliveryError('invalid_recipient', `SMTP ${text}`, { cause: err });
+  return new DeliveryError('permanent', `SMTP ${text}`, { cause: err });
+}
+
+/** A provider API failure in the taxonomy. */
+export function classifyProviderError(err: unknown): DeliveryError {
+  if (err instanceof DeliveryError) return err;
+  if (err instanceof RateLimited)
+    return new DeliveryError('throttled', err.message, { retryAfterSeconds: err.retryAfterSeconds, cause: err });
+  if (err instanceof AuthExpired) return new DeliveryError('auth', err.message, { cause: err });
+  if (err instanceof NotFound) return new DeliveryError('not_found', err.message, { cause: err });
+  if (err instanceof Transient) return new DeliveryError('transient', err.message, { cause: err });
+  if (err instanceof ProviderError)
+    return new DeliveryError(
+      /recipient|ErrorInvalidRecipients|invalid to header/i.test(err.message) ? 'invalid_recipient' : 'permanent',
+      err.message,
+      { cause: err },
+    );
+  return new DeliveryError('transient', (err as Error)?.message ?? String(err), { cause: err });
+}
+
+export interface TransportDeps {
+  pool: Pool;
+  secretKey: Buffer;
+  clock: Clock;
+  oauth?: Config['oauth'] | undefined;
+}
+
+export interface OutgoingMail {
+  tenantId: string;
+  mailbox: Mailbox;
+  payload: EmailPayload;
+  messageId: string;
+  attachments: OutboundAttachment[];
+}
+
+/** SMTP transports kept open between sends, one pool per mailbox and configuration. */
+export class Transports {
+  private readonly smtp = new Map<string, { key: string; transporter: Transporter<SMTPPool.SentMessageInfo> }>();
+
+  private readonly deps: TransportDeps;
+
+  constructor(deps: TransportDeps) {
+    this.deps = deps;
+  }
+
+  async send(mail: OutgoingMail): Promise<SendResult> {
+    switch (mail.mailbox.kind) {
+      case 'graph':
+        return this.sendGraph(mail);
+      case 'gmail':
+        return this.sendGmail(mail);
+      default:
+        return this.sendSmtp(mail);
+    }
+  }
+
+  /**
+   * Whether a send whose outcome is unknown (the process stopped after it began) reached the
+   * provider: Graph and Gmail can be asked by Message-ID; an SMTP server cannot (undefined).
+   */
+  async wasSent(mail: { tenantId: string; mailbox: Mailbox; messageId: string }): Promise<boolean | undefined> {
+    try {
+      if (mail.mailbox.kind === 'graph') {
+        const client = await graphClientFor(this.deps, mail.tenantId, mail.mailbox);
+        return await client.findSentByMessageId(providerUser(mail.mailbox, 'graph'), `<${mail.messageId}>`);
+      }
+      if (mail.mailbox.kind === 'gmail') {
+        const client = await gmailClientFor(this.deps, mail.tenantId, mail.mailbox);
+        return await client.findSentByMessageId(providerUser(mail.mailbox, 'gmail'), mail.messageId);
+      }
+    } catch {
+      return undefined;
+    }
+    return undefined;
+  }
+
+  private async sendGraph(mail: OutgoingMail): Promise<SendResult> {
+    const raw = await this.compose(mail, true);
+    try {
+      const client = await graphClientFor(this.deps, mail.tenantId, mail.mailbox);
+      const { requestId } = await client.sendMime(providerUser(mail.mailbox, 'graph'), raw);
+      return { providerMessageId: null, providerResponse: '202 Accepted', requestId };
+    } catch (err) {
+      throw classifyProviderError(err);
+    }
+  }
+
+  private async sendGmail(mail: OutgoingMail): Promise<SendResult> {
+    const raw = await this.compose(mail, true);
+    try {
+      const client = await gmailClientFor(this.deps, mail.tenantId, mail.mailbox);
+      const sent = await client.sendRaw(providerUser(mail.mailbox, 'gmail'), raw);
+      return { providerMessageId: sent.id, providerResponse: `thread ${sent.threadId}`, requestId: null };
+    } catch (err) {
+      throw classifyProviderError(err);
+    }
+  }
+
+  private compose(mail: OutgoingMail, keepBcc: boolean): Promise<Buffer> {
+    return composeMail(mail.payload, {
+      messageId: mail.messageId,
+      date: this.deps.clock.now(),
+      attachments: mail.attachments,
+      keepBcc,
+    });
+  }
+
+  private async sendSmtp(mail: OutgoingMail): Promise<SendResult> {
+    const settings = mail.mailbox.settings.smtp;
+    if (!settings)
+      throw new DeliveryError(
+        'permanent',
+        `the mailbox ${mail.mailbox.address} has no SMTP server to send through (settings.smtp)`,
+      );
+    const credentials = await withTenantRead(this.deps.pool, mail.tenantId, (tx) =>
+      mailboxCredentials(tx, this.deps.secretKey, mail.mailbox.id),
+    );
+    const password = typeof credentials?.['smtpPassword'] === 'string' ? credentials['smtpPassword'] : undefined;
+    if (settings.username && !password)
+      throw new DeliveryError('auth', `the mailbox ${mail.mailbox.address} has no credentials.smtpPassword`);
+    const transporter = this.smtpTransport(mail.mailbox, password);
+    const raw = await this.compose(mail, false);
+    try {
+      const info = await transporter.sendMail({
+        envelope: { from: mail.mailbox.address, to: envelopeRecipients(mail.payload) },
+        raw,
+      });
+      const rejected = (info.rejected ?? []).map(String);
+      const queuedAs = /queued as ([^\s]+)/i.exec(info.response ?? '')?.[1] ?? null;
+      return {
+        providerMessageId: queuedAs,
+        providerResponse: rejected.length > 0 ? `${info.response}; refused: ${rejected.join(', ')}` : info.response,
+        requestId: null,
+      };
+    } catch (err) {
+      throw classifySmtpError(err as SmtpFailure);
+    }
+  }
+
+  private smtpTransport(mailbox: Mailbox, password: string | undefined): Transporter<SMTPPool.SentMessageInfo> {
+    const s = mailbox.settings.smtp!;
+    const key = createHash('sha256')
+      .update(JSON.stringify([s, password ?? null]))
+      .digest('hex');
+    const existing = this.smtp.get(mailbox.id);
+    if (existing?.key === key) return existing.transporter;
+    existing?.transporter.close();
+    const transporter = nodemailer.createTransport({
+      pool: true,
+      host: s.host,
+      port: s.port,
+      secure: s.security === 'tls',
+      requireTLS: s.security === 'starttls',
+      ignoreTLS: s.security === 'none',
+      ...(s.username ? { auth: { user: s.username, pass: password ?? '' } } : {}),
+      ...(s.ca ? { tls: { ca: s.ca } } : {}),
+      maxConnections: 5,
+      maxMessages: 1000,
+      connectionTimeout: 30_000,
+      greetingTimeout: 30_000,
+      socketTimeout: 60_000,
+    });
+    this.smtp.set(mailbox.id, { key, transporter });
+    return transporter;
+  }
+
+  close(): void {
+    for (const { transporter } of this.smtp.values()) transporter.close();
+    this.smtp.clear();
+  }
+}
