@@ -5,8 +5,9 @@
 //   GET  /gmail/v1/users/{u}/profile             {emailAddress, historyId}
 //   POST /gmail/v1/users/{u}/watch               {historyId, expiration}; POST .../stop → 204
 //   GET  /gmail/v1/users/{u}/history             messagesAdded since startHistoryId (404 when older than the kept history), paged
-//   GET  /gmail/v1/users/{u}/messages            list with q, maxResults and pageToken
+//   GET  /gmail/v1/users/{u}/messages            list with q (rfc822msgid: among the operators), maxResults and pageToken
 //   GET  /gmail/v1/users/{u}/messages/{id}?format=raw
+//   POST /gmail/v1/users/{u}/messages/send       {raw, threadId?}: the sent Message, labelled SENT, recorded in sent()
 // plus push(): a Pub/Sub push with an RS256 OIDC token signed by the simulator's key (or a wrong
 // one, for tests), a clock a test can advance (watches and history expire on it), a control API
 // under /_control, and fault injection like the Graph simulator's.
@@ -15,9 +16,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { type Fault, faultFromJson, Faults } from './faults.ts';
+import { bareMessageId, headerOf, SentMail, type SentMessage } from './sent-mail.ts';
+
+export type { SentMessage } from './sent-mail.ts';
 
 interface StoredMessage {
   id: string;
+  threadId: string;
   raw: Buffer;
   historyId: number;
   /** ms since the epoch, on the simulator's clock. */
@@ -57,6 +62,9 @@ export interface GmailSimulator {
   now(): Date;
   advance(seconds: number): void;
   deliver(user: string, raw: Buffer): string;
+  /** What users.messages.send accepted, in order: the MIME as decoded from `raw`. */
+  sent(): SentMessage[];
+  clearSent(): void;
   /**
    * Sends a push for the user's current history id to `endpoint`; returns the HTTP status. Once the
    * user has called users.watch, pushes stop (0, nothing sent) when that watch expires or is stopped.
@@ -176,6 +184,7 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
   /** Access tokens, with the user they were granted for (undefined: the preset refresh token). */
   const tokens = new Map<string, { user: string | undefined }>();
   const boxes = new Map<string, Box>();
+  const sentMail = new SentMail();
   const faults = new Faults(options.seed);
   const log: GmailSimulator['log'] = [];
   const counters = { watches: 0, stops: 0 };
@@ -191,6 +200,17 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
   };
   const activeWatch = (b: Box) =>
     b.watch && !b.watch.stopped && b.watch.expiration > now().getTime() ? b.watch : undefined;
+  /** Adds a message to the mailbox as a new history record; a new thread unless one is given. */
+  const store = (user: string, raw: Buffer, labelIds: string[], threadId?: string): StoredMessage => {
+    const b = box(user);
+    b.historyId += 7;
+    const id = randomBytes(8).toString('hex');
+    const at = now().getTime();
+    const message = { id, threadId: threadId ?? id, raw, historyId: b.historyId, internalDate: at, labelIds };
+    b.messages.push(message);
+    b.historyTimes.push({ id: b.historyId, at });
+    return message;
+  };
 
   // Page tokens: opaque and signed, so a made-up one is refused (400).
   const sign = (payload: string) =>
@@ -223,10 +243,7 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
         Number(m[1]) * { d: 86_400_000, m: 30 * 86_400_000, y: 365 * 86_400_000 }[m[2] as 'd' | 'm' | 'y']
       );
     };
-    const header = (m: StoredMessage, name: string) => {
-      const head = m.raw.toString('latin1').split(/\r?\n\r?\n/)[0] ?? '';
-      return (new RegExp(`^${name}:(.*(?:\\r?\\n[ \\t].*)*)`, 'im').exec(head)?.[1] ?? '').toLowerCase();
-    };
+    const header = (m: StoredMessage, name: string) => (headerOf(m.raw, name) ?? '').toLowerCase();
     return (m) =>
       terms.every((t) => {
         let hit: boolean;
@@ -251,6 +268,9 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
           case 'to':
           case 'subject':
             hit = header(m, t.op).includes(t.value);
+            break;
+          case 'rfc822msgid':
+            hit = bareMessageId(header(m, 'Message-ID')) === bareMessageId(t.value);
             break;
           default:
             hit = m.raw
@@ -393,6 +413,56 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
     return back({ code, scope });
   }
 
+  /**
+   * users.messages.send: the whole message base64url-encoded in `raw` (Google's bytes fields also take
+   * standard base64). Gmail refuses a message without a recipient. The sent message joins the
+   * mailbox labelled SENT, in the requested thread when the documented conditions hold (threadId
+   * given, In-Reply-To or References set, the Subject matching, here once Re:/Fwd: prefixes are
+   * dropped), else in a new thread.
+   */
+  async function sendMessage(req: http.IncomingMessage, user: string, send: Send) {
+    let body: { raw?: unknown; threadId?: unknown };
+    try {
+      body = JSON.parse((await readBody(req)).toString() || '{}') as typeof body;
+    } catch {
+      return send(400, gmailError(400, 'INVALID_ARGUMENT', 'Invalid JSON payload received.'));
+    }
+    if (typeof body.raw !== 'string' || body.raw === '')
+      return send(
+        400,
+        gmailError(
+          400,
+          'INVALID_ARGUMENT',
+          "'raw' RFC822 payload message string or uploading message via /upload/* URL required",
+        ),
+      );
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(body.raw))
+      return send(
+        400,
+        gmailError(
+          400,
+          'INVALID_ARGUMENT',
+          "Invalid value at 'message.raw' (TYPE_BYTES), Base64 decoding failed",
+        ),
+      );
+    const raw = Buffer.from(body.raw, 'base64url');
+    if (!['To', 'Cc', 'Bcc'].some((name) => headerOf(raw, name)))
+      return send(400, gmailError(400, 'INVALID_ARGUMENT', 'Recipient address required'));
+    const topic = (m: Buffer) =>
+      (headerOf(m, 'Subject') ?? '')
+        .replace(/^((re|fwd?)\s*:\s*)+/i, '')
+        .trim()
+        .toLowerCase();
+    const parent = box(user).messages.find((x) => x.threadId === body.threadId);
+    const joins =
+      parent !== undefined &&
+      (headerOf(raw, 'In-Reply-To') !== undefined || headerOf(raw, 'References') !== undefined) &&
+      topic(parent.raw) === topic(raw);
+    const message = store(user, raw, ['SENT'], joins ? parent.threadId : undefined);
+    sentMail.record(message.id, { user, raw, at: now() });
+    return send(200, { id: message.id, threadId: message.threadId, labelIds: message.labelIds });
+  }
+
   async function control(req: http.IncomingMessage, path: string, send: Send) {
     const json = async () => JSON.parse((await readBody(req)).toString() || '{}') as Record<string, unknown>;
     if (path === '/_control/clock' && req.method === 'POST') {
@@ -533,8 +603,8 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
         const body: Record<string, unknown> = {
           history: page.map((x) => ({
             id: String(x.historyId),
-            messages: [{ id: x.id, threadId: x.id }],
-            messagesAdded: [{ message: { id: x.id, threadId: x.id, labelIds: x.labelIds } }],
+            messages: [{ id: x.id, threadId: x.threadId }],
+            messagesAdded: [{ message: { id: x.id, threadId: x.threadId, labelIds: x.labelIds } }],
           })),
           historyId: String(b.historyId),
         };
@@ -564,7 +634,7 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
         }
         const page = rest.slice(0, maxResults);
         const body: Record<string, unknown> = {
-          messages: page.map((x) => ({ id: x.id, threadId: x.id })),
+          messages: page.map((x) => ({ id: x.id, threadId: x.threadId })),
           resultSizeEstimate: rest.length,
         };
         if (!page.length) delete body['messages'];
@@ -576,12 +646,14 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
           });
         return send(200, body);
       }
+      if (m[2] === 'messages' && m[3] === 'send' && method === 'POST')
+        return await sendMessage(req, user, send);
       if (m[2] === 'messages' && m[3] && method === 'GET') {
         const msg = b.messages.find((x) => x.id === m[3]);
         if (!msg) return send(404, gmailError(404, 'NOT_FOUND', 'Requested entity was not found.'));
         return send(200, {
           id: msg.id,
-          threadId: msg.id,
+          threadId: msg.threadId,
           labelIds: msg.labelIds,
           historyId: String(msg.historyId),
           internalDate: String(msg.internalDate),
@@ -636,13 +708,11 @@ export async function startGmailSimulator(options: { seed?: number } = {}): Prom
       offsetMs += seconds * 1000;
     },
     deliver(user, raw) {
-      const b = box(user);
-      b.historyId += 7;
-      const id = randomBytes(8).toString('hex');
-      const at = now().getTime();
-      b.messages.push({ id, raw, historyId: b.historyId, internalDate: at, labelIds: ['INBOX', 'UNREAD'] });
-      b.historyTimes.push({ id: b.historyId, at });
-      return id;
+      return store(user, raw, ['INBOX', 'UNREAD']).id;
+    },
+    sent: () => sentMail.all(),
+    clearSent() {
+      sentMail.clear();
     },
     pushToken,
     pushBody,

@@ -7,6 +7,8 @@
 //   POST /v1.0/subscriptions/{id}/reauthorize           204
 //   GET  /v1.0/users/{user}/messages/{id}[/$value]      the message, or its raw MIME
 //   GET  /v1.0/users/{user}/mailFolders/{folder}/messages/delta    paged delta with skip/delta tokens (410 when unknown)
+//   POST /v1.0/users/{user}/sendMail                    MIME content only (text/plain, base64): 202 Accepted, recorded in sent()
+//   GET  /v1.0/users/{user}/messages?$filter=internetMessageId eq '<id>'   received and sent messages with that Message-ID
 //   GET  /v1.0/me[/...]                                 with a delegated token: the signed-in user
 // Subscriptions expire on the simulator's clock (real time plus an offset a test can advance).
 // The control API under /_control drops a message into a mailbox (which sends the change
@@ -16,8 +18,10 @@ import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Fault, faultFromJson, Faults } from './faults.ts';
+import { headerOf, SentMail, type SentMessage } from './sent-mail.ts';
 
 export type { Fault } from './faults.ts';
+export type { SentMessage } from './sent-mail.ts';
 
 interface Subscription {
   id: string;
@@ -51,6 +55,9 @@ export interface GraphSimulator {
   deliver(user: string, raw: Buffer, options?: { notify?: boolean }): Promise<string>;
   /** Removes a message (a later $value is 404; delta reports it as removed). */
   remove(user: string, id: string): void;
+  /** What sendMail accepted, in order: the MIME as decoded from the request, which Graph sends on. */
+  sent(): SentMessage[];
+  clearSent(): void;
   fault(fault: Fault): void;
   clearFaults(): void;
   /** Requests that came back before the Retry-After the simulator gave for the same method and path. */
@@ -153,6 +160,7 @@ export async function startGraphSimulator(
   const tombstones = new Map<string, { id: string; seq: number; addedSeq: number }[]>();
   let seq = 0;
   const subs = new Map<string, Subscription>();
+  const sentMail = new SentMail();
   const faults = new Faults(options.seed);
   const log: GraphSimulator['log'] = [];
   const counters = { created: 0, renewed: 0, deleted: 0, reauthorized: 0 };
@@ -598,6 +606,58 @@ export async function startGraphSimulator(
     return back({ code });
   }
 
+  /**
+   * user: sendMail with MIME content: the body is the base64 of the whole message (line breaks
+   * allowed). Graph answers 202 Accepted with no body, delivery follows; a body that is not base64 of
+   * a message is 400 ErrorMimeContentInvalidBase64String. The JSON form is not simulated.
+   */
+  async function sendMail(req: http.IncomingMessage, user: string, send: Send) {
+    const body = (await readBody(req)).toString('latin1');
+    if (!String(req.headers['content-type'] ?? '').startsWith('text/plain'))
+      return send(400, graphError('BadRequest', 'The simulator takes sendMail with MIME content only.'));
+    const base64 = body.replace(/\s+/g, '');
+    const raw = Buffer.from(base64, 'base64');
+    // Node decodes leniently; Graph refuses what is not base64, or does not decode to a message.
+    const isBase64 = /^[A-Za-z0-9+/]+={0,2}$/.test(base64) && base64.length % 4 === 0;
+    if (!isBase64 || !/^[!-9;-~]+:/.test(raw.toString('latin1')))
+      return send(
+        400,
+        graphError('ErrorMimeContentInvalidBase64String', 'Invalid base64 string for MIME content.'),
+      );
+    sentMail.record(`AAMk${randomBytes(12).toString('base64url')}`, { user, raw, at: now() });
+    return send(202, undefined, { 'request-id': randomUUID() });
+  }
+
+  /** List messages, by the one filter Relaydesk asks for: internetMessageId eq '<id>' (received or sent). */
+  function listMessages(url: URL, user: string, send: Send) {
+    const param = url.searchParams.get('$filter');
+    const filter = /^internetMessageId eq '((?:[^']|'')*)'$/i.exec((param ?? '').trim());
+    if (!filter)
+      return send(
+        400,
+        graphError(
+          'BadRequest',
+          param === null
+            ? 'The simulator lists messages by internetMessageId only.'
+            : 'Invalid filter clause',
+        ),
+      );
+    const wanted = filter[1]!.replace(/''/g, "'");
+    const received = [...(mailboxes.get(user.toLowerCase()) ?? [])]
+      .filter(([, m]) => headerOf(m.raw, 'Message-ID') === wanted)
+      .map(([id]) => id);
+    const select = url.searchParams
+      .get('$select')
+      ?.split(',')
+      .map((f) => f.trim());
+    return send(200, {
+      '@odata.context': `https://graph.microsoft.com/v1.0/$metadata#users('${user}')/messages${select ? `(${select.join(',')})` : ''}`,
+      value: [...received, ...sentMail.idsByMessageId(user, wanted)].map((id) =>
+        select && !select.includes('internetMessageId') ? { id } : { id, internetMessageId: wanted },
+      ),
+    });
+  }
+
   function delta(req: http.IncomingMessage, url: URL, user: string, folder: string, send: Send) {
     const f = folder.replace(/^\('(.*)'\)$/, '$1').replace(/^\((.*)\)$/, '$1');
     if (f.toLowerCase() !== 'inbox')
@@ -804,6 +864,11 @@ export async function startGraphSimulator(
             ...view(sub),
           });
       }
+      const userMatch = /^\/v1\.0\/users\/([^/]+)\/(sendMail|messages)$/.exec(path);
+      if (userMatch?.[2] === 'sendMail' && method === 'POST')
+        return await sendMail(req, decodeURIComponent(userMatch[1]!), send);
+      if (userMatch?.[2] === 'messages' && method === 'GET')
+        return listMessages(url, decodeURIComponent(userMatch[1]!), send);
       const msgMatch = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+?)(\/\$value)?$/.exec(path);
       if (msgMatch && method === 'GET') {
         const id = decodeURIComponent(msgMatch[2]!);
@@ -904,6 +969,10 @@ export async function startGraphSimulator(
       const list = tombstones.get(key) ?? [];
       list.push({ id, seq: ++seq, addedSeq: msg.seq });
       tombstones.set(key, list);
+    },
+    sent: () => sentMail.all(),
+    clearSent() {
+      sentMail.clear();
     },
     fault(f) {
       faults.add(f);

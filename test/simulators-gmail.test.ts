@@ -1,5 +1,6 @@
 // The Gmail simulator's own behaviour (no database): watch/stop and expiry, history retention,
-// messages.list search and paging, OAuth with PKCE and refresh rotation, and faults — through plain fetch.
+// messages.list search and paging, messages.send, OAuth with PKCE and refresh rotation, and faults —
+// through plain fetch.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -281,6 +282,71 @@ describe('OAuth', () => {
         error_description: 'Token has been expired or revoked.',
       });
     }
+  });
+});
+
+describe('messages.send', () => {
+  const reply = (headers: string) =>
+    Buffer.from(`From: ${USER}\r\n${headers}Message-ID: <r1@relaydesk.test>\r\n\r\nreply\r\n`);
+  const threaded = reply('To: a@fabrikam.test\r\nSubject: Re: one\r\nIn-Reply-To: <q1@fabrikam.test>\r\n');
+
+  it('refuses a missing raw, raw that is not base64 and a message without recipients, as Gmail does', async () => {
+    const cases: [unknown, string][] = [
+      [{}, "'raw' RFC822 payload message string or uploading message via /upload/* URL required"],
+      [{ raw: 'not base64!' }, "Invalid value at 'message.raw' (TYPE_BYTES), Base64 decoding failed"],
+      [{ raw: reply('Subject: nobody\r\n').toString('base64url') }, 'Recipient address required'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await api('POST', '/messages/send', body);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({
+        code: 400,
+        status: 'INVALID_ARGUMENT',
+        message,
+        errors: [{ reason: 'invalidArgument' }],
+      });
+    }
+    const unauthenticated = await fetch(`${sim.apiBaseUrl}/users/${USER}/messages/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ raw: threaded.toString('base64url') }),
+    });
+    expect(unauthenticated.status).toBe(401);
+    expect(sim.sent()).toEqual([]);
+  });
+
+  it('answers the Message labelled SENT; it is listed, found by rfc822msgid: and added to history like received mail', async () => {
+    const start = (await api('GET', '/profile')).body.historyId;
+    // Standard base64 is read as well as base64url.
+    const res = await api('POST', '/messages/send', { raw: threaded.toString('base64') });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ id: expect.any(String), threadId: res.body.id, labelIds: ['SENT'] });
+    expect(sim.sent()).toEqual([{ user: USER, raw: threaded, at: expect.any(Date) }]);
+
+    for (const q of ['rfc822msgid:<r1@relaydesk.test>', 'rfc822msgid:r1@relaydesk.test'])
+      expect((await api('GET', `/messages?q=${encodeURIComponent(q)}`)).body.messages).toEqual([
+        { id: res.body.id, threadId: res.body.id },
+      ]);
+    expect((await api('GET', '/messages?q=rfc822msgid:r2@relaydesk.test')).body.messages).toBeUndefined();
+    // Gmail reports sent messages in history.list like any other added message.
+    const history = await api('GET', `/history?startHistoryId=${start}&historyTypes=messageAdded`);
+    expect(history.body.history.flatMap((h: any) => h.messagesAdded)).toEqual([
+      { message: { id: res.body.id, threadId: res.body.id, labelIds: ['SENT'] } },
+    ]);
+
+    sim.clearSent();
+    expect(sim.sent()).toEqual([]);
+  });
+
+  it('adds to the given thread only with In-Reply-To or References and the same Subject', async () => {
+    const threadId = sim.deliver(USER, mime('one'));
+    const send = async (raw: Buffer) =>
+      (await api('POST', '/messages/send', { raw: raw.toString('base64url'), threadId })).body.threadId;
+    expect(await send(threaded)).toBe(threadId);
+    expect(await send(reply('To: a@fabrikam.test\r\nSubject: Re: one\r\n'))).not.toBe(threadId);
+    expect(
+      await send(reply('To: a@fabrikam.test\r\nSubject: two\r\nReferences: <q1@fabrikam.test>\r\n')),
+    ).not.toBe(threadId);
   });
 });
 

@@ -1,5 +1,6 @@
 // The Graph simulator's own behaviour (no database): subscription expiry and limits, reauthorize,
-// lifecycle notifications, delta paging, delegated OAuth with PKCE, and faults — through plain fetch.
+// lifecycle notifications, delta paging, delegated OAuth with PKCE, sendMail with MIME content and
+// the internetMessageId filter, and faults — through plain fetch.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -455,6 +456,84 @@ describe('delegated OAuth (authorization code with PKCE)', () => {
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x' }),
     });
     expect(other.status).toBe(400);
+  });
+});
+
+describe('sendMail with MIME content, and the internetMessageId filter', () => {
+  const message = (messageId: string) =>
+    Buffer.from(
+      `From: ${USER}\r\nTo: b@fabrikam.test\r\nSubject: Re: hi\r\nMessage-ID: ${messageId}\r\n` +
+        `In-Reply-To: <q@fabrikam.test>\r\n\r\n${'a long line of text '.repeat(20)}\r\n`,
+    );
+  const sendMail = (body: string, contentType = 'text/plain', auth = true) =>
+    fetch(`${sim.apiBaseUrl}/users/${USER}/sendMail`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, ...(auth ? { authorization: `Bearer ${token}` } : {}) },
+      body,
+    });
+  const byMessageId = async (id: string, select = '&$select=id') => {
+    const filter = encodeURIComponent(`internetMessageId eq '${id}'`);
+    const res = await api('GET', `/users/${USER}/messages?$filter=${filter}${select}`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { value: Record<string, string>[] }).value;
+  };
+
+  it('answers 202 with no body to base64 MIME (line-wrapped, as documented) and records the decoded message', async () => {
+    const wrapped = message('<r1@relaydesk.test>').toString('base64').replace(/.{76}/g, '$&\r\n');
+    const res = await sendMail(wrapped);
+    expect(res.status).toBe(202);
+    expect(await res.text()).toBe('');
+    expect(res.headers.get('request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(sim.sent()).toEqual([{ user: USER, raw: message('<r1@relaydesk.test>'), at: expect.any(Date) }]);
+
+    expect(await byMessageId('<r1@relaydesk.test>')).toEqual([{ id: expect.any(String) }]);
+    expect(await byMessageId('<r1@relaydesk.test>', '')).toEqual([
+      { id: expect.any(String), internetMessageId: '<r1@relaydesk.test>' },
+    ]);
+    // Graph's internetMessageId keeps the angle brackets: the bare id is another value.
+    expect(await byMessageId('r1@relaydesk.test')).toEqual([]);
+    // Received messages are in the mailbox too.
+    await sim.deliver(USER, message('<in1@fabrikam.test>'), { notify: false });
+    expect(await byMessageId('<in1@fabrikam.test>')).toHaveLength(1);
+
+    sim.clearSent();
+    expect(sim.sent()).toEqual([]);
+    expect(await byMessageId('<r1@relaydesk.test>')).toEqual([]);
+  });
+
+  it('refuses what is not base64 MIME, the JSON form, other filters and a missing token', async () => {
+    for (const body of ['%%% not base64 %%%', Buffer.from('no headers here').toString('base64'), '']) {
+      const res = await sendMail(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).error).toMatchObject({
+        code: 'ErrorMimeContentInvalidBase64String',
+        message: 'Invalid base64 string for MIME content.',
+      });
+    }
+    expect((await sendMail(JSON.stringify({ message: {} }), 'application/json')).status).toBe(400);
+    const unauthenticated = await sendMail(
+      message('<r2@relaydesk.test>').toString('base64'),
+      'text/plain',
+      false,
+    );
+    expect(unauthenticated.status).toBe(401);
+    expect(sim.sent()).toEqual([]);
+
+    for (const query of [`?$filter=${encodeURIComponent("subject eq 'hi'")}`, '']) {
+      const res = await api('GET', `/users/${USER}/messages${query}`);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).error.code).toBe('BadRequest');
+    }
+  });
+
+  it('faults apply: a 429 with Retry-After on POST leaves nothing sent and GET untouched', async () => {
+    sim.fault({ pathPrefix: '/v1.0/users/', method: 'POST', status: 429, retryAfter: 2 });
+    const res = await sendMail(message('<r3@relaydesk.test>').toString('base64'));
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('2');
+    expect(((await res.json()) as any).error.code).toBe('TooManyRequests');
+    expect(sim.sent()).toEqual([]);
+    expect(await byMessageId('<r3@relaydesk.test>')).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
-// A Gmail API client for inbound mail: an access token from the stored refresh token,
-// users.history.list, users.messages.get?format=raw, users.messages.list and users.watch. Written
-// against the public API; tested against simulators/gmail.ts. Failures are classified provider errors.
+// A Gmail API client: an access token from the stored refresh token, users.history.list,
+// users.messages.get?format=raw, users.messages.list and users.watch for inbound mail, and
+// users.messages.send for outbound. Written against the public API; tested against
+// simulators/gmail.ts. Failures are classified provider errors.
 import type { Clock } from '../../../../platform/clock.ts';
 import { providerRequest, throwForResponse } from '../../../../platform/provider-errors.ts';
 
@@ -97,6 +98,20 @@ export class GmailClient {
     return res.json();
   }
 
+  private async post(path: string, body: unknown): Promise<any> {
+    const res = await request(
+      `${this.settings.apiBaseUrl.replace(/\/$/, '')}${path}`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await this.token()}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      },
+      this.timeout,
+    );
+    if (!res.ok) await fail(res);
+    return res.json();
+  }
+
   /** Messages added since `startHistoryId` (404 NotFound when that id is too old: resync). */
   async history(user: string, startHistoryId: string, pageToken?: string): Promise<HistoryPage> {
     const body = (await this.get(`/users/${encodeURIComponent(user)}/history`, {
@@ -133,19 +148,42 @@ export class GmailClient {
     return Buffer.from(body.raw, 'base64url');
   }
 
+  /**
+   * users.messages.send with the whole message in `raw` (base64url): Gmail sends the MIME we composed
+   * (its docs do not say it keeps our Message-ID; findSentByMessageId relies on it). The message is
+   * added to `threadId` only when it also carries In-Reply-To or References and the same Subject;
+   * otherwise Gmail starts a new thread. A timeout or 5xx leaves the outcome unknown: ask
+   * findSentByMessageId before sending again.
+   */
+  async sendRaw(user: string, mime: Buffer, threadId?: string): Promise<{ id: string; threadId: string }> {
+    const body = (await this.post(`/users/${encodeURIComponent(user)}/messages/send`, {
+      raw: mime.toString('base64url'),
+      ...(threadId === undefined ? {} : { threadId }),
+    })) as { id: string; threadId: string };
+    return { id: body.id, threadId: body.threadId };
+  }
+
+  /**
+   * Whether the mailbox holds a message with this Message-ID: the rfc822msgid: search operator,
+   * written as Gmail documents it (no angle brackets), trash and spam included (a sent message the
+   * user since deleted was still sent).
+   */
+  async findSentByMessageId(user: string, messageId: string): Promise<boolean> {
+    const body = (await this.get(`/users/${encodeURIComponent(user)}/messages`, {
+      q: `rfc822msgid:${messageId.trim().replace(/^<(.*)>$/, '$1')}`,
+      includeSpamTrash: 'true',
+      maxResults: '1',
+    })) as { messages?: unknown[] };
+    return (body.messages ?? []).length > 0;
+  }
+
   /** users.watch: pushes for the mailbox to the Pub/Sub topic until `expiration` (ms since the epoch, about 7 days). */
   async watch(user: string, topicName: string): Promise<{ historyId: string; expiration: Date }> {
-    const res = await request(
-      `${this.settings.apiBaseUrl.replace(/\/$/, '')}/users/${encodeURIComponent(user)}/watch`,
-      {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await this.token()}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ topicName, labelIds: ['INBOX'], labelFilterBehavior: 'include' }),
-      },
-      this.timeout,
-    );
-    if (!res.ok) await fail(res);
-    const body = (await res.json()) as { historyId: string; expiration: string };
+    const body = (await this.post(`/users/${encodeURIComponent(user)}/watch`, {
+      topicName,
+      labelIds: ['INBOX'],
+      labelFilterBehavior: 'include',
+    })) as { historyId: string; expiration: string };
     return { historyId: String(body.historyId), expiration: new Date(Number(body.expiration)) };
   }
 

@@ -1,6 +1,6 @@
-// A Microsoft Graph client for what inbound mail needs: a token (app-only by client credentials, or
+// A Microsoft Graph client for what mail needs: a token (app-only by client credentials, or
 // delegated from the refresh token of a mailbox connected by OAuth), a message's raw MIME ($value),
-// and subscriptions. Written against the public API; tested against
+// subscriptions, and sending MIME. Written against the public API; tested against
 // simulators/graph.ts. Every failure is a classified provider error.
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../../../platform/clock.ts';
@@ -139,10 +139,11 @@ export class GraphClient {
     return body.access_token;
   }
 
+  /** A request to the API; a body is JSON, or text (Graph takes MIME content as text/plain). */
   private async call(
     method: string,
     path: string,
-    body?: unknown,
+    body?: { json: unknown } | { text: string },
     headers: Record<string, string> = {},
   ): Promise<Response> {
     const res = await request(
@@ -152,9 +153,11 @@ export class GraphClient {
         headers: {
           ...headers,
           authorization: `Bearer ${await this.token()}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(body === undefined
+            ? {}
+            : { 'content-type': 'json' in body ? 'application/json' : 'text/plain' }),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: 'json' in body ? JSON.stringify(body.json) : body.text }),
       },
       this.timeout,
     );
@@ -171,6 +174,44 @@ export class GraphClient {
     return Buffer.from(await res.arrayBuffer());
   }
 
+  /**
+   * Sends a complete RFC 5322 message as it is, by sendMail with MIME content (the base64 of the
+   * message as text/plain), which answers 202 Accepted with no body; returns Graph's request-id.
+   *
+   * Why sendMail and not a draft created from MIME and then sent: Graph documents that sendMail stores
+   * the MIME content as given and that transport copies it on "more or less intact", so the
+   * Message-ID, In-Reply-To and References we wrote go out. A draft made from MIME is documented only
+   * as parsed into message properties, and nothing documented says sending it keeps our headers. No
+   * page promises the Message-ID outright (some other headers are reported dropped), and
+   * findSentByMessageId relies on it.
+   *
+   * 202 only means accepted: Exchange delivers afterwards (a failure then is a bounce, not an error
+   * here). A timeout or 5xx leaves the outcome unknown: ask findSentByMessageId before sending again.
+   */
+  async sendMime(user: string, mime: Buffer): Promise<{ requestId: string | null }> {
+    const res = await this.call('POST', `/users/${encodeURIComponent(user)}/sendMail`, {
+      text: mime.toString('base64'),
+    });
+    return { requestId: res.headers.get('request-id') };
+  }
+
+  /**
+   * Whether the mailbox holds a message with this Message-ID (with its angle brackets, as Graph's
+   * internetMessageId has them). The whole mailbox is searched: a sendMail message sits in Drafts
+   * until transport takes it, then in Sent Items.
+   */
+  async findSentByMessageId(user: string, internetMessageId: string): Promise<boolean> {
+    const id = internetMessageId.trim().replace(/^<?(.*?)>?$/, '<$1>');
+    // An OData string literal: a quote inside is written twice.
+    const filter = `internetMessageId eq '${id.replace(/'/g, "''")}'`;
+    const res = await this.call(
+      'GET',
+      `/users/${encodeURIComponent(user)}/messages?$filter=${encodeURIComponent(filter)}&$select=id&$top=1`,
+    );
+    const body = (await res.json()) as { value?: unknown[] };
+    return (body.value ?? []).length > 0;
+  }
+
   async createSubscription(input: {
     resource: string;
     notificationUrl: string;
@@ -178,7 +219,7 @@ export class GraphClient {
     clientState: string;
     expirationDateTime: string;
   }): Promise<{ id: string; expirationDateTime: string }> {
-    const res = await this.call('POST', '/subscriptions', { changeType: 'created', ...input });
+    const res = await this.call('POST', '/subscriptions', { json: { changeType: 'created', ...input } });
     return (await res.json()) as { id: string; expirationDateTime: string };
   }
 
@@ -186,7 +227,9 @@ export class GraphClient {
     id: string,
     expirationDateTime: string,
   ): Promise<{ id: string; expirationDateTime: string }> {
-    const res = await this.call('PATCH', `/subscriptions/${encodeURIComponent(id)}`, { expirationDateTime });
+    const res = await this.call('PATCH', `/subscriptions/${encodeURIComponent(id)}`, {
+      json: { expirationDateTime },
+    });
     return (await res.json()) as { id: string; expirationDateTime: string };
   }
 
