@@ -11,6 +11,9 @@ import { inboundRoutes } from './modules/inbound/routes.ts';
 import { type SmtpIngress, startSmtpIngress } from './modules/inbound/smtp-ingress.ts';
 import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
+import { OUTBOUND_SCHEDULES, outboundJobs } from './modules/outbound/jobs.ts';
+import { outboundRoutes } from './modules/outbound/routes.ts';
+import { closeOutboundTransports, Transports } from './modules/outbound/transports.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
@@ -50,6 +53,7 @@ export const ROUTES: RouteModule[] = [
   unmappedRoutes,
   mergeRoutes,
   ticketRoutes,
+  outboundRoutes,
   queueRoutes,
   inboundRoutes,
   upkeepRoutes,
@@ -67,6 +71,8 @@ export function defaultRegistry(deps: {
   publicUrl?: string | undefined;
   upkeep?: UpkeepConfig | undefined;
   oauth?: Config['oauth'] | undefined;
+  deliveryRetentionDays?: number | undefined;
+  faultKillAt?: string | undefined;
 }): JobRegistry {
   const definitions = [
     ...slaJobs(),
@@ -81,6 +87,22 @@ export function defaultRegistry(deps: {
       oauth: deps.oauth,
       ...(deps.upkeep ? { upkeep: deps.upkeep } : {}),
     }),
+    ...outboundJobs({
+      pool: deps.pool,
+      clock: deps.clock,
+      logger: deps.logger,
+      messageIdKey: messageIdKey(deps.secretKey),
+      transports: new Transports({
+        pool: deps.pool,
+        secretKey: deps.secretKey,
+        clock: deps.clock,
+        oauth: deps.oauth,
+      }),
+      publicUrl: deps.publicUrl,
+      oauth: deps.oauth,
+      retentionDays: deps.deliveryRetentionDays,
+      killAt: deps.faultKillAt,
+    }),
   ];
   const lease = deps.jobLeaseSeconds;
   return new JobRegistry().register(
@@ -89,7 +111,7 @@ export function defaultRegistry(deps: {
 }
 
 /** Cron schedules of every module, kept registered by the scheduler role. */
-export const SCHEDULES: { job: string; cron: string }[] = [...PEOPLE_SCHEDULES];
+export const SCHEDULES: { job: string; cron: string }[] = [...PEOPLE_SCHEDULES, ...OUTBOUND_SCHEDULES];
 
 export interface RunningRelaydesk {
   config: Config;
@@ -156,6 +178,8 @@ export async function startRelaydesk({
           publicUrl: config.publicUrl,
           upkeep: config.upkeep,
           oauth: config.oauth,
+          deliveryRetentionDays: config.deliveryRetentionDays,
+          faultKillAt: config.faultKillAt,
         }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',
@@ -266,6 +290,7 @@ export async function startRelaydesk({
             .catch((err) => logger.warn({ err }, 'stopping the queue failed'));
           // After the queue: its last jobs may still have been fetching through these connections.
           await closeImapFetchPools();
+          closeOutboundTransports();
           await db.close();
         })();
         return stopping;
@@ -281,6 +306,7 @@ export async function startRelaydesk({
     await imap?.stop().catch(() => undefined);
     await queue?.stop({ graceful: false }).catch(() => undefined);
     await closeImapFetchPools();
+    closeOutboundTransports();
     await db.close();
     throw err;
   }

@@ -41,6 +41,13 @@ export interface Config {
   poolSize: number;
   /** Overrides every job type's lease (seconds), e.g. for crash tests; undefined keeps each type's own. */
   jobLeaseSeconds: number | undefined;
+  /** Days the delivery ledger keeps attempts (RELAYDESK_DELIVERY_RETENTION_DAYS, default 180). */
+  deliveryRetentionDays: number;
+  /**
+   * Fault injection for crash tests (RELAYDESK_FAULT_KILL_AT): the process kills itself at this named
+   * point, e.g. `outbound.after-reserve` or `outbound.after-send`. Never set in production.
+   */
+  faultKillAt: string | undefined;
   /**
    * How long to keep trying to reach DATABASE_URL before giving up; undefined leaves it to the
    * command (a server waits longer than a one-off CLI command).
@@ -257,6 +264,16 @@ export function loadConfig(
       ? undefined
       : parseInteger('RELAYDESK_JOB_LEASE_SECONDS', leaseRaw, 60, 2, 86_400, problems);
 
+  const deliveryRetentionDays = parseInteger(
+    'RELAYDESK_DELIVERY_RETENTION_DAYS',
+    env['RELAYDESK_DELIVERY_RETENTION_DAYS'],
+    180,
+    31,
+    3650,
+    problems,
+  );
+  const faultKillAt = env['RELAYDESK_FAULT_KILL_AT'] || undefined;
+
   const dbWaitRaw = overrides.dbWaitSeconds ?? env['RELAYDESK_DB_WAIT_SECONDS'];
   const dbWaitSeconds =
     dbWaitRaw === undefined || dbWaitRaw === ''
@@ -370,6 +387,8 @@ export function loadConfig(
     bodyLimit,
     poolSize,
     jobLeaseSeconds,
+    deliveryRetentionDays,
+    faultKillAt,
     dbWaitSeconds,
     metricsToken,
     providerOrigins,

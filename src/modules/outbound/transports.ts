@@ -105,6 +105,13 @@ export interface OutgoingMail {
   attachments: OutboundAttachment[];
 }
 
+const open = new Set<Transports>();
+
+/** Closes the SMTP connections of every Transports made in this process (at stop). */
+export function closeOutboundTransports(): void {
+  for (const t of open) t.close();
+}
+
 /** SMTP transports kept open between sends, one pool per mailbox and configuration. */
 export class Transports {
   private readonly smtp = new Map<string, { key: string; transporter: Transporter<SMTPPool.SentMessageInfo> }>();
@@ -113,6 +120,7 @@ export class Transports {
 
   constructor(deps: TransportDeps) {
     this.deps = deps;
+    open.add(this);
   }
 
   async send(mail: OutgoingMail): Promise<SendResult> {
@@ -239,5 +247,6 @@ export class Transports {
   close(): void {
     for (const { transporter } of this.smtp.values()) transporter.close();
     this.smtp.clear();
+    open.delete(this);
   }
 }

@@ -14,7 +14,7 @@ import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { deleteTicket, updateTicket } from './changes.ts';
 import { createTicket } from './create.ts';
 import { createTicketTogether } from './create-together.ts';
-import { appendMessage, listMessages } from './messages.ts';
+import { listMessages } from './messages.ts';
 import { sanitizeBodyHtml, TICKET_PRIORITIES, TICKET_STATUSES, VISIBILITIES } from './model.ts';
 import { getTicket, listTickets } from './queries.ts';
 
@@ -114,11 +114,6 @@ const UpdateTicket = Type.Object(
     subject: Type.Optional(Type.String({ minLength: 1, maxLength: 998 })),
   },
   { additionalProperties: false, minProperties: 1 },
-);
-
-const CreateMessage = Type.Object(
-  { text: Text, html: Type.Optional(Html), visibility: Visibility },
-  { additionalProperties: false },
 );
 
 const TicketListQuery = Type.Object(
@@ -282,44 +277,6 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       return withTenant(pool, principal.tenantId, (tx) =>
         updateTicket(tx, { ...request.body, ticketId: request.params.id, actorId: principal.personId }),
       );
-    },
-  );
-
-  app.post(
-    '/tickets/:id/messages',
-    {
-      config: { permission: 'tickets:write' },
-      schema: {
-        tags: ['tickets'],
-        summary: 'Add a message to a ticket',
-        description:
-          "Adds a message written by the calling token's person: `visibility` `public` (a reply) or " +
-          '`internal` (a note); `text` is required, `html` is stored sanitised. The direction follows ' +
-          'the author: an agent writes `outbound`, anyone else `inbound`. The status follows the ' +
-          "message: an agent's public message opens a `new` ticket, anyone else's public message " +
-          'reopens a `pending`, `solved` or `closed` one, and internal notes change nothing; a status ' +
-          'change is recorded in the history. A public message has the SLA clocks recomputed (first ' +
-          'and next response). This release sends the message nowhere: no mail goes out. Answers 201 ' +
-          'with the message. Not idempotent.\n\n' +
-          'Needs `tickets:write` (admin, agent, integration). 404 `not_found` when the id is not a ' +
-          'ticket of this tenant or it was deleted.',
-        params: IdParams,
-        body: CreateMessage,
-        response: { 201: MessageSchema, ...problemResponses },
-      },
-    },
-    async (request, reply) => {
-      const principal = principalOf(request);
-      const { html, ...body } = request.body;
-      const message = await withTenant(pool, principal.tenantId, (tx) =>
-        appendMessage(tx, {
-          ...body,
-          ...(html === undefined ? {} : { html: sanitizeBodyHtml(html) }),
-          ticketId: request.params.id,
-          authorId: principal.personId,
-        }),
-      );
-      return reply.code(201).send(message);
     },
   );
 

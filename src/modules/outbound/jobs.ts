@@ -1,0 +1,71 @@
+// The outbound module's job types: sending an attempt of the ledger, acknowledging new tickets,
+// matching delivery-status reports, and keeping the ledger's partitions.
+import type { Clock } from '../../platform/clock.ts';
+import type { Config } from '../../platform/config.ts';
+import type { Pool } from '../../platform/db/pool.ts';
+import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
+import type { Logger } from '../../platform/logging.ts';
+import { defineJob, type JobDefinition } from '../../platform/queue/registry.ts';
+import { deliveryPartitionsJob, type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
+import { deliveryRow, maintainPartitions, recordOutcome } from './ledger.ts';
+import { sendDelivery } from './send.ts';
+import type { Transports } from './transports.ts';
+
+export interface OutboundJobDeps {
+  pool: Pool;
+  clock: Clock;
+  logger: Logger;
+  transports: Transports;
+  messageIdKey: Buffer;
+  publicUrl?: string | undefined;
+  oauth?: Config['oauth'] | undefined;
+  /** Days the ledger keeps attempts (whole months are dropped once all their days are older). */
+  retentionDays?: number | undefined;
+  killAt?: string | undefined;
+}
+
+/** The ledger's partitions are looked after daily by the scheduler role. */
+export const OUTBOUND_SCHEDULES = [{ job: deliveryPartitionsJob.name, cron: '23 3 * * *' }];
+
+export function outboundJobs(deps: OutboundJobDeps): JobDefinition<any>[] {
+  return [
+    defineJob<OutboundSendPayload>({
+      name: outboundSendJob.name,
+      // Longer than a send may take (SMTP timeouts: 30 s to connect, 60 s idle).
+      leaseSeconds: 180,
+      retry: { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 },
+      batchSize: 50,
+      concurrency: 2,
+      handler: (payload, ctx) => sendDelivery(deps, payload, ctx),
+      // The job failed for good before the attempt was recorded (the database was away through all
+      // its retries, the process died on its last one): the attempt says so instead of staying queued.
+      onFailedForGood: async (failures) => {
+        for (const f of failures) {
+          await withTenant(deps.pool, f.payload.tenantId, async (tx) => {
+            const row = await deliveryRow(tx, f.payload.deliveryId);
+            if (row?.status !== 'queued') return;
+            await recordOutcome(tx, row, {
+              status: row.started_at ? 'unknown' : 'failed',
+              errorCode: 'transient',
+              retryable: false,
+              errorMessage: `the send job failed for good after ${f.attempts} attempts: ${f.message}`,
+            } as Parameters<typeof recordOutcome>[2]);
+          });
+        }
+      },
+    }),
+    defineJob<Record<string, never>>({
+      name: deliveryPartitionsJob.name,
+      leaseSeconds: 300,
+      retry: { limit: 3, delaySeconds: 60, backoff: true },
+      handler: () =>
+        withSystemTx(deps.pool, (sys) =>
+          maintainPartitions(sys, {
+            now: deps.clock.now(),
+            monthsAhead: 3,
+            retentionDays: deps.retentionDays ?? 180,
+          }),
+        ),
+    }),
+  ];
+}

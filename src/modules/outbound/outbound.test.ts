@@ -1,0 +1,370 @@
+// Agents answer by email, over real SMTP (AUTH and STARTTLS against the SMTP simulator): what the
+// customer receives, how their answer threads back, what the ledger says about each attempt, and
+// how failures are retried or not.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp.ts';
+import { type TestApp, useTestApp } from '../../../test/app.ts';
+import { withTenant } from '../../platform/db/tx.ts';
+import { createLogger } from '../../platform/logging.ts';
+import { ingestRawMessage } from '../inbound/process.ts';
+import { messageIdKey } from '../inbound/signing.ts';
+import { outboundSendJob } from './job-refs.ts';
+import { postTicketMessage } from './replies.ts';
+import { sendDelivery } from './send.ts';
+import { Transports } from './transports.ts';
+
+let t: TestApp;
+let smtp: SmtpSimulator;
+let transports: Transports;
+let mailboxId: string;
+const logger = createLogger('silent');
+const ADDRESS = 'support@out.test';
+
+const admin = () => t.a.adminToken.token;
+
+/** Sends every queued attempt of tenant A now, as the worker would (the job's delay is the queue's). */
+async function sendQueued(): Promise<Record<string, unknown>[]> {
+  const { rows } = await t.db.admin.query<{ id: string; tenant_id: string }>(
+    "SELECT id, tenant_id FROM deliveries WHERE status = 'queued' ORDER BY created_at, id",
+  );
+  const results = [];
+  for (const r of rows)
+    results.push(
+      await sendDelivery(
+        { pool: t.db.pool, clock: t.clock, logger, transports },
+        { tenantId: r.tenant_id, deliveryId: r.id },
+        { send: (job, payload, options) => t.queue.send(job, payload, options) },
+      ),
+    );
+  return results;
+}
+
+async function customerMail(headers: Record<string, string>, body = 'Hello, my printer is broken.') {
+  const lines = Object.entries({
+    From: 'Carol Customer <carol@customer.test>',
+    To: ADDRESS,
+    Cc: 'dave@customer.test, support@out.test',
+    Subject: 'Printer broken',
+    'Message-ID': `<${Math.random().toString(36).slice(2)}@customer.test>`,
+    Date: new Date().toUTCString(),
+    ...headers,
+  }).map(([k, v]) => `${k}: ${v}`);
+  return ingestRawMessage(t.inboundDeps(), t.queue, {
+    tenantId: t.a.tenant.id,
+    mailboxId,
+    raw: Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body}\r\n`),
+  });
+}
+
+const deliveries = async (ticketId: string) =>
+  (await t.call(admin(), 'GET', `/api/v1/deliveries?ticketId=${ticketId}`)).body.items as Record<
+    string,
+    any
+  >[];
+
+beforeAll(async () => {
+  t = await useTestApp();
+  for (const q of ['inbound.process', outboundSendJob.name]) await t.queue.boss.createQueue(q);
+  smtp = await startSmtpSimulator({ tls: 'starttls', auth: { username: 'relay', password: 's3cret' } });
+  transports = new Transports({ pool: t.db.pool, secretKey: t.secretKey, clock: t.clock });
+  const res = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
+    kind: 'mime',
+    address: ADDRESS,
+    displayName: 'Contoso Support',
+    settings: {
+      smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+    },
+    credentials: { smtpPassword: 's3cret' },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  mailboxId = res.body.id;
+});
+
+afterAll(async () => {
+  transports?.close();
+  await smtp?.close();
+});
+
+beforeEach(() => {
+  smtp.clear();
+  smtp.clearFaults();
+});
+
+describe('an agent reply', () => {
+  it('leaves as one mail over SMTP with the threading headers, and the customer answer threads back', async () => {
+    const first = await customerMail({ 'Message-ID': '<first-1@customer.test>' });
+    expect(first.status).toBe('created');
+    const ticketId = first.ticketId!;
+
+    const posted = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'Have you tried turning it off and on again?',
+      cc: ['erin@partner.test', 'SUPPORT@out.test'],
+    });
+    expect(posted.status, JSON.stringify(posted.body)).toBe(201);
+    expect(posted.body.delivery).toMatchObject({ status: 'queued', attempt: 1 });
+    expect(posted.body.mail.to).toEqual([{ address: 'carol@customer.test', name: 'Carol Customer' }]);
+    expect(posted.body.mail.cc.map((a: { address: string }) => a.address).sort()).toEqual([
+      'dave@customer.test',
+      'erin@partner.test',
+    ]);
+
+    expect(await sendQueued()).toEqual([{ sent: expect.stringMatching(/^250 /) }]);
+    const [mail] = smtp.messages();
+    expect(smtp.messages()).toHaveLength(1);
+    expect(mail!.secure).toBe(true);
+    expect(mail!.authUser).toBe('relay');
+    expect(mail!.from).toBe(ADDRESS);
+    expect(mail!.to.sort()).toEqual(['carol@customer.test', 'dave@customer.test', 'erin@partner.test']);
+    const h = mail!.headers;
+    const number = (await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}`)).body.number;
+    expect(h['subject']).toEqual([`Re: Printer broken [#${number}]`]);
+    expect(h['in-reply-to']).toEqual(['<first-1@customer.test>']);
+    expect(h['references']).toEqual(['<first-1@customer.test>']);
+    expect(h['reply-to']).toEqual([ADDRESS]);
+    expect(h['from']![0]).toContain(ADDRESS);
+    expect(h['auto-submitted']).toBeUndefined();
+    expect(mail!.messageId).toBe(`<${posted.body.messageId}>`);
+    expect(mail!.messageId).toMatch(new RegExp(`^<rd\\.${ticketId}\\.[0-9a-f]{24}\\.[0-9a-f]+@out\\.test>$`));
+    const text = mail!.raw.toString('utf8');
+    expect(text).toContain('Have you tried turning it off and on again?');
+    expect(text).toContain('> Hello, my printer is broken.');
+    expect(text).not.toMatch(/^Bcc:/im);
+
+    const [delivery] = await deliveries(ticketId);
+    expect(delivery).toMatchObject({
+      channel: 'email',
+      purpose: 'reply',
+      status: 'sent',
+      attempt: 1,
+      destination: 'carol@customer.test',
+      ticketMessageId: posted.body.id,
+      rfcMessageId: posted.body.messageId,
+      errorCode: null,
+    });
+    expect(delivery!.providerResponse).toMatch(/^250 /);
+    const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
+    expect(messages.body.items[0].delivery).toMatchObject({ status: 'sent', attempt: 1 });
+    expect(messages.body.items[1].delivery).toBeNull();
+
+    // The customer answers from the captured mail, with a subject that lost its tag.
+    const answer = await customerMail({
+      Subject: 'Still broken',
+      'In-Reply-To': mail!.messageId!,
+      References: `<first-1@customer.test> ${mail!.messageId}`,
+    });
+    expect(answer).toMatchObject({ status: 'appended', ticketId });
+    // A client that drops In-Reply-To and keeps References threads too.
+    const again = await customerMail({ Subject: 'Any news', References: mail!.messageId! });
+    expect(again).toMatchObject({ status: 'appended', ticketId });
+  });
+
+  it('with a forged Message-ID signature does not thread', async () => {
+    const first = await customerMail({});
+    const ticketId = first.ticketId!;
+    const forged = `<rd.${ticketId}.${'0'.repeat(24)}.abc@out.test>`;
+    const reply = await customerMail({ Subject: 'Other thing', 'In-Reply-To': forged, References: forged });
+    expect(reply.status).toBe('created');
+    expect(reply.ticketId).not.toBe(ticketId);
+  });
+
+  it('commits with its message or not at all', async () => {
+    const { ticketId } = await customerMail({});
+    const before = (await deliveries(ticketId!)).length;
+    await expect(
+      withTenant(t.db.pool, t.a.tenant.id, async (tx) => {
+        await postTicketMessage(
+          tx,
+          { messageIdKey: messageIdKey(t.secretKey), queue: t.queue },
+          { ticketId: ticketId!, authorId: t.a.adminToken.personId, visibility: 'public', text: 'Lost' },
+        );
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await deliveries(ticketId!)).toHaveLength(before);
+    const { rows } = await t.db.admin.query(
+      "SELECT 1 FROM pgboss.job WHERE name = 'outbound.send' AND data->>'tenantId' = $1 AND state = 'created' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id::text = data->>'deliveryId')",
+      [t.a.tenant.id],
+    );
+    expect(rows).toEqual([]);
+  });
+
+  it('sends nothing for an internal note, and refuses Cc on it', async () => {
+    const { ticketId } = await customerMail({});
+    const note = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'internal',
+      text: 'Customer is on the old firmware',
+    });
+    expect(note.status).toBe(201);
+    expect(note.body.delivery).toBeNull();
+    expect(await deliveries(ticketId!)).toEqual([]);
+    const cc = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'internal',
+      text: 'x',
+      cc: ['a@b.test'],
+    });
+    expect(cc.status).toBe(422);
+  });
+
+  it('carries attachments uploaded as multipart/form-data', async () => {
+    const { ticketId } = await customerMail({});
+    const boundary = 'relaydesk-test-boundary';
+    const body = Buffer.from(
+      [
+        `--${boundary}`,
+        'Content-Disposition: form-data; name="visibility"',
+        '',
+        'public',
+        `--${boundary}`,
+        'Content-Disposition: form-data; name="text"',
+        '',
+        'Here is the driver.',
+        `--${boundary}`,
+        'Content-Disposition: form-data; name="bcc"',
+        '',
+        'audit@partner.test',
+        `--${boundary}`,
+        'Content-Disposition: form-data; name="attachments"; filename="driver.txt"',
+        'Content-Type: text/plain',
+        '',
+        'DRIVER-BYTES-123',
+        `--${boundary}--`,
+        '',
+      ].join('\r\n'),
+    );
+    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, body, {
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.mail.attachments).toMatchObject([{ filename: 'driver.txt', contentType: 'text/plain', size: 16 }]);
+    await sendQueued();
+    const [mail] = smtp.messages();
+    expect(mail!.to).toContain('audit@partner.test');
+    expect(mail!.headers['bcc']).toBeUndefined();
+    const raw = mail!.raw.toString('utf8');
+    expect(raw).toMatch(/filename="?driver\.txt"?/);
+    expect(raw).toMatch(/DRIVER-BYTES-123|RFJJVkVSLUJZVEVTLTEyMw==/);
+  });
+
+  it('refuses an attachment over the size limit with 413', async () => {
+    const { ticketId } = await customerMail({});
+    const boundary = 'b';
+    const big = Buffer.alloc(25 * 1024 * 1024 + 10, 0x61);
+    const body = Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\npublic\r\n--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\nbig\r\n--${boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      ),
+      big,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, body, {
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+    });
+    expect(res.status).toBe(413);
+    expect(res.body.code).toBe('payload_too_large');
+    const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
+    expect(messages.body.items).toHaveLength(1);
+  });
+});
+
+describe('failed sends', () => {
+  const reply = async () => {
+    const { ticketId } = await customerMail({});
+    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'On it',
+    });
+    expect(res.status).toBe(201);
+    return ticketId!;
+  };
+
+  it.each([
+    ['DATA', 451],
+    ['MAIL', 421],
+  ] as const)('SMTP %s %i is retried as a new attempt after a delay, and the mail goes once', async (command, code) => {
+    const ticketId = await reply();
+    smtp.fault({ command, code, times: 1 });
+    const [first] = await sendQueued();
+    expect(first).toMatchObject({ failed: 'transient', inSeconds: 30 });
+    const [a1, a2] = (await deliveries(ticketId)).reverse();
+    expect(a1).toMatchObject({ status: 'failed', errorCode: 'transient', retryable: true, attempt: 1 });
+    expect(a1!.errorMessage).toContain(String(code));
+    expect(a2).toMatchObject({ status: 'queued', attempt: 2, previousId: a1!.id });
+    const job = await t.db.admin.query<{ wait: number }>(
+      "SELECT extract(epoch FROM start_after - created_on)::int AS wait FROM pgboss.job WHERE name = 'outbound.send' AND data->>'deliveryId' = $1",
+      [a2!.id],
+    );
+    expect(job.rows[0]!.wait).toBeGreaterThanOrEqual(29);
+    expect(smtp.messages()).toHaveLength(0);
+    await sendQueued();
+    expect(smtp.messages()).toHaveLength(1);
+    expect((await deliveries(ticketId))[0]).toMatchObject({ status: 'sent', attempt: 2 });
+  });
+
+  it('SMTP 550 for the recipient is terminal; a person may retry it', async () => {
+    const ticketId = await reply();
+    smtp.fault({ command: 'RCPT', code: 550, message: 'No such user', times: 1 });
+    expect(await sendQueued()).toEqual([{ failed: 'invalid_recipient' }]);
+    const [attempt] = await deliveries(ticketId);
+    expect(attempt).toMatchObject({ status: 'failed', errorCode: 'invalid_recipient', retryable: false });
+    expect(await sendQueued()).toEqual([]);
+
+    const retried = await t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`);
+    expect(retried.status).toBe(202);
+    expect(retried.body).toMatchObject({ status: 'queued', attempt: 2, previousId: attempt!.id });
+    await sendQueued();
+    expect(smtp.messages()).toHaveLength(1);
+    const again = await t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`);
+    expect(again.status).toBe(422);
+  });
+
+  it('a wrong SMTP password is an auth failure, not retried', async () => {
+    const other = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: 'billing@out.test',
+      settings: { smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca } },
+      credentials: { smtpPassword: 'wrong' },
+    });
+    const { ticketId } = await customerMail({});
+    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'x',
+      mailboxId: other.body.id,
+    });
+    expect(res.status).toBe(201);
+    expect(await sendQueued()).toEqual([{ failed: 'auth' }]);
+    expect(smtp.messages()).toHaveLength(0);
+  });
+});
+
+describe('the ledger', () => {
+  it('is tenant-scoped on every route, and needs deliveries:read', async () => {
+    const { ticketId } = await customerMail({});
+    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', text: 'x' });
+    const [own] = await deliveries(ticketId!);
+    const b = t.b.adminToken.token;
+    expect((await t.call(b, 'GET', `/api/v1/deliveries/${own!.id}`)).status).toBe(404);
+    expect((await t.call(b, 'POST', `/api/v1/deliveries/${own!.id}/retry`)).status).toBe(404);
+    expect((await t.call(b, 'GET', `/api/v1/deliveries?ticketId=${ticketId}`)).body.items).toEqual([]);
+    expect((await t.call(b, 'GET', '/api/v1/deliveries')).body.items).toEqual([]);
+    const post = await t.call(b, 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', text: 'x' });
+    expect(post.status).toBe(404);
+    const viewer = await t.call(admin(), 'POST', '/api/v1/tokens', { role: 'viewer', label: 'v' });
+    expect((await t.call(viewer.body.token, 'GET', '/api/v1/deliveries')).status).toBe(403);
+    expect((await t.call(admin(), 'GET', `/api/v1/deliveries/${own!.id}`)).status).toBe(200);
+  });
+
+  it('filters by status and error code and pages with a cursor', async () => {
+    const page = await t.call(admin(), 'GET', '/api/v1/deliveries?status=failed&limit=1');
+    expect(page.status).toBe(200);
+    expect(page.body.items.every((d: { status: string }) => d.status === 'failed')).toBe(true);
+    if (page.body.nextCursor) {
+      const next = await t.call(admin(), 'GET', `/api/v1/deliveries?status=failed&limit=1&cursor=${page.body.nextCursor}`);
+      expect(next.body.items[0].id).not.toBe(page.body.items[0].id);
+    }
+    const bad = await t.call(admin(), 'GET', '/api/v1/deliveries?cursor=nonsense');
+    expect(bad.status).toBe(400);
+    const codes = await t.call(admin(), 'GET', '/api/v1/deliveries?errorCode=invalid_recipient');
+    expect(codes.body.items.every((d: { errorCode: string }) => d.errorCode === 'invalid_recipient')).toBe(true);
+  });
+});

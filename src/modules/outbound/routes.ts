@@ -1,0 +1,291 @@
+// Routes of outbound mail: an agent's message on a ticket (which leaves as email), and the delivery
+// ledger (read, retry).
+import multipart from '@fastify/multipart';
+import { Type } from 'typebox';
+import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { validation } from '../../platform/errors.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+import { IdParams, ListQuery, Nullable, OneOf, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
+import { type App, principalOf, type RouteModule, type ServerDeps } from '../../platform/http/server.ts';
+import { messageIdKey } from '../inbound/signing.ts';
+import { blobHash } from '../blobs/service.ts';
+import type { NewAttachment } from '../tickets/messages.ts';
+import { sanitizeBodyHtml, VISIBILITIES } from '../tickets/model.ts';
+import { MessageSchema } from '../tickets/routes.ts';
+import { outboundSendJob } from './job-refs.ts';
+import { getDelivery, listDeliveries, retryDelivery } from './ledger.ts';
+import { DELIVERY_CHANNELS, DELIVERY_ERROR_CODES, DELIVERY_STATUSES } from './model.ts';
+import { postTicketMessage } from './replies.ts';
+
+/** Files uploaded with one message: count and size (each; the total is bounded by count times size). */
+export const ATTACHMENT_LIMITS = { files: 20, fileSize: 25 * 1024 * 1024 };
+
+const Address = Type.String({ minLength: 3, maxLength: 254 });
+const Addresses = Type.Array(Address, { maxItems: 50 });
+
+const CreateMessage = Type.Object(
+  {
+    text: Type.String({ minLength: 1, maxLength: 1_000_000 }),
+    html: Type.Optional(Type.String({ maxLength: 5_000_000 })),
+    visibility: OneOf(VISIBILITIES),
+    cc: Type.Optional(Addresses),
+    bcc: Type.Optional(Addresses),
+    mailboxId: Type.Optional(Uuid),
+  },
+  { additionalProperties: false },
+);
+
+/** The same fields as form fields (cc and bcc repeated or comma-separated), files under `attachments`. */
+const CreateMessageForm = Type.Object(
+  {
+    text: Type.String({ minLength: 1, maxLength: 1_000_000 }),
+    html: Type.Optional(Type.String({ maxLength: 5_000_000 })),
+    visibility: OneOf(VISIBILITIES),
+    cc: Type.Optional(Type.Union([Type.String({ maxLength: 13_000 }), Addresses])),
+    bcc: Type.Optional(Type.Union([Type.String({ maxLength: 13_000 }), Addresses])),
+    mailboxId: Type.Optional(Uuid),
+    attachments: Type.Optional(
+      Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: ATTACHMENT_LIMITS.files })]),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const DeliverySchema = Type.Object({
+  id: Uuid,
+  channel: OneOf(DELIVERY_CHANNELS),
+  purpose: Type.String({ description: '`reply`, `acknowledgement` or `notification`' }),
+  destination: Type.String(),
+  status: OneOf(DELIVERY_STATUSES),
+  attempt: Type.Integer(),
+  previousId: Nullable(Uuid),
+  skipReason: Nullable(Type.String()),
+  retryable: Nullable(Type.Boolean()),
+  errorCode: Nullable(OneOf(DELIVERY_ERROR_CODES)),
+  errorMessage: Nullable(Type.String()),
+  providerMessageId: Nullable(Type.String()),
+  providerResponse: Nullable(Type.String()),
+  requestId: Nullable(Type.String()),
+  ticketId: Nullable(Uuid),
+  ticketMessageId: Nullable(Uuid),
+  mailboxId: Nullable(Uuid),
+  rfcMessageId: Nullable(Type.String()),
+  createdAt: Timestamp,
+  startedAt: Nullable(Timestamp),
+  sentAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+  durationMs: Nullable(Type.Integer()),
+});
+
+const DeliveryQuery = Type.Object(
+  {
+    ...ListQuery,
+    ticketId: Type.Optional(Uuid),
+    channel: Type.Optional(OneOf(DELIVERY_CHANNELS)),
+    status: Type.Optional(OneOf(DELIVERY_STATUSES)),
+    errorCode: Type.Optional(OneOf(DELIVERY_ERROR_CODES)),
+    from: Type.Optional(Timestamp),
+    to: Type.Optional(Timestamp),
+  },
+  { additionalProperties: false },
+);
+
+interface Upload {
+  filename: string;
+  mimetype: string;
+  content: Buffer;
+}
+
+const uploads = new WeakMap<object, Upload[]>();
+
+const list = (v: string | string[] | undefined): string[] | undefined =>
+  v === undefined
+    ? undefined
+    : (Array.isArray(v) ? v : [v])
+        .flatMap((s) => s.split(','))
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+
+function messageRoute(app: App, deps: ServerDeps): void {
+  const { pool } = deps;
+  const keyOf = deps.secretKey ? messageIdKey(deps.secretKey) : undefined;
+  app.post(
+    '/tickets/:id/messages',
+    {
+      config: { permission: 'tickets:write' },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Add a message to a ticket',
+        description:
+          "Adds a message written by the calling token's person: `visibility` `public` (a reply) or " +
+          '`internal` (a note); `text` is required, `html` is stored sanitised. The direction follows ' +
+          'the author: an agent writes `outbound`, anyone else `inbound`. The status follows the ' +
+          "message: an agent's public message opens a `new` ticket, anyone else's public message " +
+          'reopens a `pending`, `solved` or `closed` one, and internal notes change nothing; a status ' +
+          'change is recorded in the history. A public message has the SLA clocks recomputed.\n\n' +
+          "**An agent's public message leaves as email**, queued in the same transaction as the " +
+          "message: through the mailbox of the conversation (`mailboxId` chooses another), to the " +
+          'requester, with the participants of the conversation and `cc` in Cc and `bcc` in Bcc (never ' +
+          'to one of our own mailboxes), the subject with the ticket tag, a signed Message-ID and the ' +
+          "conversation's References (so the answer threads back), the agent's signature and the " +
+          "customer's last message quoted (mailbox setting `outbound.quoteHistory`). The answer's " +
+          '`delivery` shows the attempt (`queued`, later `sent`, `failed`, …; see `/deliveries`). ' +
+          'Without a mailbox or an address to send to, the delivery is `skipped` with the reason.\n\n' +
+          'Send `application/json`, or `multipart/form-data` with the same fields (`cc`/`bcc` repeated ' +
+          `or comma-separated) and files as \`attachments\` (at most ${ATTACHMENT_LIMITS.files}, ` +
+          `${ATTACHMENT_LIMITS.fileSize / 1024 / 1024} MiB each: 413 \`payload_too_large\`), stored ` +
+          'with the message and sent with the mail. Answers 201 with the message. Not idempotent.\n\n' +
+          'Needs `tickets:write` (admin, agent, integration). 404 `not_found` when the id is not a ' +
+          'ticket of this tenant or it was deleted, or `mailboxId` is not a mailbox of this tenant; ' +
+          '422 `validation_failed` for `cc`, `bcc` or `mailboxId` on a message that is not sent by mail.',
+        params: IdParams,
+        consumes: ['application/json', 'multipart/form-data'],
+        body: {
+          content: {
+            'application/json': { schema: CreateMessage },
+            'multipart/form-data': { schema: CreateMessageForm },
+          },
+        },
+        response: { 201: MessageSchema, ...problemResponses },
+      } as never,
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const body = request.body as {
+        text: string;
+        html?: string;
+        visibility: 'public' | 'internal';
+        cc?: string | string[];
+        bcc?: string | string[];
+        mailboxId?: string;
+      };
+      if (!keyOf || !deps.queue) throw new Error('outbound mail needs the secret key and the queue');
+      const files = uploads.get(request) ?? [];
+      const attachments: NewAttachment[] = files.map((f) => ({
+        id: uuidv7(),
+        filename: f.filename,
+        contentType: f.mimetype || 'application/octet-stream',
+        content: f.content,
+        sha256: blobHash(f.content),
+        contentId: null,
+        inline: false,
+      }));
+      const message = await withTenant(pool, principal.tenantId, (tx) =>
+        postTicketMessage(
+          tx,
+          { messageIdKey: keyOf, queue: deps.queue!, publicUrl: deps.config.publicUrl },
+          {
+            ticketId: (request.params as { id: string }).id,
+            authorId: principal.personId,
+            visibility: body.visibility,
+            text: body.text,
+            ...(body.html === undefined ? {} : { html: sanitizeBodyHtml(body.html) }),
+            cc: list(body.cc),
+            bcc: list(body.bcc),
+            mailboxId: body.mailboxId,
+            attachments,
+          },
+        ),
+      );
+      return reply.code(201).send(message as never);
+    },
+  );
+}
+
+export const outboundRoutes: RouteModule = async (app, deps) => {
+  const { pool } = deps;
+
+  // Multipart only here: the message route takes files, no other route does.
+  await app.register(async (scope) => {
+    await scope.register(multipart, {
+      attachFieldsToBody: 'keyValues',
+      limits: { ...ATTACHMENT_LIMITS, fields: 120, fieldSize: 5_000_000, parts: 150 },
+      async onFile(part) {
+        const content = await part.toBuffer();
+        const name = (part.filename || 'attachment').replace(/^.*[\\/]/, '').slice(0, 255) || 'attachment';
+        const list = uploads.get(this) ?? [];
+        list.push({ filename: name, mimetype: part.mimetype, content });
+        uploads.set(this, list);
+        (part as unknown as { value: string }).value = name;
+      },
+    });
+    messageRoute(scope as App, deps);
+  });
+
+  app.get(
+    '/deliveries',
+    {
+      config: { permission: 'deliveries:read' },
+      schema: {
+        tags: ['deliveries'],
+        summary: 'List delivery attempts',
+        description:
+          'The delivery ledger: one item per attempt to deliver something (an email reply, an ' +
+          'acknowledgement), newest first. `status`: `queued`, `skipped` (with `skipReason`), `sent` ' +
+          '(the provider took it: `providerResponse`, `providerMessageId`, `requestId`), `delivered`, ' +
+          '`bounced` (a delivery-status report for its Message-ID came back), `failed` (`errorCode` ' +
+          '`throttled`, `auth`, `not_found`, `invalid_recipient`, `transient` or `permanent`; ' +
+          '`retryable` says whether a next attempt follows) or `unknown` (the sending process stopped ' +
+          'after the send began and the provider cannot tell: review, then retry). Filters: ' +
+          '`ticketId`, `channel`, `status`, `errorCode`, `from` and `to` (creation time, `to` ' +
+          'exclusive). Paged: `limit` (default 50, max 200) and `cursor`.\n\n' +
+          'Needs `deliveries:read` (admin, agent).',
+        querystring: DeliveryQuery,
+        response: { 200: Page(DeliverySchema), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const q = request.query as Record<string, unknown>;
+      if (q['from'] && q['to'] && Date.parse(String(q['from'])) > Date.parse(String(q['to'])))
+        throw validation('from must not be after to', [{ path: '/from', message: 'is after to' }]);
+      return withTenantRead(pool, principalOf(request).tenantId, (tx) => listDeliveries(tx, request.query));
+    },
+  );
+
+  app.get(
+    '/deliveries/:id',
+    {
+      config: { permission: 'deliveries:read' },
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Get a delivery attempt',
+        description:
+          'One attempt of the ledger (see `GET /deliveries`). Needs `deliveries:read` (admin, agent). ' +
+          '404 `not_found` when the id is not an attempt of this tenant.',
+        params: IdParams,
+        response: { 200: DeliverySchema, ...problemResponses },
+      },
+    },
+    async (request) =>
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getDelivery(tx, request.params.id)),
+  );
+
+  app.post(
+    '/deliveries/:id/retry',
+    {
+      config: { permission: 'deliveries:manage' },
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Retry a delivery',
+        description:
+          'Queues a new attempt of the delivery the id belongs to, after its latest attempt, which must ' +
+          'have ended without delivering (`failed`, `unknown`, `bounced`, or `skipped` with something ' +
+          'to send); the new attempt has its own idempotency key. Answers 202 with the new attempt.\n\n' +
+          'Needs `deliveries:manage` (admin, agent). 404 `not_found` when the id is not an attempt of ' +
+          'this tenant; 422 `validation_failed` when the latest attempt is queued, sent or delivered.',
+        params: IdParams,
+        response: { 202: DeliverySchema, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      if (!deps.queue) throw new Error('retrying a delivery needs the queue');
+      const queue = deps.queue;
+      const delivery = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
+        const row = await retryDelivery(tx, request.params.id);
+        await queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
+        return getDelivery(tx, row.id);
+      });
+      return reply.code(202).send(delivery);
+    },
+  );
+};
