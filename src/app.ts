@@ -13,6 +13,7 @@ import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
+import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { unmappedRoutes } from './modules/people/unmapped-routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
@@ -55,6 +56,7 @@ export const ROUTES: RouteModule[] = [
   upkeepRoutes,
   oauthRoutes,
   slaRoutes,
+  mailTemplateRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

@@ -144,6 +144,7 @@ const OWNERS: Record<string, string[]> = {
     'pending_notifications',
     'sla_clocks',
   ],
+  'modules/outbound': ['mail_templates'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));

@@ -15,6 +15,7 @@ export const PERMISSIONS = [
   'inbound:write',
   'sla:manage',
   'deliveries:read',
+  'templates:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
