@@ -16,6 +16,7 @@ import { outboundRoutes } from './modules/outbound/routes.ts';
 import { closeOutboundTransports, Transports } from './modules/outbound/transports.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
+import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { unmappedRoutes } from './modules/people/unmapped-routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
@@ -59,6 +60,7 @@ export const ROUTES: RouteModule[] = [
   upkeepRoutes,
   oauthRoutes,
   slaRoutes,
+  mailTemplateRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

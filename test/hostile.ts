@@ -195,6 +195,8 @@ export interface Fixtures {
   calendarToDelete: string;
   policy: string;
   policyToDelete: string;
+  template: string;
+  templateToDelete: string;
 }
 
 export interface BaseRequest {
@@ -277,6 +279,20 @@ const policyBody = (f: { calendar: string; mailbox: string; agentId: string }) =
   ],
   reopen: 'continue',
 });
+
+const ACKNOWLEDGEMENT = {
+  kind: 'acknowledgement',
+  name: 'Sweep',
+  subject: 'Re: {{ ticket.subject }}',
+  text: 'Hello {{ requester.name }}, we opened {{ ticket.number }}. {{ portal.link }}',
+  html: '<p>Hello {{ requester.name }}, we opened <b>{{ ticket.number }}</b>.</p>',
+};
+const SIGNATURE = {
+  kind: 'signature',
+  name: 'Default',
+  text: '-- \n{{ agent.name }}',
+  html: '<p>{{ agent.name | upcase }}</p>',
+};
 
 /** Creates what the valid requests point at (tenant A). */
 export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<Fixtures> {
@@ -379,6 +395,8 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
   const fixtureIds = { calendar: calendar.id, mailbox: mailbox.id, agentId: t.a.adminPersonId };
   const policy = await ok('POST', '/api/v1/sla-policies', policyBody(fixtureIds));
   const policyToDelete = await ok('POST', '/api/v1/sla-policies', { ...policyBody(fixtureIds), name: 'Old' });
+  const template = await ok('POST', '/api/v1/mail-templates', SIGNATURE);
+  const templateToDelete = await ok('POST', '/api/v1/mail-templates', { ...ACKNOWLEDGEMENT, name: 'Old' });
   return {
     token,
     agentId: t.a.adminPersonId,
@@ -413,6 +431,8 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
     calendarToDelete: calendarToDelete.id,
     policy: policy.id,
     policyToDelete: policyToDelete.id,
+    template: template.id,
+    templateToDelete: templateToDelete.id,
   };
 }
 
@@ -624,6 +644,33 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
     'DELETE /api/v1/sla-policies/{id}': { params: id(f.policyToDelete), ok: [204] },
     'GET /api/v1/tickets/{id}/sla': { params: id(f.ticket), ok: [200] },
     'GET /api/v1/tickets/{id}/sla/events': { params: id(f.ticket), query: page, ok: [200] },
+    // 409: a hostile variant that may be taken (another name, a longer text) took the name first.
+    'POST /api/v1/mail-templates': { bodies: [ACKNOWLEDGEMENT], ok: [201, 409] },
+    'GET /api/v1/mail-templates': { query: { ...page, kind: 'acknowledgement' }, ok: [200] },
+    'GET /api/v1/mail-templates/{id}': { params: id(f.template), ok: [200] },
+    'PUT /api/v1/mail-templates/{id}': {
+      params: id(f.template),
+      bodies: [{ ...SIGNATURE, subject: '' }],
+      ok: [200],
+    },
+    'DELETE /api/v1/mail-templates/{id}': { params: id(f.templateToDelete), ok: [204] },
+    'POST /api/v1/mail-templates/preview': {
+      bodies: [
+        {
+          kind: 'acknowledgement',
+          subject: ACKNOWLEDGEMENT.subject,
+          text: ACKNOWLEDGEMENT.text,
+          html: ACKNOWLEDGEMENT.html,
+          ticketId: f.ticket,
+        },
+      ],
+      ok: [200],
+    },
+    'POST /api/v1/mail-templates/{id}/preview': {
+      params: id(f.template),
+      bodies: [{ ticketId: f.ticket }],
+      ok: [200],
+    },
     'POST /hooks/graph/{mailboxId}': {
       public: true,
       params: { mailboxId: f.graphMailbox },
