@@ -134,6 +134,8 @@ export type AttemptOutcome =
       providerMessageId: string | null;
       providerResponse: string | null;
       requestId: string | null;
+      /** Recipients the provider refused while taking the mail for the others. */
+      refused?: string | undefined;
     }
   | {
       status: 'failed';
@@ -167,8 +169,8 @@ export async function recordOutcome(tx: TenantTx, row: DeliveryRow, outcome: Att
       sent ? outcome.providerMessageId : null,
       sent && outcome.providerResponse ? truncateMessage(outcome.providerResponse) : null,
       sent || failed ? (outcome.requestId ?? null) : null,
-      failed ? outcome.errorCode : null,
-      sent ? null : truncateMessage(outcome.errorMessage),
+      failed ? outcome.errorCode : sent && outcome.refused ? 'invalid_recipient' : null,
+      sent ? (outcome.refused ? truncateMessage(outcome.refused) : null) : truncateMessage(outcome.errorMessage),
       failed ? outcome.retryable : outcome.status === 'unknown' ? null : false,
     ],
   );

@@ -203,7 +203,8 @@ describe('an agent reply', () => {
       text: 'x',
       cc: ['a@b.test'],
     });
-    expect(cc.status).toBe(422);
+    expect(cc.status).toBe(400);
+    expect(cc.body.code).toBe('validation_failed');
   });
 
   it('carries attachments uploaded as multipart/form-data', async () => {
@@ -301,8 +302,9 @@ describe('failed sends', () => {
     expect((await deliveries(ticketId))[0]).toMatchObject({ status: 'sent', attempt: 2 });
   });
 
-  it('SMTP 550 for the recipient is terminal; a person may retry it', async () => {
-    const ticketId = await reply();
+  it('SMTP 550 for the only recipient is terminal; a person may retry it', async () => {
+    const ticketId = (await customerMail({ Cc: ADDRESS })).ticketId!;
+    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', text: 'On it' });
     smtp.fault({ command: 'RCPT', code: 550, message: 'No such user', times: 1 });
     expect(await sendQueued()).toEqual([{ failed: 'invalid_recipient' }]);
     const [attempt] = await deliveries(ticketId);
@@ -310,12 +312,24 @@ describe('failed sends', () => {
     expect(await sendQueued()).toEqual([]);
 
     const retried = await t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`);
+    expect(retried.body.ticketId).toBe(ticketId);
     expect(retried.status).toBe(202);
     expect(retried.body).toMatchObject({ status: 'queued', attempt: 2, previousId: attempt!.id });
     await sendQueued();
     expect(smtp.messages()).toHaveLength(1);
     const again = await t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`);
-    expect(again.status).toBe(422);
+    expect(again.status).toBe(400);
+    expect(again.body.detail).toContain('sent');
+  });
+
+  it('a recipient refused beside accepted ones is noted on the sent attempt', async () => {
+    const ticketId = await reply();
+    smtp.fault({ command: 'RCPT', address: 'dave@customer.test', code: 550, message: 'No such user' });
+    expect(await sendQueued()).toEqual([{ sent: expect.stringMatching(/^250 /) }]);
+    expect(smtp.messages()[0]!.to).toEqual(['carol@customer.test']);
+    const [attempt] = await deliveries(ticketId);
+    expect(attempt).toMatchObject({ status: 'sent', errorCode: 'invalid_recipient' });
+    expect(attempt!.errorMessage).toContain('dave@customer.test');
   });
 
   it('a wrong SMTP password is an auth failure, not retried', async () => {

@@ -6,7 +6,13 @@ import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { IdParams, ListQuery, Nullable, OneOf, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
-import { type App, principalOf, type RouteModule, type ServerDeps } from '../../platform/http/server.ts';
+import {
+  type App,
+  assertBodyAcceptable,
+  principalOf,
+  type RouteModule,
+  type ServerDeps,
+} from '../../platform/http/server.ts';
 import { messageIdKey } from '../inbound/signing.ts';
 import { blobHash } from '../blobs/service.ts';
 import type { NewAttachment } from '../tickets/messages.ts';
@@ -137,7 +143,7 @@ function messageRoute(app: App, deps: ServerDeps): void {
           'with the message and sent with the mail. Answers 201 with the message. Not idempotent.\n\n' +
           'Needs `tickets:write` (admin, agent, integration). 404 `not_found` when the id is not a ' +
           'ticket of this tenant or it was deleted, or `mailboxId` is not a mailbox of this tenant; ' +
-          '422 `validation_failed` for `cc`, `bcc` or `mailboxId` on a message that is not sent by mail.',
+          '400 `validation_failed` for `cc`, `bcc` or `mailboxId` on a message that is not sent by mail.',
         params: IdParams,
         consumes: ['application/json', 'multipart/form-data'],
         body: {
@@ -209,6 +215,9 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
         (part as unknown as { value: string }).value = name;
       },
     });
+    scope.addHook('preValidation', async (request) => {
+      if (request.isMultipart()) assertBodyAcceptable(request);
+    });
     messageRoute(scope as App, deps);
   });
 
@@ -272,7 +281,7 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
           'have ended without delivering (`failed`, `unknown`, `bounced`, or `skipped` with something ' +
           'to send); the new attempt has its own idempotency key. Answers 202 with the new attempt.\n\n' +
           'Needs `deliveries:manage` (admin, agent). 404 `not_found` when the id is not an attempt of ' +
-          'this tenant; 422 `validation_failed` when the latest attempt is queued, sent or delivered.',
+          'this tenant; 400 `validation_failed` when the latest attempt is queued, sent or delivered.',
         params: IdParams,
         response: { 202: DeliverySchema, ...problemResponses },
       },

@@ -24,6 +24,8 @@ export interface SendResult {
   providerMessageId: string | null;
   providerResponse: string | null;
   requestId: string | null;
+  /** Recipients refused while the mail was taken for the others (SMTP), with the server's answers. */
+  refused?: string | undefined;
 }
 
 /** A classified failure of a send. */
@@ -206,11 +208,16 @@ export class Transports {
         raw,
       });
       const rejected = (info.rejected ?? []).map(String);
+      const errors = (info as { rejectedErrors?: SmtpFailure[] }).rejectedErrors ?? [];
       const queuedAs = /queued as ([^\s]+)/i.exec(info.response ?? '')?.[1] ?? null;
       return {
         providerMessageId: queuedAs,
-        providerResponse: rejected.length > 0 ? `${info.response}; refused: ${rejected.join(', ')}` : info.response,
+        providerResponse: info.response,
         requestId: null,
+        refused:
+          rejected.length > 0
+            ? `the server refused ${rejected.join(', ')}: ${errors.map((e) => e.response ?? e.message).join('; ')}`
+            : undefined,
       };
     } catch (err) {
       throw classifySmtpError(err as SmtpFailure);

@@ -63,6 +63,33 @@ export const MAX_PARAM_LENGTH = 512 * 4 * 3;
 /** The query string of a route that documents none: any parameter is refused, as unknown. */
 const NoQuery = Type.Object({}, { additionalProperties: false });
 
+/**
+ * What no request body may carry (input.ts), and a JSON body is never ignored: an operation without
+ * one refuses it, one with one needs it. Runs before validation, for multipart bodies once parsed.
+ */
+export function assertBodyAcceptable(request: FastifyRequest): void {
+  const body = request.body;
+  const parsed = body !== undefined && !Buffer.isBuffer(body);
+  const problems = parsed ? inputProblems(body, 'body') : [];
+  const declared = request.routeOptions.schema?.body as (TSchema & { content?: Record<string, { schema: TSchema }> }) | undefined;
+  const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const schema = declared?.content ? declared.content[contentType]?.schema : declared;
+  if (problems.length === 0 && parsed) problems.push(...freeFormProblems(schema, body));
+  if (problems.length > 0) {
+    throw validation(problems.map((e) => `${e.path} ${e.message}`).join('; '), problems.slice(0, 20));
+  }
+  if (request.url.startsWith('/api/')) {
+    if (declared === undefined && parsed) {
+      throw validation('This operation takes no JSON body', [
+        { path: '/', message: 'this operation takes no JSON body', in: 'body' },
+      ]);
+    }
+    if (declared !== undefined && body === undefined) {
+      throw validation('The JSON body is missing', [{ path: '/', message: 'is required', in: 'body' }]);
+    }
+  }
+}
+
 /** The authenticated principal of a request under /api/v1 (set by the onRequest hook). */
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw unauthorized();
@@ -159,34 +186,17 @@ export async function buildServer(
     }
   });
 
-  // Before validation and handlers, for every route: input.ts says what no request may carry.
+  // Before validation and handlers, for every route: input.ts says what no request may carry. A
+  // multipart body is parsed later, by the plugin of the route that takes one, which checks it then.
   app.addHook('preValidation', async (request) => {
     if (!queryStringReadable(request.url)) {
       throw new AppError('bad_request', 'The query string is not valid percent-encoded UTF-8');
     }
-    const body = request.body;
-    const parsed = body !== undefined && !Buffer.isBuffer(body);
-    const problems = [
-      ...inputProblems(request.params, 'path'),
-      ...inputProblems(request.query, 'query'),
-      ...(parsed ? inputProblems(body, 'body') : []),
-    ];
-    const schema = request.routeOptions.schema?.body as TSchema | undefined;
-    if (problems.length === 0 && parsed) problems.push(...freeFormProblems(schema, body));
+    const problems = [...inputProblems(request.params, 'path'), ...inputProblems(request.query, 'query')];
     if (problems.length > 0) {
       throw validation(problems.map((e) => `${e.path} ${e.message}`).join('; '), problems.slice(0, 20));
     }
-    // A JSON body is never ignored: an operation without one refuses it, one with one needs it.
-    if (request.url.startsWith('/api/')) {
-      if (schema === undefined && parsed) {
-        throw validation('This operation takes no JSON body', [
-          { path: '/', message: 'this operation takes no JSON body', in: 'body' },
-        ]);
-      }
-      if (schema !== undefined && body === undefined) {
-        throw validation('The JSON body is missing', [{ path: '/', message: 'is required', in: 'body' }]);
-      }
-    }
+    if (!request.isMultipart?.()) assertBodyAcceptable(request);
   });
 
   app.addHook('onResponse', async (request, reply) => {
