@@ -12,6 +12,7 @@
 // the caller rolls the whole batch back and applies its messages one by one.
 import type { Clock } from '../../platform/clock.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
+import type { JobContext } from '../../platform/queue/registry.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { normalizeEmail } from '../people/service.ts';
 import { applyTicketBatch, type TicketBatchOp } from '../tickets/batch.ts';
@@ -30,7 +31,16 @@ import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
 import { noteMessages } from './health.ts';
 import { finishRecords, type RecordFinal } from './records.ts';
-import { verifyMessageId } from './signing.ts';
+import {
+  type DeliveryReportPayload,
+  deliveryReportJob,
+  type TicketOpenedByMailPayload,
+  ticketOpenedByMailJob,
+} from './job-refs.ts';
+import { looksLikeOurMessageId, verifyMessageId } from './signing.ts';
+
+/** Enqueues a job in the caller's transaction (a job context's send, or the queue's). */
+export type JobSender = JobContext['send'];
 
 type Rule = 'signed_id' | 'message_id' | 'subject_tag' | 'bounce';
 
@@ -49,9 +59,13 @@ interface Decided {
 /** Applies the messages in order; returns one outcome per item. Items must have distinct inbound ids. */
 export async function applyBatch(
   tx: TenantTx,
-  deps: { messageIdKey: Buffer; clock: Clock },
+  deps: { messageIdKey: Buffer; clock: Clock; send?: JobSender | undefined },
   items: ApplyItem[],
 ): Promise<Outcome[]> {
+  // What the outbound module hears of, queued in this transaction: tickets to acknowledge, reports
+  // of our mail bouncing.
+  const opened: TicketOpenedByMailPayload[] = [];
+  const reports: DeliveryReportPayload[] = [];
   const decided: Decided[] = [];
   const finals: RecordFinal[] = [];
   const keyOutcomes: KeyOutcome[] = [];
@@ -126,6 +140,8 @@ export async function applyBatch(
       return { outcome: { status, reason, ticketId: null, ticketNumber: null }, ticket: null };
     };
     const mail = it.mail;
+    if (mail.classification.bounce && mail.bouncedMessageId && looksLikeOurMessageId(mail.bouncedMessageId))
+      reports.push({ tenantId: tx.tenantId, rfcMessageId: mail.bouncedMessageId, inboundId: it.inboundId });
     const senderAddress = senderOf(it);
     if (!senderAddress) return end('skipped', 'no_sender');
     if (isOwnMail(ownAddresses, it)) return end('skipped', 'own_mail');
@@ -230,6 +246,13 @@ export async function applyBatch(
         message,
       });
       status = 'created';
+      if (it.mailbox.settings.outbound.acknowledge)
+        opened.push({
+          tenantId: tx.tenantId,
+          ticketId: ticket.id,
+          ticketMessageId: message.id,
+          mailboxId: it.mailbox.id,
+        });
     }
     for (const a of added) participants.add(keyOf(ticket.id, a));
     keyOutcomes.push({ mailboxId: it.mailbox.id, key, outcome: status, reason: null, ticketId: ticket.id });
@@ -284,6 +307,10 @@ export async function applyBatch(
   }
   await recordKeyOutcomes(tx, keyOutcomes);
   await finishRecords(tx, finals);
+  if (deps.send) {
+    for (const p of opened) await deps.send(ticketOpenedByMailJob, p, { tx });
+    for (const p of reports) await deps.send(deliveryReportJob, p, { tx });
+  }
   // The mailboxes' health: when mail last arrived (ticket or comment made).
   await noteMessages(
     tx,

@@ -42,3 +42,28 @@ export const mailboxRenewJob = jobRef<MailboxRenewPayload>('mailbox.renew');
 
 /** Look for mail a webhook missed (Graph delta, Gmail history, IMAP UIDs). */
 export const mailboxReconcileJob = jobRef<{ tenantId: string; mailboxId: string }>('mailbox.reconcile');
+
+export interface TicketOpenedByMailPayload {
+  tenantId: string;
+  ticketId: string;
+  /** The message that opened it. */
+  ticketMessageId: string;
+  mailboxId: string;
+}
+
+/**
+ * Mail opened a ticket in a mailbox that acknowledges new tickets (outbound settings): queued with
+ * the ticket, handled by the outbound module, which decides whether and what to send.
+ */
+export const ticketOpenedByMailJob = jobRef<TicketOpenedByMailPayload>('mail.acknowledge');
+
+export interface DeliveryReportPayload {
+  tenantId: string;
+  /** The Message-ID (normalised, without brackets) of our mail that the report is about. */
+  rfcMessageId: string;
+  /** The inbound record of the report. */
+  inboundId: string;
+}
+
+/** A delivery-status report (bounce) for mail we sent came in; the outbound module marks the attempt. */
+export const deliveryReportJob = jobRef<DeliveryReportPayload>('mail.delivery-report');

@@ -60,7 +60,7 @@ async function processInboundBatchJobs(
   items: BatchItem<ProcessInboundPayload>[],
 ): Promise<BatchResult[]> {
   const results = await processInboundBatch(
-    deps,
+    { ...deps, send: items[0]?.ctx.send },
     items.map(({ payload, ctx }) => ({ ...payload, lastAttempt: ctx.lastAttempt })),
   );
   return Promise.all(

@@ -270,13 +270,16 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function settingError(path: string, message: string): never {
-  throw validation(`settings.${path.replace(/\//g, '.')} ${message}`, [{ path: `/settings/${path}`, message }]);
+  throw validation(`settings.${path.replace(/\//g, '.')} ${message}`, [
+    { path: `/settings/${path}`, message },
+  ]);
 }
 
 function checkSmtp(value: unknown): SmtpSettings {
   if (!isObject(value)) settingError('smtp', 'must be {host, port, security, username?, ca?}');
   for (const key of Object.keys(value))
-    if (!['host', 'port', 'security', 'username', 'ca'].includes(key)) settingError(`smtp/${key}`, 'unknown setting');
+    if (!['host', 'port', 'security', 'username', 'ca'].includes(key))
+      settingError(`smtp/${key}`, 'unknown setting');
   const { host, port, security, username, ca } = value;
   if (typeof host !== 'string' || !/^[A-Za-z0-9.:[\]-]{1,253}$/.test(host))
     settingError('smtp/host', 'must be a host name or address');
@@ -286,7 +289,10 @@ function checkSmtp(value: unknown): SmtpSettings {
     settingError('smtp/security', 'must be "tls", "starttls" or "none"');
   if (username !== undefined && (typeof username !== 'string' || username.length > 320))
     settingError('smtp/username', 'must be a string of at most 320 characters');
-  if (ca !== undefined && (typeof ca !== 'string' || !ca.includes('-----BEGIN CERTIFICATE-----') || ca.length > 65536))
+  if (
+    ca !== undefined &&
+    (typeof ca !== 'string' || !ca.includes('-----BEGIN CERTIFICATE-----') || ca.length > 65536)
+  )
     settingError('smtp/ca', 'must be PEM certificates');
   return {
     host,
@@ -314,7 +320,11 @@ function checkOutbound(value: unknown, base: OutboundSettings): OutboundSettings
         out[key] = v;
         break;
       case 'acknowledgementTemplateId':
-        if (v !== null && (typeof v !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)))
+        if (
+          v !== null &&
+          (typeof v !== 'string' ||
+            !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v))
+        )
           settingError('outbound/acknowledgementTemplateId', 'must be a template id or null');
         out.acknowledgementTemplateId = v;
         break;

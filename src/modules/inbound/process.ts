@@ -13,7 +13,7 @@ import { AuthExpired, Permanent, RateLimited } from '../../platform/provider-err
 import { PermanentJobError } from '../../platform/queue/registry.ts';
 import { readBlobs, storeBlobs } from '../blobs/service.ts';
 import { ticketNumber } from '../tickets/model.ts';
-import { applyBatch } from './apply.ts';
+import { applyBatch, type JobSender } from './apply.ts';
 import type { ApplyItem } from './context.ts';
 import { takeRawMessage } from './handoff.ts';
 import { acceptRawMessage } from './ingest.ts';
@@ -39,6 +39,11 @@ export interface InboundDeps {
   clock: Clock;
   /** The install's OAuth app registrations (the secret of a mailbox connected with one of them). */
   oauth?: Config['oauth'] | undefined;
+  /**
+   * Enqueues, in the applying transaction, what other modules act on (acknowledgements, bounce
+   * reports); without it nothing is queued for them.
+   */
+  send?: JobSender | undefined;
 }
 
 interface InboundRow {
@@ -420,9 +425,12 @@ export async function ingestRawMessage(
   input: { tenantId: string; mailboxId: string; raw: Buffer },
 ): Promise<Outcome> {
   const accepted = await acceptRawMessage(deps.pool, queue, input);
-  return processInbound(deps, {
-    tenantId: input.tenantId,
-    inboundId: accepted.inboundId,
-    lastAttempt: false,
-  });
+  return processInbound(
+    { send: (job, payload, options) => queue.send(job, payload, options), ...deps },
+    {
+      tenantId: input.tenantId,
+      inboundId: accepted.inboundId,
+      lastAttempt: false,
+    },
+  );
 }

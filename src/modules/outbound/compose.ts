@@ -32,9 +32,7 @@ export function composeMail(
     date: input.date,
     ...(payload.inReplyTo ? { inReplyTo: payload.inReplyTo } : {}),
     ...(payload.references.length > 0 ? { references: payload.references } : {}),
-    headers: payload.automatic
-      ? { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' }
-      : {},
+    headers: payload.automatic ? { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' } : {},
     attachments: input.attachments.map((a) => ({
       filename: a.filename,
       content: a.content,

@@ -6,6 +6,13 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { defineJob, type JobDefinition } from '../../platform/queue/registry.ts';
+import {
+  type DeliveryReportPayload,
+  deliveryReportJob,
+  type TicketOpenedByMailPayload,
+  ticketOpenedByMailJob,
+} from '../inbound/job-refs.ts';
+import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
 import { deliveryPartitionsJob, type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
 import { deliveryRow, maintainPartitions, recordOutcome } from './ledger.ts';
 import { sendDelivery } from './send.ts';
@@ -44,15 +51,29 @@ export function outboundJobs(deps: OutboundJobDeps): JobDefinition<any>[] {
           await withTenant(deps.pool, f.payload.tenantId, async (tx) => {
             const row = await deliveryRow(tx, f.payload.deliveryId);
             if (row?.status !== 'queued') return;
-            await recordOutcome(tx, row, {
-              status: row.started_at ? 'unknown' : 'failed',
-              errorCode: 'transient',
-              retryable: false,
-              errorMessage: `the send job failed for good after ${f.attempts} attempts: ${f.message}`,
-            } as Parameters<typeof recordOutcome>[2]);
+            const errorMessage = `the send job failed for good after ${f.attempts} attempts: ${f.message}`;
+            await recordOutcome(
+              tx,
+              row,
+              row.started_at
+                ? { status: 'unknown', errorMessage }
+                : { status: 'failed', errorCode: 'transient', retryable: false, errorMessage },
+            );
           });
         }
       },
+    }),
+    defineJob<TicketOpenedByMailPayload>({
+      name: ticketOpenedByMailJob.name,
+      leaseSeconds: 60,
+      retry: { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 },
+      handler: (payload, ctx) => acknowledgeTicket(deps, payload, ctx),
+    }),
+    defineJob<DeliveryReportPayload>({
+      name: deliveryReportJob.name,
+      leaseSeconds: 60,
+      retry: { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 },
+      handler: (payload) => recordDeliveryReport(deps, payload),
     }),
     defineJob<Record<string, never>>({
       name: deliveryPartitionsJob.name,

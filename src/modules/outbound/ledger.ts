@@ -31,8 +31,11 @@ export interface NewDelivery {
 }
 
 /** What an attempt's idempotency key is made from: the ticket message, else the ticket's acknowledgement. */
-const keySubject = (d: { purpose: DeliveryPurpose; ticketMessageId: string | null; ticketId: string | null }) =>
-  d.ticketMessageId ?? `${d.purpose}:${d.ticketId ?? ''}`;
+const keySubject = (d: {
+  purpose: DeliveryPurpose;
+  ticketMessageId: string | null;
+  ticketId: string | null;
+}) => d.ticketMessageId ?? `${d.purpose}:${d.ticketId ?? ''}`;
 
 async function insertDelivery(
   tx: TenantTx,
@@ -150,7 +153,11 @@ export type AttemptOutcome =
  * Records how an attempt ended and closes its key, if the attempt is still open (a second run that
  * raced it records nothing). Answers whether it recorded.
  */
-export async function recordOutcome(tx: TenantTx, row: DeliveryRow, outcome: AttemptOutcome): Promise<boolean> {
+export async function recordOutcome(
+  tx: TenantTx,
+  row: DeliveryRow,
+  outcome: AttemptOutcome,
+): Promise<boolean> {
   const sent = outcome.status === 'sent';
   const failed = outcome.status === 'failed';
   const { rowCount } = await tx.query(
@@ -170,7 +177,11 @@ export async function recordOutcome(tx: TenantTx, row: DeliveryRow, outcome: Att
       sent && outcome.providerResponse ? truncateMessage(outcome.providerResponse) : null,
       sent || failed ? (outcome.requestId ?? null) : null,
       failed ? outcome.errorCode : sent && outcome.refused ? 'invalid_recipient' : null,
-      sent ? (outcome.refused ? truncateMessage(outcome.refused) : null) : truncateMessage(outcome.errorMessage),
+      sent
+        ? outcome.refused
+          ? truncateMessage(outcome.refused)
+          : null
+        : truncateMessage(outcome.errorMessage),
       failed ? outcome.retryable : outcome.status === 'unknown' ? null : false,
     ],
   );
@@ -214,9 +225,10 @@ export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryR
   );
   const latest = rows[0] ?? row;
   if (latest.status === 'queued' || latest.status === 'sent' || latest.status === 'delivered')
-    throw validation(`the delivery is ${latest.status}: only an attempt that ended without delivering is retried`, [
-      { path: '/id', message: `latest attempt ${latest.id} is ${latest.status}` },
-    ]);
+    throw validation(
+      `the delivery is ${latest.status}: only an attempt that ended without delivering is retried`,
+      [{ path: '/id', message: `latest attempt ${latest.id} is ${latest.status}` }],
+    );
   if (latest.status === 'skipped' && latest.channel === 'email' && !latest.payload['to'])
     throw validation('a skipped delivery with nothing to send cannot be retried', [
       { path: '/id', message: `skipped: ${latest.skip_reason ?? 'no reason'}` },
@@ -226,11 +238,7 @@ export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryR
 }
 
 /** Marks the sent attempts that carried this Message-ID bounced (a delivery-status report came back). */
-export async function markBounced(
-  tx: TenantTx,
-  rfcMessageId: string,
-  detail: string,
-): Promise<string[]> {
+export async function markBounced(tx: TenantTx, rfcMessageId: string, detail: string): Promise<string[]> {
   const { rows } = await tx.query<{ id: string }>(
     `UPDATE deliveries SET status = 'bounced', error_code = 'invalid_recipient', retryable = false,
             error_message = $3, finished_at = clock_timestamp()

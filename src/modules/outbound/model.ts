@@ -158,5 +158,4 @@ export function idempotencyKey(input: {
 }
 
 /** Error messages are kept to 1,024 characters, on one line. */
-export const truncateMessage = (message: string): string =>
-  message.replace(/[\r\n]+/g, ' ').slice(0, 1024);
+export const truncateMessage = (message: string): string => message.replace(/[\r\n]+/g, ' ').slice(0, 1024);

@@ -8,6 +8,8 @@ import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { ingestRawMessage } from '../inbound/process.ts';
 import { messageIdKey } from '../inbound/signing.ts';
+import { deliveryReportJob, ticketOpenedByMailJob } from '../inbound/job-refs.ts';
+import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
 import { outboundSendJob } from './job-refs.ts';
 import { postTicketMessage } from './replies.ts';
 import { sendDelivery } from './send.ts';
@@ -39,6 +41,43 @@ async function sendQueued(): Promise<Record<string, unknown>[]> {
   return results;
 }
 
+const ran = new Set<string>();
+
+/** Runs the queued jobs of these types once each (acknowledgements, delivery reports), as a worker would. */
+async function runMailJobs(): Promise<Record<string, unknown>[]> {
+  const { rows } = await t.db.admin.query<{ id: string; name: string; data: any }>(
+    `SELECT id, name, data FROM pgboss.job WHERE name IN ($1, $2) ORDER BY created_on, id`,
+    [ticketOpenedByMailJob.name, deliveryReportJob.name],
+  );
+  const out = [];
+  for (const job of rows.filter((r) => !ran.has(r.id))) {
+    ran.add(job.id);
+    const ctx = { send: t.queue.send.bind(t.queue) } as never;
+    const deps = { pool: t.db.pool, clock: t.clock, messageIdKey: messageIdKey(t.secretKey) };
+    out.push(
+      job.name === ticketOpenedByMailJob.name
+        ? await acknowledgeTicket(deps, job.data, ctx)
+        : await recordDeliveryReport(deps, job.data),
+    );
+  }
+  return out;
+}
+
+async function mailTo(
+  mailbox: string,
+  lines: Record<string, string>,
+  body: string,
+): Promise<Awaited<ReturnType<typeof ingestRawMessage>>> {
+  const raw = Object.entries(lines)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n');
+  return ingestRawMessage(t.inboundDeps(), t.queue, {
+    tenantId: t.a.tenant.id,
+    mailboxId: mailbox,
+    raw: Buffer.from(`${raw}\r\n\r\n${body}\r\n`),
+  });
+}
+
 async function customerMail(headers: Record<string, string>, body = 'Hello, my printer is broken.') {
   const lines = Object.entries({
     From: 'Carol Customer <carol@customer.test>',
@@ -64,7 +103,13 @@ const deliveries = async (ticketId: string) =>
 
 beforeAll(async () => {
   t = await useTestApp();
-  for (const q of ['inbound.process', outboundSendJob.name]) await t.queue.boss.createQueue(q);
+  for (const q of [
+    'inbound.process',
+    outboundSendJob.name,
+    ticketOpenedByMailJob.name,
+    deliveryReportJob.name,
+  ])
+    await t.queue.boss.createQueue(q);
   smtp = await startSmtpSimulator({ tls: 'starttls', auth: { username: 'relay', password: 's3cret' } });
   transports = new Transports({ pool: t.db.pool, secretKey: t.secretKey, clock: t.clock });
   const res = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
@@ -237,7 +282,9 @@ describe('an agent reply', () => {
       'content-type': `multipart/form-data; boundary=${boundary}`,
     });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    expect(res.body.mail.attachments).toMatchObject([{ filename: 'driver.txt', contentType: 'text/plain', size: 16 }]);
+    expect(res.body.mail.attachments).toMatchObject([
+      { filename: 'driver.txt', contentType: 'text/plain', size: 16 },
+    ]);
     await sendQueued();
     const [mail] = smtp.messages();
     expect(mail!.to).toContain('audit@partner.test');
@@ -282,29 +329,35 @@ describe('failed sends', () => {
   it.each([
     ['DATA', 451],
     ['MAIL', 421],
-  ] as const)('SMTP %s %i is retried as a new attempt after a delay, and the mail goes once', async (command, code) => {
-    const ticketId = await reply();
-    smtp.fault({ command, code, times: 1 });
-    const [first] = await sendQueued();
-    expect(first).toMatchObject({ failed: 'transient', inSeconds: 30 });
-    const [a1, a2] = (await deliveries(ticketId)).reverse();
-    expect(a1).toMatchObject({ status: 'failed', errorCode: 'transient', retryable: true, attempt: 1 });
-    expect(a1!.errorMessage).toContain(String(code));
-    expect(a2).toMatchObject({ status: 'queued', attempt: 2, previousId: a1!.id });
-    const job = await t.db.admin.query<{ wait: number }>(
-      "SELECT extract(epoch FROM start_after - created_on)::int AS wait FROM pgboss.job WHERE name = 'outbound.send' AND data->>'deliveryId' = $1",
-      [a2!.id],
-    );
-    expect(job.rows[0]!.wait).toBeGreaterThanOrEqual(29);
-    expect(smtp.messages()).toHaveLength(0);
-    await sendQueued();
-    expect(smtp.messages()).toHaveLength(1);
-    expect((await deliveries(ticketId))[0]).toMatchObject({ status: 'sent', attempt: 2 });
-  });
+  ] as const)(
+    'SMTP %s %i is retried as a new attempt after a delay, and the mail goes once',
+    async (command, code) => {
+      const ticketId = await reply();
+      smtp.fault({ command, code, times: 1 });
+      const [first] = await sendQueued();
+      expect(first).toMatchObject({ failed: 'transient', inSeconds: 30 });
+      const [a1, a2] = (await deliveries(ticketId)).reverse();
+      expect(a1).toMatchObject({ status: 'failed', errorCode: 'transient', retryable: true, attempt: 1 });
+      expect(a1!.errorMessage).toContain(String(code));
+      expect(a2).toMatchObject({ status: 'queued', attempt: 2, previousId: a1!.id });
+      const job = await t.db.admin.query<{ wait: number }>(
+        "SELECT extract(epoch FROM start_after - created_on)::int AS wait FROM pgboss.job WHERE name = 'outbound.send' AND data->>'deliveryId' = $1",
+        [a2!.id],
+      );
+      expect(job.rows[0]!.wait).toBeGreaterThanOrEqual(29);
+      expect(smtp.messages()).toHaveLength(0);
+      await sendQueued();
+      expect(smtp.messages()).toHaveLength(1);
+      expect((await deliveries(ticketId))[0]).toMatchObject({ status: 'sent', attempt: 2 });
+    },
+  );
 
   it('SMTP 550 for the only recipient is terminal; a person may retry it', async () => {
     const ticketId = (await customerMail({ Cc: ADDRESS })).ticketId!;
-    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', text: 'On it' });
+    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'On it',
+    });
     smtp.fault({ command: 'RCPT', code: 550, message: 'No such user', times: 1 });
     expect(await sendQueued()).toEqual([{ failed: 'invalid_recipient' }]);
     const [attempt] = await deliveries(ticketId);
@@ -336,7 +389,9 @@ describe('failed sends', () => {
     const other = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
       kind: 'mime',
       address: 'billing@out.test',
-      settings: { smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca } },
+      settings: {
+        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+      },
       credentials: { smtpPassword: 'wrong' },
     });
     const { ticketId } = await customerMail({});
@@ -354,14 +409,20 @@ describe('failed sends', () => {
 describe('the ledger', () => {
   it('is tenant-scoped on every route, and needs deliveries:read', async () => {
     const { ticketId } = await customerMail({});
-    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', text: 'x' });
+    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'x',
+    });
     const [own] = await deliveries(ticketId!);
     const b = t.b.adminToken.token;
     expect((await t.call(b, 'GET', `/api/v1/deliveries/${own!.id}`)).status).toBe(404);
     expect((await t.call(b, 'POST', `/api/v1/deliveries/${own!.id}/retry`)).status).toBe(404);
     expect((await t.call(b, 'GET', `/api/v1/deliveries?ticketId=${ticketId}`)).body.items).toEqual([]);
     expect((await t.call(b, 'GET', '/api/v1/deliveries')).body.items).toEqual([]);
-    const post = await t.call(b, 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', text: 'x' });
+    const post = await t.call(b, 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'x',
+    });
     expect(post.status).toBe(404);
     const viewer = await t.call(admin(), 'POST', '/api/v1/tokens', { role: 'viewer', label: 'v' });
     expect((await t.call(viewer.body.token, 'GET', '/api/v1/deliveries')).status).toBe(403);
@@ -373,12 +434,173 @@ describe('the ledger', () => {
     expect(page.status).toBe(200);
     expect(page.body.items.every((d: { status: string }) => d.status === 'failed')).toBe(true);
     if (page.body.nextCursor) {
-      const next = await t.call(admin(), 'GET', `/api/v1/deliveries?status=failed&limit=1&cursor=${page.body.nextCursor}`);
+      const next = await t.call(
+        admin(),
+        'GET',
+        `/api/v1/deliveries?status=failed&limit=1&cursor=${page.body.nextCursor}`,
+      );
       expect(next.body.items[0].id).not.toBe(page.body.items[0].id);
     }
     const bad = await t.call(admin(), 'GET', '/api/v1/deliveries?cursor=nonsense');
     expect(bad.status).toBe(400);
     const codes = await t.call(admin(), 'GET', '/api/v1/deliveries?errorCode=invalid_recipient');
-    expect(codes.body.items.every((d: { errorCode: string }) => d.errorCode === 'invalid_recipient')).toBe(true);
+    expect(codes.body.items.every((d: { errorCode: string }) => d.errorCode === 'invalid_recipient')).toBe(
+      true,
+    );
+  });
+});
+
+describe('acknowledgements', () => {
+  let ackBox: string;
+  const ACK = 'help@ack.test';
+  beforeAll(async () => {
+    const res = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: ACK,
+      displayName: 'Help Desk',
+      settings: {
+        automaticMayOpenTickets: true,
+        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+        outbound: { acknowledge: true },
+      },
+      credentials: { smtpPassword: 's3cret' },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    ackBox = res.body.id;
+  });
+  const mail = (from: string, subject: string, extra: Record<string, string> = {}) =>
+    mailTo(
+      ackBox,
+      {
+        From: from,
+        To: ACK,
+        Subject: subject,
+        'Message-ID': `<${Math.random().toString(36).slice(2)}@sender.test>`,
+        ...extra,
+      },
+      'Please help',
+    );
+
+  it('acknowledges a new ticket once, automatic and threaded back', async () => {
+    const opened = await mail('Frank <frank@sender.test>', 'VPN down');
+    expect(opened.status).toBe('created');
+    const [decision] = await runMailJobs();
+    expect(decision).toMatchObject({ queued: expect.any(String) });
+    await sendQueued();
+    const acks = smtp.messages().filter((m) => m.to.includes('frank@sender.test'));
+    expect(acks).toHaveLength(1);
+    const [ack] = acks;
+    expect(ack!.to).toEqual(['frank@sender.test']);
+    expect(ack!.headers['auto-submitted']).toEqual(['auto-replied']);
+    expect(ack!.headers['x-auto-response-suppress']).toEqual(['All']);
+    expect(ack!.headers['subject']![0]).toContain(opened.ticketNumber!);
+    expect(ack!.raw.toString()).toContain(opened.ticketNumber!);
+    // The job again (a redelivery) sends nothing more.
+    expect(
+      await acknowledgeTicket(
+        { pool: t.db.pool, clock: t.clock, messageIdKey: messageIdKey(t.secretKey) },
+        (
+          await t.db.admin.query(`SELECT data FROM pgboss.job WHERE name = $1 AND data->>'ticketId' = $2`, [
+            ticketOpenedByMailJob.name,
+            opened.ticketId,
+          ])
+        ).rows[0].data,
+        { send: t.queue.send.bind(t.queue) } as never,
+      ),
+    ).toEqual({ skipped: 'already acknowledged' });
+    // Frank's answer to the acknowledgement lands on the same ticket.
+    const answer = await mail('Frank <frank@sender.test>', 'thanks', { 'In-Reply-To': ack!.messageId! });
+    expect(answer).toMatchObject({ status: 'appended', ticketId: opened.ticketId });
+    expect(await runMailJobs()).toEqual([]);
+  });
+
+  it('never acknowledges automatic mail, and records why', async () => {
+    const opened = await mail('robot@sender.test', 'Out of office', { 'Auto-Submitted': 'auto-replied' });
+    expect(opened.status).toBe('created');
+    expect(await runMailJobs()).toEqual([{ skipped: 'automatic' }]);
+    const [d] = await deliveries(opened.ticketId!);
+    expect(d).toMatchObject({ status: 'skipped', skipReason: 'automatic', purpose: 'acknowledgement' });
+  });
+
+  it('an auto-responder answering every mail gets at most the cap, never a storm', async () => {
+    const BOT = 'autobot@loop.test';
+    let round = 0;
+    await mail(BOT, `Automatic answer ${round}`);
+    for (; round < 12; round++) {
+      await runMailJobs();
+      await sendQueued();
+      const acks = smtp.messages().filter((m) => m.to.includes(BOT));
+      smtp.clear();
+      if (acks.length === 0) {
+        // Nothing more to answer: the loop has stopped. (Its mail still opens tickets, unanswered.)
+        await mail(BOT, `Automatic answer again ${round}`);
+        continue;
+      }
+      // The naive auto-responder: a new mail, no threading headers, no Auto-Submitted.
+      for (const _ of acks) await mail(BOT, `Automatic answer ${round}`);
+    }
+    await runMailJobs();
+    const { rows } = await t.db.admin.query<{ status: string; skip_reason: string | null; n: number }>(
+      `SELECT status, skip_reason, count(*)::int AS n FROM deliveries WHERE destination = $1 GROUP BY 1, 2 ORDER BY 1`,
+      [BOT],
+    );
+    expect(rows).toEqual([
+      { status: 'sent', skip_reason: null, n: 5 },
+      { status: 'skipped', skip_reason: 'recipient_cap', n: expect.any(Number) },
+    ]);
+    expect(rows[1]!.n).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('delivery-status reports', () => {
+  it('mark the attempt that carried the reported Message-ID bounced', async () => {
+    const { ticketId } = await customerMail({});
+    const posted = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'Answer',
+    });
+    await sendQueued();
+    const sentId = smtp.messages()[0]!.messageId!;
+    const dsn = [
+      'From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>',
+      `To: ${ADDRESS}`,
+      'Subject: Undelivered Mail Returned to Sender',
+      'Message-ID: <dsn-1@mx.customer.test>',
+      'Auto-Submitted: auto-replied',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
+      '',
+      '--B',
+      'Content-Type: text/plain',
+      '',
+      'Your message could not be delivered.',
+      '--B',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.customer.test',
+      '',
+      'Final-Recipient: rfc822; carol@customer.test',
+      'Action: failed',
+      'Status: 5.1.1',
+      '--B',
+      'Content-Type: text/rfc822-headers',
+      '',
+      `Message-ID: ${sentId}`,
+      'Subject: Re: Printer broken',
+      '--B--',
+      '',
+    ].join('\r\n');
+    await ingestRawMessage(t.inboundDeps(), t.queue, {
+      tenantId: t.a.tenant.id,
+      mailboxId,
+      raw: Buffer.from(dsn),
+    });
+    expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
+    const [d] = await deliveries(ticketId!);
+    expect(d).toMatchObject({
+      status: 'bounced',
+      ticketMessageId: posted.body.id,
+      errorCode: 'invalid_recipient',
+    });
   });
 });

@@ -74,7 +74,12 @@ export function replyToAddress(mailbox: Mailbox, ticket: Ticket): string {
 }
 
 /** The Message-ID of mail about the ticket, signed so that an answer threads back (rule 1). */
-export function newMessageId(deps: { messageIdKey: Buffer }, tenantId: string, ticketId: string, mailbox: Mailbox): string {
+export function newMessageId(
+  deps: { messageIdKey: Buffer },
+  tenantId: string,
+  ticketId: string,
+  mailbox: Mailbox,
+): string {
   const domain = mailbox.address.slice(mailbox.address.lastIndexOf('@') + 1);
   return signedMessageId(deps.messageIdKey, tenantId, ticketId, domain, uuidv7().replace(/-/g, ''));
 }
@@ -91,7 +96,10 @@ export function threadHeaders(thread: ThreadMessage[]): { inReplyTo: string | nu
 }
 
 const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 /** The customer's last message, quoted (text and HTML), or nothing. */
 function quoteOf(thread: ThreadMessage[]): { text: string; html: string } | undefined {
@@ -159,8 +167,7 @@ export async function postTicketMessage(
   const own = await mailboxAddresses(tx);
   const requester = await getPerson(tx, ticket.requesterId);
   const requesterAddresses = new Set(requester.emails.map((e) => normalizeEmail(e.address)));
-  const to: MailAddress[] =
-    requester.email && !ownAddress(own, requester.email) ? [person(requester)] : [];
+  const to: MailAddress[] = requester.email && !ownAddress(own, requester.email) ? [person(requester)] : [];
   const taken = new Set([...requesterAddresses]);
   const ccList: MailAddress[] = [];
   for (const a of [...(await ticketParticipants(tx, ticket.id)), ...cc]) {
@@ -186,7 +193,7 @@ export async function postTicketMessage(
     .filter((p) => p !== null)
     .join('\n\n');
   const html = input.html
-    ? [input.html, signature?.html ? `<p>-- <br>${signature.html}</p>` : null, quote?.html ?? null]
+    ? [input.html, signature?.html ? `<div>-- <br>${signature.html}</div>` : null, quote?.html ?? null]
         .filter((p) => p !== null)
         .join('\n')
     : null;

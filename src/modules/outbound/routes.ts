@@ -5,7 +5,16 @@ import { Type } from 'typebox';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
-import { IdParams, ListQuery, Nullable, OneOf, Page, problemResponses, Timestamp, Uuid } from '../../platform/http/schemas.ts';
+import {
+  IdParams,
+  ListQuery,
+  Nullable,
+  OneOf,
+  Page,
+  problemResponses,
+  Timestamp,
+  Uuid,
+} from '../../platform/http/schemas.ts';
 import {
   type App,
   assertBodyAcceptable,
@@ -130,7 +139,7 @@ function messageRoute(app: App, deps: ServerDeps): void {
           'reopens a `pending`, `solved` or `closed` one, and internal notes change nothing; a status ' +
           'change is recorded in the history. A public message has the SLA clocks recomputed.\n\n' +
           "**An agent's public message leaves as email**, queued in the same transaction as the " +
-          "message: through the mailbox of the conversation (`mailboxId` chooses another), to the " +
+          'message: through the mailbox of the conversation (`mailboxId` chooses another), to the ' +
           'requester, with the participants of the conversation and `cc` in Cc and `bcc` in Bcc (never ' +
           'to one of our own mailboxes), the subject with the ticket tag, a signed Message-ID and the ' +
           "conversation's References (so the answer threads back), the agent's signature and the " +

@@ -1,9 +1,11 @@
-// The signature under an agent's reply: the agent's own (metadata.signature, plain text), else the
-// tenant's signature template rendered for the ticket, else none.
+// The signature under an agent's reply: the agent's own (people metadata `signature`, plain text),
+// else the tenant's signature template (the one named `default`, else the latest), else the built-in
+// one, rendered for the ticket.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import type { Mailbox } from '../inbound/mailboxes.ts';
 import type { Person } from '../people/service.ts';
 import type { Ticket } from '../tickets/model.ts';
+import { defaultTemplate, renderForSending, ticketVariables } from './templates.ts';
 
 export interface Signature {
   text: string;
@@ -11,10 +13,13 @@ export interface Signature {
 }
 
 const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 export async function signatureFor(
-  _tx: TenantTx,
+  tx: TenantTx,
   input: { author: Person; ticket: Ticket; mailbox: Mailbox; publicUrl?: string | undefined },
 ): Promise<Signature | undefined> {
   const own = input.author.metadata['signature'];
@@ -22,5 +27,15 @@ export async function signatureFor(
     const text = own.trim().slice(0, 4000);
     return { text, html: escapeHtml(text).replace(/\n/g, '<br>') };
   }
-  return undefined;
+  const template = await defaultTemplate(tx, 'signature');
+  const vars = await ticketVariables(tx, {
+    ticketId: input.ticket.id,
+    agentId: input.author.id,
+    mailbox: input.mailbox,
+    publicUrl: input.publicUrl,
+  });
+  const rendered = renderForSending(template, 'signature', vars);
+  // The delimiter is the reply's to add.
+  const text = rendered.text.replace(/^--[ \t]*\r?\n/, '').trim();
+  return text === '' ? undefined : { text, html: rendered.html };
 }

@@ -66,10 +66,17 @@ export function classifySmtpError(err: SmtpFailure): DeliveryError {
     return new DeliveryError(recipient ? 'invalid_recipient' : 'permanent', `SMTP ${text}`, { cause: err });
   }
   if (status !== undefined && status >= 400)
-    return new DeliveryError(/rate|too many|throttl/i.test(text) ? 'throttled' : 'transient', `SMTP ${text}`, {
-      cause: err,
-    });
-  if (err.code && /^(ECONNECTION|ETIMEDOUT|ESOCKET|EDNS|ECONNREFUSED|ECONNRESET|EPIPE|ETLS|EPROTOCOL)$/.test(err.code))
+    return new DeliveryError(
+      /rate|too many|throttl/i.test(text) ? 'throttled' : 'transient',
+      `SMTP ${text}`,
+      {
+        cause: err,
+      },
+    );
+  if (
+    err.code &&
+    /^(ECONNECTION|ETIMEDOUT|ESOCKET|EDNS|ECONNREFUSED|ECONNRESET|EPIPE|ETLS|EPROTOCOL)$/.test(err.code)
+  )
     return new DeliveryError('transient', `SMTP connection: ${err.message}`, { cause: err });
   if (err.code === 'EENVELOPE') return new DeliveryError('invalid_recipient', `SMTP ${text}`, { cause: err });
   return new DeliveryError('permanent', `SMTP ${text}`, { cause: err });
@@ -79,13 +86,18 @@ export function classifySmtpError(err: SmtpFailure): DeliveryError {
 export function classifyProviderError(err: unknown): DeliveryError {
   if (err instanceof DeliveryError) return err;
   if (err instanceof RateLimited)
-    return new DeliveryError('throttled', err.message, { retryAfterSeconds: err.retryAfterSeconds, cause: err });
+    return new DeliveryError('throttled', err.message, {
+      retryAfterSeconds: err.retryAfterSeconds,
+      cause: err,
+    });
   if (err instanceof AuthExpired) return new DeliveryError('auth', err.message, { cause: err });
   if (err instanceof NotFound) return new DeliveryError('not_found', err.message, { cause: err });
   if (err instanceof Transient) return new DeliveryError('transient', err.message, { cause: err });
   if (err instanceof ProviderError)
     return new DeliveryError(
-      /recipient|ErrorInvalidRecipients|invalid to header/i.test(err.message) ? 'invalid_recipient' : 'permanent',
+      /recipient|ErrorInvalidRecipients|invalid to header/i.test(err.message)
+        ? 'invalid_recipient'
+        : 'permanent',
       err.message,
       { cause: err },
     );
@@ -116,7 +128,10 @@ export function closeOutboundTransports(): void {
 
 /** SMTP transports kept open between sends, one pool per mailbox and configuration. */
 export class Transports {
-  private readonly smtp = new Map<string, { key: string; transporter: Transporter<SMTPPool.SentMessageInfo> }>();
+  private readonly smtp = new Map<
+    string,
+    { key: string; transporter: Transporter<SMTPPool.SentMessageInfo> }
+  >();
 
   private readonly deps: TransportDeps;
 
@@ -140,7 +155,11 @@ export class Transports {
    * Whether a send whose outcome is unknown (the process stopped after it began) reached the
    * provider: Graph and Gmail can be asked by Message-ID; an SMTP server cannot (undefined).
    */
-  async wasSent(mail: { tenantId: string; mailbox: Mailbox; messageId: string }): Promise<boolean | undefined> {
+  async wasSent(mail: {
+    tenantId: string;
+    mailbox: Mailbox;
+    messageId: string;
+  }): Promise<boolean | undefined> {
     try {
       if (mail.mailbox.kind === 'graph') {
         const client = await graphClientFor(this.deps, mail.tenantId, mail.mailbox);
@@ -197,7 +216,8 @@ export class Transports {
     const credentials = await withTenantRead(this.deps.pool, mail.tenantId, (tx) =>
       mailboxCredentials(tx, this.deps.secretKey, mail.mailbox.id),
     );
-    const password = typeof credentials?.['smtpPassword'] === 'string' ? credentials['smtpPassword'] : undefined;
+    const password =
+      typeof credentials?.['smtpPassword'] === 'string' ? credentials['smtpPassword'] : undefined;
     if (settings.username && !password)
       throw new DeliveryError('auth', `the mailbox ${mail.mailbox.address} has no credentials.smtpPassword`);
     const transporter = this.smtpTransport(mail.mailbox, password);
@@ -224,7 +244,10 @@ export class Transports {
     }
   }
 
-  private smtpTransport(mailbox: Mailbox, password: string | undefined): Transporter<SMTPPool.SentMessageInfo> {
+  private smtpTransport(
+    mailbox: Mailbox,
+    password: string | undefined,
+  ): Transporter<SMTPPool.SentMessageInfo> {
     const s = mailbox.settings.smtp!;
     const key = createHash('sha256')
       .update(JSON.stringify([s, password ?? null]))

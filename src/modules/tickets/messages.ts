@@ -265,7 +265,9 @@ export async function listMessages(
 export async function messageAttachments(
   tx: TenantTx,
   messageId: string,
-): Promise<{ filename: string; contentType: string; content: Buffer; contentId: string | null; inline: boolean }[]> {
+): Promise<
+  { filename: string; contentType: string; content: Buffer; contentId: string | null; inline: boolean }[]
+> {
   const { rows } = await tx.query<{
     filename: string;
     content_type: string;

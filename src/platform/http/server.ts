@@ -71,8 +71,12 @@ export function assertBodyAcceptable(request: FastifyRequest): void {
   const body = request.body;
   const parsed = body !== undefined && !Buffer.isBuffer(body);
   const problems = parsed ? inputProblems(body, 'body') : [];
-  const declared = request.routeOptions.schema?.body as (TSchema & { content?: Record<string, { schema: TSchema }> }) | undefined;
-  const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const declared = request.routeOptions.schema?.body as
+    (TSchema & { content?: Record<string, { schema: TSchema }> }) | undefined;
+  const contentType = String(request.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
   const schema = declared?.content ? declared.content[contentType]?.schema : declared;
   if (problems.length === 0 && parsed) problems.push(...freeFormProblems(schema, body));
   if (problems.length > 0) {
