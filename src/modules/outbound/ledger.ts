@@ -117,9 +117,12 @@ export async function reserveKey(tx: TenantTx, row: DeliveryRow): Promise<KeySta
   return rows[0]!.state;
 }
 
-/** Marks the key `sending` and the attempt started: committed just before the provider is called. */
-export async function markSending(tx: TenantTx, row: DeliveryRow): Promise<void> {
-  await tx.query(
+/**
+ * Marks the key `sending` and the attempt started: committed just before the provider is called.
+ * Answers whether this run took the key from `reserved` (a second run of the same job does not).
+ */
+export async function markSending(tx: TenantTx, row: DeliveryRow): Promise<boolean> {
+  const { rowCount } = await tx.query(
     `UPDATE delivery_keys SET state = 'sending', updated_at = now()
       WHERE tenant_id = $1 AND idempotency_key = $2 AND state = 'reserved'`,
     [tx.tenantId, row.idempotency_key],
@@ -129,6 +132,7 @@ export async function markSending(tx: TenantTx, row: DeliveryRow): Promise<void>
       WHERE tenant_id = $1 AND created_at = $2 AND id = $3`,
     [tx.tenantId, row.created_at, row.id],
   );
+  return (rowCount ?? 0) > 0;
 }
 
 export type AttemptOutcome =

@@ -101,7 +101,9 @@ export async function sendDelivery(
   const attachments = row.ticket_message_id
     ? await withTenantRead(deps.pool, tenantId, (tx) => messageAttachments(tx, row.ticket_message_id!))
     : [];
-  await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
+  const claimed = await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
+  // Another run of this job (its lease ran out while this one was starting) took the key first.
+  if (!claimed && state === 'reserved') return { already: 'sending in another run' };
   let result;
   try {
     result = await deps.transports.send({
