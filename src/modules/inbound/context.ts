@@ -136,7 +136,11 @@ export async function readContext(
   const tagged = new Map<number, string>();
   const participants = new Set<string>();
   const tags = [
-    ...new Set(live.map((it) => subjectTicketNumber(it.mail.subject, it.mailbox.settings.outbound.subjectTag)).filter((n) => n !== undefined)),
+    ...new Set(
+      live
+        .map((it) => subjectTicketNumber(it.mail.subject, it.mailbox.settings.outbound.subjectTag))
+        .filter((n) => n !== undefined),
+    ),
   ];
   if (tags.length > 0) {
     const { rows } = await tx.query<TicketRow & { participants: string[] }>(

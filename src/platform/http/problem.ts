@@ -211,7 +211,8 @@ export function toProblem(error: unknown): Problem {
   }
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
   if (status === 404) return problem('not_found', 'Not found');
-  if (status === 413) return problem('payload_too_large', fe?.message || 'The request is larger than this route accepts');
+  if (status === 413)
+    return problem('payload_too_large', fe?.message || 'The request is larger than this route accepts');
   if (status >= 400 && status < 500) return problem('bad_request', 'The request could not be read');
   return problem('internal_error', 'Something went wrong on our side; it has been logged');
 }
