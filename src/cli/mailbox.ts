@@ -24,11 +24,14 @@ interface Ctx {
 }
 export type WithDatabase = <T>(command: Command, fn: (ctx: Ctx) => Promise<T>) => Promise<T>;
 
-const tenantOption = () =>
+export const tenantOption = (): Option =>
   new Option('--tenant <id>', 'tenant id or name (default: the only tenant, when there is one)');
 
 /** The tenant named, or the only one; several and none named is bad input. */
-async function chooseTenant(ctx: Ctx, given: string | undefined): Promise<{ id: string; name: string }> {
+export async function chooseTenant(
+  ctx: Ctx,
+  given: string | undefined,
+): Promise<{ id: string; name: string }> {
   if (given !== undefined) return ctx.rt.findTenant(ctx.db.pool, given);
   const all = await ctx.rt.listTenants(ctx.db.pool);
   if (all.length === 1) return all[0]!;

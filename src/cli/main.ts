@@ -3,6 +3,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { registerDeliveryCommands } from './deliveries.ts';
 import { CliError } from './cli-error.ts';
 import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit-codes.ts';
 import { listenProblem } from './listen-errors.ts';
@@ -438,6 +439,7 @@ dlq
   });
 
 registerMailboxCommands(program, withDatabase, out);
+registerDeliveryCommands(program, withDatabase, out);
 registerSlaCommands(program);
 program
   .command('demo')

@@ -22,3 +22,5 @@ export { withTenant, withTenantRead } from '../platform/db/tx.ts';
 export { createLogger } from '../platform/logging.ts';
 export { JobQueue } from '../platform/queue/queue.ts';
 export { JobRegistry } from '../platform/queue/registry.ts';
+export { getDelivery, listDeliveries, retryDelivery } from '../modules/outbound/ledger.ts';
+export { outboundSendJob } from '../modules/outbound/job-refs.ts';

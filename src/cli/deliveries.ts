@@ -1,0 +1,161 @@
+// `relaydesk deliveries`: the delivery ledger from the command line, through the same operations
+// as the API (outbound/ledger.ts): list attempts with the API's filters, and retry one.
+import type { Command } from 'commander';
+import type { DeliveryChannel, DeliveryErrorCode, DeliveryStatus } from '../modules/outbound/model.ts';
+import { CliError } from './cli-error.ts';
+import { EXIT_BAD_INPUT } from './exit-codes.ts';
+import { chooseTenant, tenantOption, type WithDatabase } from './mailbox.ts';
+
+/** model.ts's values, spelled out so that parsing the arguments loads no module. */
+const STATUSES = ['queued', 'skipped', 'sent', 'delivered', 'bounced', 'failed', 'unknown'];
+const CHANNELS = ['email', 'teams', 'slack', 'webhook'];
+const ERROR_CODES = ['throttled', 'auth', 'not_found', 'invalid_recipient', 'transient', 'permanent'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function oneOf(value: string | undefined, allowed: string[], option: string): string | undefined {
+  if (value === undefined || allowed.includes(value)) return value;
+  throw new CliError(`${option} must be one of ${allowed.join(', ')}, got "${value}"`, EXIT_BAD_INPUT);
+}
+
+function instant(value: string | undefined, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) ||
+    Number.isNaN(Date.parse(value))
+  )
+    throw new CliError(
+      `${option} must be an ISO-8601 instant such as 2026-12-01T09:00:00Z, got "${value}"`,
+      EXIT_BAD_INPUT,
+    );
+  return value;
+}
+
+function uuid(value: string | undefined, what: string): string | undefined {
+  if (value === undefined || UUID.test(value)) return value;
+  throw new CliError(`${what} must be an id (UUID), got "${value}"`, EXIT_BAD_INPUT);
+}
+
+const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v).replace(/[\t\r\n]+/g, ' '));
+
+export function registerDeliveryCommands(
+  program: Command,
+  withDatabase: WithDatabase,
+  out: (line: string) => void,
+): void {
+  const deliveries = program.command('deliveries').description('the delivery ledger: outbound mail attempts');
+  deliveries
+    .command('list')
+    .description('attempts, newest first (tab-separated; --json for the API shape)')
+    .addOption(tenantOption())
+    .option('--ticket <id>', 'only this ticket')
+    .option('--status <status>', STATUSES.join('|'))
+    .option('--channel <channel>', CHANNELS.join('|'))
+    .option('--error-code <code>', ERROR_CODES.join('|'))
+    .option('--from <iso>', 'created at or after')
+    .option('--to <iso>', 'created before')
+    .option('--limit <n>', 'at most this many (1-200)', '50')
+    .option('--json', 'print the page as JSON')
+    .action(
+      async (
+        options: {
+          tenant?: string;
+          ticket?: string;
+          status?: string;
+          channel?: string;
+          errorCode?: string;
+          from?: string;
+          to?: string;
+          limit: string;
+          json?: boolean;
+        },
+        command: Command,
+      ) => {
+        if (!/^\d+$/.test(options.limit) || Number(options.limit) < 1 || Number(options.limit) > 200)
+          throw new CliError(
+            `--limit must be a whole number from 1 to 200, got "${options.limit}"`,
+            EXIT_BAD_INPUT,
+          );
+        const filters = {
+          ticketId: uuid(options.ticket, '--ticket'),
+          status: oneOf(options.status, STATUSES, '--status') as DeliveryStatus | undefined,
+          channel: oneOf(options.channel, CHANNELS, '--channel') as DeliveryChannel | undefined,
+          errorCode: oneOf(options.errorCode, ERROR_CODES, '--error-code') as DeliveryErrorCode | undefined,
+          from: instant(options.from, '--from'),
+          to: instant(options.to, '--to'),
+          limit: Number(options.limit),
+        };
+        await withDatabase(command, async (ctx) => {
+          const tenant = await chooseTenant(ctx, options.tenant);
+          const page = await ctx.rt.withTenantRead(ctx.db.pool, tenant.id, (tx) =>
+            ctx.rt.listDeliveries(tx, filters),
+          );
+          if (options.json) return out(JSON.stringify(page, null, 2));
+          out('id\tcreated_at\tchannel\tpurpose\tdestination\tstatus\tattempt\terror_code\terror');
+          for (const d of page.items)
+            out(
+              [
+                d.id,
+                d.createdAt,
+                d.channel,
+                d.purpose,
+                d.destination,
+                d.status,
+                d.attempt,
+                d.errorCode,
+                d.errorMessage ?? d.skipReason,
+              ]
+                .map(cell)
+                .join('\t'),
+            );
+          if (page.items.length === 0) process.stderr.write('no deliveries\n');
+        });
+      },
+    );
+  deliveries
+    .command('retry <id>')
+    .description(
+      'queue a new attempt of a delivery whose latest attempt failed, was unknown, bounced or skipped',
+    )
+    .addOption(tenantOption())
+    .action(async (id: string, options: { tenant?: string }, command: Command) => {
+      uuid(id, 'the delivery');
+      await withDatabase(command, async (ctx) => {
+        const tenant = await chooseTenant(ctx, options.tenant);
+        const { defaultRegistry } = await import('../app.ts');
+        const secretKey = await ctx.rt.resolveSecretKey(ctx.config);
+        const queue = new ctx.rt.JobQueue({
+          connectionString: ctx.db.url,
+          logger: ctx.logger,
+          registry: defaultRegistry({
+            pool: ctx.db.pool,
+            secretKey,
+            logger: ctx.logger,
+            clock: ctx.rt.systemClock,
+          }),
+          supervise: false,
+          schedule: false,
+          poolSize: 2,
+        });
+        await queue.start();
+        try {
+          await queue.ensureQueues();
+          const next = await ctx.rt
+            .withTenant(ctx.db.pool, tenant.id, async (tx) => {
+              const row = await ctx.rt.retryDelivery(tx, id);
+              await queue.send(ctx.rt.outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
+              return ctx.rt.getDelivery(tx, row.id);
+            })
+            .catch((err: unknown) => {
+              const code = (err as { code?: string }).code;
+              if (code === 'not_found')
+                throw new CliError(`no delivery ${id} in tenant ${tenant.name}`, EXIT_BAD_INPUT);
+              if (code === 'validation_failed') throw new CliError((err as Error).message, EXIT_BAD_INPUT);
+              throw err;
+            });
+          out(`queued attempt ${next.attempt} as ${next.id}`);
+        } finally {
+          await queue.stop({ graceful: false });
+        }
+      });
+    });
+}
