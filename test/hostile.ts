@@ -174,6 +174,7 @@ export interface Fixtures {
   personWithIdentity: { id: string; kind: string; externalId: string };
   mergeTarget: string;
   mergeSource: string;
+  delivery: string;
   ticket: string;
   ticketToDelete: string;
   token2: string;
@@ -309,6 +310,9 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
     'mailbox.lifecycle',
     'mailbox.renew',
     'mailbox.reconcile',
+    'outbound.send',
+    'mail.acknowledge',
+    'mail.delivery-report',
   ])
     await t.queue.boss.createQueue(q);
   const person = await makePerson(t, token, { kind: 'contact', metadata: { team: 'north', level: 2 } });
@@ -395,6 +399,15 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
   const fixtureIds = { calendar: calendar.id, mailbox: mailbox.id, agentId: t.a.adminPersonId };
   const policy = await ok('POST', '/api/v1/sla-policies', policyBody(fixtureIds));
   const policyToDelete = await ok('POST', '/api/v1/sla-policies', { ...policyBody(fixtureIds), name: 'Old' });
+  const replied = await ok('POST', `/api/v1/tickets/${ticket.id}/messages`, {
+    visibility: 'public',
+    text: 'A reply that failed',
+  });
+  // An attempt that ended without delivering, so that retrying it is a valid request.
+  await t.db.admin.query(
+    "UPDATE deliveries SET status = 'failed', error_code = 'transient', retryable = false WHERE id = $1",
+    [replied.delivery.id],
+  );
   const template = await ok('POST', '/api/v1/mail-templates', SIGNATURE);
   const templateToDelete = await ok('POST', '/api/v1/mail-templates', { ...ACKNOWLEDGEMENT, name: 'Old' });
   return {
@@ -408,6 +421,7 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
     mergeSource: mergeSource.id,
     ticket: ticket.id,
     ticketToDelete: ticketToDelete.id,
+    delivery: replied.delivery.id as string,
     token2: token2.id,
     tokenToDelete: tokenToDelete.id,
     personTokenToDelete: personToken.id,
@@ -573,6 +587,20 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
       query: { ...page, visibility: 'public' },
       ok: [200],
     },
+    'GET /api/v1/deliveries': {
+      query: {
+        ...page,
+        ticketId: f.ticket,
+        channel: 'email',
+        status: 'failed',
+        errorCode: 'transient',
+        from: '2020-01-01T00:00:00Z',
+        to: '2100-01-01T00:00:00Z',
+      },
+      ok: [200],
+    },
+    'GET /api/v1/deliveries/{id}': { params: id(f.delivery), ok: [200] },
+    'POST /api/v1/deliveries/{id}/retry': { params: id(f.delivery), ok: [202, 400] },
     'GET /api/v1/queue/stats': { query: { queue: 'inbound.process' }, ok: [200] },
     'GET /api/v1/queue/dlq': { query: { queue: 'inbound.process' }, ok: [200] },
     'POST /api/v1/queue/dlq/redrive': { query: { queue: 'inbound.process' }, ok: [200] },
