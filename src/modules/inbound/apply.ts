@@ -18,7 +18,14 @@ import { normalizeEmail } from '../people/service.ts';
 import { applyTicketBatch, type TicketBatchOp } from '../tickets/batch.ts';
 import type { NewAttachment } from '../tickets/messages.ts';
 import { ticketNumber } from '../tickets/model.ts';
-import { type ApplyItem, isOwnMail, readContext, senderOf, type TicketState } from './context.ts';
+import {
+  type ApplyItem,
+  isOwnMail,
+  readContext,
+  senderOf,
+  taggedNumber,
+  type TicketState,
+} from './context.ts';
 import {
   claimKeys,
   decideOnTakenKey,
@@ -27,7 +34,7 @@ import {
   type KeyOutcome,
   recordKeyOutcomes,
 } from './keys.ts';
-import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
+import type { ParsedMessage } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
 import { noteMessages } from './health.ts';
 import { finishRecords, type RecordFinal } from './records.ts';
@@ -104,7 +111,8 @@ export async function applyBatch(
   };
   // Threading (DESIGN §5.1), in this order: a Message-ID Relaydesk signed for this tenant in
   // In-Reply-To or References; any Message-ID stored for this mailbox, References read newest
-  // first; a [#T-n] subject tag, only when the sender is the ticket's requester or a participant.
+  // first; a [#T-n] subject tag (or the mailbox's plus address, support+T-n@), only when the sender
+  // is the ticket's requester or a participant.
   const findThread = (
     it: ApplyItem,
     senderId: string,
@@ -122,7 +130,7 @@ export async function applyBatch(
       const t = tickets.get(byRef);
       if (t) return { ticket: t, rule: 'message_id' };
     }
-    const number = subjectTicketNumber(it.mail.subject, it.mailbox.settings.outbound.subjectTag);
+    const number = taggedNumber(it);
     const id = number === undefined ? undefined : tagged.get(number);
     const t = id === undefined ? undefined : tickets.get(id);
     // A tag from a stranger is ignored: it must not let anyone write into any ticket by guessing numbers.

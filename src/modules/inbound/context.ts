@@ -29,6 +29,25 @@ export interface TicketState {
   updatedAt: string;
 }
 export const senderOf = (it: ApplyItem): string | undefined => it.mail.from?.address;
+
+/**
+ * The ticket number the message names: its subject tag, else a plus address of its mailbox among
+ * its recipients (support+T-12@…, the Reply-To of our mail when the mailbox plus-addresses).
+ */
+export function taggedNumber(it: ApplyItem): number | undefined {
+  const bySubject = subjectTicketNumber(it.mail.subject, it.mailbox.settings.outbound.subjectTag);
+  if (bySubject !== undefined) return bySubject;
+  const own = normalizeEmail(it.mailbox.address);
+  const at = own.lastIndexOf('@');
+  const [local, domain] = [own.slice(0, at), own.slice(at + 1)];
+  for (const a of [...it.mail.to, ...it.mail.cc]) {
+    const n = normalizeEmail(a.address);
+    if (!n.startsWith(`${local}+`) || !n.endsWith(`@${domain}`)) continue;
+    const m = /^t-(\d{1,18})$/.exec(n.slice(local.length + 1, n.length - domain.length - 1));
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
 /** Mail from one of the tenant's own mailboxes, or carrying Relaydesk's own Message-ID. */
 export const isOwnMail = (ownAddresses: Set<string>, it: ApplyItem): boolean =>
   ownAddresses.has(normalizeEmail(senderOf(it)!)) ||
@@ -135,13 +154,7 @@ export async function readContext(
   // Subject tags: the tickets they name, with those of their participants that send in this batch.
   const tagged = new Map<number, string>();
   const participants = new Set<string>();
-  const tags = [
-    ...new Set(
-      live
-        .map((it) => subjectTicketNumber(it.mail.subject, it.mailbox.settings.outbound.subjectTag))
-        .filter((n) => n !== undefined),
-    ),
-  ];
+  const tags = [...new Set(live.map((it) => taggedNumber(it)).filter((n) => n !== undefined))];
   if (tags.length > 0) {
     const { rows } = await tx.query<TicketRow & { participants: string[] }>(
       `SELECT t.id, t.number, t.status, t.requester_id, t.updated_at,

@@ -204,6 +204,65 @@ describe('an agent reply', () => {
     expect(again).toMatchObject({ status: 'appended', ticketId });
   });
 
+  it('plus-addresses Reply-To where the mailbox allows it, and an answer to that address threads', async () => {
+    const box = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: 'plus@out.test',
+      settings: {
+        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+        outbound: { plusAddressing: true, subjectTag: '(Case {number})', quoteHistory: false },
+      },
+      credentials: { smtpPassword: 's3cret' },
+    });
+    expect(box.status, JSON.stringify(box.body)).toBe(201);
+    const opened = await mailTo(
+      box.body.id,
+      {
+        From: 'gina@customer.test',
+        To: 'plus@out.test',
+        Subject: 'Laptop',
+        'Message-ID': '<plus-1@customer.test>',
+      },
+      'My laptop is slow',
+    );
+    await t.call(admin(), 'POST', `/api/v1/tickets/${opened.ticketId}/messages`, {
+      visibility: 'public',
+      text: 'Reboot it',
+    });
+    await sendQueued();
+    const sent = smtp.messages().find((m) => m.to.includes('gina@customer.test'))!;
+    const plus = `plus+${opened.ticketNumber}@out.test`;
+    expect(sent.headers['reply-to']).toEqual([plus]);
+    expect(sent.headers['subject']).toEqual([`Re: Laptop (Case ${opened.ticketNumber})`]);
+    expect(sent.raw.toString()).not.toContain('> My laptop is slow');
+    // No threading headers, a new subject: the plus address alone brings it back.
+    const answer = await mailTo(
+      box.body.id,
+      { From: 'gina@customer.test', To: plus, Subject: 'Done', 'Message-ID': '<plus-2@customer.test>' },
+      'Rebooted',
+    );
+    expect(answer).toMatchObject({ status: 'appended', ticketId: opened.ticketId });
+    // The configured tag threads too.
+    const tagged = await mailTo(
+      box.body.id,
+      {
+        From: 'gina@customer.test',
+        To: 'plus@out.test',
+        Subject: `Again (Case ${opened.ticketNumber})`,
+        'Message-ID': '<plus-3@customer.test>',
+      },
+      'x',
+    );
+    expect(tagged).toMatchObject({ status: 'appended', ticketId: opened.ticketId });
+    // A stranger's mail to the plus address does not get in.
+    const stranger = await mailTo(
+      box.body.id,
+      { From: 'mallory@evil.test', To: plus, Subject: 'hi', 'Message-ID': '<plus-4@evil.test>' },
+      'x',
+    );
+    expect(stranger.ticketId).not.toBe(opened.ticketId);
+  });
+
   it('with a forged Message-ID signature does not thread', async () => {
     const first = await customerMail({});
     const ticketId = first.ticketId!;
