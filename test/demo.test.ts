@@ -83,6 +83,11 @@ describe('relaydesk demo', { timeout: 240_000 }, () => {
       'created',
       'T-3 "Printer on floor 3 is offline"',
     ]);
+    // An agent answers two of them by email: through Graph, and over SMTP.
+    expect(output).toMatch(
+      /reply on T-1 via Graph sendMail\s+sent\s+to dana@customer\.demo, Message-ID <rd\./,
+    );
+    expect(output).toMatch(/reply on T-3 via SMTP\s+sent\s+to ola@customer\.demo, Message-ID <rd\./);
     firstTenant = tenantOf(output);
     expect(firstTenant, output).toBeDefined();
     // The printed token works against the running demo.

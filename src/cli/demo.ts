@@ -13,6 +13,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
+import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
 import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
 import { createTenant, findTenant } from '../modules/tenants/service.ts';
 import { mintToken, tokenAuthenticator } from '../modules/tokens/service.ts';
@@ -220,14 +221,18 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
   let running: RunningRelaydesk | undefined;
   let graph: GraphSimulator | undefined;
   let gmail: GmailSimulator | undefined;
+  let smtp: SmtpSimulator | undefined;
   const stop = async () => {
     await running?.stop().catch(() => undefined);
     await graph?.close().catch(() => undefined);
     await gmail?.close().catch(() => undefined);
+    await smtp?.close().catch(() => undefined);
   };
   try {
     graph = await startGraphSimulator();
     gmail = await startGmailSimulator();
+    // The raw MIME inbox sends its replies over SMTP, to this local server (with AUTH).
+    smtp = await startSmtpSimulator({ auth: { username: 'demo', password: 'demo-password' } });
     // The demo's mailboxes point at the simulators, which the server allows for this run only.
     const simulators = [
       graph.apiBaseUrl,
@@ -295,6 +300,8 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       kind: 'mime',
       address: MIME_ADDRESS,
       displayName: 'Raw MIME inbox',
+      settings: { smtp: { host: smtp.host, port: smtp.port, security: 'none', username: 'demo' } },
+      credentials: { smtpPassword: 'demo-password' },
     });
 
     out('');
@@ -308,6 +315,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     out('');
     out('Sending mail through each ingress path:');
     const sent: { sample: Sample; inboundId?: string; since: string }[] = [];
+    const answered: string[] = [];
     for (const sample of samples()) {
       const since = new Date().toISOString();
       if (sample.via === 'graph') await graph.deliver(GRAPH_USER, sample.raw);
@@ -348,6 +356,24 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
         detail = `${row.ticketNumber ?? ticket.number} "${ticket.subject}"`;
       }
       out(`  ${s.sample.label.padEnd(42)} ${String(row.status).padEnd(10)} ${detail}`);
+      if (row.ticketId && row.status === 'created' && s.sample.via !== 'gmail') answered.push(row.ticketId);
+    }
+    out('');
+    out(`An agent answers by email (SMTP server ${smtp.host}:${smtp.port}, loopback only):`);
+    for (const ticketId of answered) {
+      const posted = await api(base, token, 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+        visibility: 'public',
+        text: 'Thanks for reporting this. We are looking into it and will update you here.',
+      });
+      const delivery = await waitFor('the reply to be sent', async () => {
+        const d = await api(base, token, 'GET', `/api/v1/deliveries/${posted.delivery.id}`);
+        return d.status === 'queued' ? undefined : d;
+      });
+      const ticket = await api(base, token, 'GET', `/api/v1/tickets/${ticketId}`);
+      const via = delivery.mailboxId === graphBox.id ? 'Graph sendMail' : 'SMTP';
+      out(
+        `  ${`reply on ${ticket.number} via ${via}`.padEnd(42)} ${String(delivery.status).padEnd(10)} to ${delivery.destination}, Message-ID <${delivery.rfcMessageId}>`,
+      );
     }
     out('');
     out(`Admin token for the demo tenant: ${token}`);
@@ -355,6 +381,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     out('Look around:');
     out(`  curl -H "Authorization: Bearer ${token}" ${base}/api/v1/tickets`);
     out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/inbound?limit=10"`);
+    out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/deliveries?limit=10"`);
     out(`  open ${base}/docs for the API reference`);
     out('Ctrl-C stops the demo (its data stays in the data directory).');
   } catch (err) {

@@ -444,7 +444,7 @@ registerSlaCommands(program);
 program
   .command('demo')
   .description(
-    'run Relaydesk with the Graph and Gmail simulators, send sample mail through every ingress path, print the outcome',
+    'run Relaydesk with the Graph, Gmail and SMTP simulators, send sample mail through every ingress path, answer by email, print the outcome',
   )
   // Not $PORT: that is the quick start's server, which may be running beside the demo.
   .option('--port <n>', 'HTTP port (default: a free port)')
