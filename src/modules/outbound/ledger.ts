@@ -196,8 +196,44 @@ export async function recordOutcome(
   return (rowCount ?? 0) > 0;
 }
 
-/** Writes the next attempt of a delivery, `queued`; its job is the caller's. Returns its id. */
-export function queueNextAttempt(tx: TenantTx, row: DeliveryRow): Promise<string> {
+/**
+ * Serialises what adds attempts to one delivery (its chain: same channel, destination, purpose and
+ * message): a retry by a person and the job's own retry cannot both add the same next attempt.
+ */
+async function lockChain(tx: TenantTx, row: DeliveryRow): Promise<void> {
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+    ['delivery', tx.tenantId, row.channel, row.destination, row.purpose, keySubject(toKeyParts(row))].join(
+      '|',
+    ),
+  ]);
+}
+
+const toKeyParts = (row: DeliveryRow) => ({
+  purpose: row.purpose,
+  ticketMessageId: row.ticket_message_id,
+  ticketId: row.ticket_id,
+});
+
+/** The latest attempt of the row's delivery (call with the chain locked). */
+async function latestOfChain(tx: TenantTx, row: DeliveryRow): Promise<DeliveryRow> {
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+      WHERE tenant_id = $1 AND channel = $2 AND destination = $3 AND purpose = $4
+        AND ticket_message_id IS NOT DISTINCT FROM $5 AND ticket_id IS NOT DISTINCT FROM $6
+      ORDER BY attempt DESC, created_at DESC LIMIT 1`,
+    [tx.tenantId, row.channel, row.destination, row.purpose, row.ticket_message_id, row.ticket_id],
+  );
+  return rows[0] ?? row;
+}
+
+/**
+ * Writes the next attempt of a delivery, `queued`; its job is the caller's. Returns its id, or
+ * undefined when a later attempt exists already (a person retried it meanwhile).
+ */
+export async function queueNextAttempt(tx: TenantTx, row: DeliveryRow): Promise<string | undefined> {
+  await lockChain(tx, row);
+  const latest = await latestOfChain(tx, row);
+  if (latest.attempt > row.attempt) return undefined;
   return insertDelivery(tx, {
     channel: row.channel,
     purpose: row.purpose,
@@ -218,16 +254,10 @@ export function queueNextAttempt(tx: TenantTx, row: DeliveryRow): Promise<string
  * ended (failed, unknown, bounced or skipped). Returns the new attempt's row.
  */
 export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryRow> {
-  const row = await findRow(tx, id, true);
+  const row = await findRow(tx, id, false);
   if (!row) throw notFound('delivery');
-  const { rows } = await tx.query<DeliveryRow>(
-    `SELECT ${DELIVERY_COLUMNS} FROM deliveries
-      WHERE tenant_id = $1 AND channel = $2 AND destination = $3 AND purpose = $4
-        AND ticket_message_id IS NOT DISTINCT FROM $5 AND ticket_id IS NOT DISTINCT FROM $6
-      ORDER BY attempt DESC, created_at DESC LIMIT 1 FOR UPDATE`,
-    [tx.tenantId, row.channel, row.destination, row.purpose, row.ticket_message_id, row.ticket_id],
-  );
-  const latest = rows[0] ?? row;
+  await lockChain(tx, row);
+  const latest = await latestOfChain(tx, row);
   if (latest.status === 'queued' || latest.status === 'sent' || latest.status === 'delivered')
     throw validation(
       `the delivery is ${latest.status}: only an attempt that ended without delivering is retried`,
@@ -238,7 +268,7 @@ export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryR
       { path: '/id', message: `skipped: ${latest.skip_reason ?? 'no reason'}` },
     ]);
   const next = await queueNextAttempt(tx, latest);
-  return (await findRow(tx, next, false))!;
+  return (await findRow(tx, next!, false))!;
 }
 
 /** Marks the sent attempts that carried this Message-ID bounced (a delivery-status report came back). */

@@ -423,7 +423,13 @@ describe('failed sends', () => {
     expect(attempt).toMatchObject({ status: 'failed', errorCode: 'invalid_recipient', retryable: false });
     expect(await sendQueued()).toEqual([]);
 
-    const retried = await t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`);
+    // Two people retry at once: one new attempt.
+    const both = await Promise.all([
+      t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`),
+      t.call(admin(), 'POST', `/api/v1/deliveries/${attempt!.id}/retry`),
+    ]);
+    expect(both.map((r) => r.status).sort()).toEqual([202, 400]);
+    const retried = both.find((r) => r.status === 202)!;
     expect(retried.body.ticketId).toBe(ticketId);
     expect(retried.status).toBe(202);
     expect(retried.body).toMatchObject({ status: 'queued', attempt: 2, previousId: attempt!.id });

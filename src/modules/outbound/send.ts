@@ -141,6 +141,7 @@ async function failed(
     });
     if (!retry) return { failed: error.code };
     const next = await queueNextAttempt(tx, row);
+    if (!next) return { failed: error.code, nextAttempt: 'queued by a person meanwhile' };
     await ctx.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: next }, { tx, delaySeconds });
     return { failed: error.code, nextAttempt: next, inSeconds: delaySeconds };
   });
