@@ -108,13 +108,15 @@ BEGIN
 END
 $$;
 
--- Drops the partitions whose whole month ended before `before`; answers how many.
+-- Drops the partitions whose whole month ended before `before`; answers how many. Never this
+-- month's or last month's, whatever it is asked: the role it runs for may not delete rows at all.
 CREATE FUNCTION drop_delivery_partitions(before timestamptz)
   RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   p record;
   dropped integer := 0;
 BEGIN
+  before := least(before, (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month') AT TIME ZONE 'UTC');
   PERFORM pg_advisory_xact_lock(hashtext('relaydesk.deliveries.partitions'));
   FOR p IN
     SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

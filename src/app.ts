@@ -12,6 +12,7 @@ import { type SmtpIngress, startSmtpIngress } from './modules/inbound/smtp-ingre
 import { upkeepRoutes } from './modules/inbound/upkeep-routes.ts';
 import { messageIdKey } from './modules/inbound/signing.ts';
 import { OUTBOUND_SCHEDULES, outboundJobs } from './modules/outbound/jobs.ts';
+import { ensurePartitions } from './modules/outbound/ledger.ts';
 import { outboundRoutes } from './modules/outbound/routes.ts';
 import { closeOutboundTransports, Transports } from './modules/outbound/transports.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
@@ -32,7 +33,7 @@ import { type Clock, systemClock } from './platform/clock.ts';
 import { type Database, migrateAll, openDatabase, resolveSecretKey } from './platform/db/database.ts';
 import type { Config, UpkeepConfig } from './platform/config.ts';
 import type { Pool } from './platform/db/pool.ts';
-import { withSystemRead } from './platform/db/tx.ts';
+import { withSystemRead, withSystemTx } from './platform/db/tx.ts';
 import { AppError } from './platform/errors.ts';
 import { Metrics } from './platform/http/metrics.ts';
 import { checkCanListen } from './platform/http/port-check.ts';
@@ -104,6 +105,7 @@ export function defaultRegistry(deps: {
       oauth: deps.oauth,
       retentionDays: deps.deliveryRetentionDays,
       killAt: deps.faultKillAt,
+      leaseSeconds: deps.jobLeaseSeconds,
     }),
   ];
   const lease = deps.jobLeaseSeconds;
@@ -163,6 +165,8 @@ export async function startRelaydesk({
   let smtp: SmtpIngress | undefined;
   try {
     await migrateAll(db);
+    // The ledger's partitions for this month and the next ones, in case no scheduler ran for months.
+    await withSystemTx(db.pool, (sys) => ensurePartitions(sys, { now: clock.now(), monthsAhead: 3 }));
 
     const runsWorkers = role === 'all' || role === 'worker';
     const supervises = role === 'all' || role === 'worker' || role === 'scheduler';

@@ -6,6 +6,7 @@
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
+import { AppError } from '../../platform/errors.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
 import type { DeliveryReportPayload, TicketOpenedByMailPayload } from '../inbound/job-refs.ts';
 import { getMailbox, mailboxAddresses } from '../inbound/mailboxes.ts';
@@ -72,9 +73,15 @@ export async function acknowledgeTicket(
     if ((await automaticMailsSince(tx, address, since)) >= settings.automaticPerRecipientPerHour)
       return skip('recipient_cap');
 
-    const template = settings.acknowledgementTemplateId
-      ? await getTemplate(tx, settings.acknowledgementTemplateId).catch(() => undefined)
-      : await defaultTemplate(tx, 'acknowledgement');
+    // The mailbox's template if it is still there (and an acknowledgement), else the tenant's.
+    const chosen = settings.acknowledgementTemplateId
+      ? await getTemplate(tx, settings.acknowledgementTemplateId).catch((err: unknown) => {
+          if (err instanceof AppError && err.code === 'not_found') return undefined;
+          throw err;
+        })
+      : undefined;
+    const template =
+      chosen?.kind === 'acknowledgement' ? chosen : await defaultTemplate(tx, 'acknowledgement');
     const vars = await ticketVariables(tx, {
       ticketId: ticket.id,
       agentId: null,

@@ -29,21 +29,26 @@ export interface OutboundJobDeps {
   /** Days the ledger keeps attempts (whole months are dropped once all their days are older). */
   retentionDays?: number | undefined;
   killAt?: string | undefined;
+  /** The install's job lease override (RELAYDESK_JOB_LEASE_SECONDS), else the send job's own. */
+  leaseSeconds?: number | undefined;
 }
 
 /** The ledger's partitions are looked after daily by the scheduler role. */
 export const OUTBOUND_SCHEDULES = [{ job: deliveryPartitionsJob.name, cron: '23 3 * * *' }];
 
 export function outboundJobs(deps: OutboundJobDeps): JobDefinition<any>[] {
+  // Longer than a send may take (SMTP timeouts: 30 s to connect, 60 s idle).
+  const lease = deps.leaseSeconds ?? 180;
+  const sendDeps = { ...deps, leaseSeconds: lease };
   return [
     defineJob<OutboundSendPayload>({
       name: outboundSendJob.name,
-      // Longer than a send may take (SMTP timeouts: 30 s to connect, 60 s idle).
-      leaseSeconds: 180,
+      leaseSeconds: lease,
       retry: { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 },
-      batchSize: 50,
+      // Few sends in flight per worker, so that none waits long for one of the pooled connections.
+      batchSize: 10,
       concurrency: 2,
-      handler: (payload, ctx) => sendDelivery(deps, payload, ctx),
+      handler: (payload, ctx) => sendDelivery(sendDeps, payload, ctx),
       // The job failed for good before the attempt was recorded (the database was away through all
       // its retries, the process died on its last one): the attempt says so instead of staying queued.
       onFailedForGood: async (failures) => {

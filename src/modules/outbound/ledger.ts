@@ -102,19 +102,30 @@ export const deliveryRow = (tx: TenantTx, id: string): Promise<DeliveryRow | und
 
 export type KeyState = 'reserved' | 'sending' | 'done';
 
+export interface Reservation {
+  state: KeyState;
+  /** Seconds since the key last changed state (how long ago a `sending` run began its send). */
+  ageSeconds: number;
+}
+
 /**
  * Reserves the attempt's idempotency key (before anything is sent) and answers the state it is in:
  * `reserved` when this run reserved it or an earlier run stopped before the send began, `sending`
  * when an earlier run began the send and stopped before recording it, `done` when it was recorded.
  */
-export async function reserveKey(tx: TenantTx, row: DeliveryRow): Promise<KeyState> {
-  const { rows } = await tx.query<{ state: KeyState }>(
+export async function reserveKey(tx: TenantTx, row: DeliveryRow): Promise<Reservation> {
+  const inserted = await tx.query<{ state: KeyState }>(
     `INSERT INTO delivery_keys (tenant_id, idempotency_key, delivery_id, state) VALUES ($1, $2, $3, 'reserved')
-     ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET updated_at = now()
-     RETURNING state`,
+     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING state`,
     [tx.tenantId, row.idempotency_key, row.id],
   );
-  return rows[0]!.state;
+  if (inserted.rows[0]) return { state: 'reserved', ageSeconds: 0 };
+  const { rows } = await tx.query<{ state: KeyState; age: number }>(
+    `SELECT state, extract(epoch FROM now() - updated_at)::float8 AS age FROM delivery_keys
+      WHERE tenant_id = $1 AND idempotency_key = $2`,
+    [tx.tenantId, row.idempotency_key],
+  );
+  return { state: rows[0]!.state, ageSeconds: rows[0]!.age };
 }
 
 /**
@@ -155,7 +166,8 @@ export type AttemptOutcome =
 
 /**
  * Records how an attempt ended and closes its key, if the attempt is still open (a second run that
- * raced it records nothing). Answers whether it recorded.
+ * raced it records nothing); a `sent` also corrects an `unknown` (the run that did send, late).
+ * Answers whether it recorded.
  */
 export async function recordOutcome(
   tx: TenantTx,
@@ -171,7 +183,8 @@ export async function recordOutcome(
             finished_at = clock_timestamp(),
             duration_ms = CASE WHEN started_at IS NULL THEN NULL
                                ELSE (extract(epoch FROM clock_timestamp() - started_at) * 1000)::integer END
-      WHERE tenant_id = $1 AND created_at = $2 AND id = $3 AND status = 'queued'`,
+      WHERE tenant_id = $1 AND created_at = $2 AND id = $3
+        AND (status = 'queued' OR (status = 'unknown' AND $4 = 'sent'))`,
     [
       tx.tenantId,
       row.created_at,
@@ -271,13 +284,19 @@ export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryR
   return (await findRow(tx, next!, false))!;
 }
 
-/** Marks the sent attempts that carried this Message-ID bounced (a delivery-status report came back). */
+/**
+ * Marks bounced the latest attempt that sent (or may have sent) this Message-ID: a delivery-status
+ * report came back for it. Earlier attempts keep what they were.
+ */
 export async function markBounced(tx: TenantTx, rfcMessageId: string, detail: string): Promise<string[]> {
   const { rows } = await tx.query<{ id: string }>(
-    `UPDATE deliveries SET status = 'bounced', error_code = 'invalid_recipient', retryable = false,
+    `UPDATE deliveries d SET status = 'bounced', error_code = 'invalid_recipient', retryable = false,
             error_message = $3, finished_at = clock_timestamp()
-      WHERE tenant_id = $1 AND rfc_message_id = $2 AND status IN ('sent', 'delivered', 'unknown')
-      RETURNING id`,
+       FROM (SELECT created_at, id FROM deliveries
+              WHERE tenant_id = $1 AND rfc_message_id = $2 AND status IN ('sent', 'delivered', 'unknown')
+              ORDER BY attempt DESC, created_at DESC LIMIT 1) latest
+      WHERE d.tenant_id = $1 AND d.created_at = latest.created_at AND d.id = latest.id
+      RETURNING d.id`,
     [tx.tenantId, rfcMessageId, truncateMessage(detail)],
   );
   return rows.map((r) => r.id);
@@ -340,6 +359,17 @@ export async function getDelivery(tx: TenantTx, id: string): Promise<Delivery> {
   return toDelivery(row);
 }
 
+/** Makes this month's partition and `monthsAhead` more, where missing; answers how many it made. */
+export async function ensurePartitions(
+  sys: SystemTx,
+  input: { now: Date; monthsAhead: number },
+): Promise<{ rows: { n: number }[] }> {
+  return sys.query<{ n: number }>('SELECT ensure_delivery_partitions($1, $2) AS n', [
+    input.now,
+    input.monthsAhead,
+  ]);
+}
+
 /**
  * Keeps the ledger's partitions: this month's and `monthsAhead` more exist, and whole months that
  * ended more than `retentionDays` ago are dropped, with idempotency keys as old (system transaction).
@@ -349,10 +379,7 @@ export async function maintainPartitions(
   input: { now: Date; monthsAhead: number; retentionDays: number },
 ): Promise<{ created: number; dropped: number; keysDeleted: number }> {
   const cutoff = new Date(input.now.getTime() - input.retentionDays * 86_400_000);
-  const made = await sys.query<{ n: number }>('SELECT ensure_delivery_partitions($1, $2) AS n', [
-    input.now,
-    input.monthsAhead,
-  ]);
+  const made = await ensurePartitions(sys, input);
   const dropped = await sys.query<{ n: number }>('SELECT drop_delivery_partitions($1) AS n', [cutoff]);
   const keys = await sys.query('DELETE FROM delivery_keys WHERE created_at < $1', [cutoff]);
   return { created: made.rows[0]!.n, dropped: dropped.rows[0]!.n, keysDeleted: keys.rowCount ?? 0 };

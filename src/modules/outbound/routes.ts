@@ -216,6 +216,12 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
       attachFieldsToBody: 'keyValues',
       limits: { ...ATTACHMENT_LIMITS, fields: 120, fieldSize: 5_000_000, parts: 150 },
       async onFile(part) {
+        if (part.fieldname !== 'attachments') {
+          await part.toBuffer();
+          throw validation(`files go in the field "attachments", not "${part.fieldname}"`, [
+            { path: `/${part.fieldname}`, message: 'must not be a file' },
+          ]);
+        }
         const content = await part.toBuffer();
         const name = (part.filename || 'attachment').replace(/^.*[\\/]/, '').slice(0, 255) || 'attachment';
         const list = uploads.get(this) ?? [];

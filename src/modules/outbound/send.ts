@@ -10,6 +10,7 @@
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
 import { getMailbox, type Mailbox } from '../inbound/mailboxes.ts';
@@ -27,6 +28,8 @@ export interface SendDeps {
   clock: Clock;
   logger: Logger;
   transports: Transports;
+  /** The send job's lease: a `sending` key younger than this may belong to a run still alive. */
+  leaseSeconds?: number | undefined;
   /**
    * Fault injection for the crash tests (RELAYDESK_FAULT_KILL_AT): the process kills itself with
    * SIGKILL at this point of a send, `outbound.after-reserve` or `outbound.after-send`.
@@ -46,36 +49,47 @@ function faultPoint(deps: SendDeps, point: string): void {
 export async function sendDelivery(
   deps: SendDeps,
   payload: OutboundSendPayload,
-  ctx: Pick<JobContext, 'send'>,
+  ctx: Pick<JobContext, 'send'> & { signal?: AbortSignal | undefined },
 ): Promise<Record<string, unknown>> {
   const { tenantId, deliveryId } = payload;
   const reserved = await withTenant(deps.pool, tenantId, async (tx) => {
     const row = await deliveryRow(tx, deliveryId);
-    if (!row || row.status !== 'queued') return { row, state: undefined };
-    return { row, state: await reserveKey(tx, row) };
+    if (!row || row.status !== 'queued') return { row, key: undefined };
+    return { row, key: await reserveKey(tx, row) };
   });
-  const { row, state } = reserved;
+  const { row, key } = reserved;
   if (!row) return { skipped: 'no such delivery' };
-  if (state === undefined || state === 'done') return { already: row.status };
+  if (key === undefined || key.state === 'done') return { already: row.status };
   if (row.channel !== 'email') throw new Error(`channel ${row.channel} is not sent by this job`);
+  // A run began the send within a lease: it may still be alive (its lease ran out while it waited
+  // for a connection). Come back later rather than second-guess it; the job retries.
+  if (key.state === 'sending' && key.ageSeconds < (deps.leaseSeconds ?? 0))
+    throw new Error('another run of this delivery began sending moments ago; trying again later');
 
   let mailbox: Mailbox;
   try {
     mailbox = await withTenantRead(deps.pool, tenantId, (tx) => getMailbox(tx, row.mailbox_id ?? ''));
-  } catch {
+  } catch (err) {
+    if (!(err instanceof AppError && err.code === 'not_found')) throw err;
     await withTenant(deps.pool, tenantId, (tx) =>
-      recordOutcome(tx, row, {
-        status: 'failed',
-        errorCode: 'not_found',
-        errorMessage: 'the mailbox to send through was deleted',
-        retryable: false,
-      }),
+      recordOutcome(
+        tx,
+        row,
+        key.state === 'sending'
+          ? { status: 'unknown', errorMessage: 'the mailbox was deleted while its mail was being sent' }
+          : {
+              status: 'failed',
+              errorCode: 'not_found',
+              errorMessage: 'the mailbox to send through was deleted',
+              retryable: false,
+            },
+      ),
     );
     return { failed: 'not_found' };
   }
   const messageId = row.rfc_message_id!;
 
-  if (state === 'sending') {
+  if (key.state === 'sending') {
     const found = await deps.transports.wasSent({ tenantId, mailbox, messageId });
     if (found === undefined || found) {
       await withTenant(deps.pool, tenantId, (tx) =>
@@ -86,11 +100,7 @@ export async function sendDelivery(
               providerResponse: 'found at the provider after the sending process stopped',
               requestId: null,
             })
-          : recordOutcome(tx, row, {
-              status: 'unknown',
-              errorMessage:
-                'the process sending this stopped after the send began and the provider cannot be asked whether it took the mail; review, then retry if the recipient did not get it',
-            }),
+          : recordOutcome(tx, row, { status: 'unknown', errorMessage: UNKNOWN_AFTER_STOP }),
       );
       return { recovered: found ? 'sent' : 'unknown' };
     }
@@ -103,7 +113,9 @@ export async function sendDelivery(
     : [];
   const claimed = await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
   // Another run of this job (its lease ran out while this one was starting) took the key first.
-  if (!claimed && state === 'reserved') return { already: 'sending in another run' };
+  if (!claimed && key.state === 'reserved') return { already: 'sending in another run' };
+  // The worker is stopping or the lease ran out: leave the key `sending` to the next run, unsent.
+  if (ctx.signal?.aborted) throw new Error('stopped before the send');
   let result;
   try {
     result = await deps.transports.send({
@@ -114,12 +126,40 @@ export async function sendDelivery(
       attachments,
     });
   } catch (err) {
-    return failed(deps, tenantId, row, classifyProviderError(err), ctx);
+    const error = classifyProviderError(err);
+    if (error.ambiguous) {
+      // The provider may have the mail: ask it where it can answer, else leave it to a person.
+      const found = await deps.transports.wasSent({ tenantId, mailbox, messageId });
+      if (found === undefined || found) {
+        await withTenant(deps.pool, tenantId, (tx) =>
+          recordOutcome(
+            tx,
+            row,
+            found
+              ? {
+                  status: 'sent',
+                  providerMessageId: null,
+                  providerResponse: `found at the provider after: ${error.message}`,
+                  requestId: null,
+                }
+              : {
+                  status: 'unknown',
+                  errorMessage: `the connection failed after the send began (${error.message}); whether the server took the mail is unknown: review, then retry if the recipient did not get it`,
+                },
+          ),
+        );
+        return { recovered: found ? 'sent' : 'unknown' };
+      }
+    }
+    return failed(deps, tenantId, row, error, ctx);
   }
   faultPoint(deps, 'outbound.after-send');
   await withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...result }));
   return { sent: result.providerResponse };
 }
+
+const UNKNOWN_AFTER_STOP =
+  'the process sending this stopped after the send began and the provider cannot be asked whether it took the mail; review, then retry if the recipient did not get it';
 
 /** Records a failed attempt; one that may pass queues the next attempt (with its job) in the same transaction. */
 async function failed(
@@ -132,13 +172,15 @@ async function failed(
   const retry = error.retryable && row.attempt < MAX_ATTEMPTS;
   const delaySeconds = retryDelaySeconds(row.attempt, error.retryAfterSeconds);
   return withTenant(deps.pool, tenantId, async (tx) => {
-    await recordOutcome(tx, row, {
+    const recorded = await recordOutcome(tx, row, {
       status: 'failed',
       errorCode: error.code,
       errorMessage: error.message,
       retryable: error.retryable,
       requestId: error.requestId,
     });
+    // Another run recorded this attempt meanwhile: its outcome stands, and it decided what follows.
+    if (!recorded) return { already: 'recorded by another run' };
     if (!retry) return { failed: error.code };
     const next = await queueNextAttempt(tx, row);
     if (!next) return { failed: error.code, nextAttempt: 'queued by a person meanwhile' };

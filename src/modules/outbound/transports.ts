@@ -34,10 +34,20 @@ export class DeliveryError extends Error {
   readonly retryable: boolean;
   readonly retryAfterSeconds: number | undefined;
   readonly requestId: string | null;
+  /**
+   * The provider may have taken the mail before the failure (a lost connection mid-session, a
+   * timeout or 5xx of a send call): another attempt could deliver it twice.
+   */
+  readonly ambiguous: boolean;
   constructor(
     code: DeliveryErrorCode,
     message: string,
-    options: { retryAfterSeconds?: number; requestId?: string | null; cause?: unknown } = {},
+    options: {
+      retryAfterSeconds?: number;
+      requestId?: string | null;
+      cause?: unknown;
+      ambiguous?: boolean;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'DeliveryError';
@@ -45,6 +55,7 @@ export class DeliveryError extends Error {
     this.retryable = code === 'throttled' || code === 'transient';
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.requestId = options.requestId ?? null;
+    this.ambiguous = options.ambiguous ?? false;
   }
 }
 
@@ -92,7 +103,8 @@ export function classifyProviderError(err: unknown): DeliveryError {
     });
   if (err instanceof AuthExpired) return new DeliveryError('auth', err.message, { cause: err });
   if (err instanceof NotFound) return new DeliveryError('not_found', err.message, { cause: err });
-  if (err instanceof Transient) return new DeliveryError('transient', err.message, { cause: err });
+  if (err instanceof Transient)
+    return new DeliveryError('transient', err.message, { cause: err, ambiguous: true });
   if (err instanceof ProviderError)
     return new DeliveryError(
       /recipient|ErrorInvalidRecipients|invalid to header/i.test(err.message)
@@ -197,13 +209,20 @@ export class Transports {
     }
   }
 
-  private compose(mail: OutgoingMail, keepBcc: boolean): Promise<Buffer> {
-    return composeMail(mail.payload, {
-      messageId: mail.messageId,
-      date: this.deps.clock.now(),
-      attachments: mail.attachments,
-      keepBcc,
-    });
+  private async compose(mail: OutgoingMail, keepBcc: boolean): Promise<Buffer> {
+    try {
+      return await composeMail(mail.payload, {
+        messageId: mail.messageId,
+        date: this.deps.clock.now(),
+        attachments: mail.attachments,
+        keepBcc,
+      });
+    } catch (err) {
+      // The same mail will never build: not worth another attempt.
+      throw new DeliveryError('permanent', `the mail could not be composed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   private async sendSmtp(mail: OutgoingMail): Promise<SendResult> {
@@ -266,6 +285,9 @@ export class Transports {
       ...(s.ca ? { tls: { ca: s.ca } } : {}),
       maxConnections: 5,
       maxMessages: 1000,
+      // The pool must not send a message again on its own when a connection drops: a next attempt
+      // is the ledger's to make, visible, after its delay.
+      maxRequeues: 0,
       connectionTimeout: 30_000,
       greetingTimeout: 30_000,
       socketTimeout: 60_000,

@@ -287,7 +287,11 @@ export async function messageAttachments(
   return rows.map((r) => ({
     filename: r.filename,
     contentType: r.content_type,
-    content: contents.get(r.sha256.toString('hex')) ?? Buffer.alloc(0),
+    content:
+      contents.get(r.sha256.toString('hex')) ??
+      (() => {
+        throw new Error(`the content of attachment ${r.filename} of message ${messageId} is missing`);
+      })(),
     contentId: r.content_id,
     inline: r.inline,
   }));
