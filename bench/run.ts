@@ -1,4 +1,4 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
@@ -6,6 +6,7 @@ import { benchApi } from './api.ts';
 import { benchIdentity } from './identity.ts';
 import { benchInbound } from './inbound.ts';
 import { line, printJson, runCleanups, wasInterrupted } from './lib.ts';
+import { benchOutbound } from './outbound.ts';
 import { benchQueue } from './queue.ts';
 import { benchSla } from './sla.ts';
 import { benchStartup } from './startup.ts';
@@ -19,6 +20,7 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   inbound: benchInbound,
   sla: benchSla,
   upkeep: benchUpkeep,
+  outbound: benchOutbound,
 };
 
 async function main(): Promise<number> {
