@@ -634,6 +634,16 @@ export async function saveRotatedRefreshToken(
   return true;
 }
 
+/** Mailboxes by id (those that exist), for work that handles many at once. */
+export async function getMailboxes(tx: TenantTx, ids: string[]): Promise<Map<string, Mailbox>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND id = ANY($2::uuid[])`,
+    [tx.tenantId, [...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, toMailbox(r)]));
+}
+
 /**
  * The mailbox a ticket's conversation belongs to: the given one, else the one its latest mail came
  * in through, else the tenant's first mailbox; undefined when the tenant has none.

@@ -15,7 +15,7 @@ import {
 import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
 import { deliveryPartitionsJob, type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
 import { deliveryRow, maintainPartitions, recordOutcome } from './ledger.ts';
-import { sendDelivery } from './send.ts';
+import { sendDelivery, sendDeliveryBatch } from './send.ts';
 import type { Transports } from './transports.ts';
 
 export interface OutboundJobDeps {
@@ -45,10 +45,12 @@ export function outboundJobs(deps: OutboundJobDeps): JobDefinition<any>[] {
       name: outboundSendJob.name,
       leaseSeconds: lease,
       retry: { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 },
-      // Few sends in flight per worker, so that none waits long for one of the pooled connections.
-      batchSize: 10,
+      // A batch shares its transactions (send.ts sendDeliveryBatch); its sends wait for the pooled
+      // connections, so a batch stays small enough to finish well within the lease.
+      batchSize: 25,
       concurrency: 2,
       handler: (payload, ctx) => sendDelivery(sendDeps, payload, ctx),
+      handleBatch: (items) => sendDeliveryBatch(sendDeps, items),
       // The job failed for good before the attempt was recorded (the database was away through all
       // its retries, the process died on its last one): the attempt says so instead of staying queued.
       onFailedForGood: async (failures) => {

@@ -146,6 +146,85 @@ export async function markSending(tx: TenantTx, row: DeliveryRow): Promise<boole
   return (rowCount ?? 0) > 0;
 }
 
+/** Attempts by id, still `queued` ones only (a batch of send jobs). */
+export async function queuedRows(tx: TenantTx, ids: string[]): Promise<Map<string, DeliveryRow>> {
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'queued'`,
+    [tx.tenantId, ids],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/**
+ * Reserves the keys of many attempts at once; answers the attempts whose key this call reserved
+ * (the others were reserved before: each is then run on its own, by sendDelivery).
+ */
+export async function reserveKeys(tx: TenantTx, rows: DeliveryRow[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const { rows: made } = await tx.query<{ delivery_id: string }>(
+    `INSERT INTO delivery_keys (tenant_id, idempotency_key, delivery_id, state)
+     SELECT $1, k, d, 'reserved' FROM unnest($2::text[], $3::uuid[]) AS x(k, d) ORDER BY k
+     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING delivery_id`,
+    [tx.tenantId, rows.map((r) => r.idempotency_key), rows.map((r) => r.id)],
+  );
+  return new Set(made.map((r) => r.delivery_id));
+}
+
+/** markSending for many: answers the attempts whose key this call took from `reserved`. */
+export async function markManySending(tx: TenantTx, rows: DeliveryRow[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const { rows: taken } = await tx.query<{ delivery_id: string }>(
+    `UPDATE delivery_keys SET state = 'sending', updated_at = now()
+      WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]) AND state = 'reserved'
+      RETURNING delivery_id`,
+    [tx.tenantId, rows.map((r) => r.idempotency_key)],
+  );
+  await tx.query(
+    `UPDATE deliveries d SET started_at = clock_timestamp()
+       FROM unnest($2::timestamptz[], $3::uuid[]) AS x(created_at, id)
+      WHERE d.tenant_id = $1 AND d.created_at = x.created_at AND d.id = x.id`,
+    [tx.tenantId, rows.map((r) => r.created_at), rows.map((r) => r.id)],
+  );
+  return new Set(taken.map((r) => r.delivery_id));
+}
+
+/** Records many sent attempts in two statements (the common case of a batch). */
+export async function recordManySent(
+  tx: TenantTx,
+  sent: {
+    row: DeliveryRow;
+    providerMessageId: string | null;
+    providerResponse: string | null;
+    refused?: string | undefined;
+  }[],
+): Promise<void> {
+  if (sent.length === 0) return;
+  await tx.query(
+    `UPDATE deliveries d SET status = 'sent', provider_message_id = x.pmid, provider_response = x.resp,
+            error_code = CASE WHEN x.refused IS NULL THEN NULL ELSE 'invalid_recipient' END,
+            error_message = x.refused, retryable = false,
+            sent_at = clock_timestamp(), finished_at = clock_timestamp(),
+            duration_ms = CASE WHEN d.started_at IS NULL THEN NULL
+                               ELSE (extract(epoch FROM clock_timestamp() - d.started_at) * 1000)::integer END
+       FROM unnest($2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[]) AS x(created_at, id, pmid, resp, refused)
+      WHERE d.tenant_id = $1 AND d.created_at = x.created_at AND d.id = x.id
+        AND (d.status = 'queued' OR d.status = 'unknown')`,
+    [
+      tx.tenantId,
+      sent.map((s) => s.row.created_at),
+      sent.map((s) => s.row.id),
+      sent.map((s) => s.providerMessageId),
+      sent.map((s) => (s.providerResponse ? truncateMessage(s.providerResponse) : null)),
+      sent.map((s) => (s.refused ? truncateMessage(s.refused) : null)),
+    ],
+  );
+  await tx.query(
+    `UPDATE delivery_keys SET state = 'done', updated_at = now()
+      WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[])`,
+    [tx.tenantId, sent.map((s) => s.row.idempotency_key)],
+  );
+}
+
 export type AttemptOutcome =
   | {
       status: 'sent';

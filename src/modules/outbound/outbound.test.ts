@@ -12,7 +12,7 @@ import { deliveryReportJob, ticketOpenedByMailJob } from '../inbound/job-refs.ts
 import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
 import { outboundSendJob } from './job-refs.ts';
 import { postTicketMessage } from './replies.ts';
-import { sendDelivery } from './send.ts';
+import { sendDelivery, sendDeliveryBatch } from './send.ts';
 import { Transports } from './transports.ts';
 
 let t: TestApp;
@@ -469,6 +469,54 @@ describe('failed sends', () => {
     expect(res.status).toBe(201);
     expect(await sendQueued()).toEqual([{ failed: 'auth' }]);
     expect(smtp.messages()).toHaveLength(0);
+  });
+});
+
+describe('a batch of send jobs (the worker)', () => {
+  it('sends each queued attempt once, records a failure on its own, and skips a repeated job', async () => {
+    const replies = [];
+    for (const who of ['hank', 'ivy', 'jo']) {
+      const { ticketId } = await customerMail({ From: `${who}@batch.test`, Cc: ADDRESS });
+      const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+        visibility: 'public',
+        text: `Hello ${who}`,
+      });
+      replies.push(res.body.delivery.id as string);
+    }
+    smtp.fault({ command: 'RCPT', address: 'ivy@batch.test', code: 550, message: 'No such user' });
+    const ctx = {
+      send: t.queue.send.bind(t.queue),
+      signal: new AbortController().signal,
+    } as never;
+    const items = [...replies, replies[0]!].map((deliveryId) => ({
+      payload: { tenantId: t.a.tenant.id, deliveryId },
+      ctx,
+    }));
+    const results = await sendDeliveryBatch({ pool: t.db.pool, clock: t.clock, logger, transports }, items);
+    expect(results).toEqual([
+      { ok: true, output: { sent: expect.stringMatching(/^250 /) } },
+      { ok: true, output: { failed: 'invalid_recipient' } },
+      { ok: true, output: { sent: expect.stringMatching(/^250 /) } },
+      { ok: true, output: { already: 'sent' } },
+    ]);
+    expect(
+      smtp
+        .messages()
+        .map((m) => m.to[0])
+        .sort(),
+    ).toEqual(['hank@batch.test', 'jo@batch.test']);
+    const statuses = await Promise.all(
+      replies.map(async (id) => (await t.call(admin(), 'GET', `/api/v1/deliveries/${id}`)).body),
+    );
+    expect(statuses.map((d) => [d.status, d.errorCode])).toEqual([
+      ['sent', null],
+      ['failed', 'invalid_recipient'],
+      ['sent', null],
+    ]);
+    expect(statuses[0].durationMs).toEqual(expect.any(Number));
+    // Run again (a redelivered batch): nothing more goes out.
+    await sendDeliveryBatch({ pool: t.db.pool, clock: t.clock, logger, transports }, items);
+    expect(smtp.messages()).toHaveLength(2);
   });
 });
 

@@ -12,11 +12,21 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
-import type { JobContext } from '../../platform/queue/registry.ts';
-import { getMailbox, type Mailbox } from '../inbound/mailboxes.ts';
-import { messageAttachments } from '../tickets/messages.ts';
+import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
+import { getMailbox, getMailboxes, type Mailbox } from '../inbound/mailboxes.ts';
+import { messageAttachments, messagesWithAttachments } from '../tickets/messages.ts';
 import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
-import { deliveryRow, markSending, queueNextAttempt, recordOutcome, reserveKey } from './ledger.ts';
+import {
+  deliveryRow,
+  markManySending,
+  markSending,
+  queuedRows,
+  queueNextAttempt,
+  recordManySent,
+  recordOutcome,
+  reserveKey,
+  reserveKeys,
+} from './ledger.ts';
 import type { DeliveryRow, EmailPayload } from './model.ts';
 import { classifyProviderError, DeliveryError, type Transports } from './transports.ts';
 
@@ -111,11 +121,11 @@ export async function sendDelivery(
   const attachments = row.ticket_message_id
     ? await withTenantRead(deps.pool, tenantId, (tx) => messageAttachments(tx, row.ticket_message_id!))
     : [];
+  // The worker is stopping or the lease ran out: leave the attempt to the next run, unsent.
+  if (ctx.signal?.aborted) throw new Error('stopped before the send');
   const claimed = await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
   // Another run of this job (its lease ran out while this one was starting) took the key first.
   if (!claimed && key.state === 'reserved') return { already: 'sending in another run' };
-  // The worker is stopping or the lease ran out: leave the key `sending` to the next run, unsent.
-  if (ctx.signal?.aborted) throw new Error('stopped before the send');
   let result;
   try {
     result = await deps.transports.send({
@@ -126,36 +136,168 @@ export async function sendDelivery(
       attachments,
     });
   } catch (err) {
-    const error = classifyProviderError(err);
-    if (error.ambiguous) {
-      // The provider may have the mail: ask it where it can answer, else leave it to a person.
-      const found = await deps.transports.wasSent({ tenantId, mailbox, messageId });
-      if (found === undefined || found) {
-        await withTenant(deps.pool, tenantId, (tx) =>
-          recordOutcome(
-            tx,
-            row,
-            found
-              ? {
-                  status: 'sent',
-                  providerMessageId: null,
-                  providerResponse: `found at the provider after: ${error.message}`,
-                  requestId: null,
-                }
-              : {
-                  status: 'unknown',
-                  errorMessage: `the connection failed after the send began (${error.message}); whether the server took the mail is unknown: review, then retry if the recipient did not get it`,
-                },
-          ),
-        );
-        return { recovered: found ? 'sent' : 'unknown' };
-      }
-    }
-    return failed(deps, tenantId, row, error, ctx);
+    return settleFailure(deps, { tenantId, row, mailbox, messageId }, err, ctx);
   }
   faultPoint(deps, 'outbound.after-send');
   await withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...result }));
   return { sent: result.providerResponse };
+}
+
+/**
+ * A send failed: one that may have reached the provider is settled by asking it (or left `unknown`),
+ * any other is recorded failed, with the next attempt when it may pass.
+ */
+async function settleFailure(
+  deps: SendDeps,
+  mail: { tenantId: string; row: DeliveryRow; mailbox: Mailbox; messageId: string },
+  err: unknown,
+  ctx: Pick<JobContext, 'send'>,
+): Promise<Record<string, unknown>> {
+  const { tenantId, row, mailbox, messageId } = mail;
+  const error = classifyProviderError(err);
+  if (error.ambiguous) {
+    const found = await deps.transports.wasSent({ tenantId, mailbox, messageId });
+    if (found === undefined || found) {
+      await withTenant(deps.pool, tenantId, (tx) =>
+        recordOutcome(
+          tx,
+          row,
+          found
+            ? {
+                status: 'sent',
+                providerMessageId: null,
+                providerResponse: `found at the provider after: ${error.message}`,
+                requestId: null,
+              }
+            : {
+                status: 'unknown',
+                errorMessage: `the connection failed after the send began (${error.message}); whether the server took the mail is unknown: review, then retry if the recipient did not get it`,
+              },
+        ),
+      );
+      return { recovered: found ? 'sent' : 'unknown' };
+    }
+  }
+  return failed(deps, tenantId, row, error, ctx);
+}
+
+/**
+ * Runs a batch of send jobs (the worker's form): per tenant, one transaction reads the attempts and
+ * their mailboxes and reserves their keys, one marks them sending, the sends go out side by side,
+ * and one transaction records those that were sent. Anything out of the ordinary (a key reserved
+ * before, a failure) takes the one-by-one path, after the batch.
+ */
+export async function sendDeliveryBatch(
+  deps: SendDeps,
+  items: BatchItem<OutboundSendPayload>[],
+): Promise<BatchResult[]> {
+  const results: (BatchResult | undefined)[] = items.map(() => undefined);
+  const byTenant = new Map<string, number[]>();
+  items.forEach((it, i) =>
+    byTenant.set(it.payload.tenantId, [...(byTenant.get(it.payload.tenantId) ?? []), i]),
+  );
+  await Promise.all(
+    [...byTenant].map(async ([tenantId, indexes]) => {
+      const alone: number[] = [];
+      try {
+        await sendTenantBatch(deps, tenantId, indexes, items, results, alone);
+      } catch (err) {
+        for (const i of indexes)
+          if (!results[i] && !alone.includes(i)) results[i] = { ok: false, error: err };
+      }
+      for (const i of alone) {
+        if (results[i]) continue;
+        try {
+          results[i] = { ok: true, output: await sendDelivery(deps, items[i]!.payload, items[i]!.ctx) };
+        } catch (error) {
+          results[i] = { ok: false, error };
+        }
+      }
+    }),
+  );
+  return results.map((r) => r ?? { ok: false, error: new Error('not run') });
+}
+
+async function sendTenantBatch(
+  deps: SendDeps,
+  tenantId: string,
+  indexes: number[],
+  items: BatchItem<OutboundSendPayload>[],
+  results: (BatchResult | undefined)[],
+  alone: number[],
+): Promise<void> {
+  const ids = [...new Set(indexes.map((i) => items[i]!.payload.deliveryId))];
+  const { rows, fresh, mailboxes, withFiles } = await withTenant(deps.pool, tenantId, async (tx) => {
+    const rows = await queuedRows(tx, ids);
+    const fresh = await reserveKeys(tx, [...rows.values()]);
+    const mailboxes = await getMailboxes(
+      tx,
+      [...rows.values()].flatMap((r) => (r.mailbox_id ? [r.mailbox_id] : [])),
+    );
+    const withFiles = await messagesWithAttachments(
+      tx,
+      [...rows.values()].flatMap((r) => (r.ticket_message_id ? [r.ticket_message_id] : [])),
+    );
+    return { rows, fresh, mailboxes, withFiles };
+  });
+  const batch: { i: number; row: DeliveryRow; mailbox: Mailbox }[] = [];
+  const seen = new Set<string>();
+  for (const i of indexes) {
+    const row = rows.get(items[i]!.payload.deliveryId);
+    const mailbox = row?.mailbox_id ? mailboxes.get(row.mailbox_id) : undefined;
+    if (row && mailbox && fresh.has(row.id) && row.channel === 'email' && !seen.has(row.id)) {
+      seen.add(row.id);
+      batch.push({ i, row, mailbox });
+    } else alone.push(i);
+  }
+  if (batch.length === 0) return;
+  faultPoint(deps, 'outbound.after-reserve');
+  const files = new Map<string, Awaited<ReturnType<typeof messageAttachments>>>();
+  for (const { row } of batch)
+    if (row.ticket_message_id && withFiles.has(row.ticket_message_id))
+      files.set(
+        row.id,
+        await withTenantRead(deps.pool, tenantId, (tx) => messageAttachments(tx, row.ticket_message_id!)),
+      );
+  if (items[batch[0]!.i]!.ctx.signal.aborted) throw new Error('stopped before the send');
+  const taken = await withTenant(deps.pool, tenantId, (tx) =>
+    markManySending(
+      tx,
+      batch.map((b) => b.row),
+    ),
+  );
+  const sent: (Parameters<typeof recordManySent>[1][number] & { i: number })[] = [];
+  await Promise.all(
+    batch.map(async ({ i, row, mailbox }) => {
+      if (!taken.has(row.id)) {
+        results[i] = { ok: true, output: { already: 'sending in another run' } };
+        return;
+      }
+      const messageId = row.rfc_message_id!;
+      try {
+        const result = await deps.transports.send({
+          tenantId,
+          mailbox,
+          payload: row.payload as unknown as EmailPayload,
+          messageId,
+          attachments: files.get(row.id) ?? [],
+        });
+        sent.push({ i, row, ...result });
+      } catch (err) {
+        try {
+          results[i] = {
+            ok: true,
+            output: await settleFailure(deps, { tenantId, row, mailbox, messageId }, err, items[i]!.ctx),
+          };
+        } catch (error) {
+          results[i] = { ok: false, error };
+        }
+      }
+    }),
+  );
+  faultPoint(deps, 'outbound.after-send');
+  await withTenant(deps.pool, tenantId, (tx) => recordManySent(tx, sent));
+  for (const s of sent) results[s.i] = { ok: true, output: { sent: s.providerResponse } };
 }
 
 const UNKNOWN_AFTER_STOP =

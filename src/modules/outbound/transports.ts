@@ -146,6 +146,10 @@ export class Transports {
   >();
 
   private readonly deps: TransportDeps;
+  private readonly credentialCache = new Map<
+    string,
+    { value: Record<string, unknown> | null; until: number }
+  >();
 
   constructor(deps: TransportDeps) {
     this.deps = deps;
@@ -232,9 +236,7 @@ export class Transports {
         'permanent',
         `the mailbox ${mail.mailbox.address} has no SMTP server to send through (settings.smtp)`,
       );
-    const credentials = await withTenantRead(this.deps.pool, mail.tenantId, (tx) =>
-      mailboxCredentials(tx, this.deps.secretKey, mail.mailbox.id),
-    );
+    const credentials = await this.credentials(mail.tenantId, mail.mailbox);
     const password =
       typeof credentials?.['smtpPassword'] === 'string' ? credentials['smtpPassword'] : undefined;
     if (settings.username && !password)
@@ -261,6 +263,22 @@ export class Transports {
     } catch (err) {
       throw classifySmtpError(err as SmtpFailure);
     }
+  }
+
+  /**
+   * The mailbox's credentials, kept for a minute while the mailbox is unchanged (a change of
+   * credentials changes the mailbox's updatedAt, which the sender read fresh).
+   */
+  private async credentials(tenantId: string, mailbox: Mailbox): Promise<Record<string, unknown> | null> {
+    const key = `${mailbox.id}|${mailbox.updatedAt}`;
+    const cached = this.credentialCache.get(key);
+    if (cached && cached.until > this.deps.clock.now().getTime()) return cached.value;
+    const value = await withTenantRead(this.deps.pool, tenantId, (tx) =>
+      mailboxCredentials(tx, this.deps.secretKey, mailbox.id),
+    );
+    if (this.credentialCache.size > 10_000) this.credentialCache.clear();
+    this.credentialCache.set(key, { value, until: this.deps.clock.now().getTime() + 60_000 });
+    return value;
   }
 
   private smtpTransport(

@@ -297,6 +297,16 @@ export async function messageAttachments(
   }));
 }
 
+/** Which of these messages have attachments. */
+export async function messagesWithAttachments(tx: TenantTx, messageIds: string[]): Promise<Set<string>> {
+  if (messageIds.length === 0) return new Set();
+  const { rows } = await tx.query<{ message_id: string }>(
+    'SELECT DISTINCT message_id FROM attachments WHERE tenant_id = $1 AND message_id = ANY($2::uuid[])',
+    [tx.tenantId, [...new Set(messageIds)]],
+  );
+  return new Set(rows.map((r) => r.message_id));
+}
+
 /** A public message of a conversation, as threading and quoting need it. */
 export interface ThreadMessage {
   id: string;
