@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { DeliveryChannel, DeliveryErrorCode, DeliveryStatus } from '../modules/outbound/model.ts';
 import { CliError } from './cli-error.ts';
 import { EXIT_BAD_INPUT } from './exit-codes.ts';
-import { chooseTenant, tenantOption, type WithDatabase } from './mailbox.ts';
+import { chooseTenant, tenantOption, type WithDatabase, withJobQueue } from './mailbox.ts';
 
 /** model.ts's values, spelled out so that parsing the arguments loads no module. */
 const STATUSES = ['queued', 'skipped', 'sent', 'delivered', 'bounced', 'failed', 'unknown'];
@@ -121,28 +121,11 @@ export function registerDeliveryCommands(
       uuid(id, 'the delivery');
       await withDatabase(command, async (ctx) => {
         const tenant = await chooseTenant(ctx, options.tenant);
-        const { defaultRegistry } = await import('../app.ts');
-        const secretKey = await ctx.rt.resolveSecretKey(ctx.config);
-        const queue = new ctx.rt.JobQueue({
-          connectionString: ctx.db.url,
-          logger: ctx.logger,
-          registry: defaultRegistry({
-            pool: ctx.db.pool,
-            secretKey,
-            logger: ctx.logger,
-            clock: ctx.rt.systemClock,
-          }),
-          supervise: false,
-          schedule: false,
-          poolSize: 2,
-        });
-        await queue.start();
-        try {
-          await queue.ensureQueues();
-          const next = await ctx.rt
+        const next = await withJobQueue(ctx, (send) =>
+          ctx.rt
             .withTenant(ctx.db.pool, tenant.id, async (tx) => {
               const row = await ctx.rt.retryDelivery(tx, id);
-              await queue.send(ctx.rt.outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
+              await send(ctx.rt.outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
               return ctx.rt.getDelivery(tx, row.id);
             })
             .catch((err: unknown) => {
@@ -151,11 +134,9 @@ export function registerDeliveryCommands(
                 throw new CliError(`no delivery ${id} in tenant ${tenant.name}`, EXIT_BAD_INPUT);
               if (code === 'validation_failed') throw new CliError((err as Error).message, EXIT_BAD_INPUT);
               throw err;
-            });
-          out(`queued attempt ${next.attempt} as ${next.id}`);
-        } finally {
-          await queue.stop({ graceful: false });
-        }
+            }),
+        );
+        out(`queued attempt ${next.attempt} as ${next.id}`);
       });
     });
 }

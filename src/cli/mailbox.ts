@@ -8,6 +8,7 @@ import type { MailboxKind } from '../modules/inbound/mailboxes.ts';
 import type { renewNow, UpkeepDeps } from '../modules/inbound/upkeep.ts';
 import type { Config } from '../platform/config.ts';
 import type { Logger } from '../platform/logging.ts';
+import type { JobContext } from '../platform/queue/registry.ts';
 import { CliError } from './cli-error.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILED } from './exit-codes.ts';
 import { mailboxDetail, mailboxRows, type MailboxWithHealth } from './mailbox-format.ts';
@@ -109,14 +110,30 @@ async function withUpkeep<T>(
     publicUrl: config.publicUrl,
     upkeep: config.upkeep,
   };
-  // Loaded here, not with every command: upkeep and the job registry bring the providers' clients.
-  // The registry lives with the server's composition (its handlers are never run here).
+  // Loaded here, not with every command: upkeep brings the providers' clients.
   const upkeep = await import('../modules/inbound/upkeep.ts');
+  return withJobQueue(ctx, (send) => fn(deps, send, upkeep));
+}
+
+/**
+ * Runs `fn` with a way to enqueue jobs (in a transaction of the caller's, when it passes one). The
+ * queues are made as `start` makes them, so that this works on a database no server has run on.
+ * The registry lives with the server's composition; its handlers are never run here.
+ */
+export async function withJobQueue<T>(ctx: Ctx, fn: (send: JobContext['send']) => Promise<T>): Promise<T> {
+  const { db, logger, config, rt } = ctx;
+  const secretKey = await rt.resolveSecretKey(config);
   const { defaultRegistry } = await import('../app.ts');
   const queue = new rt.JobQueue({
     connectionString: db.url,
     logger,
-    registry: defaultRegistry({ ...deps, jobLeaseSeconds: config.jobLeaseSeconds }),
+    registry: defaultRegistry({
+      pool: db.pool,
+      secretKey,
+      logger,
+      clock: rt.systemClock,
+      jobLeaseSeconds: config.jobLeaseSeconds,
+    }),
     supervise: false,
     schedule: false,
     poolSize: 2,
@@ -124,7 +141,7 @@ async function withUpkeep<T>(
   await queue.start();
   try {
     await queue.ensureQueues();
-    return await fn(deps, (job, payload, options) => queue.send(job, payload, options ?? {}), upkeep);
+    return await fn((job, payload, options) => queue.send(job, payload, options ?? {}));
   } finally {
     await queue.stop({ graceful: false });
   }

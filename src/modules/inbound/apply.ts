@@ -34,6 +34,7 @@ import {
   type KeyOutcome,
   recordKeyOutcomes,
 } from './keys.ts';
+import { isOwnAddress } from './mailboxes.ts';
 import type { ParsedMessage } from './mime.ts';
 import type { Outcome } from './outcomes.ts';
 import { noteMessages } from './health.ts';
@@ -186,7 +187,7 @@ export async function applyBatch(
     const added = new Set<string>([address]);
     for (const a of [...mail.to, ...mail.cc]) {
       const n = normalizeEmail(a.address);
-      if (!ownAddresses.has(n)) added.add(n);
+      if (!isOwnAddress(ownAddresses, n)) added.add(n);
     }
     const message = {
       id: uuidv7(),

@@ -8,7 +8,7 @@ import { AppError } from '../../platform/errors.ts';
 import { findOrCreateContact, normalizeEmail } from '../people/service.ts';
 import type { TicketStatus } from '../tickets/model.ts';
 import { keyOf } from './keys.ts';
-import { type Mailbox, mailboxAddresses } from './mailboxes.ts';
+import { isOwnAddress, type Mailbox, mailboxAddresses } from './mailboxes.ts';
 import { type ParsedMessage, subjectTicketNumber } from './mime.ts';
 import { looksLikeOurMessageId, verifyMessageId } from './signing.ts';
 
@@ -50,7 +50,7 @@ export function taggedNumber(it: ApplyItem): number | undefined {
 }
 /** Mail from one of the tenant's own mailboxes, or carrying Relaydesk's own Message-ID. */
 export const isOwnMail = (ownAddresses: Set<string>, it: ApplyItem): boolean =>
-  ownAddresses.has(normalizeEmail(senderOf(it)!)) ||
+  isOwnAddress(ownAddresses, senderOf(it)!) ||
   (it.mail.messageId !== null && looksLikeOurMessageId(it.mail.messageId));
 
 interface TicketRow {

@@ -666,6 +666,12 @@ export async function conversationMailbox(
   return rows[0] ? toMailbox(rows[0]) : undefined;
 }
 
+/** True when the address is one of these own addresses, also in a plus form (support+T-12@…). */
+export function isOwnAddress(own: Set<string>, address: string): boolean {
+  const n = normalizeEmail(address);
+  return own.has(n) || own.has(n.replace(/\+[^@]*@/, '@'));
+}
+
 /** Normalised addresses of all the tenant's mailboxes (mail from them is our own). */
 export async function mailboxAddresses(tx: TenantTx): Promise<Set<string>> {
   const { rows } = await tx.query<{ a: string }>(

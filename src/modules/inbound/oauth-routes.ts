@@ -2,6 +2,7 @@
 // provider's authorization URL) and GET /oauth/callback (public: the provider sends the browser
 // back here; the single-use state is the proof). The callback answers a small HTML page, for the
 // person in the browser.
+import { escapeHtml } from '../../platform/html.ts';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -28,9 +29,6 @@ const oauthDepsOf = (deps: ServerDeps): OAuthDeps => {
     oauth: deps.config.oauth,
   };
 };
-
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const PROVIDER_NAMES = { graph: 'Microsoft 365', gmail: 'Gmail', imap: 'IMAP', mime: 'MIME' } as const;
 

@@ -5,16 +5,22 @@
 // a bounce of our mail marks the attempts that carried its Message-ID.
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
+import { withTenant } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
 import type { DeliveryReportPayload, TicketOpenedByMailPayload } from '../inbound/job-refs.ts';
-import { getMailbox, mailboxAddresses } from '../inbound/mailboxes.ts';
+import { getMailbox, isOwnAddress, mailboxAddresses } from '../inbound/mailboxes.ts';
 import { getPerson, normalizeEmail } from '../people/service.ts';
 import { getMessage } from '../tickets/messages.ts';
 import { getTicket } from '../tickets/queries.ts';
 import { outboundSendJob } from './job-refs.ts';
-import { markBounced, automaticMailsSince, queueDelivery, recordSkipped } from './ledger.ts';
+import {
+  alreadyAcknowledged,
+  automaticMailsSince,
+  markBounced,
+  queueDelivery,
+  recordSkipped,
+} from './ledger.ts';
 import type { EmailPayload } from './model.ts';
 import { newMessageId, replySubject, replyToAddress } from './replies.ts';
 import { defaultTemplate, getTemplate, renderForSending, ticketVariables } from './templates.ts';
@@ -24,14 +30,6 @@ export interface AcknowledgeDeps {
   clock: Clock;
   messageIdKey: Buffer;
   publicUrl?: string | undefined;
-}
-
-async function alreadyAcknowledged(tx: TenantTx, ticketId: string): Promise<boolean> {
-  const { rowCount } = await tx.query(
-    `SELECT 1 FROM deliveries WHERE tenant_id = $1 AND ticket_id = $2 AND purpose = 'acknowledgement' LIMIT 1`,
-    [tx.tenantId, ticketId],
-  );
-  return (rowCount ?? 0) > 0;
 }
 
 /** Decides and queues (or records as skipped) the acknowledgement of a ticket opened by mail. */
@@ -68,7 +66,7 @@ export async function acknowledgeTicket(
     if (classification['automatic']) return skip('automatic');
     if (address === '') return skip('no_recipient');
     const own = await mailboxAddresses(tx);
-    if (own.has(address) || own.has(address.replace(/\+[^@]*@/, '@'))) return skip('own_address');
+    if (isOwnAddress(own, address)) return skip('own_address');
     const since = new Date(deps.clock.now().getTime() - 3_600_000);
     if ((await automaticMailsSince(tx, address, since)) >= settings.automaticPerRecipientPerHour)
       return skip('recipient_cap');

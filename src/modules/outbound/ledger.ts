@@ -382,6 +382,15 @@ export async function markBounced(tx: TenantTx, rfcMessageId: string, detail: st
   return rows.map((r) => r.id);
 }
 
+/** Whether the ticket's acknowledgement was decided already (queued, sent or skipped). */
+export async function alreadyAcknowledged(tx: TenantTx, ticketId: string): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `SELECT 1 FROM deliveries WHERE tenant_id = $1 AND ticket_id = $2 AND purpose = 'acknowledgement' LIMIT 1`,
+    [tx.tenantId, ticketId],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 /** Automatic mails queued or sent to an address since `since` (the per-recipient cap). */
 export async function automaticMailsSince(tx: TenantTx, destination: string, since: Date): Promise<number> {
   const { rows } = await tx.query<{ n: number }>(

@@ -242,6 +242,12 @@ describe('an agent reply', () => {
       'Rebooted',
     );
     expect(answer).toMatchObject({ status: 'appended', ticketId: opened.ticketId });
+    // The plus address is ours: not a participant that later replies would copy.
+    const { rows: participants } = await t.db.admin.query<{ a: string }>(
+      'SELECT address_normalized AS a FROM ticket_participants WHERE ticket_id = $1',
+      [opened.ticketId],
+    );
+    expect(participants.map((p) => p.a)).toEqual(['gina@customer.test']);
     // The configured tag threads too.
     const tagged = await mailTo(
       box.body.id,

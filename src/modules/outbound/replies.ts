@@ -5,10 +5,11 @@
 // message, so a rolled-back message sends nothing and a committed one is sent even if the process
 // dies the next instant.
 import type { TenantTx } from '../../platform/db/tx.ts';
+import { escapeHtml } from '../../platform/html.ts';
 import { validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
-import { type Mailbox, conversationMailbox, mailboxAddresses } from '../inbound/mailboxes.ts';
+import { conversationMailbox, isOwnAddress, type Mailbox, mailboxAddresses } from '../inbound/mailboxes.ts';
 import { signedMessageId } from '../inbound/signing.ts';
 import { assertEmail, getPerson, normalizeEmail, type Person } from '../people/service.ts';
 import {
@@ -52,12 +53,6 @@ const QUOTE_LIMIT = 20_000;
 
 const bracket = (id: string) => `<${id}>`;
 
-/** True when the address is one of the tenant's mailboxes, also in a plus form (support+T-1@). */
-function ownAddress(own: Set<string>, address: string): boolean {
-  const n = normalizeEmail(address);
-  return own.has(n) || own.has(n.replace(/\+[^@]*@/, '@'));
-}
-
 /** The subject of mail about a ticket: `Re: <subject> <tag>`, the tag once. */
 export function replySubject(ticket: Ticket, tagFormat: string, prefix = 'Re: '): string {
   const tag = tagFormat.replace('{number}', ticket.number);
@@ -94,12 +89,6 @@ export function threadHeaders(thread: ThreadMessage[]): { inReplyTo: string | nu
     references: ids.slice(-MAX_REFERENCES).map((m) => bracket(m.rfcMessageId!)),
   };
 }
-
-const escapeHtml = (text: string) =>
-  text.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
 
 /** The customer's last message, quoted (text and HTML), or nothing. */
 function quoteOf(thread: ThreadMessage[]): { text: string; html: string } | undefined {
@@ -167,17 +156,17 @@ export async function postTicketMessage(
   const own = await mailboxAddresses(tx);
   const requester = await getPerson(tx, ticket.requesterId);
   const requesterAddresses = new Set(requester.emails.map((e) => normalizeEmail(e.address)));
-  const to: MailAddress[] = requester.email && !ownAddress(own, requester.email) ? [person(requester)] : [];
+  const to: MailAddress[] = requester.email && !isOwnAddress(own, requester.email) ? [person(requester)] : [];
   const taken = new Set([...requesterAddresses]);
   const ccList: MailAddress[] = [];
   for (const a of [...(await ticketParticipants(tx, ticket.id)), ...cc]) {
-    if (taken.has(a) || ownAddress(own, a) || normalizeEmail(author.email ?? '') === a) continue;
+    if (taken.has(a) || isOwnAddress(own, a) || normalizeEmail(author.email ?? '') === a) continue;
     taken.add(a);
     ccList.push({ address: a, name: '' });
   }
   const bccList: MailAddress[] = [];
   for (const a of bcc) {
-    if (taken.has(a) || ownAddress(own, a)) continue;
+    if (taken.has(a) || isOwnAddress(own, a)) continue;
     taken.add(a);
     bccList.push({ address: a, name: '' });
   }

@@ -224,9 +224,9 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
         }
         const content = await part.toBuffer();
         const name = (part.filename || 'attachment').replace(/^.*[\\/]/, '').slice(0, 255) || 'attachment';
-        const list = uploads.get(this) ?? [];
-        list.push({ filename: name, mimetype: part.mimetype, content });
-        uploads.set(this, list);
+        const files = uploads.get(this) ?? [];
+        files.push({ filename: name, mimetype: part.mimetype, content });
+        uploads.set(this, files);
         (part as unknown as { value: string }).value = name;
       },
     });

@@ -2,6 +2,7 @@
 // else the tenant's signature template (the one named `default`, else the latest), else the built-in
 // one, rendered for the ticket.
 import type { TenantTx } from '../../platform/db/tx.ts';
+import { escapeHtml } from '../../platform/html.ts';
 import type { Mailbox } from '../inbound/mailboxes.ts';
 import type { Person } from '../people/service.ts';
 import type { Ticket } from '../tickets/model.ts';
@@ -11,12 +12,6 @@ export interface Signature {
   text: string;
   html: string | null;
 }
-
-const escapeHtml = (text: string) =>
-  text.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
 
 export async function signatureFor(
   tx: TenantTx,
