@@ -1,0 +1,66 @@
+-- Notifications (DESIGN §5.4), part one: what happened and who wants to hear of it.
+--
+-- events (owned by the events module): one row per thing worth telling someone about, written in
+-- the transaction of its cause by whichever module caused it (tickets, inbound, SLA, upkeep,
+-- outbound). A dispatcher claims undispatched rows and hands each to a `notify.fanout` job in the
+-- claiming transaction; the job turns it into ledger rows by the tenant's rules and marks it fanned
+-- out in the same transaction, so a crash at any point loses nothing and fans out nothing twice.
+CREATE TABLE events (
+  tenant_id      uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id             uuid NOT NULL,
+  type           text NOT NULL CHECK (type IN ('ticket.created', 'ticket.assigned', 'ticket.customer_replied',
+                   'ticket.status_changed', 'sla.threshold', 'sla.breached', 'sla.escalated',
+                   'mailbox.health_changed', 'delivery.failed', 'notification.test')),
+  occurred_at    timestamptz NOT NULL DEFAULT now(),
+  ticket_id      uuid,
+  mailbox_id     uuid,
+  -- Who caused it (a person), when a person did.
+  actor_id       uuid,
+  -- Passes quiet hours (an SLA breach).
+  urgent         boolean NOT NULL DEFAULT false,
+  data           jsonb NOT NULL DEFAULT '{}'::jsonb,
+  dispatched_at  timestamptz,
+  fanned_out_at  timestamptz,
+  PRIMARY KEY (tenant_id, id)
+);
+-- The dispatcher's work list, across tenants (system scope).
+CREATE INDEX events_undispatched_idx ON events (occurred_at) WHERE dispatched_at IS NULL;
+CREATE INDEX events_ticket_idx ON events (tenant_id, ticket_id, occurred_at) WHERE ticket_id IS NOT NULL;
+CREATE INDEX events_age_idx ON events (tenant_id, occurred_at);
+
+-- Rules per tenant (owned by the notify module): event → recipients → channel.
+CREATE TABLE notification_rules (
+  tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id           uuid NOT NULL,
+  event        text NOT NULL,
+  -- [{type: assignee|requester|watchers|role|person, role?, personId?}]
+  recipients   jsonb NOT NULL DEFAULT '[]'::jsonb,
+  channel      text NOT NULL CHECK (channel IN ('preferred', 'teams', 'slack', 'email', 'webhook')),
+  -- A fixed destination on the channel: a Teams conversation id, a Slack channel id, a webhook endpoint id.
+  destination  text,
+  fallback     text[] NOT NULL DEFAULT '{}',
+  conditions   jsonb NOT NULL DEFAULT '{}'::jsonb,
+  enabled      boolean NOT NULL DEFAULT true,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX notification_rules_event_idx ON notification_rules (tenant_id, event) WHERE enabled;
+
+-- A person's notification settings beside their preferred channel and time zone (people module):
+-- {fallback: [channels], quietHours: {start: "HH:MM", end: "HH:MM"}}.
+ALTER TABLE people ADD COLUMN notification_settings jsonb NOT NULL DEFAULT '{}'::jsonb;
+
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['events', 'notification_rules'] LOOP
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = current_tenant_id() OR system_scope()) '
+                   'WITH CHECK (tenant_id = current_tenant_id() OR system_scope())', t);
+  END LOOP;
+END
+$$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON events TO relaydesk_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON notification_rules TO relaydesk_app;

@@ -1,0 +1,148 @@
+// Events worth telling someone about (DESIGN §5.4). Whichever module causes one records it here in
+// the transaction of its cause; the notify module's dispatcher claims undispatched events and hands
+// each to a fan-out job. This module imports nothing but the platform, so every module can record
+// events without depending on the notification machinery that consumes them.
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
+import { uuidv7 } from '../../platform/ids.ts';
+
+export const EVENT_TYPES = [
+  'ticket.created',
+  'ticket.assigned',
+  'ticket.customer_replied',
+  'ticket.status_changed',
+  'sla.threshold',
+  'sla.breached',
+  'sla.escalated',
+  'mailbox.health_changed',
+  'delivery.failed',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+/** What `POST /notification-rules/:id/test` sends: a sample, never matched by rules. */
+export type AnyEventType = EventType | 'notification.test';
+
+/** The channel a committed event is announced on (NOTIFY), so the dispatcher need not wait for its poll. */
+export const EVENTS_CHANNEL = 'relaydesk_events';
+
+export interface NewEvent {
+  type: AnyEventType;
+  ticketId?: string | null | undefined;
+  mailboxId?: string | null | undefined;
+  actorId?: string | null | undefined;
+  /** Passes quiet hours. */
+  urgent?: boolean | undefined;
+  data?: Record<string, unknown> | undefined;
+}
+
+export interface StoredEvent {
+  tenantId: string;
+  id: string;
+  type: AnyEventType;
+  occurredAt: Date;
+  ticketId: string | null;
+  mailboxId: string | null;
+  actorId: string | null;
+  urgent: boolean;
+  data: Record<string, unknown>;
+  fannedOutAt: Date | null;
+}
+
+interface EventRow {
+  tenant_id: string;
+  id: string;
+  type: AnyEventType;
+  occurred_at: Date;
+  ticket_id: string | null;
+  mailbox_id: string | null;
+  actor_id: string | null;
+  urgent: boolean;
+  data: Record<string, unknown>;
+  fanned_out_at: Date | null;
+}
+
+const toEvent = (r: EventRow): StoredEvent => ({
+  tenantId: r.tenant_id,
+  id: r.id,
+  type: r.type,
+  occurredAt: r.occurred_at,
+  ticketId: r.ticket_id,
+  mailboxId: r.mailbox_id,
+  actorId: r.actor_id,
+  urgent: r.urgent,
+  data: r.data,
+  fannedOutAt: r.fanned_out_at,
+});
+
+/** Records events in the caller's transaction (and announces them on commit). Returns their ids. */
+export async function recordEvents(tx: TenantTx, events: NewEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const ids = events.map(() => uuidv7());
+  await tx.query(
+    `WITH ins AS (
+       INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, mailbox_id, actor_id, urgent, data)
+       SELECT $1, e.id, e.type, clock_timestamp(), e.ticket_id, e.mailbox_id, e.actor_id, e.urgent, e.data
+         FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::boolean[], $8::jsonb[])
+              AS e (id, type, ticket_id, mailbox_id, actor_id, urgent, data)
+       RETURNING 1)
+     SELECT pg_notify('${EVENTS_CHANNEL}', '') FROM (SELECT count(*) FROM ins) n`,
+    [
+      tx.tenantId,
+      ids,
+      events.map((e) => e.type),
+      events.map((e) => e.ticketId ?? null),
+      events.map((e) => e.mailboxId ?? null),
+      events.map((e) => e.actorId ?? null),
+      events.map((e) => e.urgent ?? false),
+      events.map((e) => JSON.stringify(e.data ?? {})),
+    ],
+  );
+  return ids;
+}
+
+export const recordEvent = async (tx: TenantTx, event: NewEvent): Promise<string> =>
+  (await recordEvents(tx, [event]))[0]!;
+
+/**
+ * Claims up to `limit` undispatched events across tenants, oldest first, skipping those another
+ * dispatcher holds, and marks them dispatched (call in a system transaction that also enqueues their
+ * fan-out jobs: both commit or neither does).
+ */
+export async function claimUndispatched(
+  sys: SystemTx,
+  limit: number,
+): Promise<{ tenantId: string; id: string }[]> {
+  const { rows } = await sys.query<{ tenant_id: string; id: string }>(
+    `UPDATE events e SET dispatched_at = now()
+       FROM (SELECT tenant_id, id FROM events WHERE dispatched_at IS NULL
+              ORDER BY occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED) c
+      WHERE e.tenant_id = c.tenant_id AND e.id = c.id
+      RETURNING e.tenant_id, e.id`,
+    [limit],
+  );
+  return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id }));
+}
+
+/** Locks an event for its fan-out (a second run of the same job waits, then sees it fanned out). */
+export async function lockEvent(tx: TenantTx, id: string): Promise<StoredEvent | undefined> {
+  const { rows } = await tx.query<EventRow>(
+    `SELECT tenant_id, id, type, occurred_at, ticket_id, mailbox_id, actor_id, urgent, data, fanned_out_at
+       FROM events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+    [tx.tenantId, id],
+  );
+  return rows[0] ? toEvent(rows[0]) : undefined;
+}
+
+export async function markFannedOut(tx: TenantTx, id: string): Promise<void> {
+  await tx.query('UPDATE events SET fanned_out_at = now() WHERE tenant_id = $1 AND id = $2', [
+    tx.tenantId,
+    id,
+  ]);
+}
+
+/** Drops fanned-out events older than `before` (housekeeping; the ledger keeps what was sent). */
+export async function dropOldEvents(sys: SystemTx, before: Date): Promise<number> {
+  const { rowCount } = await sys.query(
+    'DELETE FROM events WHERE fanned_out_at IS NOT NULL AND occurred_at < $1',
+    [before],
+  );
+  return rowCount ?? 0;
+}
