@@ -145,6 +145,9 @@ const OWNERS: Record<string, string[]> = {
     'sla_clocks',
   ],
   'modules/outbound': ['deliveries', 'delivery_keys', 'mail_templates'],
+  'modules/events': ['events'],
+  'modules/notify': ['notification_rules'],
+  'modules/audit': ['audit_events'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
