@@ -64,3 +64,13 @@ END
 $$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON events TO relaydesk_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON notification_rules TO relaydesk_app;
+
+-- What an agent may do when acting as a person rather than through a token (from Teams, later the
+-- console): the permissions of a token role. Contacts have none. Agents start as `agent`; whoever
+-- holds an admin token today is an admin.
+ALTER TABLE people ADD COLUMN role text CHECK (role IN ('admin', 'agent', 'viewer'));
+UPDATE people SET role = 'agent' WHERE kind = 'agent';
+UPDATE people p SET role = 'admin'
+ WHERE p.kind = 'agent' AND EXISTS (SELECT 1 FROM api_tokens t WHERE t.tenant_id = p.tenant_id AND t.person_id = p.id
+                                      AND t.role = 'admin' AND t.revoked_at IS NULL);
+ALTER TABLE people ADD CONSTRAINT people_role_kind CHECK ((kind = 'agent') = (role IS NOT NULL));

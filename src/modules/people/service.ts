@@ -194,6 +194,8 @@ export interface CreatePersonInput {
   timeZone?: string | null;
   preferredChannel?: Channel | null;
   metadata?: Record<string, unknown>;
+  /** Of an agent: what they may do acting as themselves (default `agent`). */
+  role?: 'admin' | 'agent' | 'viewer';
   actor: Actor;
 }
 
@@ -204,8 +206,8 @@ export async function createPerson(tx: TenantTx, input: CreatePersonInput): Prom
   const metadata = assertMetadata(input.metadata ?? {});
   const id = uuidv7();
   await tx.query(
-    `INSERT INTO people (tenant_id, id, display_name, kind, status, time_zone, preferred_channel, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    `INSERT INTO people (tenant_id, id, display_name, kind, status, time_zone, preferred_channel, metadata, role)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $4 = 'agent' THEN coalesce($9, 'agent') END)`,
     [
       tx.tenantId,
       id,
@@ -215,6 +217,7 @@ export async function createPerson(tx: TenantTx, input: CreatePersonInput): Prom
       timeZone,
       input.preferredChannel ?? null,
       JSON.stringify(metadata),
+      input.role ?? null,
     ],
   );
   await recordEvent(tx, {
@@ -348,7 +351,7 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
 
   await tx.query(
     `UPDATE people SET display_name = $3, kind = $4, status = $5, time_zone = $6, preferred_channel = $7,
-            metadata = $8, updated_at = now()
+            metadata = $8, role = CASE WHEN $4 = 'agent' THEN coalesce(role, 'agent') END, updated_at = now()
       WHERE tenant_id = $1 AND id = $2`,
     [
       tx.tenantId,

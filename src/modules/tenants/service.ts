@@ -53,7 +53,12 @@ export async function createTenant(
     }
     const tx = await scopeToTenant(sys, id);
     await startTicketNumbers(tx);
-    const admin = await createPerson(tx, { displayName: name, kind: 'agent', actor: 'system:tenants' });
+    const admin = await createPerson(tx, {
+      displayName: name,
+      kind: 'agent',
+      role: 'admin',
+      actor: 'system:tenants',
+    });
     const adminToken = await mintToken(tx, {
       personId: admin.id,
       role: 'admin',
