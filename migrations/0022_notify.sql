@@ -74,3 +74,9 @@ UPDATE people p SET role = 'admin'
  WHERE p.kind = 'agent' AND EXISTS (SELECT 1 FROM api_tokens t WHERE t.tenant_id = p.tenant_id AND t.person_id = p.id
                                       AND t.role = 'admin' AND t.revoked_at IS NULL);
 ALTER TABLE people ADD CONSTRAINT people_role_kind CHECK ((kind = 'agent') = (role IS NOT NULL));
+
+-- The ledger keeps which notification an attempt delivers: its attempts (retries, replays) share it,
+-- and it is part of their idempotency keys (two notifications about one ticket to one person are two
+-- deliveries).
+ALTER TABLE deliveries ADD COLUMN notification_id uuid;
+CREATE INDEX deliveries_notification_idx ON deliveries (tenant_id, notification_id) WHERE notification_id IS NOT NULL;

@@ -27,15 +27,23 @@ export interface NewDelivery {
   ticketMessageId: string | null;
   mailboxId: string | null;
   rfcMessageId: string | null;
+  /** Of a notification: the same for every attempt of it to this destination (a webhook's id). */
+  notificationId?: string | null | undefined;
   payload: object;
 }
 
-/** What an attempt's idempotency key is made from: the ticket message, else the ticket's acknowledgement. */
+/**
+ * What an attempt's idempotency key is made from: the ticket message, else the notification, else
+ * the ticket's acknowledgement.
+ */
 const keySubject = (d: {
   purpose: DeliveryPurpose;
   ticketMessageId: string | null;
   ticketId: string | null;
-}) => d.ticketMessageId ?? `${d.purpose}:${d.ticketId ?? ''}`;
+  notificationId?: string | null | undefined;
+}) =>
+  d.ticketMessageId ??
+  (d.notificationId ? `notification:${d.notificationId}` : `${d.purpose}:${d.ticketId ?? ''}`);
 
 async function insertDelivery(
   tx: TenantTx,
@@ -57,9 +65,9 @@ async function insertDelivery(
   await tx.query(
     `INSERT INTO deliveries (tenant_id, id, created_at, channel, purpose, destination, attempt, previous_id, status,
                              skip_reason, ticket_id, ticket_message_id, mailbox_id, rfc_message_id, idempotency_key,
-                             payload, finished_at)
+                             payload, finished_at, notification_id)
      VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-             CASE WHEN $8 = 'skipped' THEN clock_timestamp() END)`,
+             CASE WHEN $8 = 'skipped' THEN clock_timestamp() END, $16)`,
     [
       tx.tenantId,
       id,
@@ -76,6 +84,7 @@ async function insertDelivery(
       d.rfcMessageId,
       key,
       JSON.stringify(d.payload),
+      d.notificationId ?? null,
     ],
   );
   return id;
@@ -305,6 +314,7 @@ const toKeyParts = (row: DeliveryRow) => ({
   purpose: row.purpose,
   ticketMessageId: row.ticket_message_id,
   ticketId: row.ticket_id,
+  notificationId: row.notification_id,
 });
 
 /** The latest attempt of the row's delivery (call with the chain locked). */
@@ -313,8 +323,17 @@ async function latestOfChain(tx: TenantTx, row: DeliveryRow): Promise<DeliveryRo
     `SELECT ${DELIVERY_COLUMNS} FROM deliveries
       WHERE tenant_id = $1 AND channel = $2 AND destination = $3 AND purpose = $4
         AND ticket_message_id IS NOT DISTINCT FROM $5 AND ticket_id IS NOT DISTINCT FROM $6
+        AND notification_id IS NOT DISTINCT FROM $7
       ORDER BY attempt DESC, created_at DESC LIMIT 1`,
-    [tx.tenantId, row.channel, row.destination, row.purpose, row.ticket_message_id, row.ticket_id],
+    [
+      tx.tenantId,
+      row.channel,
+      row.destination,
+      row.purpose,
+      row.ticket_message_id,
+      row.ticket_id,
+      row.notification_id,
+    ],
   );
   return rows[0] ?? row;
 }
@@ -335,6 +354,7 @@ export async function queueNextAttempt(tx: TenantTx, row: DeliveryRow): Promise<
     ticketMessageId: row.ticket_message_id,
     mailboxId: row.mailbox_id,
     rfcMessageId: row.rfc_message_id,
+    notificationId: row.notification_id,
     payload: row.payload,
     attempt: row.attempt + 1,
     previousId: row.id,

@@ -71,6 +71,8 @@ export interface Delivery {
   ticketMessageId: string | null;
   mailboxId: string | null;
   rfcMessageId: string | null;
+  /** The notification this attempt delivers (the same for all its attempts and destinations' retries). */
+  notificationId: string | null;
   createdAt: string;
   startedAt: string | null;
   sentAt: string | null;
@@ -97,6 +99,7 @@ export interface DeliveryRow {
   ticket_message_id: string | null;
   mailbox_id: string | null;
   rfc_message_id: string | null;
+  notification_id: string | null;
   idempotency_key: string;
   payload: Record<string, unknown>;
   created_at: string;
@@ -108,7 +111,7 @@ export interface DeliveryRow {
 
 export const DELIVERY_COLUMNS = `id, channel, purpose, destination, status, attempt, previous_id, skip_reason,
   retryable, error_code, error_message, provider_message_id, provider_response, request_id, ticket_id,
-  ticket_message_id, mailbox_id, rfc_message_id, idempotency_key, payload, created_at, started_at, sent_at,
+  ticket_message_id, mailbox_id, rfc_message_id, notification_id, idempotency_key, payload, created_at, started_at, sent_at,
   finished_at, duration_ms`;
 
 export const toDelivery = (r: DeliveryRow): Delivery => ({
@@ -130,6 +133,7 @@ export const toDelivery = (r: DeliveryRow): Delivery => ({
   ticketMessageId: r.ticket_message_id,
   mailboxId: r.mailbox_id,
   rfcMessageId: r.rfc_message_id,
+  notificationId: r.notification_id,
   createdAt: r.created_at,
   startedAt: r.started_at,
   sentAt: r.sent_at,

@@ -85,6 +85,7 @@ const DeliverySchema = Type.Object({
   ticketMessageId: Nullable(Uuid),
   mailboxId: Nullable(Uuid),
   rfcMessageId: Nullable(Type.String()),
+  notificationId: Nullable(Type.String({ format: 'uuid' })),
   createdAt: Timestamp,
   startedAt: Nullable(Timestamp),
   sentAt: Nullable(Timestamp),
