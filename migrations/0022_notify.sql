@@ -80,3 +80,29 @@ ALTER TABLE people ADD CONSTRAINT people_role_kind CHECK ((kind = 'agent') = (ro
 -- deliveries).
 ALTER TABLE deliveries ADD COLUMN notification_id uuid;
 CREATE INDEX deliveries_notification_idx ON deliveries (tenant_id, notification_id) WHERE notification_id IS NOT NULL;
+
+-- The defaults every tenant starts with (new tenants get them when created).
+INSERT INTO notification_rules (tenant_id, id, event, recipients, channel)
+SELECT t.id, gen_random_uuid(), d.event, d.recipients::jsonb, 'preferred'
+  FROM tenants t
+ CROSS JOIN (VALUES ('ticket.customer_replied', '[{"type":"assignee"}]'),
+                    ('sla.breached', '[{"type":"assignee"}]'),
+                    ('ticket.assigned', '[{"type":"assignee"}]'),
+                    ('mailbox.health_changed', '[{"type":"role","role":"admin"}]')) AS d (event, recipients);
+
+-- SLA escalations asked for notifications that waited in pending_notifications for this capability:
+-- they become events (fanned out like any other) and the table is retired.
+INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, data)
+SELECT tenant_id, id, 'sla.escalated', created_at, ticket_id, jsonb_build_object('notify', jsonb_build_array(recipient), 'reason', reason)
+  FROM pending_notifications;
+DROP TABLE pending_notifications;
+
+-- Every statement that records events announces them at commit, so the dispatcher need not wait for
+-- its next poll (one NOTIFY per statement, whatever the number of rows).
+CREATE FUNCTION announce_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('relaydesk_events', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_announce AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION announce_events();

@@ -15,6 +15,10 @@ import { OUTBOUND_SCHEDULES, outboundJobs } from './modules/outbound/jobs.ts';
 import { ensurePartitions } from './modules/outbound/ledger.ts';
 import { outboundRoutes } from './modules/outbound/routes.ts';
 import { closeOutboundTransports, Transports } from './modules/outbound/transports.ts';
+import type { AdapterChannel, ChannelAdapter } from './modules/notify/channel.ts';
+import { startEventDispatcher } from './modules/notify/dispatcher.ts';
+import { NOTIFY_SCHEDULES, notifyJobs } from './modules/notify/jobs.ts';
+import { notificationRuleRoutes } from './modules/notify/routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
 import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
@@ -24,7 +28,7 @@ import { queueRoutes } from './modules/queue/routes.ts';
 import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
-import { slaJobs, startSlaScheduler } from './modules/sla/scheduler.ts';
+import { startSlaScheduler } from './modules/sla/scheduler.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -47,6 +51,19 @@ import type { Logger } from './platform/logging.ts';
 import { JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
+/**
+ * The notification channels of this installation, by channel (Teams, Slack, webhooks). The notify
+ * module knows them only through this map: it never imports the modules that implement them.
+ */
+export function channelAdapters(_deps: {
+  pool: Pool;
+  secretKey?: Buffer | undefined;
+  clock: Clock;
+  logger: Logger;
+}): Map<AdapterChannel, ChannelAdapter> {
+  return new Map<AdapterChannel, ChannelAdapter>();
+}
+
 export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
 export const ROUTES: RouteModule[] = [
   tokenRoutes,
@@ -62,6 +79,7 @@ export const ROUTES: RouteModule[] = [
   oauthRoutes,
   slaRoutes,
   mailTemplateRoutes,
+  notificationRuleRoutes(channelAdapters),
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
@@ -78,7 +96,6 @@ export function defaultRegistry(deps: {
   faultKillAt?: string | undefined;
 }): JobRegistry {
   const definitions = [
-    ...slaJobs(),
     ...peopleJobs(deps.pool),
     ...inboundJobs({
       pool: deps.pool,
@@ -107,6 +124,15 @@ export function defaultRegistry(deps: {
       killAt: deps.faultKillAt,
       leaseSeconds: deps.jobLeaseSeconds,
     }),
+    ...notifyJobs({
+      pool: deps.pool,
+      clock: deps.clock,
+      logger: deps.logger,
+      messageIdKey: messageIdKey(deps.secretKey),
+      adapters: channelAdapters(deps),
+      leaseSeconds: deps.jobLeaseSeconds,
+      killAt: deps.faultKillAt,
+    }),
   ];
   const lease = deps.jobLeaseSeconds;
   return new JobRegistry().register(
@@ -115,7 +141,11 @@ export function defaultRegistry(deps: {
 }
 
 /** Cron schedules of every module, kept registered by the scheduler role. */
-export const SCHEDULES: { job: string; cron: string }[] = [...PEOPLE_SCHEDULES, ...OUTBOUND_SCHEDULES];
+export const SCHEDULES: { job: string; cron: string }[] = [
+  ...PEOPLE_SCHEDULES,
+  ...OUTBOUND_SCHEDULES,
+  ...NOTIFY_SCHEDULES,
+];
 
 export interface RunningRelaydesk {
   config: Config;
@@ -162,6 +192,7 @@ export async function startRelaydesk({
   let imap: ImapListeners | undefined;
   let stopSla: (() => Promise<void>) | undefined;
   let stopUpkeep: (() => Promise<void>) | undefined;
+  let stopDispatcher: (() => Promise<void>) | undefined;
   let smtp: SmtpIngress | undefined;
   try {
     await migrateAll(db);
@@ -214,6 +245,7 @@ export async function startRelaydesk({
     }
     if (runsWorkers) {
       await queue.startWorkers();
+      stopDispatcher = startEventDispatcher({ pool: db.pool, queue, logger, connectionString: db.url });
       imap = new ImapListeners({ pool: db.pool, connectionString: db.url, secretKey, logger, queue });
       await imap.start();
     }
@@ -290,6 +322,7 @@ export async function startRelaydesk({
           await authCache?.stop();
           await stopSla?.();
           await stopUpkeep?.();
+          await stopDispatcher?.();
           await imap?.stop().catch((err) => logger.warn({ err }, 'stopping IMAP listeners failed'));
           await queue
             ?.stop({ graceful: true, timeoutMs: 10_000 })
@@ -309,6 +342,7 @@ export async function startRelaydesk({
     await authCache?.stop();
     await stopSla?.();
     await stopUpkeep?.();
+    await stopDispatcher?.();
     await imap?.stop().catch(() => undefined);
     await queue?.stop({ graceful: false }).catch(() => undefined);
     await closeImapFetchPools();

@@ -20,7 +20,10 @@ export type EventType = (typeof EVENT_TYPES)[number];
 /** What `POST /notification-rules/:id/test` sends: a sample, never matched by rules. */
 export type AnyEventType = EventType | 'notification.test';
 
-/** The channel a committed event is announced on (NOTIFY), so the dispatcher need not wait for its poll. */
+/**
+ * The channel committed events are announced on (NOTIFY, by a statement trigger on the table), so
+ * the dispatcher need not wait for its poll.
+ */
 export const EVENTS_CHANNEL = 'relaydesk_events';
 
 export interface NewEvent {
@@ -72,18 +75,16 @@ const toEvent = (r: EventRow): StoredEvent => ({
   fannedOutAt: r.fanned_out_at,
 });
 
-/** Records events in the caller's transaction (and announces them on commit). Returns their ids. */
+/** Records events in the caller's transaction (announced on commit). Returns their ids. */
 export async function recordEvents(tx: TenantTx, events: NewEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
   const ids = events.map(() => uuidv7());
   await tx.query(
-    `WITH ins AS (
-       INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, mailbox_id, actor_id, urgent, data)
-       SELECT $1, e.id, e.type, clock_timestamp(), e.ticket_id, e.mailbox_id, e.actor_id, e.urgent, e.data
-         FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::boolean[], $8::jsonb[])
-              AS e (id, type, ticket_id, mailbox_id, actor_id, urgent, data)
-       RETURNING 1)
-     SELECT pg_notify('${EVENTS_CHANNEL}', '') FROM (SELECT count(*) FROM ins) n`,
+    `INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, mailbox_id, actor_id, urgent, data)
+     SELECT $1, e.id, e.type, clock_timestamp(), e.ticket_id, e.mailbox_id, e.actor_id, e.urgent, e.data
+       FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::boolean[], $8::jsonb[])
+            WITH ORDINALITY AS e (id, type, ticket_id, mailbox_id, actor_id, urgent, data, ord)
+      ORDER BY e.ord`,
     [
       tx.tenantId,
       ids,
@@ -146,3 +147,17 @@ export async function dropOldEvents(sys: SystemTx, before: Date): Promise<number
   );
   return rowCount ?? 0;
 }
+
+/**
+ * The statement part that records `ticket.created` (and `ticket.assigned` for a ticket created with
+ * an assignee) for tickets created by a statement that must stay one statement (tickets/create.ts:
+ * it may run in a statement-at-a-time scope). `from` names the rows (with `tenant_id`, `id` and
+ * `assignee_id` of the ticket under the alias `ticket`), `actor` the expression of who created them.
+ * Used as a data-modifying WITH item.
+ */
+export const ticketCreatedEventsSql = (from: string, actor: string): string =>
+  `INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, actor_id)
+   SELECT ticket.tenant_id, gen_random_uuid(), e.type, clock_timestamp(), ticket.id, ${actor}
+     FROM ${from},
+          LATERAL unnest(CASE WHEN ticket.assignee_id IS NULL THEN ARRAY['ticket.created']
+                              ELSE ARRAY['ticket.created', 'ticket.assigned'] END) AS e (type)`;

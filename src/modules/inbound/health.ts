@@ -1,11 +1,12 @@
 // Mailbox health (DESIGN §5.2): a row per mailbox saying whether mail flows, and holding what keeps
 // it flowing (the provider subscription or watch). Upkeep (upkeep.ts) claims due rows and records
 // each renewal's result here in one transaction with the subscription it made; webhooks and the
-// pipeline note notifications and messages. Every change of status is kept as an event
-// (mailbox_health_events) for the notification capability.
+// pipeline note notifications and messages. Every change of status is kept (mailbox_health_events);
+// one into or out of trouble is also a `mailbox.health_changed` event that notifications fan out.
 import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
+import { recordEvent } from '../events/events.ts';
 
 export const HEALTH_STATUSES = [
   'healthy',
@@ -157,7 +158,23 @@ async function setStatus(
      VALUES ($1, $2, $3, $4, $5, $6)`,
     [tx.tenantId, uuidv7(), mailboxId, rows[0].from_status, to, reason],
   );
+  // People hear of trouble and of its end, not of every renewal (healthy → renewing → healthy).
+  const from = rows[0].from_status;
+  if (!ROUTINE.has(from) || !ROUTINE.has(to)) {
+    const { rows: mailbox } = await tx.query<{ address: string }>(
+      'SELECT address FROM mailboxes WHERE tenant_id = $1 AND id = $2',
+      [tx.tenantId, mailboxId],
+    );
+    await recordEvent(tx, {
+      type: 'mailbox.health_changed',
+      mailboxId,
+      data: { mailboxId, address: mailbox[0]?.address ?? null, from, status: to, error: reason },
+    });
+  }
 }
+
+/** Statuses of a mailbox whose mail flows: changes among them are routine. */
+const ROUTINE = new Set<HealthStatus>(['healthy', 'renewing']);
 
 export interface HealthEvent {
   id: string;

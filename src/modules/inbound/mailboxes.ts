@@ -666,6 +666,15 @@ export async function conversationMailbox(
   return rows[0] ? toMailbox(rows[0]) : undefined;
 }
 
+/** The tenant's first mailbox (what mail that belongs to no conversation goes through), if any. */
+export async function firstMailbox(tx: TenantTx): Promise<Mailbox | undefined> {
+  const { rows } = await tx.query<MailboxRow>(
+    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 ORDER BY created_at, id LIMIT 1`,
+    [tx.tenantId],
+  );
+  return rows[0] ? toMailbox(rows[0]) : undefined;
+}
+
 /** True when the address is one of these own addresses, also in a plus form (support+T-12@…). */
 export function isOwnAddress(own: Set<string>, address: string): boolean {
   const n = normalizeEmail(address);

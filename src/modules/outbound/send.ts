@@ -13,6 +13,7 @@ import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
+import { recordEvent } from '../events/events.ts';
 import { getMailbox, getMailboxes, type Mailbox } from '../inbound/mailboxes.ts';
 import { messageAttachments, messagesWithAttachments } from '../tickets/messages.ts';
 import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
@@ -323,7 +324,24 @@ async function failed(
     });
     // Another run recorded this attempt meanwhile: its outcome stands, and it decided what follows.
     if (!recorded) return { already: 'recorded by another run' };
-    if (!retry) return { failed: error.code };
+    if (!retry) {
+      // A customer's mail that will not go out is worth telling someone (the assignee, by the
+      // tenant's rules). Notification mail is not announced again: a failing address would loop.
+      if (row.purpose !== 'notification')
+        await recordEvent(tx, {
+          type: 'delivery.failed',
+          ticketId: row.ticket_id,
+          data: {
+            deliveryId: row.id,
+            channel: row.channel,
+            purpose: row.purpose,
+            destination: row.destination,
+            errorCode: error.code,
+            error: error.message.slice(0, 300),
+          },
+        });
+      return { failed: error.code };
+    }
     const next = await queueNextAttempt(tx, row);
     if (!next) return { failed: error.code, nextAttempt: 'queued by a person meanwhile' };
     await ctx.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: next }, { tx, delaySeconds });

@@ -21,7 +21,7 @@ import { formatInstant } from './calendar.ts';
 import { diffClocks, nextDue, type SlaEventRow, type StoredClock, summaryState } from './clock-events.ts';
 import type { MetricName } from './clocks.ts';
 import type { EscalationAction } from './config.ts';
-import { type SlaThresholdPayload, slaThresholdJob } from './jobs.ts';
+import { type NewEvent, recordEvents } from '../events/events.ts';
 import { computeTicketSla, loadSlaConfig, loadTicketInputs } from './ticket-sla.ts';
 
 const seconds = (iso: string | null) => (iso === null ? null : Math.floor(Date.parse(iso) / 1000));
@@ -171,7 +171,7 @@ export async function evaluateTickets(
 
   // Thresholds that came due: the primary key lets each through once, whatever ran before.
   let fired = 0;
-  const jobs: SlaThresholdPayload[] = [];
+  const notices: NewEvent[] = [];
   if (candidates.length > 0) {
     const firedAt = options.firedAt?.() ?? options.now;
     const { rows: fires } = await tx.query<{
@@ -209,16 +209,29 @@ export async function evaluateTickets(
           ...(level ? { actions: level.actions } : {}),
         },
       });
-      jobs.push({
-        tenantId: tx.tenantId,
+      // What notifications hear of: a breach (urgent: it passes quiet hours) or a threshold, and an
+      // escalation level's `notify` actions with whom they name.
+      notices.push({
+        type: f.percent >= 100 ? 'sla.breached' : 'sla.threshold',
         ticketId: f.ticket_id,
-        metric: f.metric,
-        cycle: f.cycle,
-        percent: f.percent,
-        dueAt,
+        urgent: f.percent >= 100,
+        data: { metric: f.metric, cycle: f.cycle, percent: f.percent, dueAt },
       });
-      if (level && (await carryOut(tx, f.ticket_id, f.metric, f.percent, level.actions)))
-        next.set(f.ticket_id, now); // new priority, new targets: evaluate again at the next pass
+      const notify = level?.actions.filter((a) => a.type === 'notify') ?? [];
+      if (level)
+        notices.push({
+          type: 'sla.escalated',
+          ticketId: f.ticket_id,
+          urgent: f.percent >= 100,
+          data: {
+            metric: f.metric,
+            cycle: f.cycle,
+            percent: f.percent,
+            dueAt,
+            notify: notify.map((a) => (a.personId ? { personId: a.personId } : { role: a.role })),
+          },
+        });
+      if (level && (await carryOut(tx, f.ticket_id, level.actions))) next.set(f.ticket_id, now); // new priority, new targets: evaluate again at the next pass
     }
   }
 
@@ -248,7 +261,7 @@ export async function evaluateTickets(
   const idle = [...inputs.keys()].filter((id) => !next.has(id));
   await setNextWakeups(tx, next);
   await dropWakeups(tx, idle);
-  if (jobs.length > 0 && options.queue) await options.queue.sendMany(slaThresholdJob, jobs, { tx });
+  await recordEvents(tx, notices);
   return { evaluated: inputs.size, fired };
 }
 
@@ -277,17 +290,11 @@ async function writeClocks(tx: TenantTx, rows: (StoredClock & { ticket_id: strin
 }
 
 /**
- * Carries out an escalation level's actions in the evaluating transaction: reassign, set the
- * priority, or ask for a notification (kept as a pending notification until the notification
- * capability exists). Returns whether the priority changed.
+ * Carries out an escalation level's actions in the evaluating transaction: reassign or set the
+ * priority (its `notify` actions are told by the `sla.escalated` event recorded with it). Returns
+ * whether the priority changed.
  */
-async function carryOut(
-  tx: TenantTx,
-  ticketId: string,
-  metric: string,
-  percent: number,
-  actions: EscalationAction[],
-): Promise<boolean> {
+async function carryOut(tx: TenantTx, ticketId: string, actions: EscalationAction[]): Promise<boolean> {
   let changedPriority = false;
   for (const action of actions) {
     if (action.type === 'reassign') {
@@ -299,17 +306,6 @@ async function carryOut(
     } else if (action.type === 'set_priority') {
       changedPriority = true;
       await setPriority(tx, { ticketId, priority: action.priority, actorId: null });
-    } else {
-      await tx.query(
-        'INSERT INTO pending_notifications (tenant_id, id, ticket_id, recipient, reason) VALUES ($1, $2, $3, $4, $5)',
-        [
-          tx.tenantId,
-          uuidv7(),
-          ticketId,
-          JSON.stringify(action.personId ? { personId: action.personId } : { role: action.role }),
-          `sla ${metric} at ${percent}%`,
-        ],
-      );
     }
   }
   return changedPriority;

@@ -20,7 +20,6 @@ let n = 0;
 
 beforeAll(async () => {
   t = await useTestApp();
-  await t.queue.boss.createQueue('sla.threshold');
 });
 
 // Wake-ups left at simulated instants would be claimed by the next test's passes.

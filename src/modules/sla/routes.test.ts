@@ -300,11 +300,10 @@ describe('SLA scheduler', () => {
     const jobs = async () =>
       (
         await t.db.admin.query(
-          "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'sla.threshold' AND data->>'ticketId' = $1",
+          "SELECT count(*)::int AS n FROM events WHERE type IN ('sla.threshold', 'sla.breached') AND ticket_id = $1",
           [ticket.id],
         )
       ).rows[0].n;
-    await t.queue.boss.createQueue('sla.threshold').catch(() => undefined);
 
     // Right after creation nothing is due; the wake-up moves to the 50 % mark.
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 10);
@@ -436,11 +435,23 @@ describe('escalations', () => {
       ['breached', 100],
       ['escalation', 120],
     ]);
-    const { rows: pending } = await t.db.admin.query(
-      'SELECT recipient, reason FROM pending_notifications WHERE ticket_id = $1',
-      [ticket.id],
-    );
-    expect(pending).toEqual([{ recipient: { role: 'team_lead' }, reason: 'sla first_response at 120%' }]);
+    const escalated = async () =>
+      (
+        await t.db.admin.query(
+          "SELECT data, urgent FROM events WHERE type = 'sla.escalated' AND ticket_id = $1",
+          [ticket.id],
+        )
+      ).rows;
+    expect(await escalated()).toEqual([
+      {
+        urgent: true,
+        data: expect.objectContaining({
+          metric: 'first_response',
+          percent: 120,
+          notify: [{ role: 'team_lead' }],
+        }),
+      },
+    ]);
     // Again: nothing more happens (each level once).
     await t.db.admin.query('UPDATE ticket_wakeups SET next_wake_at = to_timestamp($2) WHERE ticket_id = $1', [
       ticket.id,
@@ -448,10 +459,7 @@ describe('escalations', () => {
     ]);
     await runSlaPass({ pool: t.db.pool, queue: t.queue }, created + 140);
     expect(await firings()).toHaveLength(2);
-    expect(
-      (await t.db.admin.query('SELECT 1 FROM pending_notifications WHERE ticket_id = $1', [ticket.id]))
-        .rowCount,
-    ).toBe(1);
+    expect(await escalated()).toHaveLength(1);
     expect((await t.call(tokenB, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`)).status).toBe(404);
   });
 });

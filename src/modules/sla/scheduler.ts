@@ -11,7 +11,6 @@ import type { JobQueue } from '../../platform/queue/queue.ts';
 import { dropWakeupsAcrossTenants, lockDueWakeups, postponeWakeups } from '../tickets/wakeups.ts';
 import { evaluateTickets } from './evaluate.ts';
 
-export { slaJobs, slaThresholdJob, type SlaThresholdPayload } from './jobs.ts';
 export { scheduleSlaRecompute } from './wake.ts';
 
 export interface PassDeps {

@@ -4,6 +4,7 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { scopeToTenant, withSystemRead, withSystemTx } from '../../platform/db/tx.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
+import { createDefaultRules } from '../notify/rules.ts';
 import { createPerson } from '../people/service.ts';
 import { startTicketNumbers } from '../tickets/create.ts';
 import { deleteTenantTickets } from '../tickets/housekeeping.ts';
@@ -53,6 +54,7 @@ export async function createTenant(
     }
     const tx = await scopeToTenant(sys, id);
     await startTicketNumbers(tx);
+    await createDefaultRules(tx);
     const admin = await createPerson(tx, {
       displayName: name,
       kind: 'agent',

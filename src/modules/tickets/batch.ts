@@ -4,7 +4,8 @@
 // (batch.test.ts compares the two on the same script).
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { recordStatusChanges, type StatusTransition } from './changes.ts';
-import { insertMessages, type MessageToInsert, type NewMessage } from './messages.ts';
+import { type NewEvent, recordEvents } from '../events/events.ts';
+import { insertMessages, isCustomerReply, type MessageToInsert, type NewMessage } from './messages.ts';
 import { checkSubject, checkText, type TicketStatus } from './model.ts';
 import { type AuthorKind, directionOf, statusAfterMessage } from './rules.ts';
 import { wakeTickets } from './wakeups.ts';
@@ -59,6 +60,7 @@ export async function applyTicketBatch(tx: TenantTx, ops: TicketBatchOp[]): Prom
   const creates: Extract<TicketBatchOp, { kind: 'create' }>[] = [];
   const messages: MessageToInsert[] = [];
   const transitions: StatusTransition[] = [];
+  const events: NewEvent[] = [];
   const touched = new Set<string>();
   const woken = new Set<string>();
   for (const op of ops) {
@@ -74,6 +76,7 @@ export async function applyTicketBatch(tx: TenantTx, ops: TicketBatchOp[]): Prom
         direction: 'inbound',
       });
       woken.add(op.ticketId);
+      events.push({ type: 'ticket.created', ticketId: op.ticketId, actorId: op.actorId });
       continue;
     }
     const m = op.message;
@@ -95,6 +98,13 @@ export async function applyTicketBatch(tx: TenantTx, ops: TicketBatchOp[]): Prom
     });
     touched.add(op.ticketId);
     if (m.visibility === 'public') woken.add(op.ticketId);
+    if (isCustomerReply(m.authorKind, m))
+      events.push({
+        type: 'ticket.customer_replied',
+        ticketId: op.ticketId,
+        actorId: m.authorId,
+        data: { messageId: m.id },
+      });
   }
 
   // The writes go out one behind the other without waiting for each answer (pipelining), in an
@@ -152,6 +162,7 @@ export async function applyTicketBatch(tx: TenantTx, ops: TicketBatchOp[]): Prom
   sent.push(recordStatusChanges(tx, transitions));
   sent.push(insertMessages(tx, messages));
   sent.push(wakeTickets(tx, [...woken]));
+  sent.push(recordEvents(tx, events));
   await Promise.all(sent);
   return numbers;
 }

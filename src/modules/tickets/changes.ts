@@ -2,6 +2,7 @@
 // writes the change, its status history and its wake-up in the caller's transaction.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound, validation } from '../../platform/errors.ts';
+import { type NewEvent, recordEvents } from '../events/events.ts';
 import {
   checkSubject,
   type Ticket,
@@ -62,6 +63,22 @@ export async function updateTicket(tx: TenantTx, change: TicketChange): Promise<
     await recordStatusChanges(tx, [
       { ticketId: change.ticketId, from: before.status, to: after.status, by: change.actorId },
     ]);
+  const events: NewEvent[] = [];
+  if (after.assignee_id !== before.assignee_id && after.assignee_id !== null)
+    events.push({
+      type: 'ticket.assigned',
+      ticketId: change.ticketId,
+      actorId: change.actorId,
+      data: { from: before.assignee_id, to: after.assignee_id },
+    });
+  if (after.status !== before.status)
+    events.push({
+      type: 'ticket.status_changed',
+      ticketId: change.ticketId,
+      actorId: change.actorId,
+      data: { from: before.status, to: after.status },
+    });
+  await recordEvents(tx, events);
   if (after.status !== before.status || after.priority !== before.priority)
     await wakeTickets(tx, [change.ticketId]);
   return toTicket(after);

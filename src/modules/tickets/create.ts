@@ -4,6 +4,7 @@
 // (the row stays locked until the creating transaction ends: one tenant's numbers are handed out
 // one commit at a time, never twice; a rollback takes its increment back with it).
 import type { TenantTx } from '../../platform/db/tx.ts';
+import { ticketCreatedEventsSql } from '../events/events.ts';
 import { type AppError, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { assertEmail, findOrCreateContact, normalizeEmail } from '../people/service.ts';
@@ -98,6 +99,8 @@ async function createOne(tx: TenantTx, c: PreparedTicket): Promise<CreationRow[]
        SELECT tenant_id, $8, id, requester_id, 'public', 'inbound', $9, $10 FROM t WHERE $9::text IS NOT NULL
      ), w AS (
        INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) SELECT tenant_id, id, now() FROM t
+     ), e AS (
+       ${ticketCreatedEventsSql('t AS ticket', '$7::uuid')}
      )
      SELECT EXISTS (SELECT 1 FROM r) AS requester_found, (SELECT kind FROM a) AS assignee_kind, t.*
        FROM (SELECT 1) AS one LEFT JOIN t ON true`,
@@ -261,6 +264,8 @@ async function createMany(tx: TenantTx, creations: PreparedTicket[]): Promise<Cr
          FROM t JOIN ok ON ok.id = t.id WHERE ok.body_text IS NOT NULL ORDER BY ok.ord
      ), w AS (
        INSERT INTO ticket_wakeups (tenant_id, ticket_id, next_wake_at) SELECT tenant_id, id, now() FROM t
+     ), e AS (
+       ${ticketCreatedEventsSql('t AS ticket JOIN ok ON ok.id = ticket.id', 'ok.actor_id')}
      )
      SELECT checked.requester_id IS NOT NULL AS requester_found, checked.assignee_kind, t.*
        FROM checked LEFT JOIN t ON t.id = checked.id

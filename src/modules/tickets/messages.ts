@@ -1,6 +1,7 @@
 // Messages of a ticket: adding one (with what it changes on the ticket) and reading them.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
+import { recordEvent } from '../events/events.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { readBlobs, storeBlobs } from '../blobs/service.ts';
@@ -102,8 +103,21 @@ export async function appendMessage(tx: TenantTx, input: AppendMessageInput): Pr
       { ticketId: input.ticketId, from: ticket.status, to: next, by: input.authorId },
     ]);
   if (input.visibility === 'public') await wakeTickets(tx, [input.ticketId]);
+  if (isCustomerReply(ticket.kind, input))
+    await recordEvent(tx, {
+      type: 'ticket.customer_replied',
+      ticketId: input.ticketId,
+      actorId: input.authorId,
+      data: { messageId: row.id },
+    });
   return getMessage(tx, row.id);
 }
+
+/** What notifications call a customer's reply: a public message by a non-agent, not automatic mail. */
+export const isCustomerReply = (
+  authorKind: AuthorKind,
+  m: { visibility: string; automatic?: boolean | undefined },
+): boolean => authorKind !== 'agent' && m.visibility === 'public' && !(m.automatic ?? false);
 
 export interface MessageToInsert extends NewMessage {
   id: string;

@@ -1,0 +1,153 @@
+// Sending one queued notification attempt through its channel's adapter, at most once (the same
+// steps as outbound mail, send.ts): reserve the attempt's key, mark it `sending` just before the
+// adapter is called, record the outcome with the key `done`. A run that finds `sending` cannot know
+// whether the receiver got it: it sends again only where the receiver de-duplicates (webhooks, by
+// webhook-id), else marks the attempt `unknown`. A failure that may pass queues the next attempt
+// after the adapter's delay; one that will not is recorded, told to the adapter (a stale Teams
+// conversation, a disabled endpoint) and becomes a `delivery.failed` event.
+import type { Pool } from '../../platform/db/pool.ts';
+import { withTenant } from '../../platform/db/tx.ts';
+import type { Logger } from '../../platform/logging.ts';
+import type { JobContext } from '../../platform/queue/registry.ts';
+import { recordEvent } from '../events/events.ts';
+import { deliveryRow, markSending, queueNextAttempt, recordOutcome, reserveKey } from '../outbound/ledger.ts';
+import type { DeliveryRow } from '../outbound/model.ts';
+import { classifyProviderError, DeliveryError } from '../outbound/transports.ts';
+import type { AdapterChannel, ChannelAdapter, NotificationContent } from './channel.ts';
+import { notifyDeliverJob } from './job-refs.ts';
+
+export interface DeliverDeps {
+  pool: Pool;
+  logger: Logger;
+  adapters: Map<AdapterChannel, ChannelAdapter>;
+  /** The deliver job's lease: a `sending` key younger than this may belong to a run still alive. */
+  leaseSeconds: number;
+  /** Fault injection for the crash tests: `notify.after-reserve` or `notify.after-send`. */
+  killAt?: string | undefined;
+}
+
+function faultPoint(deps: DeliverDeps, point: string): void {
+  if (deps.killAt === point) process.kill(process.pid, 'SIGKILL');
+}
+
+const UNKNOWN_AFTER_STOP =
+  'the process sending this notification stopped after the send began; whether it arrived is unknown: review, then retry if it did not';
+
+export async function deliverNotification(
+  deps: DeliverDeps,
+  payload: { tenantId: string; deliveryId: string },
+  ctx: Pick<JobContext, 'send'> & { signal?: AbortSignal | undefined },
+): Promise<Record<string, unknown>> {
+  const { tenantId, deliveryId } = payload;
+  const { row, key } = await withTenant(deps.pool, tenantId, async (tx) => {
+    const found = await deliveryRow(tx, deliveryId);
+    if (!found || found.status !== 'queued') return { row: found, key: undefined };
+    return { row: found, key: await reserveKey(tx, found) };
+  });
+  if (!row) return { skipped: 'no such delivery' };
+  if (key === undefined || key.state === 'done') return { already: row.status };
+  const adapter = deps.adapters.get(row.channel as AdapterChannel);
+  if (!adapter) {
+    await failed(
+      deps,
+      tenantId,
+      row,
+      new DeliveryError('permanent', `the ${row.channel} channel is not available in this installation`),
+      ctx,
+      undefined,
+    );
+    return { failed: 'no adapter' };
+  }
+  if (key.state === 'sending') {
+    if (key.ageSeconds < deps.leaseSeconds)
+      throw new Error('another run of this delivery began sending moments ago; trying again later');
+    if (!adapter.resendIsSafe) {
+      await withTenant(deps.pool, tenantId, (tx) =>
+        recordOutcome(tx, row, { status: 'unknown', errorMessage: UNKNOWN_AFTER_STOP }),
+      );
+      return { recovered: 'unknown' };
+    }
+  }
+  faultPoint(deps, 'notify.after-reserve');
+  if (ctx.signal?.aborted) throw new Error('stopped before the send');
+  const claimed = await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
+  if (!claimed && key.state === 'reserved') return { already: 'sending in another run' };
+
+  let sent;
+  try {
+    sent = await adapter.send({
+      tenantId,
+      deliveryId: row.id,
+      attempt: row.attempt,
+      notificationId: row.notification_id ?? row.id,
+      destination: row.destination,
+      idempotencyKey: row.idempotency_key,
+      content: row.payload['content'] as NotificationContent,
+      signal: ctx.signal,
+    });
+  } catch (err) {
+    return failed(deps, tenantId, row, classifyProviderError(err), ctx, adapter);
+  }
+  faultPoint(deps, 'notify.after-send');
+  await withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...sent }));
+  await adapter
+    .onSuccess?.(tenantId, row.destination)
+    .catch((err: unknown) => deps.logger.warn({ err, deliveryId }, 'channel adapter onSuccess failed'));
+  return { sent: sent.providerResponse ?? sent.providerMessageId };
+}
+
+async function failed(
+  deps: DeliverDeps,
+  tenantId: string,
+  row: DeliveryRow,
+  error: DeliveryError,
+  ctx: Pick<JobContext, 'send'>,
+  adapter: ChannelAdapter | undefined,
+): Promise<Record<string, unknown>> {
+  const delay = error.retryable
+    ? adapter?.retryDelaySeconds(row.attempt, error.retryAfterSeconds)
+    : undefined;
+  const terminal = delay === undefined;
+  const content = row.payload['content'] as NotificationContent | undefined;
+  const recorded = await withTenant(deps.pool, tenantId, async (tx) => {
+    const done = await recordOutcome(tx, row, {
+      status: 'failed',
+      errorCode: error.code,
+      errorMessage: error.message,
+      retryable: !terminal,
+      requestId: error.requestId,
+    });
+    if (!done) return false;
+    if (!terminal) {
+      const next = await queueNextAttempt(tx, row);
+      if (next)
+        await ctx.send(
+          notifyDeliverJob,
+          { tenantId: tx.tenantId, deliveryId: next },
+          { tx, delaySeconds: delay },
+        );
+    } else if (content?.type !== 'delivery.failed') {
+      // Told like any event; a failed notification about a failure is not announced again.
+      await recordEvent(tx, {
+        type: 'delivery.failed',
+        ticketId: row.ticket_id,
+        data: {
+          deliveryId: row.id,
+          channel: row.channel,
+          destination: row.destination,
+          errorCode: error.code,
+          error: error.message.slice(0, 300),
+          about: content?.type ?? null,
+        },
+      });
+    }
+    return true;
+  });
+  if (recorded && terminal)
+    await adapter
+      ?.onTerminalFailure?.(tenantId, row.destination, error)
+      .catch((err: unknown) =>
+        deps.logger.warn({ err, deliveryId: row.id }, 'channel adapter onTerminalFailure failed'),
+      );
+  return { failed: error.code, retry: terminal ? null : delay };
+}

@@ -1,0 +1,77 @@
+// The notify module's job types: fanning an event out to ledger rows, delivering one attempt through
+// a channel adapter, and dropping old events.
+import type { Clock } from '../../platform/clock.ts';
+import type { Pool } from '../../platform/db/pool.ts';
+import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
+import type { Logger } from '../../platform/logging.ts';
+import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
+import { dropOldEvents } from '../events/events.ts';
+import { deliveryRow, recordOutcome } from '../outbound/ledger.ts';
+import type { AdapterChannel, ChannelAdapter } from './channel.ts';
+import { deliverNotification } from './deliver.ts';
+import { fanOutEvent } from './fanout.ts';
+import { notifyDeliverJob, notifyFanoutJob } from './job-refs.ts';
+
+export interface NotifyJobDeps {
+  pool: Pool;
+  clock: Clock;
+  logger: Logger;
+  messageIdKey: Buffer;
+  adapters: Map<AdapterChannel, ChannelAdapter>;
+  leaseSeconds?: number | undefined;
+  killAt?: string | undefined;
+}
+
+const housekeepingJob = jobRef<Record<string, never>>('notify.housekeeping');
+/** Fanned-out events are kept this long (what was sent stays in the ledger). */
+const EVENT_RETENTION_DAYS = 30;
+
+export const NOTIFY_SCHEDULES = [{ job: housekeepingJob.name, cron: '41 3 * * *' }];
+
+export function notifyJobs(deps: NotifyJobDeps): JobDefinition<any>[] {
+  // Longer than a send may take: a 15 s webhook timeout, or a Teams send waiting for its pace.
+  const lease = deps.leaseSeconds ?? 120;
+  return [
+    defineJob<{ tenantId: string; eventId: string }>({
+      name: notifyFanoutJob.name,
+      leaseSeconds: 60,
+      retry: { limit: 8, delaySeconds: 5, backoff: true, maxDelaySeconds: 600 },
+      batchSize: 20,
+      concurrency: 2,
+      handler: (payload, ctx) => fanOutEvent(deps, payload, ctx),
+    }),
+    defineJob<{ tenantId: string; deliveryId: string }>({
+      name: notifyDeliverJob.name,
+      leaseSeconds: lease,
+      retry: { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 },
+      batchSize: 20,
+      concurrency: 3,
+      handler: (payload, ctx) => deliverNotification({ ...deps, leaseSeconds: lease }, payload, ctx),
+      // The job failed for good before the attempt was recorded: the attempt says so.
+      onFailedForGood: async (failures) => {
+        for (const f of failures)
+          await withTenant(deps.pool, f.payload.tenantId, async (tx) => {
+            const row = await deliveryRow(tx, f.payload.deliveryId);
+            if (row?.status !== 'queued') return;
+            const errorMessage = `the deliver job failed for good after ${f.attempts} attempts: ${f.message}`;
+            await recordOutcome(
+              tx,
+              row,
+              row.started_at
+                ? { status: 'unknown', errorMessage }
+                : { status: 'failed', errorCode: 'transient', retryable: false, errorMessage },
+            );
+          });
+      },
+    }),
+    defineJob<Record<string, never>>({
+      name: housekeepingJob.name,
+      leaseSeconds: 300,
+      retry: { limit: 3, delaySeconds: 60, backoff: true },
+      handler: () =>
+        withSystemTx(deps.pool, (sys) =>
+          dropOldEvents(sys, new Date(deps.clock.now().getTime() - EVENT_RETENTION_DAYS * 86_400_000)),
+        ),
+    }),
+  ];
+}
