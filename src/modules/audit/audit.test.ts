@@ -123,9 +123,10 @@ describe('recording API writes', () => {
     });
     expect(event.requestId).toMatch(/\S/);
     expect(event.payloadHash).toBe(sha256('{"priority":"high","subject":"Café ☕ 𝄞 printer"}'));
-    const { rows } = await t.db.admin.query('SELECT row_to_json(e)::text AS row FROM audit_events e WHERE id = $1', [
-      event.id,
-    ]);
+    const { rows } = await t.db.admin.query(
+      'SELECT row_to_json(e)::text AS row FROM audit_events e WHERE id = $1',
+      [event.id],
+    );
     expect(rows[0].row).toContain(event.payloadHash);
     expect(rows[0].row).not.toMatch(/printer|Caf|high/);
   });
@@ -276,7 +277,12 @@ describe('recording API writes', () => {
   it('does not record reads', async () => {
     const ticket = await makeTicket(t, adminA());
     const before = await events(adminA());
-    for (const url of ['/api/v1/tickets', `/api/v1/tickets/${ticket.id}`, '/api/v1/audit-events', '/api/v1/me'])
+    for (const url of [
+      '/api/v1/tickets',
+      `/api/v1/tickets/${ticket.id}`,
+      '/api/v1/audit-events',
+      '/api/v1/me',
+    ])
       expect((await t.call(adminA(), 'GET', url)).status).toBe(200);
     expect(await events(adminA())).toEqual(before);
   });
@@ -408,7 +414,8 @@ describe('GET /api/v1/audit-events', () => {
   });
 
   it('defaults to 50 items a page', async () => {
-    for (let i = 0; i < 51; i++) await t.call(adminA(), 'POST', '/api/v1/tokens', { role: 'viewer', label: `n${i}` });
+    for (let i = 0; i < 51; i++)
+      await t.call(adminA(), 'POST', '/api/v1/tokens', { role: 'viewer', label: `n${i}` });
     await auditRecordingsSettled();
     const res = await t.call(adminA(), 'GET', '/api/v1/audit-events');
     expect(res.body.items).toHaveLength(50);
@@ -455,11 +462,8 @@ describe('tenant deletion', () => {
     expect(res.status).toBe(201);
     await auditRecordingsSettled();
     const count = async (tenantId: string) =>
-      (
-        await t.db.admin.query('SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [
-          tenantId,
-        ])
-      ).rows[0].n;
+      (await t.db.admin.query('SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [tenantId]))
+        .rows[0].n;
     expect(await count(c.tenant.id)).toBe(1);
     const ofA = await count(t.a.tenant.id);
     await deleteTenant(t.db.pool, c.tenant.id);

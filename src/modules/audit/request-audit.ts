@@ -44,7 +44,11 @@ const literalSegments = (path: string): string[] =>
  */
 export function actionName(method: string, path: string): string {
   const literals = literalSegments(path);
-  const last = path.split('/').filter((s) => s !== '').at(-1) ?? '';
+  const last =
+    path
+      .split('/')
+      .filter((s) => s !== '')
+      .at(-1) ?? '';
   const verb =
     method === 'DELETE'
       ? 'delete'
