@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { makePerson, makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
 import { ROUTES } from '../../app.ts';
-import { buildServer } from '../../platform/http/server.ts';
+import { type App, buildServer, type RouteModule } from '../../platform/http/server.ts';
 import { createTenant, deleteTenant } from '../tenants/service.ts';
 import { tokenAuthenticator } from '../tokens/service.ts';
 import { payloadHash } from './audit.ts';
 import { actionName, auditRecordingsSettled, outcomeOf } from './request-audit.ts';
+import { auditRoutes } from './routes.ts';
 
 let t: TestApp;
 const adminA = () => t.a.adminToken.token;
@@ -274,6 +275,23 @@ describe('recording API writes', () => {
     );
   });
 
+  it('hashes a raw message as its type, size and SHA-256', async () => {
+    await t.queue.boss.createQueue('inbound.process');
+    const mailbox = await t.call(adminA(), 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: 'raw-audit@support.example',
+    });
+    const raw = 'From: a@example.com\r\nTo: raw-audit@support.example\r\nSubject: hi\r\n\r\nhello\r\n';
+    const res = await t.call(adminA(), 'POST', `/api/v1/mailboxes/${mailbox.body.id}/messages`, raw, {
+      'content-type': 'message/rfc822',
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const event = await onlyEvent('mailboxes.messages.create', mailbox.body.id);
+    expect(event.payloadHash).toBe(
+      sha256(`{"bytes":${raw.length},"contentType":"message/rfc822","sha256":"${sha256(raw)}"}`),
+    );
+  });
+
   it('does not record reads', async () => {
     const ticket = await makeTicket(t, adminA());
     const before = await events(adminA());
@@ -299,6 +317,88 @@ describe('recording API writes', () => {
   });
 });
 
+/** A server of its own over the test database, with these routes and a logger of its own. */
+async function ownServer(routes: RouteModule[], logger = pino({ level: 'silent' })): Promise<App> {
+  return buildServer(
+    {
+      config: { bodyLimit: 1024 * 1024, docs: false },
+      pool: t.db.pool,
+      logger,
+      queue: t.queue,
+      secretKey: t.secretKey,
+      clock: t.clock,
+      authenticate: tokenAuthenticator({ pool: t.db.pool, clock: t.clock }),
+    },
+    routes,
+  );
+}
+
+describe('a route of its own', () => {
+  it('may name its writes, or keep a POST that changes nothing out of the trail', async () => {
+    const thing = '01890000-0000-7000-8000-00000000abcd';
+    const app = await ownServer([
+      auditRoutes,
+      (api) => {
+        api.post('/things/:id/frobnicate', { config: { audit: 'things.frob' } }, async () => ({}));
+        api.post('/things/:id/preview', { config: { audit: false } }, async () => ({}));
+      },
+    ]);
+    try {
+      for (const url of [`/api/v1/things/${thing}/frobnicate`, `/api/v1/things/${thing}/preview`]) {
+        const res = await app.inject({
+          method: 'POST',
+          url,
+          headers: { authorization: `Bearer ${adminA()}` },
+        });
+        expect(res.statusCode, res.body).toBe(200);
+      }
+      expect((await events(adminA(), `targetId=${thing}`)).map((e) => [e.action, e.targetType])).toEqual([
+        ['things.frob', 'things'],
+      ]);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('recording', () => {
+  it('happens after the answer: a write is answered while its event cannot yet be written', async () => {
+    const ticket = await makeTicket(t, adminA());
+    await auditRecordingsSettled();
+    const holder = await t.db.admin.connect();
+    await t.db.admin.query(`
+      CREATE FUNCTION hold_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;
+      CREATE TRIGGER hold_audit BEFORE INSERT ON audit_events FOR EACH ROW
+        WHEN (NEW.target_id = '${ticket.id}') EXECUTE FUNCTION hold_audit();`);
+    try {
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      const res = await t.call(adminA(), 'PATCH', `/api/v1/tickets/${ticket.id}`, { priority: 'high' });
+      expect(res.status).toBe(200);
+      // Answered, and its event is still waiting for the lock (had the answer waited for the event,
+      // the request would never have come back).
+      await vi.waitFor(async () => {
+        const waiting = await t.db.admin.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
+        );
+        expect(waiting.rows[0].n).toBe(1);
+      });
+      expect(
+        await t.db.admin.query('SELECT 1 FROM audit_events WHERE target_id = $1 AND action = $2', [
+          ticket.id,
+          'tickets.update',
+        ]),
+      ).toMatchObject({ rowCount: 0 });
+      await holder.query('SELECT pg_advisory_unlock(4242)');
+      expect(await onlyEvent('tickets.update', ticket.id)).toMatchObject({ outcome: 'success' });
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+      await t.db.admin.query('DROP TRIGGER hold_audit ON audit_events; DROP FUNCTION hold_audit()');
+    }
+  });
+});
+
 describe('a failure to record', () => {
   it('is logged and fails nothing', async () => {
     const lines: any[] = [];
@@ -311,18 +411,7 @@ describe('a failure to record', () => {
         },
       }),
     );
-    const app = await buildServer(
-      {
-        config: { bodyLimit: 1024 * 1024 },
-        pool: t.db.pool,
-        logger,
-        queue: t.queue,
-        secretKey: t.secretKey,
-        clock: t.clock,
-        authenticate: tokenAuthenticator({ pool: t.db.pool, clock: t.clock }),
-      },
-      ROUTES,
-    );
+    const app = await ownServer(ROUTES, logger);
     const ticket = await makeTicket(t, adminA());
     await t.db.admin.query(`
       CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
