@@ -1,5 +1,6 @@
 // Composition root: turns a Config into running parts (database, queue, HTTP server, workers) and
 // knows how to stop them in the right order. The CLI and the tests both start Relaydesk through here.
+import { auditRoutes } from './modules/audit/routes.ts';
 import { mailboxHealthTotals } from './modules/inbound/health.ts';
 import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
@@ -66,6 +67,8 @@ export function channelAdapters(_deps: {
 
 export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
 export const ROUTES: RouteModule[] = [
+  // First: its hooks record every write of the routes after it.
+  auditRoutes,
   tokenRoutes,
   peopleRoutes,
   personTokenRoutes,

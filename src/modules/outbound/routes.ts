@@ -228,6 +228,8 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
         const files = uploads.get(this) ?? [];
         files.push({ filename: name, mimetype: part.mimetype, content });
         uploads.set(this, files);
+        // What the audit trail hashes of the request: the file's name and size, not its content.
+        (this.uploadedFiles ??= []).push({ field: part.fieldname, filename: name, size: content.length });
         (part as unknown as { value: string }).value = name;
       },
     });

@@ -18,6 +18,7 @@ export const PERMISSIONS = [
   'deliveries:manage',
   'templates:manage',
   'notifications:manage',
+  'audit:read',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -23,12 +23,22 @@ import { validatorCompiler } from './validation.ts';
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
+    /**
+     * The files of a multipart request, as its route's multipart parser took them: what a summary
+     * of the request (the audit trail's) says of them instead of their content.
+     */
+    uploadedFiles?: UploadedFile[];
   }
   interface FastifyContextConfig {
     /** Permission the route requires; routes under /api/v1 without one only need a valid token. */
     permission?: string;
     /** Route needs no token (health, docs, provider webhooks that verify their own proof). */
     public?: boolean;
+    /**
+     * What the audit trail calls this route's writes ('tickets.update'), or false for a POST that
+     * changes nothing (a preview); without it, a name derived from the method and path.
+     */
+    audit?: string | false;
   }
 }
 
@@ -47,7 +57,19 @@ export interface ServerDeps {
   clock: Clock;
 }
 
+/** One file of a multipart request: its form field, name and size in bytes. */
+export interface UploadedFile {
+  field: string;
+  filename: string;
+  size: number;
+}
+
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
+/**
+ * Registers a module's routes under /api/v1. All modules share that one scope, so hooks a module adds
+ * to it (the audit trail's onSend and onResponse) apply to every /api/v1 route, whichever module
+ * registered it (register such a module first all the same); nothing outside /api/v1 sees them.
+ */
 export type RouteModule = (app: App, deps: ServerDeps) => void | Promise<void>;
 
 registerAjvFormats();
@@ -171,6 +193,7 @@ export async function buildServer(
   });
 
   app.decorateRequest('principal', undefined);
+  app.decorateRequest('uploadedFiles', undefined);
 
   // Authentication and authorisation come first, before the body is read or validated: a caller
   // without a valid token learns nothing about what the route would have accepted.
