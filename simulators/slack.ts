@@ -157,7 +157,7 @@ export async function startSlackSimulator(options: SlackSimulatorOptions = {}): 
   let lastTs = 0;
 
   const issue = () => {
-    const token = `xoxb-${randomBytes(4).readUInt32BE()}-${randomBytes(4).readUInt32BE()}-${randomBytes(12).toString('base64url')}`;
+    const token = `xoxb-${randomBytes(4).readUInt32BE()}-${randomBytes(4).readUInt32BE()}-${randomBytes(12).toString('hex')}`;
     tokens.set(token, 'active');
     return token;
   };
@@ -209,7 +209,11 @@ export async function startSlackSimulator(options: SlackSimulatorOptions = {}): 
     return { ...out, ...form };
   }
 
-  type Send = (status: number, body: Record<string, unknown> | string, headers?: Record<string, string>) => void;
+  type Send = (
+    status: number,
+    body: Record<string, unknown> | string,
+    headers?: Record<string, string>,
+  ) => void;
 
   function postMessage(p: Record<string, unknown>, token: string, send: Send) {
     const requested = typeof p['channel'] === 'string' ? p['channel'] : '';
@@ -304,7 +308,9 @@ export async function startSlackSimulator(options: SlackSimulatorOptions = {}): 
       });
       const requestId = randomUUID();
       if (typeof body === 'string')
-        res.writeHead(status, { 'content-type': 'text/plain', 'x-slack-req-id': requestId, ...headers }).end(body);
+        res
+          .writeHead(status, { 'content-type': 'text/plain', 'x-slack-req-id': requestId, ...headers })
+          .end(body);
       else
         res
           .writeHead(status, {
@@ -320,9 +326,10 @@ export async function startSlackSimulator(options: SlackSimulatorOptions = {}): 
       faults.observe(method, path, Date.now());
       const fault = await faults.take(method, path);
       if (fault) {
-        if (fault.retryAfter)
-          faults.noteRetryAfter(method, path, Date.now() + fault.retryAfter * 1000);
-        const headers: Record<string, string> = fault.retryAfter ? { 'retry-after': String(fault.retryAfter) } : {};
+        if (fault.retryAfter) faults.noteRetryAfter(method, path, Date.now() + fault.retryAfter * 1000);
+        const headers: Record<string, string> = fault.retryAfter
+          ? { 'retry-after': String(fault.retryAfter) }
+          : {};
         // Slack answers a rate limit with JSON; its gateway's 5xx carry no API body.
         if (fault.status === 429) return send(429, { ok: false, error: 'ratelimited' }, headers);
         return send(fault.status, `simulated ${fault.status}`, headers);
@@ -331,7 +338,8 @@ export async function startSlackSimulator(options: SlackSimulatorOptions = {}): 
       if (!path.startsWith('/api/')) return send(404, { ok: false, error: 'unknown_method' });
       const known = ['auth.test', 'chat.postMessage', 'conversations.info'];
       if (!known.includes(apiMethod)) return send(404, { ok: false, error: 'unknown_method' });
-      if (method !== 'POST' && method !== 'GET') return send(405, { ok: false, error: 'method_not_supported' });
+      if (method !== 'POST' && method !== 'GET')
+        return send(405, { ok: false, error: 'method_not_supported' });
 
       const p = await params(req, url);
       if (p['__invalid_json']) return send(200, { ok: false, error: 'invalid_json' });

@@ -42,7 +42,12 @@ describe('tokens', () => {
     const res = await api('auth.test');
     expect(res.status).toBe(200);
     expect(res.headers.get('x-slack-req-id')).toBeTruthy();
-    expect(res.body).toMatchObject({ ok: true, team_id: sim.team.id, team: sim.team.name, user_id: sim.botUserId });
+    expect(res.body).toMatchObject({
+      ok: true,
+      team_id: sim.team.id,
+      team: sim.team.name,
+      user_id: sim.botUserId,
+    });
   });
 
   it('answers not_authed, invalid_auth, token_revoked and account_inactive with HTTP 200', async () => {
@@ -73,7 +78,11 @@ describe('chat.postMessage', () => {
   it('posts to a channel and records it; a user id posts in the DM with them', async () => {
     const blocks = [{ type: 'header', text: { type: 'plain_text', text: 'Hi' } }];
     const res = await post('C0GENERAL1', { blocks });
-    expect(res.body).toMatchObject({ ok: true, channel: 'C0GENERAL1', ts: expect.stringMatching(/^\d+\.\d{6}$/) });
+    expect(res.body).toMatchObject({
+      ok: true,
+      channel: 'C0GENERAL1',
+      ts: expect.stringMatching(/^\d+\.\d{6}$/),
+    });
     const dm = await post('U0ALICE001');
     expect(dm.body.ok).toBe(true);
     expect(dm.body.channel).toBe(sim.dmOf('U0ALICE001'));
@@ -123,7 +132,10 @@ describe('chat.postMessage', () => {
 describe('conversations.info', () => {
   it('describes a channel, or answers channel_not_found', async () => {
     const res = await api('conversations.info', { channel: 'C0OUTSIDE1' });
-    expect(res.body).toMatchObject({ ok: true, channel: { id: 'C0OUTSIDE1', name: 'outside', is_member: false } });
+    expect(res.body).toMatchObject({
+      ok: true,
+      channel: { id: 'C0OUTSIDE1', name: 'outside', is_member: false },
+    });
     expect((await api('conversations.info', { channel: 'C0NOWHERE1' })).body.error).toBe('channel_not_found');
   });
 });

@@ -85,7 +85,12 @@ export function slackChannel(deps: SlackChannelDeps): ChannelAdapter {
           apiBaseUrl: connection.apiBaseUrl,
           botToken: connection.botToken,
           method: 'chat.postMessage',
-          args: { channel: input.destination, text: message.text, blocks: message.blocks, unfurl_links: false },
+          args: {
+            channel: input.destination,
+            text: message.text,
+            blocks: message.blocks,
+            unfurl_links: false,
+          },
           json: true,
           writes: true,
           timeoutMs: deps.timeoutMs,

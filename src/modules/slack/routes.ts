@@ -11,8 +11,12 @@ import { connectSlack } from './service.ts';
 
 const IntegrationSchema = Type.Object({
   configured: Type.Boolean(),
-  apiBaseUrl: Type.String({ description: 'Where the Web API is called (`https://slack.com/api` by default)' }),
-  tokenHint: Nullable(Type.String({ description: 'The token\'s kind and last four characters: "xoxb-…abcd"' })),
+  apiBaseUrl: Type.String({
+    description: 'Where the Web API is called (`https://slack.com/api` by default)',
+  }),
+  tokenHint: Nullable(
+    Type.String({ description: 'The token\'s kind and last four characters: "xoxb-…abcd"' }),
+  ),
   teamId: Nullable(Type.String({ description: 'The workspace, as auth.test named it' })),
   teamName: Nullable(Type.String()),
   botUserId: Nullable(Type.String({ description: "The bot's own Slack user id" })),
@@ -25,7 +29,7 @@ const IntegrationBody = Type.Object(
       minLength: 10,
       maxLength: 255,
       pattern: '^\\s*xoxb-[A-Za-z0-9-]+\\s*$',
-      description: "A bot token (`xoxb-…`) of the Slack app, with the `chat:write` scope",
+      description: 'A bot token (`xoxb-…`) of the Slack app, with the `chat:write` scope',
     }),
     apiBaseUrl: Type.Optional(
       Type.String({
@@ -74,11 +78,11 @@ export const slackIntegrationRoutes: RouteModule = (app, { pool, secretKey, cloc
           'Connects the tenant to a Slack workspace with a bot token (`xoxb-…`, scope `chat:write`), ' +
           'replacing an earlier one. The token is checked first with `auth.test`; only a token Slack ' +
           'accepts is kept, encrypted, and it is never answered. Notifications then reach people by ' +
-          'their `slack` identity (a Slack user id, in the app\'s DM) and channels a rule names by id ' +
+          "their `slack` identity (a Slack user id, in the app's DM) and channels a rule names by id " +
           '(the bot must be invited to a channel). Answers 200 as the GET does.\n\n' +
           'Needs `integrations:manage` (admin). 400 `provider_credentials_rejected` when Slack refuses ' +
           'the token (`providerError`: `invalid_auth`, `token_revoked`, `account_inactive`, ...); 400 ' +
-          '`validation_failed` for a base URL that is not Slack\'s nor allowed by the operator; 503 ' +
+          "`validation_failed` for a base URL that is not Slack's nor allowed by the operator; 503 " +
           '`provider_unavailable` when Slack cannot be asked right now (retry).',
         body: IntegrationBody,
         response: { 200: IntegrationSchema, ...problemResponses, 503: ProblemSchema },

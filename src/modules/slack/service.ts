@@ -7,7 +7,11 @@ import { withTenant } from '../../platform/db/tx.ts';
 import { AppError, validation } from '../../platform/errors.ts';
 import { operatorAllows } from '../inbound/mailboxes.ts';
 import { DeliveryError } from '../outbound/transports.ts';
-import { DEFAULT_SLACK_API_BASE_URL, saveSlackIntegration, type SlackIntegrationView } from './integration.ts';
+import {
+  DEFAULT_SLACK_API_BASE_URL,
+  saveSlackIntegration,
+  type SlackIntegrationView,
+} from './integration.ts';
 import { SlackApiError, slackAuthTest } from './web-api.ts';
 
 /** Where Slack's Web API is: the commercial and the GovSlack workspaces. */

@@ -106,9 +106,10 @@ export async function callSlack(req: SlackRequest): Promise<SlackAnswer> {
       body: req.json
         ? JSON.stringify(req.args)
         : new URLSearchParams(
-            Object.entries(req.args).map(
-              ([k, v]): [string, string] => [k, typeof v === 'string' ? v : JSON.stringify(v)],
-            ),
+            Object.entries(req.args).map(([k, v]): [string, string] => [
+              k,
+              typeof v === 'string' ? v : JSON.stringify(v),
+            ]),
           ).toString(),
       signal,
       redirect: 'error',
@@ -123,7 +124,8 @@ export async function callSlack(req: SlackRequest): Promise<SlackAnswer> {
   let body: Record<string, unknown> | undefined;
   try {
     const parsed: unknown = await res.json();
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      body = parsed as Record<string, unknown>;
   } catch {
     // not JSON (a gateway's error page), or the answer broke off
   }
@@ -141,7 +143,8 @@ export async function callSlack(req: SlackRequest): Promise<SlackAnswer> {
   if (res.status !== 200 || body === undefined) {
     // A 200 without a JSON body is a proxy's or a cut-off answer: try again; other statuses are a
     // wrong base URL or a request Slack will never take.
-    if (res.status === 200) throw new DeliveryError('transient', `${what} (not JSON)`, { requestId, ambiguous });
+    if (res.status === 200)
+      throw new DeliveryError('transient', `${what} (not JSON)`, { requestId, ambiguous });
     throw new DeliveryError('permanent', what, { requestId });
   }
   if (body['ok'] === true) return { body, requestId };
