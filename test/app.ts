@@ -8,7 +8,7 @@ import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
 import type { Config } from '../src/platform/config.ts';
-import { type App, buildServer, type ServerDeps } from '../src/platform/http/server.ts';
+import { type App, buildServer, type RouteModule, type ServerDeps } from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
@@ -46,6 +46,8 @@ export interface TestAppOptions {
   publicUrl?: string;
   /** The install's OAuth app registrations (RELAYDESK_MICROSOFT_* / RELAYDESK_GOOGLE_*). */
   oauth?: Config['oauth'];
+  /** Route modules not (yet) in ROUTES, for a module's own tests; one already there is not added twice. */
+  extraRoutes?: RouteModule[];
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -79,7 +81,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       clock,
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
     },
-    ROUTES,
+    [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
     HOOK_ROUTES,
   );
   await app.ready();

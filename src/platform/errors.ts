@@ -29,9 +29,13 @@ export const ERROR_CATALOGUE = {
   invalid_instant: 'Not an ISO-8601 instant with a time zone, or not a real date.',
   deadline_out_of_range: 'The deadline falls outside the range the calendar can compute.',
   webhook_signature_invalid: "A provider webhook's proof (clientState, OIDC token) did not verify.",
+  provider_credentials_rejected:
+    "The provider refused the credentials given (a Slack token that auth.test refuses); `providerError` is the provider's own code.",
   // Whether we can answer now
   rate_limited: 'Too many requests; retry after the time given.',
   database_unavailable: 'The database cannot be reached right now; retry shortly.',
+  provider_unavailable:
+    'The provider could not be asked right now (no answer, an error on its side, its rate limit); retry shortly.',
   queue_unavailable: 'The job queue does not run in this process (a role without it); retry on another.',
   migrations_pending: "The database schema is older than this version's code; run the migrations.",
   internal_error: 'Something went wrong on our side; it has been logged.',

@@ -19,6 +19,7 @@ export const PERMISSIONS = [
   'templates:manage',
   'notifications:manage',
   'audit:read',
+  'integrations:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
