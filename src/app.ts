@@ -21,6 +21,8 @@ import { startEventDispatcher } from './modules/notify/dispatcher.ts';
 import { NOTIFY_SCHEDULES, notifyJobs } from './modules/notify/jobs.ts';
 import { notificationRuleRoutes } from './modules/notify/routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
+import { slackChannel } from './modules/slack/adapter.ts';
+import { slackIntegrationRoutes } from './modules/slack/routes.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
 import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
@@ -56,13 +58,17 @@ import { JobRegistry } from './platform/queue/registry.ts';
  * The notification channels of this installation, by channel (Teams, Slack, webhooks). The notify
  * module knows them only through this map: it never imports the modules that implement them.
  */
-export function channelAdapters(_deps: {
+export function channelAdapters(deps: {
   pool: Pool;
   secretKey?: Buffer | undefined;
   clock: Clock;
   logger: Logger;
 }): Map<AdapterChannel, ChannelAdapter> {
-  return new Map<AdapterChannel, ChannelAdapter>();
+  const adapters = new Map<AdapterChannel, ChannelAdapter>();
+  if (!deps.secretKey) return adapters;
+  const common = { pool: deps.pool, secretKey: deps.secretKey, clock: deps.clock, logger: deps.logger };
+  adapters.set('slack', slackChannel(common));
+  return adapters;
 }
 
 export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
@@ -83,6 +89,7 @@ export const ROUTES: RouteModule[] = [
   slaRoutes,
   mailTemplateRoutes,
   notificationRuleRoutes(channelAdapters),
+  slackIntegrationRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
