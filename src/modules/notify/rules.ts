@@ -6,13 +6,13 @@ import { notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { EVENT_TYPES, type EventType } from '../events/events.ts';
+import { PERSON_CHANNELS } from '../people/service.ts';
 import { TICKET_PRIORITIES, type TicketPriority } from '../tickets/model.ts';
 import { PERSON_ROLES, type PersonRole } from '../tokens/person-roles.ts';
 
 export const RULE_CHANNELS = ['preferred', 'teams', 'slack', 'email', 'webhook'] as const;
 export type RuleChannel = (typeof RULE_CHANNELS)[number];
-/** Channels a person can be reached on (webhooks reach systems, not people). */
-export const PERSON_CHANNELS = ['teams', 'slack', 'email'] as const;
+export { PERSON_CHANNELS } from '../people/service.ts';
 export type PersonChannel = (typeof PERSON_CHANNELS)[number];
 export const RECIPIENT_TYPES = ['assignee', 'requester', 'watchers', 'role', 'person'] as const;
 export type RecipientType = (typeof RECIPIENT_TYPES)[number];

@@ -93,7 +93,13 @@ describe('people routes', () => {
     ['bad kind', { displayName: 'x', kind: 'robot' }],
     ['bad email', { displayName: 'x', kind: 'agent', email: 'nope' }],
     ['empty name', { displayName: '', kind: 'agent' }],
-    ['unknown field', { displayName: 'x', kind: 'agent', role: 'admin' }],
+    ['unknown field', { displayName: 'x', kind: 'agent', team: 'admins' }],
+    ['unknown role', { displayName: 'x', kind: 'agent', role: 'owner' }],
+    ['a role for a contact', { displayName: 'x', kind: 'contact', role: 'viewer' }],
+    [
+      'quiet hours that are no times',
+      { displayName: 'x', kind: 'agent', notifications: { quietHours: { start: '25:00', end: '07:00' } } },
+    ],
   ])('rejects %s', async (_name, body) => {
     const res = await t.call(tokenA, 'POST', '/api/v1/people', body);
     expect(res.status).toBe(400);
@@ -115,6 +121,32 @@ describe('people routes', () => {
     expect((await t.call(viewer, 'GET', '/api/v1/people')).status).toBe(200);
     expect((await t.call(viewer, 'POST', '/api/v1/people', { displayName: 'x', kind: 'agent' })).status).toBe(
       403,
+    );
+  });
+
+  it('keeps a role and notification settings; only an admin sets a role', async () => {
+    const person = await makePerson(t, tokenA, { displayName: 'Quiet Quinn' });
+    expect(person).toMatchObject({ role: 'agent', notifications: {} });
+    const agentToken = (await t.call(tokenA, 'POST', '/api/v1/tokens', { role: 'agent' })).body.token;
+    const byAgent = await t.call(agentToken, 'PATCH', `/api/v1/people/${person.id}`, { role: 'admin' });
+    expect(byAgent.status).toBe(403);
+    const settings = { fallback: ['slack', 'email'], quietHours: { start: '22:00', end: '07:00' } };
+    const byAgentSettings = await t.call(agentToken, 'PATCH', `/api/v1/people/${person.id}`, {
+      notifications: settings,
+      timeZone: 'Europe/Berlin',
+    });
+    expect(byAgentSettings.status).toBe(200);
+    expect(byAgentSettings.body).toMatchObject({ role: 'agent', notifications: settings });
+    const byAdmin = await t.call(tokenA, 'PATCH', `/api/v1/people/${person.id}`, { role: 'viewer' });
+    expect(byAdmin.body).toMatchObject({ role: 'viewer', notifications: settings });
+    // A contact has no role; becoming an agent gives the default one.
+    const contact = await makePerson(t, tokenA, { kind: 'contact' });
+    expect(contact.role).toBeNull();
+    expect((await t.call(tokenA, 'PATCH', `/api/v1/people/${contact.id}`, { role: 'admin' })).status).toBe(
+      400,
+    );
+    expect((await t.call(tokenA, 'PATCH', `/api/v1/people/${contact.id}`, { kind: 'agent' })).body.role).toBe(
+      'agent',
     );
   });
 });

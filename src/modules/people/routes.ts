@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, forbidden } from '../../platform/errors.ts';
 import { type RouteModule, principalOf } from '../../platform/http/server.ts';
 import {
   IdParams,
@@ -23,7 +23,9 @@ import {
   getPerson,
   listPeople,
   normalizeEmail,
+  PERSON_CHANNELS,
   PERSON_KINDS,
+  PERSON_ROLES,
   PERSON_STATUSES,
   updatePerson,
 } from './service.ts';
@@ -36,6 +38,32 @@ const IdentityKind = Type.String({ pattern: '^[a-z][a-z0-9_-]{1,31}$' });
 const ExternalId = Type.String({ minLength: 1, maxLength: 512 });
 const Metadata = Type.Record(Type.String(), Type.Unknown());
 
+const NotificationSettingsSchema = Type.Object(
+  {
+    fallback: Type.Optional(
+      Type.Array(OneOf(PERSON_CHANNELS), {
+        maxItems: 3,
+        uniqueItems: true,
+        description: 'Channels to try, in order, after `preferredChannel`.',
+      }),
+    ),
+    quietHours: Type.Optional(
+      Type.Object(
+        {
+          start: Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' }),
+          end: Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "A daily window in the person's `timeZone` (UTC without one) in which notifications of all but urgent events (an SLA breach) wait until it ends; a start after the end spans midnight.",
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const PersonSchema = Type.Object({
   id: Uuid,
   displayName: Type.String(),
@@ -44,6 +72,8 @@ export const PersonSchema = Type.Object({
   timeZone: Nullable(Type.String()),
   preferredChannel: Nullable(Channel),
   metadata: Metadata,
+  role: Nullable(OneOf(PERSON_ROLES)),
+  notifications: NotificationSettingsSchema,
   email: Nullable(Type.String()),
   emails: Type.Array(Type.Object({ address: Type.String(), primary: Type.Boolean() })),
   identities: Type.Array(Type.Object({ kind: Type.String(), externalId: Type.String() })),
@@ -58,6 +88,13 @@ const profileFields = {
   timeZone: Type.Optional(Nullable(Type.String({ maxLength: 64 }))),
   preferredChannel: Type.Optional(Nullable(Channel)),
   metadata: Type.Optional(Metadata),
+  role: Type.Optional(
+    OneOf(PERSON_ROLES, {
+      description:
+        'Of an agent: what they may do acting as themselves (from Teams, the console); default `agent`. Setting it needs `tokens:manage` (admin).',
+    }),
+  ),
+  notifications: Type.Optional(NotificationSettingsSchema),
 };
 
 const CreatePerson = Type.Object(
@@ -85,6 +122,11 @@ const EventSchema = Type.Object({
 
 const conflictResponses = { ...problemResponses, 409: ProblemSchema };
 
+/** A person's role is what they may do as themselves: only who may mint admin tokens may set it. */
+function mayGrantRoles(p: { permissions: readonly string[] }): void {
+  if (!p.permissions.includes('tokens:manage')) throw forbidden('Setting a role needs tokens:manage');
+}
+
 export const peopleRoutes: RouteModule = (app, { pool }) => {
   app.post(
     '/people',
@@ -110,6 +152,7 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     },
     async (request, reply) => {
       const p = principalOf(request);
+      if (request.body.role !== undefined) mayGrantRoles(p);
       const { email, emails, ...rest } = request.body;
       const all = [
         ...(email ? [email] : []),
@@ -237,6 +280,7 @@ export const peopleRoutes: RouteModule = (app, { pool }) => {
     },
     async (request) => {
       const p = principalOf(request);
+      if (request.body.role !== undefined) mayGrantRoles(p);
       return withTenant(pool, p.tenantId, (tx) =>
         updatePerson(tx, request.params.id, { ...request.body, actor: actorOf(p) }),
       );

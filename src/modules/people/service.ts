@@ -16,6 +16,18 @@ export type Channel = (typeof CHANNELS)[number];
 /** Largest accepted `metadata`, as serialised JSON. */
 export const METADATA_LIMIT_BYTES = 16 * 1024;
 
+export const PERSON_ROLES = ['admin', 'agent', 'viewer'] as const;
+export type PersonRole = (typeof PERSON_ROLES)[number];
+/** Channels a person can be reached on (webhooks reach systems). */
+export const PERSON_CHANNELS = ['teams', 'slack', 'email'] as const;
+
+export interface NotificationSettings {
+  /** Channels to try, in order, after the preferred one. */
+  fallback?: (typeof PERSON_CHANNELS)[number][];
+  /** A daily window in the person's time zone ("22:00" to "07:00") that holds non-urgent notifications. */
+  quietHours?: { start: string; end: string };
+}
+
 export interface Person {
   id: string;
   displayName: string;
@@ -24,6 +36,10 @@ export interface Person {
   timeZone: string | null;
   preferredChannel: Channel | null;
   metadata: Record<string, unknown>;
+  /** Of an agent: what they may do acting as themselves (admin, agent, viewer); null for a contact. */
+  role: PersonRole | null;
+  /** How notifications reach them beside `preferredChannel`: a fallback order and quiet hours. */
+  notifications: NotificationSettings;
   /** The primary address, or null when the person has none. */
   email: string | null;
   emails: { address: string; primary: boolean }[];
@@ -91,6 +107,8 @@ interface PersonRow {
   time_zone: string | null;
   preferred_channel: Channel | null;
   metadata: Record<string, unknown>;
+  role: PersonRole | null;
+  notification_settings: NotificationSettings;
   created_at: string;
   updated_at: string;
   emails: { address: string; primary: boolean }[] | null;
@@ -99,7 +117,7 @@ interface PersonRow {
 
 export const SELECT_PERSON = `
   SELECT p.id, p.display_name, p.kind, p.status, p.time_zone, p.preferred_channel, p.metadata,
-         p.created_at, p.updated_at,
+         p.role, p.notification_settings, p.created_at, p.updated_at,
          (SELECT json_agg(json_build_object('address', e.address, 'primary', e.is_primary)
                           ORDER BY e.is_primary DESC, e.created_at, e.address_normalized)
             FROM person_emails e WHERE e.tenant_id = p.tenant_id AND e.person_id = p.id) AS emails,
@@ -118,6 +136,8 @@ export function toPerson(row: PersonRow): Person {
     timeZone: row.time_zone,
     preferredChannel: row.preferred_channel,
     metadata: row.metadata,
+    role: row.role,
+    notifications: row.notification_settings,
     email: emails.find((e) => e.primary)?.address ?? null,
     emails,
     identities: row.identities ?? [],
@@ -195,7 +215,8 @@ export interface CreatePersonInput {
   preferredChannel?: Channel | null;
   metadata?: Record<string, unknown>;
   /** Of an agent: what they may do acting as themselves (default `agent`). */
-  role?: 'admin' | 'agent' | 'viewer';
+  role?: PersonRole;
+  notifications?: NotificationSettings;
   actor: Actor;
 }
 
@@ -204,10 +225,13 @@ export async function createPerson(tx: TenantTx, input: CreatePersonInput): Prom
   const emails = checkEmails(input.emails ?? []);
   const timeZone = input.timeZone ? assertTimeZone(input.timeZone) : null;
   const metadata = assertMetadata(input.metadata ?? {});
+  if (input.role !== undefined && input.kind !== 'agent')
+    throw validation('only an agent has a role', [{ path: '/role', message: 'not an agent' }]);
   const id = uuidv7();
   await tx.query(
-    `INSERT INTO people (tenant_id, id, display_name, kind, status, time_zone, preferred_channel, metadata, role)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $4 = 'agent' THEN coalesce($9, 'agent') END)`,
+    `INSERT INTO people (tenant_id, id, display_name, kind, status, time_zone, preferred_channel, metadata, role,
+                         notification_settings)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $4 = 'agent' THEN coalesce($9, 'agent') END, $10)`,
     [
       tx.tenantId,
       id,
@@ -218,6 +242,7 @@ export async function createPerson(tx: TenantTx, input: CreatePersonInput): Prom
       input.preferredChannel ?? null,
       JSON.stringify(metadata),
       input.role ?? null,
+      JSON.stringify(checkNotificationSettings(input.notifications ?? {})),
     ],
   );
   await recordEvent(tx, {
@@ -321,13 +346,30 @@ export interface UpdatePersonInput {
   timeZone?: string | null;
   preferredChannel?: Channel | null;
   metadata?: Record<string, unknown>;
+  /** Of an agent (a contact has none). */
+  role?: PersonRole;
+  notifications?: NotificationSettings;
   actor: Actor;
+}
+
+const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
+
+function checkNotificationSettings(settings: NotificationSettings): NotificationSettings {
+  const q = settings.quietHours;
+  if (q && (!HHMM.test(q.start) || !HHMM.test(q.end)))
+    throw validation('quiet hours are "HH:MM" times (24-hour)', [
+      { path: '/notifications/quietHours', message: 'start and end must be HH:MM' },
+    ]);
+  return {
+    ...(settings.fallback ? { fallback: [...new Set(settings.fallback)] } : {}),
+    ...(q ? { quietHours: { start: q.start, end: q.end } } : {}),
+  };
 }
 
 export async function updatePerson(tx: TenantTx, id: string, input: UpdatePersonInput): Promise<Person> {
   const { rows } = await tx.query<PersonRow>(
-    `SELECT id, display_name, kind, status, time_zone, preferred_channel, metadata, created_at, updated_at,
-            NULL::json AS emails, NULL::json AS identities
+    `SELECT id, display_name, kind, status, time_zone, preferred_channel, metadata, role, notification_settings,
+            created_at, updated_at, NULL::json AS emails, NULL::json AS identities
        FROM people WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
     [tx.tenantId, id],
   );
@@ -344,14 +386,22 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
           : assertTimeZone(input.timeZone),
     preferredChannel: input.preferredChannel === undefined ? before.preferredChannel : input.preferredChannel,
     metadata: input.metadata === undefined ? before.metadata : assertMetadata(input.metadata),
+    notifications:
+      input.notifications === undefined
+        ? before.notifications
+        : checkNotificationSettings(input.notifications),
+    role: input.role === undefined ? before.role : input.role,
   };
+  if (input.role !== undefined && next.kind !== 'agent')
+    throw validation('only an agent has a role', [{ path: '/role', message: 'not an agent' }]);
   const status = input.status ?? before.status;
   const emails = input.emails === undefined ? undefined : checkEmails(input.emails);
   const primary = input.email === undefined ? undefined : assertEmail(input.email);
 
   await tx.query(
     `UPDATE people SET display_name = $3, kind = $4, status = $5, time_zone = $6, preferred_channel = $7,
-            metadata = $8, role = CASE WHEN $4 = 'agent' THEN coalesce(role, 'agent') END, updated_at = now()
+            metadata = $8, role = CASE WHEN $4 = 'agent' THEN coalesce($9, role, 'agent') END,
+            notification_settings = $10, updated_at = now()
       WHERE tenant_id = $1 AND id = $2`,
     [
       tx.tenantId,
@@ -362,6 +412,8 @@ export async function updatePerson(tx: TenantTx, id: string, input: UpdatePerson
       next.timeZone,
       next.preferredChannel,
       JSON.stringify(next.metadata),
+      next.role,
+      JSON.stringify(next.notifications),
     ],
   );
   const changedBefore: Record<string, unknown> = {};

@@ -1,10 +1,10 @@
 // What a person may do when acting as themselves (from Teams, later the console) rather than through
 // an API token: the permissions of their role, and only while they are an active agent.
 import type { TenantTx } from '../../platform/db/tx.ts';
+import type { PersonRole } from '../people/service.ts';
 import { permissionsOf, type Permission } from './permissions.ts';
 
-export const PERSON_ROLES = ['admin', 'agent', 'viewer'] as const;
-export type PersonRole = (typeof PERSON_ROLES)[number];
+export { PERSON_ROLES, type PersonRole } from '../people/service.ts';
 
 /** The person's permissions: none for a contact, a suspended or invited person, or no such person. */
 export async function personPermissions(tx: TenantTx, personId: string): Promise<readonly Permission[]> {
