@@ -46,6 +46,8 @@ export interface TestAppOptions {
   publicUrl?: string;
   /** The install's OAuth app registrations (RELAYDESK_MICROSOFT_* / RELAYDESK_GOOGLE_*). */
   oauth?: Config['oauth'];
+  /** RELAYDESK_ALLOW_PRIVATE_WEBHOOKS (default on: receivers are simulators on loopback). */
+  allowPrivateWebhooks?: boolean;
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -68,6 +70,8 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
     providerOrigins: ['http://127.0.0.1:*'],
     publicUrl: options.publicUrl,
     oauth: options.oauth ?? {},
+    // Webhook receivers in tests are simulators on loopback (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1).
+    allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
   };
   const app = await buildServer(
     {
