@@ -129,7 +129,10 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
         if (req.method !== 'POST') return answer(405, { error: 'method not allowed' });
         if (!entry.id || !entry.timestamp || !entry.signature)
           return answer(400, { error: 'missing webhook-id, webhook-timestamp or webhook-signature' });
-        if (!/^\d+$/.test(entry.timestamp) || Math.abs(now().getTime() / 1000 - Number(entry.timestamp)) > tolerance)
+        if (
+          !/^\d+$/.test(entry.timestamp) ||
+          Math.abs(now().getTime() / 1000 - Number(entry.timestamp)) > tolerance
+        )
           return answer(400, { error: 'webhook-timestamp outside the tolerance' });
         entry.verifiedBy = verifyingSecrets(secrets, {
           id: entry.id,

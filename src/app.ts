@@ -29,6 +29,7 @@ import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
 import { tokenAuthenticator } from './modules/tokens/service.ts';
+import { webhookRoutes } from './modules/webhooks/routes.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import { type Database, migrateAll, openDatabase, resolveSecretKey } from './platform/db/database.ts';
 import type { Config, UpkeepConfig } from './platform/config.ts';
@@ -62,6 +63,7 @@ export const ROUTES: RouteModule[] = [
   oauthRoutes,
   slaRoutes,
   mailTemplateRoutes,
+  webhookRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

@@ -189,15 +189,15 @@ export async function rotateSecret(
   const secret = generateSecret();
   const now = deps.clock.now();
   const expires = new Date(now.getTime() + ROTATION_OVERLAP_MS);
-  const { rows } = await tx.query<{ id: string }>(
+  const { rows } = await tx.query<{ previous_secret_expires_at: string }>(
     `UPDATE webhook_endpoints
         SET previous_secret = secret, previous_secret_expires_at = $4, secret = $3,
             secret_rotated_at = $5, updated_at = $5
-      WHERE tenant_id = $1 AND id = $2 RETURNING id`,
+      WHERE tenant_id = $1 AND id = $2 RETURNING previous_secret_expires_at`,
     [tx.tenantId, id, seal(deps.secretKey, secret), expires, now],
   );
   if (!rows[0]) throw notFound('webhook endpoint');
-  return { secret, previousSecretExpiresAt: expires.toISOString() };
+  return { secret, previousSecretExpiresAt: rows[0].previous_secret_expires_at };
 }
 
 /** What sending to an endpoint needs: its URL, state and the secrets that sign now (newest first). */
