@@ -11,13 +11,13 @@ const sign = (s: string, id: string, ts: number, body: string) =>
     .update(`${id}.${ts}.${body}`)
     .digest('base64')}`;
 
-let now = new Date('2026-05-01T10:00:00Z');
+const now = new Date('2026-05-01T10:00:00Z');
 let receiver: WebhookReceiver;
 const [current, previous] = [secret(), secret()];
 
 async function post(
   id: string,
-  options: { body?: string; signature?: string; ts?: number; path?: string } = {},
+  options: { body?: string; signature?: string; ts?: number; path?: string; signal?: AbortSignal } = {},
 ) {
   const body =
     options.body ?? JSON.stringify({ type: 'ticket.created', timestamp: now.toISOString(), data: {} });

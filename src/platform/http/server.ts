@@ -37,7 +37,13 @@ export interface ServerDeps {
     Partial<
       Pick<
         Config,
-        'metricsToken' | 'docs' | 'providerOrigins' | 'publicUrl' | 'upkeep' | 'oauth' | 'allowPrivateWebhooks'
+        | 'metricsToken'
+        | 'docs'
+        | 'providerOrigins'
+        | 'publicUrl'
+        | 'upkeep'
+        | 'oauth'
+        | 'allowPrivateWebhooks'
       >
     >;
   pool: Pool;
