@@ -256,6 +256,23 @@ describe('webhook channel: sending', () => {
     expect(err.code).toBe('transient');
     expect(err.message).toMatch(/no answer within 0.1 s/);
 
+    // An answer that starts and then stalls times out the same.
+    const stalling = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"ok":');
+    });
+    await new Promise<void>((r) => stalling.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(stalling.address() as AddressInfo).port}/`;
+      await t.call(admin(), 'PATCH', `/api/v1/webhook-endpoints/${ep.id}`, { url });
+      const stalled = await failure(adapter({ timeoutMs: 100 }).send(sendInput(ep.id)));
+      expect(stalled.code).toBe('transient');
+      expect(stalled.message).toMatch(/no answer within/);
+    } finally {
+      stalling.closeAllConnections();
+      stalling.close();
+    }
+
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;

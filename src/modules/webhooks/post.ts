@@ -57,6 +57,10 @@ export function postTo(input: {
           size += chunk.length;
         });
         res.on('error', reject);
+        // A timeout or abort mid-answer destroys it without an 'end'.
+        res.on('close', () => {
+          if (!res.complete) reject(new Error('the answer was cut off'));
+        });
         res.on('end', () =>
           resolve({
             status: res.statusCode ?? 0,
