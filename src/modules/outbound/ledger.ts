@@ -473,12 +473,13 @@ export async function replayDelivery(tx: TenantTx, id: string): Promise<Delivery
 
 /**
  * Replays every delivery to `destination` on `channel` whose latest attempt failed and was made at
- * or after `since`, oldest first, at most `limit`. Returns the new attempts' ids.
+ * or after `since`, oldest first, at most `limit`. Returns the new attempts' ids, and whether the
+ * limit cut the list short.
  */
 export async function replayFailedSince(
   tx: TenantTx,
   input: { channel: DeliveryChannel; destination: string; since: string; limit: number },
-): Promise<string[]> {
+): Promise<{ ids: string[]; more: boolean }> {
   // An attempt no other attempt follows is the latest of its chain (a later one is made after it,
   // so it is inside the same range of created_at).
   const { rows } = await tx.query<DeliveryRow>(
@@ -496,7 +497,7 @@ export async function replayFailedSince(
     const next = await queueNextAttempt(tx, row);
     if (next) made.push(next);
   }
-  return made;
+  return { ids: made, more: rows.length === input.limit };
 }
 
 /** Makes this month's partition and `monthsAhead` more, where missing; answers how many it made. */

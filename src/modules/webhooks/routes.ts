@@ -374,9 +374,9 @@ export const webhookRoutes: RouteModule = (app, deps: ServerDeps) => {
     async (request, reply) => {
       const q = queue();
       const { id } = request.params;
-      const made = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
+      const replayed = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
         await replayable(tx, id);
-        const ids = await replayFailedSince(tx, {
+        const { ids, more } = await replayFailedSince(tx, {
           channel: 'webhook',
           destination: id,
           since: request.body.since,
@@ -388,11 +388,11 @@ export const webhookRoutes: RouteModule = (app, deps: ServerDeps) => {
             ids.map((deliveryId) => ({ tenantId: tx.tenantId, deliveryId })),
             { tx },
           );
-        return ids;
+        return { ids, more };
       });
       return reply
         .code(202)
-        .send({ replayed: made.length, deliveryIds: made, more: made.length >= REPLAY_LIMIT });
+        .send({ replayed: replayed.ids.length, deliveryIds: replayed.ids, more: replayed.more });
     },
   );
 };
