@@ -23,6 +23,7 @@ import { notificationRuleRoutes } from './modules/notify/routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { slackChannel } from './modules/slack/adapter.ts';
 import { slackIntegrationRoutes } from './modules/slack/routes.ts';
+import { webhookChannel } from './modules/webhooks/channel.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
 import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
@@ -36,6 +37,7 @@ import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
 import { tokenAuthenticator } from './modules/tokens/service.ts';
+import { webhookRoutes } from './modules/webhooks/routes.ts';
 import { type Clock, systemClock } from './platform/clock.ts';
 import { type Database, migrateAll, openDatabase, resolveSecretKey } from './platform/db/database.ts';
 import type { Config, UpkeepConfig } from './platform/config.ts';
@@ -63,11 +65,14 @@ export function channelAdapters(deps: {
   secretKey?: Buffer | undefined;
   clock: Clock;
   logger: Logger;
+  /** RELAYDESK_ALLOW_PRIVATE_WEBHOOKS */
+  allowPrivateWebhooks?: boolean | undefined;
 }): Map<AdapterChannel, ChannelAdapter> {
   const adapters = new Map<AdapterChannel, ChannelAdapter>();
   if (!deps.secretKey) return adapters;
   const common = { pool: deps.pool, secretKey: deps.secretKey, clock: deps.clock, logger: deps.logger };
   adapters.set('slack', slackChannel(common));
+  adapters.set('webhook', webhookChannel({ ...common, allowPrivate: deps.allowPrivateWebhooks ?? false }));
   return adapters;
 }
 
@@ -88,8 +93,11 @@ export const ROUTES: RouteModule[] = [
   oauthRoutes,
   slaRoutes,
   mailTemplateRoutes,
-  notificationRuleRoutes(channelAdapters),
+  notificationRuleRoutes((deps) =>
+    channelAdapters({ ...deps, allowPrivateWebhooks: deps.config.allowPrivateWebhooks }),
+  ),
   slackIntegrationRoutes,
+  webhookRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
@@ -104,6 +112,7 @@ export function defaultRegistry(deps: {
   oauth?: Config['oauth'] | undefined;
   deliveryRetentionDays?: number | undefined;
   faultKillAt?: string | undefined;
+  allowPrivateWebhooks?: boolean | undefined;
 }): JobRegistry {
   const definitions = [
     ...peopleJobs(deps.pool),
@@ -227,6 +236,7 @@ export async function startRelaydesk({
           oauth: config.oauth,
           deliveryRetentionDays: config.deliveryRetentionDays,
           faultKillAt: config.faultKillAt,
+          allowPrivateWebhooks: config.allowPrivateWebhooks,
         }),
       supervise: supervises,
       schedule: role === 'all' || role === 'scheduler',

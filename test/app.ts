@@ -48,6 +48,8 @@ export interface TestAppOptions {
   oauth?: Config['oauth'];
   /** Route modules not (yet) in ROUTES, for a module's own tests; one already there is not added twice. */
   extraRoutes?: RouteModule[];
+  /** RELAYDESK_ALLOW_PRIVATE_WEBHOOKS (default on: receivers are simulators on loopback). */
+  allowPrivateWebhooks?: boolean;
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -70,6 +72,8 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
     providerOrigins: ['http://127.0.0.1:*'],
     publicUrl: options.publicUrl,
     oauth: options.oauth ?? {},
+    // Webhook receivers in tests are simulators on loopback (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1).
+    allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
   };
   const app = await buildServer(
     {

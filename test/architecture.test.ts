@@ -148,6 +148,7 @@ const OWNERS: Record<string, string[]> = {
   'modules/notify': ['notification_rules'],
   'modules/audit': ['audit_events'],
   'modules/slack': ['slack_integrations'],
+  'modules/webhooks': ['webhook_endpoints'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));

@@ -250,6 +250,8 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
         port,
         role: 'all',
         providerOrigins: [...config.providerOrigins, ...simulators],
+        // The demo's webhook receivers listen on loopback (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1).
+        allowPrivateWebhooks: true,
         publicUrl:
           config.publicUrl ??
           `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,

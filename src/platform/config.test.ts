@@ -92,6 +92,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RELAYDESK_DOCS: 'maybe' })).toThrow(/RELAYDESK_DOCS must be on or off/);
   });
 
+  it('refuses private webhook addresses unless RELAYDESK_ALLOW_PRIVATE_WEBHOOKS allows them', () => {
+    expect(loadConfig({}).allowPrivateWebhooks).toBe(false);
+    expect(loadConfig({ RELAYDESK_ALLOW_PRIVATE_WEBHOOKS: '1' }).allowPrivateWebhooks).toBe(true);
+    expect(loadConfig({ RELAYDESK_ALLOW_PRIVATE_WEBHOOKS: '0' }).allowPrivateWebhooks).toBe(false);
+    expect(() => loadConfig({ RELAYDESK_ALLOW_PRIVATE_WEBHOOKS: 'yes please' })).toThrow(
+      /RELAYDESK_ALLOW_PRIVATE_WEBHOOKS must be 1 or 0/,
+    );
+  });
+
   it('reads the metrics token, the log format and the database wait', () => {
     expect(loadConfig({}).metricsToken).toBeUndefined();
     expect(loadConfig({ RELAYDESK_METRICS_TOKEN: ' scrape-me ' }).metricsToken).toBe('scrape-me');

@@ -78,6 +78,12 @@ export interface Config {
   smtpTls: { certFile: string; keyFile: string } | undefined;
   /** The install's OAuth app registrations (mailboxes may override them in their settings). */
   oauth: { microsoft?: OAuthApp; google?: OAuthApp };
+  /**
+   * Webhook endpoints may be on loopback, private and link-local addresses
+   * (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1): for tests and the demo. Off, such URLs are refused when an
+   * endpoint is saved and again at each send (server-side request forgery).
+   */
+  allowPrivateWebhooks: boolean;
 }
 
 export interface OAuthApp {
@@ -373,6 +379,12 @@ export function loadConfig(
     problems.push('RELAYDESK_SMTP_TLS_CERT and RELAYDESK_SMTP_TLS_KEY are set together or not at all');
   const smtpTls = certFile && keyFile ? { certFile, keyFile } : undefined;
 
+  const privateHooksRaw = (env['RELAYDESK_ALLOW_PRIVATE_WEBHOOKS'] ?? '').trim().toLowerCase();
+  let allowPrivateWebhooks = false;
+  if (['1', 'true', 'on'].includes(privateHooksRaw)) allowPrivateWebhooks = true;
+  else if (!['', '0', 'false', 'off'].includes(privateHooksRaw))
+    problems.push(`RELAYDESK_ALLOW_PRIVATE_WEBHOOKS must be 1 or 0, got "${privateHooksRaw}"`);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     databaseUrl,
@@ -398,5 +410,6 @@ export function loadConfig(
     oauth,
     smtpPort,
     smtpTls,
+    allowPrivateWebhooks,
   };
 }

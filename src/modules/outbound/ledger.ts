@@ -3,7 +3,7 @@
 // attempt's idempotency key, marks it `sending` just before the provider is called, and records the
 // outcome with the key `done` in one transaction.
 import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
-import { notFound, validation } from '../../platform/errors.ts';
+import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import {
@@ -425,6 +425,8 @@ export async function automaticMailsSince(tx: TenantTx, destination: string, sin
 export interface ListDeliveriesInput {
   ticketId?: string | undefined;
   channel?: DeliveryChannel | undefined;
+  /** Exactly this destination (an address, a webhook endpoint's id). */
+  destination?: string | undefined;
   status?: DeliveryStatus | undefined;
   errorCode?: DeliveryErrorCode | undefined;
   from?: string | undefined;
@@ -445,6 +447,7 @@ export async function listDeliveries(tx: TenantTx, input: ListDeliveriesInput): 
   };
   if (input.ticketId) add((n) => `ticket_id = ${n}`, input.ticketId);
   if (input.channel) add((n) => `channel = ${n}`, input.channel);
+  if (input.destination !== undefined) add((n) => `destination = ${n}`, input.destination);
   if (input.status) add((n) => `status = ${n}`, input.status);
   if (input.errorCode) add((n) => `error_code = ${n}`, input.errorCode);
   if (input.from) add((n) => `created_at >= ${n}::timestamptz`, input.from);
@@ -466,6 +469,55 @@ export async function getDelivery(tx: TenantTx, id: string): Promise<Delivery> {
   const row = await findRow(tx, id, false);
   if (!row) throw notFound('delivery');
   return toDelivery(row);
+}
+
+// ---- Replays (webhooks) ----------------------------------------------------------------------
+// A receiver that lost what it took, or came back after an outage, asks for deliveries again. A
+// replay is one more attempt of the delivery's chain (its own idempotency key, the same payload),
+// written `queued`; the caller enqueues its job in the same transaction.
+
+/**
+ * Replays a delivery: a new attempt after the latest of its chain, whatever that attempt's outcome
+ * (a sent one too), unless it is still queued. Returns the new attempt's row.
+ */
+export async function replayDelivery(tx: TenantTx, id: string): Promise<DeliveryRow> {
+  const row = await findRow(tx, id, false);
+  if (!row) throw notFound('delivery');
+  await lockChain(tx, row);
+  const latest = await latestOfChain(tx, row);
+  if (latest.status === 'queued')
+    throw conflict(`the delivery has a queued attempt (${latest.id}) already`, { deliveryId: latest.id });
+  const next = await queueNextAttempt(tx, latest);
+  return (await findRow(tx, next!, false))!;
+}
+
+/**
+ * Replays every delivery to `destination` on `channel` whose latest attempt failed and was made at
+ * or after `since`, oldest first, at most `limit`. Returns the new attempts' ids, and whether the
+ * limit cut the list short.
+ */
+export async function replayFailedSince(
+  tx: TenantTx,
+  input: { channel: DeliveryChannel; destination: string; since: string; limit: number },
+): Promise<{ ids: string[]; more: boolean }> {
+  // An attempt no other attempt follows is the latest of its chain (a later one is made after it,
+  // so it is inside the same range of created_at).
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries d
+      WHERE tenant_id = $1 AND channel = $2 AND destination = $3 AND created_at >= $4::timestamptz
+        AND status = 'failed'
+        AND NOT EXISTS (SELECT 1 FROM deliveries n
+                         WHERE n.tenant_id = $1 AND n.channel = $2 AND n.destination = $3
+                           AND n.created_at >= d.created_at AND n.previous_id = d.id)
+      ORDER BY created_at, id LIMIT $5`,
+    [tx.tenantId, input.channel, input.destination, input.since, input.limit],
+  );
+  const made: string[] = [];
+  for (const row of rows) {
+    const next = await queueNextAttempt(tx, row);
+    if (next) made.push(next);
+  }
+  return { ids: made, more: rows.length === input.limit };
 }
 
 /** Makes this month's partition and `monthsAhead` more, where missing; answers how many it made. */

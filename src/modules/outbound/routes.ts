@@ -66,7 +66,7 @@ const CreateMessageForm = Type.Object(
   { additionalProperties: false },
 );
 
-const DeliverySchema = Type.Object({
+export const DeliverySchema = Type.Object({
   id: Uuid,
   channel: OneOf(DELIVERY_CHANNELS),
   purpose: Type.String({ description: '`reply`, `acknowledgement` or `notification`' }),

@@ -20,6 +20,7 @@ export const PERMISSIONS = [
   'notifications:manage',
   'audit:read',
   'integrations:manage',
+  'webhooks:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -44,7 +44,18 @@ declare module 'fastify' {
 
 export interface ServerDeps {
   config: Pick<Config, 'bodyLimit'> &
-    Partial<Pick<Config, 'metricsToken' | 'docs' | 'providerOrigins' | 'publicUrl' | 'upkeep' | 'oauth'>>;
+    Partial<
+      Pick<
+        Config,
+        | 'metricsToken'
+        | 'docs'
+        | 'providerOrigins'
+        | 'publicUrl'
+        | 'upkeep'
+        | 'oauth'
+        | 'allowPrivateWebhooks'
+      >
+    >;
   pool: Pool;
   logger: Logger;
   queue?: JobQueue;
