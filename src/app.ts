@@ -25,6 +25,8 @@ import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
 import { slaJobs, startSlaScheduler } from './modules/sla/scheduler.ts';
+import { teamsHookRoutes } from './modules/teams/hook.ts';
+import { teamsRoutes } from './modules/teams/routes.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -47,7 +49,7 @@ import type { Logger } from './platform/logging.ts';
 import { JobQueue } from './platform/queue/queue.ts';
 import { JobRegistry } from './platform/queue/registry.ts';
 
-export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
+export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes, teamsHookRoutes];
 export const ROUTES: RouteModule[] = [
   tokenRoutes,
   peopleRoutes,
@@ -62,6 +64,7 @@ export const ROUTES: RouteModule[] = [
   oauthRoutes,
   slaRoutes,
   mailTemplateRoutes,
+  teamsRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

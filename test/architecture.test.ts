@@ -148,6 +148,7 @@ const OWNERS: Record<string, string[]> = {
   'modules/events': ['events'],
   'modules/notify': ['notification_rules'],
   'modules/audit': ['audit_events'],
+  'modules/teams': ['teams_integrations', 'teams_conversation_references'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));

@@ -151,7 +151,7 @@ const PROVIDER_ORIGINS: Record<'graph' | 'gmail', Record<string, string[]>> = {
 };
 
 /** True when `origin` (scheme://host:port) matches a rule of RELAYDESK_PROVIDER_ORIGINS. */
-function operatorAllows(url: URL, rules: readonly string[]): boolean {
+export function operatorAllows(url: URL, rules: readonly string[]): boolean {
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   return rules.some((rule) => {
     const m = /^(https?):\/\/([^/:]+)(?::(\d+|\*))?$/.exec(rule);

@@ -17,6 +17,7 @@ export const PERMISSIONS = [
   'deliveries:read',
   'deliveries:manage',
   'templates:manage',
+  'integrations:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
