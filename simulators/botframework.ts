@@ -108,13 +108,19 @@ export interface BotFrameworkSimulator {
     data: Record<string, unknown>,
     overrides?: { appId?: string; conversation?: Activity },
   ): Activity;
-  /** The headers a connector sends with `activity` (a signed token, or a forged one). */
-  signedHeaders(activity: Activity, options?: { forge?: Forgery; appId?: string }): Promise<Record<string, string>>;
+  /**
+   * The headers a connector sends with `activity` (a signed token, or a forged one), its times on the
+   * real clock unless `at` says otherwise.
+   */
+  signedHeaders(
+    activity: Activity,
+    options?: { forge?: Forgery; appId?: string; at?: Date },
+  ): Promise<Record<string, string>>;
   /** Posts `activity` to the bot's endpoint as the connector would. */
   deliver(
     endpoint: string,
     activity: Activity,
-    options?: { forge?: Forgery; appId?: string },
+    options?: { forge?: Forgery; appId?: string; at?: Date },
   ): Promise<{ status: number; body: any }>;
   /** Adds a new signing key (a new kid) to the JWKS and signs with it from now on. Returns its kid. */
   rotateKey(): Promise<string>;
@@ -220,10 +226,18 @@ export async function startBotFrameworkSimulator(
             error_description: 'AADSTS7000215: Invalid client secret provided.',
           });
         if (form.get('scope') !== BOT_FRAMEWORK_SCOPE)
-          return send(400, { error: 'invalid_scope', error_description: 'AADSTS70011: The scope is not valid.' });
+          return send(400, {
+            error: 'invalid_scope',
+            error_description: 'AADSTS70011: The scope is not valid.',
+          });
         const token = randomBytes(32).toString('base64url');
         tokens.set(token, { appId, expiresAt: Date.now() + 3600_000 });
-        return send(200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
+        return send(200, {
+          token_type: 'Bearer',
+          expires_in: 3599,
+          ext_expires_in: 3599,
+          access_token: token,
+        });
       }
       const m = /^\/amer\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?$/.exec(url.pathname);
       if (m && method === 'POST') {
@@ -233,8 +247,7 @@ export async function startBotFrameworkSimulator(
           return send(401, { message: 'Authorization has been denied for this request.' });
         const conversationId = decodeURIComponent(m[1]!);
         const fault = (await faults.take(method, `/conversations/${conversationId}/`)) as
-          | (Fault & { status: number; code?: string })
-          | undefined;
+          (Fault & { status: number; code?: string }) | undefined;
         if (fault) {
           const code = fault.code ?? DEFAULT_CODES[fault.status] ?? 'ServiceError';
           const headers: Record<string, string> = {};
@@ -305,9 +318,10 @@ export async function startBotFrameworkSimulator(
     const forge = opts.forge;
     if (forge === 'none') return { 'content-type': 'application/json' };
     const appId = opts.appId ?? (String(activity['recipient']?.id ?? '').replace(/^28:/, '') || bot.appId);
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = Math.floor((opts.at?.getTime() ?? Date.now()) / 1000);
     const claims = {
-      serviceurl: forge === 'serviceurl-mismatch' ? 'https://smba.example.invalid/emea/' : activity['serviceUrl'],
+      serviceurl:
+        forge === 'serviceurl-mismatch' ? 'https://smba.example.invalid/emea/' : activity['serviceUrl'],
     };
     if (forge === 'alg-none') {
       const payload = {
@@ -350,7 +364,8 @@ export async function startBotFrameworkSimulator(
     bot,
     addBot,
     user,
-    message: (who, text, overrides) => activityFrom(who, { type: 'message', text, textFormat: 'plain' }, overrides),
+    message: (who, text, overrides) =>
+      activityFrom(who, { type: 'message', text, textFormat: 'plain' }, overrides),
     actionExecute: (who, verb, data, overrides) =>
       activityFrom(
         who,
@@ -390,7 +405,8 @@ export async function startBotFrameworkSimulator(
     },
     fault(f) {
       const fault: Fault & { code?: string } = {
-        pathPrefix: f.conversationId === undefined ? '/conversations/' : `/conversations/${f.conversationId}/`,
+        pathPrefix:
+          f.conversationId === undefined ? '/conversations/' : `/conversations/${f.conversationId}/`,
         method: 'POST',
         status: f.status,
         times: f.times ?? 1,

@@ -57,7 +57,8 @@ async function resolveTicket(tx: TenantTx, ref: TicketRef): Promise<string> {
 }
 
 function nonEmpty(text: string, path: string): string {
-  if (text.trim() === '') throw validation(`${path.slice(1)} must not be empty`, [{ path, message: 'is empty' }]);
+  if (text.trim() === '')
+    throw validation(`${path.slice(1)} must not be empty`, [{ path, message: 'is empty' }]);
   return text;
 }
 
@@ -78,7 +79,10 @@ async function perform(
       const ticketId = await resolveTicket(tx, command.ticket);
       const text = nonEmpty(command.text, '/text');
       if (command.kind === 'reply' && !deps.queue)
-        throw new AppError('queue_unavailable', 'replies need the job queue, which this process does not run');
+        throw new AppError(
+          'queue_unavailable',
+          'replies need the job queue, which this process does not run',
+        );
       await postTicketMessage(
         tx,
         { messageIdKey: messageIdKey(deps.secretKey), queue: deps.queue!, publicUrl: deps.publicUrl },
@@ -117,7 +121,8 @@ export async function runTeamsAction(
 ): Promise<ActionResult> {
   const { command } = input;
   const action = `teams.${command.kind}`;
-  const target = 'ticket' in command && 'id' in command.ticket && isUuid(command.ticket.id) ? command.ticket.id : null;
+  const target =
+    'ticket' in command && 'id' in command.ticket && isUuid(command.ticket.id) ? command.ticket.id : null;
   let result: ActionResult & { ticketId: string | null };
   if (!input.personId) {
     result = {
@@ -156,7 +161,9 @@ export async function runTeamsAction(
       result = {
         outcome: 'failed',
         errorCode: known ? err.code : 'internal_error',
-        message: known ? `That did not work: ${err.message}` : 'That did not work: something went wrong on our side.',
+        message: known
+          ? `That did not work: ${err.message}`
+          : 'That did not work: something went wrong on our side.',
         ticket: null,
         ticketId: target,
       };

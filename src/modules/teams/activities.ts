@@ -74,7 +74,9 @@ async function rememberAndResolve(
       });
     const person =
       (await resolvePerson(tx, { kind: 'teams', externalId: sender.userId })) ??
-      (sender.aadObjectId ? await resolvePerson(tx, { kind: 'entra', externalId: sender.aadObjectId }) : undefined);
+      (sender.aadObjectId
+        ? await resolvePerson(tx, { kind: 'entra', externalId: sender.aadObjectId })
+        : undefined);
     return person?.id;
   });
 }
@@ -185,7 +187,9 @@ export async function receiveActivity(
       return { status: 200, body: {} };
     }
     const result = await run(command, { text });
-    const ticket = result.ticket ? ` ${result.ticket.number}: ${result.ticket.subject} (${result.ticket.status})` : '';
+    const ticket = result.ticket
+      ? ` ${result.ticket.number}: ${result.ticket.subject} (${result.ticket.status})`
+      : '';
     await replyInConversation(deps, tenantId, activity, `${result.message}${ticket}`);
   }
   return { status: 200, body: {} };

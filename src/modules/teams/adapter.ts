@@ -57,7 +57,8 @@ export function teamsChannel(deps: TeamsChannelDeps): ChannelAdapter {
       credentials: await integrationCredentials(tx, deps.secretKey),
       target: await conversationTarget(tx, conversationId),
     }));
-    if (!credentials) throw new DeliveryError('auth', 'the tenant has no Teams integration (PUT /integrations/teams)');
+    if (!credentials)
+      throw new DeliveryError('auth', 'the tenant has no Teams integration (PUT /integrations/teams)');
     if (!target) throw new DeliveryError('not_found', 'the bot has never seen this Teams conversation');
     if (target.stale)
       throw new DeliveryError(

@@ -92,7 +92,11 @@ function ticketActions(ticketId: string): unknown[] {
 /** The card a notification is sent as. */
 export function notificationCard(content: NotificationContent): Card {
   const body: unknown[] = [
-    text(content.title, { weight: 'Bolder', size: 'Medium', ...(content.urgent ? { color: 'Attention' } : {}) }),
+    text(content.title, {
+      weight: 'Bolder',
+      size: 'Medium',
+      ...(content.urgent ? { color: 'Attention' } : {}),
+    }),
   ];
   if (content.text) body.push(text(content.text));
   if (content.ticket) body.push(ticketFacts(content.ticket));

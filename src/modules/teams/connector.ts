@@ -13,7 +13,11 @@ const TOKEN_MARGIN_MS = 5 * 60_000;
 const TIMEOUT_MS = 30_000;
 
 /** 403 codes that mean this conversation will not take the bot's messages (until it is used again). */
-const RECIPIENT_REFUSALS = new Set(['BotNotInConversationRoster', 'ConversationBlockedByUser', 'BotDisabledByAdmin']);
+const RECIPIENT_REFUSALS = new Set([
+  'BotNotInConversationRoster',
+  'ConversationBlockedByUser',
+  'BotDisabledByAdmin',
+]);
 
 /** Retry-After in seconds (delta-seconds or an HTTP date), or undefined. */
 export function retryAfterSeconds(value: string | null, now: Date): number | undefined {
@@ -32,7 +36,10 @@ export function classifyConnectorError(
   const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
   const code = typeof error?.code === 'string' ? error.code : '';
   const detail = typeof error?.message === 'string' ? error.message : '';
-  const message = `Teams connector ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`.slice(0, 1024);
+  const message = `Teams connector ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`.slice(
+    0,
+    1024,
+  );
   const meta = { requestId: options.requestId ?? null };
   if (status === 401) return new DeliveryError('auth', message, meta);
   if (status === 403)
@@ -66,7 +73,9 @@ export class BotConnector {
   }
 
   private tokenKey(c: TeamsCredentials): string {
-    return createHash('sha256').update(JSON.stringify([c.appId, c.appPassword, c.tokenUrl])).digest('hex');
+    return createHash('sha256')
+      .update(JSON.stringify([c.appId, c.appPassword, c.tokenUrl]))
+      .digest('hex');
   }
 
   /** The app token for the bot, from the cache while it has more than TOKEN_MARGIN_MS to live. */
@@ -86,7 +95,9 @@ export class BotConnector {
           client_secret: c.appPassword,
           scope: BOT_FRAMEWORK_SCOPE,
         }),
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(TIMEOUT_MS)]) : AbortSignal.timeout(TIMEOUT_MS),
+        signal: signal
+          ? AbortSignal.any([signal, AbortSignal.timeout(TIMEOUT_MS)])
+          : AbortSignal.timeout(TIMEOUT_MS),
       });
     } catch (err) {
       throw new DeliveryError('transient', `the bot token could not be fetched: ${(err as Error).message}`, {
@@ -103,7 +114,8 @@ export class BotConnector {
       if (res.status >= 500) throw new DeliveryError('transient', what);
       throw new DeliveryError('auth', `${what}: ${String(body['error_description'] ?? '')}`.slice(0, 1024));
     }
-    const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : Number(body['expires_in'] ?? 0);
+    const expiresIn =
+      typeof body['expires_in'] === 'number' ? body['expires_in'] : Number(body['expires_in'] ?? 0);
     const until = now + Math.max(0, expiresIn * 1000 - TOKEN_MARGIN_MS);
     if (this.tokens.size > 10_000) this.tokens.clear();
     this.tokens.set(key, { token: body['access_token'], until });
@@ -140,10 +152,14 @@ export class BotConnector {
       });
     } catch (err) {
       // The request may have reached Teams before the connection failed.
-      throw new DeliveryError('transient', `the Teams connector could not be reached: ${(err as Error).message}`, {
-        cause: err,
-        ambiguous: true,
-      });
+      throw new DeliveryError(
+        'transient',
+        `the Teams connector could not be reached: ${(err as Error).message}`,
+        {
+          cause: err,
+          ambiguous: true,
+        },
+      );
     }
     const requestId = res.headers.get('x-ms-request-id') ?? res.headers.get('ms-cv');
     const body = (await res.json().catch(() => null)) as Record<string, unknown> | null;

@@ -10,7 +10,14 @@ import type { RouteModule } from '../../platform/http/server.ts';
 import { type Activity, receiveActivity } from './activities.ts';
 import { BotConnector } from './connector.ts';
 import { integrationByAppId } from './integrations.ts';
-import { BotKeys, bearerToken, TokenMissing, TokenRejected, unverifiedAudience, verifyActivityToken } from './jwt.ts';
+import {
+  BotKeys,
+  bearerToken,
+  TokenMissing,
+  TokenRejected,
+  unverifiedAudience,
+  verifyActivityToken,
+} from './jwt.ts';
 
 const ActivityBody = Type.Object(
   {
@@ -66,7 +73,7 @@ export const teamsHookRoutes: RouteModule = (app, deps) => {
           'by the connector authentication rules: RS256, signed by a key of the JWKS named by the ' +
           "integration's OpenID metadata (refreshed daily and on an unknown key id), the key endorsed " +
           "for the activity's `channelId`, issuer `https://api.botframework.com`, audience the bot's " +
-          "app id (which also picks the tenant), valid with 5 minutes of skew, and its `serviceurl` " +
+          'app id (which also picks the tenant), valid with 5 minutes of skew, and its `serviceurl` ' +
           "claim equal to the activity's `serviceUrl`.\n\n" +
           'Every verified activity stores or refreshes the conversation reference of its sender ' +
           '(user, conversation, serviceUrl, conversation type, Entra tenant); a sender linked to no ' +
@@ -88,7 +95,10 @@ export const teamsHookRoutes: RouteModule = (app, deps) => {
           400: ProblemSchema,
           401: ProblemSchema,
           403: ProblemSchema,
-          501: Type.Object({}, { additionalProperties: true, description: 'An invoke the bot does not implement' }),
+          501: Type.Object(
+            {},
+            { additionalProperties: true, description: 'An invoke the bot does not implement' },
+          ),
           503: ProblemSchema,
         },
       },

@@ -66,7 +66,9 @@ export async function putIntegration(
   input: PutIntegrationInput,
 ): Promise<TeamsIntegration> {
   return withSystemTx(pool, async (sys) => {
-    await sys.query("SELECT pg_advisory_xact_lock(hashtextextended('teams.app_id|' || $1, 0))", [input.appId]);
+    await sys.query("SELECT pg_advisory_xact_lock(hashtextextended('teams.app_id|' || $1, 0))", [
+      input.appId,
+    ]);
     const { rowCount: taken } = await sys.query(
       'SELECT 1 FROM teams_integrations WHERE app_id = $1 AND tenant_id <> $2',
       [input.appId, input.tenantId],
@@ -92,7 +94,9 @@ export async function putIntegration(
 }
 
 export async function getIntegration(tx: TenantTx): Promise<TeamsIntegration> {
-  const { rows } = await tx.query<Row>('SELECT * FROM teams_integrations WHERE tenant_id = $1', [tx.tenantId]);
+  const { rows } = await tx.query<Row>('SELECT * FROM teams_integrations WHERE tenant_id = $1', [
+    tx.tenantId,
+  ]);
   if (!rows[0]) throw notFound('Teams integration');
   return toIntegration(rows[0]);
 }
@@ -102,7 +106,9 @@ export async function integrationCredentials(
   tx: TenantTx,
   secretKey: Buffer,
 ): Promise<TeamsCredentials | undefined> {
-  const { rows } = await tx.query<Row>('SELECT * FROM teams_integrations WHERE tenant_id = $1', [tx.tenantId]);
+  const { rows } = await tx.query<Row>('SELECT * FROM teams_integrations WHERE tenant_id = $1', [
+    tx.tenantId,
+  ]);
   const r = rows[0];
   if (!r) return undefined;
   return {

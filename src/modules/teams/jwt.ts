@@ -8,7 +8,8 @@ import { type CryptoKey, decodeJwt, decodeProtectedHeader, importJWK, type JWK, 
 import type { Clock } from '../../platform/clock.ts';
 
 export const BOT_FRAMEWORK_ISSUER = 'https://api.botframework.com';
-export const DEFAULT_OPENID_METADATA_URL = 'https://login.botframework.com/v1/.well-known/openidconfiguration';
+export const DEFAULT_OPENID_METADATA_URL =
+  'https://login.botframework.com/v1/.well-known/openidconfiguration';
 /** Allowed clock skew (the rules say five minutes). */
 const CLOCK_TOLERANCE_SECONDS = 300;
 
@@ -120,13 +121,18 @@ export class BotKeys {
       if (typeof jwksUri !== 'string') throw new Error('the OpenID metadata has no jwks_uri');
       const jwks = await getJson(jwksUri);
       const keys = new Map<string, BotKey>();
-      for (const jwk of Array.isArray(jwks['keys']) ? (jwks['keys'] as (JWK & Record<string, unknown>)[]) : []) {
+      for (const jwk of Array.isArray(jwks['keys'])
+        ? (jwks['keys'] as (JWK & Record<string, unknown>)[])
+        : []) {
         if (typeof jwk.kid !== 'string' || jwk.kty !== 'RSA') continue;
         const endorsements = Array.isArray(jwk['endorsements'])
           ? (jwk['endorsements'] as unknown[]).filter((e): e is string => typeof e === 'string')
           : [];
         try {
-          keys.set(jwk.kid, { key: await importJWK({ kty: jwk.kty, n: jwk.n, e: jwk.e }, 'RS256'), endorsements });
+          keys.set(jwk.kid, {
+            key: await importJWK({ kty: jwk.kty, n: jwk.n, e: jwk.e }, 'RS256'),
+            endorsements,
+          });
         } catch {
           // A key we cannot use is as good as absent.
         }
@@ -167,7 +173,9 @@ export async function verifyActivityToken(keys: BotKeys, clock: Clock, proof: Ac
   const key = await keys.key(proof.metadataUrl, header.kid);
   if (!key) throw new TokenRejected('signed by an unknown key');
   if (typeof proof.channelId !== 'string' || !key.endorsements.includes(proof.channelId))
-    throw new TokenRejected(`the key is not endorsed for the channel ${String(proof.channelId).slice(0, 40)}`);
+    throw new TokenRejected(
+      `the key is not endorsed for the channel ${String(proof.channelId).slice(0, 40)}`,
+    );
   let payload: Record<string, unknown>;
   try {
     ({ payload } = await jwtVerify(proof.token, key.key, {

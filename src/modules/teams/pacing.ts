@@ -52,7 +52,7 @@ export class ConversationPacer {
     const taken = (this.slots.get(key) ?? []).filter((t) => t > now - this.longest);
     let at = Math.max(now, taken[taken.length - 1] ?? now);
     // Move the slot past the oldest send of any window that is full at `at`, until none is.
-    for (let moved = true; moved; ) {
+    for (let moved = true; moved;) {
       moved = false;
       for (const w of this.windows) {
         const inWindow = taken.filter((t) => t > at - w.ms);

@@ -14,7 +14,11 @@ const Url = Type.String({ minLength: 8, maxLength: 2048 });
 const PutBody = Type.Object(
   {
     appId: Type.String({ minLength: 1, maxLength: 200, description: "The bot's Microsoft App ID" }),
-    appPassword: Type.String({ minLength: 1, maxLength: 1024, description: 'Its client secret; never returned' }),
+    appPassword: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: 'Its client secret; never returned',
+    }),
     tokenUrl: Type.Optional(Url),
     openIdMetadataUrl: Type.Optional(Url),
   },
@@ -40,7 +44,11 @@ const ORIGINS = {
   openIdMetadataUrl: [new URL(DEFAULT_OPENID_METADATA_URL).origin, 'https://login.botframework.azure.us'],
 };
 
-function checkEndpoint(key: keyof typeof ORIGINS, value: string | undefined, operatorOrigins: readonly string[]) {
+function checkEndpoint(
+  key: keyof typeof ORIGINS,
+  value: string | undefined,
+  operatorOrigins: readonly string[],
+) {
   if (value === undefined) return;
   let url: URL | undefined;
   try {

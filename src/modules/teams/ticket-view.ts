@@ -24,7 +24,9 @@ export async function ticketIdByNumber(tx: TenantTx, reference: string): Promise
 export async function ticketView(tx: TenantTx, ticketId: string, now: Date): Promise<NotificationTicket> {
   const ticket = await getTicket(tx, ticketId);
   const requester = await getPerson(tx, ticket.requesterId).catch(() => undefined);
-  const assignee = ticket.assigneeId ? await getPerson(tx, ticket.assigneeId).catch(() => undefined) : undefined;
+  const assignee = ticket.assigneeId
+    ? await getPerson(tx, ticket.assigneeId).catch(() => undefined)
+    : undefined;
   let sla: NotificationTicket['sla'] = null;
   try {
     const clocks = await ticketSla(tx, ticketId, Math.floor(now.getTime() / 1000));
