@@ -226,6 +226,33 @@ describe('commands typed in a message', () => {
     expect(await ticketRow(ticket.id)).toEqual({ status: 'on_hold', assignee_id: agent.id });
   });
 
+  it('the message action "Create ticket" makes a ticket of the message', async () => {
+    const activity = {
+      ...sim.message(agent.user, ''),
+      type: 'invoke',
+      name: 'composeExtension/submitAction',
+      value: {
+        commandId: 'createTicket',
+        commandContext: 'message',
+        messagePayload: {
+          body: { contentType: 'html', content: '<p>Laptop broken</p><p>The screen is cracked</p>' },
+        },
+      },
+    };
+    const res = await post(activity);
+    expect(res.status).toBe(200);
+    expect(res.body.task).toMatchObject({ type: 'message', value: expect.stringContaining('Laptop broken') });
+    const { rows } = await t.db.admin.query('SELECT id, requester_id FROM tickets WHERE subject = $1', [
+      'Laptop broken',
+    ]);
+    expect(rows).toEqual([{ id: expect.any(String), requester_id: agent.id }]);
+    expect(await lastAudit()).toMatchObject({
+      action: 'teams.create_ticket',
+      outcome: 'success',
+      payload_hash: payloadHash(activity.value),
+    });
+  });
+
   it('anything else is answered with help', async () => {
     await post(sim.message(agent.user, 'what can you do?'));
     expect(sim.sent()[0]!.activity['text']).toContain('What I can do');

@@ -41,6 +41,7 @@ const stored = async () => ({
   references: await count('teams_conversation_references'),
   unmapped: await count('unmapped_identities'),
   audit: await count('audit_events'),
+  tickets: await count('tickets'),
 });
 
 beforeAll(async () => {

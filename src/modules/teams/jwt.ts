@@ -61,6 +61,8 @@ interface BotKey {
 interface KeySet {
   keys: Map<string, BotKey>;
   fetchedAt: number;
+  /** The last fetch attempt, successful or not (a failing endpoint is not asked at every request). */
+  triedAt: number;
 }
 
 export interface BotKeysOptions {
@@ -92,11 +94,12 @@ export class BotKeys {
   async key(metadataUrl: string, kid: string): Promise<BotKey | undefined> {
     const now = this.clock.now().getTime();
     let set = this.sets.get(metadataUrl);
-    if (!set || now - set.fetchedAt >= this.maxAgeMs) set = await this.refresh(metadataUrl);
+    if (!set || (now - set.fetchedAt >= this.maxAgeMs && now - set.triedAt >= this.cooldownMs))
+      set = await this.refresh(metadataUrl);
     const found = set.keys.get(kid);
     if (found) return found;
     // A key rotated in since the last fetch: look again (not more often than the cooldown).
-    if (now - set.fetchedAt < this.cooldownMs) return undefined;
+    if (now - set.triedAt < this.cooldownMs) return undefined;
     return (await this.refresh(metadataUrl)).keys.get(kid);
   }
 
@@ -137,13 +140,17 @@ export class BotKeys {
           // A key we cannot use is as good as absent.
         }
       }
-      const set = { keys, fetchedAt: this.clock.now().getTime() };
+      const now = this.clock.now().getTime();
+      const set = { keys, fetchedAt: now, triedAt: now };
       this.sets.set(metadataUrl, set);
       return set;
     } catch (err) {
       // The keys we had stay better than none while the endpoint is down; without any, nothing verifies.
       const old = this.sets.get(metadataUrl);
-      if (old) return old;
+      if (old) {
+        old.triedAt = this.clock.now().getTime();
+        return old;
+      }
       throw new TokenRejected(`the signing keys could not be fetched (${(err as Error).message})`);
     }
   }
