@@ -33,6 +33,9 @@ import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
 import { startSlaScheduler } from './modules/sla/scheduler.ts';
+import { teamsChannel } from './modules/teams/adapter.ts';
+import { teamsHookRoutes } from './modules/teams/hook.ts';
+import { teamsRoutes } from './modules/teams/routes.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -71,12 +74,13 @@ export function channelAdapters(deps: {
   const adapters = new Map<AdapterChannel, ChannelAdapter>();
   if (!deps.secretKey) return adapters;
   const common = { pool: deps.pool, secretKey: deps.secretKey, clock: deps.clock, logger: deps.logger };
+  adapters.set('teams', teamsChannel(common));
   adapters.set('slack', slackChannel(common));
   adapters.set('webhook', webhookChannel({ ...common, allowPrivate: deps.allowPrivateWebhooks ?? false }));
   return adapters;
 }
 
-export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes];
+export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes, teamsHookRoutes];
 export const ROUTES: RouteModule[] = [
   // First: its hooks record every write of the routes after it.
   auditRoutes,
@@ -98,6 +102,7 @@ export const ROUTES: RouteModule[] = [
   ),
   slackIntegrationRoutes,
   webhookRoutes,
+  teamsRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

@@ -149,6 +149,7 @@ const OWNERS: Record<string, string[]> = {
   'modules/audit': ['audit_events'],
   'modules/slack': ['slack_integrations'],
   'modules/webhooks': ['webhook_endpoints'],
+  'modules/teams': ['teams_integrations', 'teams_conversation_references'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
