@@ -15,6 +15,12 @@ export class TestClock implements Clock {
     this.frozenAt = at === undefined ? this.now().getTime() : new Date(at).getTime();
   }
 
+  /** Lets the clock run again, at the real time. */
+  unfreeze(): void {
+    this.frozenAt = undefined;
+    this.offsetMs = 0;
+  }
+
   /** Moves the clock by `ms` (frozen or running). */
   advance(ms: number): void {
     if (this.frozenAt !== undefined) this.frozenAt += ms;

@@ -53,26 +53,27 @@ interface EventRow {
   tenant_id: string;
   id: string;
   type: AnyEventType;
-  occurred_at: Date;
+  /** Timestamps come back as text (platform/db type parsers). */
+  occurred_at: string;
   ticket_id: string | null;
   mailbox_id: string | null;
   actor_id: string | null;
   urgent: boolean;
   data: Record<string, unknown>;
-  fanned_out_at: Date | null;
+  fanned_out_at: string | null;
 }
 
 const toEvent = (r: EventRow): StoredEvent => ({
   tenantId: r.tenant_id,
   id: r.id,
   type: r.type,
-  occurredAt: r.occurred_at,
+  occurredAt: new Date(r.occurred_at),
   ticketId: r.ticket_id,
   mailboxId: r.mailbox_id,
   actorId: r.actor_id,
   urgent: r.urgent,
   data: r.data,
-  fannedOutAt: r.fanned_out_at,
+  fannedOutAt: r.fanned_out_at === null ? null : new Date(r.fanned_out_at),
 });
 
 /** Records events in the caller's transaction (announced on commit). Returns their ids. */

@@ -16,7 +16,7 @@ interface TicketContextRow {
   assignee_id: string | null;
   assignee_name: string | null;
   sla_state: string | null;
-  sla_due_at: Date | null;
+  sla_due_at: string | null;
 }
 
 /** The ticket as a notification shows it (undefined when it was deleted meanwhile). */
@@ -55,7 +55,11 @@ export async function ticketContext(tx: TenantTx, ticketId: string): Promise<Not
     sla:
       slaState === null || r.sla_state === 'fulfilled'
         ? null
-        : { metric: 'next', dueAt: r.sla_due_at?.toISOString() ?? null, state: slaState },
+        : {
+            metric: 'next',
+            dueAt: r.sla_due_at === null ? null : new Date(r.sla_due_at).toISOString(),
+            state: slaState,
+          },
   };
 }
 

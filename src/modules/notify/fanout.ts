@@ -174,12 +174,14 @@ export async function fanOutEvent(
         });
       else await addPeople(await recipientIds(tx, rule.recipients, content), rule);
     }
-    // An SLA escalation names whom to tell (its `notify` action): the person, or everyone of the role.
+    // An SLA escalation names whom to tell (its `notify` actions): people, or everyone of a role.
     if (event.type === 'sla.escalated') {
-      const notify = event.data['notify'] as { personId?: string; role?: PersonRole } | undefined;
-      if (notify?.personId) await addPeople([notify.personId], { channel: 'preferred', fallback: [] });
-      else if (notify?.role)
-        await addPeople(await peopleWithRole(tx, notify.role), { channel: 'preferred', fallback: [] });
+      const notify = (event.data['notify'] ?? []) as { personId?: string; role?: PersonRole }[];
+      const direct = { channel: 'preferred' as const, fallback: [] };
+      for (const n of Array.isArray(notify) ? notify : []) {
+        if (n.personId) await addPeople([n.personId], direct);
+        else if (n.role) await addPeople(await peopleWithRole(tx, n.role), direct);
+      }
     }
     if (event.type !== 'notification.test')
       for (const adapter of deps.adapters.values())

@@ -214,12 +214,10 @@ export function notificationRuleRoutes(adaptersOf: AdaptersOf): RouteModule {
           description:
             'Records a `notification.test` event for this rule alone (enabled or not); it is fanned out ' +
             'and delivered like any event, to the recipients the rule reaches (an assignee or requester ' +
-            'only with `ticketId`), and its attempts show in `GET /deliveries`. Answers 202 with the ' +
+            'only with the `ticketId` query parameter), and its attempts show in `GET /deliveries`. Answers 202 with the ' +
             "event's id. Needs `notifications:manage` (admin); 404 for a rule or ticket not of this tenant.",
           params: IdParams,
-          body: Type.Optional(
-            Type.Object({ ticketId: Type.Optional(Uuid) }, { additionalProperties: false }),
-          ),
+          querystring: Type.Object({ ticketId: Type.Optional(Uuid) }, { additionalProperties: false }),
           response: { 202: Type.Object({ eventId: Uuid }), ...problemResponses },
         },
       },
@@ -227,7 +225,7 @@ export function notificationRuleRoutes(adaptersOf: AdaptersOf): RouteModule {
         const principal = principalOf(request);
         const eventId = await withTenant(pool, principal.tenantId, async (tx) => {
           await getRule(tx, request.params.id);
-          const ticketId = request.body?.ticketId;
+          const ticketId = request.query.ticketId;
           if (ticketId) await getTicket(tx, ticketId);
           return recordEvent(tx, {
             type: 'notification.test',
