@@ -51,6 +51,8 @@ export interface ChannelSend {
   idempotencyKey: string;
   content: NotificationContent;
   signal?: AbortSignal | undefined;
+  /** `pace` already ran for this attempt (the deliver job calls it before marking the attempt sending). */
+  paced?: boolean | undefined;
 }
 
 export interface ChannelSent {
@@ -68,6 +70,13 @@ export interface ChannelAdapter {
   subscribers?(tx: TenantTx, type: AnyEventType): Promise<string[]>;
   /** Whether a rule's fixed destination exists in the tenant (checked when the rule is saved). */
   destinationExists(tx: TenantTx, destination: string): Promise<boolean>;
+  /**
+   * Waits for the destination's turn under the provider's rate limits (per channel or
+   * conversation), before the attempt is marked `sending`: a process that stops while waiting has
+   * sent nothing, and its attempt is sent again rather than left `unknown`. May throw a `throttled`
+   * DeliveryError when the wait would be too long. `send` paces by itself unless told it ran.
+   */
+  pace?(input: ChannelSend): Promise<void>;
   /**
    * Sends one attempt. Throws a DeliveryError classified by the taxonomy (throttled, auth,
    * not_found, invalid_recipient, transient, permanent); anything else counts as transient.

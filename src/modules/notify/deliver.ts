@@ -68,6 +68,24 @@ export async function deliverNotification(
       return { recovered: 'unknown' };
     }
   }
+  const send = {
+    tenantId,
+    deliveryId: row.id,
+    attempt: row.attempt,
+    notificationId: row.notification_id ?? row.id,
+    destination: row.destination,
+    idempotencyKey: row.idempotency_key,
+    content: row.payload['content'] as NotificationContent,
+    signal: ctx.signal,
+  };
+  // The destination's turn under the provider's rate, before the attempt is marked sending.
+  if (adapter.pace && key.state === 'reserved')
+    try {
+      await adapter.pace(send);
+    } catch (err) {
+      if (ctx.signal?.aborted) throw new Error('stopped while waiting for the destination');
+      return failed(deps, tenantId, row, classifyProviderError(err), ctx, adapter);
+    }
   faultPoint(deps, 'notify.after-reserve');
   if (ctx.signal?.aborted) throw new Error('stopped before the send');
   const claimed = await withTenant(deps.pool, tenantId, (tx) => markSending(tx, row));
@@ -75,16 +93,7 @@ export async function deliverNotification(
 
   let sent;
   try {
-    sent = await adapter.send({
-      tenantId,
-      deliveryId: row.id,
-      attempt: row.attempt,
-      notificationId: row.notification_id ?? row.id,
-      destination: row.destination,
-      idempotencyKey: row.idempotency_key,
-      content: row.payload['content'] as NotificationContent,
-      signal: ctx.signal,
-    });
+    sent = await adapter.send({ ...send, paced: adapter.pace !== undefined && key.state === 'reserved' });
   } catch (err) {
     return failed(deps, tenantId, row, classifyProviderError(err), ctx, adapter);
   }

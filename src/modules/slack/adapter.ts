@@ -38,6 +38,10 @@ export function slackRetryDelaySeconds(attempt: number, retryAfter: number | und
 
 export function slackChannel(deps: SlackChannelDeps): ChannelAdapter {
   const pacer = new ChannelPacer(deps.pacing);
+  // The slot is taken first, before any await: sends to one channel go out in the order they were
+  // asked for.
+  const pace = (input: ChannelSend): Promise<void> =>
+    pacer.wait(`${input.tenantId}/${input.destination}`, input.signal);
   const log = deps.logger.child({ component: 'slack' });
 
   return {
@@ -65,16 +69,16 @@ export function slackChannel(deps: SlackChannelDeps): ChannelAdapter {
       return SLACK_CHANNEL_ID.test(destination) && (await hasSlackIntegration(tx));
     },
 
+    pace,
+
     async send(input: ChannelSend): Promise<ChannelSent> {
       if (!SLACK_TARGET_ID.test(input.destination))
         throw new DeliveryError(
           'invalid_recipient',
           `Slack: "${input.destination.slice(0, 64)}" is not a Slack channel or user id`,
         );
-      // The slot is taken first, before any await: sends to one channel go out in the order they
-      // were asked for.
       const key = `${input.tenantId}/${input.destination}`;
-      await pacer.wait(key, input.signal);
+      if (!input.paced) await pace(input);
       const connection = await withTenantRead(deps.pool, input.tenantId, (tx) =>
         slackConnection(tx, deps.secretKey),
       );

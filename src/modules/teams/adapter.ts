@@ -51,6 +51,10 @@ export function teamsChannel(deps: TeamsChannelDeps): ChannelAdapter {
   const pacer =
     deps.pacer ?? new ConversationPacer({ clock: deps.clock, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
 
+  // Keyed by the conversation alone: Teams' limits are per bot and conversation, and a
+  // conversation id belongs to one bot.
+  const pace = (input: ChannelSend): Promise<void> => pacer.wait(input.destination, input.signal);
+
   async function send(input: ChannelSend): Promise<ChannelSent> {
     const conversationId = input.destination;
     const { credentials, target } = await withTenantRead(deps.pool, input.tenantId, async (tx) => ({
@@ -66,9 +70,7 @@ export function teamsChannel(deps: TeamsChannelDeps): ChannelAdapter {
         'the Teams conversation refused the bot earlier; it is used again after a new activity from it',
       );
     const card = notificationCard(input.content);
-    // Keyed by the conversation alone: Teams' limits are per bot and conversation, and a
-    // conversation id belongs to one bot.
-    await pacer.wait(conversationId, input.signal);
+    if (!input.paced) await pace(input);
     const sent = await connector.sendActivity({
       credentials,
       serviceUrl: target.serviceUrl,
@@ -93,6 +95,7 @@ export function teamsChannel(deps: TeamsChannelDeps): ChannelAdapter {
     resendIsSafe: false,
     personDestination: (tx, personId) => personalConversationOf(tx, personId),
     destinationExists: (tx, destination) => sharedConversationExists(tx, destination),
+    pace,
     send,
     retryDelaySeconds: teamsRetryDelaySeconds,
     async onTerminalFailure(tenantId, destination, error) {

@@ -2,6 +2,7 @@
 // refused before anything is stored), conversation references, triage of unknown users, key
 // rotation, tenant isolation and deletion.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRecordingsSettled } from '../audit/request-audit.ts';
 import { makePerson, type TestApp, useTestApp } from '../../../test/app.ts';
 import {
   type Activity,
@@ -50,6 +51,8 @@ beforeAll(async () => {
   adminA = t.a.adminToken.token;
   const res = await t.call(adminA, 'PUT', '/api/v1/integrations/teams', integrationOf(sim.bot));
   expect(res.status).toBe(200);
+  // The PUT's audit event is written just after its answer: let it land before tests count rows.
+  await auditRecordingsSettled();
 });
 afterAll(async () => {
   await sim.close();
