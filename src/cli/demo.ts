@@ -1,8 +1,12 @@
 // `relaydesk demo`: Relaydesk on its own data directory with the Microsoft Graph and Gmail
 // simulators beside it, a demo tenant with a Graph, a Gmail and a raw-MIME mailbox, and a handful of
 // messages sent through the real ingress paths (Graph change notification, Gmail Pub/Sub push with a
-// signed OIDC token, the raw-MIME API). It prints what became of each message and how to look
-// around, then runs until Ctrl-C. Nothing leaves this machine: the simulators listen on loopback.
+// signed OIDC token, the raw-MIME API). Then notifications: the tenant's Teams bot and Slack
+// workspace point at the Bot Framework and Slack simulators, an urgent ticket breaches a short SLA
+// policy, the breach reaches Teams (Adaptive Card), Slack (Block Kit) and a signed webhook, and the
+// agent changes the ticket from the card in Teams (an Action.Execute invoke). It prints what became
+// of each step and how to look around, then runs until Ctrl-C. Nothing leaves this machine: the
+// simulators listen on loopback.
 //
 // It listens on a free port unless --port says otherwise (a server from the quick start may well be
 // on 8080), and a later run on the same data directory reuses the demo tenant, so running it again
@@ -11,9 +15,16 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  type Activity,
+  type BotFrameworkSimulator,
+  startBotFrameworkSimulator,
+} from '../../simulators/botframework.ts';
 import { type GmailSimulator, startGmailSimulator } from '../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
+import { type SlackSimulator, startSlackSimulator } from '../../simulators/slack.ts';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../../simulators/webhook-receiver.ts';
 import { startRelaydesk, type RunningRelaydesk } from '../app.ts';
 import { createTenant, findTenant } from '../modules/tenants/service.ts';
 import { mintToken, tokenAuthenticator } from '../modules/tokens/service.ts';
@@ -31,6 +42,22 @@ const MIME_ADDRESS = 'inbox@relaydesk.demo';
 const PUSH_AUDIENCE = 'https://relaydesk.demo/hooks/gmail';
 const PUSH_ACCOUNT = 'pubsub-push@relaydesk-demo.iam.gserviceaccount.com';
 const DEMO_TENANT = 'Relaydesk demo';
+// The notification part: an agent reachable in Teams and Slack, a Slack channel for breaches, and an
+// SLA policy short enough that a ticket breaches while the demo runs. Fixed ids, so that a later run
+// finds them again instead of adding more.
+const AGENT_EMAIL = 'megan@relaydesk.demo';
+const AGENT_NAME = 'Megan Bowen';
+const TEAMS_USER = {
+  id: '29:relaydesk-demo-megan',
+  name: AGENT_NAME,
+  aadObjectId: '6d1c6e0a-5a0e-4f7e-9f52-3b1f2a8c4d01',
+};
+const SLACK_USER = 'U0DEMOMEGAN';
+const SLACK_CHANNEL = { id: 'C0DEMODESK', name: 'service-desk' };
+const WEBHOOK_DESCRIPTION = 'relaydesk demo receiver';
+/** The first-response target of urgent tickets in the demo (calendar time): short, so the breach is seen. */
+const BREACH_SECONDS = 5;
+const DEMO_POLICY = `Relaydesk demo: urgent tickets answered within ${BREACH_SECONDS} seconds`;
 
 interface DemoTenant {
   tenantId: string;
@@ -178,7 +205,8 @@ function samples(): Sample[] {
   ];
 }
 
-async function api(base: string, token: string, method: string, path: string, body?: unknown) {
+/** One API call; answers the status and the parsed body. */
+async function call(base: string, token: string, method: string, path: string, body?: unknown) {
   const res = await fetch(`${base}${path}`, {
     method,
     headers: {
@@ -188,8 +216,15 @@ async function api(base: string, token: string, method: string, path: string, bo
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
-  return text ? JSON.parse(text) : undefined;
+  return { status: res.status, text, body: text ? JSON.parse(text) : undefined };
+}
+
+/** One API call that must succeed (2xx); answers the parsed body. */
+async function api(base: string, token: string, method: string, path: string, body?: unknown) {
+  const res = await call(base, token, method, path, body);
+  if (res.status < 200 || res.status > 299)
+    throw new Error(`${method} ${path}: ${res.status} ${res.text.slice(0, 300)}`);
+  return res.body;
 }
 
 const pending = (status: string) => status === 'queued' || status === 'processing';
@@ -202,6 +237,245 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, second
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+interface NotificationSimulators {
+  bot: BotFrameworkSimulator;
+  slack: SlackSimulator;
+  receiver: WebhookReceiver;
+}
+
+type Json = Record<string, any>;
+
+const cardOf = (activity: Activity): Json | undefined => activity['attachments']?.[0]?.content;
+const cardTitle = (card: Json | undefined): string => String(card?.['body']?.[0]?.['text'] ?? '');
+
+/**
+ * The notification story: connect the Teams bot and Slack to the simulators, give an agent a Teams
+ * conversation (her first message to the bot) and a Slack identity, let an urgent ticket assigned to
+ * her breach its SLA policy, show the breach arriving in Teams (Adaptive Card), Slack (Block Kit) and
+ * a signed webhook, then have her change the ticket's status from the card in Teams.
+ */
+async function notificationStory(
+  base: string,
+  token: string,
+  sims: NotificationSimulators,
+  out: (line: string) => void,
+): Promise<void> {
+  const { bot, slack, receiver } = sims;
+  const line = (what: string, detail: string) => out(`  ${what.padEnd(42)} ${detail}`);
+  out('');
+  out('Notifications: an SLA breach reaches Teams and Slack, and a Teams action changes the ticket');
+  out(
+    `  (Bot Framework simulator ${bot.url}, Slack simulator ${slack.url}, webhook receiver ${receiver.url})`,
+  );
+
+  // The integrations, against the simulators (their origins are allowed for this run).
+  await api(base, token, 'PUT', '/api/v1/integrations/teams', {
+    appId: bot.bot.appId,
+    appPassword: bot.bot.appPassword,
+    tokenUrl: bot.tokenUrl,
+    openIdMetadataUrl: bot.openIdMetadataUrl,
+  });
+  slack.addUser(SLACK_USER);
+  slack.addChannel({ ...SLACK_CHANNEL, botIsMember: true });
+  const workspace = await api(base, token, 'PUT', '/api/v1/integrations/slack', {
+    botToken: slack.botToken,
+    apiBaseUrl: slack.apiBaseUrl,
+  });
+  line('Teams bot connected', `PUT /api/v1/integrations/teams (app ${bot.bot.appId})`);
+  line(
+    'Slack connected',
+    `PUT /api/v1/integrations/slack (workspace ${workspace.teamName}, ${workspace.tokenHint})`,
+  );
+
+  // The agent: Teams first, Slack when Teams cannot reach her.
+  const settings = { role: 'agent', preferredChannel: 'teams', notifications: { fallback: ['slack'] } };
+  const known = await call(
+    base,
+    token,
+    'GET',
+    `/api/v1/people/resolve?email=${encodeURIComponent(AGENT_EMAIL)}`,
+  );
+  const agent =
+    known.status === 200
+      ? await api(base, token, 'PATCH', `/api/v1/people/${known.body.id}`, settings)
+      : await api(base, token, 'POST', '/api/v1/people', {
+          displayName: AGENT_NAME,
+          kind: 'agent',
+          email: AGENT_EMAIL,
+          ...settings,
+        });
+  for (const identity of [
+    { kind: 'teams', externalId: TEAMS_USER.id },
+    { kind: 'slack', externalId: SLACK_USER },
+  ])
+    if (
+      !(agent.identities as { kind: string; externalId: string }[]).some(
+        (i) => i.kind === identity.kind && i.externalId === identity.externalId,
+      )
+    )
+      await api(base, token, 'POST', `/api/v1/people/${agent.id}/identities`, identity);
+  line(
+    `${AGENT_NAME} (agent)`,
+    `preferredChannel teams, notifications.fallback [slack]; identities teams ${TEAMS_USER.id}, slack ${SLACK_USER}`,
+  );
+
+  // Her first message to the bot: the connector's signed activity at /hooks/teams, which keeps the
+  // conversation reference proactive sends need. The bot answers with what it can do.
+  const teamsUser = bot.user(TEAMS_USER);
+  const hello = bot.message(teamsUser, 'hi');
+  const greeted = await bot.deliver(`${base}/hooks/teams`, hello);
+  if (greeted.status !== 200) throw new Error(`POST /hooks/teams answered ${greeted.status}`);
+  const answer = bot.sent().find((s) => s.replyToId === hello['id']);
+  line(
+    `${AGENT_NAME.split(' ')[0]} says "hi" to the bot in Teams`,
+    `POST /hooks/teams 200: conversation reference kept${answer ? '; the bot answered with its commands' : ''}`,
+  );
+
+  // Who hears of a breach: the assignee on their preferred channel (a default rule of every tenant),
+  // the desk's Slack channel (a rule), and a signed webhook endpoint (subscribed to the event).
+  const rules = await api(base, token, 'GET', '/api/v1/notification-rules?event=sla.breached&limit=200');
+  if (
+    !(rules.items as { channel: string; destination: string | null }[]).some(
+      (r) => r.channel === 'slack' && r.destination === SLACK_CHANNEL.id,
+    )
+  )
+    await api(base, token, 'POST', '/api/v1/notification-rules', {
+      event: 'sla.breached',
+      channel: 'slack',
+      destination: SLACK_CHANNEL.id,
+    });
+  // An earlier run's endpoint points at that run's receiver: replace it.
+  const endpoints = await api(base, token, 'GET', '/api/v1/webhook-endpoints?limit=200');
+  for (const e of endpoints.items as { id: string; description: string }[])
+    if (e.description === WEBHOOK_DESCRIPTION)
+      await api(base, token, 'DELETE', `/api/v1/webhook-endpoints/${e.id}`);
+  const endpoint = await api(base, token, 'POST', '/api/v1/webhook-endpoints', {
+    url: `${receiver.url}/relaydesk`,
+    events: ['sla.breached'],
+    description: WEBHOOK_DESCRIPTION,
+  });
+  receiver.setSecrets([endpoint.secret]);
+  line(
+    'who hears of sla.breached',
+    `the assignee on their preferred channel (default rule); Slack #${SLACK_CHANNEL.name} (${SLACK_CHANNEL.id}); webhook ${endpoint.url}`,
+  );
+
+  // A policy whose target passes while the demo runs: the scheduler records the breach as it would
+  // any other, within a second of its due time.
+  const policies = await api(base, token, 'GET', '/api/v1/sla-policies');
+  if (!(policies.items as { name: string }[]).some((p) => p.name === DEMO_POLICY))
+    await api(base, token, 'POST', '/api/v1/sla-policies', {
+      name: DEMO_POLICY,
+      position: 0,
+      conditions: { priorities: ['urgent'] },
+      calendarId: null,
+      targets: { urgent: { firstResponse: BREACH_SECONDS } },
+      thresholds: [100],
+    });
+  line('SLA policy', `"${DEMO_POLICY}" (calendar time)`);
+
+  const ticket = await api(base, token, 'POST', '/api/v1/tickets', {
+    subject: 'Payroll export fails',
+    requester: { email: 'olivia@customer.demo', name: 'Olivia Chen' },
+    priority: 'urgent',
+    assigneeId: agent.id,
+    message: {
+      text: 'The payroll export stops with "access denied" for everyone in finance. Payday is tomorrow.',
+    },
+  });
+  const sla = await api(base, token, 'GET', `/api/v1/tickets/${ticket.id}/sla`);
+  const firstResponse = (sla.metrics as { metric: string; dueAt: string | null }[]).find(
+    (m) => m.metric === 'first_response',
+  );
+  line(
+    `${ticket.number} "${ticket.subject}"`,
+    `urgent, assigned to ${AGENT_NAME}; first response due ${firstResponse?.dueAt ?? 'unknown'}`,
+  );
+  out(`  waiting for the breach (${BREACH_SECONDS} s) ...`);
+
+  const breach = `${ticket.number} breached`;
+  const teams = await waitFor('the breach to reach the Teams simulator', async () =>
+    bot.sent().find((s) => cardTitle(cardOf(s.activity)).startsWith(breach)),
+  );
+  const post = await waitFor('the breach to reach the Slack simulator', async () =>
+    slack.posts().find((p) => p.channel === SLACK_CHANNEL.id && String(p.text).startsWith(breach)),
+  );
+  const hook = await waitFor('the breach to reach the webhook receiver', async () =>
+    receiver.requests().find((r) => {
+      const body = JSON.parse(r.body) as Json;
+      return body['type'] === 'sla.breached' && body['data']?.['ticket']?.['id'] === ticket.id;
+    }),
+  );
+  const events = await api(base, token, 'GET', `/api/v1/tickets/${ticket.id}/sla/events`);
+  const breached = (events.items as { type: string; metric: string; at: string }[]).find(
+    (e) => e.type === 'breached',
+  );
+  line(
+    `${ticket.number} breached`,
+    `sla.breached, ${breached?.metric ?? 'first_response'} at ${breached?.at ?? '?'}`,
+  );
+  const card = cardOf(teams.activity)!;
+  line(
+    'Teams simulator',
+    `Adaptive Card "${cardTitle(card)}" in ${AGENT_NAME.split(' ')[0]}'s chat with the bot; buttons: ${(card['actions'] as Json[]).map((a) => a['title']).join(', ')}`,
+  );
+  line(
+    'Slack simulator',
+    `Block Kit message in #${SLACK_CHANNEL.name}: "${String(post.text).split('\n')[0]}" (blocks: ${(post.blocks as Json[]).map((b) => b['type']).join(', ')})`,
+  );
+  line(
+    'webhook receiver',
+    `sla.breached for ${ticket.number}, signature ${hook.verified ? 'verified' : 'NOT verified'} (webhook-id ${hook.id})`,
+  );
+  // What the ledger says of the breach's deliveries (every one made at or after the due time).
+  const since = encodeURIComponent(breached?.at ?? firstResponse?.dueAt ?? ticket.createdAt);
+  const ledger = await waitFor('the breach deliveries to be recorded', async () => {
+    const page = await api(
+      base,
+      token,
+      'GET',
+      `/api/v1/deliveries?ticketId=${ticket.id}&from=${since}&limit=50`,
+    );
+    const rows = (page.items as Json[]).filter((d) => d['purpose'] === 'notification');
+    return rows.length >= 3 && rows.every((d) => !['queued', 'sending'].includes(d['status']))
+      ? rows
+      : undefined;
+  });
+  for (const d of ledger.sort((x, y) => String(x['channel']).localeCompare(String(y['channel']))))
+    line(`delivery ledger: ${d['channel']}`, `${String(d['status']).padEnd(10)} to ${d['destination']}`);
+
+  // She presses the card's "Change status" with "pending": the connector sends the Action.Execute
+  // invoke (the button's verb and data, the chosen input merged in) to /hooks/teams.
+  const showCard = (card['actions'] as Json[]).find((a) => a['title'] === 'Change status');
+  const execute = (showCard?.['card']?.['actions'] as Json[] | undefined)?.[0];
+  if (!execute) throw new Error('the breach card has no "Change status" action');
+  out('');
+  out(
+    `${AGENT_NAME.split(' ')[0]} presses "Change status" → pending on the card in Teams (Action.Execute, verb ${execute['verb']}):`,
+  );
+  const invoke = bot.actionExecute(teamsUser, String(execute['verb']), {
+    ...execute['data'],
+    status: 'pending',
+  });
+  const acted = await bot.deliver(`${base}/hooks/teams`, invoke);
+  const refreshed = acted.body?.value as Json | undefined;
+  line(`Teams invoke answered ${acted.status}`, `refreshed card: "${cardTitle(refreshed)}"`);
+  const now = await api(base, token, 'GET', `/api/v1/tickets/${ticket.id}`);
+  const audit = await api(
+    base,
+    token,
+    'GET',
+    `/api/v1/audit-events?action=teams.change_status&targetId=${ticket.id}&limit=1`,
+  );
+  const entry = audit.items[0];
+  line(
+    `${now.number} is now ${now.status}`,
+    entry
+      ? `audit: ${entry.action} ${entry.outcome} by ${entry.actorId === agent.id ? AGENT_NAME : entry.actorId} via ${entry.actorVia}`
+      : 'no audit event',
+  );
 }
 
 /** A port free on `host` now (the server binds it a moment later). */
@@ -222,17 +496,26 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
   let graph: GraphSimulator | undefined;
   let gmail: GmailSimulator | undefined;
   let smtp: SmtpSimulator | undefined;
+  let bot: BotFrameworkSimulator | undefined;
+  let slack: SlackSimulator | undefined;
+  let receiver: WebhookReceiver | undefined;
   const stop = async () => {
     await running?.stop().catch(() => undefined);
     await graph?.close().catch(() => undefined);
     await gmail?.close().catch(() => undefined);
     await smtp?.close().catch(() => undefined);
+    await bot?.close().catch(() => undefined);
+    await slack?.close().catch(() => undefined);
+    await receiver?.close().catch(() => undefined);
   };
   try {
     graph = await startGraphSimulator();
     gmail = await startGmailSimulator();
     // The raw MIME inbox sends its replies over SMTP, to this local server (with AUTH).
     smtp = await startSmtpSimulator({ auth: { username: 'demo', password: 'demo-password' } });
+    bot = await startBotFrameworkSimulator();
+    slack = await startSlackSimulator();
+    receiver = await startWebhookReceiver();
     // The demo's mailboxes point at the simulators, which the server allows for this run only.
     const simulators = [
       graph.apiBaseUrl,
@@ -240,6 +523,8 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
       gmail.apiBaseUrl,
       gmail.tokenUrl,
       gmail.jwksUrl,
+      bot.url,
+      slack.url,
     ].map((u) => new URL(u).origin);
     // The simulators reach this run's server at its own address: upkeep subscribes the Graph
     // mailbox there (Graph's validation handshake included) as it would at a public URL.
@@ -377,6 +662,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
         `  ${`reply on ${ticket.number} via ${via}`.padEnd(42)} ${String(delivery.status).padEnd(10)} to ${delivery.destination}, Message-ID <${delivery.rfcMessageId}>`,
       );
     }
+    await notificationStory(base, token, { bot, slack, receiver }, out);
     out('');
     out(`Admin token for the demo tenant: ${token}`);
     out(`  (kept for later demo runs in ${path.join(config.dataDir, 'demo-tenant.json')}, mode 0600)`);
@@ -384,6 +670,7 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     out(`  curl -H "Authorization: Bearer ${token}" ${base}/api/v1/tickets`);
     out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/inbound?limit=10"`);
     out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/deliveries?limit=10"`);
+    out(`  curl -H "Authorization: Bearer ${token}" "${base}/api/v1/audit-events?limit=10"`);
     out(`  open ${base}/docs for the API reference`);
     out('Ctrl-C stops the demo (its data stays in the data directory).');
   } catch (err) {
