@@ -116,7 +116,11 @@ function textOf(event: StoredEvent, ticket: NotificationTicket | null): string {
   return lines.join('\n');
 }
 
-export function buildContent(event: StoredEvent, ticket: NotificationTicket | null): NotificationContent {
+export function buildContent(event: StoredEvent, given: NotificationTicket | null): NotificationContent {
+  // An SLA event names its metric; the ticket's summary knows only its next due time.
+  const metric = event.data['metric'];
+  const ticket =
+    given?.sla && typeof metric === 'string' ? { ...given, sla: { ...given.sla, metric } } : given;
   return {
     eventId: event.id,
     type: event.type,
