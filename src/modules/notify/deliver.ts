@@ -83,7 +83,7 @@ export async function deliverNotification(
     try {
       await adapter.pace(send);
     } catch (err) {
-      if (ctx.signal?.aborted) throw new Error('stopped while waiting for the destination');
+      if (ctx.signal?.aborted) throw new Error('stopped while waiting for the destination', { cause: err });
       return failed(deps, tenantId, row, classifyProviderError(err), ctx, adapter);
     }
   faultPoint(deps, 'notify.after-reserve');
