@@ -9,6 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type GmailSimulator, startGmailSimulator } from '../simulators/gmail.ts';
+import { type SlackSimulator, startSlackSimulator } from '../simulators/slack.ts';
+import { queueDelivery } from '../src/modules/outbound/ledger.ts';
+import { uuidv7 } from '../src/platform/ids.ts';
 import { processInbound } from '../src/modules/inbound/process.ts';
 import { recordGraphSubscription } from '../src/modules/inbound/mailboxes.ts';
 import { recordUnmapped } from '../src/modules/people/unmapped.ts';
@@ -198,6 +201,13 @@ export interface Fixtures {
   policyToDelete: string;
   template: string;
   templateToDelete: string;
+  slack: { apiBaseUrl: string; botToken: string };
+  rule: string;
+  ruleToDelete: string;
+  endpoint: string;
+  endpointToDelete: string;
+  /** A failed webhook attempt of `endpoint`, to replay. */
+  endpointDelivery: string;
 }
 
 export interface BaseRequest {
@@ -288,6 +298,15 @@ const ACKNOWLEDGEMENT = {
   text: 'Hello {{ requester.name }}, we opened {{ ticket.number }}. {{ portal.link }}',
   html: '<p>Hello {{ requester.name }}, we opened <b>{{ ticket.number }}</b>.</p>',
 };
+const RULE = {
+  event: 'ticket.customer_replied',
+  recipients: [{ type: 'assignee' }, { type: 'role', role: 'admin' }],
+  channel: 'preferred',
+  fallback: ['slack', 'email'],
+  conditions: { priority: ['high', 'urgent'] },
+};
+// Loopback: the sweep's app allows private webhook addresses, as tests do.
+const ENDPOINT = { url: 'http://127.0.0.1:9/sweep', events: ['ticket.created', 'sla.breached'] };
 const SIGNATURE = {
   kind: 'signature',
   name: 'Default',
@@ -296,7 +315,11 @@ const SIGNATURE = {
 };
 
 /** Creates what the valid requests point at (tenant A). */
-export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<Fixtures> {
+export async function makeFixtures(
+  t: TestApp,
+  gmail: GmailSimulator,
+  slack: SlackSimulator,
+): Promise<Fixtures> {
   const token = t.a.adminToken.token;
   const ok = async (method: 'POST' | 'PATCH' | 'PUT', url: string, body: unknown) => {
     const res = await t.call(token, method, url, body);
@@ -313,6 +336,7 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
     'outbound.send',
     'mail.acknowledge',
     'mail.delivery-report',
+    'notify.deliver',
   ])
     await t.queue.boss.createQueue(q);
   const person = await makePerson(t, token, { kind: 'contact', metadata: { team: 'north', level: 2 } });
@@ -410,6 +434,28 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
   );
   const template = await ok('POST', '/api/v1/mail-templates', SIGNATURE);
   const templateToDelete = await ok('POST', '/api/v1/mail-templates', { ...ACKNOWLEDGEMENT, name: 'Old' });
+  const rule = await ok('POST', '/api/v1/notification-rules', RULE);
+  const ruleToDelete = await ok('POST', '/api/v1/notification-rules', RULE);
+  const endpoint = await ok('POST', '/api/v1/webhook-endpoints', ENDPOINT);
+  const endpointToDelete = await ok('POST', '/api/v1/webhook-endpoints', ENDPOINT);
+  // An attempt to the endpoint that ended without delivering, so that replaying it is valid.
+  const endpointDelivery = await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
+    queueDelivery(tx, {
+      channel: 'webhook',
+      purpose: 'notification',
+      destination: endpoint.id,
+      ticketId: null,
+      ticketMessageId: null,
+      mailboxId: null,
+      rfcMessageId: null,
+      notificationId: uuidv7(),
+      payload: {},
+    }),
+  );
+  await t.db.admin.query(
+    "UPDATE deliveries SET status = 'failed', error_code = 'transient', retryable = false WHERE id = $1",
+    [endpointDelivery],
+  );
   return {
     token,
     agentId: t.a.adminPersonId,
@@ -447,6 +493,12 @@ export async function makeFixtures(t: TestApp, gmail: GmailSimulator): Promise<F
     policyToDelete: policyToDelete.id,
     template: template.id,
     templateToDelete: templateToDelete.id,
+    slack: { apiBaseUrl: slack.apiBaseUrl, botToken: slack.botToken },
+    rule: rule.id,
+    ruleToDelete: ruleToDelete.id,
+    endpoint: endpoint.id,
+    endpointToDelete: endpointToDelete.id,
+    endpointDelivery,
   };
 }
 
@@ -728,6 +780,69 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
       public: true,
       query: { state: 'a-state-nobody-was-given', code: 'sweep-code' },
       ok: [400],
+    },
+    'POST /api/v1/notification-rules': { bodies: [RULE], ok: [201] },
+    'GET /api/v1/notification-rules': { query: { ...page, event: 'sla.breached' }, ok: [200] },
+    'GET /api/v1/notification-rules/{id}': { params: id(f.rule), ok: [200] },
+    'PUT /api/v1/notification-rules/{id}': { params: id(f.rule), bodies: [RULE], ok: [200] },
+    'DELETE /api/v1/notification-rules/{id}': { params: id(f.ruleToDelete), ok: [204] },
+    'POST /api/v1/notification-rules/{id}/test': {
+      params: id(f.rule),
+      query: { ticketId: f.ticket },
+      ok: [202],
+    },
+    'PUT /api/v1/integrations/teams': {
+      bodies: [
+        {
+          appId: '4f7c2a1e-9b3d-4c8e-a6f0-2d5b8e1c7a93',
+          appPassword: 'sweep-bot-secret',
+          tokenUrl: 'http://127.0.0.1:9/token',
+          openIdMetadataUrl: 'http://127.0.0.1:9/openid',
+        },
+      ],
+      ok: [200],
+    },
+    // Before the sweep's PUT (the two may run in either order) there is no integration: 404.
+    'GET /api/v1/integrations/teams': { ok: [200, 404] },
+    'PUT /api/v1/integrations/slack': {
+      bodies: [{ botToken: f.slack.botToken, apiBaseUrl: f.slack.apiBaseUrl }],
+      ok: [200],
+    },
+    'GET /api/v1/integrations/slack': { ok: [200] },
+    'DELETE /api/v1/integrations/slack': { ok: [204, 404] },
+    'POST /api/v1/webhook-endpoints': { bodies: [ENDPOINT], ok: [201] },
+    'GET /api/v1/webhook-endpoints': { query: page, ok: [200] },
+    'GET /api/v1/webhook-endpoints/{id}': { params: id(f.endpoint), ok: [200] },
+    'PATCH /api/v1/webhook-endpoints/{id}': {
+      params: id(f.endpoint),
+      bodies: [{ description: 'Sweep', events: ['ticket.created'], enabled: true }],
+      ok: [200],
+    },
+    'DELETE /api/v1/webhook-endpoints/{id}': { params: id(f.endpointToDelete), ok: [204] },
+    'POST /api/v1/webhook-endpoints/{id}/rotate-secret': { params: id(f.endpoint), ok: [200] },
+    'GET /api/v1/webhook-endpoints/{id}/deliveries': {
+      params: id(f.endpoint),
+      query: { ...page, status: 'failed' },
+      ok: [200],
+    },
+    'POST /api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/replay': {
+      params: { id: f.endpoint, deliveryId: f.endpointDelivery },
+      ok: [202, 409],
+    },
+    'POST /api/v1/webhook-endpoints/{id}/replay': {
+      params: id(f.endpoint),
+      bodies: [{ since: '2026-01-01T00:00:00Z' }],
+      ok: [202],
+    },
+    'GET /api/v1/audit-events': { query: { ...page, outcome: 'success' }, ok: [200] },
+    // The sweep cannot sign Bot Framework tokens: every variant meets the token check first, which
+    // refuses with problem+json and stores nothing (src/modules/teams/hook.test.ts signs real ones).
+    'POST /hooks/teams': {
+      public: true,
+      bodies: [
+        { type: 'message', id: '1', channelId: 'msteams', serviceUrl: 'https://smba.example/', text: 'hi' },
+      ],
+      ok: [401],
     },
     'POST /hooks/gmail/{mailboxId}': {
       public: true,
@@ -1379,6 +1494,7 @@ const BODY_LIMIT = 1024 * 1024;
 export function defineSweep(part: number, parts: number): void {
   let t: TestApp;
   let gmail: GmailSimulator;
+  let slack: SlackSimulator;
   let f: Fixtures;
   let operations: Operation[];
 
@@ -1388,13 +1504,15 @@ export function defineSweep(part: number, parts: number): void {
       oauth: { google: { clientId: 'sweep.apps.googleusercontent.com', clientSecret: 'sweep-secret' } },
     });
     gmail = await startGmailSimulator();
-    f = await makeFixtures(t, gmail);
+    slack = await startSlackSimulator();
+    f = await makeFixtures(t, gmail, slack);
     // Only now: with it, making the fixtures' Graph mailbox would subscribe it at Microsoft's.
     t.config.publicUrl = 'https://relaydesk.example';
     operations = await loadOperations(t);
   });
   afterAll(async () => {
     await gmail?.close();
+    await slack?.close();
   });
 
   it('has a valid request for every operation the OpenAPI document lists', () => {

@@ -1,6 +1,7 @@
 // Webhook endpoints over HTTP: register, change, rotate the secret, read their deliveries, replay.
 import { Type } from 'typebox';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { isCursorInstant } from '../../platform/pagination.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import {
   IdParams,
@@ -374,6 +375,12 @@ export const webhookRoutes: RouteModule = (app, deps: ServerDeps) => {
     async (request, reply) => {
       const q = queue();
       const { id } = request.params;
+      // An instant PostgreSQL takes as written (no year 0, no leap second, at most microseconds).
+      if (!isCursorInstant(request.body.since))
+        throw validation(
+          'since: a UTC instant like 2026-03-02T10:00:00Z (years 1 to 9999, at most microseconds)',
+          [{ path: '/since', message: 'not a UTC instant' }],
+        );
       const replayed = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
         await replayable(tx, id);
         const { ids, more } = await replayFailedSince(tx, {
