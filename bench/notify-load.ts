@@ -1,6 +1,6 @@
 // The notification benchmark's load generator for POST /hooks/teams (bench/notify.ts), in its own
 // process so that it does not share the server's event loop:
-//   node bench/notify-load.ts '<json NotifyLoadSpec>'
+//   node bench/notify-load.ts < <json NotifyLoadSpec>
 // Sends the given requests (signed activities) round robin with `connections` in flight for
 // `duration` seconds; prints one JSON line (LoadResult of bench/load.ts) when done.
 import autocannon from 'autocannon';
@@ -14,7 +14,9 @@ export interface NotifyLoadSpec {
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as NotifyLoadSpec;
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const spec = JSON.parse(Buffer.concat(chunks).toString('utf8')) as NotifyLoadSpec;
   let n = 0;
   const cpuBefore = process.cpuUsage();
   const result = await autocannon({

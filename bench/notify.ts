@@ -666,9 +666,11 @@ async function validationRuns(url: string, peer: Peer, s: Scenario, pgPid: numbe
       requests,
     };
     const result = await new Promise<LoadResult>((resolve, reject) => {
-      const child = spawn(NODE, [path.join(ROOT, 'bench', 'notify-load.ts'), JSON.stringify(spec)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
+      // The spec on stdin: the signed requests are too long for an argument.
+      const child = spawn(NODE, [path.join(ROOT, 'bench', 'notify-load.ts')], {
+        stdio: ['pipe', 'pipe', 'inherit'],
       });
+      child.stdin.end(JSON.stringify(spec));
       let out = '';
       child.stdout.on('data', (d) => {
         out += d;
