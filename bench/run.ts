@@ -1,10 +1,11 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound|notify` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
 import { benchApi } from './api.ts';
 import { benchIdentity } from './identity.ts';
 import { benchInbound } from './inbound.ts';
+import { benchNotify } from './notify.ts';
 import { line, printJson, runCleanups, wasInterrupted } from './lib.ts';
 import { benchOutbound } from './outbound.ts';
 import { benchQueue } from './queue.ts';
@@ -21,6 +22,7 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   sla: benchSla,
   upkeep: benchUpkeep,
   outbound: benchOutbound,
+  notify: benchNotify,
 };
 
 async function main(): Promise<number> {

@@ -76,6 +76,11 @@ const headerValue = (v: string | string[] | undefined): string | null =>
 export function webhookChannel(deps: WebhookChannelDeps): ChannelAdapter {
   const { pool, clock, logger } = deps;
   const timeoutMs = deps.timeoutMs ?? SEND_TIMEOUT_MS;
+  // Endpoints (tenant/id) that were failing when a send read them. A success ends the streak with a
+  // write only for these: most endpoints are not failing, and that transaction was one of the
+  // six or so each delivery commits. A streak noted by another process after the send's read is
+  // ended by the next success instead.
+  const failingAtRead = new Set<string>();
 
   /** Keeps the endpoint's failing streak; a failure to do so is logged, never hides the send's own. */
   async function failed(tenantId: string, endpointId: string): Promise<void> {
@@ -93,6 +98,7 @@ export function webhookChannel(deps: WebhookChannelDeps): ChannelAdapter {
       endpointForSend(tx, { secretKey: deps.secretKey, clock }, input.destination),
     );
     if (!endpoint) throw new DeliveryError('not_found', 'the webhook endpoint no longer exists');
+    if (endpoint.failing) failingAtRead.add(`${input.tenantId}/${input.destination}`);
     if (!endpoint.enabled) throw new DeliveryError('permanent', 'the webhook endpoint is disabled');
     let url: URL;
     let address;
@@ -159,6 +165,7 @@ export function webhookChannel(deps: WebhookChannelDeps): ChannelAdapter {
       if (disabled) logger.warn({ tenantId, endpointId: destination }, 'webhook endpoint disabled: 410 Gone');
     },
     async onSuccess(tenantId, destination) {
+      if (!failingAtRead.delete(`${tenantId}/${destination}`)) return;
       await withTenant(pool, tenantId, (tx) => noteSuccess(tx, destination));
     },
   };

@@ -206,6 +206,8 @@ export interface EndpointForSend {
   url: string;
   enabled: boolean;
   secrets: string[];
+  /** A failing streak was running when it was read (a success must end it). */
+  failing: boolean;
 }
 
 export async function endpointForSend(
@@ -221,8 +223,9 @@ export async function endpointForSend(
     secret: Buffer;
     previous_secret: Buffer | null;
     previous_secret_expires_at: string | null;
+    failing: boolean;
   }>(
-    `SELECT id, url, enabled, secret, previous_secret, previous_secret_expires_at
+    `SELECT id, url, enabled, secret, previous_secret, previous_secret_expires_at, failing_since IS NOT NULL AS failing
        FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2`,
     [tx.tenantId, id],
   );
@@ -235,7 +238,7 @@ export async function endpointForSend(
     Date.parse(r.previous_secret_expires_at) > deps.clock.now().getTime()
   )
     secrets.push(unseal(deps.secretKey, r.previous_secret).toString('utf8'));
-  return { id: r.id, url: r.url, enabled: r.enabled, secrets };
+  return { id: r.id, url: r.url, enabled: r.enabled, secrets, failing: r.failing };
 }
 
 /** Ids of the enabled endpoints that take this event type, oldest first. */
