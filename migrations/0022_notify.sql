@@ -74,6 +74,8 @@ UPDATE people p SET role = 'admin'
  WHERE p.kind = 'agent' AND EXISTS (SELECT 1 FROM api_tokens t WHERE t.tenant_id = p.tenant_id AND t.person_id = p.id
                                       AND t.role = 'admin' AND t.revoked_at IS NULL);
 ALTER TABLE people ADD CONSTRAINT people_role_kind CHECK ((kind = 'agent') = (role IS NOT NULL));
+-- "All admins" is asked at every fan-out to a role.
+CREATE INDEX people_role_idx ON people (tenant_id, role) WHERE role IS NOT NULL;
 
 -- The ledger keeps which notification an attempt delivers: its attempts (retries, replays) share it,
 -- and it is part of their idempotency keys (two notifications about one ticket to one person are two
@@ -92,9 +94,19 @@ SELECT t.id, gen_random_uuid(), d.event, d.recipients::jsonb, 'preferred'
 
 -- SLA escalations asked for notifications that waited in pending_notifications for this capability:
 -- they become events (fanned out like any other) and the table is retired.
-INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, data)
-SELECT tenant_id, id, 'sla.escalated', created_at, ticket_id, jsonb_build_object('notify', jsonb_build_array(recipient), 'reason', reason)
-  FROM pending_notifications;
+-- Their reason reads "sla <metric> at <percent>%"; those of tickets since closed or deleted, or older
+-- than a day, are not worth telling now and are kept as already fanned out.
+INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, data, urgent, dispatched_at, fanned_out_at)
+SELECT p.tenant_id, p.id, 'sla.escalated', p.created_at, p.ticket_id,
+       jsonb_build_object('notify', jsonb_build_array(p.recipient), 'reason', p.reason,
+                          'metric', substring(p.reason FROM '^sla (\S+) at'),
+                          'percent', substring(p.reason FROM 'at (\d+)%')::integer),
+       coalesce(substring(p.reason FROM 'at (\d+)%')::integer >= 100, false),
+       CASE WHEN stale THEN now() END, CASE WHEN stale THEN now() END
+  FROM pending_notifications p
+  JOIN tickets t ON t.tenant_id = p.tenant_id AND t.id = p.ticket_id,
+       LATERAL (SELECT t.deleted_at IS NOT NULL OR t.status IN ('solved', 'closed')
+                       OR p.created_at < now() - interval '1 day' AS stale) s;
 DROP TABLE pending_notifications;
 
 -- Every statement that records events announces them at commit, so the dispatcher need not wait for

@@ -158,9 +158,10 @@ async function setStatus(
      VALUES ($1, $2, $3, $4, $5, $6)`,
     [tx.tenantId, uuidv7(), mailboxId, rows[0].from_status, to, reason],
   );
-  // People hear of trouble and of its end, not of every renewal (healthy → renewing → healthy).
+  // People hear of trouble (mail stopped, a person must act) and of its end, not of every renewal
+  // or a passing failure (healthy → renewing → degraded → healthy).
   const from = rows[0].from_status;
-  if (!ROUTINE.has(from) || !ROUTINE.has(to)) {
+  if (FLOWING.has(from) !== FLOWING.has(to)) {
     const { rows: mailbox } = await tx.query<{ address: string }>(
       'SELECT address FROM mailboxes WHERE tenant_id = $1 AND id = $2',
       [tx.tenantId, mailboxId],
@@ -173,8 +174,8 @@ async function setStatus(
   }
 }
 
-/** Statuses of a mailbox whose mail flows: changes among them are routine. */
-const ROUTINE = new Set<HealthStatus>(['healthy', 'renewing']);
+/** Statuses of a mailbox whose mail flows (or will again without anyone acting): changes among them are routine. */
+const FLOWING = new Set<HealthStatus>(['healthy', 'renewing', 'degraded']);
 
 export interface HealthEvent {
   id: string;

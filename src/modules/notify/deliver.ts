@@ -84,7 +84,15 @@ export async function deliverNotification(
       await adapter.pace(send);
     } catch (err) {
       if (ctx.signal?.aborted) throw new Error('stopped while waiting for the destination', { cause: err });
-      return failed(deps, tenantId, row, classifyProviderError(err), ctx, adapter);
+      const error = classifyProviderError(err);
+      // Our own pacing refused to wait that long: nothing was tried, so it is no attempt. The same
+      // job comes back after the wait (spread a little, so a burst does not return at once).
+      if (error.code === 'throttled') {
+        const delaySeconds = (error.retryAfterSeconds ?? 5) + Math.floor(Math.random() * 5);
+        await ctx.send(notifyDeliverJob, payload, { delaySeconds });
+        return { deferred: delaySeconds };
+      }
+      return failed(deps, tenantId, row, error, ctx, adapter);
     }
   faultPoint(deps, 'notify.after-reserve');
   if (ctx.signal?.aborted) throw new Error('stopped before the send');

@@ -80,10 +80,16 @@ async function recipientIds(
   tx: TenantTx,
   recipients: Recipient[],
   content: NotificationContent,
+  event: StoredEvent,
 ): Promise<string[]> {
   const ids: string[] = [];
+  // Of an assignment, the person it assigned (the ticket may have moved on by the time of fan-out).
+  const assignee =
+    event.type === 'ticket.assigned' && typeof event.data['to'] === 'string'
+      ? event.data['to']
+      : content.ticket?.assignee?.id;
   for (const r of recipients) {
-    if (r.type === 'assignee' && content.ticket?.assignee) ids.push(content.ticket.assignee.id);
+    if (r.type === 'assignee' && assignee) ids.push(assignee);
     else if (r.type === 'requester' && content.ticket?.requester) ids.push(content.ticket.requester.id);
     else if (r.type === 'watchers' && content.ticket) ids.push(...(await watchersOf(tx, content.ticket.id)));
     else if (r.type === 'role' && r.role) ids.push(...(await peopleWithRole(tx, r.role)));
@@ -119,7 +125,24 @@ async function reachPerson(
   return { skipped: order[0] ?? 'email' };
 }
 
-function matches(rule: NotificationRule, event: StoredEvent, content: NotificationContent): boolean {
+/** The mailbox the ticket's latest mail came in through (what a rule's `mailboxId` condition means). */
+async function ticketMailbox(tx: TenantTx, ticketId: string): Promise<string | undefined> {
+  const { rows } = await tx.query<{ mailbox_id: string }>(
+    `SELECT i.mailbox_id FROM ticket_messages m
+       JOIN inbound_messages i ON i.tenant_id = m.tenant_id AND i.id = m.inbound_id
+      WHERE m.tenant_id = $1 AND m.ticket_id = $2 AND m.inbound_id IS NOT NULL
+      ORDER BY m.created_at DESC LIMIT 1`,
+    [tx.tenantId, ticketId],
+  );
+  return rows[0]?.mailbox_id;
+}
+
+function matches(
+  rule: NotificationRule,
+  event: StoredEvent,
+  content: NotificationContent,
+  mailboxId: string | undefined,
+): boolean {
   const c = rule.conditions;
   if (
     c.priority &&
@@ -127,7 +150,7 @@ function matches(rule: NotificationRule, event: StoredEvent, content: Notificati
     !(content.ticket && c.priority.includes(content.ticket.priority as never))
   )
     return false;
-  if (c.mailboxId && event.mailboxId !== c.mailboxId && event.data['mailboxId'] !== c.mailboxId) return false;
+  if (c.mailboxId && (event.mailboxId ?? mailboxId) !== c.mailboxId) return false;
   return true;
 }
 
@@ -164,7 +187,13 @@ export async function fanOutEvent(
             (rule) => [rule],
             () => [], // deleted since the test was asked for
           )
-        : (await rulesFor(tx, event.type)).filter((r) => matches(r, event, content));
+        : await rulesFor(tx, event.type).then(async (all) => {
+            const mailboxId =
+              event.ticketId && all.some((r) => r.conditions.mailboxId)
+                ? await ticketMailbox(tx, event.ticketId)
+                : undefined;
+            return all.filter((r) => matches(r, event, content, mailboxId));
+          });
     for (const rule of rules) {
       if (rule.destination)
         targets.push({
@@ -172,7 +201,7 @@ export async function fanOutEvent(
           destination: rule.destination,
           person: null,
         });
-      else await addPeople(await recipientIds(tx, rule.recipients, content), rule);
+      else await addPeople(await recipientIds(tx, rule.recipients, content, event), rule);
     }
     // An SLA escalation names whom to tell (its `notify` actions): people, or everyone of a role.
     if (event.type === 'sla.escalated') {

@@ -325,6 +325,21 @@ describe('fan-out and delivery', () => {
   });
 });
 
+describe('assignments', () => {
+  it('tell each assignee of their own assignment, even when the ticket moved on before fan-out', async () => {
+    const first = await makePerson(t, admin(), { displayName: 'First', email: 'first@agents.test' });
+    const second = await makePerson(t, admin(), { displayName: 'Second', email: 'second@agents.test' });
+    const ticket = await makeTicket(t, admin(), { assigneeId: first.id });
+    await t.call(admin(), 'PATCH', `/api/v1/tickets/${ticket.id}`, { assigneeId: second.id });
+    await fanOutAll();
+    const told = (await notifications(ticket.id))
+      .filter((n) => n.channel === 'email')
+      .map((n) => n.destination)
+      .sort();
+    expect(told).toEqual(['first@agents.test', 'second@agents.test']);
+  });
+});
+
 describe('a rule test', () => {
   it('sends a sample through the rule alone, to whom it reaches', async () => {
     const ops = await makePerson(t, admin(), { displayName: 'Ops', email: 'ops@agents.test' });

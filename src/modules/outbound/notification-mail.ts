@@ -55,8 +55,9 @@ export async function queueNotificationMail(
       payload: {},
       reason: 'no_mailbox',
     });
-  // Signed like replies: an answer to a notification about a ticket threads back to the ticket.
-  const rfcMessageId = newMessageId(deps, tx.tenantId, mail.ticketId ?? tx.tenantId, mailbox);
+  // Signed, but for no ticket: an agent answering a notification must not land on the customer's
+  // ticket as a public message (it comes in as mail from an agent, threaded by nothing).
+  const rfcMessageId = newMessageId(deps, tx.tenantId, tx.tenantId, mailbox);
   const payload: EmailPayload = {
     from: { address: mailbox.address, name: mailbox.displayName ?? '' },
     replyTo: mailbox.address,

@@ -211,12 +211,14 @@ export async function evaluateTickets(
       });
       // What notifications hear of: a breach (urgent: it passes quiet hours) or a threshold, and an
       // escalation level's `notify` actions with whom they name.
-      notices.push({
-        type: f.percent >= 100 ? 'sla.breached' : 'sla.threshold',
-        ticketId: f.ticket_id,
-        urgent: f.percent >= 100,
-        data: { metric: f.metric, cycle: f.cycle, percent: f.percent, dueAt },
-      });
+      // Levels past 100 % (escalations after the breach) are not new breaches.
+      if (!level || f.percent <= 100)
+        notices.push({
+          type: f.percent === 100 ? 'sla.breached' : 'sla.threshold',
+          ticketId: f.ticket_id,
+          urgent: f.percent === 100,
+          data: { metric: f.metric, cycle: f.cycle, percent: f.percent, dueAt },
+        });
       const notify = level?.actions.filter((a) => a.type === 'notify') ?? [];
       if (level)
         notices.push({

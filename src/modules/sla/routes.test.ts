@@ -300,7 +300,7 @@ describe('SLA scheduler', () => {
     const jobs = async () =>
       (
         await t.db.admin.query(
-          "SELECT count(*)::int AS n FROM events WHERE type IN ('sla.threshold', 'sla.breached') AND ticket_id = $1",
+          "SELECT count(*)::int AS n FROM events WHERE type IN ('sla.threshold', 'sla.breached', 'sla.escalated') AND ticket_id = $1",
           [ticket.id],
         )
       ).rows[0].n;

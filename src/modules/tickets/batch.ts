@@ -89,6 +89,12 @@ export async function applyTicketBatch(tx: TenantTx, ops: TicketBatchOp[]): Prom
     if (next) {
       transitions.push({ ticketId: op.ticketId, from: current, to: next, by: m.authorId });
       status.set(op.ticketId, next);
+      events.push({
+        type: 'ticket.status_changed',
+        ticketId: op.ticketId,
+        actorId: m.authorId,
+        data: { from: current, to: next, messageId: m.id },
+      });
     }
     messages.push({
       ...m,

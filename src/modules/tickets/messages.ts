@@ -1,7 +1,7 @@
 // Messages of a ticket: adding one (with what it changes on the ticket) and reading them.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
-import { recordEvent } from '../events/events.ts';
+import { type NewEvent, recordEvents } from '../events/events.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { readBlobs, storeBlobs } from '../blobs/service.ts';
@@ -103,13 +103,22 @@ export async function appendMessage(tx: TenantTx, input: AppendMessageInput): Pr
       { ticketId: input.ticketId, from: ticket.status, to: next, by: input.authorId },
     ]);
   if (input.visibility === 'public') await wakeTickets(tx, [input.ticketId]);
+  const events: NewEvent[] = [];
   if (isCustomerReply(ticket.kind, input))
-    await recordEvent(tx, {
+    events.push({
       type: 'ticket.customer_replied',
       ticketId: input.ticketId,
       actorId: input.authorId,
       data: { messageId: row.id },
     });
+  if (next)
+    events.push({
+      type: 'ticket.status_changed',
+      ticketId: input.ticketId,
+      actorId: input.authorId,
+      data: { from: ticket.status, to: next, messageId: row.id },
+    });
+  await recordEvents(tx, events);
   return getMessage(tx, row.id);
 }
 
