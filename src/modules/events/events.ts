@@ -157,8 +157,10 @@ export async function dropOldEvents(sys: SystemTx, before: Date): Promise<number
  * Used as a data-modifying WITH item.
  */
 export const ticketCreatedEventsSql = (from: string, actor: string): string =>
-  `INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, actor_id)
-   SELECT ticket.tenant_id, gen_random_uuid(), e.type, clock_timestamp(), ticket.id, ${actor}
+  `INSERT INTO events (tenant_id, id, type, occurred_at, ticket_id, actor_id, data)
+   SELECT ticket.tenant_id, gen_random_uuid(), e.type, clock_timestamp(), ticket.id, ${actor},
+          CASE WHEN e.type = 'ticket.assigned' THEN jsonb_build_object('from', NULL, 'to', ticket.assignee_id)
+               ELSE '{}'::jsonb END
      FROM ${from},
           LATERAL unnest(CASE WHEN ticket.assignee_id IS NULL THEN ARRAY['ticket.created']
                               ELSE ARRAY['ticket.created', 'ticket.assigned'] END) AS e (type)`;
