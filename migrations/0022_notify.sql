@@ -113,8 +113,12 @@ DROP TABLE pending_notifications;
 -- its next poll (one NOTIFY per statement, whatever the number of rows).
 CREATE FUNCTION announce_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('relaydesk_events', '');
+  -- Not for a statement that recorded nothing (a creation whose requester was refused).
+  IF EXISTS (SELECT 1 FROM recorded) THEN
+    PERFORM pg_notify('relaydesk_events', '');
+  END IF;
   RETURN NULL;
 END
 $$;
-CREATE TRIGGER events_announce AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION announce_events();
+CREATE TRIGGER events_announce AFTER INSERT ON events REFERENCING NEW TABLE AS recorded
+  FOR EACH STATEMENT EXECUTE FUNCTION announce_events();

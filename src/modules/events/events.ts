@@ -133,6 +133,17 @@ export async function lockEvent(tx: TenantTx, id: string): Promise<StoredEvent |
   return rows[0] ? toEvent(rows[0]) : undefined;
 }
 
+/**
+ * Hands an event back to the dispatcher (its fan-out job failed for good): it is dispatched again
+ * at the next pass, so a failure that passes (a long outage) loses nothing.
+ */
+export async function redispatchEvent(tx: TenantTx, id: string): Promise<void> {
+  await tx.query(
+    'UPDATE events SET dispatched_at = NULL WHERE tenant_id = $1 AND id = $2 AND fanned_out_at IS NULL',
+    [tx.tenantId, id],
+  );
+}
+
 export async function markFannedOut(tx: TenantTx, id: string): Promise<void> {
   await tx.query('UPDATE events SET fanned_out_at = now() WHERE tenant_id = $1 AND id = $2', [
     tx.tenantId,

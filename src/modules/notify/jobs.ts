@@ -5,7 +5,7 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
-import { dropOldEvents } from '../events/events.ts';
+import { dropOldEvents, redispatchEvent } from '../events/events.ts';
 import { deliveryRow, recordOutcome } from '../outbound/ledger.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
 import { deliverNotification } from './deliver.ts';
@@ -39,6 +39,17 @@ export function notifyJobs(deps: NotifyJobDeps): JobDefinition<any>[] {
       batchSize: 20,
       concurrency: 2,
       handler: (payload, ctx) => fanOutEvent(deps, payload, ctx),
+      // Failed through all its retries (about an hour): the event goes back to the dispatcher
+      // rather than being forgotten; each round is logged.
+      onFailedForGood: async (failures) => {
+        for (const f of failures) {
+          deps.logger.error(
+            { tenantId: f.payload.tenantId, eventId: f.payload.eventId, error: f.message },
+            'fanning out an event failed for good; it is dispatched again',
+          );
+          await withTenant(deps.pool, f.payload.tenantId, (tx) => redispatchEvent(tx, f.payload.eventId));
+        }
+      },
     }),
     defineJob<{ tenantId: string; deliveryId: string }>({
       name: notifyDeliverJob.name,

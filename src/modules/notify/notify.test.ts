@@ -10,6 +10,7 @@ import { createLogger } from '../../platform/logging.ts';
 import { messageIdKey } from '../inbound/signing.ts';
 import { outboundSendJob } from '../outbound/job-refs.ts';
 import { appendMessage } from '../tickets/messages.ts';
+import { redispatchEvent } from '../events/events.ts';
 import { webhookChannel } from '../webhooks/channel.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
 import { deliverNotification } from './deliver.ts';
@@ -322,6 +323,29 @@ describe('fan-out and delivery', () => {
       quietUntil(new Date('2026-10-24T21:30:00Z'), { start: '22:00', end: '07:00' }, 'Europe/Berlin'),
     ).toEqual(new Date('2026-10-25T06:00:00.000Z'));
     t.clock.unfreeze();
+  });
+});
+
+describe('dispatch', () => {
+  it('hands an event whose fan-out failed for good back to the dispatcher, and fans it out once', async () => {
+    const ticket = await makeTicket(t, admin());
+    await dispatchEvents({ pool: t.db.pool, queue: t.queue });
+    const { rows } = await t.db.admin.query<{ id: string }>(
+      "SELECT id FROM events WHERE ticket_id = $1 AND type = 'ticket.created'",
+      [ticket.id],
+    );
+    const eventId = rows[0]!.id;
+    // As the fan-out job's onFailedForGood does: the event is dispatched again at the next pass.
+    await t.db.admin.query('DELETE FROM pgboss.job WHERE name = $1', [notifyFanoutJob.name]);
+    await withTenant(t.db.pool, t.a.tenant.id, (tx) => redispatchEvent(tx, eventId));
+    expect(await dispatchEvents({ pool: t.db.pool, queue: t.queue })).toBeGreaterThanOrEqual(1);
+    await fanOutAll();
+    await withTenant(t.db.pool, t.a.tenant.id, (tx) => redispatchEvent(tx, eventId)); // fanned out: no effect
+    expect(await dispatchEvents({ pool: t.db.pool, queue: t.queue })).toBe(0);
+    const { rows: done } = await t.db.admin.query('SELECT fanned_out_at FROM events WHERE id = $1', [
+      eventId,
+    ]);
+    expect(done[0].fanned_out_at).not.toBeNull();
   });
 });
 
