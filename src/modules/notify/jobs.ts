@@ -6,7 +6,7 @@ import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
 import { dropOldEvents, redispatchEvent } from '../events/events.ts';
-import { deliveryRow, recordOutcome } from '../outbound/ledger.ts';
+import { closeAbandonedAttempt } from '../outbound/ledger.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
 import { deliverNotification } from './deliver.ts';
 import { fanOutEvent } from './fanout.ts';
@@ -61,18 +61,13 @@ export function notifyJobs(deps: NotifyJobDeps): JobDefinition<any>[] {
       // The job failed for good before the attempt was recorded: the attempt says so.
       onFailedForGood: async (failures) => {
         for (const f of failures)
-          await withTenant(deps.pool, f.payload.tenantId, async (tx) => {
-            const row = await deliveryRow(tx, f.payload.deliveryId);
-            if (row?.status !== 'queued') return;
-            const errorMessage = `the deliver job failed for good after ${f.attempts} attempts: ${f.message}`;
-            await recordOutcome(
+          await withTenant(deps.pool, f.payload.tenantId, (tx) =>
+            closeAbandonedAttempt(
               tx,
-              row,
-              row.started_at
-                ? { status: 'unknown', errorMessage }
-                : { status: 'failed', errorCode: 'transient', retryable: false, errorMessage },
-            );
-          });
+              f.payload.deliveryId,
+              `the deliver job failed for good after ${f.attempts} attempts: ${f.message}`,
+            ),
+          );
       },
     }),
     defineJob<Record<string, never>>({

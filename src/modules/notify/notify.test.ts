@@ -9,6 +9,7 @@ import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { messageIdKey } from '../inbound/signing.ts';
 import { outboundSendJob } from '../outbound/job-refs.ts';
+import { closeAbandonedAttempt } from '../outbound/ledger.ts';
 import { appendMessage } from '../tickets/messages.ts';
 import { redispatchEvent } from '../events/events.ts';
 import { webhookChannel } from '../webhooks/channel.ts';
@@ -407,6 +408,30 @@ describe('failures', () => {
     expect((await t.call(admin(), 'GET', `/api/v1/webhook-endpoints/${endpoint.id}`)).body.enabled).toBe(
       false,
     );
+  });
+});
+
+describe('abandoned attempts', () => {
+  it('close as failed, or unknown once the send had begun, when their job fails for good', async () => {
+    const endpoint = await makeEndpoint(['ticket.created']);
+    const [one, two] = [await makeTicket(t, admin()), await makeTicket(t, admin())];
+    await fanOutAll();
+    await t.db.admin.query(`DELETE FROM pgboss.job WHERE name = $1`, [notifyDeliverJob.name]);
+    const rowOf = async (ticketId: string) =>
+      (await notifications(ticketId)).find((n) => n.destination === endpoint.id)!;
+    const ids = await t.db.admin.query<{ id: string; ticket_id: string }>(
+      'SELECT id, ticket_id FROM deliveries WHERE destination = $1 AND ticket_id = ANY($2::uuid[])',
+      [endpoint.id, [one.id, two.id]],
+    );
+    const idOf = (ticketId: string) => ids.rows.find((r) => r.ticket_id === ticketId)!.id;
+    await t.db.admin.query('UPDATE deliveries SET started_at = now() WHERE id = $1', [idOf(two.id)]);
+    await withTenant(t.db.pool, t.a.tenant.id, async (tx) => {
+      await closeAbandonedAttempt(tx, idOf(one.id), 'the job failed for good');
+      await closeAbandonedAttempt(tx, idOf(two.id), 'the job failed for good');
+      await closeAbandonedAttempt(tx, idOf(two.id), 'again: nothing changes');
+    });
+    expect(await rowOf(one.id)).toMatchObject({ status: 'failed', error_code: 'transient' });
+    expect(await rowOf(two.id)).toMatchObject({ status: 'unknown' });
   });
 });
 

@@ -14,7 +14,7 @@ import {
 } from '../inbound/job-refs.ts';
 import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
 import { deliveryPartitionsJob, type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
-import { deliveryRow, maintainPartitions, recordOutcome } from './ledger.ts';
+import { closeAbandonedAttempt, maintainPartitions } from './ledger.ts';
 import { sendDelivery, sendDeliveryBatch } from './send.ts';
 import type { Transports } from './transports.ts';
 
@@ -54,20 +54,14 @@ export function outboundJobs(deps: OutboundJobDeps): JobDefinition<any>[] {
       // The job failed for good before the attempt was recorded (the database was away through all
       // its retries, the process died on its last one): the attempt says so instead of staying queued.
       onFailedForGood: async (failures) => {
-        for (const f of failures) {
-          await withTenant(deps.pool, f.payload.tenantId, async (tx) => {
-            const row = await deliveryRow(tx, f.payload.deliveryId);
-            if (row?.status !== 'queued') return;
-            const errorMessage = `the send job failed for good after ${f.attempts} attempts: ${f.message}`;
-            await recordOutcome(
+        for (const f of failures)
+          await withTenant(deps.pool, f.payload.tenantId, (tx) =>
+            closeAbandonedAttempt(
               tx,
-              row,
-              row.started_at
-                ? { status: 'unknown', errorMessage }
-                : { status: 'failed', errorCode: 'transient', retryable: false, errorMessage },
-            );
-          });
-        }
+              f.payload.deliveryId,
+              `the send job failed for good after ${f.attempts} attempts: ${f.message}`,
+            ),
+          );
       },
     }),
     defineJob<TicketOpenedByMailPayload>({

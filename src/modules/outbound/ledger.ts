@@ -299,6 +299,23 @@ export async function recordOutcome(
 }
 
 /**
+ * A send job failed for good before its attempt was recorded (the database was away through all its
+ * retries, the process died on its last one): the attempt says so instead of staying queued —
+ * `unknown` when the send had begun, else failed. Nothing when it was recorded meanwhile.
+ */
+export async function closeAbandonedAttempt(tx: TenantTx, id: string, why: string): Promise<void> {
+  const row = await findRow(tx, id, false);
+  if (row?.status !== 'queued') return;
+  await recordOutcome(
+    tx,
+    row,
+    row.started_at
+      ? { status: 'unknown', errorMessage: why }
+      : { status: 'failed', errorCode: 'transient', retryable: false, errorMessage: why },
+  );
+}
+
+/**
  * Serialises what adds attempts to one delivery (its chain: same channel, destination, purpose and
  * message): a retry by a person and the job's own retry cannot both add the same next attempt.
  */
