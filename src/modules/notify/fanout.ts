@@ -241,6 +241,7 @@ export async function fanOutEvent(
             subject: content.title,
             text: content.text ? `${content.title}\n\n${content.text}` : content.title,
             startAfter: heldUntil,
+            about: content.type,
           },
         );
       } else {

@@ -49,6 +49,8 @@ export interface EmailPayload {
   references: string[];
   /** Automatic mail (acknowledgements): Auto-Submitted and X-Auto-Response-Suppress. */
   automatic: boolean;
+  /** Of a notification by email: the event type it tells of. */
+  about?: string | undefined;
 }
 
 export interface Delivery {

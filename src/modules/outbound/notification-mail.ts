@@ -20,6 +20,8 @@ export interface NotificationMail {
   html?: string | null | undefined;
   /** Held until then (quiet hours). */
   startAfter?: Date | undefined;
+  /** The event type it tells of (a failure of mail about `delivery.failed` is not announced again). */
+  about: string;
 }
 
 export interface NotificationMailDeps {
@@ -70,6 +72,7 @@ export async function queueNotificationMail(
     inReplyTo: null,
     references: [],
     automatic: true,
+    about: mail.about,
   };
   const deliveryId = await queueDelivery(tx, { ...delivery, mailboxId: mailbox.id, rfcMessageId, payload });
   await deps.send(

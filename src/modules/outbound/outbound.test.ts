@@ -429,6 +429,19 @@ describe('failed sends', () => {
     const [attempt] = await deliveries(ticketId);
     expect(attempt).toMatchObject({ status: 'failed', errorCode: 'invalid_recipient', retryable: false });
     expect(await sendQueued()).toEqual([]);
+    // Someone hears of it: a delivery.failed event, by the tenant's rules.
+    const { rows: told } = await t.db.admin.query(
+      "SELECT data FROM events WHERE type = 'delivery.failed' AND ticket_id = $1",
+      [ticketId],
+    );
+    expect(told.map((r) => r.data)).toEqual([
+      expect.objectContaining({
+        deliveryId: attempt!.id,
+        channel: 'email',
+        purpose: 'reply',
+        errorCode: 'invalid_recipient',
+      }),
+    ]);
 
     // Two people retry at once: one new attempt.
     const both = await Promise.all([

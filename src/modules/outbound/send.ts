@@ -325,9 +325,9 @@ async function failed(
     // Another run recorded this attempt meanwhile: its outcome stands, and it decided what follows.
     if (!recorded) return { already: 'recorded by another run' };
     if (!retry) {
-      // A customer's mail that will not go out is worth telling someone (the assignee, by the
-      // tenant's rules). Notification mail is not announced again: a failing address would loop.
-      if (row.purpose !== 'notification')
+      // Mail that will not go out is worth telling someone (by the tenant's rules), except mail
+      // that itself tells of a failed delivery: a failing address would loop.
+      if (row.payload['about'] !== 'delivery.failed')
         await recordEvent(tx, {
           type: 'delivery.failed',
           ticketId: row.ticket_id,
