@@ -2,7 +2,8 @@
 // the transaction of its cause; the notify module's dispatcher claims undispatched events and hands
 // each to a fan-out job. This module imports nothing but the platform, so every module can record
 // events without depending on the notification machinery that consumes them.
-import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
+import type { Pool } from '../../platform/db/pool.ts';
+import { type SystemTx, type TenantTx, withSystemRead, withTenant } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 
 export const EVENT_TYPES = [
@@ -151,13 +152,30 @@ export async function markFannedOut(tx: TenantTx, id: string): Promise<void> {
   ]);
 }
 
-/** Drops fanned-out events older than `before` (housekeeping; the ledger keeps what was sent). */
-export async function dropOldEvents(sys: SystemTx, before: Date): Promise<number> {
-  const { rowCount } = await sys.query(
-    'DELETE FROM events WHERE fanned_out_at IS NOT NULL AND occurred_at < $1',
-    [before],
+/**
+ * Drops fanned-out events older than `before` (housekeeping; the ledger keeps what was sent): tenant
+ * by tenant, in batches, each its own short transaction on the (tenant_id, occurred_at) index, so
+ * a large backlog never becomes one long delete. Answers how many.
+ */
+export async function dropOldEvents(pool: Pool, before: Date, batch = 5000): Promise<number> {
+  const { rows: tenants } = await withSystemRead(pool, (sys) =>
+    sys.query<{ id: string }>('SELECT id FROM tenants ORDER BY id'),
   );
-  return rowCount ?? 0;
+  let total = 0;
+  for (const { id } of tenants)
+    for (;;) {
+      const { rowCount } = await withTenant(pool, id, (tx) =>
+        tx.query(
+          `DELETE FROM events WHERE tenant_id = $1 AND id IN (
+             SELECT id FROM events WHERE tenant_id = $1 AND occurred_at < $2 AND fanned_out_at IS NOT NULL
+              LIMIT $3)`,
+          [id, before, batch],
+        ),
+      );
+      total += rowCount ?? 0;
+      if ((rowCount ?? 0) < batch) break;
+    }
+  return total;
 }
 
 /**

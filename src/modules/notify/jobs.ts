@@ -2,7 +2,7 @@
 // a channel adapter, and dropping old events.
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
+import { withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/registry.ts';
 import { dropOldEvents, redispatchEvent } from '../events/events.ts';
@@ -75,9 +75,7 @@ export function notifyJobs(deps: NotifyJobDeps): JobDefinition<any>[] {
       leaseSeconds: 300,
       retry: { limit: 3, delaySeconds: 60, backoff: true },
       handler: () =>
-        withSystemTx(deps.pool, (sys) =>
-          dropOldEvents(sys, new Date(deps.clock.now().getTime() - EVENT_RETENTION_DAYS * 86_400_000)),
-        ),
+        dropOldEvents(deps.pool, new Date(deps.clock.now().getTime() - EVENT_RETENTION_DAYS * 86_400_000)),
     }),
   ];
 }

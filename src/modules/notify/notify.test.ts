@@ -11,7 +11,7 @@ import { messageIdKey } from '../inbound/signing.ts';
 import { outboundSendJob } from '../outbound/job-refs.ts';
 import { closeAbandonedAttempt } from '../outbound/ledger.ts';
 import { appendMessage } from '../tickets/messages.ts';
-import { redispatchEvent } from '../events/events.ts';
+import { dropOldEvents, recordEvent, redispatchEvent } from '../events/events.ts';
 import { webhookChannel } from '../webhooks/channel.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
 import { deliverNotification } from './deliver.ts';
@@ -347,6 +347,25 @@ describe('dispatch', () => {
       eventId,
     ]);
     expect(done[0].fanned_out_at).not.toBeNull();
+  });
+});
+
+describe('housekeeping', () => {
+  it('drops fanned-out events past retention, tenant by tenant in batches, and keeps the rest', async () => {
+    const ticket = await makeTicket(t, admin());
+    await makeTicket(t, t.b.adminToken.token);
+    await fanOutAll();
+    const pending = await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
+      recordEvent(tx, { type: 'ticket.status_changed', ticketId: ticket.id }),
+    );
+    const count = async () => Number((await t.db.admin.query('SELECT count(*) AS n FROM events')).rows[0].n);
+    const before = await count();
+    // Nothing is old yet.
+    expect(await dropOldEvents(t.db.pool, new Date(Date.now() - 86_400_000), 2)).toBe(0);
+    // Everything fanned out is "old" a minute from now, in batches of two; the undispatched one stays.
+    const dropped = await dropOldEvents(t.db.pool, new Date(Date.now() + 60_000), 2);
+    expect(dropped).toBe(before - 1);
+    expect((await t.db.admin.query('SELECT id FROM events')).rows.map((r) => r.id)).toEqual([pending]);
   });
 });
 
