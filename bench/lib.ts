@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -311,3 +312,55 @@ export function runJsonChild(script: string, spec: object): Promise<any> {
     );
   });
 }
+
+/**
+ * Drives `count` requests made by `one(i, agent, dueAt)`: at `rate` per second on a fixed schedule
+ * (open loop: no cap on sockets, so a slow answer does not hold back the next request; `dueAt` is
+ * the scheduled instant, epoch ms), or else as fast as `concurrency` workers go (closed loop).
+ * Answers the rate achieved and, open loop, the most a request left after its due time.
+ */
+export async function driveRequests(
+  command: { count: number; rate?: number | undefined; concurrency?: number | undefined },
+  one: (i: number, agent: http.Agent, dueAt: number) => Promise<void>,
+): Promise<{ perSecond: number; maxSendLagMs: number }> {
+  if (command.rate) {
+    const agent = new http.Agent({ keepAlive: true });
+    const inFlight: Promise<void>[] = [];
+    const start = performance.now() + 50;
+    const epoch = Date.now() - performance.now();
+    let maxSendLag = 0;
+    let lastSent = start;
+    for (let i = 0; i < command.count; i++) {
+      const due = start + (i * 1000) / command.rate;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      lastSent = performance.now();
+      maxSendLag = Math.max(maxSendLag, lastSent - due);
+      inFlight.push(one(i, agent, Math.round(epoch + due)));
+    }
+    await Promise.all(inFlight);
+    agent.destroy();
+    const seconds = (lastSent - start) / 1000;
+    return {
+      perSecond: seconds > 0 ? (command.count - 1) / seconds : 0,
+      maxSendLagMs: Math.round(maxSendLag),
+    };
+  }
+  const concurrency = command.concurrency ?? 16;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < command.count; i = next++) await one(i, agent, Date.now());
+    }),
+  );
+  agent.destroy();
+  return { perSecond: command.count / ((performance.now() - started) / 1000), maxSendLagMs: 0 };
+}
+
+/** CPU seconds this process has used (user and system). */
+export const cpuSeconds = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};

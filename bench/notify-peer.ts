@@ -23,6 +23,7 @@ import readline from 'node:readline';
 import { type BotFrameworkSimulator, startBotFrameworkSimulator } from '../simulators/botframework.ts';
 import { startSlackSimulator } from '../simulators/slack.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../simulators/webhook-receiver.ts';
+import { cpuSeconds, driveRequests } from './lib.ts';
 
 export interface PatchTarget {
   token: string;
@@ -76,11 +77,6 @@ export interface Collected {
   teams: { seq: number; conversationId: string; at: number }[];
 }
 
-const cpuSeconds = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1e6;
-};
-
 function patchJson(agent: http.Agent, url: string, token: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -129,49 +125,8 @@ async function patch(command: PatchCommand): Promise<PatchResult> {
       errors++;
     }
   };
-  if (command.rate) {
-    const agent = new http.Agent({ keepAlive: true });
-    const inFlight: Promise<void>[] = [];
-    const start = performance.now() + 50;
-    const epoch = Date.now() - performance.now();
-    let maxSendLag = 0;
-    let lastSent = start;
-    for (let i = 0; i < command.count; i++) {
-      const due = start + (i * 1000) / command.rate;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      lastSent = performance.now();
-      maxSendLag = Math.max(maxSendLag, lastSent - due);
-      inFlight.push(one(i, agent, Math.round(epoch + due)));
-    }
-    await Promise.all(inFlight);
-    agent.destroy();
-    const seconds = (lastSent - start) / 1000;
-    return {
-      outcomes,
-      errors,
-      perSecond: seconds > 0 ? (command.count - 1) / seconds : 0,
-      maxSendLagMs: Math.round(maxSendLag),
-      cpuSeconds: cpuSeconds() - cpuAtStart,
-    };
-  }
-  const concurrency = command.concurrency ?? 16;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < command.count; i = next++) await one(i, agent, Date.now());
-    }),
-  );
-  agent.destroy();
-  return {
-    outcomes,
-    errors,
-    perSecond: command.count / ((performance.now() - started) / 1000),
-    maxSendLagMs: 0,
-    cpuSeconds: cpuSeconds() - cpuAtStart,
-  };
+  const driven = await driveRequests(command, one);
+  return { outcomes, errors, ...driven, cpuSeconds: cpuSeconds() - cpuAtStart };
 }
 
 async function main(): Promise<void> {

@@ -13,6 +13,7 @@
 import http from 'node:http';
 import readline from 'node:readline';
 import { startSmtpSimulator } from '../simulators/smtp.ts';
+import { cpuSeconds, driveRequests } from './lib.ts';
 
 export interface PostTarget {
   token: string;
@@ -59,11 +60,6 @@ export interface Received {
   at: number;
   size: number;
 }
-
-const cpuSeconds = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1e6;
-};
 
 function postJson(
   agent: http.Agent,
@@ -125,50 +121,8 @@ async function post(command: PostCommand): Promise<PostResult> {
       errors++;
     }
   };
-  if (command.rate) {
-    // No cap on sockets: a slow answer must not hold back the next reply (open loop).
-    const agent = new http.Agent({ keepAlive: true });
-    const inFlight: Promise<void>[] = [];
-    const start = performance.now() + 50;
-    const epoch = Date.now() - performance.now();
-    let maxSendLag = 0;
-    let lastSent = start;
-    for (let i = 0; i < command.count; i++) {
-      const due = start + (i * 1000) / command.rate;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      lastSent = performance.now();
-      maxSendLag = Math.max(maxSendLag, lastSent - due);
-      inFlight.push(one(i, agent, Math.round(epoch + due)));
-    }
-    await Promise.all(inFlight);
-    agent.destroy();
-    const seconds = (lastSent - start) / 1000;
-    return {
-      outcomes,
-      errors,
-      perSecond: seconds > 0 ? (command.count - 1) / seconds : 0,
-      maxSendLagMs: Math.round(maxSendLag),
-      cpuSeconds: cpuSeconds() - cpuAtStart,
-    };
-  }
-  const concurrency = command.concurrency ?? 16;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < command.count; i = next++) await one(i, agent, Date.now());
-    }),
-  );
-  agent.destroy();
-  return {
-    outcomes,
-    errors,
-    perSecond: command.count / ((performance.now() - started) / 1000),
-    maxSendLagMs: 0,
-    cpuSeconds: cpuSeconds() - cpuAtStart,
-  };
+  const driven = await driveRequests(command, one);
+  return { outcomes, errors, ...driven, cpuSeconds: cpuSeconds() - cpuAtStart };
 }
 
 async function main(): Promise<void> {
