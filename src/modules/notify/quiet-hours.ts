@@ -11,8 +11,6 @@ export interface QuietHours {
 
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
-export const isHhmm = (value: string): boolean => HHMM.test(value);
-
 const minutesOf = (hhmm: string): number => {
   const m = HHMM.exec(hhmm)!;
   return Number(m[1]) * 60 + Number(m[2]);
