@@ -150,6 +150,13 @@ const OWNERS: Record<string, string[]> = {
   'modules/slack': ['slack_integrations'],
   'modules/webhooks': ['webhook_endpoints'],
   'modules/teams': ['teams_integrations', 'teams_conversation_references'],
+  'modules/sessions': [
+    'auth_settings',
+    'person_credentials',
+    'recovery_codes',
+    'console_sessions',
+    'sign_in_tokens',
+  ],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
