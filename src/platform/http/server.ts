@@ -28,6 +28,11 @@ declare module 'fastify' {
      * of the request (the audit trail's) says of them instead of their content.
      */
     uploadedFiles?: UploadedFile[];
+    /**
+     * Set by a route that changes several things at once (a bulk change): the audit trail records
+     * one event per target, with its own outcome, instead of one for the request.
+     */
+    auditTargets?: AuditTarget[];
   }
   interface FastifyContextConfig {
     /** Permission the route requires; routes under /api/v1 without one only need a valid token. */
@@ -66,6 +71,14 @@ export interface ServerDeps {
   secretKey?: Buffer;
   /** The time services run on (DESIGN §3.6). */
   clock: Clock;
+}
+
+/** One thing a request changed or failed to change, for the audit trail. */
+export interface AuditTarget {
+  targetType: string;
+  targetId: string;
+  ok: boolean;
+  errorCode: string | null;
 }
 
 /** One file of a multipart request: its form field, name and size in bytes. */
@@ -205,6 +218,7 @@ export async function buildServer(
 
   app.decorateRequest('principal', undefined);
   app.decorateRequest('uploadedFiles', undefined);
+  app.decorateRequest('auditTargets', undefined);
 
   // Authentication and authorisation come first, before the body is read or validated: a caller
   // without a valid token learns nothing about what the route would have accepted.
