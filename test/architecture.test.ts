@@ -125,6 +125,7 @@ const OWNERS: Record<string, string[]> = {
     'ticket_participants',
     'attachments',
     'ticket_wakeups',
+    'ticket_presence',
   ],
   'modules/blobs': ['blobs'],
   'modules/inbound': [
@@ -143,7 +144,7 @@ const OWNERS: Record<string, string[]> = {
     'sla_events',
     'sla_clocks',
   ],
-  'modules/outbound': ['deliveries', 'delivery_keys', 'mail_templates'],
+  'modules/outbound': ['deliveries', 'delivery_keys', 'mail_templates', 'canned_replies'],
   'modules/events': ['events'],
   'modules/notify': ['notification_rules'],
   'modules/audit': ['audit_events'],

@@ -28,6 +28,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   unsupported_media_type: EXIT_BAD_INPUT,
   payload_too_large: EXIT_BAD_INPUT,
   conflict: EXIT_FAILED,
+  ticket_changed: EXIT_FAILED,
   identity_taken: EXIT_FAILED,
   merge_into_self: EXIT_BAD_INPUT,
   invalid_calendar: EXIT_BAD_INPUT,

@@ -32,6 +32,8 @@ export const ERROR_CATALOGUE = {
   payload_too_large: 'The body is larger than the server accepts.',
   conflict:
     'The change collides with existing data (a name or address already taken, a state that forbids it).',
+  ticket_changed:
+    'Someone else added a message to the ticket since the one the request says was seen (`seenMessageId`); read it, then send again without it.',
   identity_taken: 'The external identity already belongs to another person.',
   merge_into_self: 'A person cannot be merged into itself.',
   invalid_calendar: 'The business calendar is not valid (see the message for the rule it breaks).',

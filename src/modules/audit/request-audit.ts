@@ -194,8 +194,21 @@ export function auditRequests(app: App, deps: ServerDeps): void {
       request.log.error({ err }, 'audit event not recorded');
       return;
     }
-    const recording = recordAudit(deps, entry).finally(() => recordings.delete(recording));
-    recordings.add(recording);
+    // A bulk change: one event per thing it changed, each with its own outcome.
+    const targets = reply.statusCode < 400 ? request.auditTargets : undefined;
+    const entries = targets
+      ? targets.map((t) => ({
+          ...entry,
+          targetType: t.targetType,
+          targetId: t.targetId,
+          outcome: t.ok ? ('success' as const) : ('failed' as const),
+          errorCode: t.ok ? null : t.errorCode,
+        }))
+      : [entry];
+    for (const e of entries) {
+      const recording = recordAudit(deps, e).finally(() => recordings.delete(recording));
+      recordings.add(recording);
+    }
   });
 
   // A stopping server writes what it has begun before the database closes.

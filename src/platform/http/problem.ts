@@ -26,6 +26,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   payload_too_large: 413,
   conflict: 409,
+  ticket_changed: 409,
   identity_taken: 409,
   merge_into_self: 400,
   invalid_calendar: 400,

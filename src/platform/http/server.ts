@@ -35,6 +35,11 @@ declare module 'fastify' {
      * that terminates it. Cookies set in the answer are then `Secure`.
      */
     secureContext: boolean;
+    /**
+     * Set by a route that changes several things at once (a bulk change): the audit trail records
+     * one event per target, with its own outcome, instead of one for the request.
+     */
+    auditTargets?: AuditTarget[];
   }
   interface FastifyContextConfig {
     /** Permission the route requires; routes under /api/v1 without one only need a valid token. */
@@ -95,6 +100,14 @@ export interface ServerDeps {
   secretKey?: Buffer;
   /** The time services run on (DESIGN §3.6). */
   clock: Clock;
+}
+
+/** One thing a request changed or failed to change, for the audit trail. */
+export interface AuditTarget {
+  targetType: string;
+  targetId: string;
+  ok: boolean;
+  errorCode: string | null;
 }
 
 /** One file of a multipart request: its form field, name and size in bytes. */
@@ -237,6 +250,7 @@ export async function buildServer(
 
   app.decorateRequest('principal', undefined);
   app.decorateRequest('uploadedFiles', undefined);
+  app.decorateRequest('auditTargets', undefined);
   app.decorateRequest('secureContext', {
     getter(this: FastifyRequest) {
       return this.protocol === 'https' || (deps.config.publicUrl?.startsWith('https:') ?? false);
