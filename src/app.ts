@@ -32,6 +32,8 @@ import { queueRoutes } from './modules/queue/routes.ts';
 import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
+import { ssoSignInRoutes, type StartSession } from './modules/sso/auth-routes.ts';
+import { ssoSettingsRoutes } from './modules/sso/routes.ts';
 import { startSlaScheduler } from './modules/sla/scheduler.ts';
 import { teamsChannel } from './modules/teams/adapter.ts';
 import { teamsHookRoutes } from './modules/teams/hook.ts';
@@ -80,7 +82,17 @@ export function channelAdapters(deps: {
   return adapters;
 }
 
-export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes, teamsHookRoutes];
+// TODO(lead): pass the sessions module's startSession (src/modules/sessions) once it has landed.
+const startSessionNotWired: StartSession = async () => {
+  throw new AppError('internal_error', 'console sessions are not wired in yet');
+};
+
+export const HOOK_ROUTES: RouteModule[] = [
+  hookRoutes,
+  oauthCallbackRoutes,
+  teamsHookRoutes,
+  ssoSignInRoutes({ startSession: startSessionNotWired }),
+];
 export const ROUTES: RouteModule[] = [
   // First: its hooks record every write of the routes after it.
   auditRoutes,
@@ -103,6 +115,7 @@ export const ROUTES: RouteModule[] = [
   slackIntegrationRoutes,
   webhookRoutes,
   teamsRoutes,
+  ssoSettingsRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

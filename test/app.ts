@@ -50,6 +50,8 @@ export interface TestAppOptions {
   extraRoutes?: RouteModule[];
   /** RELAYDESK_ALLOW_PRIVATE_WEBHOOKS (default on: receivers are simulators on loopback). */
   allowPrivateWebhooks?: boolean;
+  /** The routes outside /api/v1 in place of HOOK_ROUTES (a module's own tests of such routes). */
+  hookRoutes?: RouteModule[];
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -86,7 +88,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
     },
     [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
-    HOOK_ROUTES,
+    options.hookRoutes ?? HOOK_ROUTES,
   );
   await app.ready();
   const a = await createTenant(db.pool, { name: 'Tenant A' });

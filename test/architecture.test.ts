@@ -150,6 +150,7 @@ const OWNERS: Record<string, string[]> = {
   'modules/slack': ['slack_integrations'],
   'modules/webhooks': ['webhook_endpoints'],
   'modules/teams': ['teams_integrations', 'teams_conversation_references'],
+  'modules/sso': ['sso_providers', 'sso_login_states'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
