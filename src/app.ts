@@ -36,6 +36,7 @@ import { startSlaScheduler } from './modules/sla/scheduler.ts';
 import { teamsChannel } from './modules/teams/adapter.ts';
 import { teamsHookRoutes } from './modules/teams/hook.ts';
 import { teamsRoutes } from './modules/teams/routes.ts';
+import { streamRoutes } from './modules/live/routes.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -103,6 +104,7 @@ export const ROUTES: RouteModule[] = [
   slackIntegrationRoutes,
   webhookRoutes,
   teamsRoutes,
+  streamRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
@@ -293,6 +295,7 @@ export async function startRelaydesk({
           authenticate: tokenAuthenticator({ pool: db.pool, clock, cache: authCache }),
           secretKey,
           clock,
+          databaseUrl: db.url,
         },
         ROUTES,
         HOOK_ROUTES,

@@ -83,6 +83,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       queue,
       secretKey,
       clock,
+      databaseUrl: db.url,
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
     },
     [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
