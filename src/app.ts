@@ -26,6 +26,7 @@ import { slackIntegrationRoutes } from './modules/slack/routes.ts';
 import { webhookChannel } from './modules/webhooks/channel.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
 import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
+import { cannedReplyRoutes } from './modules/outbound/canned-reply-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { unmappedRoutes } from './modules/people/unmapped-routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
@@ -98,6 +99,7 @@ export const ROUTES: RouteModule[] = [
   oauthRoutes,
   slaRoutes,
   mailTemplateRoutes,
+  cannedReplyRoutes,
   notificationRuleRoutes((deps) =>
     channelAdapters({ ...deps, allowPrivateWebhooks: deps.config.allowPrivateWebhooks }),
   ),
