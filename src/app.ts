@@ -38,6 +38,7 @@ import { teamsChannel } from './modules/teams/adapter.ts';
 import { teamsHookRoutes } from './modules/teams/hook.ts';
 import { teamsRoutes } from './modules/teams/routes.ts';
 import { streamRoutes } from './modules/live/routes.ts';
+import { historyRoutes } from './modules/history/routes.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -107,6 +108,7 @@ export const ROUTES: RouteModule[] = [
   webhookRoutes,
   teamsRoutes,
   streamRoutes,
+  historyRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
