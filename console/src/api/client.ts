@@ -43,6 +43,11 @@ export function whenSessionLost(handler: () => void): void {
   onSessionLost = handler;
 }
 
+/** The CSRF header for a request made without this module (a keepalive fetch). */
+export function csrfHeaders(): Record<string, string> {
+  return csrfToken ? { 'X-CSRF-Token': csrfToken } : {};
+}
+
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 // Answers of these say "you are not signed in" as a result, not as a lost session.
 const SIGN_IN_PATHS = /^\/api\/v1\/(session|invitations\/accept|password-reset)/;
