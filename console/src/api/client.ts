@@ -132,7 +132,9 @@ export async function send<T>(
 export function describeError(err: unknown): string {
   if (err instanceof ApiError) {
     const fields = err.fieldErrors.map((e) => `${e.path.replace(/^\//, '') || 'input'} ${e.message}`);
-    return fields.length > 0 ? `${err.message} (${fields.join('; ')})` : err.message;
+    // The detail often says it already; the fields are added only when it does not.
+    const said = err.fieldErrors.every((e) => err.message.includes(e.message));
+    return fields.length > 0 && !said ? `${err.message} (${fields.join('; ')})` : err.message;
   }
   if (err instanceof TypeError) return 'The server cannot be reached. Check the connection and try again.';
   return err instanceof Error ? err.message : String(err);

@@ -41,6 +41,13 @@ export default function Ticket() {
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
     enabled: ticket.isSuccess,
+    // A reply on its way by mail is watched until its delivery is settled.
+    refetchInterval: (query) =>
+      query.state.data?.pages.some((p) =>
+        p.items.some((m) => m.delivery && ['queued', 'sending'].includes(m.delivery.status)),
+      )
+        ? 2000
+        : false,
   });
   // The API answers newest first; the conversation reads oldest first.
   const conversation = useMemo(
