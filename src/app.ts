@@ -23,7 +23,7 @@ import { NOTIFY_SCHEDULES, notifyJobs } from './modules/notify/jobs.ts';
 import { notificationRuleRoutes } from './modules/notify/routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
 import { sessionRoutes } from './modules/sessions/routes.ts';
-import { sessionAuthenticator } from './modules/sessions/sessions.ts';
+import { sessionAuthenticator, startSession } from './modules/sessions/sessions.ts';
 import { slackChannel } from './modules/slack/adapter.ts';
 import { slackIntegrationRoutes } from './modules/slack/routes.ts';
 import { webhookChannel } from './modules/webhooks/channel.ts';
@@ -35,6 +35,8 @@ import { queueRoutes } from './modules/queue/routes.ts';
 import { AuthCache } from './modules/tokens/auth-cache.ts';
 import { bootstrapDefaultTenant, type CreatedTenant } from './modules/tenants/service.ts';
 import { slaRoutes } from './modules/sla/routes.ts';
+import { ssoSignInRoutes } from './modules/sso/auth-routes.ts';
+import { ssoSettingsRoutes } from './modules/sso/routes.ts';
 import { startSlaScheduler } from './modules/sla/scheduler.ts';
 import { teamsChannel } from './modules/teams/adapter.ts';
 import { teamsHookRoutes } from './modules/teams/hook.ts';
@@ -83,7 +85,13 @@ export function channelAdapters(deps: {
   return adapters;
 }
 
-export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes, teamsHookRoutes, consoleRoutes];
+export const HOOK_ROUTES: RouteModule[] = [
+  hookRoutes,
+  oauthCallbackRoutes,
+  teamsHookRoutes,
+  ssoSignInRoutes({ startSession }),
+  consoleRoutes,
+];
 export const ROUTES: RouteModule[] = [
   // First: its hooks record every write of the routes after it.
   auditRoutes,
@@ -107,6 +115,7 @@ export const ROUTES: RouteModule[] = [
   slackIntegrationRoutes,
   webhookRoutes,
   teamsRoutes,
+  ssoSettingsRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */

@@ -98,6 +98,8 @@ export interface TestAppOptions {
    * the limits sets its own, here or later through `config`).
    */
   signInLimits?: SignInLimits;
+  /** The routes outside /api/v1 in place of HOOK_ROUTES (a module's own tests of such routes). */
+  hookRoutes?: RouteModule[];
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -136,7 +138,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
     },
     [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
-    HOOK_ROUTES,
+    options.hookRoutes ?? HOOK_ROUTES,
   );
   await app.ready();
   const a = await createTenant(db.pool, { name: 'Tenant A' });

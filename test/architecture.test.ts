@@ -158,6 +158,7 @@ const OWNERS: Record<string, string[]> = {
     'console_sessions',
     'sign_in_tokens',
   ],
+  'modules/sso': ['sso_providers', 'sso_login_states'],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
