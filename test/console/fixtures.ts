@@ -1,5 +1,6 @@
 // What console tests set up through the API: a mailbox that sends to the SMTP simulator, customer
 // mail arriving through it (the real inbound pipeline makes the ticket), agents who can sign in.
+import type { Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { SmtpSimulator } from '../../simulators/smtp.ts';
 import type { ConsoleServer } from './server.ts';
@@ -93,4 +94,52 @@ export async function mailIn(
     })
     .toBeTruthy();
   return ticket!;
+}
+
+export interface Agent {
+  personId: string;
+  email: string;
+  password: string;
+  /** The agent's own API session, for setting things up as them. */
+  call: Awaited<ReturnType<ConsoleServer['signIn']>>['call'];
+}
+
+/** A new agent of tenant A (or the one given) with a password, and an API session of theirs. */
+export async function makeAgent(
+  server: ConsoleServer,
+  options: Parameters<ConsoleServer['signIn']>[0] = {},
+): Promise<Agent> {
+  const s = await server.signIn(options);
+  return { personId: s.personId, email: s.email, password: s.password, call: s.call };
+}
+
+/** Signs in through the sign-in page and waits for the screen it leads to. */
+export async function signInWithPassword(
+  page: Page,
+  server: ConsoleServer,
+  agent: { email: string; password: string },
+  options: { path?: string; tenant?: string; expect?: RegExp } = {},
+): Promise<void> {
+  await page.goto(server.consoleUrl(options.path ?? 'login'));
+  await page.getByLabel('Email').fill(agent.email);
+  await page.getByLabel('Password').fill(agent.password);
+  if (options.tenant) {
+    if (!(await page.getByLabel('Workspace').isVisible()))
+      await page.getByRole('button', { name: 'Choose a workspace' }).click();
+    await page.getByLabel('Workspace').fill(options.tenant);
+  }
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: options.expect ?? 'Inbox' }).waitFor();
+}
+
+/** The first link to the console in a mail the SMTP simulator received. */
+export function consoleLinkIn(raw: Buffer): string {
+  // Quoted-printable soft breaks and =3D are undone before looking.
+  const text = raw
+    .toString('utf8')
+    .replace(/=\r?\n/g, '')
+    .replace(/=3D/g, '=');
+  const link = /https?:\/\/[^\s"<>]+\/console\/[a-z]+\?token=[A-Za-z0-9_-]+/.exec(text)?.[0];
+  if (!link) throw new Error(`no console link in the mail:\n${text.slice(0, 2000)}`);
+  return link;
 }

@@ -20,6 +20,8 @@ export async function useConsoleServer(
 ): Promise<ConsoleServer> {
   const t = await useTestApp(options);
   const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
+  // Links mailed by the server (invitations, password resets) lead to this console.
+  t.config.publicUrl ??= url;
   const logger = createLogger('silent');
   let workers: JobQueue | undefined;
   let stopSla: (() => Promise<void>) | undefined;

@@ -4,25 +4,17 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useContext, useEffect, useMemo, useState } from 'react';
 import { type Permission, permissionsOf, type TokenRole } from '../../../src/modules/tokens/permissions.ts';
-import { ApiError, send, setCsrfToken, whenSessionLost } from './client.ts';
+import { api, ApiError, setCsrfToken, unwrap, whenSessionLost } from './client.ts';
+import type { SessionInfo } from './types.ts';
 
-export interface SessionInfo {
-  id: string;
-  method: 'password' | 'oidc';
-  csrfToken: string;
-  expiresAt: string;
-  idleExpiresAt: string;
-  person: { id: string; displayName: string; email: string; role: string; timeZone: string };
-  tenant: { id: string; name: string };
-  totp: { enabled: boolean; required: boolean };
-}
+export type { SessionInfo };
 
 export const SESSION_KEY = ['session'] as const;
 
 /** The session, or null when there is none (401). Other failures are thrown. */
 export async function fetchSession(): Promise<SessionInfo | null> {
   try {
-    return (await send<{ session: SessionInfo }>('GET', '/api/v1/session')).session;
+    return (await unwrap(api.GET('/api/v1/session'))).session;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return null;
     throw err;
@@ -68,9 +60,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [queryClient],
   );
   const value = useMemo<SessionState>(() => {
-    const permissions: readonly string[] = session
-      ? (permissionsOf(session.person.role as TokenRole) ?? [])
-      : [];
+    const permissions: readonly string[] = session ? permissionsOf(session.person.role as TokenRole) : [];
     return {
       session,
       expired,

@@ -47,11 +47,7 @@ export const PRIORITY_LABELS: Record<TicketPriority, string> = {
   urgent: 'Urgent',
 };
 
-/** What the console API adds to a ticket in lists and gets: its people and its SLA at a glance. */
-export interface TicketExtras {
-  requester?: { id: string; displayName: string; email: string | null };
-  assignee?: { id: string; displayName: string } | null;
-  sla?: { state: string; dueAt: string | null } | null;
-}
-export type ListedTicket = TicketPage['items'][number] & TicketExtras;
-export type InboxView = 'mine' | 'unassigned' | 'open' | 'at_risk' | 'breached';
+export type ListedTicket = TicketPage['items'][number];
+export type InboxView = NonNullable<TicketQuery['view']>;
+export type SessionInfo = Json<'/api/v1/session', 'get'>['session'];
+export type Presence = Json<'/api/v1/tickets/{id}/presence', 'get'>['people'][number];

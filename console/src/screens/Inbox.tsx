@@ -4,9 +4,10 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
-import { api, describeError, send, unwrap } from '../api/client.ts';
+import { api, describeError, unwrap } from '../api/client.ts';
 import { useSignedIn } from '../api/session.tsx';
 import {
+  type Body,
   type InboxView,
   type ListedTicket,
   PRIORITIES,
@@ -14,6 +15,8 @@ import {
   STATUSES,
   STATUS_LABELS,
   type TicketPage,
+  type TicketQuery,
+  type TicketStatus,
 } from '../api/types.ts';
 import { PersonPicker, useAgents } from '../lib/people.tsx';
 import { formatTime, relative, useNow } from '../lib/time.ts';
@@ -49,17 +52,15 @@ function BulkBar({ ids, onDone }: { ids: string[]; onDone(message: string): void
   const [error, setError] = useState<string | undefined>();
   const apply = async (event: FormEvent) => {
     event.preventDefault();
-    const changes: Record<string, unknown> = {};
-    if (assignee) changes['assigneeId'] = assignee === 'none' ? null : assignee;
-    if (status) changes['status'] = status;
+    const changes: Body<'/api/v1/tickets/bulk', 'post'>['changes'] = {};
+    if (assignee) changes.assigneeId = assignee === 'none' ? null : assignee;
+    if (status) changes.status = status as TicketStatus;
     if (Object.keys(changes).length === 0) return setError('Choose an assignee or a status first.');
     setBusy(true);
     setError(undefined);
     try {
-      const { results } = await send<{ results: { ticketId: string; ok: boolean; code?: string }[] }>(
-        'POST',
-        '/api/v1/tickets/bulk',
-        { ticketIds: ids, changes },
+      const { results } = await unwrap(
+        api.POST('/api/v1/tickets/bulk', { body: { ticketIds: ids, changes } }),
       );
       const failed = results.filter((r) => !r.ok).length;
       onDone(
@@ -134,7 +135,8 @@ export default function Inbox() {
       const v = params.get(f);
       if (v) q[f] = v;
     }
-    return q;
+    // Values come from the address bar: the server checks them (a wrong one is a 400 shown as such).
+    return q as TicketQuery;
   }, [params, view]);
 
   const tickets = useInfiniteQuery({
@@ -142,7 +144,7 @@ export default function Inbox() {
     queryFn: ({ pageParam }) =>
       unwrap<TicketPage>(
         api.GET('/api/v1/tickets', {
-          params: { query: { ...query, limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } as never },
+          params: { query: { ...query, limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } },
         }),
       ),
     initialPageParam: undefined as string | undefined,

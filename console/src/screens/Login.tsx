@@ -4,8 +4,8 @@
 import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { Navigate, useNavigate, useSearchParams } from 'react-router';
-import { ApiError, describeError, send } from '../api/client.ts';
-import { type SessionInfo, useSession } from '../api/session.tsx';
+import { api, ApiError, describeError, unwrap } from '../api/client.ts';
+import { useSession } from '../api/session.tsx';
 import { Field, safeReturnTo } from '../lib/Field.tsx';
 
 type Step = 'password' | 'second-factor' | 'reset' | 'reset-sent';
@@ -48,12 +48,19 @@ export default function Login() {
     if (askTenant && !params.has('tenant')) tenantRef.current?.focus();
   }, [askTenant, params]);
 
+  // The workspace's providers, asked again once the workspace name stops changing.
+  const [providerTenant, setProviderTenant] = useState(tenant.trim());
+  useEffect(() => {
+    const timer = setTimeout(() => setProviderTenant(tenant.trim()), 400);
+    return () => clearTimeout(timer);
+  }, [tenant]);
   const providers = useQuery({
-    queryKey: ['sso-providers', tenant.trim()],
+    queryKey: ['sso-providers', providerTenant],
     queryFn: () =>
-      send<{ providers: { provider: string; label: string }[] }>(
-        'GET',
-        `/api/v1/sso/providers${tenant.trim() ? `?tenant=${encodeURIComponent(tenant.trim())}` : ''}`,
+      unwrap(
+        api.GET('/api/v1/sso/providers', {
+          params: { query: providerTenant ? { tenant: providerTenant } : {} },
+        }),
       ),
     retry: false,
     staleTime: 60_000,
@@ -66,10 +73,16 @@ export default function Login() {
     setBusy(true);
     setError(undefined);
     try {
-      const body: Record<string, string> = { email: email.trim(), password };
-      if (tenant.trim()) body['tenant'] = tenant.trim();
-      if (step === 'second-factor') body[useRecovery ? 'recoveryCode' : 'totp'] = code.trim();
-      const { session: next } = await send<{ session: SessionInfo }>('POST', '/api/v1/session', body);
+      const { session: next } = await unwrap(
+        api.POST('/api/v1/session', {
+          body: {
+            email: email.trim(),
+            password,
+            ...(tenant.trim() ? { tenant: tenant.trim() } : {}),
+            ...(step === 'second-factor' ? { [useRecovery ? 'recoveryCode' : 'totp']: code.trim() } : {}),
+          },
+        }),
+      );
       signedIn(next);
       navigate(returnTo, { replace: true });
     } catch (err) {
@@ -100,10 +113,11 @@ export default function Login() {
     setBusy(true);
     setError(undefined);
     try {
-      await send('POST', '/api/v1/password-reset', {
-        email: email.trim(),
-        ...(tenant.trim() ? { tenant: tenant.trim() } : {}),
-      });
+      await unwrap(
+        api.POST('/api/v1/password-reset', {
+          body: { email: email.trim(), ...(tenant.trim() ? { tenant: tenant.trim() } : {}) },
+        }),
+      );
       setStep('reset-sent');
     } catch (err) {
       setError(

@@ -2,8 +2,8 @@
 // (/reset?token=). Both choose a password and sign the person in.
 import { type FormEvent, useEffect, useState } from 'react';
 import { Link, Navigate, useNavigate, useSearchParams } from 'react-router';
-import { ApiError, describeError, send } from '../api/client.ts';
-import { type SessionInfo, useSession } from '../api/session.tsx';
+import { api, ApiError, describeError, unwrap } from '../api/client.ts';
+import { useSession } from '../api/session.tsx';
 import { Field } from '../lib/Field.tsx';
 
 export const MIN_PASSWORD = 12;
@@ -40,15 +40,12 @@ export function SetPassword({ kind }: { kind: 'invitation' | 'reset' }) {
     try {
       const { session } =
         kind === 'invitation'
-          ? await send<{ session: SessionInfo }>('POST', '/api/v1/invitations/accept', {
-              token,
-              password,
-              ...(displayName.trim() ? { displayName: displayName.trim() } : {}),
-            })
-          : await send<{ session: SessionInfo }>('POST', '/api/v1/password-reset/complete', {
-              token,
-              password,
-            });
+          ? await unwrap(
+              api.POST('/api/v1/invitations/accept', {
+                body: { token, password, ...(displayName.trim() ? { displayName: displayName.trim() } : {}) },
+              }),
+            )
+          : await unwrap(api.POST('/api/v1/password-reset/complete', { body: { token, password } }));
       signedIn(session);
       setDone(true);
       navigate('/inbox', { replace: true });

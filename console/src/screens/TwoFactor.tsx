@@ -4,7 +4,7 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { Link } from 'react-router';
-import { describeError, send } from '../api/client.ts';
+import { api, describeError, unwrap } from '../api/client.ts';
 import { SESSION_KEY, useSignedIn } from '../api/session.tsx';
 import { Field } from '../lib/Field.tsx';
 import { Page } from '../shell/Page.tsx';
@@ -57,17 +57,13 @@ export default function TwoFactor() {
   const start = () =>
     run(async () => {
       setCodes(undefined);
-      setEnrolment(await send<Enrolment>('POST', '/api/v1/session/totp'));
+      setEnrolment(await unwrap(api.POST('/api/v1/session/totp')));
     });
   const confirm = (event: FormEvent) => {
     event.preventDefault();
     void run(async () => {
-      const { recoveryCodes } = await send<{ recoveryCodes: string[] }>(
-        'POST',
-        '/api/v1/session/totp/confirm',
-        {
-          code: code.trim(),
-        },
+      const { recoveryCodes } = await unwrap(
+        api.POST('/api/v1/session/totp/confirm', { body: { code: code.trim() } }),
       );
       setCodes(recoveryCodes);
       setEnrolment(undefined);
@@ -79,15 +75,11 @@ export default function TwoFactor() {
     event.preventDefault();
     void run(async () => {
       if (action === 'disable') {
-        await send('DELETE', '/api/v1/session/totp', { code: code.trim() });
+        await unwrap(api.DELETE('/api/v1/session/totp', { body: { code: code.trim() } }));
         await refreshSession();
       } else {
-        const { recoveryCodes } = await send<{ recoveryCodes: string[] }>(
-          'POST',
-          '/api/v1/session/recovery-codes',
-          {
-            code: code.trim(),
-          },
+        const { recoveryCodes } = await unwrap(
+          api.POST('/api/v1/session/recovery-codes', { body: { code: code.trim() } }),
         );
         setCodes(recoveryCodes);
       }

@@ -4,7 +4,7 @@
 import { Suspense, useEffect, useState } from 'react';
 import { Button, Menu, MenuItem, MenuTrigger, Popover, Separator } from 'react-aria-components';
 import { Link, NavLink, Outlet, useLocation, useNavigate } from 'react-router';
-import { ApiError, describeError, send } from '../api/client.ts';
+import { api, ApiError, describeError, unwrap } from '../api/client.ts';
 import { useSession, useSignedIn } from '../api/session.tsx';
 import { SCREENS } from '../screens/index.ts';
 import { HelpDialog } from './HelpDialog.tsx';
@@ -46,7 +46,7 @@ export function Layout() {
 
   const signOut = async (everywhere: boolean) => {
     try {
-      await send('DELETE', everywhere ? '/api/v1/sessions' : '/api/v1/session');
+      await unwrap(everywhere ? api.DELETE('/api/v1/sessions') : api.DELETE('/api/v1/session'));
     } catch (err) {
       // Already signed out (401) is what was wanted; anything else is worth saying.
       if (!(err instanceof ApiError && err.status === 401)) {

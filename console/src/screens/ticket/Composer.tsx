@@ -13,7 +13,7 @@ import {
   useRef,
   useState,
 } from 'react';
-import { ApiError, describeError, send } from '../../api/client.ts';
+import { api, ApiError, describeError, send, unwrap } from '../../api/client.ts';
 import type { Body, Message } from '../../api/types.ts';
 
 export type ComposerMode = 'reply' | 'note';
@@ -27,7 +27,7 @@ interface Canned {
   title: string;
 }
 
-type NewMessage = Body<'/api/v1/tickets/{id}/messages', 'post'> & { seenMessageId?: string };
+type NewMessage = Body<'/api/v1/tickets/{id}/messages', 'post'>;
 
 // "/thanks" at the start of a line or after a space, or "::thanks" likewise; what precedes the caret.
 const TRIGGER = /(^|\s)(\/|::)([^\s/:]*)$/;
@@ -149,7 +149,7 @@ export function Composer({
       ...(ccList.length > 0 ? { cc: ccList } : {}),
       ...(seenMessageId ? { seenMessageId } : {}),
     };
-    return send<Message>('POST', `/api/v1/tickets/${ticketId}/messages`, body);
+    return unwrap(api.POST('/api/v1/tickets/{id}/messages', { params: { path: { id: ticketId } }, body }));
   };
 
   const submit = async (withSeen = true) => {

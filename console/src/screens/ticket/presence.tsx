@@ -3,14 +3,11 @@
 // back when they leave; who else is here comes from GET .../presence and then from live events.
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef } from 'react';
-import { csrfHeaders, send } from '../../api/client.ts';
+import { api, csrfHeaders, unwrap } from '../../api/client.ts';
+import type { Presence } from '../../api/types.ts';
 import { useLiveEvents } from '../../shell/live.tsx';
 
-export interface Present {
-  id: string;
-  displayName: string;
-  state: string;
-}
+export type Present = Presence;
 
 const HEARTBEAT_MS = 15_000;
 
@@ -20,7 +17,7 @@ export function usePresence(ticketId: string, myId: string, replying: boolean): 
   const others = useQuery({
     queryKey: key,
     queryFn: async () =>
-      (await send<{ people: Present[] }>('GET', `/api/v1/tickets/${ticketId}/presence`)).people,
+      (await unwrap(api.GET('/api/v1/tickets/{id}/presence', { params: { path: { id: ticketId } } }))).people,
     refetchInterval: 30_000,
     retry: false,
   });
@@ -33,12 +30,17 @@ export function usePresence(ticketId: string, myId: string, replying: boolean): 
     }
   });
 
-  const state = replying ? 'replying' : 'viewing';
+  const state: Presence['state'] = replying ? 'replying' : 'viewing';
   const stateRef = useRef(state);
   stateRef.current = state;
   useEffect(() => {
     const beat = () =>
-      send('PUT', `/api/v1/tickets/${ticketId}/presence`, { state: stateRef.current }).catch(() => undefined);
+      api
+        .PUT('/api/v1/tickets/{id}/presence', {
+          params: { path: { id: ticketId } },
+          body: { state: stateRef.current },
+        })
+        .catch(() => undefined);
     void beat();
     const timer = setInterval(beat, HEARTBEAT_MS);
     const leave = () => {
@@ -64,7 +66,9 @@ export function usePresence(ticketId: string, myId: string, replying: boolean): 
       first.current = false;
       return;
     }
-    void send('PUT', `/api/v1/tickets/${ticketId}/presence`, { state }).catch(() => undefined);
+    void api
+      .PUT('/api/v1/tickets/{id}/presence', { params: { path: { id: ticketId } }, body: { state } })
+      .catch(() => undefined);
   }, [state, ticketId]);
   return (others.data ?? []).filter((p) => p.id !== myId);
 }
