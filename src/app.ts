@@ -29,6 +29,7 @@ import { slackIntegrationRoutes } from './modules/slack/routes.ts';
 import { webhookChannel } from './modules/webhooks/channel.ts';
 import { mergeRoutes } from './modules/merge/routes.ts';
 import { mailTemplateRoutes } from './modules/outbound/template-routes.ts';
+import { cannedReplyRoutes } from './modules/outbound/canned-reply-routes.ts';
 import { peopleRoutes } from './modules/people/routes.ts';
 import { unmappedRoutes } from './modules/people/unmapped-routes.ts';
 import { queueRoutes } from './modules/queue/routes.ts';
@@ -41,6 +42,8 @@ import { startSlaScheduler } from './modules/sla/scheduler.ts';
 import { teamsChannel } from './modules/teams/adapter.ts';
 import { teamsHookRoutes } from './modules/teams/hook.ts';
 import { teamsRoutes } from './modules/teams/routes.ts';
+import { streamRoutes } from './modules/live/routes.ts';
+import { historyRoutes } from './modules/history/routes.ts';
 import { ticketRoutes } from './modules/tickets/routes.ts';
 import { personTokenRoutes } from './modules/tokens/person-routes.ts';
 import { tokenRoutes } from './modules/tokens/routes.ts';
@@ -109,6 +112,7 @@ export const ROUTES: RouteModule[] = [
   oauthRoutes,
   slaRoutes,
   mailTemplateRoutes,
+  cannedReplyRoutes,
   notificationRuleRoutes((deps) =>
     channelAdapters({ ...deps, allowPrivateWebhooks: deps.config.allowPrivateWebhooks }),
   ),
@@ -116,6 +120,8 @@ export const ROUTES: RouteModule[] = [
   webhookRoutes,
   teamsRoutes,
   ssoSettingsRoutes,
+  streamRoutes,
+  historyRoutes,
 ];
 
 /** Every job type of every module. Modules add their definitions here. */
@@ -307,6 +313,7 @@ export async function startRelaydesk({
           authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
           secretKey,
           clock,
+          databaseUrl: db.url,
         },
         ROUTES,
         HOOK_ROUTES,

@@ -134,6 +134,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       queue,
       secretKey,
       clock,
+      databaseUrl: db.url,
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
       authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
     },

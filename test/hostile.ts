@@ -15,6 +15,7 @@ import { uuidv7 } from '../src/platform/ids.ts';
 import { processInbound } from '../src/modules/inbound/process.ts';
 import { recordGraphSubscription } from '../src/modules/inbound/mailboxes.ts';
 import { recordUnmapped } from '../src/modules/people/unmapped.ts';
+import { setAgentPassword } from '../src/modules/sessions/accounts.ts';
 import { withTenant } from '../src/platform/db/tx.ts';
 import { ERROR_CODES, type ErrorCode } from '../src/platform/errors.ts';
 import { HTTP_STATUS, PROBLEM_TYPE_BASE } from '../src/platform/http/problem.ts';
@@ -208,6 +209,9 @@ export interface Fixtures {
   endpointToDelete: string;
   /** A failed webhook attempt of `endpoint`, to replay. */
   endpointDelivery: string;
+  /** An agent with a password (signs in), and an invited one (is invited). */
+  signInAgent: { email: string; password: string };
+  invitee: string;
 }
 
 export interface BaseRequest {
@@ -456,6 +460,15 @@ export async function makeFixtures(
     "UPDATE deliveries SET status = 'failed', error_code = 'transient', retryable = false WHERE id = $1",
     [endpointDelivery],
   );
+  const signInAgent = { email: 'sweep.agent@helpdesk.test', password: 'the sweep agent password' };
+  const agent = await makePerson(t, token, { kind: 'agent', email: signInAgent.email });
+  await setAgentPassword(t.db.pool, {
+    tenantId: t.a.tenant.id,
+    personId: agent.id,
+    password: signInAgent.password,
+    now: t.clock.now(),
+  });
+  const invitee = await makePerson(t, token, { kind: 'agent', status: 'invited' });
   return {
     token,
     agentId: t.a.adminPersonId,
@@ -499,6 +512,8 @@ export async function makeFixtures(
     endpoint: endpoint.id,
     endpointToDelete: endpointToDelete.id,
     endpointDelivery,
+    signInAgent,
+    invitee: invitee.id,
   };
 }
 
@@ -835,6 +850,51 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
       ok: [202],
     },
     'GET /api/v1/audit-events': { query: { ...page, outcome: 'success' }, ok: [200] },
+    // Console sign-in. The sweep sends an API token, which the session routes refuse (401) once the
+    // request has passed validation: what reaches them is checked there (sessions/*.test.ts sign in).
+    'POST /api/v1/session': {
+      public: true,
+      bodies: [{ ...f.signInAgent, tenant: 'Tenant A' }],
+      ok: [200],
+    },
+    'GET /api/v1/session': { ok: [401] },
+    'DELETE /api/v1/session': { ok: [401] },
+    'DELETE /api/v1/sessions': { ok: [204] },
+    'POST /api/v1/session/totp': { ok: [401] },
+    'POST /api/v1/session/totp/confirm': { bodies: [{ code: '123456' }], ok: [401] },
+    'DELETE /api/v1/session/totp': { bodies: [{ code: '123456' }], ok: [401] },
+    'POST /api/v1/session/recovery-codes': { bodies: [{ code: 'abcde-fghjk' }], ok: [401] },
+    'POST /api/v1/people/{id}/invitation': { params: id(f.invitee), ok: [202] },
+    // Links nobody was given (a real one is spent by the first variant that gets through): every
+    // variant meets the token check, which refuses with problem+json.
+    'POST /api/v1/invitations/accept': {
+      public: true,
+      bodies: [
+        {
+          token: 'a-link-token-nobody-was-given',
+          password: 'a password for the sweep',
+          displayName: 'Swept',
+        },
+      ],
+      ok: [400],
+    },
+    'POST /api/v1/password-reset': {
+      public: true,
+      bodies: [{ email: f.signInAgent.email, tenant: 'Tenant A' }],
+      ok: [202],
+    },
+    'POST /api/v1/password-reset/complete': {
+      public: true,
+      bodies: [{ token: 'a-link-token-nobody-was-given', password: 'a password for the sweep' }],
+      ok: [400],
+    },
+    'GET /api/v1/auth-settings': { ok: [200] },
+    'PUT /api/v1/auth-settings': {
+      bodies: [
+        { requireTotp: false, idleTimeoutMinutes: 480, absoluteTimeoutHours: 168, passwordSignIn: true },
+      ],
+      ok: [200],
+    },
     // The sweep cannot sign Bot Framework tokens: every variant meets the token check first, which
     // refuses with problem+json and stores nothing (src/modules/teams/hook.test.ts signs real ones).
     'POST /hooks/teams': {
@@ -1170,7 +1230,8 @@ export function casesFor(op: Operation, base: BaseRequest, options: { bodyLimit:
     cases.push({ ...c, method: op.method, ...(gmail && !c.gmail ? { gmail: {} } : {}) });
   const url = pathWith() + queryOf(query);
 
-  if (api)
+  // A public route of the API (signing in) takes a request without a token.
+  if (api && !base.public)
     add({
       label: 'no token',
       expect: 'refuse',

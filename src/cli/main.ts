@@ -9,6 +9,7 @@ import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } fro
 import { listenProblem } from './listen-errors.ts';
 import { registerMailboxCommands } from './mailbox.ts';
 import { registerSlaCommands } from './sla.ts';
+import { registerUserCommands } from './user.ts';
 import type * as Runtime from './runtime.ts';
 import type { Logger } from '../platform/logging.ts';
 import type { JobQueue } from '../platform/queue/queue.ts';
@@ -441,6 +442,7 @@ dlq
 registerMailboxCommands(program, withDatabase, out);
 registerDeliveryCommands(program, withDatabase, out);
 registerSlaCommands(program);
+registerUserCommands(program, withDatabase, out);
 program
   .command('demo')
   .description(

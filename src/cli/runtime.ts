@@ -15,6 +15,7 @@ export { messageIdKey } from '../modules/inbound/signing.ts';
 export { mergePeople } from '../modules/merge/service.ts';
 export { resolvePerson } from '../modules/people/identities.ts';
 export { firstAgentId } from '../modules/people/service.ts';
+export { inviteByEmail, resetByEmail } from '../modules/sessions/accounts.ts';
 export { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
 export { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';
 export { systemClock } from '../platform/clock.ts';

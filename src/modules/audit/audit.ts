@@ -165,3 +165,20 @@ export async function listAuditEvents(tx: TenantTx, input: ListAuditEventsInput)
   );
   return toPage(rows, limit, toAuditEvent);
 }
+
+/** The events about one target (a ticket's id), the newest `limit` of them, oldest first. */
+export async function auditEventsOfTarget(
+  tx: TenantTx,
+  input: { targetId: string; limit: number },
+): Promise<AuditEvent[]> {
+  const { rows } = await tx.query<AuditEventRow>(
+    `SELECT * FROM (
+       SELECT id, at AS created_at, actor_id, actor_via, action, target_type, target_id, outcome, error_code,
+              request_id, payload_hash
+         FROM audit_events WHERE tenant_id = $1 AND target_id = $2
+        ORDER BY at DESC, id DESC LIMIT $3) a
+      ORDER BY created_at, id`,
+    [tx.tenantId, input.targetId, input.limit],
+  );
+  return rows.map(toAuditEvent);
+}

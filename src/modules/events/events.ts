@@ -101,6 +101,25 @@ export async function recordEvents(tx: TenantTx, events: NewEvent[]): Promise<st
   return ids;
 }
 
+/**
+ * The ticket's events of these types, the newest `limit` of them, oldest first (a ticket's history).
+ * Events are kept 30 days after their fan-out (notify's housekeeping), so older ones are gone.
+ */
+export async function ticketEvents(
+  tx: TenantTx,
+  input: { ticketId: string; types: AnyEventType[]; limit: number },
+): Promise<StoredEvent[]> {
+  const { rows } = await tx.query<EventRow>(
+    `SELECT * FROM (
+       SELECT tenant_id, id, type, occurred_at, ticket_id, mailbox_id, actor_id, urgent, data, fanned_out_at
+         FROM events WHERE tenant_id = $1 AND ticket_id = $2 AND type = ANY($3::text[])
+        ORDER BY occurred_at DESC, id DESC LIMIT $4) e
+      ORDER BY occurred_at, id`,
+    [tx.tenantId, input.ticketId, input.types, input.limit],
+  );
+  return rows.map(toEvent);
+}
+
 export const recordEvent = async (tx: TenantTx, event: NewEvent): Promise<string> =>
   (await recordEvents(tx, [event]))[0]!;
 

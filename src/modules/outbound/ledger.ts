@@ -566,3 +566,66 @@ export async function maintainPartitions(
   const keys = await sys.query('DELETE FROM delivery_keys WHERE created_at < $1', [cutoff]);
   return { created: made.rows[0]!.n, dropped: dropped.rows[0]!.n, keysDeleted: keys.rowCount ?? 0 };
 }
+
+/** What a ticket message shows of its mail's delivery: its latest attempt, with how many there were. */
+export interface MessageDelivery {
+  id: string;
+  status: DeliveryStatus;
+  /** The latest attempt's number (retries count up). */
+  attempt: number;
+  /** How many attempts the message's mail has had. */
+  attempts: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+  /** The error of the latest attempt that failed or bounced (its message, else its code), if any. */
+  lastError: string | null;
+  sentAt: string | null;
+}
+
+/** The delivery of each of these messages' mail (messages without mail are left out). */
+export async function messageDeliveries(
+  tx: TenantTx,
+  messageIds: string[],
+): Promise<Map<string, MessageDelivery>> {
+  if (messageIds.length === 0) return new Map();
+  const { rows } = await tx.query<{
+    message_id: string;
+    id: string;
+    status: DeliveryStatus;
+    attempt: number;
+    attempts: number;
+    error_code: string | null;
+    error_message: string | null;
+    last_error: string | null;
+    sent_at: string | null;
+  }>(
+    `SELECT m.message_id, d.id, d.status, d.attempt, d.error_code, d.error_message, d.sent_at, n.attempts,
+            f.last_error
+       FROM unnest($2::uuid[]) AS m (message_id)
+       JOIN LATERAL (SELECT id, status, attempt, error_code, error_message, sent_at FROM deliveries
+                      WHERE tenant_id = $1 AND ticket_message_id = m.message_id
+                      ORDER BY created_at DESC, id DESC LIMIT 1) d ON true
+       JOIN LATERAL (SELECT count(*)::int AS attempts FROM deliveries
+                      WHERE tenant_id = $1 AND ticket_message_id = m.message_id) n ON true
+       LEFT JOIN LATERAL (SELECT coalesce(error_message, error_code) AS last_error FROM deliveries
+                           WHERE tenant_id = $1 AND ticket_message_id = m.message_id
+                             AND status IN ('failed', 'bounced', 'unknown')
+                           ORDER BY created_at DESC, id DESC LIMIT 1) f ON true`,
+    [tx.tenantId, [...new Set(messageIds)]],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.message_id,
+      {
+        id: r.id,
+        status: r.status,
+        attempt: r.attempt,
+        attempts: r.attempts,
+        errorCode: r.error_code,
+        errorMessage: r.error_message,
+        lastError: r.last_error,
+        sentAt: r.sent_at,
+      },
+    ]),
+  );
+}

@@ -22,10 +22,30 @@ import {
 } from '../tickets/messages.ts';
 import type { SafeHtml, Ticket, TicketMessage, Visibility } from '../tickets/model.ts';
 import { getTicket } from '../tickets/queries.ts';
-import { queueDelivery, recordSkipped } from './ledger.ts';
+import { messageDeliveries, queueDelivery, recordSkipped } from './ledger.ts';
 import type { EmailPayload, MailAddress } from './model.ts';
 import { outboundSendJob } from './job-refs.ts';
 import { signatureFor } from './signature.ts';
+
+/**
+ * The messages with the delivery of their mail filled in from the ledger: an agent's public messages
+ * (the ones that leave as mail); the others have none.
+ */
+export async function withDeliveries(tx: TenantTx, messages: TicketMessage[]): Promise<TicketMessage[]> {
+  const mailed = messages.filter((m) => m.direction === 'outbound' && m.visibility === 'public');
+  const deliveries = await messageDeliveries(
+    tx,
+    mailed.map((m) => m.id),
+  );
+  return messages.map((m) =>
+    m.direction === 'outbound' && m.visibility === 'public'
+      ? { ...m, delivery: deliveries.get(m.id) ?? null }
+      : m,
+  );
+}
+
+const withDelivery = async (tx: TenantTx, message: TicketMessage): Promise<TicketMessage> =>
+  (await withDeliveries(tx, [message]))[0]!;
 
 export interface OutboundDeps {
   /** Key of the signed Message-IDs (inbound/signing.ts messageIdKey). */
@@ -133,7 +153,7 @@ export async function postTicketMessage(
       throw validation('cc, bcc and mailboxId apply to a public message of an agent only', [
         { path: cc.length > 0 ? '/cc' : bcc.length > 0 ? '/bcc' : '/mailboxId', message: 'not sent by mail' },
       ]);
-    return appendMessage(tx, { ...input, id: uuidv7() });
+    return withDelivery(tx, await appendMessage(tx, { ...input, id: uuidv7() }));
   }
   const ticket = await getTicket(tx, input.ticketId);
   const mailbox = await conversationMailbox(tx, ticket.id, input.mailboxId);
@@ -152,7 +172,7 @@ export async function postTicketMessage(
       payload: {},
       reason: 'no_mailbox',
     });
-    return getMessage(tx, message.id);
+    return withDelivery(tx, await getMessage(tx, message.id));
   }
 
   const own = await mailboxAddresses(tx);
@@ -231,5 +251,5 @@ export async function postTicketMessage(
     const deliveryId = await queueDelivery(tx, { ...delivery, payload });
     await deps.queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId }, { tx });
   }
-  return getMessage(tx, id);
+  return withDelivery(tx, await getMessage(tx, id));
 }

@@ -24,13 +24,13 @@ import {
 } from '../../platform/http/server.ts';
 import { messageIdKey } from '../inbound/signing.ts';
 import { blobHash } from '../blobs/service.ts';
-import type { NewAttachment } from '../tickets/messages.ts';
+import { listMessages, type NewAttachment } from '../tickets/messages.ts';
 import { sanitizeBodyHtml, VISIBILITIES } from '../tickets/model.ts';
 import { MessageSchema } from '../tickets/routes.ts';
 import { outboundSendJob } from './job-refs.ts';
 import { getDelivery, listDeliveries, retryDelivery } from './ledger.ts';
 import { DELIVERY_CHANNELS, DELIVERY_ERROR_CODES, DELIVERY_STATUSES } from './model.ts';
-import { postTicketMessage } from './replies.ts';
+import { postTicketMessage, withDeliveries } from './replies.ts';
 
 /** Files uploaded with one message: count and size (each; the total is bounded by count times size). */
 export const ATTACHMENT_LIMITS = { files: 20, fileSize: 25 * 1024 * 1024 };
@@ -247,6 +247,38 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
     });
     messageRoute(scope as App, deps);
   });
+
+  app.get(
+    '/tickets/:id/messages',
+    {
+      config: { permission: 'tickets:read' },
+      schema: {
+        tags: ['tickets'],
+        summary: "List a ticket's messages",
+        description:
+          "The ticket's messages, newest first: author, visibility, direction, text and sanitised HTML, " +
+          'and for those that came by mail the mail details (from, to, cc, subject, the reply without ' +
+          'quotes and signature, classification, and attachments, which `GET /attachments/{id}` ' +
+          'serves). Internal notes are included unless `visibility` keeps one kind. Paged: `limit` ' +
+          "(default 50, max 200) and `cursor` (the previous page's `nextCursor`). An agent's public " +
+          'message carries the `delivery` of its mail: the latest attempt (`status`, `attempt`), how many ' +
+          'there were (`attempts`) and the error of the latest that failed (`lastError`).\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
+          'tenant or it was deleted.',
+        params: IdParams,
+        querystring: Type.Object(
+          { ...ListQuery, visibility: Type.Optional(OneOf(VISIBILITIES)) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Page(MessageSchema), ...problemResponses },
+      },
+    },
+    async (request) =>
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
+        const page = await listMessages(tx, { ...request.query, ticketId: request.params.id });
+        return { ...page, items: await withDeliveries(tx, page.items) };
+      }),
+  );
 
   app.get(
     '/deliveries',

@@ -154,6 +154,16 @@ export async function findPerson(tx: TenantTx, id: string): Promise<Person | und
   return rows[0] ? toPerson(rows[0]) : undefined;
 }
 
+/** The display names of these people of the tenant (ids that are not are left out). */
+export async function displayNames(tx: TenantTx, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await tx.query<{ id: string; display_name: string }>(
+    'SELECT id, display_name FROM people WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
+    [tx.tenantId, [...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, r.display_name]));
+}
+
 export async function getPerson(tx: TenantTx, id: string): Promise<Person> {
   const person = await findPerson(tx, id);
   if (!person) throw notFound('person');

@@ -9,7 +9,15 @@ import { uuidv7 } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
 import { firstMailbox } from '../inbound/mailboxes.ts';
 import { type NotificationMailDeps, queueNotificationMail } from '../outbound/notification-mail.ts';
-import { acceptInvitation, getPerson, normalizeEmail } from '../people/service.ts';
+import {
+  acceptInvitation,
+  assertEmail,
+  createPerson,
+  findPersonIdByEmail,
+  getPerson,
+  normalizeEmail,
+  type PersonRole,
+} from '../people/service.ts';
 import {
   checkSecondFactor,
   clearFailures,
@@ -257,4 +265,61 @@ export async function setAgentPassword(
     if (person.kind !== 'agent') throw conflict('only an agent has a password');
     await setPasswordHash(tx, person.id, hash, input.now);
   });
+}
+
+/**
+ * Invites the agent with this address, created (status `invited`) when the tenant has nobody with
+ * it: what `relaydesk user invite` does. A contact with the address is refused (conflict).
+ */
+export async function inviteByEmail(
+  tx: TenantTx,
+  input: {
+    email: string;
+    /** For a new agent (default: the address's local part). */
+    displayName?: string | undefined;
+    /** For a new agent (default agent). */
+    role?: PersonRole | undefined;
+    baseUrl: string;
+    now: Date;
+    mail?: NotificationMailDeps | undefined;
+  },
+): Promise<Invitation & { personId: string; created: boolean }> {
+  const email = assertEmail(input.email);
+  let personId = await findPersonIdByEmail(tx, email);
+  const created = personId === undefined;
+  if (personId === undefined) {
+    const person = await createPerson(tx, {
+      displayName: input.displayName?.trim() || email.split('@')[0] || email,
+      kind: 'agent',
+      status: 'invited',
+      emails: [email],
+      role: input.role ?? 'agent',
+      actor: 'system:cli',
+    });
+    personId = person.id;
+  } else if ((await getPerson(tx, personId)).kind !== 'agent') {
+    throw conflict(`${email} belongs to a contact; make them an agent first (PATCH /people/{id} kind)`);
+  }
+  const invitation = await inviteAgent(tx, {
+    personId,
+    createdBy: null,
+    baseUrl: input.baseUrl,
+    now: input.now,
+    mail: input.mail,
+  });
+  return { ...invitation, personId, created };
+}
+
+/** A reset link for the active agent with this address: what `relaydesk user reset-password` does. */
+export async function resetByEmail(
+  tx: TenantTx,
+  input: { email: string; baseUrl: string; now: Date; mail?: NotificationMailDeps | undefined },
+): Promise<Invitation> {
+  const email = assertEmail(input.email);
+  const personId = await findPersonIdByEmail(tx, email);
+  if (personId === undefined)
+    throw new AppError('not_found', `nobody in this tenant has the address ${email}`);
+  if (!(await getAuthSettings(tx)).passwordSignIn)
+    throw conflict('password sign-in is off for this tenant: agents sign in through single sign-on');
+  return issueReset(tx, { personId, baseUrl: input.baseUrl, now: input.now, mail: input.mail });
 }

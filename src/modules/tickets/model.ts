@@ -58,7 +58,7 @@ export interface TicketMessage {
   messageId: string | null;
   /** For messages that came by mail: its envelope, the new part of a reply, attachments, classification. */
   mail: MailDetails | null;
-  /** For a message sent out by mail: its latest delivery attempt (the ledger's, read-only here). */
+  /** For a message sent out by mail: its latest delivery attempt (filled in by the outbound module). */
   delivery: DeliverySummary | null;
   createdAt: string;
 }
@@ -67,8 +67,10 @@ export interface DeliverySummary {
   id: string;
   status: string;
   attempt: number;
+  attempts: number;
   errorCode: string | null;
   errorMessage: string | null;
+  lastError: string | null;
   sentAt: string | null;
 }
 
@@ -109,7 +111,6 @@ export interface MessageRow {
   reply_text?: string | null;
   classification?: Record<string, unknown> | null;
   attachments?: AttachmentInfo[] | null;
-  delivery?: (Omit<DeliverySummary, 'sentAt'> & { sentAt: string | null }) | null;
 }
 
 export const TICKET_COLUMNS =
@@ -121,12 +122,7 @@ export const MESSAGE_READ_COLUMNS = `m.id, m.ticket_id, m.author_id, m.visibilit
   m.classification,
   (SELECT json_agg(json_build_object('id', a.id, 'filename', a.filename, 'contentType', a.content_type,
                    'size', a.size, 'inline', a.inline, 'contentId', a.content_id) ORDER BY a.created_at, a.id)
-     FROM attachments a WHERE a.tenant_id = m.tenant_id AND a.message_id = m.id) AS attachments,
-  CASE WHEN m.direction = 'outbound' AND m.visibility = 'public' THEN
-  (SELECT json_build_object('id', d.id, 'status', d.status, 'attempt', d.attempt, 'errorCode', d.error_code,
-                            'errorMessage', d.error_message, 'sentAt', d.sent_at)
-     FROM deliveries d WHERE d.tenant_id = m.tenant_id AND d.ticket_message_id = m.id
-    ORDER BY d.created_at DESC, d.id DESC LIMIT 1) END AS delivery`;
+     FROM attachments a WHERE a.tenant_id = m.tenant_id AND a.message_id = m.id) AS attachments`;
 
 export const ticketNumber = (n: number): string => `T-${n}`;
 
@@ -163,9 +159,8 @@ export const toMessage = (r: MessageRow): TicketMessage => ({
           attachments: r.attachments ?? [],
         }
       : null,
-  delivery: r.delivery
-    ? { ...r.delivery, sentAt: r.delivery.sentAt ? new Date(r.delivery.sentAt).toISOString() : null }
-    : null,
+  // The ledger is the outbound module's: it fills this in where messages are served (withDeliveries).
+  delivery: null,
   createdAt: r.created_at,
 });
 

@@ -14,7 +14,6 @@ import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import { deleteTicket, updateTicket } from './changes.ts';
 import { createTicket } from './create.ts';
 import { createTicketTogether } from './create-together.ts';
-import { listMessages } from './messages.ts';
 import { sanitizeBodyHtml, TICKET_PRIORITIES, TICKET_STATUSES, VISIBILITIES } from './model.ts';
 import { leavePresence, PRESENCE_STATES, ticketPresence, touchPresence } from './presence.ts';
 import {
@@ -114,9 +113,13 @@ export const MessageSchema = Type.Object({
       {
         id: Uuid,
         status: Type.String(),
-        attempt: Type.Integer(),
+        attempt: Type.Integer({ description: "The latest attempt's number" }),
+        attempts: Type.Integer({ description: 'How many attempts the mail has had' }),
         errorCode: Nullable(Type.String()),
         errorMessage: Nullable(Type.String()),
+        lastError: Nullable(
+          Type.String({ description: 'The error of the latest attempt that failed or bounced, if any' }),
+        ),
         sentAt: Nullable(Timestamp),
       },
       {
@@ -344,35 +347,6 @@ export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
         updateTicket(tx, { ...request.body, ticketId: request.params.id, actorId: principal.personId }),
       );
     },
-  );
-
-  app.get(
-    '/tickets/:id/messages',
-    {
-      config: { permission: 'tickets:read' },
-      schema: {
-        tags: ['tickets'],
-        summary: "List a ticket's messages",
-        description:
-          "The ticket's messages, newest first: author, visibility, direction, text and sanitised HTML, " +
-          'and for those that came by mail the mail details (from, to, cc, subject, the reply without ' +
-          'quotes and signature, classification, and attachments, which `GET /attachments/{id}` ' +
-          'serves). Internal notes are included unless `visibility` keeps one kind. Paged: `limit` ' +
-          "(default 50, max 200) and `cursor` (the previous page's `nextCursor`).\n\n" +
-          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
-          'tenant or it was deleted.',
-        params: IdParams,
-        querystring: Type.Object(
-          { ...ListQuery, visibility: Type.Optional(Visibility) },
-          { additionalProperties: false },
-        ),
-        response: { 200: Page(MessageSchema), ...problemResponses },
-      },
-    },
-    async (request) =>
-      withTenantRead(pool, principalOf(request).tenantId, (tx) =>
-        listMessages(tx, { ...request.query, ticketId: request.params.id }),
-      ),
   );
 
   app.post(

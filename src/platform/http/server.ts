@@ -100,6 +100,11 @@ export interface ServerDeps {
   secretKey?: Buffer;
   /** The time services run on (DESIGN §3.6). */
   clock: Clock;
+  /**
+   * The application role's database URL, for what needs a connection of its own beside the pool
+   * (the LISTEN connection of GET /stream).
+   */
+  databaseUrl?: string;
 }
 
 /** One thing a request changed or failed to change, for the audit trail. */
