@@ -63,14 +63,11 @@ export async function mailIn(
         '',
       ]
     : ['Content-Type: text/plain; charset=utf-8', '', mail.text ?? 'Hello, something is broken.', ''];
-  const raw = [...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...body].join('\r\n');
-  const res = await server.app.inject({
-    method: 'POST',
-    url: `/api/v1/mailboxes/${mailbox.id}/messages`,
-    headers: { authorization: `Bearer ${server.a.adminToken.token}`, 'content-type': 'message/rfc822' },
-    payload: Buffer.from(raw),
-  });
-  expect(res.statusCode, res.body).toBe(202);
+  await postRawMail(
+    server,
+    mailbox,
+    [...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...body].join('\r\n'),
+  );
   const email = /<([^>]+)>/.exec(from)?.[1] ?? from;
   let ticket: { id: string; number: string; subject: string } | undefined;
   await expect
@@ -102,6 +99,21 @@ export interface Agent {
   password: string;
   /** The agent's own API session, for setting things up as them. */
   call: Awaited<ReturnType<ConsoleServer['signIn']>>['call'];
+}
+
+/** Raw mail into the mailbox, as a provider would hand it over (the inbound worker takes it from there). */
+export async function postRawMail(
+  server: ConsoleServer,
+  mailbox: { id: string },
+  raw: string,
+): Promise<void> {
+  const res = await server.app.inject({
+    method: 'POST',
+    url: `/api/v1/mailboxes/${mailbox.id}/messages`,
+    headers: { authorization: `Bearer ${server.a.adminToken.token}`, 'content-type': 'message/rfc822' },
+    payload: Buffer.from(raw),
+  });
+  expect(res.statusCode, res.body).toBe(202);
 }
 
 /** A new agent of tenant A (or the one given) with a password, and an API session of theirs. */

@@ -4,14 +4,13 @@
 // missed.
 import { useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useContext, useEffect, useRef, useState } from 'react';
+import type { Presence } from '../api/types.ts';
 
 export type LiveEvent =
-  | { type: 'ticket'; data: { ticketId: string; number?: string; change?: string } }
-  | {
-      type: 'presence';
-      data: { ticketId: string; people: { id: string; displayName: string; state: string }[] };
-    }
-  | { type: 'mailbox'; data: Record<string, unknown> };
+  /** ticketId null with change "reload": many tickets changed, or some changes went unheard. */
+  | { type: 'ticket'; data: { ticketId: string | null; number: string | null; change: string } }
+  | { type: 'presence'; data: { ticketId: string; people: Presence[] } }
+  | { type: 'mailbox'; data: { mailboxId: string; status: string; previousStatus: string | null } };
 
 type Listener = (event: LiveEvent) => void;
 const listeners = new Set<Listener>();
@@ -55,7 +54,9 @@ export function LiveEvents({ children }: { children: ReactNode }) {
     const dispatch = (event: LiveEvent) => {
       if (event.type === 'ticket') {
         refreshLists();
-        void queryClient.invalidateQueries({ queryKey: ['ticket', event.data.ticketId] });
+        void queryClient.invalidateQueries({
+          queryKey: event.data.ticketId === null ? ['ticket'] : ['ticket', event.data.ticketId],
+        });
       }
       if (event.type === 'mailbox') void queryClient.invalidateQueries({ queryKey: ['mailboxes'] });
       for (const l of listeners) l(event);

@@ -35,14 +35,10 @@ const TRIGGER = /(^|\s)(\/|::)([^\s/:]*)$/;
 function useCannedReplies(): Canned[] {
   const canned = useQuery({
     queryKey: ['canned-replies'],
-    queryFn: async () => {
-      const page = await send<{ items: Canned[] } | Canned[]>('GET', '/api/v1/canned-replies?limit=200');
-      return Array.isArray(page) ? page : page.items;
-    },
+    queryFn: () => unwrap(api.GET('/api/v1/canned-replies', { params: { query: { limit: 200 } } })),
     staleTime: 300_000,
-    retry: false,
   });
-  return canned.data ?? [];
+  return canned.data?.items ?? [];
 }
 
 export function Composer({
@@ -114,10 +110,11 @@ export function Composer({
     const { start } = trigger;
     setTrigger(undefined);
     try {
-      const { text: rendered } = await send<{ text: string }>(
-        'POST',
-        `/api/v1/canned-replies/${reply.id}/render`,
-        { ticketId },
+      const { text: rendered } = await unwrap(
+        api.POST('/api/v1/canned-replies/{id}/render', {
+          params: { path: { id: reply.id } },
+          body: { ticketId },
+        }),
       );
       const next = text.slice(0, start) + rendered + text.slice(caret);
       setText(next);
@@ -289,7 +286,9 @@ export function Composer({
               type="file"
               multiple
               onChange={(e) => {
-                setFiles((f) => [...f, ...Array.from(e.target.files ?? [])]);
+                // Taken now: the list empties when the input is reset below, before React runs an updater.
+                const chosen = Array.from(e.target.files ?? []);
+                setFiles((f) => [...f, ...chosen]);
                 e.target.value = '';
               }}
             />

@@ -3,8 +3,9 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'react-router';
-import { api, describeError, send, unwrap } from '../../api/client.ts';
+import { api, describeError, unwrap } from '../../api/client.ts';
 import {
+  type Json,
   PRIORITIES,
   PRIORITY_LABELS,
   STATUSES,
@@ -172,66 +173,86 @@ export function Requester({ ticket, timeZone }: { ticket: Ticket; timeZone: stri
   );
 }
 
-interface HistoryEntry {
-  at?: string;
-  createdAt?: string;
-  type?: string;
-  kind?: string;
-  action?: string;
-  summary?: string;
-  actor?: { displayName?: string } | string | null;
-  [key: string]: unknown;
-}
+type HistoryEntry = Json<'/api/v1/tickets/{id}/history', 'get'>['items'][number];
 
-function describeEntry(e: HistoryEntry): string {
-  if (typeof e.summary === 'string') return e.summary;
-  const what = e.type ?? e.kind ?? e.action ?? 'change';
-  const detail = ['from', 'to', 'metric', 'outcome']
-    .filter((k) => e[k] !== undefined && e[k] !== null)
-    .map((k) => `${k} ${String(e[k])}`)
-    .join(', ');
-  return detail ? `${what.replace(/_/g, ' ')}: ${detail}` : what.replace(/_/g, ' ');
+const STATUS_NAMES = STATUS_LABELS as Record<string, string>;
+const SLA_TYPES: Record<string, string> = {
+  started: 'started',
+  paused: 'paused',
+  resumed: 'resumed',
+  threshold: 'reached a threshold',
+  breached: 'breached',
+  escalation: 'escalated',
+  fulfilled: 'met',
+  recomputed: 'recomputed',
+  cancelled: 'cancelled',
+};
+const METRIC_NAMES: Record<string, string> = {
+  first_response: 'First response',
+  next_response: 'Next response',
+  resolution: 'Resolution',
+};
+
+function HistoryLine({ entry, agents }: { entry: HistoryEntry; agents: Map<string, string> }) {
+  const name = (id: string | null) => (id === null ? 'nobody' : (agents.get(id) ?? 'an agent'));
+  switch (entry.kind) {
+    case 'status':
+      return entry.from === null ? (
+        <>Opened as {STATUS_NAMES[entry.to] ?? entry.to}</>
+      ) : (
+        <>
+          Status {STATUS_NAMES[entry.from] ?? entry.from} → {STATUS_NAMES[entry.to] ?? entry.to}
+        </>
+      );
+    case 'assignment':
+      return <>Assigned to {name(entry.to)}</>;
+    case 'sla': {
+      const percent = typeof entry.data['percent'] === 'number' ? ` (${entry.data['percent']}%)` : '';
+      return (
+        <>
+          SLA: {METRIC_NAMES[entry.metric] ?? entry.metric} {SLA_TYPES[entry.type] ?? entry.type}
+          {entry.type === 'threshold' || entry.type === 'escalation' ? percent : ''}
+        </>
+      );
+    }
+    case 'audit':
+      return (
+        <>
+          {entry.action.replace(/^tickets\./, '').replace(/[._]/g, ' ')}
+          {entry.outcome !== 'success'
+            ? ` (${entry.outcome}${entry.errorCode ? `: ${entry.errorCode}` : ''})`
+            : ''}
+        </>
+      );
+  }
 }
 
 export function History({ ticketId, timeZone }: { ticketId: string; timeZone: string | null }) {
+  const agents = new Map(useAgents().map((a) => [a.id, a.displayName]));
   const history = useQuery({
     queryKey: ['ticket', ticketId, 'history'],
-    queryFn: async () => {
-      const page = await send<{ items: HistoryEntry[] } | HistoryEntry[]>(
-        'GET',
-        `/api/v1/tickets/${ticketId}/history`,
-      );
-      return Array.isArray(page) ? page : page.items;
-    },
-    retry: false,
+    queryFn: () => unwrap(api.GET('/api/v1/tickets/{id}/history', { params: { path: { id: ticketId } } })),
   });
+  const items = history.data?.items ?? [];
   return (
     <section className="panel" aria-labelledby="history-title">
       <h2 id="history-title">History</h2>
       {history.isError && <p className="status status-error">{describeError(history.error)}</p>}
-      {history.data && history.data.length === 0 && <p className="muted">Nothing yet.</p>}
-      {history.data && history.data.length > 0 && (
+      {history.isSuccess && items.length === 0 && <p className="muted">Nothing yet.</p>}
+      {items.length > 0 && (
         <ol className="history">
-          {history.data.map((e, i) => {
-            const at = e.at ?? e.createdAt;
-            const actor = typeof e.actor === 'string' ? e.actor : e.actor?.displayName;
-            return (
-              <li key={i}>
-                <span>{describeEntry(e)}</span>
-                {actor && <span className="muted"> by {actor}</span>}
-                {at && (
-                  <>
-                    {' '}
-                    <time className="muted" dateTime={at}>
-                      {formatTime(at, timeZone)}
-                    </time>
-                  </>
-                )}
-              </li>
-            );
-          })}
+          {items.map((e, i) => (
+            <li key={i} data-kind={e.kind}>
+              <HistoryLine entry={e} agents={agents} />
+              {e.actor && <span className="muted"> by {e.actor.displayName}</span>}{' '}
+              <time className="muted" dateTime={e.at}>
+                {formatTime(e.at, timeZone)}
+              </time>
+            </li>
+          ))}
         </ol>
       )}
+      {history.data?.truncated && <p className="muted">Older entries are not shown.</p>}
     </section>
   );
 }
