@@ -4,7 +4,15 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.relaydesk*/**', 'coverage/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.relaydesk*/**',
+      'coverage/**',
+      'console/dist/**',
+      'console/src/api/schema.d.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,6 +1,7 @@
 // Composition root: turns a Config into running parts (database, queue, HTTP server, workers) and
 // knows how to stop them in the right order. The CLI and the tests both start Relaydesk through here.
 import { auditRoutes } from './modules/audit/routes.ts';
+import { consoleRoutes } from './modules/console/routes.ts';
 import { mailboxHealthTotals } from './modules/inbound/health.ts';
 import { hookRoutes } from './modules/inbound/hooks.ts';
 import { inboundJobs } from './modules/inbound/jobs.ts';
@@ -92,6 +93,7 @@ export const HOOK_ROUTES: RouteModule[] = [
   oauthCallbackRoutes,
   teamsHookRoutes,
   ssoSignInRoutes({ startSession }),
+  consoleRoutes,
 ];
 export const ROUTES: RouteModule[] = [
   // First: its hooks record every write of the routes after it.

@@ -43,5 +43,6 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   provider_unavailable: EXIT_FAILED,
   queue_unavailable: EXIT_FAILED,
   migrations_pending: EXIT_FAILED,
+  console_not_built: EXIT_FAILED,
   internal_error: EXIT_FAILED,
 };

@@ -51,6 +51,8 @@ export const ERROR_CATALOGUE = {
     'The provider could not be asked right now (no answer, an error on its side, its rate limit); retry shortly.',
   queue_unavailable: 'The job queue does not run in this process (a role without it); retry on another.',
   migrations_pending: "The database schema is older than this version's code; run the migrations.",
+  console_not_built:
+    'The operator console has not been built in this installation: run `npm run build` (npm install does it).',
   internal_error: 'Something went wrong on our side; it has been logged.',
 } as const;
 

@@ -41,6 +41,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   provider_unavailable: 503,
   queue_unavailable: 503,
   migrations_pending: 503,
+  console_not_built: 503,
   internal_error: 500,
 };
 

@@ -1,0 +1,68 @@
+// The console's screens: one file each in this folder, listed here once. The shell builds the routes,
+// the navigation, its "g <key>" shortcuts and the permission checks from this list, so adding a screen
+// is one file and one line. A screen without `nav` (a ticket) is reached from another one.
+import { type ComponentType, lazy, type LazyExoticComponent } from 'react';
+import type { Permission } from '../../../src/modules/tokens/permissions.ts';
+import { placeholder } from './Placeholder.tsx';
+
+export interface Screen {
+  /** The route inside /console/ (a react-router pattern). */
+  path: string;
+  /** Its name in the navigation. */
+  nav?: string;
+  /** Only people whose role has this permission see and open it. */
+  permission?: Permission;
+  /** "g" then this key opens it (shown underlined in the navigation when the name has the letter). */
+  key?: string;
+  component: LazyExoticComponent<ComponentType> | ComponentType;
+}
+
+export const SCREENS: Screen[] = [
+  {
+    path: 'inbox',
+    nav: 'Inbox',
+    permission: 'tickets:read',
+    key: 'i',
+    component: lazy(() => import('./Inbox.tsx')),
+  },
+  { path: 'tickets/:id', permission: 'tickets:read', component: lazy(() => import('./Ticket.tsx')) },
+  {
+    path: 'mailboxes',
+    nav: 'Mailboxes',
+    permission: 'mailboxes:manage',
+    key: 'm',
+    component: placeholder('Mailboxes'),
+  },
+  {
+    path: 'deliveries',
+    nav: 'Deliveries',
+    permission: 'deliveries:read',
+    key: 'd',
+    component: placeholder('Deliveries'),
+  },
+  {
+    path: 'dead-letters',
+    nav: 'Dead letters',
+    permission: 'queue:manage',
+    key: 'l',
+    component: placeholder('Dead letters'),
+  },
+  { path: 'people', nav: 'People', permission: 'people:read', key: 'p', component: placeholder('People') },
+  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: placeholder('SLA') },
+  {
+    path: 'notification-rules',
+    nav: 'Notification rules',
+    permission: 'notifications:manage',
+    key: 'n',
+    component: placeholder('Notification rules'),
+  },
+  { path: 'tokens', nav: 'Tokens', permission: 'tokens:manage', key: 't', component: placeholder('Tokens') },
+  {
+    path: 'audit',
+    nav: 'Audit log',
+    permission: 'audit:read',
+    key: 'a',
+    component: placeholder('Audit log'),
+  },
+  { path: 'account/two-factor', component: lazy(() => import('./TwoFactor.tsx')) },
+];
