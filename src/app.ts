@@ -22,6 +22,8 @@ import { startEventDispatcher } from './modules/notify/dispatcher.ts';
 import { NOTIFY_SCHEDULES, notifyJobs } from './modules/notify/jobs.ts';
 import { notificationRuleRoutes } from './modules/notify/routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
+import { sessionRoutes } from './modules/sessions/routes.ts';
+import { sessionAuthenticator } from './modules/sessions/sessions.ts';
 import { slackChannel } from './modules/slack/adapter.ts';
 import { slackIntegrationRoutes } from './modules/slack/routes.ts';
 import { webhookChannel } from './modules/webhooks/channel.ts';
@@ -85,6 +87,7 @@ export const HOOK_ROUTES: RouteModule[] = [hookRoutes, oauthCallbackRoutes, team
 export const ROUTES: RouteModule[] = [
   // First: its hooks record every write of the routes after it.
   auditRoutes,
+  sessionRoutes,
   tokenRoutes,
   peopleRoutes,
   personTokenRoutes,
@@ -292,6 +295,7 @@ export async function startRelaydesk({
             mailboxHealth: () => withSystemRead(db.pool, mailboxHealthTotals),
           }),
           authenticate: tokenAuthenticator({ pool: db.pool, clock, cache: authCache }),
+          authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
           secretKey,
           clock,
         },

@@ -4,11 +4,20 @@ import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
 import type { InboundDeps } from '../src/modules/inbound/process.ts';
+import { setAgentPassword } from '../src/modules/sessions/accounts.ts';
+import { sessionAuthenticator } from '../src/modules/sessions/sessions.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
 import type { Config } from '../src/platform/config.ts';
-import { type App, buildServer, type RouteModule, type ServerDeps } from '../src/platform/http/server.ts';
+import { SESSION_COOKIE } from '../src/platform/http/auth.ts';
+import {
+  type App,
+  buildServer,
+  type RouteModule,
+  type ServerDeps,
+  type SignInLimits,
+} from '../src/platform/http/server.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
@@ -37,6 +46,40 @@ export interface TestApp {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+  /**
+   * Signs in to the console (POST /api/v1/session) as a new agent of tenant `a` (or `tenant`), or as
+   * `personId`, with a password set for the purpose: a session whose `call` sends its cookie and,
+   * on writes, its CSRF token.
+   */
+  signIn(options?: SignInOptions): Promise<TestSession>;
+}
+
+export interface SignInOptions {
+  tenant?: CreatedTenant;
+  /** An existing agent of the tenant (default: a new agent). */
+  personId?: string;
+  /** The new agent's role (default agent). */
+  role?: 'admin' | 'agent' | 'viewer';
+  /** Default: a fresh random one. */
+  password?: string;
+}
+
+export interface TestSession {
+  personId: string;
+  email: string;
+  password: string;
+  /** The `rd_session` cookie's value. */
+  secret: string;
+  csrfToken: string;
+  /** SessionInfo as POST /session answered it. */
+  session: any;
+  /** A request with the session's cookie (and its CSRF token on writes, unless headers say otherwise). */
+  call(
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
 
 export interface TestAppOptions {
@@ -50,6 +93,11 @@ export interface TestAppOptions {
   extraRoutes?: RouteModule[];
   /** RELAYDESK_ALLOW_PRIVATE_WEBHOOKS (default on: receivers are simulators on loopback). */
   allowPrivateWebhooks?: boolean;
+  /**
+   * Limits of the public sign-in routes; by default high enough that no test meets them (a test of
+   * the limits sets its own, here or later through `config`).
+   */
+  signInLimits?: SignInLimits;
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -74,6 +122,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
     oauth: options.oauth ?? {},
     // Webhook receivers in tests are simulators on loopback (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1).
     allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
+    signInLimits: options.signInLimits ?? { accountFailures: 1_000_000, addressPerMinute: 1_000_000 },
   };
   const app = await buildServer(
     {
@@ -84,6 +133,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       secretKey,
       clock,
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
+      authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
     },
     [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
     HOOK_ROUTES,
@@ -95,6 +145,84 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
     await app.close();
     await queue.stop({ graceful: false });
   });
+  async function call(
+    token: string | undefined,
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
+    url: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) {
+    const res = await app.inject({
+      method,
+      url,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      ...(body === undefined
+        ? {}
+        : typeof body === 'string' || Buffer.isBuffer(body)
+          ? { payload: body }
+          : { payload: body as object }),
+    });
+    let parsed: unknown = res.body;
+    try {
+      parsed = res.body === '' ? undefined : JSON.parse(res.body);
+    } catch {
+      // not JSON
+    }
+    return { status: res.statusCode, body: parsed as any, headers: res.headers };
+  }
+
+  async function signIn(options: SignInOptions = {}): Promise<TestSession> {
+    const tenant = options.tenant ?? a;
+    const password = options.password ?? `pw-${randomBytes(12).toString('base64url')}`;
+    let personId = options.personId;
+    let email: string;
+    if (personId) {
+      const person = await call(tenant.adminToken.token, 'GET', `/api/v1/people/${personId}`);
+      email = person.body.email;
+    } else {
+      counter++;
+      email = `agent${counter}-${randomBytes(3).toString('hex')}@console.test`;
+      const person = await makePersonIn(tenant, {
+        displayName: `Agent ${counter}`,
+        kind: 'agent',
+        email,
+        role: options.role,
+      });
+      personId = person.id as string;
+    }
+    await setAgentPassword(db.pool, { tenantId: tenant.tenant.id, personId, password, now: clock.now() });
+    const res = await call(undefined, 'POST', '/api/v1/session', {
+      email,
+      password,
+      tenant: tenant.tenant.name,
+    });
+    if (res.status !== 200) throw new Error(`signIn: ${res.status} ${JSON.stringify(res.body)}`);
+    const cookie = String([res.headers['set-cookie']].flat()[0] ?? '');
+    const secret = new RegExp(`^${SESSION_COOKIE}=([^;]+)`).exec(cookie)?.[1];
+    if (!secret) throw new Error(`signIn: no ${SESSION_COOKIE} cookie in ${cookie}`);
+    const csrfToken = res.body.session.csrfToken as string;
+    return {
+      personId,
+      email,
+      password,
+      secret,
+      csrfToken,
+      session: res.body.session,
+      call: (method, url, body, headers = {}) =>
+        call(undefined, method, url, body, {
+          cookie: `${SESSION_COOKIE}=${secret}`,
+          ...(method === 'GET' ? {} : { 'x-csrf-token': csrfToken }),
+          ...headers,
+        }),
+    };
+  }
+
+  async function makePersonIn(tenant: CreatedTenant, body: Record<string, unknown>): Promise<any> {
+    const res = await call(tenant.adminToken.token, 'POST', '/api/v1/people', body);
+    if (res.status !== 201) throw new Error(`signIn: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+
   return {
     app,
     db,
@@ -112,25 +240,8 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       clock,
       oauth: config.oauth,
     }),
-    async call(token, method, url, body, headers = {}) {
-      const res = await app.inject({
-        method,
-        url,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-        ...(body === undefined
-          ? {}
-          : typeof body === 'string' || Buffer.isBuffer(body)
-            ? { payload: body }
-            : { payload: body as object }),
-      });
-      let parsed: unknown = res.body;
-      try {
-        parsed = res.body === '' ? undefined : JSON.parse(res.body);
-      } catch {
-        // not JSON
-      }
-      return { status: res.statusCode, body: parsed, headers: res.headers };
-    },
+    call,
+    signIn,
   };
 }
 

@@ -125,6 +125,7 @@ const OWNERS: Record<string, string[]> = {
     'ticket_participants',
     'attachments',
     'ticket_wakeups',
+    'ticket_presence',
   ],
   'modules/blobs': ['blobs'],
   'modules/inbound': [
@@ -143,13 +144,20 @@ const OWNERS: Record<string, string[]> = {
     'sla_events',
     'sla_clocks',
   ],
-  'modules/outbound': ['deliveries', 'delivery_keys', 'mail_templates'],
+  'modules/outbound': ['deliveries', 'delivery_keys', 'mail_templates', 'canned_replies'],
   'modules/events': ['events'],
   'modules/notify': ['notification_rules'],
   'modules/audit': ['audit_events'],
   'modules/slack': ['slack_integrations'],
   'modules/webhooks': ['webhook_endpoints'],
   'modules/teams': ['teams_integrations', 'teams_conversation_references'],
+  'modules/sessions': [
+    'auth_settings',
+    'person_credentials',
+    'recovery_codes',
+    'console_sessions',
+    'sign_in_tokens',
+  ],
   platform: ['schema_migrations'],
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));

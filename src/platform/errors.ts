@@ -8,6 +8,16 @@ export const ERROR_CATALOGUE = {
   // Who is asking
   unauthorized: 'No valid API token: missing, malformed, unknown, revoked, or its person is suspended.',
   forbidden: "The token's role does not have the permission the operation needs.",
+  invalid_credentials:
+    'Sign-in refused: the email and password (or the second-factor code) do not match an agent who may sign in.',
+  second_factor_required:
+    'The password is right and the account has a second factor: send it again with `totp` or `recoveryCode`.',
+  second_factor_enrollment_required:
+    'The tenant requires a second factor and this person has none yet: enrol one (POST /session/totp) first.',
+  tenant_required: 'The email and password match agents of several tenants: say which one (`tenant`).',
+  csrf_failed:
+    'A console session wrote without the X-CSRF-Token header of its session (or with a wrong one).',
+  session_expired: 'The console session has ended (idle or absolute timeout); sign in again.',
   // What was asked
   bad_request:
     'The request itself could not be read (a URL path or query string that is not percent-encoded UTF-8, a malformed header).',
@@ -16,11 +26,14 @@ export const ERROR_CATALOGUE = {
   method_not_allowed: 'The path exists, but not with this method; the Allow header lists the methods it has.',
   validation_failed: 'The input breaks a rule; `errors` lists each field (a JSON pointer) and what is wrong.',
   invalid_cursor: 'The pagination cursor is not one this API handed out.',
+  invalid_token: 'The invitation or password-reset link is unknown, used already or expired.',
   invalid_json: 'The body is not valid JSON.',
   unsupported_media_type: 'The body is in a media type this route does not take.',
   payload_too_large: 'The body is larger than the server accepts.',
   conflict:
     'The change collides with existing data (a name or address already taken, a state that forbids it).',
+  ticket_changed:
+    'Someone else added a message to the ticket since the one the request says was seen (`seenMessageId`); read it, then send again without it.',
   identity_taken: 'The external identity already belongs to another person.',
   merge_into_self: 'A person cannot be merged into itself.',
   invalid_calendar: 'The business calendar is not valid (see the message for the rule it breaks).',

@@ -68,13 +68,24 @@ export function outcomeOf(status: number): AuditOutcome {
   return 'failed';
 }
 
+/** What stands in the hashed payload for a field the route names secret (`config.auditRedact`). */
+export const REDACTED = '[redacted]';
+
 /**
- * What the event hashes of the request: its parsed JSON body; for a multipart body its fields without
- * the files, and each file's field, name and size (never its content); for any other medium (raw
- * MIME) its type, size and SHA-256.
+ * What the event hashes of the request: its parsed JSON body, without the fields the route names
+ * secret (`config.auditRedact`: a password, a one-time code, a sign-in link's token; an unsalted
+ * SHA-256 of a payload holding a password would be a fast hash of that password); for a multipart
+ * body its fields without the files, and each file's field, name and size (never its content); for
+ * any other medium (raw MIME) its type, size and SHA-256.
  */
 export function requestPayload(request: FastifyRequest): unknown {
-  const body = request.body;
+  const redact = request.routeOptions.config?.auditRedact;
+  const body =
+    redact && request.body && typeof request.body === 'object' && !Buffer.isBuffer(request.body)
+      ? Object.fromEntries(
+          Object.entries(request.body).map(([k, v]) => [k, redact.includes(k) ? REDACTED : v]),
+        )
+      : request.body;
   if (request.isMultipart?.()) {
     const files = request.uploadedFiles ?? [];
     const fileFields = new Set(files.map((f) => f.field));
@@ -170,7 +181,7 @@ export function auditRequests(app: App, deps: ServerDeps): void {
       entry = {
         tenantId: principal.tenantId,
         actorId: principal.personId,
-        actorVia: 'token',
+        actorVia: principal.via,
         action: typeof named === 'string' ? named : actionName(request.method, path),
         targetType: targetId === undefined ? null : (literalSegments(path)[0] ?? null),
         targetId: targetId ?? null,
@@ -183,8 +194,21 @@ export function auditRequests(app: App, deps: ServerDeps): void {
       request.log.error({ err }, 'audit event not recorded');
       return;
     }
-    const recording = recordAudit(deps, entry).finally(() => recordings.delete(recording));
-    recordings.add(recording);
+    // A bulk change: one event per thing it changed, each with its own outcome.
+    const targets = reply.statusCode < 400 ? request.auditTargets : undefined;
+    const entries = targets
+      ? targets.map((t) => ({
+          ...entry,
+          targetType: t.targetType,
+          targetId: t.targetId,
+          outcome: t.ok ? ('success' as const) : ('failed' as const),
+          errorCode: t.ok ? null : t.errorCode,
+        }))
+      : [entry];
+    for (const e of entries) {
+      const recording = recordAudit(deps, e).finally(() => recordings.delete(recording));
+      recordings.add(recording);
+    }
   });
 
   // A stopping server writes what it has begun before the database closes.

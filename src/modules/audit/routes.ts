@@ -20,7 +20,10 @@ const AuditEventSchema = Type.Object({
   id: Uuid,
   at: Timestamp,
   actorId: Nullable(Uuid),
-  actorVia: Type.String({ description: '`token` (the API), `teams` or `system`' }),
+  actorVia: Type.String({
+    description:
+      '`token` (the API with a token), `session` (the API from a console session), `teams` or `system`',
+  }),
   action: Type.String(),
   targetType: Nullable(Type.String()),
   targetId: Nullable(Type.String()),

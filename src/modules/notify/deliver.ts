@@ -8,12 +8,22 @@
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
-import type { JobContext } from '../../platform/queue/registry.ts';
+import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { recordEvent } from '../events/events.ts';
-import { deliveryRow, markSending, queueNextAttempt, recordOutcome, reserveKey } from '../outbound/ledger.ts';
+import {
+  deliveryRow,
+  markManySending,
+  markSending,
+  queuedRows,
+  queueNextAttempt,
+  recordManySent,
+  recordOutcome,
+  reserveKey,
+  reserveKeys,
+} from '../outbound/ledger.ts';
 import type { DeliveryRow } from '../outbound/model.ts';
 import { classifyProviderError, DeliveryError } from '../outbound/transports.ts';
-import type { AdapterChannel, ChannelAdapter, NotificationContent } from './channel.ts';
+import type { AdapterChannel, ChannelAdapter, ChannelSent, NotificationContent } from './channel.ts';
 import { notifyDeliverJob } from './job-refs.ts';
 
 export interface DeliverDeps {
@@ -111,6 +121,134 @@ export async function deliverNotification(
     .onSuccess?.(tenantId, row.destination)
     .catch((err: unknown) => deps.logger.warn({ err, deliveryId }, 'channel adapter onSuccess failed'));
   return { sent: sent.providerResponse ?? sent.providerMessageId };
+}
+
+type DeliverPayload = { tenantId: string; deliveryId: string };
+
+/**
+ * Runs a batch of deliver jobs (the worker's form), as outbound mail does (send.ts
+ * sendDeliveryBatch): per tenant, one transaction reads the attempts and reserves their keys, one
+ * marks those of unpaced channels (webhooks) sending, the sends go out side by side, and one
+ * transaction records those that were sent. Everything else — a paced channel (Teams, Slack, whose
+ * turn is awaited before the attempt is marked sending), a key reserved by an earlier run, a
+ * failure — takes the one-by-one path, whose steps and answers are the same.
+ */
+export async function deliverNotificationBatch(
+  deps: DeliverDeps,
+  items: BatchItem<DeliverPayload>[],
+): Promise<BatchResult[]> {
+  const results: (BatchResult | undefined)[] = items.map(() => undefined);
+  const byTenant = new Map<string, number[]>();
+  items.forEach((it, i) =>
+    byTenant.set(it.payload.tenantId, [...(byTenant.get(it.payload.tenantId) ?? []), i]),
+  );
+  await Promise.all(
+    [...byTenant].map(async ([tenantId, indexes]) => {
+      const alone: number[] = [];
+      try {
+        await deliverTenantBatch(deps, tenantId, indexes, items, results, alone);
+      } catch (err) {
+        for (const i of indexes)
+          if (!results[i] && !alone.includes(i)) results[i] = { ok: false, error: err };
+      }
+      await Promise.all(
+        alone.map(async (i) => {
+          if (results[i]) return;
+          try {
+            results[i] = {
+              ok: true,
+              output: await deliverNotification(deps, items[i]!.payload, items[i]!.ctx),
+            };
+          } catch (error) {
+            results[i] = { ok: false, error };
+          }
+        }),
+      );
+    }),
+  );
+  return results.map((r) => r ?? { ok: false, error: new Error('not run') });
+}
+
+async function deliverTenantBatch(
+  deps: DeliverDeps,
+  tenantId: string,
+  indexes: number[],
+  items: BatchItem<DeliverPayload>[],
+  results: (BatchResult | undefined)[],
+  alone: number[],
+): Promise<void> {
+  const ids = [...new Set(indexes.map((i) => items[i]!.payload.deliveryId))];
+  const { rows, fresh } = await withTenant(deps.pool, tenantId, async (tx) => {
+    const rows = await queuedRows(tx, ids);
+    return { rows, fresh: await reserveKeys(tx, [...rows.values()]) };
+  });
+  const batch: { i: number; row: DeliveryRow; adapter: ChannelAdapter }[] = [];
+  const seen = new Set<string>();
+  for (const i of indexes) {
+    const row = rows.get(items[i]!.payload.deliveryId);
+    const adapter = row ? deps.adapters.get(row.channel as AdapterChannel) : undefined;
+    if (row && adapter && !adapter.pace && fresh.has(row.id) && !seen.has(row.id)) {
+      seen.add(row.id);
+      batch.push({ i, row, adapter });
+    } else if (row) alone.push(i);
+    else results[i] = { ok: true, output: { skipped: 'no such delivery, or already recorded' } };
+  }
+  if (batch.length === 0) return;
+  faultPoint(deps, 'notify.after-reserve');
+  if (items[batch[0]!.i]!.ctx.signal.aborted) throw new Error('stopped before the send');
+  const taken = await withTenant(deps.pool, tenantId, (tx) =>
+    markManySending(
+      tx,
+      batch.map((b) => b.row),
+    ),
+  );
+  const sent: { i: number; row: DeliveryRow; adapter: ChannelAdapter; result: ChannelSent }[] = [];
+  await Promise.all(
+    batch.map(async ({ i, row, adapter }) => {
+      if (!taken.has(row.id)) {
+        results[i] = { ok: true, output: { already: 'sending in another run' } };
+        return;
+      }
+      try {
+        const result = await adapter.send({
+          tenantId,
+          deliveryId: row.id,
+          attempt: row.attempt,
+          notificationId: row.notification_id ?? row.id,
+          destination: row.destination,
+          idempotencyKey: row.idempotency_key,
+          content: row.payload['content'] as NotificationContent,
+          signal: items[i]!.ctx.signal,
+          paced: false,
+        });
+        sent.push({ i, row, adapter, result });
+      } catch (err) {
+        try {
+          results[i] = {
+            ok: true,
+            output: await failed(deps, tenantId, row, classifyProviderError(err), items[i]!.ctx, adapter),
+          };
+        } catch (error) {
+          results[i] = { ok: false, error };
+        }
+      }
+    }),
+  );
+  faultPoint(deps, 'notify.after-send');
+  await withTenant(deps.pool, tenantId, (tx) =>
+    recordManySent(
+      tx,
+      sent.map((s) => ({ row: s.row, ...s.result })),
+    ),
+  );
+  for (const s of sent) {
+    results[s.i] = { ok: true, output: { sent: s.result.providerResponse ?? s.result.providerMessageId } };
+    await s.adapter
+      .onSuccess?.(tenantId, s.row.destination)
+      .catch((err: unknown) =>
+        deps.logger.warn({ err, deliveryId: s.row.id }, 'channel adapter onSuccess failed'),
+      );
+  }
 }
 
 async function failed(

@@ -8,7 +8,7 @@ import { defineJob, type JobDefinition, jobRef } from '../../platform/queue/regi
 import { dropOldEvents, redispatchEvent } from '../events/events.ts';
 import { closeAbandonedAttempt } from '../outbound/ledger.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
-import { deliverNotification } from './deliver.ts';
+import { deliverNotification, deliverNotificationBatch } from './deliver.ts';
 import { fanOutEvent } from './fanout.ts';
 import { notifyDeliverJob, notifyFanoutJob } from './job-refs.ts';
 
@@ -58,6 +58,7 @@ export function notifyJobs(deps: NotifyJobDeps): JobDefinition<any>[] {
       batchSize: 20,
       concurrency: 3,
       handler: (payload, ctx) => deliverNotification({ ...deps, leaseSeconds: lease }, payload, ctx),
+      handleBatch: (items) => deliverNotificationBatch({ ...deps, leaseSeconds: lease }, items),
       // The job failed for good before the attempt was recorded: the attempt says so.
       onFailedForGood: async (failures) => {
         for (const f of failures)

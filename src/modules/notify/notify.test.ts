@@ -14,7 +14,7 @@ import { appendMessage } from '../tickets/messages.ts';
 import { dropOldEvents, recordEvent, redispatchEvent } from '../events/events.ts';
 import { webhookChannel } from '../webhooks/channel.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
-import { deliverNotification } from './deliver.ts';
+import { deliverNotification, deliverNotificationBatch } from './deliver.ts';
 import { dispatchEvents } from './dispatcher.ts';
 import { fanOutEvent } from './fanout.ts';
 import { notifyDeliverJob, notifyFanoutJob } from './job-refs.ts';
@@ -56,7 +56,7 @@ const deps = () => ({ pool: t.db.pool, clock: t.clock, messageIdKey: messageIdKe
 
 async function notifications(ticketId: string) {
   const { rows } = await t.db.admin.query(
-    `SELECT channel, destination, status, skip_reason, payload, notification_id, attempt, error_code
+    `SELECT id, channel, destination, status, skip_reason, payload, notification_id, attempt, error_code
        FROM deliveries WHERE ticket_id = $1 AND purpose = 'notification' ORDER BY created_at, id`,
     [ticketId],
   );
@@ -270,6 +270,56 @@ describe('fan-out and delivery', () => {
       type: 'ticket.created',
       data: { ticket: { id: ticket.id, number: ticket.number, subject: 'Webhook me' } },
     });
+    expect(receiver.duplicates()).toEqual([]);
+  });
+
+  it('delivers a batch of webhooks across tenants once each, a failure on its own, a repeated job skipped', async () => {
+    const good = await makeEndpoint(['ticket.created']);
+    const bad = await makeEndpoint(['ticket.created']);
+    const resB = await t.call(t.b.adminToken.token, 'POST', '/api/v1/webhook-endpoints', {
+      url: `${receiver.url}/hooks/b-batch`,
+      events: ['ticket.created'],
+    });
+    expect(resB.status).toBe(201);
+    receiver.setSecrets([good.secret, resB.body.secret]);
+    const before = receiver.requests().filter((r) => r.status < 300).length;
+    const ticketA = await makeTicket(t, admin(), { subject: 'Batch A' });
+    const ticketB = await makeTicket(t, t.b.adminToken.token, { subject: 'Batch B' });
+    await fanOutAll();
+    const { rows } = await t.db.admin.query<{ data: { tenantId: string; deliveryId: string } }>(
+      `DELETE FROM pgboss.job WHERE name = $1 RETURNING data`,
+      [notifyDeliverJob.name],
+    );
+    const mine = new Set([good.id, bad.id, resB.body.id]);
+    const rowsOf = async (ticketId: string) =>
+      (await notifications(ticketId)).filter((n) => n.channel === 'webhook' && mine.has(n.destination));
+    const queued = [...(await rowsOf(ticketA.id)), ...(await rowsOf(ticketB.id))];
+    expect(queued).toHaveLength(3);
+    receiver.fail({ status: 400, times: 1, pathPrefix: bad.path });
+    // The jobs of these three attempts (endpoints of earlier tests take the same events).
+    const jobs = rows.filter((r) => queued.some((q) => q.id === r.data.deliveryId));
+    expect(jobs).toHaveLength(3);
+    const batchCtx = { send: t.queue.send.bind(t.queue), signal: new AbortController().signal } as never;
+    const items = [...jobs, jobs[0]!].map((j) => ({ payload: j.data, ctx: batchCtx }));
+    const results = await deliverNotificationBatch(
+      { pool: t.db.pool, logger, adapters, leaseSeconds: 60 },
+      items,
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    const byStatus = [...(await rowsOf(ticketA.id)), ...(await rowsOf(ticketB.id))]
+      .map((n) => `${n.destination === bad.id ? 'bad' : 'good'}:${n.status}:${n.error_code ?? ''}`)
+      .sort();
+    expect(byStatus).toEqual(['bad:failed:permanent', 'good:sent:', 'good:sent:']);
+    const received = receiver.requests().filter((r) => r.status < 300);
+    expect(received.length - before).toBe(2);
+    expect(received.slice(before).every((r) => r.verified)).toBe(true);
+    // The same batch again (a redelivered fetch): nothing more goes out.
+    const again = await deliverNotificationBatch(
+      { pool: t.db.pool, logger, adapters, leaseSeconds: 60 },
+      items,
+    );
+    expect(again.every((r) => r.ok)).toBe(true);
+    expect(receiver.requests().filter((r) => r.status < 300).length - before).toBe(2);
     expect(receiver.duplicates()).toEqual([]);
   });
 

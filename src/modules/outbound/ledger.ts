@@ -206,17 +206,20 @@ export async function recordManySent(
     providerMessageId: string | null;
     providerResponse: string | null;
     refused?: string | undefined;
+    requestId?: string | null | undefined;
   }[],
 ): Promise<void> {
   if (sent.length === 0) return;
   await tx.query(
     `UPDATE deliveries d SET status = 'sent', provider_message_id = x.pmid, provider_response = x.resp,
+            request_id = x.request_id,
             error_code = CASE WHEN x.refused IS NULL THEN NULL ELSE 'invalid_recipient' END,
             error_message = x.refused, retryable = false,
             sent_at = clock_timestamp(), finished_at = clock_timestamp(),
             duration_ms = CASE WHEN d.started_at IS NULL THEN NULL
                                ELSE (extract(epoch FROM clock_timestamp() - d.started_at) * 1000)::integer END
-       FROM unnest($2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[]) AS x(created_at, id, pmid, resp, refused)
+       FROM unnest($2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
+              AS x(created_at, id, pmid, resp, refused, request_id)
       WHERE d.tenant_id = $1 AND d.id = ANY($3::uuid[]) AND d.created_at = ANY($2::timestamptz[])
         AND d.created_at = x.created_at AND d.id = x.id AND (d.status = 'queued' OR d.status = 'unknown')`,
     [
@@ -226,6 +229,7 @@ export async function recordManySent(
       sent.map((s) => s.providerMessageId),
       sent.map((s) => (s.providerResponse ? truncateMessage(s.providerResponse) : null)),
       sent.map((s) => (s.refused ? truncateMessage(s.refused) : null)),
+      sent.map((s) => s.requestId ?? null),
     ],
   );
   await tx.query(

@@ -45,6 +45,8 @@ export interface PostMessageInput {
   /** The mailbox to send through (else the conversation's). */
   mailboxId?: string | undefined;
   attachments?: NewAttachment[] | undefined;
+  /** Collision detection: the newest message the author had seen (tickets/messages.ts appendMessage). */
+  seenMessageId?: string | undefined;
 }
 
 /** References kept on a reply (the newest); long threads would otherwise grow the header without end. */

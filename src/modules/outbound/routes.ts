@@ -46,6 +46,7 @@ const CreateMessage = Type.Object(
     cc: Type.Optional(Addresses),
     bcc: Type.Optional(Addresses),
     mailboxId: Type.Optional(Uuid),
+    seenMessageId: Type.Optional(Uuid),
   },
   { additionalProperties: false },
 );
@@ -59,6 +60,7 @@ const CreateMessageForm = Type.Object(
     cc: Type.Optional(Type.Union([Type.String({ maxLength: 13_000 }), Addresses])),
     bcc: Type.Optional(Type.Union([Type.String({ maxLength: 13_000 }), Addresses])),
     mailboxId: Type.Optional(Uuid),
+    seenMessageId: Type.Optional(Uuid),
     attachments: Type.Optional(
       Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: ATTACHMENT_LIMITS.files })]),
     ),
@@ -151,9 +153,14 @@ function messageRoute(app: App, deps: ServerDeps): void {
           `or comma-separated) and files as \`attachments\` (at most ${ATTACHMENT_LIMITS.files}, ` +
           `${ATTACHMENT_LIMITS.fileSize / 1024 / 1024} MiB each: 413 \`payload_too_large\`), stored ` +
           'with the message and sent with the mail. Answers 201 with the message. Not idempotent.\n\n' +
+          '**Collision detection**: `seenMessageId`, the newest message the writer had seen, makes the ' +
+          'request fail with 409 `ticket_changed` (nothing written, nothing sent) when someone else ' +
+          'added a message to the ticket since (`newMessages` and `latestMessageId` say what); the ' +
+          "writer's own messages do not count. Send again without it to post all the same.\n\n" +
           'Needs `tickets:write` (admin, agent, integration). 404 `not_found` when the id is not a ' +
           'ticket of this tenant or it was deleted, or `mailboxId` is not a mailbox of this tenant; ' +
-          '400 `validation_failed` for `cc`, `bcc` or `mailboxId` on a message that is not sent by mail.',
+          '400 `validation_failed` for `cc`, `bcc` or `mailboxId` on a message that is not sent by mail, ' +
+          'or a `seenMessageId` that is not a message of the ticket.',
         params: IdParams,
         consumes: ['application/json', 'multipart/form-data'],
         body: {
@@ -174,6 +181,7 @@ function messageRoute(app: App, deps: ServerDeps): void {
         cc?: string | string[];
         bcc?: string | string[];
         mailboxId?: string;
+        seenMessageId?: string;
       };
       if (!keyOf || !deps.queue) throw new Error('outbound mail needs the secret key and the queue');
       const files = uploads.get(request) ?? [];
@@ -199,6 +207,7 @@ function messageRoute(app: App, deps: ServerDeps): void {
             cc: list(body.cc),
             bcc: list(body.bcc),
             mailboxId: body.mailboxId,
+            seenMessageId: body.seenMessageId,
             attachments,
           },
         ),

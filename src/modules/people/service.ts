@@ -582,3 +582,26 @@ export async function firstAgentId(tx: TenantTx): Promise<string | undefined> {
   );
   return rows[0]?.id;
 }
+
+/**
+ * An invited agent accepts their invitation: `invited` becomes `active` (an active person stays so),
+ * with the name they chose when they give one. A suspended person is refused (conflict).
+ */
+export async function acceptInvitation(
+  tx: TenantTx,
+  id: string,
+  input: { displayName?: string | undefined; actor: Actor },
+): Promise<Person> {
+  const { rows } = await tx.query<{ status: PersonStatus }>(
+    'SELECT status FROM people WHERE tenant_id = $1 AND id = $2 FOR UPDATE',
+    [tx.tenantId, id],
+  );
+  if (!rows[0]) throw notFound('person');
+  if (rows[0].status === 'suspended') throw conflict('the person is suspended');
+  const changes = {
+    ...(rows[0].status === 'invited' ? { status: 'active' as const } : {}),
+    ...(input.displayName?.trim() ? { displayName: input.displayName } : {}),
+  };
+  if (Object.keys(changes).length === 0) return getPerson(tx, id);
+  return updatePerson(tx, id, { ...changes, actor: input.actor });
+}

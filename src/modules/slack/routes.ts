@@ -96,7 +96,7 @@ export const slackIntegrationRoutes: RouteModule = (app, { pool, secretKey, cloc
       const audit = {
         tenantId: principal.tenantId,
         actorId: principal.personId,
-        actorVia: 'token',
+        actorVia: principal.via,
         action: 'integrations.slack.connect',
         targetType: 'slack_integration',
         requestId: request.id,
@@ -148,7 +148,7 @@ export const slackIntegrationRoutes: RouteModule = (app, { pool, secretKey, cloc
         {
           tenantId: principal.tenantId,
           actorId: principal.personId,
-          actorVia: 'token',
+          actorVia: principal.via,
           action: 'integrations.slack.disconnect',
           targetType: 'slack_integration',
           requestId: request.id,

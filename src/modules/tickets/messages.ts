@@ -1,6 +1,6 @@
 // Messages of a ticket: adding one (with what it changes on the ticket) and reading them.
 import type { TenantTx } from '../../platform/db/tx.ts';
-import { notFound } from '../../platform/errors.ts';
+import { AppError, notFound, validation } from '../../platform/errors.ts';
 import { type NewEvent, recordEvents } from '../events/events.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -64,6 +64,11 @@ export interface NewMessage {
 
 export interface AppendMessageInput extends NewMessage {
   ticketId: string;
+  /**
+   * The newest message the author had seen (collision detection): when someone else added a message
+   * since, nothing is written and the answer is ticket_changed.
+   */
+  seenMessageId?: string | undefined;
 }
 
 /**
@@ -81,6 +86,8 @@ export async function appendMessage(tx: TenantTx, input: AppendMessageInput): Pr
   );
   const ticket = rows[0];
   if (!ticket) throw notFound('ticket');
+  // Checked under the ticket's lock: two agents answering at once cannot both pass it.
+  if (input.seenMessageId) await assertNothingNewer(tx, input.ticketId, input.seenMessageId, input.authorId);
   const next = statusAfterMessage(ticket.status, {
     authorKind: ticket.kind,
     visibility: input.visibility,
@@ -120,6 +127,41 @@ export async function appendMessage(tx: TenantTx, input: AppendMessageInput): Pr
     });
   await recordEvents(tx, events);
   return getMessage(tx, row.id);
+}
+
+/**
+ * Refuses (ticket_changed) when the ticket has a message by someone other than `authorId` that is
+ * newer than `seenMessageId`; the author's own messages (another tab) are no surprise. A
+ * `seenMessageId` that is not a message of the ticket is a validation error.
+ */
+async function assertNothingNewer(
+  tx: TenantTx,
+  ticketId: string,
+  seenMessageId: string,
+  authorId: string,
+): Promise<void> {
+  const { rows } = await tx.query<{ seen: boolean; newer: number; latest: string | null }>(
+    `SELECT s.id IS NOT NULL AS seen,
+            (SELECT count(*) FROM ticket_messages m
+              WHERE m.tenant_id = $1 AND m.ticket_id = $2 AND m.author_id <> $4
+                AND (m.created_at, m.id) > (s.created_at, s.id))::int AS newer,
+            (SELECT m.id FROM ticket_messages m WHERE m.tenant_id = $1 AND m.ticket_id = $2
+              ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS latest
+       FROM (SELECT 1) one
+       LEFT JOIN ticket_messages s ON s.tenant_id = $1 AND s.ticket_id = $2 AND s.id = $3`,
+    [tx.tenantId, ticketId, seenMessageId, authorId],
+  );
+  const r = rows[0]!;
+  if (!r.seen)
+    throw validation('seenMessageId is not a message of this ticket', [
+      { path: '/seenMessageId', message: 'not a message of this ticket' },
+    ]);
+  if (r.newer > 0)
+    throw new AppError(
+      'ticket_changed',
+      `${r.newer} new message${r.newer === 1 ? '' : 's'} on the ticket since the one you saw; read them, then send again`,
+      { details: { newMessages: r.newer, latestMessageId: r.latest } },
+    );
 }
 
 /** What notifications call a customer's reply: a public message by a non-agent, not automatic mail. */

@@ -16,7 +16,15 @@ import { createTicket } from './create.ts';
 import { createTicketTogether } from './create-together.ts';
 import { listMessages } from './messages.ts';
 import { sanitizeBodyHtml, TICKET_PRIORITIES, TICKET_STATUSES, VISIBILITIES } from './model.ts';
-import { getTicket, listTickets } from './queries.ts';
+import { leavePresence, PRESENCE_STATES, ticketPresence, touchPresence } from './presence.ts';
+import {
+  getTicketView,
+  listTickets,
+  MAX_SEARCH_LENGTH,
+  SLA_SUMMARY_STATES,
+  TICKET_VIEWS,
+} from './queries.ts';
+import { bulkUpdateTickets, MAX_BULK } from './bulk.ts';
 
 const Status = OneOf(TICKET_STATUSES);
 const Priority = OneOf(TICKET_PRIORITIES);
@@ -35,6 +43,42 @@ export const TicketSchema = Type.Object({
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
+
+export const TicketViewSchema = Type.Object({
+  ...TicketSchema.properties,
+  requester: Type.Object({ id: Uuid, displayName: Type.String(), email: Nullable(Type.String()) }),
+  assignee: Nullable(Type.Object({ id: Uuid, displayName: Type.String() })),
+  sla: Nullable(
+    Type.Object(
+      {
+        state: OneOf(SLA_SUMMARY_STATES),
+        dueAt: Nullable(Timestamp),
+      },
+      { description: 'As the SLA scheduler last evaluated it; null when the ticket has no SLA clocks.' },
+    ),
+  ),
+});
+
+const PresentPeople = Type.Object({
+  people: Type.Array(
+    Type.Object({ id: Uuid, displayName: Type.String(), state: OneOf(PRESENCE_STATES), since: Timestamp }),
+  ),
+});
+
+const BulkChanges = Type.Object(
+  {
+    ticketIds: Type.Array(Uuid, { minItems: 1, maxItems: MAX_BULK, uniqueItems: true }),
+    changes: Type.Object(
+      {
+        status: Type.Optional(Status),
+        priority: Type.Optional(Priority),
+        assigneeId: Type.Optional(Nullable(Uuid)),
+      },
+      { additionalProperties: false, minProperties: 1 },
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const MessageSchema = Type.Object({
   id: Uuid,
@@ -125,12 +169,15 @@ const TicketListQuery = Type.Object(
     requesterId: Type.Optional(Uuid),
     q: Type.Optional(Type.String({ maxLength: 200 })),
     sla: Type.Optional(OneOf(['breached', 'at_risk', 'paused'] as const)),
+    view: Type.Optional(OneOf(TICKET_VIEWS)),
+    mailboxId: Type.Optional(Uuid),
+    search: Type.Optional(Type.String({ maxLength: MAX_SEARCH_LENGTH })),
     sort: Type.Optional(OneOf(['created', 'due'] as const)),
   },
   { additionalProperties: false },
 );
 
-export const ticketRoutes: RouteModule = (app, { pool }) => {
+export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
   app.post(
     '/tickets',
     {
@@ -195,13 +242,29 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
           'orders by the soonest SLA due time (tickets without one last) and answers a single page: ' +
           '`nextCursor` is null and `cursor` is not used. Paged otherwise: `limit` (default 50, max ' +
           "200) and `cursor` (the previous page's `nextCursor`; anything else is 400 `invalid_cursor`).\n\n" +
-          'Needs `tickets:read` (every role).',
+          'The views of the inbox, `view`, keep open tickets only (not `solved` or `closed`): `mine` ' +
+          "(assigned to the caller's person), `unassigned`, `open`, `at_risk` and `breached` (their SLA " +
+          'state, as `sla`). `mailboxId` keeps tickets with mail that came in through that mailbox. ' +
+          '`search` is a full-text search over the subject and the text of every message (internal notes ' +
+          'included): every word must occur, the last one also as the beginning of a word when it has ' +
+          'three characters or more (so a search can run while it is typed); words are compared in any ' +
+          'language as they are written, lower-cased, without stemming (`invoice` does not find ' +
+          '`invoices`, `invoi` does); an address or a ticket tag is one word. Matches are ordered like ' +
+          'every list (newest first, or by `sort`), not by relevance.\n\n' +
+          'Each ticket comes with its `requester` (name and primary address), `assignee` (or null) and ' +
+          '`sla` (`state` and the soonest `dueAt`, or null without SLA clocks).\n\n' +
+          'Needs `tickets:read` (every role). 404 is never answered: a `mailboxId` of another tenant ' +
+          'finds nothing.',
         querystring: TicketListQuery,
-        response: { 200: Page(TicketSchema), ...problemResponses },
+        response: { 200: Page(TicketViewSchema), ...problemResponses },
       },
     },
-    async (request) =>
-      withTenantRead(pool, principalOf(request).tenantId, (tx) => listTickets(tx, request.query)),
+    async (request) => {
+      const principal = principalOf(request);
+      return withTenantRead(pool, principal.tenantId, (tx) =>
+        listTickets(tx, { ...request.query, personId: principal.personId }),
+      );
+    },
   );
 
   app.get(
@@ -213,15 +276,18 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
         summary: 'Get a ticket',
         description:
           'One ticket: number, subject, status, priority, requester, assignee, creation and last ' +
-          'change. Its messages are at `/tickets/{id}/messages`, its SLA at `/tickets/{id}/sla`.\n\n' +
+          'change, with the requester (name and primary address), the assignee (name) and the SLA ' +
+          'summary (`state`, soonest `dueAt`) as the list shows them. Its messages are at ' +
+          '`/tickets/{id}/messages`, its SLA at `/tickets/{id}/sla`, its history at ' +
+          '`/tickets/{id}/history`.\n\n' +
           'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this tenant ' +
           "(another tenant's included) or the ticket was deleted.",
         params: IdParams,
-        response: { 200: TicketSchema, ...problemResponses },
+        response: { 200: TicketViewSchema, ...problemResponses },
       },
     },
     async (request) =>
-      withTenantRead(pool, principalOf(request).tenantId, (tx) => getTicket(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, (tx) => getTicketView(tx, request.params.id)),
   );
 
   app.delete(
@@ -307,5 +373,148 @@ export const ticketRoutes: RouteModule = (app, { pool }) => {
       withTenantRead(pool, principalOf(request).tenantId, (tx) =>
         listMessages(tx, { ...request.query, ticketId: request.params.id }),
       ),
+  );
+
+  app.post(
+    '/tickets/bulk',
+    {
+      config: { permission: 'tickets:write', audit: 'tickets.bulk_update' },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Change many tickets at once',
+        description:
+          'Applies `changes` (any of `status`, `priority`, `assigneeId`; null unassigns) to each of ' +
+          `\`ticketIds\` (1 to ${MAX_BULK}, no repeats), in the order given, exactly as ` +
+          '`PATCH /tickets/{id}` would (status history, events, SLA recomputed). Each ticket is changed ' +
+          'in a transaction of its own: one that cannot be changed does not hold back the others. ' +
+          'Answers 200 with one result per ticket, in the same order: `ok`, or `code` saying why not ' +
+          "(`not_found` for an id that is not a ticket of this tenant, another tenant's included, or a " +
+          'deleted one). The audit trail records one `tickets.bulk_update` event per ticket, with its ' +
+          'outcome.\n\n' +
+          'Needs `tickets:write` (admin, agent, integration). 400 `validation_failed` when ' +
+          '`changes.assigneeId` is not an agent of this tenant (nothing is changed).',
+        body: BulkChanges,
+        response: {
+          200: Type.Object({
+            results: Type.Array(
+              Type.Object({ ticketId: Uuid, ok: Type.Boolean(), code: Type.Optional(Type.String()) }),
+            ),
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const results = await bulkUpdateTickets(pool, {
+        tenantId: principal.tenantId,
+        ticketIds: request.body.ticketIds,
+        changes: request.body.changes,
+        actorId: principal.personId,
+      });
+      request.auditTargets = results.map((r) => ({
+        targetType: 'tickets',
+        targetId: r.ticketId,
+        ok: r.ok,
+        errorCode: r.code ?? null,
+      }));
+      return { results };
+    },
+  );
+
+  const presenceDescription =
+    'Presence says who has the ticket open in the console right now, and whether they are writing a ' +
+    'reply (collision detection). ';
+  app.put(
+    '/tickets/:id/presence',
+    {
+      // A heartbeat every few seconds per open ticket: not worth an audit event each.
+      config: { permission: 'tickets:read', audit: false },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Say that you have the ticket open',
+        description:
+          presenceDescription +
+          "Records the caller's person on the ticket, `viewing` or `replying`, for 30 seconds: the " +
+          'console repeats it (every 10 to 15 seconds) while the ticket is on screen. Others see it ' +
+          'through `GET /tickets/{id}/presence` and the `presence` events of `GET /stream` (sent when ' +
+          'someone arrives, leaves or changes state, not on every heartbeat). Answers 204. Not in the ' +
+          'audit trail.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
+          'tenant or it was deleted.',
+        params: IdParams,
+        body: Type.Object({ state: OneOf(PRESENCE_STATES) }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      await withTenant(pool, principal.tenantId, (tx) =>
+        touchPresence(tx, {
+          ticketId: request.params.id,
+          personId: principal.personId,
+          state: request.body.state,
+          now: clock.now(),
+        }),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/tickets/:id/presence',
+    {
+      config: { permission: 'tickets:read', audit: false },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Say that you closed the ticket',
+        description:
+          presenceDescription +
+          "Removes the caller's person from the ticket at once (without it, they disappear 30 seconds " +
+          'after their last heartbeat). Answers 204, also when they were not on it. Not in the audit ' +
+          'trail.\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
+          'tenant or it was deleted.',
+        params: IdParams,
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      await withTenant(pool, principal.tenantId, (tx) =>
+        leavePresence(tx, { ticketId: request.params.id, personId: principal.personId }),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/tickets/:id/presence',
+    {
+      config: { permission: 'tickets:read' },
+      schema: {
+        tags: ['tickets'],
+        summary: 'Who else has the ticket open',
+        description:
+          presenceDescription +
+          "The people other than the caller's person whose last heartbeat is less than 30 seconds " +
+          'old, those replying first: `id`, `displayName`, `state` and `since` (the last heartbeat).\n\n' +
+          'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
+          'tenant or it was deleted.',
+        params: IdParams,
+        response: { 200: PresentPeople, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const people = await withTenantRead(pool, principal.tenantId, (tx) =>
+        ticketPresence(tx, {
+          ticketId: request.params.id,
+          now: clock.now(),
+          exceptPersonId: principal.personId,
+        }),
+      );
+      return { people };
+    },
   );
 };

@@ -234,6 +234,7 @@ export async function authenticate(
     role,
     preview: auth.preview,
     permissions: permissionsOf(role),
+    via: 'token',
   };
 }
 

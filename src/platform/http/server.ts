@@ -1,5 +1,6 @@
 // The HTTP server: Fastify 5 with TypeBox schemas, OpenAPI at /docs, problem+json errors, bearer
 // token authentication and permission checks before the body is even parsed, one log line per request.
+import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -7,10 +8,11 @@ import Fastify, { type FastifyInstance, type FastifyRequest, LogController } fro
 import { type TSchema, Type } from 'typebox';
 import Format from 'typebox/format';
 import type { Clock } from '../clock.ts';
-import type { Authenticate, Principal } from './auth.ts';
+import { type Authenticate, type AuthenticateSession, type Principal, SESSION_COOKIE } from './auth.ts';
 import type { Config } from '../config.ts';
 import { migrationStatus } from '../db/migrate.ts';
 import type { Pool } from '../db/pool.ts';
+import { safeEqual } from '../crypto.ts';
 import { AppError, forbidden, unauthorized, validation } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import type { Logger } from '../logging.ts';
@@ -28,6 +30,16 @@ declare module 'fastify' {
      * of the request (the audit trail's) says of them instead of their content.
      */
     uploadedFiles?: UploadedFile[];
+    /**
+     * The browser reached us over TLS: directly, or (RELAYDESK_PUBLIC_URL is https) through a proxy
+     * that terminates it. Cookies set in the answer are then `Secure`.
+     */
+    secureContext: boolean;
+    /**
+     * Set by a route that changes several things at once (a bulk change): the audit trail records
+     * one event per target, with its own outcome, instead of one for the request.
+     */
+    auditTargets?: AuditTarget[];
   }
   interface FastifyContextConfig {
     /** Permission the route requires; routes under /api/v1 without one only need a valid token. */
@@ -39,12 +51,29 @@ declare module 'fastify' {
      * changes nothing (a preview); without it, a name derived from the method and path.
      */
     audit?: string | false;
+    /**
+     * Body fields the audit trail leaves out of the request it hashes (passwords, one-time codes,
+     * link tokens): a hash of a payload with a password in it would be a fast hash of the password.
+     */
+    auditRedact?: string[];
+    /**
+     * Open to a console session that must still enrol a second factor (the session and TOTP
+     * routes); every other route answers it 403 second_factor_enrollment_required.
+     */
+    beforeSecondFactor?: boolean;
   }
 }
 
+/** Limits of the public sign-in routes (the sessions module has the defaults); tests change them. */
+export interface SignInLimits {
+  /** Consecutive failures after which an account is locked (a minute, doubling with each further one). */
+  accountFailures?: number;
+  /** Requests a minute one client address may make to each public sign-in route (per process). */
+  addressPerMinute?: number;
+}
+
 export interface ServerDeps {
-  config: Pick<Config, 'bodyLimit'> &
-    Partial<
+  config: Pick<Config, 'bodyLimit'> & { signInLimits?: SignInLimits | undefined } & Partial<
       Pick<
         Config,
         | 'metricsToken'
@@ -62,10 +91,23 @@ export interface ServerDeps {
   metrics?: Metrics;
   /** Authenticates the bearer token of every /api request. */
   authenticate: Authenticate;
+  /**
+   * Authenticates the console session cookie of an /api request that has no Authorization header;
+   * without it only tokens are taken.
+   */
+  authenticateSession?: AuthenticateSession;
   /** RELAYDESK_SECRET_KEY: seals provider credentials, keys signed Message-IDs. */
   secretKey?: Buffer;
   /** The time services run on (DESIGN §3.6). */
   clock: Clock;
+}
+
+/** One thing a request changed or failed to change, for the audit trail. */
+export interface AuditTarget {
+  targetType: string;
+  targetId: string;
+  ok: boolean;
+  errorCode: string | null;
 }
 
 /** One file of a multipart request: its form field, name and size in bytes. */
@@ -92,6 +134,9 @@ Format.Set('uuid', isUuid);
  * characters) percent-encoded at 4 bytes a character. Longer is 414 uri_too_long.
  */
 export const MAX_PARAM_LENGTH = 512 * 4 * 3;
+
+/** Methods that change nothing, which a console session may use without its CSRF token. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The query string of a route that documents none: any parameter is refused, as unknown. */
 const NoQuery = Type.Object({}, { additionalProperties: false });
@@ -205,22 +250,54 @@ export async function buildServer(
 
   app.decorateRequest('principal', undefined);
   app.decorateRequest('uploadedFiles', undefined);
+  app.decorateRequest('auditTargets', undefined);
+  app.decorateRequest('secureContext', {
+    getter(this: FastifyRequest) {
+      return this.protocol === 'https' || (deps.config.publicUrl?.startsWith('https:') ?? false);
+    },
+  });
+  // Cookies are read before the hook below, which may authenticate by one.
+  await app.register(cookie, { hook: 'onRequest' });
 
   // Authentication and authorisation come first, before the body is read or validated: a caller
-  // without a valid token learns nothing about what the route would have accepted.
+  // without a valid token learns nothing about what the route would have accepted. A bearer token
+  // wins over a session cookie (an integration calling from a browser that is signed in is still the
+  // integration).
   app.addHook('onRequest', async (request) => {
     const url = request.url;
     if (!url.startsWith('/api/')) return;
     const routeConfig = request.routeOptions.config;
     if (routeConfig?.public) return;
     const header = request.headers.authorization;
-    if (!header) throw unauthorized('Send an API token: Authorization: Bearer rd_...');
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw unauthorized('The Authorization header must be "Bearer <token>"');
-    request.principal = await deps.authenticate(match[1]!);
+    const sessionSecret = deps.authenticateSession ? request.cookies[SESSION_COOKIE] : undefined;
+    if (header) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      if (!match) throw unauthorized('The Authorization header must be "Bearer <token>"');
+      request.principal = await deps.authenticate(match[1]!);
+    } else if (sessionSecret) {
+      const session = await deps.authenticateSession!(sessionSecret);
+      request.principal = session;
+      // A cookie goes along with any request the browser makes, a forged cross-site one included;
+      // the CSRF token does not: a page of another origin cannot read it (GET /session answers it).
+      if (!SAFE_METHODS.has(request.method)) {
+        const sent = request.headers['x-csrf-token'];
+        if (typeof sent !== 'string' || !safeEqual(sent, session.csrfToken))
+          throw new AppError(
+            'csrf_failed',
+            'A console session must send its CSRF token (GET /api/v1/session: csrfToken) in X-CSRF-Token',
+          );
+      }
+      if (session.secondFactorEnrollmentRequired && !routeConfig?.beforeSecondFactor)
+        throw new AppError(
+          'second_factor_enrollment_required',
+          'This tenant requires a second factor: enrol an authenticator app (POST /api/v1/session/totp) first',
+        );
+    } else throw unauthorized('Send an API token: Authorization: Bearer rd_... (or sign in to the console)');
     const permission = routeConfig?.permission;
     if (permission && !request.principal.permissions.includes(permission)) {
-      throw forbidden(`A ${request.principal.role} token does not have the ${permission} permission`);
+      throw forbidden(
+        `A ${request.principal.role} ${request.principal.via} does not have the ${permission} permission`,
+      );
     }
   });
 
@@ -281,9 +358,18 @@ export async function buildServer(
         openapi: '3.1.0',
         info: { title: 'Relaydesk API', version: '1', description: 'Multi-tenant service-desk engine' },
         components: {
-          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'rd_... API token' } },
+          securitySchemes: {
+            bearer: { type: 'http', scheme: 'bearer', description: 'rd_... API token' },
+            session: {
+              type: 'apiKey',
+              in: 'cookie',
+              name: SESSION_COOKIE,
+              description:
+                'A console session (POST /api/v1/session); its writes also send X-CSRF-Token (the csrfToken of GET /api/v1/session)',
+            },
+          },
         },
-        security: [{ bearer: [] }],
+        security: [{ bearer: [] }, { session: [] }],
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
