@@ -47,7 +47,13 @@ export const SCREENS: Screen[] = [
     key: 'l',
     component: placeholder('Dead letters'),
   },
-  { path: 'people', nav: 'People', permission: 'people:read', key: 'p', component: placeholder('People') },
+  {
+    path: 'people',
+    nav: 'People',
+    permission: 'people:read',
+    key: 'p',
+    component: lazy(() => import('./People.tsx')),
+  },
   { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: placeholder('SLA') },
   {
     path: 'notification-rules',
