@@ -54,7 +54,7 @@ export const SCREENS: Screen[] = [
     key: 'p',
     component: lazy(() => import('./People.tsx')),
   },
-  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: placeholder('SLA') },
+  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: lazy(() => import('./Sla.tsx')) },
   {
     path: 'notification-rules',
     nav: 'Notification rules',
