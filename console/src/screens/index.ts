@@ -60,7 +60,7 @@ export const SCREENS: Screen[] = [
     nav: 'Notification rules',
     permission: 'notifications:manage',
     key: 'n',
-    component: placeholder('Notification rules'),
+    component: lazy(() => import('./NotificationRules.tsx')),
   },
   { path: 'tokens', nav: 'Tokens', permission: 'tokens:manage', key: 't', component: placeholder('Tokens') },
   {
