@@ -68,7 +68,7 @@ export const SCREENS: Screen[] = [
     nav: 'Audit log',
     permission: 'audit:read',
     key: 'a',
-    component: placeholder('Audit log'),
+    component: lazy(() => import('./Audit.tsx')),
   },
   { path: 'account/two-factor', component: lazy(() => import('./TwoFactor.tsx')) },
 ];
