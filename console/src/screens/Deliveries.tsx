@@ -217,6 +217,8 @@ export default function Deliveries() {
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
   const rows = useMemo(() => deliveries.data?.pages.flatMap((p) => p.items) ?? [], [deliveries.data]);
+  // An attempt a later one already retries is not offered again (the route would refuse it).
+  const retried = useMemo(() => new Set(rows.map((r) => r.previousId).filter(Boolean)), [rows]);
 
   const setParam = (changes: Record<string, string | undefined>) => {
     const next = new URLSearchParams(params);
@@ -395,7 +397,7 @@ export default function Deliveries() {
                   >
                     Details
                   </button>
-                  {canRetry && RETRYABLE.has(d.status) && (
+                  {canRetry && RETRYABLE.has(d.status) && !retried.has(d.id) && (
                     <button
                       type="button"
                       className="button button-small"
