@@ -658,7 +658,10 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
       query: {
         ...page,
         ticketId: f.ticket,
+        ticketNumber: 'T-1',
         channel: 'email',
+        purpose: 'reply',
+        destination: 'someone@example.com',
         status: 'failed',
         errorCode: 'transient',
         from: '2020-01-01T00:00:00Z',
@@ -697,7 +700,11 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
     'POST /api/v1/mailboxes/{id}/renew': { params: id(f.graphMailbox), ok: [202, 409] },
     'POST /api/v1/mailboxes/{id}/reconcile': { params: id(f.graphMailbox), ok: [202, 409] },
     'POST /api/v1/mailboxes/{id}/test': { params: id(f.mailbox), ok: [200] },
-    'POST /api/v1/mailboxes/{id}/connect': { params: id(f.gmailMailbox), ok: [200] },
+    'POST /api/v1/mailboxes/{id}/connect': {
+      params: id(f.gmailMailbox),
+      query: { returnTo: '/console/mailboxes' },
+      ok: [200],
+    },
     'PATCH /api/v1/mailboxes/{id}': {
       params: id(f.mailbox),
       bodies: [

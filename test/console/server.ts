@@ -16,12 +16,18 @@ export interface ConsoleServer extends TestApp {
 }
 
 export async function useConsoleServer(
-  options: TestAppOptions & { workers?: boolean; slaScheduler?: boolean } = {},
+  options: TestAppOptions & {
+    workers?: boolean;
+    slaScheduler?: boolean;
+    /** RELAYDESK_PUBLIC_URL is the listening address (OAuth callbacks, subscriptions' notification URLs). */
+    publicUrlIsSelf?: boolean;
+  } = {},
 ): Promise<ConsoleServer> {
   const t = await useTestApp(options);
   const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
-  // Links mailed by the server (invitations, password resets) lead to this console.
-  t.config.publicUrl ??= url;
+  // Links mailed by the server (invitations, password resets) and OAuth redirects lead to this console.
+  if (options.publicUrlIsSelf) t.config.publicUrl = url;
+  else t.config.publicUrl ??= url;
   const logger = createLogger('silent');
   let workers: JobQueue | undefined;
   let stopSla: (() => Promise<void>) | undefined;
@@ -29,7 +35,14 @@ export async function useConsoleServer(
     workers = new JobQueue({
       connectionString: t.db.url,
       logger,
-      registry: defaultRegistry({ pool: t.db.pool, secretKey: t.secretKey, logger, clock: t.clock }),
+      registry: defaultRegistry({
+        pool: t.db.pool,
+        secretKey: t.secretKey,
+        logger,
+        clock: t.clock,
+        publicUrl: t.config.publicUrl,
+        oauth: t.config.oauth,
+      }),
       supervise: false,
       schedule: false,
       poolSize: 3,

@@ -11,6 +11,7 @@ import { principalOf, type RouteModule, type ServerDeps } from '../../platform/h
 import {
   type ConnectionResult,
   finishConnection,
+  isConsolePath,
   type OAuthDeps,
   OAUTH_SCOPES,
   startConnection,
@@ -67,6 +68,39 @@ export function connectionPage(result: ConnectionResult): string {
   ].join('\n');
 }
 
+const ConnectQuery = Type.Object(
+  {
+    returnTo: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 512,
+        description:
+          'A path of the console (`/console/...`) to send the browser to after the callback, instead of ' +
+          'its own page',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Where the callback sends the browser when connecting started from the console: the stored path
+ * (checked again: it came from the database) on the public URL, with the outcome in the query.
+ */
+function consoleReturn(publicUrl: string | undefined, result: ConnectionResult): string | undefined {
+  if (!publicUrl || !result.returnTo || !isConsolePath(result.returnTo)) return undefined;
+  const target = new URL(`${publicUrl}${result.returnTo}`);
+  target.searchParams.set('connect', result.connected ? 'connected' : 'failed');
+  if (result.mailbox) target.searchParams.set('mailbox', result.mailbox.id);
+  if (!result.connected)
+    // Only a code, never the provider's free text: the console words it itself.
+    target.searchParams.set(
+      'error',
+      result.error && /^[a-z_]{1,64}$/.test(result.error) ? result.error : 'refused',
+    );
+  return target.href;
+}
+
 const ConnectAnswer = Type.Object({
   authorizationUrl: Type.String({ description: "The provider's authorization URL to open in a browser" }),
   expiresAt: Timestamp,
@@ -96,9 +130,10 @@ export const oauthRoutes: RouteModule = (app, deps) => {
           '(RELAYDESK_MICROSOFT_CLIENT_ID/_SECRET, RELAYDESK_GOOGLE_CLIENT_ID/_SECRET).\n\n' +
           'Needs `mailboxes:manage` (admin). 404 `not_found` when the id is not a mailbox of this tenant; ' +
           '400 `validation_failed` for a mailbox that is not `graph` or `gmail`, when RELAYDESK_PUBLIC_URL ' +
-          'is not set, or when there is no app registration to connect with (the message names the ' +
-          'variables to set).',
+          'is not set, when there is no app registration to connect with (the message names the ' +
+          'variables to set), or for a `returnTo` that is not a path under `/console`.',
         params: IdParams,
+        querystring: ConnectQuery,
         response: { 200: ConnectAnswer, ...problemResponses },
       },
     },
@@ -108,6 +143,7 @@ export const oauthRoutes: RouteModule = (app, deps) => {
         startConnection(oauthDepsOf(deps), tx, {
           mailboxId: request.params.id,
           requestedBy: principal.personId,
+          returnTo: request.query.returnTo,
         }),
       );
     },
@@ -158,7 +194,9 @@ export const oauthCallbackRoutes: RouteModule = (app, deps) => {
           '`{refreshToken, clientId}`, Gmail `{refreshToken, clientId}`, with `clientSecret` when the ' +
           'mailbox has its own app registration), marks the state used in the same transaction, and ' +
           'subscribes the mailbox at once. Answers 200 with a small HTML page saying it is connected and ' +
-          "the mailbox's health status (and why subscribing did not work yet, when it did not).\n\n" +
+          "the mailbox's health status (and why subscribing did not work yet, when it did not). When " +
+          'connecting started with a `returnTo`, answers 303 to that console path instead (with ' +
+          '`connect=connected`, or `connect=failed` and `error`, and `mailbox`), whatever the outcome.\n\n' +
           'When the provider refused (`error`, or a code it would not exchange: `invalid_grant`), ' +
           'answers 400 with an HTML page saying so; nothing is stored and the state is spent.\n\n' +
           'Errors: 400 `validation_failed` (problem+json) for a state that is unknown, used already or ' +
@@ -170,6 +208,7 @@ export const oauthCallbackRoutes: RouteModule = (app, deps) => {
             description: 'The mailbox is connected: an HTML page for the browser user',
             content: { 'text/html': { schema: Type.String() } },
           },
+          303: Type.Null({ description: 'Back to the console path connecting started from' }),
           400: ProblemSchema,
           503: ProblemSchema,
         },
@@ -182,6 +221,12 @@ export const oauthCallbackRoutes: RouteModule = (app, deps) => {
         { state: q.state, code: q.code, error: q.error, errorDescription: q.error_description },
         subscribe,
       );
+      const back = consoleReturn(deps.config.publicUrl, result);
+      if (back)
+        return reply
+          .header('cache-control', 'no-store')
+          .header('referrer-policy', 'no-referrer')
+          .redirect(back, 303);
       return reply
         .code(result.connected ? 200 : 400)
         .header('cache-control', 'no-store')

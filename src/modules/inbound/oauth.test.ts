@@ -404,3 +404,76 @@ describe('connect refuses', () => {
     }
   });
 });
+
+describe('connecting from the console (returnTo)', () => {
+  const connectFrom = (mailboxId: string, returnTo: string, token = admin) =>
+    t.call(
+      token,
+      'POST',
+      `/api/v1/mailboxes/${mailboxId}/connect?${new URLSearchParams({ returnTo }).toString()}`,
+    );
+
+  it('sends the browser back to the console path with the outcome, and the mailbox is healthy', async () => {
+    const mailbox = await graphMailbox();
+    // From a console session (cookie and CSRF token), as the mailboxes screen does it.
+    const session = await t.signIn({ role: 'admin' });
+    const res = await session.call(
+      'POST',
+      `/api/v1/mailboxes/${mailbox.id}/connect?returnTo=${encodeURIComponent('/console/mailboxes')}`,
+    );
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const page = await callback(await authorize(new URL(res.body.authorizationUrl)));
+    expect(page.status, page.text).toBe(303);
+    expect(page.res.headers.get('cache-control')).toBe('no-store');
+    const location = new URL(page.res.headers.get('location')!);
+    expect(location.origin + location.pathname).toBe(`${appUrl}/console/mailboxes`);
+    expect(Object.fromEntries(location.searchParams)).toEqual({ connect: 'connected', mailbox: mailbox.id });
+    expect(await health(mailbox.id)).toMatchObject({ status: 'healthy' });
+  });
+
+  it('keeps the query of the path and says why it failed, as a code only', async () => {
+    const mailbox = await graphMailbox();
+    const res = await connectFrom(mailbox.id, '/console/mailboxes?view=all');
+    graph.denyConsent();
+    const page = await callback(await authorize(new URL(res.body.authorizationUrl)));
+    expect(page.status).toBe(303);
+    const location = new URL(page.res.headers.get('location')!);
+    expect(Object.fromEntries(location.searchParams)).toEqual({
+      view: 'all',
+      connect: 'failed',
+      mailbox: mailbox.id,
+      error: 'access_denied',
+    });
+    expect(await storedCredentials(mailbox.id)).toBeNull();
+  });
+
+  it('refuses a returnTo that is not a console path, storing no state', async () => {
+    const mailbox = await graphMailbox();
+    for (const returnTo of [
+      'https://evil.test/console/mailboxes',
+      '//evil.test/console',
+      '/console//evil.test',
+      '/consoles',
+      '/api/v1/tokens',
+      '/console/\\evil',
+      '/console/a b',
+      '',
+      `/console/${'a'.repeat(600)}`,
+    ]) {
+      const res = await connectFrom(mailbox.id, returnTo);
+      expect(res.status, returnTo).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+    }
+    const { rows } = await t.db.admin.query(
+      'SELECT count(*)::int AS n FROM oauth_states WHERE mailbox_id = $1',
+      [mailbox.id],
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("lets no other tenant start connecting a tenant's mailbox", async () => {
+    const mailbox = await graphMailbox();
+    const res = await connectFrom(mailbox.id, '/console/mailboxes', t.b.adminToken.token);
+    expect(res.status).toBe(404);
+  });
+});

@@ -31,6 +31,16 @@ export const OAUTH_SCOPES = {
   gmail: 'https://www.googleapis.com/auth/gmail.modify',
 } as const;
 
+/**
+ * Whether a returnTo is a path of the console: under /console, no "//" (which a browser could read as
+ * another host once joined to the public URL), no backslash, no control characters or spaces. The
+ * callback joins it to RELAYDESK_PUBLIC_URL, so it can only ever lead back to this install.
+ */
+export const isConsolePath = (value: string): boolean =>
+  value.length <= 512 &&
+  /^\/console(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)?$/.test(value) &&
+  !value.includes('//');
+
 /** The redirect URI to register with the provider. */
 export const redirectUriOf = (publicUrl: string): string => `${publicUrl}/oauth/callback`;
 
@@ -115,8 +125,14 @@ export async function startConnection(
     mailboxId: string;
     /** The person who asked (the token's), for the record. */
     requestedBy: string | null;
+    /** A console path the callback sends the browser to afterwards (checked by isConsolePath). */
+    returnTo?: string | undefined;
   },
 ): Promise<{ authorizationUrl: string; expiresAt: string }> {
+  if (input.returnTo !== undefined && !isConsolePath(input.returnTo))
+    throw validation('returnTo must be a path of the console (/console/...)', [
+      { path: '/returnTo', message: 'must be a path under /console' },
+    ]);
   const mailbox = await getMailbox(tx, input.mailboxId);
   assertConnectable(mailbox);
   const redirectUri = redirectUriOf(publicUrlOrFail(deps));
@@ -129,8 +145,8 @@ export async function startConnection(
   const expiresAt = new Date(now.getTime() + STATE_LIFETIME_MS);
   await tx.query(
     `INSERT INTO oauth_states (tenant_id, id, mailbox_id, state_hash, code_verifier, client_id, redirect_uri,
-                               requested_by, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+                               requested_by, created_at, expires_at, return_to)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     [
       tx.tenantId,
       uuidv7(),
@@ -142,6 +158,7 @@ export async function startConnection(
       input.requestedBy,
       now,
       expiresAt,
+      input.returnTo ?? null,
     ],
   );
 
@@ -172,10 +189,11 @@ interface StateRow {
   redirect_uri: string;
   expired: boolean;
   used: boolean;
+  return_to: string | null;
 }
 
 /** The result of a callback the state of which was good: what the page tells the browser user. */
-export type ConnectionResult =
+export type ConnectionResult = (
   | {
       connected: true;
       mailbox: Mailbox;
@@ -183,7 +201,17 @@ export type ConnectionResult =
       /** Why subscribing did not work yet (upkeep goes on trying), when it did not. */
       subscribeProblem: string | undefined;
     }
-  | { connected: false; mailbox: Mailbox | undefined; reason: string };
+  | {
+      connected: false;
+      mailbox: Mailbox | undefined;
+      reason: string;
+      /** The provider's OAuth error code (access_denied, ...), when it sent one. */
+      error?: string | undefined;
+    }
+) & {
+  /** The console path connecting started from, to send the browser back to. */
+  returnTo?: string | undefined;
+};
 
 /** Marks a state used; false when it was used meanwhile. */
 async function markUsed(tx: TenantTx, id: string, now: Date): Promise<boolean> {
@@ -219,7 +247,7 @@ export async function finishConnection(
   const { rows } = await withSystemRead(deps.pool, (sys) =>
     sys.query<StateRow>(
       `SELECT tenant_id, id, mailbox_id, code_verifier, client_id, redirect_uri,
-              expires_at <= $2 AS expired, used_at IS NOT NULL AS used
+              expires_at <= $2 AS expired, used_at IS NOT NULL AS used, return_to
          FROM oauth_states WHERE state_hash = $1`,
       [sha256(input.state), now],
     ),
@@ -238,6 +266,7 @@ export async function finishConnection(
   assertConnectable(mailbox);
   // A state serves one return from the provider, whatever it brings.
   const spend = () => withTenant(deps.pool, tenantId, (tx) => markUsed(tx, row.id, now));
+  const returnTo = row.return_to ?? undefined;
 
   if (input.error !== undefined) {
     await spend();
@@ -249,6 +278,8 @@ export async function finishConnection(
         input.error === 'access_denied'
           ? `access was not granted (access_denied${said})`
           : `the provider answered ${input.error}${said}`,
+      error: input.error,
+      returnTo,
     };
   }
 
@@ -273,7 +304,7 @@ export async function finishConnection(
     await spend();
     const reason =
       err instanceof ProviderError ? `the provider refused: ${err.message}` : (err as Error).message;
-    return { connected: false, mailbox, reason };
+    return { connected: false, mailbox, reason, returnTo };
   }
 
   // The state is spent in the transaction that stores the tokens: two callbacks racing on one
@@ -308,6 +339,7 @@ export async function finishConnection(
     health: health.status,
     subscribeProblem:
       subscribeProblem ?? (health.status === 'healthy' ? undefined : (health.failureReason ?? undefined)),
+    returnTo,
   };
 }
 

@@ -445,7 +445,10 @@ export async function automaticMailsSince(tx: TenantTx, destination: string, sin
 
 export interface ListDeliveriesInput {
   ticketId?: string | undefined;
+  /** The ticket by its number, "T-12". */
+  ticketNumber?: string | undefined;
   channel?: DeliveryChannel | undefined;
+  purpose?: DeliveryPurpose | undefined;
   /** Exactly this destination (an address, a webhook endpoint's id). */
   destination?: string | undefined;
   status?: DeliveryStatus | undefined;
@@ -467,7 +470,13 @@ export async function listDeliveries(tx: TenantTx, input: ListDeliveriesInput): 
     where.push(sql(`$${values.length}`));
   };
   if (input.ticketId) add((n) => `ticket_id = ${n}`, input.ticketId);
+  if (input.ticketNumber)
+    add(
+      (n) => `ticket_id = (SELECT id FROM tickets WHERE tenant_id = $1 AND number = ${n}::bigint)`,
+      input.ticketNumber.slice(2),
+    );
   if (input.channel) add((n) => `channel = ${n}`, input.channel);
+  if (input.purpose) add((n) => `purpose = ${n}`, input.purpose);
   if (input.destination !== undefined) add((n) => `destination = ${n}`, input.destination);
   if (input.status) add((n) => `status = ${n}`, input.status);
   if (input.errorCode) add((n) => `error_code = ${n}`, input.errorCode);
@@ -484,6 +493,26 @@ export async function listDeliveries(tx: TenantTx, input: ListDeliveriesInput): 
     values,
   );
   return toPage(rows, limit, toDelivery);
+}
+
+/** The attempts with the numbers of their tickets ("T-12"; null without a ticket), in one query. */
+export async function withTicketNumbers(
+  tx: TenantTx,
+  deliveries: Delivery[],
+): Promise<(Delivery & { ticketNumber: string | null })[]> {
+  const ids = [...new Set(deliveries.map((d) => d.ticketId).filter((id): id is string => id !== null))];
+  const numbers = new Map<string, string>();
+  if (ids.length > 0) {
+    const { rows } = await tx.query<{ id: string; number: string }>(
+      'SELECT id, number FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
+      [tx.tenantId, ids],
+    );
+    for (const r of rows) numbers.set(r.id, `T-${r.number}`);
+  }
+  return deliveries.map((d) => ({
+    ...d,
+    ticketNumber: d.ticketId ? (numbers.get(d.ticketId) ?? null) : null,
+  }));
 }
 
 export async function getDelivery(tx: TenantTx, id: string): Promise<Delivery> {

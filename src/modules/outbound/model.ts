@@ -27,7 +27,8 @@ export const DELIVERY_ERROR_CODES = [
 ] as const;
 export type DeliveryErrorCode = (typeof DELIVERY_ERROR_CODES)[number];
 
-export type DeliveryPurpose = 'reply' | 'acknowledgement' | 'notification';
+export const DELIVERY_PURPOSES = ['reply', 'acknowledgement', 'notification'] as const;
+export type DeliveryPurpose = (typeof DELIVERY_PURPOSES)[number];
 
 /** A mail's addresses as sent. */
 export interface MailAddress {

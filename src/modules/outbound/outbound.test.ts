@@ -583,6 +583,42 @@ describe('the ledger', () => {
   });
 });
 
+describe('the ledger for the console', () => {
+  it('filters by purpose, destination and ticket number, and names each ticket by its number', async () => {
+    const { ticketId } = await customerMail({});
+    await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'y',
+    });
+    const ticket = (await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}`)).body;
+    const [own] = await deliveries(ticketId!);
+    expect(own).toMatchObject({ purpose: 'reply', ticketNumber: ticket.number });
+
+    const list = async (query: string) =>
+      (await t.call(admin(), 'GET', `/api/v1/deliveries?${query}`)).body.items as Record<string, any>[];
+    const byNumber = await list(`ticketNumber=${ticket.number}`);
+    expect(byNumber.map((d) => d.id)).toEqual((await deliveries(ticketId!)).map((d) => d.id));
+    expect(byNumber.every((d) => d.ticketNumber === ticket.number)).toBe(true);
+    expect(await list('ticketNumber=T-999999')).toEqual([]);
+    const replies = await list(`purpose=reply&destination=${encodeURIComponent(own!.destination)}`);
+    expect(replies.map((d) => d.id)).toContain(own!.id);
+    expect(replies.every((d) => d.purpose === 'reply' && d.destination === own!.destination)).toBe(true);
+    expect(await list('purpose=notification&destination=nobody%40nowhere.test')).toEqual([]);
+    expect((await t.call(admin(), 'GET', `/api/v1/deliveries/${own!.id}`)).body.ticketNumber).toBe(
+      ticket.number,
+    );
+
+    // Another tenant's number names nothing of this tenant's, nor does this tenant's number there.
+    const b = t.b.adminToken.token;
+    expect((await t.call(b, 'GET', `/api/v1/deliveries?ticketNumber=${ticket.number}`)).body.items).toEqual(
+      [],
+    );
+    const bad = await t.call(admin(), 'GET', '/api/v1/deliveries?purpose=spam&ticketNumber=12');
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('validation_failed');
+  });
+});
+
 describe('acknowledgements', () => {
   let ackBox: string;
   const ACK = 'help@ack.test';

@@ -28,8 +28,8 @@ import { listMessages, type NewAttachment } from '../tickets/messages.ts';
 import { sanitizeBodyHtml, VISIBILITIES } from '../tickets/model.ts';
 import { MessageSchema } from '../tickets/routes.ts';
 import { outboundSendJob } from './job-refs.ts';
-import { getDelivery, listDeliveries, retryDelivery } from './ledger.ts';
-import { DELIVERY_CHANNELS, DELIVERY_ERROR_CODES, DELIVERY_STATUSES } from './model.ts';
+import { getDelivery, listDeliveries, retryDelivery, withTicketNumbers } from './ledger.ts';
+import { DELIVERY_CHANNELS, DELIVERY_ERROR_CODES, DELIVERY_PURPOSES, DELIVERY_STATUSES } from './model.ts';
 import { postTicketMessage, withDeliveries } from './replies.ts';
 
 /** Files uploaded with one message: count and size (each; the total is bounded by count times size). */
@@ -95,11 +95,20 @@ export const DeliverySchema = Type.Object({
   durationMs: Nullable(Type.Integer()),
 });
 
+/** An attempt as the ledger routes show it: with the number of its ticket, for people to read. */
+const LedgerDeliverySchema = Type.Object({
+  ...DeliverySchema.properties,
+  ticketNumber: Nullable(Type.String({ pattern: '^T-[0-9]+$' })),
+});
+
 const DeliveryQuery = Type.Object(
   {
     ...ListQuery,
     ticketId: Type.Optional(Uuid),
+    ticketNumber: Type.Optional(Type.String({ pattern: '^T-[0-9]{1,18}$' })),
     channel: Type.Optional(OneOf(DELIVERY_CHANNELS)),
+    purpose: Type.Optional(OneOf(DELIVERY_PURPOSES)),
+    destination: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
     status: Type.Optional(OneOf(DELIVERY_STATUSES)),
     errorCode: Type.Optional(OneOf(DELIVERY_ERROR_CODES)),
     from: Type.Optional(Timestamp),
@@ -295,18 +304,23 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
           '`throttled`, `auth`, `not_found`, `invalid_recipient`, `transient` or `permanent`; ' +
           '`retryable` says whether a next attempt follows) or `unknown` (the sending process stopped ' +
           'after the send began and the provider cannot tell: review, then retry). Filters: ' +
-          '`ticketId`, `channel`, `status`, `errorCode`, `from` and `to` (creation time, `to` ' +
-          'exclusive). Paged: `limit` (default 50, max 200) and `cursor`.\n\n' +
+          '`ticketId` or `ticketNumber` (`T-12`), `channel`, `purpose`, `destination` (exactly: an ' +
+          "address, a webhook endpoint's id), `status`, `errorCode`, `from` and `to` (creation time, " +
+          '`to` exclusive). Each attempt carries `ticketNumber` beside `ticketId`. Paged: `limit` ' +
+          '(default 50, max 200) and `cursor`.\n\n' +
           'Needs `deliveries:read` (admin, agent).',
         querystring: DeliveryQuery,
-        response: { 200: Page(DeliverySchema), ...problemResponses },
+        response: { 200: Page(LedgerDeliverySchema), ...problemResponses },
       },
     },
     async (request) => {
       const q = request.query as Record<string, unknown>;
       if (q['from'] && q['to'] && Date.parse(String(q['from'])) > Date.parse(String(q['to'])))
         throw validation('from must not be after to', [{ path: '/from', message: 'is after to' }]);
-      return withTenantRead(pool, principalOf(request).tenantId, (tx) => listDeliveries(tx, request.query));
+      return withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
+        const page = await listDeliveries(tx, request.query);
+        return { ...page, items: await withTicketNumbers(tx, page.items) };
+      });
     },
   );
 
@@ -321,11 +335,14 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
           'One attempt of the ledger (see `GET /deliveries`). Needs `deliveries:read` (admin, agent). ' +
           '404 `not_found` when the id is not an attempt of this tenant.',
         params: IdParams,
-        response: { 200: DeliverySchema, ...problemResponses },
+        response: { 200: LedgerDeliverySchema, ...problemResponses },
       },
     },
     async (request) =>
-      withTenantRead(pool, principalOf(request).tenantId, (tx) => getDelivery(tx, request.params.id)),
+      withTenantRead(pool, principalOf(request).tenantId, async (tx) => {
+        const [one] = await withTicketNumbers(tx, [await getDelivery(tx, request.params.id)]);
+        return one!;
+      }),
   );
 
   app.post(
@@ -342,7 +359,7 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
           'Needs `deliveries:manage` (admin, agent). 404 `not_found` when the id is not an attempt of ' +
           'this tenant; 400 `validation_failed` when the latest attempt is queued, sent or delivered.',
         params: IdParams,
-        response: { 202: DeliverySchema, ...problemResponses },
+        response: { 202: LedgerDeliverySchema, ...problemResponses },
       },
     },
     async (request, reply) => {
@@ -351,7 +368,8 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
       const delivery = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
         const row = await retryDelivery(tx, request.params.id);
         await queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
-        return getDelivery(tx, row.id);
+        const [one] = await withTicketNumbers(tx, [await getDelivery(tx, row.id)]);
+        return one!;
       });
       return reply.code(202).send(delivery);
     },
