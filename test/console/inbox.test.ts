@@ -117,6 +117,23 @@ describe('the inbox', { timeout: 120_000 }, () => {
     await context.close();
   });
 
+  it('shows new mail and changes as they happen, without reloading', async () => {
+    const { page, context } = await chrome.newPage();
+    await signInWithPassword(page, server, agent, { path: 'inbox?view=unassigned' });
+    await page.locator('[data-live="on"]').waitFor();
+    const before = await rows(page).count();
+    const arrived = await mailIn(server, mailbox, { subject: 'Arrived while looking' });
+    await expect.poll(() => page.locator(`tr[data-ticket="${arrived.number}"]`).count()).toBe(1);
+    expect(await rows(page).count()).toBe(before + 1);
+    // A colleague takes it: it leaves the unassigned view.
+    const changed = await server.call(server.a.adminToken.token, 'PATCH', `/api/v1/tickets/${arrived.id}`, {
+      assigneeId: agent.personId,
+    });
+    expect(changed.status).toBe(200);
+    await expect.poll(() => page.locator(`tr[data-ticket="${arrived.number}"]`).count()).toBe(0);
+    await context.close();
+  });
+
   it('folds its navigation into a menu at a phone width', async () => {
     const { page, context } = await chrome.newPage({ width: 390, height: 844 });
     await signInWithPassword(page, server, agent);
