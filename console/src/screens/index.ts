@@ -47,14 +47,20 @@ export const SCREENS: Screen[] = [
     key: 'l',
     component: placeholder('Dead letters'),
   },
-  { path: 'people', nav: 'People', permission: 'people:read', key: 'p', component: placeholder('People') },
-  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: placeholder('SLA') },
+  {
+    path: 'people',
+    nav: 'People',
+    permission: 'people:read',
+    key: 'p',
+    component: lazy(() => import('./People.tsx')),
+  },
+  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: lazy(() => import('./Sla.tsx')) },
   {
     path: 'notification-rules',
     nav: 'Notification rules',
     permission: 'notifications:manage',
     key: 'n',
-    component: placeholder('Notification rules'),
+    component: lazy(() => import('./NotificationRules.tsx')),
   },
   { path: 'tokens', nav: 'Tokens', permission: 'tokens:manage', key: 't', component: placeholder('Tokens') },
   {
@@ -62,7 +68,7 @@ export const SCREENS: Screen[] = [
     nav: 'Audit log',
     permission: 'audit:read',
     key: 'a',
-    component: placeholder('Audit log'),
+    component: lazy(() => import('./Audit.tsx')),
   },
   { path: 'account/two-factor', component: lazy(() => import('./TwoFactor.tsx')) },
 ];
