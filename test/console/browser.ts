@@ -155,5 +155,7 @@ export async function expectAccessible(page: Page, screen: string): Promise<void
 /** Saves a full-page screenshot as .relaydesk-test/screenshots/<name>.png. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
+  // From the top: a full-page capture of a scrolled page draws the sticky top bar mid-page.
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }

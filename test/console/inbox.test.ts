@@ -117,6 +117,57 @@ describe('the inbox', { timeout: 120_000 }, () => {
     await context.close();
   });
 
+  it('shows new mail and changes as they happen, without reloading', async () => {
+    const { page, context } = await chrome.newPage();
+    await signInWithPassword(page, server, agent, { path: 'inbox?view=unassigned' });
+    await page.locator('[data-live="on"]').waitFor();
+    const before = await rows(page).count();
+    const arrived = await mailIn(server, mailbox, { subject: 'Arrived while looking' });
+    await expect.poll(() => page.locator(`tr[data-ticket="${arrived.number}"]`).count()).toBe(1);
+    expect(await rows(page).count()).toBe(before + 1);
+    // A colleague takes it: it leaves the unassigned view.
+    const changed = await server.call(server.a.adminToken.token, 'PATCH', `/api/v1/tickets/${arrived.id}`, {
+      assigneeId: agent.personId,
+    });
+    expect(changed.status).toBe(200);
+    await expect.poll(() => page.locator(`tr[data-ticket="${arrived.number}"]`).count()).toBe(0);
+    await context.close();
+  });
+
+  it('has a banner across the console only while a mailbox needs to be connected again', async () => {
+    const admin = await makeAgent(server, { role: 'admin' });
+    const { page, context } = await chrome.newPage();
+    await signInWithPassword(page, server, admin);
+    await page.locator('[data-live="on"]').waitFor();
+    const banner = page.getByRole('alert').filter({ hasText: 'to be connected again' });
+    // What the inbound module records when a mailbox's health changes.
+    const health = async (to: string) => {
+      await server.db.admin.query(
+        `WITH old AS (SELECT status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2)
+         INSERT INTO mailbox_health_events (tenant_id, id, mailbox_id, from_status, to_status, reason)
+         SELECT $1, gen_random_uuid(), $2, old.status, $3, 'test' FROM old`,
+        [server.a.tenant.id, mailbox.id, to],
+      );
+      await server.db.admin.query(
+        'UPDATE mailbox_health SET status = $3 WHERE tenant_id = $1 AND mailbox_id = $2',
+        [server.a.tenant.id, mailbox.id, to],
+      );
+    };
+    // A failed renewal that upkeep retries by itself is no reason for a banner.
+    await health('degraded');
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor();
+    await page.locator('[data-live="on"]').waitFor();
+    expect(await banner.count()).toBe(0);
+    await health('needs_reauth');
+    await expect.poll(() => banner.textContent()).toContain(mailbox.address);
+    await expectAccessible(page, 'inbox with the mailbox banner');
+    await screenshot(page, 'banner-needs-reauth');
+    await health('healthy');
+    await expect.poll(() => banner.count()).toBe(0);
+    await context.close();
+  });
+
   it('folds its navigation into a menu at a phone width', async () => {
     const { page, context } = await chrome.newPage({ width: 390, height: 844 });
     await signInWithPassword(page, server, agent);

@@ -4,6 +4,7 @@
 // the CSRF check refusing a write without the session's token. Each screen is checked with axe.
 import * as OTPAuth from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OidcSimulator, startOidcSimulator } from '../../simulators/oidc.ts';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
 import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
 import { consoleLinkIn, makeAgent, makeMailbox, signInWithPassword } from './fixtures.ts';
@@ -12,6 +13,7 @@ import { type ConsoleServer, useConsoleServer } from './server.ts';
 let server: ConsoleServer;
 let chrome: ConsoleBrowser;
 let smtp: SmtpSimulator;
+let oidc: OidcSimulator;
 
 const codeAt = (secret: string, at: Date) =>
   new OTPAuth.TOTP({
@@ -28,9 +30,11 @@ beforeAll(async () => {
   chrome = await useBrowser();
   smtp = await startSmtpSimulator({ tls: 'none' });
   await makeMailbox(server, smtp);
+  oidc = await startOidcSimulator();
 });
 afterAll(async () => {
   await smtp?.close();
+  await oidc?.close();
 });
 
 describe('signing in', { timeout: 120_000 }, () => {
@@ -61,6 +65,50 @@ describe('signing in', { timeout: 120_000 }, () => {
     expect(session?.httpOnly).toBe(true);
     expect(session?.sameSite).toBe('Lax');
     expect(pageProblems(page)).toEqual([]);
+    await context.close();
+  });
+
+  it('through single sign-on with the OpenID Connect simulator, and says so when it fails', async () => {
+    const agent = await makeAgent(server);
+    const configured = await server.call(server.a.adminToken.token, 'PUT', '/api/v1/integrations/oidc/oidc', {
+      issuer: oidc.issuer,
+      clientId: oidc.client.clientId,
+      clientSecret: oidc.client.clientSecret,
+      label: 'Contoso ID',
+    });
+    expect(configured.status, JSON.stringify(configured.body)).toBe(200);
+    oidc.nextUser = {
+      sub: `sso-${agent.personId}`,
+      email: agent.email,
+      email_verified: true,
+      name: 'From SSO',
+    };
+
+    const { page, context } = await chrome.newPage();
+    await page.goto(server.consoleUrl(`login?returnTo=${encodeURIComponent('/inbox?view=mine')}`));
+    await page.getByRole('button', { name: 'Choose a workspace' }).click();
+    await page.getByLabel('Workspace').fill(server.a.tenant.name);
+    const button = page.getByRole('link', { name: 'Sign in with Contoso ID' });
+    await button.waitFor();
+    await expectAccessible(page, 'sign-in with single sign-on');
+    await screenshot(page, 'sign-in-sso');
+    await button.click();
+    await page.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor();
+    expect(new URL(page.url()).search).toBe('?view=mine');
+    const me = await page.evaluate(async () => (await fetch('/api/v1/session')).json());
+    expect(me).toMatchObject({ session: { method: 'oidc', person: { id: agent.personId } } });
+
+    await page.getByRole('button', { name: /^Account:/ }).click();
+    await page.getByRole('menuitem', { name: 'Sign out', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    oidc.denyNext();
+    await page.getByRole('button', { name: 'Choose a workspace' }).click();
+    await page.getByLabel('Workspace').fill(server.a.tenant.name);
+    await button.click();
+    await expect
+      .poll(() => page.getByRole('alert').textContent())
+      .toContain('Single sign-on did not sign you in');
+    expect(new URL(page.url()).searchParams.get('error')).toBe('sso_failed');
     await context.close();
   });
 
