@@ -3,7 +3,6 @@
 // is one file and one line. A screen without `nav` (a ticket) is reached from another one.
 import { type ComponentType, lazy, type LazyExoticComponent } from 'react';
 import type { Permission } from '../../../src/modules/tokens/permissions.ts';
-import { placeholder } from './Placeholder.tsx';
 
 export interface Screen {
   /** The route inside /console/ (a react-router pattern). */
