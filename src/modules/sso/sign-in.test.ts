@@ -223,6 +223,7 @@ describe('signing in', () => {
       '/console/%2e%2e/api',
       '/\\evil.example',
       '/consoles',
+      '/console/\nx',
       'console/x',
     ])
       expect(safeReturnTo(bad), bad).toBe(DEFAULT_RETURN_TO);

@@ -54,7 +54,12 @@ export function safeReturnTo(given: string | undefined): string {
   if (given === undefined || given === '') return DEFAULT_RETURN_TO;
   // Only a path: not another origin ("//host", "https://..."), no backslashes (which browsers read
   // as slashes) and no control characters.
-  if (!given.startsWith('/') || given.startsWith('//') || /[\\\u0000-\u001f\u007f]/.test(given))
+  if (
+    !given.startsWith('/') ||
+    given.startsWith('//') ||
+    given.includes('\\') ||
+    [...given].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+  )
     return DEFAULT_RETURN_TO;
   const base = 'http://relaydesk.invalid';
   let url: URL;
