@@ -229,7 +229,8 @@ export async function finishSignIn(
     return refuseInTenant(`the provider's answer did not verify: ${describe(err)}`);
   }
 
-  const verifiedEmail = claims.emailVerified ? claims.email : undefined;
+  const verified = claims.emailVerified || (row.provider === 'entra' && claims.emailDomainVerified);
+  const verifiedEmail = verified ? claims.email : undefined;
   if (
     settings.allowedDomains.length > 0 &&
     !(verifiedEmail && emailInDomains(verifiedEmail, settings.allowedDomains))
