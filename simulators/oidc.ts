@@ -39,6 +39,8 @@ export interface OidcUser {
   oid?: string;
   /** Entra: the directory (tenant) id. */
   tid?: string;
+  /** Entra's optional claim: the email's domain is verified as the directory's (Entra sends no email_verified). */
+  xms_edov?: boolean;
 }
 
 /** The ways the next id_token can be wrong. */
@@ -247,6 +249,7 @@ export async function startOidcSimulator(
       'name',
       'tid',
       'oid',
+      'xms_edov',
     ],
     code_challenge_methods_supported: ['S256'],
     authorization_response_iss_parameter_supported: true,
@@ -258,6 +261,7 @@ export async function startOidcSimulator(
     if (scope.includes('email')) {
       if (user.email !== undefined) claims['email'] = user.email;
       if (user.email_verified !== undefined) claims['email_verified'] = user.email_verified;
+      if (user.xms_edov !== undefined) claims['xms_edov'] = user.xms_edov;
     }
     if (scope.includes('profile') && user.name !== undefined) claims['name'] = user.name;
     const tid = user.tid ?? options.entraTenantId;

@@ -902,6 +902,39 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
       ],
       ok: [200],
     },
+    // A closed port on loopback: nothing is fetched from it by the settings routes anyway.
+    'PUT /api/v1/integrations/oidc/{provider}': {
+      params: { provider: 'oidc' },
+      bodies: [
+        {
+          issuer: 'http://127.0.0.1:9/sweep',
+          clientId: 'sweep-client',
+          clientSecret: 'sweep-secret',
+          enabled: true,
+          allowedDomains: ['sweep.test'],
+          label: 'Sweep',
+        },
+      ],
+      ok: [200],
+    },
+    // Before the sweep's PUT (or after its DELETE) there is none: 404.
+    'GET /api/v1/integrations/oidc/{provider}': { params: { provider: 'oidc' }, ok: [200, 404] },
+    'DELETE /api/v1/integrations/oidc/{provider}': { params: { provider: 'oidc' }, ok: [204, 404] },
+    'GET /api/v1/sso/providers': { public: true, query: { tenant: 'Tenant A' }, ok: [200] },
+    // Refused (no public URL, or no provider) or sent on: a redirect either way.
+    'GET /auth/oidc/{provider}/start': {
+      public: true,
+      params: { provider: 'oidc' },
+      query: { tenant: 'Tenant A', returnTo: '/console/tickets' },
+      ok: [302],
+    },
+    // A state the sweep cannot have: every variant that gets through meets the state check, which
+    // refuses with a redirect to the sign-in page.
+    'GET /auth/oidc/callback': {
+      public: true,
+      query: { state: 'a-state-nobody-was-given', code: 'sweep-code' },
+      ok: [302],
+    },
     // The sweep cannot sign Bot Framework tokens: every variant meets the token check first, which
     // refuses with problem+json and stores nothing (src/modules/teams/hook.test.ts signs real ones).
     'POST /hooks/teams': {
@@ -1238,6 +1271,7 @@ export function casesFor(op: Operation, base: BaseRequest, options: { bodyLimit:
   const url = pathWith() + queryOf(query);
 
   // A public route of the API (signing in) takes a request without a token.
+  // A public route under /api (the sign-in page's) takes requests without a token.
   if (api && !base.public)
     add({
       label: 'no token',

@@ -119,6 +119,11 @@ export interface SignedInClaims {
   /** Entra: the user's object id and directory. */
   oid: string | undefined;
   tid: string | undefined;
+  /**
+   * Entra's optional claim `xms_edov`: the email's domain is verified as the directory's. Entra
+   * sends no email_verified; this is how it vouches for an address.
+   */
+  emailDomainVerified: boolean;
 }
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -151,6 +156,7 @@ export async function redeemCode(
       name: text(claims['name']),
       oid: text(claims['oid']),
       tid: text(claims['tid']),
+      emailDomainVerified: [true, 'true', 1, '1'].includes(claims['xms_edov'] as never),
     };
   } finally {
     keepKeys(issuer, config);

@@ -205,6 +205,16 @@ describe('signing in', () => {
         expect(sessions.at(-1)!.personId).toBe(person.id);
         // Entra asks the person to pick an account.
         expect(entra.authorizeRequests().at(-1)!['prompt']).toBe('select_account');
+        // Entra sends no email_verified: its xms_edov claim vouches for the address instead.
+        const byEmail = await agent();
+        const before = sessions.length;
+        const unverified = entra.user({ email: byEmail.email, email_verified: undefined });
+        expect((await signIn(unverified, '?tenant=Tenant%20A', 'entra')).location).toBe(FAILED);
+        expect(sessions.length).toBe(before);
+        const done2 = await signIn({ ...unverified, xms_edov: true }, '?tenant=Tenant%20A', 'entra');
+        expect(done2.location).toBe(DEFAULT_RETURN_TO);
+        expect(sessions.at(-1)!.personId).toBe(byEmail.id);
+        expect((await identitiesOf(byEmail.id))[0]).toMatchObject({ kind: 'entra' });
       } finally {
         sim = prev;
       }
@@ -223,6 +233,7 @@ describe('signing in', () => {
       '/console/%2e%2e/api',
       '/\\evil.example',
       '/consoles',
+      '/console/\nx',
       'console/x',
     ])
       expect(safeReturnTo(bad), bad).toBe(DEFAULT_RETURN_TO);

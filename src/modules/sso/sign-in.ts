@@ -54,8 +54,12 @@ export function safeReturnTo(given: string | undefined): string {
   if (given === undefined || given === '') return DEFAULT_RETURN_TO;
   // Only a path: not another origin ("//host", "https://..."), no backslashes (which browsers read
   // as slashes) and no control characters.
-  const hasControl = [...given].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-  if (!given.startsWith('/') || given.startsWith('//') || given.includes('\\') || hasControl)
+  if (
+    !given.startsWith('/') ||
+    given.startsWith('//') ||
+    given.includes('\\') ||
+    [...given].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+  )
     return DEFAULT_RETURN_TO;
   const base = 'http://relaydesk.invalid';
   let url: URL;
@@ -225,7 +229,8 @@ export async function finishSignIn(
     return refuseInTenant(`the provider's answer did not verify: ${describe(err)}`);
   }
 
-  const verifiedEmail = claims.emailVerified ? claims.email : undefined;
+  const verified = claims.emailVerified || (row.provider === 'entra' && claims.emailDomainVerified);
+  const verifiedEmail = verified ? claims.email : undefined;
   if (
     settings.allowedDomains.length > 0 &&
     !(verifiedEmail && emailInDomains(verifiedEmail, settings.allowedDomains))
