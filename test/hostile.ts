@@ -1270,7 +1270,6 @@ export function casesFor(op: Operation, base: BaseRequest, options: { bodyLimit:
     cases.push({ ...c, method: op.method, ...(gmail && !c.gmail ? { gmail: {} } : {}) });
   const url = pathWith() + queryOf(query);
 
-  // A public route of the API (signing in) takes a request without a token.
   // A public route under /api (the sign-in page's) takes requests without a token.
   if (api && !base.public)
     add({
