@@ -5,6 +5,7 @@ import { afterAll } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
 import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
+import { streamRoutes, streamRoutesWith } from '../src/modules/live/routes.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
 import type { Config } from '../src/platform/config.ts';
@@ -50,6 +51,8 @@ export interface TestAppOptions {
   extraRoutes?: RouteModule[];
   /** RELAYDESK_ALLOW_PRIVATE_WEBHOOKS (default on: receivers are simulators on loopback). */
   allowPrivateWebhooks?: boolean;
+  /** How long a GET /stream lasts (default 10 minutes): inject waits for its end. */
+  streamLifetimeMs?: number;
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -86,7 +89,14 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       databaseUrl: db.url,
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
     },
-    [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
+    [
+      ...ROUTES.map((r) =>
+        r === streamRoutes && options.streamLifetimeMs !== undefined
+          ? streamRoutesWith({ maxLifetimeMs: options.streamLifetimeMs })
+          : r,
+      ),
+      ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r)),
+    ],
     HOOK_ROUTES,
   );
   await app.ready();
