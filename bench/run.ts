@@ -1,8 +1,9 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound|notify` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound|notify|console` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
 import { benchApi } from './api.ts';
+import { benchConsole } from './console.ts';
 import { benchIdentity } from './identity.ts';
 import { benchInbound } from './inbound.ts';
 import { benchNotify } from './notify.ts';
@@ -23,6 +24,7 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   upkeep: benchUpkeep,
   outbound: benchOutbound,
   notify: benchNotify,
+  console: benchConsole,
 };
 
 async function main(): Promise<number> {

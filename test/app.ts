@@ -7,6 +7,7 @@ import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { setAgentPassword } from '../src/modules/sessions/accounts.ts';
 import { sessionAuthenticator } from '../src/modules/sessions/sessions.ts';
 import { messageIdKey } from '../src/modules/inbound/signing.ts';
+import { streamRoutes, streamRoutesWith } from '../src/modules/live/routes.ts';
 import { type CreatedTenant, createTenant } from '../src/modules/tenants/service.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
 import type { Config } from '../src/platform/config.ts';
@@ -100,6 +101,8 @@ export interface TestAppOptions {
   signInLimits?: SignInLimits;
   /** The routes outside /api/v1 in place of HOOK_ROUTES (a module's own tests of such routes). */
   hookRoutes?: RouteModule[];
+  /** How long a GET /stream lasts (default 10 minutes): inject waits for its end. */
+  streamLifetimeMs?: number;
 }
 
 export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -138,7 +141,14 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
       authenticate: tokenAuthenticator({ pool: db.pool, clock }),
       authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
     },
-    [...ROUTES, ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r))],
+    [
+      ...ROUTES.map((r) =>
+        r === streamRoutes && options.streamLifetimeMs !== undefined
+          ? streamRoutesWith({ maxLifetimeMs: options.streamLifetimeMs })
+          : r,
+      ),
+      ...(options.extraRoutes ?? []).filter((r) => !ROUTES.includes(r)),
+    ],
     options.hookRoutes ?? HOOK_ROUTES,
   );
   await app.ready();

@@ -212,6 +212,10 @@ export interface Fixtures {
   /** An agent with a password (signs in), and an invited one (is invited). */
   signInAgent: { email: string; password: string };
   invitee: string;
+  /** The first message of `ticket` (the requester's): what a writer saw (seenMessageId). */
+  ticketFirstMessage: string;
+  cannedReply: string;
+  cannedReplyToDelete: string;
 }
 
 export interface BaseRequest {
@@ -227,6 +231,12 @@ export interface BaseRequest {
   /** Whether the route is public (hooks) rather than needing a token. */
   public?: boolean;
 }
+
+const CANNED = {
+  shortcut: 'thanks',
+  title: 'Thank you',
+  body: 'Hello {{ requester.name }}, {{ ticket.number }}',
+};
 
 const MIME = (subject: string, attachment = false): Buffer => {
   const id = randomBytes(6).toString('hex');
@@ -438,6 +448,14 @@ export async function makeFixtures(
   );
   const template = await ok('POST', '/api/v1/mail-templates', SIGNATURE);
   const templateToDelete = await ok('POST', '/api/v1/mail-templates', { ...ACKNOWLEDGEMENT, name: 'Old' });
+  const cannedReply = await ok('POST', '/api/v1/canned-replies', CANNED);
+  const cannedReplyToDelete = await ok('POST', '/api/v1/canned-replies', { ...CANNED, shortcut: 'old' });
+  const ticketFirstMessage = (
+    await t.db.admin.query(
+      'SELECT id FROM ticket_messages WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY created_at LIMIT 1',
+      [t.a.tenant.id, ticket.id],
+    )
+  ).rows[0].id as string;
   const rule = await ok('POST', '/api/v1/notification-rules', RULE);
   const ruleToDelete = await ok('POST', '/api/v1/notification-rules', RULE);
   const endpoint = await ok('POST', '/api/v1/webhook-endpoints', ENDPOINT);
@@ -514,6 +532,9 @@ export async function makeFixtures(
     endpointDelivery,
     signInAgent,
     invitee: invitee.id,
+    ticketFirstMessage,
+    cannedReply: cannedReply.id,
+    cannedReplyToDelete: cannedReplyToDelete.id,
   };
 }
 
@@ -634,7 +655,31 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
         q: 'ticket',
         sla: 'paused',
         sort: 'created',
+        view: 'open',
+        mailboxId: f.mailbox,
+        search: 'printer jam',
       },
+      ok: [200],
+    },
+    'POST /api/v1/tickets/bulk': {
+      bodies: [
+        { ticketIds: [f.ticket], changes: { status: 'open', priority: 'high', assigneeId: f.agentId } },
+      ],
+      ok: [200],
+    },
+    'PUT /api/v1/tickets/{id}/presence': { params: id(f.ticket), bodies: [{ state: 'replying' }], ok: [204] },
+    'DELETE /api/v1/tickets/{id}/presence': { params: id(f.ticket), ok: [204] },
+    'GET /api/v1/tickets/{id}/presence': { params: id(f.ticket), ok: [200] },
+    'GET /api/v1/tickets/{id}/history': { params: id(f.ticket), ok: [200] },
+    'GET /api/v1/stream': { ok: [200] },
+    'GET /api/v1/canned-replies': { query: { ...page, q: 'th' }, ok: [200] },
+    'POST /api/v1/canned-replies': { bodies: [{ ...CANNED, shortcut: 'sweep' }], ok: [201, 409] },
+    'GET /api/v1/canned-replies/{id}': { params: id(f.cannedReply), ok: [200] },
+    'PUT /api/v1/canned-replies/{id}': { params: id(f.cannedReply), bodies: [CANNED], ok: [200] },
+    'DELETE /api/v1/canned-replies/{id}': { params: id(f.cannedReplyToDelete), ok: [204] },
+    'POST /api/v1/canned-replies/{id}/render': {
+      params: id(f.cannedReply),
+      bodies: [{ ticketId: f.ticket }],
       ok: [200],
     },
     'GET /api/v1/tickets/{id}': { params: id(f.ticket), ok: [200] },
@@ -646,7 +691,14 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
     },
     'POST /api/v1/tickets/{id}/messages': {
       params: id(f.ticket),
-      bodies: [{ text: 'Have you tried turning it off?', html: '<p>Off and on</p>', visibility: 'public' }],
+      bodies: [
+        {
+          text: 'Have you tried turning it off?',
+          html: '<p>Off and on</p>',
+          visibility: 'public',
+          seenMessageId: f.ticketFirstMessage,
+        },
+      ],
       ok: [201],
     },
     'GET /api/v1/tickets/{id}/messages': {
@@ -1602,6 +1654,8 @@ export function defineSweep(part: number, parts: number): void {
   beforeAll(async () => {
     t = await useTestApp({
       bodyLimit: BODY_LIMIT,
+      // GET /stream's valid request, sent by inject, ends when the stream does.
+      streamLifetimeMs: 50,
       oauth: { google: { clientId: 'sweep.apps.googleusercontent.com', clientSecret: 'sweep-secret' } },
     });
     gmail = await startGmailSimulator();
