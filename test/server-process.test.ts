@@ -28,6 +28,8 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     await rd.waitReady(90_000);
     await rd.waitForOutput(/rd_[A-Za-z0-9_-]{43}/);
     expect(rd.output).toContain(`Relaydesk is running at ${rd.base}`);
+    expect(rd.output).toContain(`The console is at ${rd.base}/console/`);
+    expect(rd.output).toContain(`relaydesk --public-url ${rd.base} user invite --tenant default`);
     token = /(rd_[A-Za-z0-9_-]{43,})/.exec(rd.output)![1]!;
     const file = path.join(rd.dataDir, 'initial-admin-token');
     expect((await readFile(file, 'utf8')).trim()).toBe(token);

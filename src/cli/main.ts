@@ -183,6 +183,7 @@ program
           ? `Relaydesk is running at ${running.url}`
           : `Relaydesk is running (role ${config.role}, no HTTP server)`,
       ];
+      if (running.url) lines.push(`The console is at ${running.url}/console/`);
       const token = running.unshownAdminToken;
       if (token) {
         lines.push(
@@ -194,6 +195,8 @@ program
           '',
           `It is shown once; it is also in ${initialAdminTokenPath(config.dataDir)} (mode 0600).`,
           `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
+          'To sign in to the console, invite yourself (it prints a link that sets your password):',
+          `    npx relaydesk${config.publicUrl ? '' : ` --public-url ${running.url}`} user invite --tenant default --email you@example.com --role admin`,
           '',
         );
       }
