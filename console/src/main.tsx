@@ -7,7 +7,7 @@ import { createRoot } from 'react-dom/client';
 import { BrowserRouter, Navigate, Route, Routes } from 'react-router';
 import { ApiError } from './api/client.ts';
 import { SessionProvider, useSession } from './api/session.tsx';
-import { SCREENS } from './screens/index.ts';
+import { preloadScreenAt, SCREENS } from './screens/index.ts';
 import { Layout } from './shell/Layout.tsx';
 import { LiveEvents } from './shell/live.tsx';
 import { RequireSession } from './shell/RequireSession.tsx';
@@ -72,6 +72,8 @@ function Screens() {
     </Routes>
   );
 }
+
+preloadScreenAt(window.location.pathname);
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -2,6 +2,7 @@
 // the navigation, its "g <key>" shortcuts and the permission checks from this list, so adding a screen
 // is one file and one line. A screen without `nav` (a ticket) is reached from another one.
 import { type ComponentType, lazy, type LazyExoticComponent } from 'react';
+import { matchPath } from 'react-router';
 import type { Permission } from '../../../src/modules/tokens/permissions.ts';
 
 export interface Screen {
@@ -14,6 +15,13 @@ export interface Screen {
   /** "g" then this key opens it (shown underlined in the navigation when the name has the letter). */
   key?: string;
   component: LazyExoticComponent<ComponentType> | ComponentType;
+  /** Fetches the screen's code ahead of its first render (see preloadScreenAt). */
+  preload?: () => Promise<unknown>;
+}
+
+/** A screen whose code is its own chunk, fetched when first shown or earlier through `preload`. */
+function lazyScreen(load: () => Promise<{ default: ComponentType }>): Pick<Screen, 'component' | 'preload'> {
+  return { component: lazy(load), preload: load };
 }
 
 export const SCREENS: Screen[] = [
@@ -22,58 +30,68 @@ export const SCREENS: Screen[] = [
     nav: 'Inbox',
     permission: 'tickets:read',
     key: 'i',
-    component: lazy(() => import('./Inbox.tsx')),
+    ...lazyScreen(() => import('./Inbox.tsx')),
   },
-  { path: 'tickets/:id', permission: 'tickets:read', component: lazy(() => import('./Ticket.tsx')) },
+  { path: 'tickets/:id', permission: 'tickets:read', ...lazyScreen(() => import('./Ticket.tsx')) },
   {
     path: 'mailboxes',
     nav: 'Mailboxes',
     permission: 'mailboxes:manage',
     key: 'm',
-    component: lazy(() => import('./Mailboxes.tsx')),
+    ...lazyScreen(() => import('./Mailboxes.tsx')),
   },
   {
     path: 'deliveries',
     nav: 'Deliveries',
     permission: 'deliveries:read',
     key: 'd',
-    component: lazy(() => import('./Deliveries.tsx')),
+    ...lazyScreen(() => import('./Deliveries.tsx')),
   },
   {
     path: 'dead-letters',
     nav: 'Dead letters',
     permission: 'queue:manage',
     key: 'l',
-    component: lazy(() => import('./DeadLetters.tsx')),
+    ...lazyScreen(() => import('./DeadLetters.tsx')),
   },
   {
     path: 'people',
     nav: 'People',
     permission: 'people:read',
     key: 'p',
-    component: lazy(() => import('./People.tsx')),
+    ...lazyScreen(() => import('./People.tsx')),
   },
-  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', component: lazy(() => import('./Sla.tsx')) },
+  { path: 'sla', nav: 'SLA', permission: 'sla:manage', key: 's', ...lazyScreen(() => import('./Sla.tsx')) },
   {
     path: 'notification-rules',
     nav: 'Notification rules',
     permission: 'notifications:manage',
     key: 'n',
-    component: lazy(() => import('./NotificationRules.tsx')),
+    ...lazyScreen(() => import('./NotificationRules.tsx')),
   },
   {
     path: 'tokens',
     nav: 'Tokens',
     permission: 'tokens:manage',
     key: 't',
-    component: lazy(() => import('./Tokens.tsx')),
+    ...lazyScreen(() => import('./Tokens.tsx')),
   },
   {
     path: 'audit',
     nav: 'Audit log',
     permission: 'audit:read',
     key: 'a',
-    component: lazy(() => import('./Audit.tsx')),
+    ...lazyScreen(() => import('./Audit.tsx')),
   },
-  { path: 'account/two-factor', component: lazy(() => import('./TwoFactor.tsx')) },
+  { path: 'account/two-factor', ...lazyScreen(() => import('./TwoFactor.tsx')) },
 ];
+
+/**
+ * Starts fetching the code of the screen a visit opens on (`/console/inbox` and the like) at once,
+ * beside the session's request, instead of after the session answered and the router rendered.
+ */
+export function preloadScreenAt(pathname: string): void {
+  const inside = pathname.replace(/^\/console\/?/, '') || 'inbox';
+  const screen = SCREENS.find((s) => matchPath(s.path, inside));
+  void screen?.preload?.().catch(() => undefined);
+}

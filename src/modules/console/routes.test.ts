@@ -4,6 +4,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../platform/clock.ts';
 import { createPool } from '../../platform/db/pool.ts';
@@ -41,6 +42,10 @@ beforeAll(async () => {
   await mkdir(path.join(dir, 'dist', 'assets'), { recursive: true });
   await writeFile(path.join(dir, 'dist', 'index.html'), PAGE);
   await writeFile(path.join(dir, 'dist', 'assets', 'index-abc123.js'), 'console.log(1)');
+  await writeFile(
+    path.join(dir, 'dist', 'assets', 'index-abc123.js.br'),
+    brotliCompressSync('console.log(1)'),
+  );
   await writeFile(path.join(dir, 'dist', 'favicon.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
   await writeFile(path.join(dir, 'secret.txt'), 'not part of the build');
   built = await server(path.join(dir, 'dist'));
@@ -95,6 +100,26 @@ describe('the console', () => {
     expectSecurityHeaders(js.headers);
     const icon = await built.inject({ method: 'GET', url: '/console/favicon.svg' });
     expect(icon.headers['cache-control']).toBe('public, max-age=3600');
+  });
+
+  it('sends the compressed copy the build left to a browser that accepts it, the file to others', async () => {
+    const br = await built.inject({
+      method: 'GET',
+      url: '/console/assets/index-abc123.js',
+      headers: { 'accept-encoding': 'gzip, deflate, br' },
+    });
+    expect(br.statusCode).toBe(200);
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(br.headers['content-type']).toMatch(/javascript/);
+    expect(brotliDecompressSync(br.rawPayload).toString()).toBe('console.log(1)');
+    // No gzip copy of it: a gzip-only browser gets the file as it is.
+    const plain = await built.inject({
+      method: 'GET',
+      url: '/console/assets/index-abc123.js',
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body).toBe('console.log(1)');
   });
 
   it('answers 404 for a missing asset instead of the page', async () => {

@@ -58,8 +58,10 @@ async function isFile(file: string): Promise<boolean> {
 export function consoleRoutesFrom(distDir: string): RouteModule {
   const root = path.resolve(distDir);
   return async (app) => {
-    // Only reply.sendFile: this module decides which file answers which path.
-    await app.register(fastifyStatic, { root, serve: false });
+    // Only reply.sendFile: this module decides which file answers which path. The build leaves a
+    // brotli and a gzip copy of each asset (scripts/compress-console.ts), sent to browsers that
+    // accept them.
+    await app.register(fastifyStatic, { root, serve: false, preCompressed: true });
 
     app.addHook('onRequest', async (_request, reply) => {
       reply.headers(SECURITY_HEADERS);
