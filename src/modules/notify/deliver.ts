@@ -9,6 +9,7 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
+import { runByTenant } from '../../platform/queue/tenant-batches.ts';
 import { recordEvent } from '../events/events.ts';
 import {
   deliveryRow,
@@ -133,40 +134,16 @@ type DeliverPayload = { tenantId: string; deliveryId: string };
  * turn is awaited before the attempt is marked sending), a key reserved by an earlier run, a
  * failure — takes the one-by-one path, whose steps and answers are the same.
  */
-export async function deliverNotificationBatch(
+export function deliverNotificationBatch(
   deps: DeliverDeps,
   items: BatchItem<DeliverPayload>[],
 ): Promise<BatchResult[]> {
-  const results: (BatchResult | undefined)[] = items.map(() => undefined);
-  const byTenant = new Map<string, number[]>();
-  items.forEach((it, i) =>
-    byTenant.set(it.payload.tenantId, [...(byTenant.get(it.payload.tenantId) ?? []), i]),
+  return runByTenant(
+    items,
+    (b) => deliverTenantBatch(deps, b.tenantId, b.indexes, b.items, b.results, b.alone),
+    (item) => deliverNotification(deps, item.payload, item.ctx),
+    { aloneSideBySide: true },
   );
-  await Promise.all(
-    [...byTenant].map(async ([tenantId, indexes]) => {
-      const alone: number[] = [];
-      try {
-        await deliverTenantBatch(deps, tenantId, indexes, items, results, alone);
-      } catch (err) {
-        for (const i of indexes)
-          if (!results[i] && !alone.includes(i)) results[i] = { ok: false, error: err };
-      }
-      await Promise.all(
-        alone.map(async (i) => {
-          if (results[i]) return;
-          try {
-            results[i] = {
-              ok: true,
-              output: await deliverNotification(deps, items[i]!.payload, items[i]!.ctx),
-            };
-          } catch (error) {
-            results[i] = { ok: false, error };
-          }
-        }),
-      );
-    }),
-  );
-  return results.map((r) => r ?? { ok: false, error: new Error('not run') });
 }
 
 async function deliverTenantBatch(

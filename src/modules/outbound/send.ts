@@ -12,6 +12,7 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
+import { runByTenant } from '../../platform/queue/tenant-batches.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { recordEvent } from '../events/events.ts';
 import { getMailbox, getMailboxes, type Mailbox } from '../inbound/mailboxes.ts';
@@ -188,35 +189,16 @@ async function settleFailure(
  * and one transaction records those that were sent. Anything out of the ordinary (a key reserved
  * before, a failure) takes the one-by-one path, after the batch.
  */
-export async function sendDeliveryBatch(
+export function sendDeliveryBatch(
   deps: SendDeps,
   items: BatchItem<OutboundSendPayload>[],
 ): Promise<BatchResult[]> {
-  const results: (BatchResult | undefined)[] = items.map(() => undefined);
-  const byTenant = new Map<string, number[]>();
-  items.forEach((it, i) =>
-    byTenant.set(it.payload.tenantId, [...(byTenant.get(it.payload.tenantId) ?? []), i]),
+  return runByTenant(
+    items,
+    (b) => sendTenantBatch(deps, b.tenantId, b.indexes, b.items, b.results, b.alone),
+    (item) => sendDelivery(deps, item.payload, item.ctx),
+    { aloneSideBySide: false },
   );
-  await Promise.all(
-    [...byTenant].map(async ([tenantId, indexes]) => {
-      const alone: number[] = [];
-      try {
-        await sendTenantBatch(deps, tenantId, indexes, items, results, alone);
-      } catch (err) {
-        for (const i of indexes)
-          if (!results[i] && !alone.includes(i)) results[i] = { ok: false, error: err };
-      }
-      for (const i of alone) {
-        if (results[i]) continue;
-        try {
-          results[i] = { ok: true, output: await sendDelivery(deps, items[i]!.payload, items[i]!.ctx) };
-        } catch (error) {
-          results[i] = { ok: false, error };
-        }
-      }
-    }),
-  );
-  return results.map((r) => r ?? { ok: false, error: new Error('not run') });
 }
 
 async function sendTenantBatch(
