@@ -68,8 +68,11 @@ describe('the SLA screen', { timeout: 120_000 }, () => {
       const { page, context } = await signedIn(width);
       await page.goto(server.consoleUrl('sla'));
       await visible(page, 'heading', /Standard/);
+      // The policy names its calendar once the calendars have loaded too.
+      await expect
+        .poll(async () => (await page.locator('main').textContent()) ?? '')
+        .toContain('Berlin office');
       const text = (await page.locator('main').textContent()) ?? '';
-      expect(text).toContain('Berlin office');
       expect(text).toContain('2d 1h');
       expect(text).toContain('At 120 %: notify every admin');
       expect(text).not.toContain('Tenant B policy');
