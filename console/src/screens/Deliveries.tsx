@@ -2,6 +2,7 @@
 // notifications), filtered by status, channel, purpose, destination and ticket, paged, with the
 // details of one attempt and a retry of a failed or unknown one. The filters and the open attempt
 // live in the address, so a view can be shared and reloaded.
+import { LoadMore } from '../lib/LoadMore.tsx';
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useEffect, useMemo, useState } from 'react';
 import { Button, Dialog, Heading, Modal, ModalOverlay } from 'react-aria-components';
@@ -414,16 +415,7 @@ export default function Deliveries() {
           </tbody>
         </table>
       )}
-      {deliveries.hasNextPage && (
-        <button
-          type="button"
-          className="button"
-          onClick={() => void deliveries.fetchNextPage()}
-          disabled={deliveries.isFetchingNextPage}
-        >
-          {deliveries.isFetchingNextPage ? 'Loading…' : 'Load more'}
-        </button>
-      )}
+      <LoadMore query={deliveries} />
       <DeliveryDetails
         id={openId}
         canRetry={canRetry}

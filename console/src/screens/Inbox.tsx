@@ -1,6 +1,7 @@
 // The inbox: views (mine, unassigned, all open, SLA at risk, breached), filters, full-text search,
 // sorting by SLA due time, bulk assign and status, live refresh, and the keyboard (j/k, Enter, x, /).
 // Everything that shapes the list lives in the address, so a view can be shared and reloaded.
+import { LoadMore } from '../lib/LoadMore.tsx';
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
@@ -414,16 +415,7 @@ export default function Inbox() {
           </table>
         </div>
       )}
-      {tickets.hasNextPage && (
-        <button
-          type="button"
-          className="button"
-          onClick={() => void tickets.fetchNextPage()}
-          disabled={tickets.isFetchingNextPage}
-        >
-          {tickets.isFetchingNextPage ? 'Loading…' : 'Load more'}
-        </button>
-      )}
+      <LoadMore query={tickets} />
     </Page>
   );
 }

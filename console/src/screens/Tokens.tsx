@@ -1,6 +1,7 @@
 // API tokens of the workspace, for integrations and scripts: the list (never a plaintext), minting
 // one for a person with a role and a label (its plaintext shown once, with a copy button: only its
 // hash is stored), and revoking one (after a confirmation: whatever uses it stops working at once).
+import { LoadMore } from '../lib/LoadMore.tsx';
 import { useInfiniteQuery, useQueries, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { Button, Dialog, Heading, Modal, ModalOverlay } from 'react-aria-components';
@@ -341,16 +342,7 @@ export default function Tokens() {
           </tbody>
         </table>
       )}
-      {tokens.hasNextPage && (
-        <button
-          type="button"
-          className="button"
-          onClick={() => void tokens.fetchNextPage()}
-          disabled={tokens.isFetchingNextPage}
-        >
-          {tokens.isFetchingNextPage ? 'Loading…' : 'Load more'}
-        </button>
-      )}
+      <LoadMore query={tokens} />
       <RevokeDialog
         token={revoking}
         owner={revoking ? ownerOf(revoking) : ''}

@@ -1,5 +1,6 @@
 // The directory: everyone of the workspace, searchable by part of a name or an address, filtered by
 // kind and status, newest first, with a form for a new person (and an invitation for a new agent).
+import { LoadMore } from '../../lib/LoadMore.tsx';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
@@ -152,16 +153,7 @@ export function PeopleList() {
           </table>
         </div>
       )}
-      {people.hasNextPage && (
-        <button
-          type="button"
-          className="button"
-          onClick={() => void people.fetchNextPage()}
-          disabled={people.isFetchingNextPage}
-        >
-          {people.isFetchingNextPage ? 'Loading…' : 'Load more'}
-        </button>
-      )}
+      <LoadMore query={people} />
       <NewPerson isOpen={creating} onOpenChange={setCreating} />
     </>
   );
