@@ -246,6 +246,7 @@ export async function startRelaydesk({
     const supervises = role === 'all' || role === 'worker' || role === 'scheduler';
     queue = new JobQueue({
       connectionString: db.url,
+      listen: !db.pooled,
       logger,
       registry:
         registry ??
@@ -289,8 +290,8 @@ export async function startRelaydesk({
     }
     if (runsWorkers) {
       await queue.startWorkers();
-      stopDispatcher = startEventDispatcher({ pool: db.pool, queue, logger, connectionString: db.url });
-      imap = new ImapListeners({ pool: db.pool, connectionString: db.url, secretKey, logger, queue });
+      stopDispatcher = startEventDispatcher({ pool: db.pool, queue, logger, connectionString: db.directUrl });
+      imap = new ImapListeners({ pool: db.pool, connectionString: db.directUrl, secretKey, logger, queue });
       await imap.start();
     }
 
@@ -299,7 +300,7 @@ export async function startRelaydesk({
     let unshownAdminToken: string | undefined;
     if (serves) {
       authCache = new AuthCache();
-      await authCache.start(db.url, logger);
+      await authCache.start(db.directUrl, logger);
       app = await buildServer(
         {
           config,
@@ -313,7 +314,7 @@ export async function startRelaydesk({
           authenticateSession: sessionAuthenticator({ pool: db.pool, clock }),
           secretKey,
           clock,
-          databaseUrl: db.url,
+          databaseUrl: db.directUrl,
         },
         ROUTES,
         HOOK_ROUTES,

@@ -126,6 +126,7 @@ export async function withJobQueue<T>(ctx: Ctx, fn: (send: JobContext['send']) =
   const { defaultRegistry } = await import('../app.ts');
   const queue = new rt.JobQueue({
     connectionString: db.url,
+    listen: !db.pooled,
     logger,
     registry: defaultRegistry({
       pool: db.pool,

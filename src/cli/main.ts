@@ -87,6 +87,7 @@ async function withQueue<T>(command: Command, fn: (queue: JobQueue) => Promise<T
   return withDatabase(command, async ({ db, logger, rt }) => {
     const queue = new rt.JobQueue({
       connectionString: db.url,
+      listen: !db.pooled,
       logger,
       registry: new rt.JobRegistry(),
       supervise: false,
@@ -362,6 +363,7 @@ program
       const secretKey = await rt.resolveSecretKey(config);
       const queue = new rt.JobQueue({
         connectionString: db.url,
+        listen: !db.pooled,
         logger,
         registry: new rt.JobRegistry(),
         supervise: false,

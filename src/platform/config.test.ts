@@ -112,6 +112,21 @@ describe('loadConfig', () => {
     expect(loadConfig({ RELAYDESK_DB_WAIT_SECONDS: '90' }, { dbWaitSeconds: '0' }).dbWaitSeconds).toBe(0);
   });
 
+  it('takes a direct URL beside a pooled DATABASE_URL, and only with one', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u:p@pgbouncer:6432/relaydesk',
+      DATABASE_DIRECT_URL: 'postgres://u:p@db:5432/relaydesk',
+    });
+    expect(c.databaseDirectUrl).toBe('postgres://u:p@db:5432/relaydesk');
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db/relaydesk' }).databaseDirectUrl).toBeUndefined();
+    expect(() => loadConfig({ DATABASE_DIRECT_URL: 'postgres://u:p@db/relaydesk' })).toThrow(
+      /DATABASE_DIRECT_URL is only for an external PostgreSQL behind a pooler/,
+    );
+    expect(() =>
+      loadConfig({ DATABASE_URL: 'postgres://u:p@db/relaydesk', DATABASE_DIRECT_URL: 'mysql://db' }),
+    ).toThrow(/DATABASE_DIRECT_URL must start with postgres:\/\//);
+  });
+
   it('requires a 32-byte base64 secret key when one is given', () => {
     expect(() =>
       loadConfig({

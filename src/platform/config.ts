@@ -22,6 +22,14 @@ export interface Config {
    * Only with DATABASE_URL; a process without it finds the schema migrated or refuses to run.
    */
   databaseMigrationUrl: string | undefined;
+  /**
+   * The same database as DATABASE_URL, reached without a transaction-pooling pooler in between
+   * (DATABASE_DIRECT_URL). Setting it says that DATABASE_URL goes through one (PgBouncer in
+   * `pool_mode = transaction`): what needs a session of its own (LISTEN, the IMAP leader locks)
+   * connects here, and DATABASE_URL's connections do without named prepared statements and
+   * startup options, which such a pooler cannot carry from one transaction to the next.
+   */
+  databaseDirectUrl: string | undefined;
   /** Holds the embedded PostgreSQL, the generated secret key and the first admin token. */
   dataDir: string;
   host: string;
@@ -223,6 +231,16 @@ export function loadConfig(
       );
   }
 
+  const databaseDirectUrl = env['DATABASE_DIRECT_URL']?.trim() || undefined;
+  if (databaseDirectUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(databaseDirectUrl))
+      problems.push('DATABASE_DIRECT_URL must start with postgres:// or postgresql://');
+    else if (databaseUrl === undefined)
+      problems.push(
+        'DATABASE_DIRECT_URL is only for an external PostgreSQL behind a pooler: set DATABASE_URL too',
+      );
+  }
+
   const dataDir = path.resolve(cwd, overrides.dataDir ?? env['RELAYDESK_DATA_DIR'] ?? './.relaydesk');
   const host = (overrides.host ?? env['HOST'] ?? '127.0.0.1').trim();
   if (host === '') problems.push(`${source('host', 'HOST')} must not be empty`);
@@ -389,6 +407,7 @@ export function loadConfig(
   return {
     databaseUrl,
     databaseMigrationUrl,
+    databaseDirectUrl,
     dataDir,
     host,
     port,

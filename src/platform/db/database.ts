@@ -18,6 +18,13 @@ export interface Database {
   url: string;
   pool: Pool;
   /**
+   * For connections that keep a session (LISTEN, session-level advisory locks): DATABASE_DIRECT_URL
+   * when DATABASE_URL goes through a transaction pooler, else the same as `url`.
+   */
+  directUrl: string;
+  /** DATABASE_URL goes through a transaction pooler (DATABASE_DIRECT_URL is set). */
+  pooled: boolean;
+  /**
    * As the role that owns the schema, for migrations only: the embedded cluster's superuser, or
    * DATABASE_MIGRATION_URL. Undefined when the process was given DATABASE_URL alone.
    */
@@ -49,9 +56,11 @@ export async function openDatabase(
       });
   const url = config.databaseUrl ?? embedded!.appUrl;
   const ownerUrl = config.databaseUrl ? config.databaseMigrationUrl : embedded!.url;
+  const pooled = config.databaseUrl !== undefined && config.databaseDirectUrl !== undefined;
   const pool = createPool({
     connectionString: url,
     max: options.poolSize ?? config.poolSize,
+    transactionPooler: pooled,
     // While closing, idle connections the server drops on its way down are expected, not news.
     onError: (err) => {
       if (!closing) logger.warn({ err }, 'database connection lost');
@@ -63,6 +72,7 @@ export async function openDatabase(
       config.dbWaitSeconds ?? (options.purpose === 'server' ? SERVER_DB_WAIT_SECONDS : CLI_DB_WAIT_SECONDS);
     try {
       await waitForDatabase({ db: pool, url, waitSeconds, logger });
+      if (pooled) await requireUtcSessions(pool);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw err;
@@ -71,6 +81,8 @@ export async function openDatabase(
   return {
     url,
     pool,
+    directUrl: (pooled ? config.databaseDirectUrl : undefined) ?? url,
+    pooled,
     ownerUrl,
     embedded,
     async close() {
@@ -79,6 +91,34 @@ export async function openDatabase(
       await embedded?.stop();
     },
   };
+}
+
+const UTC_NAMES = [
+  'UTC',
+  'Etc/UTC',
+  'GMT',
+  'Etc/GMT',
+  'UCT',
+  'Etc/UCT',
+  'Universal',
+  'Etc/Universal',
+  'Zulu',
+];
+
+/**
+ * Timestamps are read as UTC text (pool.ts). Directly, every connection asks for UTC when it starts;
+ * a transaction pooler refuses that startup option and hands out its own server connections, whose
+ * time zone must then be UTC already.
+ */
+async function requireUtcSessions(pool: Pool): Promise<void> {
+  const { rows } = await pool.query<{ tz: string }>("SELECT current_setting('TimeZone') AS tz");
+  const tz = rows[0]!.tz;
+  if (UTC_NAMES.includes(tz)) return;
+  throw new ConfigError([
+    `the connections of DATABASE_URL run in the time zone "${tz}", and behind a transaction pooler ` +
+      'Relaydesk cannot choose it: give the pooled database timezone=UTC (PgBouncer: in its [databases] ' +
+      `entry) or run ALTER ROLE ${APP_ROLE} SET TimeZone = 'UTC' (docs/scale-out.md)`,
+  ]);
 }
 
 /**

@@ -42,7 +42,18 @@ export interface PoolOptions {
   /** How long a request waits for a connection before failing (and the API answers 503). */
   connectionTimeoutMillis?: number;
   onError?: (err: Error) => void;
+  /**
+   * The connection string leads to a pooler in transaction mode (PgBouncer), which may run each
+   * transaction on another server connection: a statement prepared in one would be missing in the
+   * next, and startup options are refused. The pool then sends neither (see usesNamedStatements).
+   */
+  transactionPooler?: boolean;
 }
+
+const behindTransactionPooler = new WeakSet<Pool>();
+
+/** Whether statements on this pool may be prepared once per connection and reused by name. */
+export const usesNamedStatements = (pool: Pool): boolean => !behindTransactionPooler.has(pool);
 
 export function createPool(options: PoolOptions): Pool {
   const pool = new pg.Pool({
@@ -51,7 +62,9 @@ export function createPool(options: PoolOptions): Pool {
     application_name: options.applicationName ?? 'relaydesk',
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
     idleTimeoutMillis: 30_000,
-    options: '-c TimeZone=UTC',
+    // Behind a transaction pooler the time zone is the server connection's (checked at start by
+    // requireUtcSessions in database.ts); PgBouncer sets it with `timezone=UTC` on the database.
+    ...(options.transactionPooler ? {} : { options: '-c TimeZone=UTC' }),
     types,
     // Pipelining (a documented option of pg): a client sends a query without waiting for the
     // answer to the one before. A tenant transaction's BEGIN and scope then travel with its first
@@ -60,5 +73,6 @@ export function createPool(options: PoolOptions): Pool {
   });
   // An idle client that loses its server emits 'error' on the pool; unhandled, that would end the process.
   pool.on('error', (err) => options.onError?.(err));
+  if (options.transactionPooler) behindTransactionPooler.add(pool);
   return pool;
 }

@@ -9,7 +9,13 @@
 // instead of costing a round trip each. Statements of one transaction run in the order they were
 // issued, so COMMIT or ROLLBACK, issued last, always runs after every statement of the work.
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient, Queryable, QueryResultRow } from './pool.ts';
+import {
+  type Pool,
+  type PoolClient,
+  type Queryable,
+  type QueryResultRow,
+  usesNamedStatements,
+} from './pool.ts';
 import type pg from 'pg';
 
 /** The role Relaydesk's processes log in as (owning no table of tenants; see migration 0016). */
@@ -37,12 +43,14 @@ const SYSTEM_SCOPE = "SELECT set_config('app.system', 'on', true)";
 
 // Parameterised statements run as named (prepared) statements: each connection parses and plans a
 // statement once instead of on every request, which is most of PostgreSQL's work for the short
-// queries of the API. The SQL texts are the code's own, a finite set; the cap is a guard.
+// queries of the API. The SQL texts are the code's own, a finite set; the cap is a guard. Behind a
+// transaction pooler (pool.ts) every statement is unnamed: the next transaction may run elsewhere.
 const statementNames = new Map<string, string>();
 const MAX_NAMED_STATEMENTS = 5_000;
 
-function statement(text: string, values?: unknown[]): pg.QueryConfig {
+function statement(named: boolean, text: string, values?: unknown[]): pg.QueryConfig {
   if (!values || values.length === 0) return { text };
+  if (!named) return { text, values };
   let name = statementNames.get(text);
   if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
     name = `rd_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
@@ -159,6 +167,7 @@ async function transaction<T>(
   fn: (tx: Queryable) => Promise<T>,
   what: string,
 ): Promise<T> {
+  const named = usesNamedStatements(pool);
   return borrow(pool, async (client) => {
     let opening: Promise<unknown> | undefined;
     let running = true;
@@ -169,7 +178,7 @@ async function transaction<T>(
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
         if (!running) return ended(what);
         opening ??= Promise.all(open(client));
-        const result = client.query<R>(statement(text, values));
+        const result = client.query<R>(statement(named, text, values));
         result.catch((err: unknown) => {
           firstFailure ??= err;
         });
@@ -238,6 +247,7 @@ function statementAtATime<T>(
   open: (client: PoolClient) => Promise<unknown>[],
   fn: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
+  const named = usesNamedStatements(pool);
   return borrow(pool, async (client) => {
     let running = true;
     let last: Promise<unknown> = Promise.resolve();
@@ -245,7 +255,7 @@ function statementAtATime<T>(
       query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
         if (!running) return ended('a statement-at-a-time scope');
         const sent = open(client);
-        const result = client.query<R>(statement(text, values));
+        const result = client.query<R>(statement(named, text, values));
         const done = client.query('COMMIT');
         const all = Promise.all([...sent, result, done]).then(async ([, , r, c]) => {
           if ((c as pg.QueryResult).command === 'ROLLBACK') throw new TransactionAborted();

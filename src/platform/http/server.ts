@@ -101,8 +101,8 @@ export interface ServerDeps {
   /** The time services run on (DESIGN §3.6). */
   clock: Clock;
   /**
-   * The application role's database URL, for what needs a connection of its own beside the pool
-   * (the LISTEN connection of GET /stream).
+   * The application role's database URL for what needs a session of its own beside the pool (the
+   * LISTEN connection of GET /stream): DATABASE_DIRECT_URL behind a transaction pooler.
    */
   databaseUrl?: string;
 }

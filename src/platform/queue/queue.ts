@@ -71,6 +71,11 @@ export interface QueueOptions {
   superviseIntervalSeconds?: number;
   poolSize?: number;
   instanceName?: string;
+  /**
+   * Wake workers by LISTEN/NOTIFY (default). Off behind a transaction pooler, which cannot keep a
+   * listening session: workers then find new jobs by polling, every second.
+   */
+  listen?: boolean;
 }
 
 const adapter = (db: Queryable) => ({
@@ -95,7 +100,7 @@ export class JobQueue {
       schema: QUEUE_SCHEMA,
       max: options.poolSize ?? 10,
       application_name: 'relaydesk-queue',
-      useListenNotify: true,
+      useListenNotify: options.listen ?? true,
       supervise: options.supervise,
       schedule: options.schedule,
       migrate: false,
