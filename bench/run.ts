@@ -1,4 +1,4 @@
-// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound|notify|console` runs one.
+// Benchmarks: `npm run bench` runs all of them; `npm run bench -- api|queue|startup|identity|inbound|sla|upkeep|outbound|notify|console|scale` runs one.
 // Each starts its own embedded PostgreSQL in a fresh temporary directory (or uses DATABASE_URL when
 // set) and cleans up after itself, also on failure. Each prints readable results and then one JSON line.
 import os from 'node:os';
@@ -10,6 +10,7 @@ import { benchNotify } from './notify.ts';
 import { line, printJson, runCleanups, wasInterrupted } from './lib.ts';
 import { benchOutbound } from './outbound.ts';
 import { benchQueue } from './queue.ts';
+import { benchScale } from './scale.ts';
 import { benchSla } from './sla.ts';
 import { benchStartup } from './startup.ts';
 import { benchUpkeep } from './upkeep.ts';
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, () => Promise<Record<string, unknown>>> = {
   outbound: benchOutbound,
   notify: benchNotify,
   console: benchConsole,
+  scale: benchScale,
 };
 
 async function main(): Promise<number> {
