@@ -1,6 +1,7 @@
 // The statement checker of the tenant rule (test/tenant-statements.ts) on statements it must accept
 // and statements it must reject.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ALLOWED } from './tenant-statements.allow.ts';
 import { checkStatement, loadParser } from './tenant-statements.ts';
 
 const TENANT_TABLES = new Set([
@@ -54,6 +55,11 @@ describe('accepts', () => {
     ['the queue', 'SELECT * FROM pgboss.job WHERE name = $1 FOR UPDATE SKIP LOCKED'],
     ['a CTE named like a tenant table', 'WITH tickets AS (SELECT 1 AS id) SELECT id FROM tickets'],
     ['utility statements', "BEGIN; SELECT set_config('app.tenant_id', $1, true); COMMIT"],
+    ['a savepoint named by a parameter (pg_stat_statements on PostgreSQL 18)', 'RELEASE SAVEPOINT $1'],
+    [
+      'an expression of a PL/pgSQL trigger',
+      'EXISTS (SELECT 1 FROM recorded r JOIN tickets t ON t.tenant_id = r.tenant_id AND t.id = r.ticket_id WHERE t.tenant_id = $1)',
+    ],
     [
       'MERGE on tenant',
       'MERGE INTO people p USING (SELECT $1::uuid AS tenant_id, $2 AS id) s ON p.tenant_id = s.tenant_id AND p.id = s.id WHEN NOT MATCHED THEN INSERT (tenant_id, id) VALUES (s.tenant_id, s.id)',
@@ -120,7 +126,9 @@ describe('rejects', () => {
       'SELECT id FROM tickets WHERE tenant_id = $1 UNION ALL SELECT id FROM people',
       ['no-tenant-filter'],
     ],
-    ['what PostgreSQL cannot parse', 'SELEC id FROM tickets', ['unparsed']],
+    ['what PostgreSQL cannot parse', 'SELECT id FROM tickets WHERE (', ['unparsed']],
+    ['an unscoped expression of a PL/pgSQL trigger', 'EXISTS (SELECT 1 FROM tickets)', ['no-tenant-filter']],
+    ['a parameter read as a name', 'SELECT 1 FROM tickets WHERE tenant_id = $1 +', ['unparsed']],
   ])('%s', (_, sql, expected) => {
     expect(rules(sql)).toEqual(expected);
   });
@@ -129,5 +137,14 @@ describe('rejects', () => {
     const [v] = checkStatement('SELECT 1 FROM tickets t WHERE t.id = $1', TENANT_TABLES);
     expect(v).toMatchObject({ rule: 'no-tenant-filter', table: 'public.tickets' });
     expect(v!.message).toContain('(as t)');
+  });
+});
+
+describe('the allowlist', () => {
+  it('names each statement once, by a fingerprint, with a reason', () => {
+    const fingerprints = ALLOWED.flatMap((a) => Object.keys(a.statements));
+    expect(fingerprints.filter((f) => !/^[0-9a-f]{16}$/.test(f))).toEqual([]);
+    expect(new Set(fingerprints).size).toBe(fingerprints.length);
+    expect(ALLOWED.filter((a) => a.reason.trim().length < 20)).toEqual([]);
   });
 });

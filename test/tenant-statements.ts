@@ -104,10 +104,13 @@ class Level {
   /** Tenant sources merged by JOIN ... USING (tenant_id). */
   readonly usingPairs: [string, string][] = [];
 
-  constructor(
-    private readonly tenantTables: ReadonlySet<string>,
-    private readonly ctes: ReadonlySet<string>,
-  ) {}
+  private readonly tenantTables: ReadonlySet<string>;
+  private readonly ctes: ReadonlySet<string>;
+
+  constructor(tenantTables: ReadonlySet<string>, ctes: ReadonlySet<string>) {
+    this.tenantTables = tenantTables;
+    this.ctes = ctes;
+  }
 
   addFromItem(item: Json): void {
     const rv = field(item, 'RangeVar');
@@ -259,14 +262,30 @@ class Level {
   }
 }
 
+/**
+ * The parse tree of a statement as pg_stat_statements records it. Two of its forms are no statement:
+ * an expression of PL/pgSQL (`EXISTS (SELECT ...)` of an IF in a trigger), which PL/pgSQL runs as a
+ * SELECT of it; and a utility statement whose names it replaced by parameters (`SAVEPOINT $1`, from
+ * PostgreSQL 18 on). Each is parsed as what it stands for; a parameter read as a name never makes a
+ * statement pass (it is no tenant value).
+ */
+function parse(sql: string): Json | Error {
+  let first: Error | undefined;
+  for (const text of [sql, `SELECT ${sql}`, sql.replace(/\$(\d+)/g, 'param_$1')]) {
+    try {
+      return parseSync(text) as unknown as Json;
+    } catch (err) {
+      first ??= err as Error;
+    }
+  }
+  return first!;
+}
+
 /** The violations of one statement (of several, when the text holds several) against the tenant rule. */
 export function checkStatement(sql: string, tenantTables: ReadonlySet<string>): Violation[] {
-  let tree: Json;
-  try {
-    tree = parseSync(sql) as unknown as Json;
-  } catch (err) {
-    return [{ rule: 'unparsed', message: `PostgreSQL's parser rejects it: ${(err as Error).message}` }];
-  }
+  const tree = parse(sql);
+  if (tree instanceof Error)
+    return [{ rule: 'unparsed', message: `PostgreSQL's parser rejects it: ${tree.message}` }];
   const ctes = cteNames(tree);
   const out: Violation[] = [];
   const level = () => new Level(tenantTables, ctes);
