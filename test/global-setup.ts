@@ -1,7 +1,9 @@
-// Starts one PostgreSQL for the whole test run (the embedded one in .relaydesk-test/, or the server of
-// DATABASE_URL) and prepares a template database with every migration and the queue schema applied.
-// Each test file then clones its own database from the template (test/db.ts), so files are isolated
-// and can run in parallel.
+// Starts one PostgreSQL for the whole test run (the embedded one in .relaydesk-test/, Debian's
+// PostgreSQL N in .relaydesk-test-pgN/ with RELAYDESK_TEST_POSTGRES=N, or the server of DATABASE_URL)
+// and prepares a template database with every migration and the queue schema applied. Each test file
+// then clones its own database from the template (test/db.ts), so files are isolated and can run in
+// parallel. At the end, every statement the application role ran must keep the tenant rule
+// (test/statement-check.ts), or the run fails.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
@@ -12,6 +14,8 @@ import { createPool } from '../src/platform/db/pool.ts';
 import { APP_ROLE } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { installQueueSchema } from '../src/platform/queue/queue.ts';
+import { debianPostgres } from './debian-postgres.ts';
+import { checkCollected, reportCheck, startCollecting, STATEMENT_SETTINGS } from './statement-check.ts';
 import { appDatabaseUrl, withDatabase } from './urls.ts';
 
 declare module 'vitest' {
@@ -27,12 +31,22 @@ declare module 'vitest' {
 export const TEMPLATE = 'relaydesk_test_template';
 
 let embedded: EmbeddedDatabase | undefined;
+let checked: { adminUrl: string; dir: string } | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const logger = createLogger('warn');
   let adminUrl = process.env['DATABASE_URL'];
+  const major = process.env['RELAYDESK_TEST_POSTGRES'];
+  if (adminUrl && major) throw new Error('set DATABASE_URL or RELAYDESK_TEST_POSTGRES, not both');
+  const dir = path.resolve(major ? `.relaydesk-test-pg${major}` : '.relaydesk-test');
   if (!adminUrl) {
-    embedded = await openEmbedded({ dataDir: path.resolve('.relaydesk-test'), logger, purpose: 'test' });
+    embedded = await openEmbedded({
+      dataDir: dir,
+      logger,
+      purpose: 'test',
+      ...(major ? { binaries: debianPostgres(major) } : {}),
+      settings: STATEMENT_SETTINGS,
+    });
     adminUrl = embedded.url;
   }
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -59,6 +73,9 @@ export async function setup(project: TestProject): Promise<void> {
   } finally {
     await pool.end();
   }
+  const skipped = await startCollecting(adminUrl);
+  if (skipped) console.log(`tenant statement check skipped: ${skipped}`);
+  else checked = { adminUrl, dir };
   await installQueueSchema(appDatabaseUrl(templateUrl, appRolePassword));
   project.provide('adminDatabaseUrl', adminUrl);
   project.provide('appRolePassword', appRolePassword);
@@ -66,5 +83,12 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  await embedded?.stop();
+  try {
+    if (checked) {
+      const result = await checkCollected(checked.adminUrl, withDatabase(checked.adminUrl, TEMPLATE));
+      await reportCheck(result, checked.dir);
+    }
+  } finally {
+    await embedded?.stop();
+  }
 }

@@ -153,9 +153,10 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
     expectRefused(await cli(['renew', gmailId]), 1, /another renewal of this mailbox is running/);
     // Given back, as a finished renewal gives it back.
     await withTenant(db.pool, tenantA, (tx) =>
-      tx.query('UPDATE mailbox_health SET claim_id = NULL, claimed_until = NULL WHERE mailbox_id = $1', [
-        gmailId,
-      ]),
+      tx.query(
+        'UPDATE mailbox_health SET claim_id = NULL, claimed_until = NULL WHERE tenant_id = $1 AND mailbox_id = $2',
+        [tenantA, gmailId],
+      ),
     );
   });
 

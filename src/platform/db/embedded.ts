@@ -197,6 +197,10 @@ export interface OpenEmbeddedOptions {
    * (the chaos run) keeps the address its processes were given.
    */
   port?: number;
+  /** Another installation's programs instead of the packaged ones (the tests on Debian's PostgreSQL). */
+  binaries?: Binaries;
+  /** More server settings (`name=value`), after Relaydesk's own. */
+  settings?: string[];
 }
 
 /** Starts (or joins) the embedded PostgreSQL of `dataDir` and returns a connection URL. */
@@ -244,7 +248,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
   }
 
   try {
-    const bin = await postgresBinaries(ids, logger);
+    const bin = options.binaries ?? (await postgresBinaries(ids, logger));
     let password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim();
     if (!existsSync(path.join(pgdata, 'PG_VERSION')) || password === '') {
       password = randomBytes(24).toString('base64url');
@@ -266,6 +270,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
       '-c autovacuum_naptime=10s',
       // JIT compilation pays off for long analytical queries, never for the short ones of a service desk.
       '-c jit=off',
+      ...(options.settings ?? []).map((setting) => `-c ${setting}`),
     ].join(' ');
     const startServer = () =>
       runCommand(

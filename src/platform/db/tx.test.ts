@@ -407,7 +407,10 @@ describe('tenant deletion', () => {
           message: { text: 'hello' },
           actorId: t.adminPersonId,
         });
-        await tx.query("UPDATE tickets SET status = 'open' WHERE id = $1", [ticket.id]);
+        await tx.query("UPDATE tickets SET status = 'open' WHERE tenant_id = $1 AND id = $2", [
+          t.tenant.id,
+          ticket.id,
+        ]);
       });
     }
     const { rows: tables } = await db.pool.query<{ table_name: string }>(

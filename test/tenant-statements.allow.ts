@@ -1,0 +1,91 @@
+// Statements of the application role that may break the tenant rule (test/tenant-statements.ts),
+// grouped by the reason they may. Each is named by its libpg_query fingerprint (the statement's
+// shape: it changes when the statement does, which brings it back for review), beside the
+// statement's beginning and where it lives, for the reader. On Citus these run on every shard
+// (docs/scale-out.md). Keep it short: where a statement can name its tenant, fix the statement.
+export interface Allowance {
+  reason: string;
+  /** fingerprint → the statement's beginning and its file. */
+  statements: Record<string, string>;
+}
+
+export const ALLOWED: Allowance[] = [
+  {
+    reason:
+      'Finds the tenant from a secret or an address before any tenant is known: the request, callback or mail carries no tenant id. One row by a unique key.',
+    statements: {
+      '3c2ec2281e3e9c71':
+        'SELECT t.tenant_id, ... FROM api_tokens t JOIN people p ... WHERE t.token_hash = $1 (tokens/service.ts)',
+      '523b386df62770df':
+        'SELECT s.tenant_id, ... FROM console_sessions s ... WHERE s.secret_hash = $1 (sessions/sessions.ts)',
+      '9fbc56c2154ba29a':
+        'SELECT tenant_id, id, person_id FROM sign_in_tokens WHERE token_hash = $1 (sessions/links.ts)',
+      '62cfb7aebac9fb60': 'SELECT tenant_id, ... FROM oauth_states WHERE state_hash = $1 (inbound/oauth.ts)',
+      '19dc69b7610ba1ef': 'SELECT tenant_id, ... FROM sso_login_states WHERE state_hash = $1 (sso/states.ts)',
+      '584eb352dcf51b1f':
+        'SELECT e.tenant_id, ... FROM person_emails e ... WHERE e.address_normalized = $1 (sessions/sign-in.ts: the tenants an address may sign in to)',
+      '95ed37f4727422d4':
+        'SELECT e.tenant_id, e.person_id FROM person_emails e ... WHERE e.address_normalized = $1 (sessions/accounts.ts)',
+      faaa932e4e7b9acc:
+        'SELECT tenant_id, ... FROM teams_integrations WHERE app_id = $1 (teams/integrations.ts: a Bot Framework activity names the app only)',
+      '7fd08ae554225fa2':
+        'SELECT tenant_id, ... FROM mailboxes WHERE id = $1 (inbound/hooks.ts: a provider webhook names its mailbox)',
+      c6c13582f0919778:
+        'SELECT m.tenant_id, ... FROM mailboxes m LEFT JOIN mailbox_health h ... WHERE m.id = $1 (inbound/hooks.ts)',
+      fc5117d1cc661ec4:
+        'SELECT tenant_id, ... FROM mailboxes WHERE address_normalized = ANY($1) (inbound/smtp-ingress.ts: the recipients of SMTP mail)',
+    },
+  },
+  {
+    reason: 'A Teams app id belongs to one tenant only: saving it checks that no other tenant has it.',
+    statements: {
+      '1286b53e3e3adc87':
+        'SELECT 1 FROM teams_integrations WHERE app_id = $1 AND tenant_id <> $2 (teams/integrations.ts)',
+    },
+  },
+  {
+    reason:
+      'Platform work claims what is due across all tenants (FOR UPDATE SKIP LOCKED), then works on each claimed row in its tenant.',
+    statements: {
+      '48e5c785023dd024':
+        'SELECT tenant_id, ticket_id FROM ticket_wakeups WHERE next_wake_at <= ... (tickets/wakeups.ts: the SLA scheduler)',
+      '35dde5ec9f6beadb':
+        'UPDATE events e SET dispatched_at = now() FROM (SELECT ... FROM events WHERE dispatched_at IS NULL ...) (events/events.ts)',
+      '249c7317a788d6cd':
+        'WITH due AS (SELECT ... FROM mailbox_health h JOIN mailboxes m ...) UPDATE mailbox_health ... claim_id (inbound/health.ts: upkeep)',
+      '693205dbc5d53f20':
+        'WITH due AS (SELECT ... FROM mailbox_health h JOIN mailboxes m ...) UPDATE mailbox_health ... reconcile_claimed_until (inbound/health.ts)',
+      '9887310850fb1dd3':
+        "SELECT tenant_id, id, ... FROM mailboxes WHERE kind = 'imap' (inbound/providers/imap/listener.ts: one listener per mailbox)",
+    },
+  },
+  {
+    reason: 'Retention across all tenants: rows past their age go whatever their tenant.',
+    statements: {
+      df0460815de2f474: 'DELETE FROM delivery_keys WHERE created_at < $1 (outbound/ledger.ts)',
+      '639427bd15c3a3df': 'DELETE FROM unmapped_identities WHERE last_seen_at < ... (people/unmapped.ts)',
+    },
+  },
+  {
+    reason: 'Prometheus gauges of the whole installation (/metrics), summed over every tenant.',
+    statements: {
+      d0b5c8c5db7d27a7: 'SELECT status, count(*) FROM mailbox_health GROUP BY status (inbound/health.ts)',
+      fc21b777cd8a29f4:
+        'SELECT m.kind, h.last_renewal_result, count(*) ... FROM mailbox_health h JOIN mailboxes m ... (inbound/health.ts)',
+      f0b7b51d7c702cf6: 'SELECT m.kind, h.failure_kind, sum(h.consecutive_failures) ... (inbound/health.ts)',
+      d0b5890b736b2043:
+        'SELECT coalesce(sum(recovered_by_last_reconcile), 0) FROM mailbox_health (inbound/health.ts)',
+    },
+  },
+  {
+    reason:
+      'Tests of row-level security: a statement that forgets its tenant filter, on purpose, must see only its own tenant (or nothing, in no scope).',
+    statements: {
+      '80fc37cd44fffb7c': 'SELECT subject FROM tickets (platform/db/tx.test.ts)',
+      '128275a2136621a0': 'SELECT id FROM people (platform/db/tx.test.ts)',
+      '092e98fe0ec50e2e':
+        'SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM people) (platform/db/tx.test.ts)',
+      e2904f78fe8a610c: 'SELECT count(*) FROM message_keys (modules/inbound/inbound.test.ts)',
+    },
+  },
+];
