@@ -192,6 +192,11 @@ export interface OpenEmbeddedOptions {
   purpose: OwnerPurpose;
   /** Refuse to share: fail if another Relaydesk process already owns this data directory. */
   exclusive?: boolean;
+  /**
+   * Listen on this port instead of a free one: a harness that stops the server and starts it again
+   * (the chaos run) keeps the address its processes were given.
+   */
+  port?: number;
 }
 
 /** Starts (or joins) the embedded PostgreSQL of `dataDir` and returns a connection URL. */
@@ -248,7 +253,7 @@ export async function openEmbedded(options: OpenEmbeddedOptions): Promise<Embedd
       await initialise(pgdata, password, ids, bin);
     }
     await clearStaleServer(pgdata, logger);
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const socketDir = socketDirectory(pgdata);
     const logFile = path.join(pgdata, 'postgres.log');
     const serverOptions = [
