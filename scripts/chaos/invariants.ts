@@ -291,18 +291,27 @@ export async function checkInvariants(ctx: {
     }
 
   // --- Dead letters: each one's work ended somewhere the ledger or the inbound record says.
-  const { rows: dead } = await db.query<{ name: string; id: string; explained: boolean; output: string }>(
+  const { rows: dead } = await db.query<{ name: string; id: string; explained: boolean; reason: string }>(
     `SELECT j.name, j.id::text,
             CASE WHEN j.data ? 'inboundId' THEN EXISTS (
                    SELECT 1 FROM inbound_messages i WHERE i.id::text = j.data->>'inboundId' AND i.status NOT IN ('queued', 'processing'))
                  WHEN j.data ? 'deliveryId' THEN EXISTS (
                    SELECT 1 FROM deliveries d WHERE d.id::text = j.data->>'deliveryId' AND d.status <> 'queued')
                  ELSE true END AS explained,
-            left(coalesce(j.output::text, ''), 200) AS output
-       FROM pgboss.job j WHERE j.name LIKE '%\\_\\_dlq'`,
+            coalesce(o.output->'value'->>'message', o.output->>'message', 'no error recorded') AS reason
+       FROM pgboss.job j
+       LEFT JOIN LATERAL (SELECT output FROM pgboss.job o
+                           WHERE o.name = left(j.name, -5) AND o.data = j.data AND o.state = 'failed'
+                           ORDER BY o.completed_on DESC LIMIT 1) o ON true
+      WHERE j.name LIKE '%\\_\\_dlq'`,
   );
+  const deadReasons = new Map<string, number>();
+  for (const d of dead) {
+    const reason = d.reason.slice(0, 60);
+    deadReasons.set(reason, (deadReasons.get(reason) ?? 0) + 1);
+  }
   const deadUnexplained = dead.filter((d) => !d.explained);
-  for (const d of deadUnexplained.slice(0, 5)) fail(`dead letter ${d.name} ${d.id} unexplained: ${d.output}`);
+  for (const d of deadUnexplained.slice(0, 5)) fail(`dead letter ${d.name} ${d.id} unexplained: ${d.reason}`);
   if (deadUnexplained.length > 5) fail(`${deadUnexplained.length - 5} more dead letters unexplained`);
 
   // --- Ingress while the database was down: 503, never a 500 or a cut connection.
@@ -332,7 +341,7 @@ export async function checkInvariants(ctx: {
     `notifications ${notes.length}: delivered once ${notesOnce}, twice ${notesDup} (${states(noteStates)}; webhook resends de-duplicated ${webhookResent}); ` +
     `thresholds ${fires.length}: fired once, late ${late}, missing ${missing.length} (latest ${worstLate.toFixed(1)} s after due, outages excused); ` +
     `subscriptions healthy ${healthy}/${health.length} (renewed ${graphCounts.renewed}, created ${graphCounts.created}, expired ${faults.subscriptionExpiries}); ` +
-    `dead letters ${dead.length}, explained ${dead.length - deadUnexplained.length}; ` +
+    `dead letters ${dead.length} (${fmt(deadReasons)}), explained ${dead.length - deadUnexplained.length}; ` +
     `half-written ${halfWritten}; ` +
     `kills ${faults.kills.length}, database stop ${dbStop ? ((dbStop.to - dbStop.from) / 1000).toFixed(0) : 0} s, ingress while down ${fmt(down)}, all answers ${fmt(all)}; ` +
     (ok ? 'PASS' : 'FAIL');
