@@ -160,8 +160,10 @@ async function main(): Promise<number> {
       RELAYDESK_ALLOW_PRIVATE_WEBHOOKS: '1',
       // A process restarted while PostgreSQL is stopped waits for it instead of giving up.
       RELAYDESK_DB_WAIT_SECONDS: '300',
-      // A killed worker's jobs come back within seconds, not minutes.
-      RELAYDESK_JOB_LEASE_SECONDS: '20',
+      // A killed worker's jobs come back within a minute rather than the job types' own two to ten.
+      // Not shorter: on a saturated machine a batch that is merely slow outlives a short lease, and
+      // pg-boss counts each expiry as an attempt, so its mail ends dead-lettered (`failed`).
+      RELAYDESK_JOB_LEASE_SECONDS: '60',
       // Subscriptions as short as Graph allows, renewed about every 20 s, and looked after every 5 s.
       RELAYDESK_GRAPH_SUBSCRIPTION_MINUTES: '45',
       RELAYDESK_UPKEEP_LOOKAHEAD_SECONDS: String(45 * 60 - 20),
