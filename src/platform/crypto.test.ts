@@ -36,4 +36,16 @@ describe('isDatabaseUnavailable', () => {
     ).toBe(true);
     expect(isDatabaseUnavailable(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBe(false);
   });
+
+  it('takes a missing Unix socket for a stopped server, and nothing else that is missing', () => {
+    const socketGone = Object.assign(new Error('connect ENOENT /data/pg/.s.PGSQL.5432'), {
+      code: 'ENOENT',
+      syscall: 'connect',
+      address: '/data/pg/.s.PGSQL.5432',
+    });
+    expect(isDatabaseUnavailable(socketGone)).toBe(true);
+    expect(isDatabaseUnavailable(Object.assign(new Error('x'), { code: 'ENOENT', syscall: 'open' }))).toBe(
+      false,
+    );
+  });
 });

@@ -112,10 +112,13 @@ const UNAVAILABLE_NODE_CODES = new Set([
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err instanceof AppError) return err.code === 'database_unavailable';
-  const code = (err as { code?: unknown }).code;
+  const { code, syscall } = err as { code?: unknown; syscall?: unknown };
   if (typeof code === 'string') {
     if (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))
       return true;
+    // A stopped PostgreSQL removes its Unix socket: connecting to it fails with ENOENT (or EACCES
+    // while the directory is being recreated), which names the socket, not a file we meant to read.
+    if (syscall === 'connect' && (code === 'ENOENT' || code === 'EACCES')) return true;
   }
   const message = err.message;
   if (

@@ -25,7 +25,7 @@ export interface SchedulerDeps extends PassDeps {
 }
 
 /** How long a claim keeps other schedulers off a ticket; a crashed scheduler's claims come back after it. */
-const CLAIM_SECONDS = 30;
+export const CLAIM_SECONDS = 30;
 /** Tickets of one tenant evaluated in one transaction. */
 const CHUNK = 250;
 /** Chunks evaluated at the same time (each on its own connection). */
