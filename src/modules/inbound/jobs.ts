@@ -53,6 +53,14 @@ async function failInboundRecords(
 }
 
 const RETRY = { limit: 5, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 };
+/**
+ * A message we accepted must become a ticket or a comment. The queue counts a lease that ran out
+ * (a worker killed, or too slow under a backlog) as a failed attempt, so a few minutes of trouble
+ * could use up a short budget and leave the record `failed` without anything wrong with the mail.
+ * Twenty attempts, five minutes apart at most, ride out about an hour and a half of it; a message
+ * that really cannot be processed still ends failed (and can be reprocessed) after that.
+ */
+const INBOUND_RETRY = { limit: 20, delaySeconds: 5, backoff: true, maxDelaySeconds: 300 };
 
 /** Runs inbound jobs as one batch; a provider's Retry-After reschedules that job (which completes). */
 async function processInboundBatchJobs(
@@ -144,7 +152,7 @@ export function inboundJobs(
     defineJob<ProcessInboundPayload>({
       name: processInboundJob.name,
       leaseSeconds: 120,
-      retry: RETRY,
+      retry: INBOUND_RETRY,
       // A fetched batch is processed together (process.ts): one transaction marks its records,
       // one applies its messages. Larger batches cost fewer statements per message.
       batchSize: 25,
