@@ -85,6 +85,9 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
       'pool_mode = transaction',
       `default_pool_size = ${options.poolSize ?? 20}`,
       'max_client_conn = 2000',
+      // While PostgreSQL is out of reach a query waits this long for a server connection, then
+      // fails (08P01) and Relaydesk answers 503; PgBouncer's default would hold it for 2 minutes.
+      'query_wait_timeout = 10',
       `logfile = ${logFile}`,
       'log_connections = 0',
       'log_disconnections = 0',

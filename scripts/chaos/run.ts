@@ -21,6 +21,8 @@ import { startSmtpSimulator } from '../../simulators/smtp.ts';
 import { startWebhookReceiver } from '../../simulators/webhook-receiver.ts';
 import { Cluster } from '../../test/cluster.ts';
 import { startDovecot } from '../../test/dovecot.ts';
+import { type PgBouncer, startPgBouncer } from '../../test/pgbouncer.ts';
+import { APP_ROLE } from '../../src/platform/db/tx.ts';
 import { type Balancer, startBalancer } from './balancer.ts';
 import { type ChaosDatabase, openChaosDatabase } from './database.ts';
 import {
@@ -118,6 +120,8 @@ async function main(): Promise<number> {
   let balancer: Balancer | undefined;
   let owner: pg.Client | undefined;
   const sims: Partial<Simulators> = {};
+  const pooled = process.argv.includes('--pgbouncer');
+  let bouncer: PgBouncer | undefined;
   let ok = false;
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
@@ -128,6 +132,7 @@ async function main(): Promise<number> {
       for (const s of [sims.graph, sims.bot, sims.slack, sims.receiver, sims.smtp])
         await s?.close().catch(() => undefined);
       await sims.dovecot?.stop().catch(() => undefined);
+      await bouncer?.stop().catch(() => undefined);
       await db?.stop().catch(() => undefined);
       if (ok && !keep) await rm(root, { recursive: true, force: true });
       else say(`the run's directory (process logs in cluster/*.log) is kept: ${root}`);
@@ -171,8 +176,17 @@ async function main(): Promise<number> {
       RELAYDESK_RECONCILE_INTERVAL_SECONDS: '60',
       RELAYDESK_POOL_SIZE: '10',
     };
+    if (pooled) {
+      bouncer = await startPgBouncer({
+        serverUrl: db.appUrl,
+        users: [{ name: APP_ROLE, password: decodeURIComponent(new URL(db.appUrl).password) }],
+        poolSize: 20,
+      });
+      say(`PgBouncer (transaction pooling) on port ${bouncer.port}, pid ${bouncer.pid}`);
+    }
     cluster = await Cluster.create({
-      databaseUrl: db.appUrl,
+      databaseUrl: bouncer ? bouncer.through(db.appUrl) : db.appUrl,
+      directDatabaseUrl: bouncer ? db.appUrl : undefined,
       secretKey,
       env,
       root: path.join(root, 'cluster'),
