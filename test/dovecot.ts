@@ -7,6 +7,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { ImapFlow } from 'imapflow';
 
 const DOVECOT = '/usr/sbin/dovecot';
 
@@ -133,4 +134,15 @@ service imap-login {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** An IMAP client logged in to the test mailbox as a mail client would be (not yet connected). */
+export function imapClient(dovecot: Pick<Dovecot, 'host' | 'port' | 'user' | 'password'>): ImapFlow {
+  return new ImapFlow({
+    host: dovecot.host,
+    port: dovecot.port,
+    secure: false,
+    auth: { user: dovecot.user, pass: dovecot.password },
+    logger: false,
+  });
 }

@@ -8,6 +8,7 @@
 // ticket); a reply whose answer was lost to a kill is not sent again (the API is not idempotent, as
 // an agent's browser would not repeat it either).
 import { ImapFlow } from 'imapflow';
+import { imapClient } from '../../test/dovecot.ts';
 import type pg from 'pg';
 import type { ChaosTenant, Simulators } from './setup.ts';
 import type { Traffic } from './traffic.ts';
@@ -243,13 +244,7 @@ export class Feeders {
       for (let attempt = 0; attempt < 10; attempt++) {
         try {
           if (!client) {
-            client = new ImapFlow({
-              host: dovecot.host,
-              port: dovecot.port,
-              secure: false,
-              auth: { user: dovecot.user, pass: dovecot.password },
-              logger: false,
-            });
+            client = imapClient(dovecot);
             await client.connect();
           }
           await client.append('INBOX', raw);

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
-import { type Dovecot, startDovecot } from '../../../test/dovecot.ts';
+import { type Dovecot, startDovecot, imapClient } from '../../../test/dovecot.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { PermanentJobError } from '../../platform/queue/registry.ts';
@@ -79,13 +79,7 @@ const listenerDeps = () => ({
 });
 
 async function direct<T>(fn: (client: ImapFlow) => Promise<T>): Promise<T> {
-  const client = new ImapFlow({
-    host: dovecot.host,
-    port: dovecot.port,
-    secure: false,
-    auth: { user: dovecot.user, pass: dovecot.password },
-    logger: false,
-  });
+  const client = imapClient(dovecot);
   await client.connect();
   try {
     return await fn(client);

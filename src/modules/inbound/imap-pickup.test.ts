@@ -1,10 +1,9 @@
 // How IMAP mail is picked up, against a real Dovecot: a new mailbox at once (NOTIFY, not the scan),
 // and a reconcile that enqueues what the listener has not, never the same UID twice.
 import { randomBytes } from 'node:crypto';
-import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
-import { type Dovecot, startDovecot } from '../../../test/dovecot.ts';
+import { type Dovecot, startDovecot, imapClient } from '../../../test/dovecot.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { processInbound } from './process.ts';
 import { closeImapFetchPools } from './providers/imap/fetch-pool.ts';
@@ -29,13 +28,7 @@ const reconcileDeps = () => ({
 });
 
 async function append(subjects: string[]): Promise<void> {
-  const client = new ImapFlow({
-    host: dovecot.host,
-    port: dovecot.port,
-    secure: false,
-    auth: { user: dovecot.user, pass: dovecot.password },
-    logger: false,
-  });
+  const client = imapClient(dovecot);
   await client.connect();
   for (const subject of subjects)
     await client.append(
@@ -73,13 +66,7 @@ const pointers = async (mailboxId: string) =>
   ).rows;
 
 const folderUids = async (): Promise<number[]> => {
-  const client = new ImapFlow({
-    host: dovecot.host,
-    port: dovecot.port,
-    secure: false,
-    auth: { user: dovecot.user, pass: dovecot.password },
-    logger: false,
-  });
+  const client = imapClient(dovecot);
   await client.connect();
   try {
     await client.mailboxOpen('INBOX');

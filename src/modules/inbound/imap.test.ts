@@ -1,9 +1,8 @@
 // IMAP ingress against a real Dovecot (dovecot-imapd, started on a loopback port for this file).
 import { randomBytes } from 'node:crypto';
-import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
-import { type Dovecot, startDovecot } from '../../../test/dovecot.ts';
+import { type Dovecot, startDovecot, imapClient } from '../../../test/dovecot.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { processInbound } from './process.ts';
 import { ImapListeners } from './providers/imap/listener.ts';
@@ -21,13 +20,7 @@ const listenerDeps = () => ({
 });
 
 async function append(subject: string, flags: string[] = []): Promise<void> {
-  const client = new ImapFlow({
-    host: dovecot.host,
-    port: dovecot.port,
-    secure: false,
-    auth: { user: dovecot.user, pass: dovecot.password },
-    logger: false,
-  });
+  const client = imapClient(dovecot);
   await client.connect();
   const raw = [
     `From: Frank <frank@imap-customer.test>`,
