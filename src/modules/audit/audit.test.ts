@@ -446,6 +446,9 @@ describe('GET /api/v1/audit-events', () => {
     const ticket = await makeTicket(t, adminA());
     for (const priority of ['low', 'normal', 'high', 'urgent'])
       await t.call(adminA(), 'PATCH', `/api/v1/tickets/${ticket.id}`, { priority });
+    // Recorded after each answer: the last update's event is in before the refused delete's, so
+    // that newest first is the order the requests were made in.
+    await auditRecordingsSettled();
     await t.call(viewer.token, 'DELETE', `/api/v1/tickets/${ticket.id}`);
     const all = await events(adminA(), `targetId=${ticket.id}`);
     expect(all.map((e) => [e.action, e.outcome])).toEqual([
