@@ -8,9 +8,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './relaydesk-process.ts';
 
 export const RELAYDESK_BIN = path.resolve('bin/relaydesk.mjs');
 
@@ -39,17 +39,6 @@ export interface ProcessOptions {
 
 /** How much of each process's output is kept in memory (all of it goes to its log file). */
 const OUTPUT_TAIL = 64 * 1024;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const exitOf = (child: ChildProcess): Promise<void> =>
   new Promise((resolve) =>

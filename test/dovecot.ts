@@ -2,33 +2,18 @@
 // port, one mailbox user. Installed by apt-get when missing (the tests need it; so does CI).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { ensureDebianPackage } from './debian-packages.ts';
+import { freePort } from './relaydesk-process.ts';
 import { ImapFlow } from 'imapflow';
 
 const DOVECOT = '/usr/sbin/dovecot';
 
 export function ensureDovecotInstalled(): void {
-  if (existsSync(DOVECOT)) return;
-  if (process.getuid?.() !== 0)
-    throw new Error(
-      'dovecot-imapd is not installed and we are not root to install it: apt-get install dovecot-imapd',
-    );
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
-  execFileSync('apt-get', ['install', '-y', '-qq', 'dovecot-imapd'], { env, stdio: 'ignore' });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  ensureDebianPackage('dovecot-imapd', DOVECOT);
 }
 
 export interface Dovecot {

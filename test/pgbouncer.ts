@@ -1,35 +1,20 @@
 // A real connection pooler for tests: Debian's PgBouncer in transaction pooling mode on a loopback
 // port, in front of the test server. Installed by apt-get when missing (the tests need it; so does
 // CI). Every database of the server is reachable through it under its own name.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { postgresUser } from '../src/platform/db/run-as-postgres.ts';
 import { createLogger } from '../src/platform/logging.ts';
+import { ensureDebianPackage } from './debian-packages.ts';
+import { freePort } from './relaydesk-process.ts';
 
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 
 export function ensurePgBouncerInstalled(): void {
-  if (existsSync(PGBOUNCER)) return;
-  if (process.getuid?.() !== 0)
-    throw new Error(
-      'pgbouncer is not installed and we are not root to install it: apt-get install pgbouncer',
-    );
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
-  execFileSync('apt-get', ['install', '-y', '-qq', 'pgbouncer'], { env, stdio: 'ignore' });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  ensureDebianPackage('pgbouncer', PGBOUNCER);
 }
 
 export interface PgBouncer {

@@ -1,0 +1,16 @@
+// Programs the tests run from Debian's packages (Dovecot, PgBouncer, PostgreSQL 15): installed with
+// apt-get when missing and the tests run as root, as on a fresh CI machine; otherwise a message says
+// what to install.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** Makes sure `file` exists, installing the Debian package `pkg` that provides it when it does not. */
+export function ensureDebianPackage(pkg: string, file: string): void {
+  if (existsSync(file)) return;
+  if (process.getuid?.() !== 0)
+    throw new Error(`${pkg} is not installed and we are not root to install it: apt-get install ${pkg}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
+  execFileSync('apt-get', ['install', '-y', '-qq', pkg], { env, stdio: 'ignore' });
+  if (!existsSync(file)) throw new Error(`apt-get installed ${pkg}, but ${file} is still missing`);
+}
