@@ -1,8 +1,10 @@
 // The "Load more" button under a paged list (an infinite query): shown while there is a next page.
 export function LoadMore({
   query,
+  label = 'Load more',
 }: {
   query: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage(): Promise<unknown> };
+  label?: string;
 }) {
   if (!query.hasNextPage) return null;
   return (
@@ -12,7 +14,7 @@ export function LoadMore({
       onClick={() => void query.fetchNextPage()}
       disabled={query.isFetchingNextPage}
     >
-      {query.isFetchingNextPage ? 'Loading…' : 'Load more'}
+      {query.isFetchingNextPage ? 'Loading…' : label}
     </button>
   );
 }

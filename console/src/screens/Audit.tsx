@@ -9,6 +9,7 @@ import { Link, useSearchParams } from 'react-router';
 import { api, describeError, unwrap } from '../api/client.ts';
 import { useSignedIn } from '../api/session.tsx';
 import type { Json, Query } from '../api/types.ts';
+import { LoadMore } from '../lib/LoadMore.tsx';
 import { formatTime } from '../lib/time.ts';
 import { Page, Status } from '../shell/Page.tsx';
 import { FindPerson } from './people/FindPerson.tsx';
@@ -272,16 +273,7 @@ export default function Audit() {
           </table>
         </div>
       )}
-      {events.hasNextPage && (
-        <button
-          type="button"
-          className="button"
-          onClick={() => void events.fetchNextPage()}
-          disabled={events.isFetchingNextPage}
-        >
-          {events.isFetchingNextPage ? 'Loading…' : 'Load older events'}
-        </button>
-      )}
+      <LoadMore query={events} label="Load older events" />
     </Page>
   );
 }
