@@ -10,7 +10,20 @@ export function ensureDebianPackage(pkg: string, file: string): void {
   if (process.getuid?.() !== 0)
     throw new Error(`${pkg} is not installed and we are not root to install it: apt-get install ${pkg}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
-  execFileSync('apt-get', ['install', '-y', '-qq', pkg], { env, stdio: 'ignore' });
+  // Test files run side by side and may want the same package at once: one installs under a lock
+  // (flock, util-linux) while the others wait for it, and then find the package there.
+  execFileSync(
+    'flock',
+    [
+      '/tmp/relaydesk-apt.lock',
+      'sh',
+      '-c',
+      'test -e "$1" || { apt-get update -qq && apt-get install -y -qq "$2"; }',
+      'sh',
+      file,
+      pkg,
+    ],
+    { env, stdio: 'ignore' },
+  );
   if (!existsSync(file)) throw new Error(`apt-get installed ${pkg}, but ${file} is still missing`);
 }
