@@ -38,12 +38,17 @@ async function count(table: string, where = 'true', values: unknown[] = []): Pro
   return rows[0]!.n;
 }
 
-const stored = async () => ({
-  references: await count('teams_conversation_references'),
-  unmapped: await count('unmapped_identities'),
-  audit: await count('audit_events'),
-  tickets: await count('tickets'),
-});
+// Audit events are written just after each answer: every count first lets those in flight land, so
+// an event of an earlier request is never taken for one this request stored.
+const stored = async () => {
+  await auditRecordingsSettled();
+  return {
+    references: await count('teams_conversation_references'),
+    unmapped: await count('unmapped_identities'),
+    audit: await count('audit_events'),
+    tickets: await count('tickets'),
+  };
+};
 
 beforeAll(async () => {
   t = await useTestApp();
