@@ -1,7 +1,6 @@
 // An in-process API on a per-file test database, with two tenants, for route tests (app.inject:
 // real Fastify, real PostgreSQL, no socket).
 import { randomBytes } from 'node:crypto';
-import { afterAll } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
 import type { InboundDeps } from '../src/modules/inbound/process.ts';
 import { setAgentPassword } from '../src/modules/sessions/accounts.ts';
@@ -24,6 +23,7 @@ import { JobQueue } from '../src/platform/queue/queue.ts';
 import { JobRegistry } from '../src/platform/queue/registry.ts';
 import { TestClock } from './clock.ts';
 import { type TestDatabase, useTestDatabase } from './db.ts';
+import { atFileEnd } from './file-end.ts';
 
 export interface TestApp {
   app: App;
@@ -154,7 +154,7 @@ export async function useTestApp(options: TestAppOptions = {}): Promise<TestApp>
   await app.ready();
   const a = await createTenant(db.pool, { name: 'Tenant A' });
   const b = await createTenant(db.pool, { name: 'Tenant B' });
-  afterAll(async () => {
+  atFileEnd(async () => {
     await app.close();
     await queue.stop({ graceful: false });
   });

@@ -1,9 +1,10 @@
 // Per-file test databases, cloned from the template that test/global-setup.ts prepared.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, inject } from 'vitest';
+import { inject } from 'vitest';
 import { createPool, type Pool } from '../src/platform/db/pool.ts';
 import { appDatabaseUrl, withDatabase } from './urls.ts';
+import { atFileEnd } from './file-end.ts';
 
 export interface TestDatabase {
   /** The file's database as the application role: what code under test is given. */
@@ -45,7 +46,7 @@ export async function useTestDatabase(options: { poolSize?: number } = {}): Prom
   const url = appDatabaseUrl(adminUrl, inject('appRolePassword'));
   const pool = createPool({ connectionString: url, max: options.poolSize ?? 10 });
   const adminPool = createPool({ connectionString: adminUrl, max: 2 });
-  afterAll(async () => {
+  atFileEnd(async () => {
     await pool.end();
     await adminPool.end();
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { afterAll, expect } from 'vitest';
+import { expect } from 'vitest';
+import { atFileEnd } from '../file-end.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
@@ -106,7 +107,7 @@ export async function useBrowser(): Promise<ConsoleBrowser> {
   ensureChromium();
   ensureConsoleBuilt();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  afterAll(async () => {
+  atFileEnd(async () => {
     await browser.close();
   });
   return {

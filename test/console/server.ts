@@ -1,12 +1,12 @@
 // A Relaydesk for console tests: the test app (its two tenants, its database, its TestClock) listening
 // on a loopback port for a real browser, with the real job workers (outbound mail leaves, inbound mail
 // arrives) and, on request, the SLA scheduler.
-import { afterAll } from 'vitest';
 import { defaultRegistry } from '../../src/app.ts';
 import { startSlaScheduler } from '../../src/modules/sla/scheduler.ts';
 import { createLogger } from '../../src/platform/logging.ts';
 import { JobQueue } from '../../src/platform/queue/queue.ts';
 import { type TestApp, type TestAppOptions, useTestApp } from '../app.ts';
+import { atFileEnd } from '../file-end.ts';
 
 export interface ConsoleServer extends TestApp {
   /** http://127.0.0.1:<port> */
@@ -54,7 +54,7 @@ export async function useConsoleServer(
   if (options.slaScheduler) {
     stopSla = startSlaScheduler({ pool: t.db.pool, queue: workers ?? t.queue, logger, clock: t.clock });
   }
-  afterAll(async () => {
+  atFileEnd(async () => {
     await stopSla?.();
     await workers?.stop({ graceful: false });
   });

@@ -1,25 +1,20 @@
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
 import { acceptRawMessage } from './ingest.ts';
+import { parseInThread } from './parse-pool.ts';
 import { type Outcome, processInbound, processInboundBatch } from './process.ts';
 
 // Counts the parses, to see which messages took the short way.
-const parsed = vi.hoisted(() => ({ count: 0 }));
-vi.mock('./parse-pool.ts', async (importOriginal) => {
-  const original = await importOriginal<typeof import('./parse-pool.ts')>();
-  return {
-    ...original,
-    parseInThread: (raw: Buffer) => {
-      parsed.count++;
-      return original.parseInThread(raw);
-    },
-  };
-});
+const parsed = { count: 0 };
+const countedParse = (raw: Buffer) => {
+  parsed.count++;
+  return parseInThread(raw);
+};
 
 let t: TestApp;
 let mailboxId: string;
 let otherMailboxId: string;
-const deps = () => t.inboundDeps();
+const deps = () => ({ ...t.inboundDeps(), parse: countedParse });
 
 function mail(messageId: string | null, subject: string): Buffer {
   return Buffer.from(

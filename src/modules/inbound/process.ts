@@ -44,6 +44,8 @@ export interface InboundDeps {
    * reports); without it nothing is queued for them.
    */
   send?: JobSender | undefined;
+  /** How a message's bytes are parsed: parseInThread unless given (a test counts the parses). */
+  parse?: ((raw: Buffer) => Promise<ParsedMessage>) | undefined;
 }
 
 interface InboundRow {
@@ -328,7 +330,7 @@ async function prepare(
       return done(await withTenant(pool, tenantId, (tx) => skipTooLarge(tx, mailbox, row.id, bytes)));
     let mail: ParsedMessage;
     try {
-      mail = await parseInThread(bytes);
+      mail = await (deps.parse ?? parseInThread)(bytes);
     } catch (err) {
       deps.logger.warn({ err, inboundId: row.id }, 'message could not be parsed; quarantined');
       return done(
