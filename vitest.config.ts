@@ -1,8 +1,11 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+import { onOtherServer, OWN_POSTGRES_FILES } from './test/own-postgres.ts';
 
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // On another server than the embedded PostgreSQL, the files that start their own are left out.
+    exclude: [...configDefaults.exclude, ...(onOtherServer() ? OWN_POSTGRES_FILES : [])],
     globalSetup: ['test/global-setup.ts'],
     // Closes what each file opened (its app, browser, database) when the file ends.
     setupFiles: ['test/setup-file.ts'],
