@@ -176,9 +176,13 @@ export async function treeCpu(rootPid: number): Promise<Map<number, number>> {
       .map(async (e) => {
         try {
           const stat = await readFile(`/proc/${e}/stat`, 'utf8');
-          // After "(comm) ": state, ppid, ... utime is field 14 and stime field 15 of the whole line.
+          // After "(comm) ": state, ppid, ... utime and stime are fields 14 and 15 of the whole line,
+          // cutime and cstime (children that ended and were waited for) 16 and 17. The latter count:
+          // Chromium's renderers and PostgreSQL's backends end during a measurement, and without
+          // them their CPU would be lost from the tree (and counted as another program's).
           const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          stats.set(Number(e), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / CLOCK_TICKS });
+          const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+          stats.set(Number(e), { ppid: Number(f[1]), cpu: ticks / CLOCK_TICKS });
         } catch {
           // gone meanwhile
         }
