@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makePerson, makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
+import { createPool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { resolveOrAutoLink } from './identities.ts';
 import { expireUnmapped, recordUnmapped } from './unmapped.ts';
@@ -504,11 +504,12 @@ describe('identity events', () => {
 
 describe('unmapped identities', () => {
   it('counts concurrent sightings from many connections into one row', async () => {
-    const pools = Array.from({ length: 8 }, () => new pg.Pool({ connectionString: t.db.url, max: 2 }));
+    // Eight pools as eight processes would have, made as the application makes its own.
+    const pools = Array.from({ length: 8 }, () => createPool({ connectionString: t.db.url, max: 2 }));
     try {
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          recordUnmapped(pools[i % pools.length] as never, t.a.tenant.id, {
+          recordUnmapped(pools[i % pools.length]!, t.a.tenant.id, {
             kind: 'slack',
             externalId: 'U-CROWD',
             eventType: 'message',
