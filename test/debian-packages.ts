@@ -4,8 +4,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-/** Makes sure `file` exists, installing the Debian package `pkg` that provides it when it does not. */
-export function ensureDebianPackage(pkg: string, file: string): void {
+/**
+ * Makes sure `file` exists, installing the Debian package `pkg` that provides it when it does not
+ * (with its recommended packages unless `recommends` is false).
+ */
+export function ensureDebianPackage(pkg: string, file: string, options: { recommends?: boolean } = {}): void {
   if (existsSync(file)) return;
   if (process.getuid?.() !== 0)
     throw new Error(`${pkg} is not installed and we are not root to install it: apt-get install ${pkg}`);
@@ -18,10 +21,11 @@ export function ensureDebianPackage(pkg: string, file: string): void {
       '/tmp/relaydesk-apt.lock',
       'sh',
       '-c',
-      'test -e "$1" || { apt-get update -qq && apt-get install -y -qq "$2"; }',
+      'test -e "$1" || { apt-get update -qq && apt-get install -y -qq $3 "$2"; }',
       'sh',
       file,
       pkg,
+      options.recommends === false ? '--no-install-recommends' : '',
     ],
     { env, stdio: 'ignore' },
   );

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { expect } from 'vitest';
+import { ensureDebianPackage } from '../debian-packages.ts';
 import { atFileEnd } from '../file-end.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -24,7 +25,10 @@ export const CHROMIUM_ARGS = [
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const SCREENSHOTS = path.join(ROOT, '.relaydesk-test', 'screenshots');
 
-/** Installs Debian's chromium package when the browser is missing (root only), once per machine. */
+/**
+ * Installs Debian's chromium package when the browser is missing (root only), once per machine:
+ * console test files start side by side, and one installs under the apt lock while the others wait.
+ */
 export function ensureChromium(): void {
   if (existsSync(CHROMIUM)) return;
   if (process.getuid?.() !== 0) {
@@ -32,19 +36,7 @@ export function ensureChromium(): void {
       `The console tests need Chromium at ${CHROMIUM}. Install it with: sudo apt-get install -y chromium`,
     );
   }
-  const apt = (...args: string[]) =>
-    execFileSync('apt-get', args, {
-      stdio: 'inherit',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  try {
-    apt('install', '-y', '--no-install-recommends', 'chromium');
-  } catch {
-    // The package lists may be missing or stale (a fresh container): update them, then once more.
-    apt('update');
-    apt('install', '-y', '--no-install-recommends', 'chromium');
-  }
-  if (!existsSync(CHROMIUM)) throw new Error(`apt-get installed chromium, but ${CHROMIUM} is still missing`);
+  ensureDebianPackage('chromium', CHROMIUM, { recommends: false });
 }
 
 const newest = (dir: string): number =>

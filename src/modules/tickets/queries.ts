@@ -1,5 +1,5 @@
 // Reading tickets: one, a filtered page, a status history.
-import type { TenantTx } from '../../platform/db/tx.ts';
+import { PLANNED_EACH_TIME, type TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { escapeLike } from '../people/service.ts';
@@ -100,6 +100,8 @@ export interface ListTicketsInput {
   sort?: 'created' | 'due';
   limit?: number;
   cursor?: string;
+  /** How many tickets a search tests one by one before it asks the text indexes (SEARCH_WALK). */
+  searchWalk?: number;
 }
 
 /** Longest search string taken (the route says the same); words beyond it are not searched. */
@@ -131,20 +133,33 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
                 WHERE i.tenant_id = t.tenant_id AND i.ticket_id = t.id AND i.mailbox_id = $1)`,
       input.mailboxId,
     );
-  // The matching tickets come from the two text indexes first (ticket_search_hits in migration 0029,
-  // which says why it is a function of its own), then are ordered and paged like any list.
-  const search = input.search?.trim().slice(0, MAX_SEARCH_LENGTH) ?? '';
-  // As an array of ids: the tickets are then fetched by their key, whereas `IN (subquery)` lets the
-  // planner walk every ticket of the tenant by date, probing the matches, when it guesses them many.
-  if (search !== '') add('t.id = ANY (ARRAY(SELECT h.ticket_id FROM ticket_search_hits($1) h))', search);
   const byDue = input.sort === 'due';
   if (cursor && !byDue)
     add('(t.created_at, t.id) < ($1::timestamptz, $2::uuid)', cursor.createdAt, cursor.id);
-  values.push(limit + 1);
-  const slaFiltered = input.sla !== undefined || view === 'at_risk' || view === 'breached';
+  const slaJoin = `${input.sla !== undefined || view === 'at_risk' || view === 'breached' ? 'JOIN' : 'LEFT JOIN'} ${SLA_JOIN}`;
   const order = byDue ? 's.next_due_at ASC NULLS LAST, t.created_at, t.id' : 't.created_at DESC, t.id DESC';
+  const search = input.search?.trim().slice(0, MAX_SEARCH_LENGTH) ?? '';
+  if (search !== '') {
+    const found = await searchWalk(tx, {
+      search,
+      where: where.join(' AND '),
+      values,
+      slaJoin,
+      byDue,
+      limit,
+      walk: input.searchWalk ?? SEARCH_WALK,
+    });
+    // The walk settled the page: these are the first matches, in order. Otherwise the matching
+    // tickets come from the two text indexes (ticket_search_hits in migration 0029, which says why
+    // it is a function of its own), then are ordered and paged like any list. As an array of ids:
+    // the tickets are then fetched by their key, whereas `IN (subquery)` lets the planner walk every
+    // ticket of the tenant by date, probing the matches, when it guesses them many.
+    if (found) add('t.id = ANY ($1::uuid[])', found);
+    else add('t.id = ANY (ARRAY(SELECT h.ticket_id FROM ticket_search_hits($1) h))', search);
+  }
+  values.push(limit + 1);
   const { rows } = await tx.query<TicketViewRow>(
-    `SELECT ${VIEW_COLUMNS} FROM tickets t ${VIEW_JOINS} ${slaFiltered ? 'JOIN' : 'LEFT JOIN'} ${SLA_JOIN}
+    `SELECT ${VIEW_COLUMNS} FROM tickets t ${VIEW_JOINS} ${slaJoin}
       WHERE ${where.join(' AND ')}
       ORDER BY ${order} LIMIT $${values.length}`,
     values,
@@ -152,6 +167,69 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
   const page = toPage(rows, limit, toTicketView);
   // A due-time order has no created_at cursor: it is a first page, by urgency.
   return byDue ? { items: page.items, nextCursor: null } : page;
+}
+
+/**
+ * How many of the tickets a list would show first a search tests one by one, newest (or most urgent)
+ * first, before it asks the text indexes instead. The indexes find a rare word at once, but a word in
+ * most of the mail costs them every match: tens of thousands of messages read, for the 50 newest
+ * tickets among them. Testing the list's first tickets finds such a word's page in a few dozen. The
+ * worst case is a word just too rare for the walk, which pays both: the walk (about 12 µs a ticket
+ * of four messages here) and the index (about 1.2 µs a matching message). 500 keeps that under
+ * 20 ms on a tenant of 100,000 messages (docs/benchmarks.md).
+ */
+export const SEARCH_WALK = 500;
+
+/**
+ * The ids of the first `limit + 1` tickets of the list that match the search, found by testing the
+ * list's first `walk` tickets in its order: their subject, then their messages' stored words (by the
+ * ticket's index; migration 0032). Null when that does not settle the page: fewer matches, and the
+ * list goes on beyond the walk. The test repeats the conditions of ticket_search_hits, so both ways
+ * find the same tickets. Row-level security applies here as to any statement of the tenant.
+ */
+async function searchWalk(
+  tx: TenantTx,
+  input: {
+    search: string;
+    where: string;
+    values: unknown[];
+    slaJoin: string;
+    byDue: boolean;
+    limit: number;
+    walk: number;
+  },
+): Promise<string[] | null> {
+  if (input.walk <= 0) return null;
+  const values = [...input.values, input.walk, input.search, input.limit + 1];
+  const [walk, q, wanted] = [values.length - 2, values.length - 1, values.length];
+  const candidates = `SELECT t.id, t.subject, t.created_at, s.next_due_at AS due FROM tickets t ${input.slaJoin}
+     WHERE ${input.where}
+     ORDER BY ${input.byDue ? 's.next_due_at ASC NULLS LAST, t.created_at, t.id' : 't.created_at DESC, t.id DESC'}
+     LIMIT $${walk}`;
+  // The outer order is the inner one, so the planner streams the candidates through the test and
+  // stops at the page's end instead of testing them all and sorting (a window over the candidates,
+  // to count them in the same statement, would cost that order). The messages are probed per ticket
+  // by a scalar subquery, not EXISTS: PostgreSQL may turn an EXISTS into one hashed pass over every
+  // message of the tenant matching the words, which row-level security keeps from the text index.
+  // Planned with its values: the best plan depends on the tenant's size and the words (tx.ts).
+  const { rows } = await tx.query<{ id: string }>(
+    `${PLANNED_EACH_TIME}WITH query AS (SELECT public.ticket_search_query($${q}) AS q)
+     SELECT c.id FROM (${candidates}) c, query
+      WHERE to_tsvector('simple'::regconfig, c.subject) @@ query.q
+         OR (SELECT true FROM ticket_messages m
+              WHERE m.tenant_id = $1 AND m.ticket_id = c.id AND m.search_vector @@ query.q LIMIT 1)
+      ORDER BY ${input.byDue ? 'c.due ASC NULLS LAST, c.created_at, c.id' : 'c.created_at DESC, c.id DESC'}
+      LIMIT $${wanted}`,
+    values,
+  );
+  const ids = rows.map((r) => r.id);
+  if (ids.length > input.limit) return ids;
+  // Fewer matches than a page: settled only when the walk saw every ticket the list has.
+  const { rows: seen } = await tx.query<{ n: number }>(
+    `${PLANNED_EACH_TIME}SELECT count(*)::int AS n FROM (${candidates}) c`,
+    values.slice(0, walk),
+  );
+  return seen[0]!.n < input.walk ? ids : null;
 }
 
 export async function statusHistory(tx: TenantTx, ticketId: string): Promise<StatusChange[]> {

@@ -48,9 +48,18 @@ const SYSTEM_SCOPE = "SELECT set_config('app.system', 'on', true)";
 const statementNames = new Map<string, string>();
 const MAX_NAMED_STATEMENTS = 5_000;
 
+/**
+ * Put first in a statement that must be planned with its values every time, never prepared: after
+ * five runs of a prepared statement PostgreSQL may keep one generic plan for any values, chosen for
+ * an average tenant, and where the best plan depends on the tenant's size or on the words searched
+ * (a large tenant's tickets sorted in full instead of read in order), that plan costs many times more
+ * than planning does.
+ */
+export const PLANNED_EACH_TIME = '/* planned each time */ ';
+
 function statement(named: boolean, text: string, values?: unknown[]): pg.QueryConfig {
   if (!values || values.length === 0) return { text };
-  if (!named) return { text, values };
+  if (!named || text.startsWith(PLANNED_EACH_TIME)) return { text, values };
   let name = statementNames.get(text);
   if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
     name = `rd_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
