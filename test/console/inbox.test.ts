@@ -140,16 +140,15 @@ describe('the inbox', { timeout: 120_000 }, () => {
     await signInWithPassword(page, server, admin);
     await page.locator('[data-live="on"]').waitFor();
     const banner = page.getByRole('alert').filter({ hasText: 'to be connected again' });
-    // What the inbound module records when a mailbox's health changes.
+    // What the inbound module records when a mailbox's health changes, in one transaction as it
+    // does: the event's notification goes out at commit, and the console then reads the new status
+    // (in two, the console could read the old status after the event and keep it).
     const health = async (to: string) => {
       await server.db.admin.query(
-        `WITH old AS (SELECT status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2)
-         INSERT INTO mailbox_health_events (tenant_id, id, mailbox_id, from_status, to_status, reason)
-         SELECT $1, gen_random_uuid(), $2, old.status, $3, 'test' FROM old`,
-        [server.a.tenant.id, mailbox.id, to],
-      );
-      await server.db.admin.query(
-        'UPDATE mailbox_health SET status = $3 WHERE tenant_id = $1 AND mailbox_id = $2',
+        `WITH old AS (SELECT status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2),
+              event AS (INSERT INTO mailbox_health_events (tenant_id, id, mailbox_id, from_status, to_status, reason)
+                        SELECT $1, gen_random_uuid(), $2, old.status, $3, 'test' FROM old)
+         UPDATE mailbox_health SET status = $3 WHERE tenant_id = $1 AND mailbox_id = $2`,
         [server.a.tenant.id, mailbox.id, to],
       );
     };
