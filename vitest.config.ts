@@ -9,15 +9,14 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     // Closes what each file opened (its app, browser, database) when the file ends.
     setupFiles: ['test/setup-file.ts'],
-    // Each test file gets its own database. Four workers on a 2-core machine: many files spend
-    // their time waiting on a browser, child processes or leases rather than computing (with three,
-    // the run kept the two cores only about 60 % busy).
+    // Each test file gets its own database. Three workers on a 2-core machine: many files spend
+    // their time waiting on a browser, child processes or leases rather than computing.
     pool: 'forks',
     // A worker runs file after file without being started afresh: importing the application again
     // for every file cost more than a minute of the run. What isolates files is their own database
     // (test/db.ts) and their resources closed at their end (test/file-end.ts), not the process.
     isolate: false,
-    maxWorkers: 4,
+    maxWorkers: 3,
     testTimeout: 30_000,
     // What a test waits for comes by itself (a job, a notification); on a loaded machine it may take
     // seconds. expect.poll waits up to this long for it, instead of the default second.
