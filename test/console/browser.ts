@@ -26,16 +26,11 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 export const SCREENSHOTS = path.join(ROOT, '.relaydesk-test', 'screenshots');
 
 /**
- * Installs Debian's chromium package when the browser is missing (root only), once per machine:
- * console test files start side by side, and one installs under the apt lock while the others wait.
+ * Installs Debian's chromium package when the browser is missing (root only; otherwise it says what
+ * to install), once per machine: console test files start side by side, and one installs under the
+ * apt lock while the others wait.
  */
 export function ensureChromium(): void {
-  if (existsSync(CHROMIUM)) return;
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `The console tests need Chromium at ${CHROMIUM}. Install it with: sudo apt-get install -y chromium`,
-    );
-  }
   ensureDebianPackage('chromium', CHROMIUM, { recommends: false });
 }
 

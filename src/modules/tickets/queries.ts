@@ -71,6 +71,19 @@ export async function getTicketView(tx: TenantTx, id: string): Promise<TicketVie
   return toTicketView(rows[0]);
 }
 
+/**
+ * The list's orders: newest first (default), or soonest SLA due time first. `list` orders the
+ * tickets themselves, `walked` the same tickets as a search's walk selects them (searchWalk).
+ */
+const ORDERS = {
+  created: { list: 't.created_at DESC, t.id DESC', walked: 'c.created_at DESC, c.id DESC' },
+  due: {
+    list: 's.next_due_at ASC NULLS LAST, t.created_at, t.id',
+    walked: 'c.due ASC NULLS LAST, c.created_at, c.id',
+  },
+} as const;
+type Order = (typeof ORDERS)[keyof typeof ORDERS];
+
 export const TICKET_VIEWS = ['mine', 'unassigned', 'open', 'at_risk', 'breached'] as const;
 export type TicketViewName = (typeof TICKET_VIEWS)[number];
 /** Statuses that count as open (the views' "not solved or closed"). */
@@ -137,7 +150,7 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
   if (cursor && !byDue)
     add('(t.created_at, t.id) < ($1::timestamptz, $2::uuid)', cursor.createdAt, cursor.id);
   const slaJoin = `${input.sla !== undefined || view === 'at_risk' || view === 'breached' ? 'JOIN' : 'LEFT JOIN'} ${SLA_JOIN}`;
-  const order = byDue ? 's.next_due_at ASC NULLS LAST, t.created_at, t.id' : 't.created_at DESC, t.id DESC';
+  const order = ORDERS[byDue ? 'due' : 'created'];
   const search = input.search?.trim().slice(0, MAX_SEARCH_LENGTH) ?? '';
   if (search !== '') {
     const found = await searchWalk(tx, {
@@ -145,7 +158,7 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
       where: where.join(' AND '),
       values,
       slaJoin,
-      byDue,
+      order,
       limit,
       walk: input.searchWalk ?? SEARCH_WALK,
     });
@@ -161,7 +174,7 @@ export async function listTickets(tx: TenantTx, input: ListTicketsInput): Promis
   const { rows } = await tx.query<TicketViewRow>(
     `SELECT ${VIEW_COLUMNS} FROM tickets t ${VIEW_JOINS} ${slaJoin}
       WHERE ${where.join(' AND ')}
-      ORDER BY ${order} LIMIT $${values.length}`,
+      ORDER BY ${order.list} LIMIT $${values.length}`,
     values,
   );
   const page = toPage(rows, limit, toTicketView);
@@ -194,7 +207,7 @@ async function searchWalk(
     where: string;
     values: unknown[];
     slaJoin: string;
-    byDue: boolean;
+    order: Order;
     limit: number;
     walk: number;
   },
@@ -204,8 +217,7 @@ async function searchWalk(
   const [walk, q, wanted] = [values.length - 2, values.length - 1, values.length];
   const candidates = `SELECT t.id, t.subject, t.created_at, s.next_due_at AS due FROM tickets t ${input.slaJoin}
      WHERE ${input.where}
-     ORDER BY ${input.byDue ? 's.next_due_at ASC NULLS LAST, t.created_at, t.id' : 't.created_at DESC, t.id DESC'}
-     LIMIT $${walk}`;
+     ORDER BY ${input.order.list} LIMIT $${walk}`;
   // The outer order is the inner one, so the planner streams the candidates through the test and
   // stops at the page's end instead of testing them all and sorting (a window over the candidates,
   // to count them in the same statement, would cost that order). The messages are probed per ticket
@@ -218,8 +230,7 @@ async function searchWalk(
       WHERE to_tsvector('simple'::regconfig, c.subject) @@ query.q
          OR (SELECT true FROM ticket_messages m
               WHERE m.tenant_id = $1 AND m.ticket_id = c.id AND m.search_vector @@ query.q LIMIT 1)
-      ORDER BY ${input.byDue ? 'c.due ASC NULLS LAST, c.created_at, c.id' : 'c.created_at DESC, c.id DESC'}
-      LIMIT $${wanted}`,
+      ORDER BY ${input.order.walked} LIMIT $${wanted}`,
     values,
   );
   const ids = rows.map((r) => r.id);
