@@ -60,6 +60,26 @@ export const ALLOWED: Allowance[] = [
     },
   },
   {
+    reason:
+      'A batch of send jobs is platform work across tenants (outbound mail, notifications): one statement per step serves every job of the batch, each row named by its tenant and id together (joined with the pairs of the batch).',
+    statements: {
+      '483242dfc1664ccc':
+        'SELECT d.tenant_id, ... FROM deliveries d JOIN unnest(tenants, ids) ... (outbound/ledger.ts queuedRows)',
+      d0b168973608f7f9:
+        'UPDATE deliveries d SET started_at = ... FROM unnest(...) (outbound/ledger.ts markManySending)',
+      '04cb97176fd78ab3':
+        "UPDATE delivery_keys k SET state = 'sending' ... FROM unnest(...) (outbound/ledger.ts markManySending)",
+      '0f89cf6dccd8db21':
+        "UPDATE deliveries d SET status = 'sent' ... FROM unnest(...) (outbound/ledger.ts recordManySent)",
+      '8e3952747ad2663b':
+        "UPDATE delivery_keys k SET state = 'done' ... FROM unnest(...) (outbound/ledger.ts recordManySent)",
+      '25d55e3a4b573578':
+        'SELECT m.tenant_id, ... FROM mailboxes m JOIN unnest(tenants, ids) ... (inbound/mailboxes.ts mailboxesAcrossTenants)',
+      e7c267f6737c4a51:
+        'SELECT DISTINCT a.message_id FROM attachments a JOIN unnest(tenants, ids) ... (tickets/messages.ts messagesWithAttachmentsAcrossTenants)',
+    },
+  },
+  {
     reason: 'Retention across all tenants: rows past their age go whatever their tenant.',
     statements: {
       df0460815de2f474: 'DELETE FROM delivery_keys WHERE created_at < $1 (outbound/ledger.ts)',

@@ -61,6 +61,10 @@ describe('accepts', () => {
       'EXISTS (SELECT 1 FROM recorded r JOIN tickets t ON t.tenant_id = r.tenant_id AND t.id = r.ticket_id WHERE t.tenant_id = $1)',
     ],
     [
+      'arrays of rows within one pinned tenant',
+      'UPDATE tickets t SET status = x.status FROM unnest($2::uuid[], $3::text[]) AS x(id, status) WHERE t.tenant_id = $1 AND t.id = x.id',
+    ],
+    [
       'MERGE on tenant',
       'MERGE INTO people p USING (SELECT $1::uuid AS tenant_id, $2 AS id) s ON p.tenant_id = s.tenant_id AND p.id = s.id WHEN NOT MATCHED THEN INSERT (tenant_id, id) VALUES (s.tenant_id, s.id)',
     ],
@@ -124,6 +128,26 @@ describe('rejects', () => {
     [
       'one side of a UNION',
       'SELECT id FROM tickets WHERE tenant_id = $1 UNION ALL SELECT id FROM people',
+      ['no-tenant-filter'],
+    ],
+    [
+      'a join with arrays of tenants',
+      'SELECT t.id FROM tickets t JOIN unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, id) ON t.tenant_id = x.tenant_id AND t.id = x.id',
+      ['no-tenant-filter'],
+    ],
+    [
+      'an UPDATE from arrays of tenants',
+      'UPDATE tickets t SET status = x.status FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS x(tenant_id, id, status) WHERE t.tenant_id = x.tenant_id AND t.id = x.id',
+      ['no-tenant-filter'],
+    ],
+    [
+      'a subquery over arrays of tenants',
+      'SELECT t.id FROM tickets t JOIN (SELECT * FROM unnest($1::uuid[])) AS x(tenant_id) USING (tenant_id)',
+      ['no-tenant-filter'],
+    ],
+    [
+      'a VALUES list of tenants',
+      'SELECT t.id FROM tickets t JOIN (VALUES ($1::uuid, $2::uuid), ($3, $4)) AS x(tenant_id, id) ON t.tenant_id = x.tenant_id AND t.id = x.id',
       ['no-tenant-filter'],
     ],
     ['what PostgreSQL cannot parse', 'SELECT id FROM tickets WHERE (', ['unparsed']],

@@ -98,6 +98,15 @@ function hasColumnRef(node: Json): boolean {
   return Object.values(node).some(hasColumnRef);
 }
 
+/** Whether a subquery's rows come from a list of several rows or from functions (arrays) only. */
+function manyRows(subquery: Json | undefined): boolean {
+  const select = field(subquery, 'SelectStmt');
+  if (!select) return false;
+  if (list(select['valuesLists']).length > 1) return true;
+  const from = list(select['fromClause']);
+  return from.length > 0 && from.every((f) => field(f, 'RangeFunction') ?? field(f, 'RangeTableFunc'));
+}
+
 class Level {
   readonly sources: Source[] = [];
   readonly quals: Json[] = [];
@@ -141,11 +150,14 @@ class Level {
       return;
     }
     // A subquery, a function, VALUES, ...: derived rows, whose own levels are checked by themselves.
+    // Rows made of arrays or of a list (unnest($1::uuid[], ...), VALUES with several rows) may hold
+    // many tenants: their tenant_id is no one value, so equating a table's to it pins nothing.
     for (const type of ['RangeSubselect', 'RangeFunction', 'RangeTableFunc', 'RangeTableSample']) {
       const derived = field(item, type);
       if (derived) {
         const alias = str(field(derived, 'alias')?.['aliasname']);
-        if (alias) this.sources.push({ ref: alias, kind: 'derived' });
+        const many = type === 'RangeFunction' || type === 'RangeTableFunc' || manyRows(derived['subquery']);
+        if (alias) this.sources.push({ ref: alias, kind: many ? 'table' : 'derived' });
         return;
       }
     }

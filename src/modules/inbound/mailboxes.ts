@@ -1,7 +1,7 @@
 // Mailboxes: where mail comes from. Credentials are sealed with the configured key and never
 // returned; provider base URLs are settings (real defaults), so tests and the demo can point them
 // at the simulators.
-import type { TenantTx } from '../../platform/db/tx.ts';
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
 import { seal, unseal } from '../../platform/crypto.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
@@ -634,12 +634,21 @@ export async function saveRotatedRefreshToken(
   return true;
 }
 
-/** Mailboxes by id (those that exist), for work that handles many at once. */
-export async function getMailboxes(tx: TenantTx, ids: string[]): Promise<Map<string, Mailbox>> {
-  if (ids.length === 0) return new Map();
-  const { rows } = await tx.query<MailboxRow>(
-    `SELECT ${COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND id = ANY($2::uuid[])`,
-    [tx.tenantId, [...new Set(ids)]],
+/**
+ * Mailboxes named by tenant and id, of several tenants at once (a batch of send jobs, platform work
+ * in the system scope), keyed by id; only the pairs asked for are answered.
+ */
+export async function mailboxesAcrossTenants(
+  sys: SystemTx,
+  refs: { tenantId: string; mailboxId: string }[],
+): Promise<Map<string, Mailbox>> {
+  if (refs.length === 0) return new Map();
+  const { rows } = await sys.query<MailboxRow & { tenant_id: string }>(
+    `SELECT m.tenant_id, ${COLUMNS} FROM mailboxes m
+       JOIN unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, mailbox_id)
+         ON m.tenant_id = x.tenant_id AND m.id = x.mailbox_id
+      WHERE m.tenant_id = ANY($1::uuid[])`,
+    [refs.map((r) => r.tenantId), refs.map((r) => r.mailboxId)],
   );
   return new Map(rows.map((r) => [r.id, toMailbox(r)]));
 }

@@ -6,13 +6,14 @@
 // after the adapter's delay; one that will not is recorded, told to the adapter (a stale Teams
 // conversation, a disabled endpoint) and becomes a `delivery.failed` event.
 import type { Pool } from '../../platform/db/pool.ts';
-import { withTenant } from '../../platform/db/tx.ts';
+import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
-import { runByTenant } from '../../platform/queue/tenant-batches.ts';
+import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
 import { recordEvent } from '../events/events.ts';
 import {
   deliveryRow,
+  type LedgerRow,
   markManySending,
   markSending,
   queuedRows,
@@ -127,59 +128,58 @@ export async function deliverNotification(
 type DeliverPayload = { tenantId: string; deliveryId: string };
 
 /**
- * Runs a batch of deliver jobs (the worker's form), as outbound mail does (send.ts
- * sendDeliveryBatch): per tenant, one transaction reads the attempts and reserves their keys, one
- * marks those of unpaced channels (webhooks) sending, the sends go out side by side, and one
- * transaction records those that were sent. Everything else — a paced channel (Teams, Slack, whose
- * turn is awaited before the attempt is marked sending), a key reserved by an earlier run, a
- * failure — takes the one-by-one path, whose steps and answers are the same.
+ * Runs a batch of deliver jobs (the worker's form), whatever tenants they belong to, as outbound
+ * mail does (send.ts sendDeliveryBatch): one transaction reads the attempts and reserves their keys,
+ * one marks those of unpaced channels (webhooks) sending, the sends go out side by side, and one
+ * transaction records those that were sent, each step one statement for the whole batch in the
+ * system scope (ledger.ts). Everything else — a paced channel (Teams, Slack, whose turn is awaited
+ * before the attempt is marked sending), a key reserved by an earlier run, a failure — takes the
+ * one-by-one path, in its tenant, whose steps and answers are the same.
  */
 export function deliverNotificationBatch(
   deps: DeliverDeps,
   items: BatchItem<DeliverPayload>[],
 ): Promise<BatchResult[]> {
-  return runByTenant(
+  return runSharedBatch(
     items,
-    (b) => deliverTenantBatch(deps, b.tenantId, b.indexes, b.items, b.results, b.alone),
+    (b) => deliverTogether(deps, b),
     (item) => deliverNotification(deps, item.payload, item.ctx),
     { aloneSideBySide: true },
   );
 }
 
-async function deliverTenantBatch(
+async function deliverTogether(
   deps: DeliverDeps,
-  tenantId: string,
-  indexes: number[],
-  items: BatchItem<DeliverPayload>[],
-  results: (BatchResult | undefined)[],
-  alone: number[],
+  { items, results, alone }: SharedBatch<DeliverPayload>,
 ): Promise<void> {
-  const ids = [...new Set(indexes.map((i) => items[i]!.payload.deliveryId))];
-  const { rows, fresh } = await withTenant(deps.pool, tenantId, async (tx) => {
-    const rows = await queuedRows(tx, ids);
-    return { rows, fresh: await reserveKeys(tx, [...rows.values()]) };
+  const { rows, fresh } = await withSystemTx(deps.pool, async (sys) => {
+    const rows = await queuedRows(
+      sys,
+      items.map((it) => it.payload),
+    );
+    return { rows, fresh: await reserveKeys(sys, [...rows.values()]) };
   });
-  const batch: { i: number; row: DeliveryRow; adapter: ChannelAdapter }[] = [];
+  const batch: { i: number; row: LedgerRow; adapter: ChannelAdapter }[] = [];
   const seen = new Set<string>();
-  for (const i of indexes) {
-    const row = rows.get(items[i]!.payload.deliveryId);
+  items.forEach((item, i) => {
+    const row = rows.get(item.payload.deliveryId);
     const adapter = row ? deps.adapters.get(row.channel as AdapterChannel) : undefined;
     if (row && adapter && !adapter.pace && fresh.has(row.id) && !seen.has(row.id)) {
       seen.add(row.id);
       batch.push({ i, row, adapter });
     } else if (row) alone.push(i);
     else results[i] = { ok: true, output: { skipped: 'no such delivery, or already recorded' } };
-  }
+  });
   if (batch.length === 0) return;
   faultPoint(deps, 'notify.after-reserve');
   if (items[batch[0]!.i]!.ctx.signal.aborted) throw new Error('stopped before the send');
-  const taken = await withTenant(deps.pool, tenantId, (tx) =>
+  const taken = await withSystemTx(deps.pool, (sys) =>
     markManySending(
-      tx,
+      sys,
       batch.map((b) => b.row),
     ),
   );
-  const sent: { i: number; row: DeliveryRow; adapter: ChannelAdapter; result: ChannelSent }[] = [];
+  const sent: { i: number; row: LedgerRow; adapter: ChannelAdapter; result: ChannelSent }[] = [];
   await Promise.all(
     batch.map(async ({ i, row, adapter }) => {
       if (!taken.has(row.id)) {
@@ -188,7 +188,7 @@ async function deliverTenantBatch(
       }
       try {
         const result = await adapter.send({
-          tenantId,
+          tenantId: row.tenant_id,
           deliveryId: row.id,
           attempt: row.attempt,
           notificationId: row.notification_id ?? row.id,
@@ -203,7 +203,14 @@ async function deliverTenantBatch(
         try {
           results[i] = {
             ok: true,
-            output: await failed(deps, tenantId, row, classifyProviderError(err), items[i]!.ctx, adapter),
+            output: await failed(
+              deps,
+              row.tenant_id,
+              row,
+              classifyProviderError(err),
+              items[i]!.ctx,
+              adapter,
+            ),
           };
         } catch (error) {
           results[i] = { ok: false, error };
@@ -212,16 +219,16 @@ async function deliverTenantBatch(
     }),
   );
   faultPoint(deps, 'notify.after-send');
-  await withTenant(deps.pool, tenantId, (tx) =>
+  await withSystemTx(deps.pool, (sys) =>
     recordManySent(
-      tx,
+      sys,
       sent.map((s) => ({ row: s.row, ...s.result })),
     ),
   );
   for (const s of sent) {
     results[s.i] = { ok: true, output: { sent: s.result.providerResponse ?? s.result.providerMessageId } };
     await s.adapter
-      .onSuccess?.(tenantId, s.row.destination)
+      .onSuccess?.(s.row.tenant_id, s.row.destination)
       .catch((err: unknown) =>
         deps.logger.warn({ err, deliveryId: s.row.id }, 'channel adapter onSuccess failed'),
       );

@@ -155,11 +155,31 @@ export async function markSending(tx: TenantTx, row: DeliveryRow): Promise<boole
   return (rowCount ?? 0) > 0;
 }
 
-/** Attempts by id, still `queued` ones only (a batch of send jobs). */
-export async function queuedRows(tx: TenantTx, ids: string[]): Promise<Map<string, DeliveryRow>> {
-  const { rows } = await tx.query<DeliveryRow>(
-    `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'queued'`,
-    [tx.tenantId, ids],
+// A batch of send jobs (send.ts, notify/deliver.ts) is platform work across tenants, like the SLA
+// scheduler's claim: each of the four statements below serves every tenant of the batch, in a
+// system-scoped transaction, instead of one transaction per tenant. Each row is named by its tenant
+// and id together (joined with the pairs asked for); `tenant_id = ANY` and `id = ANY` beside the
+// join let the planner use each partition's index (the join alone it answers with a scan of every
+// partition). On Citus each runs on the shards of the batch's tenants (docs/scale-out.md).
+
+/** An attempt of the ledger with its tenant, as the batch statements read and write it. */
+export type LedgerRow = DeliveryRow & { tenant_id: string };
+
+/** An attempt named across tenants. */
+export interface DeliveryRef {
+  tenantId: string;
+  deliveryId: string;
+}
+
+/** Attempts by tenant and id, still `queued` ones only, keyed by id. */
+export async function queuedRows(sys: SystemTx, refs: DeliveryRef[]): Promise<Map<string, LedgerRow>> {
+  if (refs.length === 0) return new Map();
+  const { rows } = await sys.query<LedgerRow>(
+    `SELECT d.tenant_id, ${DELIVERY_COLUMNS} FROM deliveries d
+       JOIN unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, delivery_id)
+         ON d.tenant_id = x.tenant_id AND d.id = x.delivery_id
+      WHERE d.tenant_id = ANY($1::uuid[]) AND d.id = ANY($2::uuid[]) AND d.status = 'queued'`,
+    [refs.map((r) => r.tenantId), refs.map((r) => r.deliveryId)],
   );
   return new Map(rows.map((r) => [r.id, r]));
 }
@@ -168,41 +188,44 @@ export async function queuedRows(tx: TenantTx, ids: string[]): Promise<Map<strin
  * Reserves the keys of many attempts at once; answers the attempts whose key this call reserved
  * (the others were reserved before: each is then run on its own, by sendDelivery).
  */
-export async function reserveKeys(tx: TenantTx, rows: DeliveryRow[]): Promise<Set<string>> {
+export async function reserveKeys(sys: SystemTx, rows: LedgerRow[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const { rows: made } = await tx.query<{ delivery_id: string }>(
+  const { rows: made } = await sys.query<{ delivery_id: string }>(
     `INSERT INTO delivery_keys (tenant_id, idempotency_key, delivery_id, state)
-     SELECT $1, k, d, 'reserved' FROM unnest($2::text[], $3::uuid[]) AS x(k, d) ORDER BY k
+     SELECT t, k, d, 'reserved' FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS x(t, k, d) ORDER BY t, k
      ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING delivery_id`,
-    [tx.tenantId, rows.map((r) => r.idempotency_key), rows.map((r) => r.id)],
+    [rows.map((r) => r.tenant_id), rows.map((r) => r.idempotency_key), rows.map((r) => r.id)],
   );
   return new Set(made.map((r) => r.delivery_id));
 }
 
 /** markSending for many: answers the attempts whose key this call took from `reserved`. */
-export async function markManySending(tx: TenantTx, rows: DeliveryRow[]): Promise<Set<string>> {
+export async function markManySending(sys: SystemTx, rows: LedgerRow[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const { rows: taken } = await tx.query<{ delivery_id: string }>(
-    `UPDATE delivery_keys SET state = 'sending', updated_at = now()
-      WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]) AND state = 'reserved'
-      RETURNING delivery_id`,
-    [tx.tenantId, rows.map((r) => r.idempotency_key)],
+  const tenants = [...new Set(rows.map((r) => r.tenant_id))];
+  const { rows: taken } = await sys.query<{ delivery_id: string }>(
+    `UPDATE delivery_keys k SET state = 'sending', updated_at = now()
+       FROM unnest($1::uuid[], $2::text[]) AS x(tenant_id, idempotency_key)
+      WHERE k.tenant_id = ANY($3::uuid[]) AND k.idempotency_key = ANY($2::text[])
+        AND k.tenant_id = x.tenant_id AND k.idempotency_key = x.idempotency_key AND k.state = 'reserved'
+      RETURNING k.delivery_id`,
+    [rows.map((r) => r.tenant_id), rows.map((r) => r.idempotency_key), tenants],
   );
-  // By id = ANY (the index on each partition), not a join with the arrays, which the planner
-  // answers with a scan of every partition.
-  await tx.query(
-    `UPDATE deliveries SET started_at = clock_timestamp()
-      WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND created_at = ANY($3::timestamptz[])`,
-    [tx.tenantId, rows.map((r) => r.id), rows.map((r) => r.created_at)],
+  await sys.query(
+    `UPDATE deliveries d SET started_at = clock_timestamp()
+       FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(tenant_id, id, created_at)
+      WHERE d.tenant_id = ANY($4::uuid[]) AND d.id = ANY($2::uuid[]) AND d.created_at = ANY($3::timestamptz[])
+        AND d.tenant_id = x.tenant_id AND d.id = x.id AND d.created_at = x.created_at`,
+    [rows.map((r) => r.tenant_id), rows.map((r) => r.id), rows.map((r) => r.created_at), tenants],
   );
   return new Set(taken.map((r) => r.delivery_id));
 }
 
 /** Records many sent attempts in two statements (the common case of a batch). */
 export async function recordManySent(
-  tx: TenantTx,
+  sys: SystemTx,
   sent: {
-    row: DeliveryRow;
+    row: LedgerRow;
     providerMessageId: string | null;
     providerResponse: string | null;
     refused?: string | undefined;
@@ -210,7 +233,8 @@ export async function recordManySent(
   }[],
 ): Promise<void> {
   if (sent.length === 0) return;
-  await tx.query(
+  const tenants = [...new Set(sent.map((s) => s.row.tenant_id))];
+  await sys.query(
     `UPDATE deliveries d SET status = 'sent', provider_message_id = x.pmid, provider_response = x.resp,
             request_id = x.request_id,
             error_code = CASE WHEN x.refused IS NULL THEN NULL ELSE 'invalid_recipient' END,
@@ -218,24 +242,28 @@ export async function recordManySent(
             sent_at = clock_timestamp(), finished_at = clock_timestamp(),
             duration_ms = CASE WHEN d.started_at IS NULL THEN NULL
                                ELSE (extract(epoch FROM clock_timestamp() - d.started_at) * 1000)::integer END
-       FROM unnest($2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
-              AS x(created_at, id, pmid, resp, refused, request_id)
-      WHERE d.tenant_id = $1 AND d.id = ANY($3::uuid[]) AND d.created_at = ANY($2::timestamptz[])
-        AND d.created_at = x.created_at AND d.id = x.id AND (d.status = 'queued' OR d.status = 'unknown')`,
+       FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
+              AS x(tenant_id, created_at, id, pmid, resp, refused, request_id)
+      WHERE d.tenant_id = ANY($8::uuid[]) AND d.id = ANY($3::uuid[]) AND d.created_at = ANY($2::timestamptz[])
+        AND d.tenant_id = x.tenant_id AND d.created_at = x.created_at AND d.id = x.id
+        AND (d.status = 'queued' OR d.status = 'unknown')`,
     [
-      tx.tenantId,
+      sent.map((s) => s.row.tenant_id),
       sent.map((s) => s.row.created_at),
       sent.map((s) => s.row.id),
       sent.map((s) => s.providerMessageId),
       sent.map((s) => (s.providerResponse ? truncateMessage(s.providerResponse) : null)),
       sent.map((s) => (s.refused ? truncateMessage(s.refused) : null)),
       sent.map((s) => s.requestId ?? null),
+      tenants,
     ],
   );
-  await tx.query(
-    `UPDATE delivery_keys SET state = 'done', updated_at = now()
-      WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[])`,
-    [tx.tenantId, sent.map((s) => s.row.idempotency_key)],
+  await sys.query(
+    `UPDATE delivery_keys k SET state = 'done', updated_at = now()
+       FROM unnest($1::uuid[], $2::text[]) AS x(tenant_id, idempotency_key)
+      WHERE k.tenant_id = ANY($3::uuid[]) AND k.idempotency_key = ANY($2::text[])
+        AND k.tenant_id = x.tenant_id AND k.idempotency_key = x.idempotency_key`,
+    [sent.map((s) => s.row.tenant_id), sent.map((s) => s.row.idempotency_key), tenants],
   );
 }
 

@@ -9,17 +9,18 @@
 // next attempt with its own key, after the provider's Retry-After or a growing delay.
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { withSystemTx, withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
-import { runByTenant } from '../../platform/queue/tenant-batches.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
+import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
 import { recordEvent } from '../events/events.ts';
-import { getMailbox, getMailboxes, type Mailbox } from '../inbound/mailboxes.ts';
-import { messageAttachments, messagesWithAttachments } from '../tickets/messages.ts';
+import { getMailbox, type Mailbox, mailboxesAcrossTenants } from '../inbound/mailboxes.ts';
+import { messageAttachments, messagesWithAttachmentsAcrossTenants } from '../tickets/messages.ts';
 import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
 import {
   deliveryRow,
+  type LedgerRow,
   markManySending,
   markSending,
   queuedRows,
@@ -184,55 +185,60 @@ async function settleFailure(
 }
 
 /**
- * Runs a batch of send jobs (the worker's form): per tenant, one transaction reads the attempts and
- * their mailboxes and reserves their keys, one marks them sending, the sends go out side by side,
- * and one transaction records those that were sent. Anything out of the ordinary (a key reserved
- * before, a failure) takes the one-by-one path, after the batch.
+ * Runs a batch of send jobs (the worker's form), whatever tenants they belong to: one transaction
+ * reads the attempts, their mailboxes and which have attachments, and reserves their keys; one marks
+ * them sending; the sends go out side by side; one records those that were sent. Each is one
+ * statement per step for the whole batch (ledger.ts), in the system scope: a batch is platform work
+ * across tenants, and every row in it is named by its tenant and id. Anything out of the ordinary
+ * (a key reserved before, a missing mailbox, a failure) takes the one-by-one path, in its tenant.
  */
 export function sendDeliveryBatch(
   deps: SendDeps,
   items: BatchItem<OutboundSendPayload>[],
 ): Promise<BatchResult[]> {
-  return runByTenant(
+  return runSharedBatch(
     items,
-    (b) => sendTenantBatch(deps, b.tenantId, b.indexes, b.items, b.results, b.alone),
+    (b) => sendTogether(deps, b),
     (item) => sendDelivery(deps, item.payload, item.ctx),
     { aloneSideBySide: false },
   );
 }
 
-async function sendTenantBatch(
+async function sendTogether(
   deps: SendDeps,
-  tenantId: string,
-  indexes: number[],
-  items: BatchItem<OutboundSendPayload>[],
-  results: (BatchResult | undefined)[],
-  alone: number[],
+  { items, results, alone }: SharedBatch<OutboundSendPayload>,
 ): Promise<void> {
-  const ids = [...new Set(indexes.map((i) => items[i]!.payload.deliveryId))];
-  const { rows, fresh, mailboxes, withFiles } = await withTenant(deps.pool, tenantId, async (tx) => {
-    const rows = await queuedRows(tx, ids);
-    const fresh = await reserveKeys(tx, [...rows.values()]);
-    const mailboxes = await getMailboxes(
-      tx,
-      [...rows.values()].flatMap((r) => (r.mailbox_id ? [r.mailbox_id] : [])),
+  const { rows, fresh, mailboxes, withFiles } = await withSystemTx(deps.pool, async (sys) => {
+    const rows = await queuedRows(
+      sys,
+      items.map((it) => it.payload),
     );
-    const withFiles = await messagesWithAttachments(
-      tx,
-      [...rows.values()].flatMap((r) => (r.ticket_message_id ? [r.ticket_message_id] : [])),
-    );
+    const found = [...rows.values()];
+    const [fresh, mailboxes, withFiles] = await Promise.all([
+      reserveKeys(sys, found),
+      mailboxesAcrossTenants(
+        sys,
+        found.flatMap((r) => (r.mailbox_id ? [{ tenantId: r.tenant_id, mailboxId: r.mailbox_id }] : [])),
+      ),
+      messagesWithAttachmentsAcrossTenants(
+        sys,
+        found.flatMap((r) =>
+          r.ticket_message_id ? [{ tenantId: r.tenant_id, messageId: r.ticket_message_id }] : [],
+        ),
+      ),
+    ]);
     return { rows, fresh, mailboxes, withFiles };
   });
-  const batch: { i: number; row: DeliveryRow; mailbox: Mailbox }[] = [];
+  const batch: { i: number; row: LedgerRow; mailbox: Mailbox }[] = [];
   const seen = new Set<string>();
-  for (const i of indexes) {
-    const row = rows.get(items[i]!.payload.deliveryId);
+  items.forEach((item, i) => {
+    const row = rows.get(item.payload.deliveryId);
     const mailbox = row?.mailbox_id ? mailboxes.get(row.mailbox_id) : undefined;
     if (row && mailbox && fresh.has(row.id) && row.channel === 'email' && !seen.has(row.id)) {
       seen.add(row.id);
       batch.push({ i, row, mailbox });
     } else alone.push(i);
-  }
+  });
   if (batch.length === 0) return;
   faultPoint(deps, 'outbound.after-reserve');
   const files = new Map<string, Awaited<ReturnType<typeof messageAttachments>>>();
@@ -240,12 +246,14 @@ async function sendTenantBatch(
     if (row.ticket_message_id && withFiles.has(row.ticket_message_id))
       files.set(
         row.id,
-        await withTenantRead(deps.pool, tenantId, (tx) => messageAttachments(tx, row.ticket_message_id!)),
+        await withTenantRead(deps.pool, row.tenant_id, (tx) =>
+          messageAttachments(tx, row.ticket_message_id!),
+        ),
       );
   if (items[batch[0]!.i]!.ctx.signal.aborted) throw new Error('stopped before the send');
-  const taken = await withTenant(deps.pool, tenantId, (tx) =>
+  const taken = await withSystemTx(deps.pool, (sys) =>
     markManySending(
-      tx,
+      sys,
       batch.map((b) => b.row),
     ),
   );
@@ -256,6 +264,7 @@ async function sendTenantBatch(
         results[i] = { ok: true, output: { already: 'sending in another run' } };
         return;
       }
+      const tenantId = row.tenant_id;
       const messageId = row.rfc_message_id!;
       try {
         const result = await deps.transports.send({
@@ -279,7 +288,7 @@ async function sendTenantBatch(
     }),
   );
   faultPoint(deps, 'outbound.after-send');
-  await withTenant(deps.pool, tenantId, (tx) => recordManySent(tx, sent));
+  await withSystemTx(deps.pool, (sys) => recordManySent(sys, sent));
   for (const s of sent) results[s.i] = { ok: true, output: { sent: s.providerResponse } };
 }
 

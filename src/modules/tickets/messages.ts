@@ -1,5 +1,5 @@
 // Messages of a ticket: adding one (with what it changes on the ticket) and reading them.
-import type { TenantTx } from '../../platform/db/tx.ts';
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
 import { AppError, notFound, validation } from '../../platform/errors.ts';
 import { type NewEvent, recordEvents } from '../events/events.ts';
 import { uuidv7 } from '../../platform/ids.ts';
@@ -362,12 +362,21 @@ export async function messageAttachments(
   }));
 }
 
-/** Which of these messages have attachments. */
-export async function messagesWithAttachments(tx: TenantTx, messageIds: string[]): Promise<Set<string>> {
-  if (messageIds.length === 0) return new Set();
-  const { rows } = await tx.query<{ message_id: string }>(
-    'SELECT DISTINCT message_id FROM attachments WHERE tenant_id = $1 AND message_id = ANY($2::uuid[])',
-    [tx.tenantId, [...new Set(messageIds)]],
+/**
+ * Which of these messages, named by tenant and id and of several tenants at once (a batch of send
+ * jobs, platform work in the system scope), have attachments.
+ */
+export async function messagesWithAttachmentsAcrossTenants(
+  sys: SystemTx,
+  refs: { tenantId: string; messageId: string }[],
+): Promise<Set<string>> {
+  if (refs.length === 0) return new Set();
+  const { rows } = await sys.query<{ message_id: string }>(
+    `SELECT DISTINCT a.message_id FROM attachments a
+       JOIN unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, message_id)
+         ON a.tenant_id = x.tenant_id AND a.message_id = x.message_id
+      WHERE a.tenant_id = ANY($1::uuid[])`,
+    [refs.map((r) => r.tenantId), refs.map((r) => r.messageId)],
   );
   return new Set(rows.map((r) => r.message_id));
 }
