@@ -33,10 +33,7 @@ import { signatureFor } from './signature.ts';
  */
 export async function withDeliveries(tx: TenantTx, messages: TicketMessage[]): Promise<TicketMessage[]> {
   const mailed = messages.filter((m) => m.direction === 'outbound' && m.visibility === 'public');
-  const deliveries = await messageDeliveries(
-    tx,
-    mailed.map((m) => m.id),
-  );
+  const deliveries = await messageDeliveries(tx, mailed);
   return messages.map((m) =>
     m.direction === 'outbound' && m.visibility === 'public'
       ? { ...m, delivery: deliveries.get(m.id) ?? null }
