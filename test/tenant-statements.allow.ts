@@ -75,8 +75,8 @@ export const ALLOWED: Allowance[] = [
         "UPDATE delivery_keys k SET state = 'done' ... FROM unnest(...) (outbound/ledger.ts recordManySent)",
       '25d55e3a4b573578':
         'SELECT m.tenant_id, ... FROM mailboxes m JOIN unnest(tenants, ids) ... (inbound/mailboxes.ts mailboxesAcrossTenants)',
-      e7c267f6737c4a51:
-        'SELECT DISTINCT a.message_id FROM attachments a JOIN unnest(tenants, ids) ... (tickets/messages.ts messagesWithAttachmentsAcrossTenants)',
+      '96b3cfbaf25c8109':
+        'SELECT DISTINCT a.tenant_id, a.message_id FROM attachments a JOIN unnest(tenants, ids) ... (tickets/messages.ts messagesWithAttachmentsAcrossTenants)',
     },
   },
   {

@@ -636,7 +636,7 @@ export async function saveRotatedRefreshToken(
 
 /**
  * Mailboxes named by tenant and id, of several tenants at once (a batch of send jobs, platform work
- * in the system scope), keyed by id; only the pairs asked for are answered.
+ * in the system scope), keyed `tenant/id`; only the pairs asked for are answered.
  */
 export async function mailboxesAcrossTenants(
   sys: SystemTx,
@@ -650,7 +650,7 @@ export async function mailboxesAcrossTenants(
       WHERE m.tenant_id = ANY($1::uuid[])`,
     [refs.map((r) => r.tenantId), refs.map((r) => r.mailboxId)],
   );
-  return new Map(rows.map((r) => [r.id, toMailbox(r)]));
+  return new Map(rows.map((r) => [`${r.tenant_id}/${r.id}`, toMailbox(r)]));
 }
 
 /**

@@ -14,6 +14,7 @@ import { recordEvent } from '../events/events.ts';
 import {
   deliveryRow,
   type LedgerRow,
+  refKey,
   markManySending,
   markSending,
   queuedRows,
@@ -162,7 +163,7 @@ async function deliverTogether(
   const batch: { i: number; row: LedgerRow; adapter: ChannelAdapter }[] = [];
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    const row = rows.get(item.payload.deliveryId);
+    const row = rows.get(refKey(item.payload));
     const adapter = row ? deps.adapters.get(row.channel as AdapterChannel) : undefined;
     if (row && adapter && !adapter.pace && fresh.has(row.id) && !seen.has(row.id)) {
       seen.add(row.id);

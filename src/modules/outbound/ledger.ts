@@ -171,7 +171,11 @@ export interface DeliveryRef {
   deliveryId: string;
 }
 
-/** Attempts by tenant and id, still `queued` ones only, keyed by id. */
+/** How the batch functions key an attempt: by its tenant and its id, never its id alone. */
+export const refKey = (ref: DeliveryRef): string =>
+  `${ref.tenantId.toLowerCase()}/${ref.deliveryId.toLowerCase()}`;
+
+/** Attempts by tenant and id, still `queued` ones only, keyed by refKey. */
 export async function queuedRows(sys: SystemTx, refs: DeliveryRef[]): Promise<Map<string, LedgerRow>> {
   if (refs.length === 0) return new Map();
   const { rows } = await sys.query<LedgerRow>(
@@ -181,7 +185,7 @@ export async function queuedRows(sys: SystemTx, refs: DeliveryRef[]): Promise<Ma
       WHERE d.tenant_id = ANY($1::uuid[]) AND d.id = ANY($2::uuid[]) AND d.status = 'queued'`,
     [refs.map((r) => r.tenantId), refs.map((r) => r.deliveryId)],
   );
-  return new Map(rows.map((r) => [r.id, r]));
+  return new Map(rows.map((r) => [refKey({ tenantId: r.tenant_id, deliveryId: r.id }), r]));
 }
 
 /**

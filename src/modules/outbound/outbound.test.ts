@@ -406,6 +406,11 @@ describe('failed sends', () => {
       // A 421 closes the connection: the pool reports the close, not the code.
       expect(a1!.errorMessage).toMatch(new RegExp(`${code}|connection was closed`));
       expect(a2).toMatchObject({ status: 'queued', attempt: 2, previousId: a1!.id });
+      // The message says where its mail stands: the latest attempt, how many, the last failure.
+      const thread = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
+      const mine = thread.body.items.find((m: any) => m.direction === 'outbound');
+      expect(mine.delivery).toMatchObject({ id: a2!.id, status: 'queued', attempt: 2, attempts: 2 });
+      expect(mine.delivery.lastError).toBe(a1!.errorMessage);
       const job = await t.db.admin.query<{ wait: number }>(
         "SELECT extract(epoch FROM start_after - created_on)::int AS wait FROM pgboss.job WHERE name = 'outbound.send' AND data->>'deliveryId' = $1",
         [a2!.id],
@@ -539,6 +544,65 @@ describe('a batch of send jobs (the worker)', () => {
   });
 });
 
+describe('a batch of send jobs across tenants', () => {
+  it("sends each tenant's mail through its own mailbox, and a job naming another tenant's attempt sends nothing", async () => {
+    const other = await t.call(t.b.adminToken.token, 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: 'help@b-out.test',
+      settings: {
+        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+      },
+      credentials: { smtpPassword: 's3cret' },
+    });
+    expect(other.status).toBe(201);
+    const bTicket = await ingestRawMessage(t.inboundDeps(), t.queue, {
+      tenantId: t.b.tenant.id,
+      mailboxId: other.body.id,
+      raw: Buffer.from(
+        'From: Bea <bea@customer-b.test>\r\nTo: help@b-out.test\r\nSubject: B needs help\r\n' +
+          `Message-ID: <${Math.random().toString(36).slice(2)}@customer-b.test>\r\n\r\nHello\r\n`,
+      ),
+    });
+    const bReply = await t.call(
+      t.b.adminToken.token,
+      'POST',
+      `/api/v1/tickets/${bTicket.ticketId}/messages`,
+      {
+        visibility: 'public',
+        text: 'Hello from B',
+      },
+    );
+    const { ticketId } = await customerMail({ From: 'kim@batch.test', Cc: ADDRESS });
+    const aReply = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+      visibility: 'public',
+      text: 'Hello from A',
+    });
+    const ctx = { send: t.queue.send.bind(t.queue), signal: new AbortController().signal } as never;
+    const items = [
+      { tenantId: t.a.tenant.id, deliveryId: aReply.body.delivery.id as string },
+      // A payload naming tenant A with B's attempt: no statement of the batch matches that pair.
+      { tenantId: t.a.tenant.id, deliveryId: bReply.body.delivery.id as string },
+      { tenantId: t.b.tenant.id, deliveryId: bReply.body.delivery.id as string },
+    ].map((payload) => ({ payload, ctx }));
+    const results = await sendDeliveryBatch({ pool: t.db.pool, clock: t.clock, logger, transports }, items);
+    expect(results).toEqual([
+      { ok: true, output: { sent: expect.stringMatching(/^250 /) } },
+      { ok: true, output: { skipped: 'no such delivery' } },
+      { ok: true, output: { sent: expect.stringMatching(/^250 /) } },
+    ]);
+    const sent = smtp.messages().map((m) => [m.from, m.to]);
+    expect(sent).toEqual(
+      expect.arrayContaining([
+        [ADDRESS, ['kim@batch.test']],
+        ['help@b-out.test', ['bea@customer-b.test']],
+      ]),
+    );
+    expect(sent).toHaveLength(2);
+    const b = await t.call(t.b.adminToken.token, 'GET', `/api/v1/deliveries/${bReply.body.delivery.id}`);
+    expect(b.body.status).toBe('sent');
+  });
+});
+
 describe('the ledger', () => {
   it('is tenant-scoped on every route, and needs deliveries:read', async () => {
     const { ticketId } = await customerMail({});
@@ -551,7 +615,12 @@ describe('the ledger', () => {
     expect((await t.call(b, 'GET', `/api/v1/deliveries/${own!.id}`)).status).toBe(404);
     expect((await t.call(b, 'POST', `/api/v1/deliveries/${own!.id}/retry`)).status).toBe(404);
     expect((await t.call(b, 'GET', `/api/v1/deliveries?ticketId=${ticketId}`)).body.items).toEqual([]);
-    expect((await t.call(b, 'GET', '/api/v1/deliveries')).body.items).toEqual([]);
+    // B's own ledger (its mail of other tests) holds none of A's attempts.
+    const aIds = new Set(
+      (await t.call(admin(), 'GET', '/api/v1/deliveries?limit=200')).body.items.map((d: any) => d.id),
+    );
+    const bItems = (await t.call(b, 'GET', '/api/v1/deliveries?limit=200')).body.items as any[];
+    expect(bItems.filter((d) => aIds.has(d.id))).toEqual([]);
     const post = await t.call(b, 'POST', `/api/v1/tickets/${ticketId}/messages`, {
       visibility: 'public',
       text: 'x',

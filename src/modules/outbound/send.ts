@@ -21,6 +21,7 @@ import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
 import {
   deliveryRow,
   type LedgerRow,
+  refKey,
   markManySending,
   markSending,
   queuedRows,
@@ -232,8 +233,8 @@ async function sendTogether(
   const batch: { i: number; row: LedgerRow; mailbox: Mailbox }[] = [];
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    const row = rows.get(item.payload.deliveryId);
-    const mailbox = row?.mailbox_id ? mailboxes.get(row.mailbox_id) : undefined;
+    const row = rows.get(refKey(item.payload));
+    const mailbox = row?.mailbox_id ? mailboxes.get(`${row.tenant_id}/${row.mailbox_id}`) : undefined;
     if (row && mailbox && fresh.has(row.id) && row.channel === 'email' && !seen.has(row.id)) {
       seen.add(row.id);
       batch.push({ i, row, mailbox });
@@ -243,7 +244,7 @@ async function sendTogether(
   faultPoint(deps, 'outbound.after-reserve');
   const files = new Map<string, Awaited<ReturnType<typeof messageAttachments>>>();
   for (const { row } of batch)
-    if (row.ticket_message_id && withFiles.has(row.ticket_message_id))
+    if (row.ticket_message_id && withFiles.has(`${row.tenant_id}/${row.ticket_message_id}`))
       files.set(
         row.id,
         await withTenantRead(deps.pool, row.tenant_id, (tx) =>

@@ -364,21 +364,21 @@ export async function messageAttachments(
 
 /**
  * Which of these messages, named by tenant and id and of several tenants at once (a batch of send
- * jobs, platform work in the system scope), have attachments.
+ * jobs, platform work in the system scope), have attachments: answers them as `tenant/id`.
  */
 export async function messagesWithAttachmentsAcrossTenants(
   sys: SystemTx,
   refs: { tenantId: string; messageId: string }[],
 ): Promise<Set<string>> {
   if (refs.length === 0) return new Set();
-  const { rows } = await sys.query<{ message_id: string }>(
-    `SELECT DISTINCT a.message_id FROM attachments a
+  const { rows } = await sys.query<{ tenant_id: string; message_id: string }>(
+    `SELECT DISTINCT a.tenant_id, a.message_id FROM attachments a
        JOIN unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, message_id)
          ON a.tenant_id = x.tenant_id AND a.message_id = x.message_id
       WHERE a.tenant_id = ANY($1::uuid[])`,
     [refs.map((r) => r.tenantId), refs.map((r) => r.messageId)],
   );
-  return new Set(rows.map((r) => r.message_id));
+  return new Set(rows.map((r) => `${r.tenant_id}/${r.message_id}`));
 }
 
 /** A public message of a conversation, as threading and quoting need it. */
