@@ -75,6 +75,8 @@ export const ALLOWED: Allowance[] = [
         "UPDATE delivery_keys k SET state = 'done' ... FROM unnest(...) (outbound/ledger.ts recordManySent)",
       '25d55e3a4b573578':
         'SELECT m.tenant_id, ... FROM mailboxes m JOIN unnest(tenants, ids) ... (inbound/mailboxes.ts mailboxesAcrossTenants)',
+      a6faf38c62d7f73d:
+        'SELECT e.tenant_id, ... FROM webhook_endpoints e JOIN unnest(tenants, ids) ... (webhooks/endpoints.ts endpointsForSendAcrossTenants)',
       '96b3cfbaf25c8109':
         'SELECT DISTINCT a.tenant_id, a.message_id FROM attachments a JOIN unnest(tenants, ids) ... (tickets/messages.ts messagesWithAttachmentsAcrossTenants)',
     },

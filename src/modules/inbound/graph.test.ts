@@ -304,6 +304,9 @@ describe('Graph fetch failures', () => {
           });
           return 'next';
         },
+        sendEach: async () => {
+          throw new Error('not expected here');
+        },
       },
     );
     expect(result).toEqual({ rescheduledInSeconds: 7 });

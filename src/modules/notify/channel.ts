@@ -62,6 +62,9 @@ export interface ChannelSent {
   requestId: string | null;
 }
 
+/** What became of one attempt of a batch: sent, or the error `send` would have thrown. */
+export type ChannelOutcome = { ok: true; sent: ChannelSent } | { ok: false; error: unknown };
+
 export interface ChannelAdapter {
   readonly channel: AdapterChannel;
   /** Where a person is reached on this channel (their conversation, Slack user), if anywhere. */
@@ -82,6 +85,11 @@ export interface ChannelAdapter {
    * not_found, invalid_recipient, transient, permanent); anything else counts as transient.
    */
   send(input: ChannelSend): Promise<ChannelSent>;
+  /**
+   * `send` for the attempts of a batch of deliver jobs (of any tenants), sharing what they can (one
+   * read of their destinations); the outcomes in the order of the inputs. Unpaced channels only.
+   */
+  sendMany?(inputs: ChannelSend[]): Promise<ChannelOutcome[]>;
   /** Seconds before the next attempt after a retryable failure of `attempt`, or undefined to give up. */
   retryDelaySeconds(attempt: number, retryAfterSeconds: number | undefined): number | undefined;
   /**

@@ -26,7 +26,14 @@ import {
 } from '../outbound/ledger.ts';
 import type { DeliveryRow } from '../outbound/model.ts';
 import { classifyProviderError, DeliveryError } from '../outbound/transports.ts';
-import type { AdapterChannel, ChannelAdapter, ChannelSent, NotificationContent } from './channel.ts';
+import type {
+  AdapterChannel,
+  ChannelAdapter,
+  ChannelOutcome,
+  ChannelSend,
+  ChannelSent,
+  NotificationContent,
+} from './channel.ts';
 import { notifyDeliverJob } from './job-refs.ts';
 
 export interface DeliverDeps {
@@ -181,42 +188,64 @@ async function deliverTogether(
     ),
   );
   const sent: { i: number; row: LedgerRow; adapter: ChannelAdapter; result: ChannelSent }[] = [];
+  const settle = async ({ i, row, adapter }: (typeof batch)[number], outcome: ChannelOutcome) => {
+    if (outcome.ok) {
+      sent.push({ i, row, adapter, result: outcome.sent });
+      return;
+    }
+    try {
+      results[i] = {
+        ok: true,
+        output: await failed(
+          deps,
+          row.tenant_id,
+          row,
+          classifyProviderError(outcome.error),
+          items[i]!.ctx,
+          adapter,
+        ),
+      };
+    } catch (error) {
+      results[i] = { ok: false, error };
+    }
+  };
+  const mine = batch.filter(({ i, row }) => {
+    if (taken.has(row.id)) return true;
+    results[i] = { ok: true, output: { already: 'sending in another run' } };
+    return false;
+  });
+  const input = ({ i, row }: (typeof batch)[number]): ChannelSend => ({
+    tenantId: row.tenant_id,
+    deliveryId: row.id,
+    attempt: row.attempt,
+    notificationId: row.notification_id ?? row.id,
+    destination: row.destination,
+    idempotencyKey: row.idempotency_key,
+    content: row.payload['content'] as NotificationContent,
+    signal: items[i]!.ctx.signal,
+    paced: false,
+  });
+  // Per adapter: all its attempts through sendMany where it has one, else each through send.
   await Promise.all(
-    batch.map(async ({ i, row, adapter }) => {
-      if (!taken.has(row.id)) {
-        results[i] = { ok: true, output: { already: 'sending in another run' } };
-        return;
-      }
-      try {
-        const result = await adapter.send({
-          tenantId: row.tenant_id,
-          deliveryId: row.id,
-          attempt: row.attempt,
-          notificationId: row.notification_id ?? row.id,
-          destination: row.destination,
-          idempotencyKey: row.idempotency_key,
-          content: row.payload['content'] as NotificationContent,
-          signal: items[i]!.ctx.signal,
-          paced: false,
-        });
-        sent.push({ i, row, adapter, result });
-      } catch (err) {
-        try {
-          results[i] = {
-            ok: true,
-            output: await failed(
-              deps,
-              row.tenant_id,
-              row,
-              classifyProviderError(err),
-              items[i]!.ctx,
-              adapter,
+    [...new Set(mine.map((b) => b.adapter))].map(async (adapter) => {
+      const own = mine.filter((b) => b.adapter === adapter);
+      if (adapter.sendMany) {
+        const outcomes = await adapter
+          .sendMany(own.map(input))
+          .catch((error: unknown) => own.map((): ChannelOutcome => ({ ok: false, error })));
+        await Promise.all(own.map((b, k) => settle(b, outcomes[k]!)));
+      } else
+        await Promise.all(
+          own.map(async (b) =>
+            settle(
+              b,
+              await adapter.send(input(b)).then(
+                (result): ChannelOutcome => ({ ok: true, sent: result }),
+                (error: unknown): ChannelOutcome => ({ ok: false, error }),
+              ),
             ),
-          };
-        } catch (error) {
-          results[i] = { ok: false, error };
-        }
-      }
+          ),
+        );
     }),
   );
   faultPoint(deps, 'notify.after-send');

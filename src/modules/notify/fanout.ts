@@ -9,7 +9,7 @@ import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
 import { type EventType, lockEvent, markFannedOut, type StoredEvent } from '../events/events.ts';
-import { queueDelivery, recordSkipped } from '../outbound/ledger.ts';
+import { type NewDelivery, queueDeliveries, recordSkipped } from '../outbound/ledger.ts';
 import { queueNotificationMail } from '../outbound/notification-mail.ts';
 import { peopleWithRole, type PersonRole } from '../tokens/person-roles.ts';
 import type { AdapterChannel, ChannelAdapter, NotificationContent } from './channel.ts';
@@ -158,7 +158,7 @@ function matches(
 export async function fanOutEvent(
   deps: NotifyDeps,
   payload: { tenantId: string; eventId: string },
-  ctx: Pick<JobContext, 'send'>,
+  ctx: Pick<JobContext, 'send' | 'sendEach'>,
 ): Promise<{ queued: number; skipped: number } | { already: true }> {
   return withTenant(deps.pool, payload.tenantId, async (tx) => {
     const event = await lockEvent(tx, payload.eventId);
@@ -220,6 +220,8 @@ export async function fanOutEvent(
     const now = deps.clock.now();
     const seen = new Set<string>();
     let queued = 0;
+    // The channels' attempts are written together, and their jobs sent together, after the loop.
+    const toChannels: { delivery: NewDelivery; startAfter: Date | undefined }[] = [];
     for (const target of targets) {
       const key = `${target.channel}|${target.destination.toLowerCase()}`;
       if (seen.has(key)) continue;
@@ -244,30 +246,39 @@ export async function fanOutEvent(
             about: content.type,
           },
         );
-      } else {
-        const deliveryId = await queueDelivery(tx, {
-          channel: target.channel,
-          purpose: 'notification',
-          destination: target.destination,
-          ticketId: ticket?.id ?? null,
-          ticketMessageId: null,
-          mailboxId: null,
-          rfcMessageId: null,
-          notificationId,
-          payload: {
-            content,
-            ...(target.person ? { personId: target.person.id } : {}),
-            ...(heldUntil ? { heldUntil } : {}),
+      } else
+        toChannels.push({
+          delivery: {
+            channel: target.channel,
+            purpose: 'notification',
+            destination: target.destination,
+            ticketId: ticket?.id ?? null,
+            ticketMessageId: null,
+            mailboxId: null,
+            rfcMessageId: null,
+            notificationId,
+            payload: {
+              content,
+              ...(target.person ? { personId: target.person.id } : {}),
+              ...(heldUntil ? { heldUntil } : {}),
+            },
           },
+          startAfter: heldUntil,
         });
-        await ctx.send(
-          notifyDeliverJob,
-          { tenantId: tx.tenantId, deliveryId },
-          { tx, ...(heldUntil ? { startAfter: heldUntil } : {}) },
-        );
-      }
       queued += 1;
     }
+    const ids = await queueDeliveries(
+      tx,
+      toChannels.map((c) => c.delivery),
+    );
+    await ctx.sendEach(
+      notifyDeliverJob,
+      ids.map((deliveryId, i) => ({
+        payload: { tenantId: tx.tenantId, deliveryId },
+        startAfter: toChannels[i]!.startAfter,
+      })),
+      { tx },
+    );
     for (const { person, channel } of skippedPeople)
       await recordSkipped(tx, {
         channel,

@@ -26,7 +26,7 @@ let adapters: Map<AdapterChannel, ChannelAdapter>;
 const logger = createLogger('silent');
 const admin = () => t.a.adminToken.token;
 
-const ctx = () => ({ send: t.queue.send.bind(t.queue) }) as never;
+const ctx = () => ({ send: t.queue.send.bind(t.queue), sendEach: t.queue.sendEach.bind(t.queue) }) as never;
 
 /** Dispatches every recorded event and runs the fan-out jobs, as the worker would. */
 async function fanOutAll(): Promise<void> {

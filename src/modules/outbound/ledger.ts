@@ -94,6 +94,49 @@ async function insertDelivery(
 export const queueDelivery = (tx: TenantTx, d: NewDelivery): Promise<string> =>
   insertDelivery(tx, { ...d, attempt: 1, previousId: null, status: 'queued' });
 
+/**
+ * queueDelivery for many first attempts in one statement (a notification's fan-out); answers their
+ * ids in the order given.
+ */
+export async function queueDeliveries(tx: TenantTx, ds: NewDelivery[]): Promise<string[]> {
+  if (ds.length === 0) return [];
+  const ids = ds.map(() => uuidv7());
+  await tx.query(
+    `INSERT INTO deliveries (tenant_id, id, created_at, channel, purpose, destination, attempt, status,
+                             ticket_id, ticket_message_id, mailbox_id, rfc_message_id, idempotency_key,
+                             payload, notification_id)
+     SELECT $1, x.id, clock_timestamp(), x.channel, x.purpose, x.destination, 1, 'queued', x.ticket_id,
+            x.ticket_message_id, x.mailbox_id, x.rfc_message_id, x.idempotency_key, x.payload, x.notification_id
+       FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[], $9::text[],
+                   $10::text[], $11::jsonb[], $12::uuid[])
+              AS x(id, channel, purpose, destination, ticket_id, ticket_message_id, mailbox_id, rfc_message_id,
+                   idempotency_key, payload, notification_id)`,
+    [
+      tx.tenantId,
+      ids,
+      ds.map((d) => d.channel),
+      ds.map((d) => d.purpose),
+      ds.map((d) => d.destination),
+      ds.map((d) => d.ticketId),
+      ds.map((d) => d.ticketMessageId),
+      ds.map((d) => d.mailboxId),
+      ds.map((d) => d.rfcMessageId),
+      ds.map((d) =>
+        idempotencyKey({
+          subject: keySubject(d),
+          tenantId: tx.tenantId,
+          channel: d.channel,
+          destination: d.destination,
+          attempt: 1,
+        }),
+      ),
+      ds.map((d) => JSON.stringify(d.payload)),
+      ds.map((d) => d.notificationId ?? null),
+    ],
+  );
+  return ids;
+}
+
 /** Records that something was not sent, and why (suppressed acknowledgements, nothing to send to). */
 export const recordSkipped = (tx: TenantTx, d: NewDelivery & { reason: string }): Promise<string> =>
   insertDelivery(tx, { ...d, attempt: 1, previousId: null, status: 'skipped', skipReason: d.reason });

@@ -180,6 +180,37 @@ describe('webhook channel: sending', () => {
     expect(receiver.duplicates()).toEqual([input.notificationId]);
   });
 
+  it("sends a batch of several tenants' attempts, each signed by its own endpoint's secret; a tenant naming another's endpoint finds none", async () => {
+    const ofA = await makeEndpoint();
+    const ofB = await t.call(t.b.adminToken.token, 'POST', '/api/v1/webhook-endpoints', {
+      url: `${receiver.url}/b`,
+      events: ['ticket.created'],
+    });
+    expect(ofB.status).toBe(201);
+    receiver.setSecrets([ofA.secret, ofB.body.secret]);
+    const inputs = [
+      sendInput(ofA.id),
+      sendInput(ofB.body.id, { tenantId: t.b.tenant.id }),
+      sendInput(ofB.body.id),
+      sendInput('not-an-id'),
+    ];
+    const outcomes = await channel.sendMany!(inputs);
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true, false, false]);
+    for (const o of outcomes.slice(2)) {
+      expect(o.ok ? undefined : o.error).toBeInstanceOf(DeliveryError);
+      expect(o.ok ? undefined : (o.error as DeliveryError).code).toBe('not_found');
+    }
+    const requests = receiver.requests();
+    expect(requests).toHaveLength(2);
+    const byId = new Map(requests.map((r) => [r.headers['webhook-id'], r]));
+    const a = byId.get(inputs[0]!.notificationId)!;
+    const b = byId.get(inputs[1]!.notificationId)!;
+    expect(specVerify(ofA.secret, a.headers, a.body)).toBe(true);
+    expect(specVerify(ofB.body.secret, a.headers, a.body)).toBe(false);
+    expect(specVerify(ofB.body.secret, b.headers, b.body)).toBe(true);
+    expect(b.path).toBe('/b');
+  });
+
   it('signs with both secrets for 24 hours after a rotation, then with the new one only', async () => {
     const ep = await makeEndpoint();
     const rotated = await t.call(admin(), 'POST', `/api/v1/webhook-endpoints/${ep.id}/rotate-secret`);

@@ -9,14 +9,16 @@
 // drops what it has seen), webhook-timestamp (the send time, Unix seconds) and webhook-signature.
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { withSystemRead, withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
-import type { ChannelAdapter, ChannelSend, ChannelSent } from '../notify/channel.ts';
+import type { ChannelAdapter, ChannelOutcome, ChannelSend, ChannelSent } from '../notify/channel.ts';
 import { DeliveryError } from '../outbound/transports.ts';
 import { parseWebhookUrl, type Resolve, UrlRefused, vetUrl } from './address.ts';
 import {
   endpointExists,
   endpointForSend,
+  type EndpointForSend,
+  endpointsForSendAcrossTenants,
   disableEndpoint,
   noteFailure,
   noteSuccess,
@@ -97,6 +99,32 @@ export function webhookChannel(deps: WebhookChannelDeps): ChannelAdapter {
     const endpoint = await withTenantRead(pool, input.tenantId, (tx) =>
       endpointForSend(tx, { secretKey: deps.secretKey, clock }, input.destination),
     );
+    return attemptWith(input, endpoint);
+  }
+
+  /** A batch's attempts: their endpoints read in one statement, then each sent as `attempt` does. */
+  async function attemptMany(inputs: ChannelSend[]): Promise<ChannelOutcome[]> {
+    const endpoints = await withSystemRead(pool, (sys) =>
+      endpointsForSendAcrossTenants(
+        sys,
+        { secretKey: deps.secretKey, clock },
+        inputs.map((i) => ({ tenantId: i.tenantId, endpointId: i.destination })),
+      ),
+    );
+    return Promise.all(
+      inputs.map((input) =>
+        attemptWith(input, endpoints.get(`${input.tenantId}/${input.destination}`)).then(
+          (sent): ChannelOutcome => ({ ok: true, sent }),
+          (error: unknown): ChannelOutcome => ({ ok: false, error }),
+        ),
+      ),
+    );
+  }
+
+  async function attemptWith(
+    input: ChannelSend,
+    endpoint: EndpointForSend | undefined,
+  ): Promise<ChannelSent> {
     if (!endpoint) throw new DeliveryError('not_found', 'the webhook endpoint no longer exists');
     if (endpoint.failing) failingAtRead.add(`${input.tenantId}/${input.destination}`);
     if (!endpoint.enabled) throw new DeliveryError('permanent', 'the webhook endpoint is disabled');
@@ -153,6 +181,7 @@ export function webhookChannel(deps: WebhookChannelDeps): ChannelAdapter {
     subscribers: (tx, type) => subscribedEndpoints(tx, type),
     destinationExists: (tx, destination) => endpointExists(tx, destination),
     send: attempt,
+    sendMany: attemptMany,
     retryDelaySeconds: (n, retryAfter) => retryDelaySeconds(n, retryAfter, deps.random),
     // Every attempt of a notification carries the same webhook-id: a receiver de-duplicates.
     resendIsSafe: true,

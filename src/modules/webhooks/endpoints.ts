@@ -3,7 +3,7 @@
 // (create, rotate) and, unsealed, to the sender that signs with it.
 import type { Clock } from '../../platform/clock.ts';
 import { seal, unseal } from '../../platform/crypto.ts';
-import type { TenantTx } from '../../platform/db/tx.ts';
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 import { isUuid, uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -210,27 +210,21 @@ export interface EndpointForSend {
   failing: boolean;
 }
 
-export async function endpointForSend(
-  tx: TenantTx,
-  deps: { secretKey: Buffer; clock: Clock },
-  id: string,
-): Promise<EndpointForSend | undefined> {
-  if (!isUuid(id)) return undefined;
-  const { rows } = await tx.query<{
-    id: string;
-    url: string;
-    enabled: boolean;
-    secret: Buffer;
-    previous_secret: Buffer | null;
-    previous_secret_expires_at: string | null;
-    failing: boolean;
-  }>(
-    `SELECT id, url, enabled, secret, previous_secret, previous_secret_expires_at, failing_since IS NOT NULL AS failing
-       FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2`,
-    [tx.tenantId, id],
-  );
-  const r = rows[0];
-  if (!r) return undefined;
+interface EndpointSendRow {
+  tenant_id: string;
+  id: string;
+  url: string;
+  enabled: boolean;
+  secret: Buffer;
+  previous_secret: Buffer | null;
+  previous_secret_expires_at: string | null;
+  failing: boolean;
+}
+
+const SEND_COLUMNS = `e.tenant_id, e.id, e.url, e.enabled, e.secret, e.previous_secret,
+  e.previous_secret_expires_at, e.failing_since IS NOT NULL AS failing`;
+
+function forSend(deps: { secretKey: Buffer; clock: Clock }, r: EndpointSendRow): EndpointForSend {
   const secrets = [unseal(deps.secretKey, r.secret).toString('utf8')];
   if (
     r.previous_secret &&
@@ -239,6 +233,41 @@ export async function endpointForSend(
   )
     secrets.push(unseal(deps.secretKey, r.previous_secret).toString('utf8'));
   return { id: r.id, url: r.url, enabled: r.enabled, secrets, failing: r.failing };
+}
+
+export async function endpointForSend(
+  tx: TenantTx,
+  deps: { secretKey: Buffer; clock: Clock },
+  id: string,
+): Promise<EndpointForSend | undefined> {
+  if (!isUuid(id)) return undefined;
+  const { rows } = await tx.query<EndpointSendRow>(
+    `SELECT ${SEND_COLUMNS} FROM webhook_endpoints e WHERE e.tenant_id = $1 AND e.id = $2`,
+    [tx.tenantId, id],
+  );
+  return rows[0] && forSend(deps, rows[0]);
+}
+
+/**
+ * endpointForSend for the endpoints of a batch of deliveries, of several tenants at once (platform
+ * work in the system scope, as the batch's ledger statements are), named by tenant and id; keyed
+ * `tenant/id`, only the pairs asked for.
+ */
+export async function endpointsForSendAcrossTenants(
+  sys: SystemTx,
+  deps: { secretKey: Buffer; clock: Clock },
+  refs: { tenantId: string; endpointId: string }[],
+): Promise<Map<string, EndpointForSend>> {
+  const valid = refs.filter((r) => isUuid(r.endpointId));
+  if (valid.length === 0) return new Map();
+  const { rows } = await sys.query<EndpointSendRow>(
+    `SELECT ${SEND_COLUMNS} FROM webhook_endpoints e
+       JOIN unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, endpoint_id)
+         ON e.tenant_id = x.tenant_id AND e.id = x.endpoint_id
+      WHERE e.tenant_id = ANY($1::uuid[])`,
+    [valid.map((r) => r.tenantId), valid.map((r) => r.endpointId)],
+  );
+  return new Map(rows.map((r) => [`${r.tenant_id}/${r.id}`, forSend(deps, r)]));
 }
 
 /** Ids of the enabled endpoints that take this event type, oldest first. */

@@ -164,9 +164,23 @@ export class JobQueue {
     payloads: P[],
     options: { tx?: Queryable } = {},
   ): Promise<void> {
+    await this.sendEach(
+      def,
+      payloads.map((payload) => ({ payload })),
+      options,
+    );
+  }
+
+  /** sendMany with a start time of each job's own (none: at once). */
+  async sendEach<P extends object>(
+    def: JobRef<P>,
+    jobs: { payload: P; startAfter?: Date | undefined }[],
+    options: { tx?: Queryable } = {},
+  ): Promise<void> {
+    if (jobs.length === 0) return;
     await this.boss.insert(
       def.name,
-      payloads.map((data) => ({ data })),
+      jobs.map((j) => ({ data: j.payload, ...(j.startAfter ? { startAfter: j.startAfter } : {}) })),
       options.tx ? { db: adapter(options.tx) } : {},
     );
   }
@@ -242,6 +256,7 @@ export class JobQueue {
         logger: this.logger.child({ job: def.name, jobId: job.id, attempt: job.retryCount }),
         signal: job.signal,
         send: (ref, payload, options) => this.send(ref, payload, options ?? {}),
+        sendEach: (ref, jobs, options) => this.sendEach(ref, jobs, options),
       },
     }));
     const failedForGood: JobFailure<object>[] = [];

@@ -28,6 +28,12 @@ export interface JobContext {
     payload: Q,
     options?: { startAfter?: Date; delaySeconds?: number; tx?: Queryable },
   ): Promise<string | null>;
+  /** Enqueues many jobs of one type in one statement, each with its own start time (none: at once). */
+  sendEach<Q extends object>(
+    job: JobRef<Q>,
+    jobs: { payload: Q; startAfter?: Date | undefined }[],
+    options: { tx: Queryable },
+  ): Promise<void>;
 }
 
 /** A job type as producers see it: its name, typed by its payload. */
