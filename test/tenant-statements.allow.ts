@@ -49,6 +49,10 @@ export const ALLOWED: Allowance[] = [
     statements: {
       '48e5c785023dd024':
         'SELECT tenant_id, ticket_id FROM ticket_wakeups WHERE next_wake_at <= ... (tickets/wakeups.ts: the SLA scheduler)',
+      b8a81c36e7430e53:
+        'UPDATE ticket_wakeups w SET next_wake_at = ... FROM unnest(tenants, tickets) (tickets/wakeups.ts: the claimed rows pushed back)',
+      '3989dcf469e0c13b':
+        'DELETE FROM ticket_wakeups w USING unnest(tenants, tickets) (tickets/wakeups.ts: the claimed rows done with)',
       '35dde5ec9f6beadb':
         'UPDATE events e SET dispatched_at = now() FROM (SELECT ... FROM events WHERE dispatched_at IS NULL ...) (events/events.ts)',
       '249c7317a788d6cd':

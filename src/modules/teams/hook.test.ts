@@ -177,6 +177,26 @@ describe('the activity endpoint', () => {
     expect(new Date(second.rows[0].last_activity_at).getTime()).toBeGreaterThan(
       new Date(first.rows[0].last_activity_at).getTime(),
     );
+    // The same again within a minute changes nothing: the row is not written (its version stays).
+    const version = async () =>
+      (
+        await t.db.admin.query<{ xmin: string; last_activity_at: string }>(
+          'SELECT xmin::text, last_activity_at FROM teams_conversation_references WHERE user_id = $1',
+          [user.id],
+        )
+      ).rows[0]!;
+    const before = await version();
+    t.clock.advance(30_000);
+    expect((await post({ ...moved, id: 'third' })).status).toBe(200);
+    expect(await version()).toEqual(before);
+    // A minute on, the last activity moves again.
+    t.clock.advance(31_000);
+    expect((await post({ ...moved, id: 'fourth' })).status).toBe(200);
+    const after = await version();
+    expect(after.xmin).not.toBe(before.xmin);
+    expect(new Date(after.last_activity_at).getTime()).toBeGreaterThanOrEqual(
+      new Date(before.last_activity_at).getTime() + 60_000,
+    );
   });
 
   it('puts an unknown user in triage, and a linked one not', async () => {

@@ -19,8 +19,39 @@ export interface ReferenceInput {
   at: Date;
 }
 
-/** Stores or refreshes the reference; a new activity makes a stale reference usable again. */
+/**
+ * How old a reference's last activity may grow before an activity that changes nothing else writes
+ * it again: a busy conversation sends many activities (typing, messages), and a write each, with its
+ * commit flushed, cost more than the rest of receiving one. The time orders a person's
+ * conversations (personalConversationOf); a minute does not change which one is latest in practice.
+ */
+export const LAST_ACTIVITY_RESOLUTION_MS = 60_000;
+
+/**
+ * Stores or refreshes the reference; a new activity makes a stale reference usable again. Answers
+ * without writing when the stored reference already says all this and its last activity is recent.
+ */
 export async function upsertReference(tx: TenantTx, input: ReferenceInput): Promise<void> {
+  const { rows } = await tx.query<{ current: boolean }>(
+    `SELECT aad_object_id IS NOT DISTINCT FROM coalesce($4, aad_object_id)
+            AND conversation_type = $5 AND service_url = $6
+            AND entra_tenant_id IS NOT DISTINCT FROM coalesce($7, entra_tenant_id) AND channel_id = $8
+            AND stale_at IS NULL AND last_activity_at >= $9 AS current
+       FROM teams_conversation_references
+      WHERE tenant_id = $1 AND user_id = $2 AND conversation_id = $3`,
+    [
+      tx.tenantId,
+      input.userId,
+      input.conversationId,
+      input.aadObjectId,
+      input.conversationType,
+      input.serviceUrl,
+      input.entraTenantId,
+      input.channelId,
+      new Date(input.at.getTime() - LAST_ACTIVITY_RESOLUTION_MS),
+    ],
+  );
+  if (rows[0]?.current) return;
   await tx.query(
     `INSERT INTO teams_conversation_references AS r
             (tenant_id, id, user_id, aad_object_id, conversation_id, conversation_type, service_url,
