@@ -53,13 +53,6 @@ export async function openDatabase(
         logger,
         purpose: options.purpose,
         exclusive: options.exclusive ?? false,
-        settings: process.env['XPROF_PG']
-          ? [
-              'shared_preload_libraries=pg_stat_statements',
-              'pg_stat_statements.track=all',
-              'pg_stat_statements.track_planning=on',
-            ]
-          : [],
       });
   const url = config.databaseUrl ?? embedded!.appUrl;
   const ownerUrl = config.databaseUrl ? config.databaseMigrationUrl : embedded!.url;
