@@ -53,6 +53,18 @@ function faultPoint(deps: DeliverDeps, point: string): void {
 const UNKNOWN_AFTER_STOP =
   'the process sending this notification stopped after the send began; whether it arrived is unknown: review, then retry if it did not';
 
+/** What the adapter is handed for an attempt of the ledger. */
+const channelSend = (tenantId: string, row: DeliveryRow, signal: AbortSignal | undefined): ChannelSend => ({
+  tenantId,
+  deliveryId: row.id,
+  attempt: row.attempt,
+  notificationId: row.notification_id ?? row.id,
+  destination: row.destination,
+  idempotencyKey: row.idempotency_key,
+  content: row.payload['content'] as NotificationContent,
+  signal,
+});
+
 export async function deliverNotification(
   deps: DeliverDeps,
   payload: { tenantId: string; deliveryId: string },
@@ -88,16 +100,7 @@ export async function deliverNotification(
       return { recovered: 'unknown' };
     }
   }
-  const send = {
-    tenantId,
-    deliveryId: row.id,
-    attempt: row.attempt,
-    notificationId: row.notification_id ?? row.id,
-    destination: row.destination,
-    idempotencyKey: row.idempotency_key,
-    content: row.payload['content'] as NotificationContent,
-    signal: ctx.signal,
-  };
+  const send = channelSend(tenantId, row, ctx.signal);
   // The destination's turn under the provider's rate, before the attempt is marked sending.
   if (adapter.pace && key.state === 'reserved')
     try {
@@ -215,14 +218,7 @@ async function deliverTogether(
     return false;
   });
   const input = ({ i, row }: (typeof batch)[number]): ChannelSend => ({
-    tenantId: row.tenant_id,
-    deliveryId: row.id,
-    attempt: row.attempt,
-    notificationId: row.notification_id ?? row.id,
-    destination: row.destination,
-    idempotencyKey: row.idempotency_key,
-    content: row.payload['content'] as NotificationContent,
-    signal: items[i]!.ctx.signal,
+    ...channelSend(row.tenant_id, row, items[i]!.ctx.signal),
     paced: false,
   });
   // Per adapter: all its attempts through sendMany where it has one, else each through send.
