@@ -114,9 +114,27 @@ export async function useBrowser(): Promise<ConsoleBrowser> {
           problems.push(msg.text());
       });
       (page as Page & { problems?: string[] }).problems = problems;
+      // The page's API requests still unanswered (the live stream, which never ends, left out).
+      const inFlight = new Set<unknown>();
+      page.on('request', (r) => {
+        if (r.url().includes('/api/v1/') && !r.url().includes('/api/v1/stream')) inFlight.add(r);
+      });
+      for (const done of ['requestfinished', 'requestfailed'] as const)
+        page.on(done, (r) => inFlight.delete(r));
+      (page as Page & { inFlight?: Set<unknown> }).inFlight = inFlight;
       return { context, page };
     },
   };
+}
+
+/**
+ * Waits until the page's live stream is connected and none of its API requests is unanswered: what
+ * the screen asked for is in, and a change made now (the server's clock moved) meets the next
+ * request, not one already under way.
+ */
+export async function settled(page: Page): Promise<void> {
+  await page.locator('[data-live="on"]').waitFor();
+  await expect.poll(() => (page as Page & { inFlight?: Set<unknown> }).inFlight?.size ?? 0).toBe(0);
 }
 
 /** Script errors and Content-Security-Policy violations the page reported so far. */

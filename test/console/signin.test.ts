@@ -6,7 +6,14 @@ import * as OTPAuth from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OidcSimulator, startOidcSimulator } from '../../simulators/oidc.ts';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
-import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import {
+  type ConsoleBrowser,
+  expectAccessible,
+  pageProblems,
+  screenshot,
+  settled,
+  useBrowser,
+} from './browser.ts';
 import { consoleLinkIn, makeAgent, makeMailbox, signInWithPassword } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
@@ -294,6 +301,10 @@ describe('a session', { timeout: 120_000 }, () => {
     await signInWithPassword(page, server, agent);
     await page.goto(server.consoleUrl('inbox?view=mine'));
     await page.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor();
+    await page.getByText('No tickets here.').waitFor();
+    // The inbox's requests answered first: one still under way would find the session ended and
+    // send the agent to sign in from here, before the click.
+    await settled(page);
     // Past the idle timeout (8 hours by default).
     server.clock.advance(9 * 3600_000);
     await page.getByRole('link', { name: 'Unassigned' }).click();
