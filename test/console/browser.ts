@@ -119,8 +119,8 @@ export async function useBrowser(): Promise<ConsoleBrowser> {
       page.on('request', (r) => {
         if (r.url().includes('/api/v1/') && !r.url().includes('/api/v1/stream')) inFlight.add(r);
       });
-      for (const done of ['requestfinished', 'requestfailed'] as const)
-        page.on(done, (r) => inFlight.delete(r));
+      page.on('requestfinished', (r) => inFlight.delete(r));
+      page.on('requestfailed', (r) => inFlight.delete(r));
       (page as Page & { inFlight?: Set<unknown> }).inFlight = inFlight;
       return { context, page };
     },

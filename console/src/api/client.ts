@@ -3,6 +3,7 @@
 // write carries the session's CSRF token; a 401 from anything but the sign-in routes means the session
 // ended, and the console goes to the sign-in page (and back afterwards).
 import createClient, { type Middleware } from 'openapi-fetch';
+import { takeEarly } from './early.ts';
 import type { paths } from './schema';
 
 /** The problem+json of a failed request, as an Error. */
@@ -71,7 +72,12 @@ const sessionMiddleware: Middleware = {
   },
 };
 
-export const api = createClient<paths>({ baseUrl: window.location.origin, credentials: 'same-origin' });
+export const api = createClient<paths>({
+  baseUrl: window.location.origin,
+  credentials: 'same-origin',
+  // The first screen's GETs may have been asked already, by boot.ts.
+  fetch: async (request) => (await takeEarly(request)) ?? fetch(request),
+});
 api.use(sessionMiddleware);
 
 /** The data of an openapi-fetch answer, or its problem thrown as an ApiError. */

@@ -5,6 +5,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useContext, useEffect, useMemo, useState } from 'react';
 import { type Permission, permissionsOf, type TokenRole } from '../../../src/modules/tokens/permissions.ts';
 import { api, ApiError, setCsrfToken, unwrap, whenSessionLost } from './client.ts';
+import { dropEarly } from './early.ts';
 import type { SessionInfo } from './types.ts';
 
 export type { SessionInfo };
@@ -51,6 +52,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     () =>
       whenSessionLost(() => {
         if (queryClient.getQueryData(SESSION_KEY) === null) return;
+        dropEarly();
         setExpired(true);
         setCsrfToken(undefined);
         queryClient.setQueryData(SESSION_KEY, null);
@@ -68,11 +70,13 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       error: query.error,
       can: (permission) => permissions.includes(permission),
       signedIn(next) {
+        dropEarly();
         setExpired(false);
         setCsrfToken(next.csrfToken);
         queryClient.setQueryData(SESSION_KEY, next);
       },
       signedOut() {
+        dropEarly();
         setExpired(false);
         setCsrfToken(undefined);
         queryClient.setQueryData(SESSION_KEY, null);

@@ -1,9 +1,11 @@
-// People as the screens pick them: the workspace's agents (assignees), and a combo box that finds
-// anyone by name or address as one types.
+// The workspace's agents (assignees), as the screens list them. The combo box that finds anyone by
+// name or address is PersonPicker.tsx (its own chunk: react-aria's combo box is large).
 import { useQuery } from '@tanstack/react-query';
-import { useState } from 'react';
-import { ComboBox, Input, Label, ListBox, ListBoxItem, Popover } from 'react-aria-components';
+import { useId } from 'react';
 import { api, unwrap } from '../api/client.ts';
+import { later } from './later.tsx';
+import type { PersonPickerProps } from './PersonPicker.tsx';
+import { AGENTS_QUERY } from './queries.ts';
 
 export interface PersonRef {
   id: string;
@@ -15,10 +17,7 @@ export interface PersonRef {
 export function useAgents(): PersonRef[] {
   const agents = useQuery({
     queryKey: ['people', 'agents'],
-    queryFn: () =>
-      unwrap(
-        api.GET('/api/v1/people', { params: { query: { kind: 'agent', status: 'active', limit: 200 } } }),
-      ),
+    queryFn: () => unwrap(api.GET('/api/v1/people', { params: { query: AGENTS_QUERY } })),
     staleTime: 300_000,
   });
   return (agents.data?.items ?? [])
@@ -26,74 +25,25 @@ export function useAgents(): PersonRef[] {
     .sort((a, b) => a.displayName.localeCompare(b.displayName));
 }
 
-/** Finds a person by part of their name or address; `value` is the chosen id. */
-export function PersonPicker({
-  label,
-  value,
-  onChange,
-  kind,
-}: {
-  label: string;
-  value: string | undefined;
-  onChange(id: string | undefined): void;
-  kind?: 'agent' | 'contact';
-}) {
-  const [text, setText] = useState('');
-  const chosen = useQuery({
-    queryKey: ['person', value],
-    queryFn: () => unwrap(api.GET('/api/v1/people/{id}', { params: { path: { id: value! } } })),
-    enabled: Boolean(value),
-    staleTime: 300_000,
-  });
-  const found = useQuery({
-    queryKey: ['people', 'find', kind ?? '', text],
-    queryFn: () =>
-      unwrap(
-        api.GET('/api/v1/people', {
-          params: { query: { q: text, limit: 20, ...(kind ? { kind } : {}) } },
-        }),
-      ),
-    enabled: text.trim().length >= 2,
-    staleTime: 30_000,
-  });
-  const items = (found.data?.items ?? []).map((p) => ({
-    id: p.id,
-    name: p.email ? `${p.displayName} <${p.email}>` : p.displayName,
-  }));
-  const chosenName = chosen.data ? chosen.data.displayName : '';
+const LaterPersonPicker = later(() => import('./PersonPicker.tsx'));
+
+/**
+ * Finds a person by part of their name or address; `value` is the chosen id. Its code comes after
+ * the screen's first content (lib/later.tsx); until then a disabled field of the same name stands in.
+ */
+export function PersonPicker(props: PersonPickerProps) {
+  const id = useId();
   return (
-    <ComboBox
-      className="combobox"
-      items={items}
-      inputValue={value && text === '' ? chosenName : text}
-      onInputChange={(t) => {
-        setText(t);
-        if (t === '' && value) onChange(undefined);
-      }}
-      selectedKey={value ?? null}
-      onSelectionChange={(key) => {
-        onChange(key === null ? undefined : String(key));
-        setText('');
-      }}
-      allowsEmptyCollection
-      menuTrigger="input"
-    >
-      <Label>{label}</Label>
-      <div className="combobox-input">
-        <Input placeholder="Name or address" />
-      </div>
-      <Popover className="popover">
-        <ListBox
-          className="listbox"
-          renderEmptyState={() => <p className="status">Type two letters or more.</p>}
-        >
-          {(item: { id: string; name: string }) => (
-            <ListBoxItem id={item.id} className="listbox-item">
-              {item.name}
-            </ListBoxItem>
-          )}
-        </ListBox>
-      </Popover>
-    </ComboBox>
+    <LaterPersonPicker
+      {...props}
+      fallback={
+        <div className="combobox">
+          <label htmlFor={id}>{props.label}</label>
+          <div className="combobox-input">
+            <input id={id} placeholder="Name or address" disabled />
+          </div>
+        </div>
+      }
+    />
   );
 }

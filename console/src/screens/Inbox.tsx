@@ -16,10 +16,10 @@ import {
   STATUSES,
   STATUS_LABELS,
   type TicketPage,
-  type TicketQuery,
   type TicketStatus,
 } from '../api/types.ts';
 import { PersonPicker, useAgents } from '../lib/people.tsx';
+import { INBOX_PAGE_SIZE, inboxQuery, inboxView } from '../lib/queries.ts';
 import { formatTime, relative, useNow } from '../lib/time.ts';
 import { Page, Status } from '../shell/Page.tsx';
 import { useKeys } from '../shell/shortcuts.ts';
@@ -33,7 +33,6 @@ const VIEWS: { id: InboxView; label: string }[] = [
 ];
 /** The mark the first page of rows sets on screen (bench/console-inbox.ts measures up to it). */
 const INBOX_READY_MARK = 'relaydesk:inbox-ready';
-const FILTERS = ['status', 'priority', 'assigneeId', 'mailboxId', 'requesterId', 'search', 'sort'] as const;
 
 function SlaCell({ sla, now }: { sla: ListedTicket['sla']; now: number }) {
   if (!sla || !sla.dueAt) return <span className="muted">{sla?.state === 'paused' ? 'Paused' : '—'}</span>;
@@ -122,7 +121,7 @@ export default function Inbox() {
   const me = useSignedIn();
   const navigate = useNavigate();
   const [params, setParams] = useSearchParams();
-  const view = (params.get('view') as InboxView | null) ?? 'open';
+  const view = inboxView(params);
   const now = useNow();
   const agents = useAgents();
   const searchRef = useRef<HTMLInputElement>(null);
@@ -132,22 +131,16 @@ export default function Inbox() {
   const [notice, setNotice] = useState<string | undefined>();
   const [searchText, setSearchText] = useState(params.get('search') ?? '');
 
-  const query = useMemo(() => {
-    const q: Record<string, string> = { view };
-    for (const f of FILTERS) {
-      const v = params.get(f);
-      if (v) q[f] = v;
-    }
-    // Values come from the address bar: the server checks them (a wrong one is a 400 shown as such).
-    return q as TicketQuery;
-  }, [params, view]);
+  const query = useMemo(() => inboxQuery(params), [params]);
 
   const tickets = useInfiniteQuery({
     queryKey: ['tickets', query],
     queryFn: ({ pageParam }) =>
       unwrap<TicketPage>(
         api.GET('/api/v1/tickets', {
-          params: { query: { ...query, limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } },
+          params: {
+            query: { ...query, limit: INBOX_PAGE_SIZE, ...(pageParam ? { cursor: pageParam } : {}) },
+          },
         }),
       ),
     initialPageParam: undefined as string | undefined,

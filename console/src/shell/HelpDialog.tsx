@@ -2,7 +2,13 @@
 import { Button, Dialog, Heading, Modal, ModalOverlay } from 'react-aria-components';
 import { SHORTCUTS } from './shortcuts.ts';
 
-export function HelpDialog({ isOpen, onOpenChange }: { isOpen: boolean; onOpenChange(open: boolean): void }) {
+export default function HelpDialog({
+  isOpen,
+  onOpenChange,
+}: {
+  isOpen: boolean;
+  onOpenChange(open: boolean): void;
+}) {
   const groups = [...new Set(SHORTCUTS.map((s) => s.where))];
   return (
     <ModalOverlay className="modal-overlay" isOpen={isOpen} onOpenChange={onOpenChange} isDismissable>

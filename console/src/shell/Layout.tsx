@@ -1,16 +1,19 @@
 // The console around every screen: the top bar (name, tenant, live indicator, account menu), the
 // re-authorisation banner, the navigation (a side column at desktop widths, a menu below ~900 px),
 // the screen itself and the keyboard shortcuts dialog.
-import { Suspense, useEffect, useState } from 'react';
-import { Button, Menu, MenuItem, MenuTrigger, Popover, Separator } from 'react-aria-components';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { Link, NavLink, Outlet, useLocation, useNavigate } from 'react-router';
 import { api, ApiError, describeError, unwrap } from '../api/client.ts';
 import { useSession, useSignedIn } from '../api/session.tsx';
+import { later } from '../lib/later.tsx';
 import { SCREENS } from '../screens/index.ts';
-import { HelpDialog } from './HelpDialog.tsx';
 import { useLiveConnected } from './live.tsx';
 import { ReauthBanner } from './ReauthBanner.tsx';
 import { useKeys } from './shortcuts.ts';
+
+// react-aria's menu and dialog are large: the menu comes after the first screen, the dialog when asked for.
+const AccountMenu = later(() => import('./AccountMenu.tsx'));
+const HelpDialog = lazy(() => import('./HelpDialog.tsx'));
 
 /** The navigation label with its shortcut letter marked. */
 function NavLabel({ label, shortcut }: { label: string; shortcut: string | undefined }) {
@@ -82,36 +85,25 @@ export function Layout() {
         <span className={live ? 'live live-on' : 'live'} data-live={live ? 'on' : 'off'}>
           {live ? 'Live' : 'Offline'}
         </span>
-        <MenuTrigger>
-          <Button className="button-plain account" aria-label={`Account: ${me.person.displayName}`}>
-            {me.person.displayName}
-          </Button>
-          <Popover className="popover" placement="bottom end">
-            <Menu
-              className="menu"
-              onAction={(key) => {
-                if (key === 'two-factor') navigate('/account/two-factor');
-                if (key === 'help') setHelpOpen(true);
-                if (key === 'sign-out') void signOut(false);
-                if (key === 'sign-out-everywhere') void signOut(true);
-              }}
+        <AccountMenu
+          name={me.person.displayName}
+          onAction={(action) => {
+            if (action === 'two-factor') navigate('/account/two-factor');
+            if (action === 'help') setHelpOpen(true);
+            if (action === 'sign-out') void signOut(false);
+            if (action === 'sign-out-everywhere') void signOut(true);
+          }}
+          fallback={
+            <button
+              type="button"
+              className="button-plain account"
+              aria-label={`Account: ${me.person.displayName}`}
+              disabled
             >
-              <MenuItem id="two-factor" className="menu-item">
-                Two-factor sign-in
-              </MenuItem>
-              <MenuItem id="help" className="menu-item">
-                Keyboard shortcuts
-              </MenuItem>
-              <Separator className="menu-separator" />
-              <MenuItem id="sign-out" className="menu-item">
-                Sign out
-              </MenuItem>
-              <MenuItem id="sign-out-everywhere" className="menu-item">
-                Sign out everywhere
-              </MenuItem>
-            </Menu>
-          </Popover>
-        </MenuTrigger>
+              {me.person.displayName}
+            </button>
+          }
+        />
       </header>
       {!restricted && <ReauthBanner />}
       {signOutError && (
@@ -143,7 +135,11 @@ export function Layout() {
           </Suspense>
         </main>
       </div>
-      <HelpDialog isOpen={helpOpen} onOpenChange={setHelpOpen} />
+      {helpOpen && (
+        <Suspense fallback={null}>
+          <HelpDialog isOpen onOpenChange={setHelpOpen} />
+        </Suspense>
+      )}
     </div>
   );
 }
