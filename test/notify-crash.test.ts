@@ -20,7 +20,7 @@ import { makeTicket, type TestApp, useTestApp } from './app.ts';
 
 /**
  * Jobs of a killed worker come back after their lease (and the queue's retry delay). pg-boss gives a
- * whole fetched batch (20 deliveries side by side) this long: much shorter, and on a busy machine
+ * whole fetched batch (up to 50 deliveries side by side) this long: much shorter, and on a busy machine
  * batches outlive it and their sends are aborted (recorded failed; the next attempt follows).
  */
 const LEASE_SECONDS = 6;
