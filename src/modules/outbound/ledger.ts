@@ -694,6 +694,22 @@ export interface MessageDelivery {
  */
 const ATTEMPTS_NOT_BEFORE_MESSAGE_MS = 24 * 3600 * 1000;
 
+/**
+ * The delivery of a message whose mail was queued (or skipped) in this transaction, its only attempt:
+ * what messageDeliveries would read back, without reading (the ledger is partitioned, and planning
+ * that read was the largest cost of posting a reply).
+ */
+export const firstAttempt = (id: string, status: 'queued' | 'skipped'): MessageDelivery => ({
+  id,
+  status,
+  attempt: 1,
+  attempts: 1,
+  errorCode: null,
+  errorMessage: null,
+  lastError: null,
+  sentAt: null,
+});
+
 /** The delivery of each of these messages' mail (messages without mail are left out). */
 export async function messageDeliveries(
   tx: TenantTx,

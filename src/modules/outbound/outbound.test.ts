@@ -3,7 +3,7 @@
 // how failures are retried or not.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp.ts';
-import { type TestApp, useTestApp } from '../../../test/app.ts';
+import { makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { ingestRawMessage } from '../inbound/process.ts';
@@ -136,6 +136,32 @@ beforeEach(() => {
 });
 
 describe('an agent reply', () => {
+  it('in a workspace without a mailbox is kept, its mail recorded skipped (no_mailbox), as the ledger reads', async () => {
+    // Tenant b has no mailbox.
+    const ticket = await makeTicket(t, t.b.adminToken.token, { subject: 'No mailbox here' });
+    const posted = await t.call(t.b.adminToken.token, 'POST', `/api/v1/tickets/${ticket.id}/messages`, {
+      visibility: 'public',
+      text: 'We are looking into it.',
+    });
+    expect(posted.status, JSON.stringify(posted.body)).toBe(201);
+    expect(posted.body.delivery).toMatchObject({
+      status: 'skipped',
+      attempt: 1,
+      attempts: 1,
+      lastError: null,
+    });
+    const listed = await t.call(t.b.adminToken.token, 'GET', `/api/v1/tickets/${ticket.id}/messages`);
+    expect(listed.body.items.find((m: { id: string }) => m.id === posted.body.id).delivery).toEqual(
+      posted.body.delivery,
+    );
+    const row = await t.call(t.b.adminToken.token, 'GET', `/api/v1/deliveries/${posted.body.delivery.id}`);
+    expect(row.body).toMatchObject({
+      status: 'skipped',
+      skipReason: 'no_mailbox',
+      ticketMessageId: posted.body.id,
+    });
+  });
+
   it('leaves as one mail over SMTP with the threading headers, and the customer answer threads back', async () => {
     const first = await customerMail({ 'Message-ID': '<first-1@customer.test>' });
     expect(first.status).toBe('created');
@@ -148,6 +174,11 @@ describe('an agent reply', () => {
     });
     expect(posted.status, JSON.stringify(posted.body)).toBe(201);
     expect(posted.body.delivery).toMatchObject({ status: 'queued', attempt: 1 });
+    // The answer's delivery (known when the mail was queued, not read back) is what the ledger says.
+    const listed = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
+    expect(listed.body.items.find((m: { id: string }) => m.id === posted.body.id).delivery).toEqual(
+      posted.body.delivery,
+    );
     expect(posted.body.mail.to).toEqual([{ address: 'carol@customer.test', name: 'Carol Customer' }]);
     expect(posted.body.mail.cc.map((a: { address: string }) => a.address).sort()).toEqual([
       'dave@customer.test',

@@ -22,7 +22,7 @@ import {
 } from '../tickets/messages.ts';
 import type { SafeHtml, Ticket, TicketMessage, Visibility } from '../tickets/model.ts';
 import { getTicket } from '../tickets/queries.ts';
-import { messageDeliveries, queueDelivery, recordSkipped } from './ledger.ts';
+import { firstAttempt, messageDeliveries, queueDelivery, recordSkipped } from './ledger.ts';
 import type { EmailPayload, MailAddress } from './model.ts';
 import { outboundSendJob } from './job-refs.ts';
 import { signatureFor } from './signature.ts';
@@ -158,7 +158,7 @@ export async function postTicketMessage(
   const id = uuidv7();
   if (!mailbox) {
     const message = await appendMessage(tx, { ...input, id });
-    await recordSkipped(tx, {
+    const skipped = await recordSkipped(tx, {
       channel: 'email',
       purpose: 'reply',
       destination: '',
@@ -169,7 +169,7 @@ export async function postTicketMessage(
       payload: {},
       reason: 'no_mailbox',
     });
-    return withDelivery(tx, await getMessage(tx, message.id));
+    return { ...(await getMessage(tx, message.id)), delivery: firstAttempt(skipped, 'skipped') };
   }
 
   const own = await mailboxAddresses(tx);
@@ -242,11 +242,16 @@ export async function postTicketMessage(
     mailboxId: mailbox.id,
     rfcMessageId,
   };
+  let attempt;
   if (to.length === 0) {
-    await recordSkipped(tx, { ...delivery, payload: {}, reason: 'no_recipient' });
+    attempt = firstAttempt(
+      await recordSkipped(tx, { ...delivery, payload: {}, reason: 'no_recipient' }),
+      'skipped',
+    );
   } else {
     const deliveryId = await queueDelivery(tx, { ...delivery, payload });
     await deps.queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId }, { tx });
+    attempt = firstAttempt(deliveryId, 'queued');
   }
-  return withDelivery(tx, await getMessage(tx, id));
+  return { ...(await getMessage(tx, id)), delivery: attempt };
 }
