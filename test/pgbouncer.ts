@@ -73,6 +73,9 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
       // While PostgreSQL is out of reach a query waits this long for a server connection, then
       // fails (08P01) and Relaydesk answers 503; PgBouncer's default would hold it for 2 minutes.
       'query_wait_timeout = 10',
+      // After a failed server login PgBouncer refuses every client for this long before it tries
+      // PostgreSQL again: its default 15 s would keep Relaydesk out that long after a restart.
+      'server_login_retry = 2',
       `logfile = ${logFile}`,
       'log_connections = 0',
       'log_disconnections = 0',

@@ -172,12 +172,16 @@ describe('an inbound record follows its job', () => {
       await t.db.admin.query('DROP TRIGGER refuse_marking ON inbound_messages');
       await t.db.admin.query('DROP FUNCTION refuse_marking()');
     }
-    expect(await queue.deadLetters({ queue: processInboundJob.name })).toContainEqual(
-      expect.objectContaining({
-        queue: processInboundJob.name,
-        payload: { tenantId: t.a.tenant.id, inboundId: id },
-      }),
-    );
+    // The record is marked failed inside the last attempt; the job reaches the dead-letter queue
+    // when that attempt's failure is recorded, a moment later.
+    await expect
+      .poll(async () => await queue.deadLetters({ queue: processInboundJob.name }))
+      .toContainEqual(
+        expect.objectContaining({
+          queue: processInboundJob.name,
+          payload: { tenantId: t.a.tenant.id, inboundId: id },
+        }),
+      );
     expect(deadLetterName(processInboundJob.name)).toBe('inbound.process__dlq');
   });
 });
