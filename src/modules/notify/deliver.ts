@@ -7,6 +7,7 @@
 // conversation, a disabled endpoint) and becomes a `delivery.failed` event.
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
+import { retryWhileUnavailable } from '../../platform/db/wait.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
@@ -44,7 +45,26 @@ export interface DeliverDeps {
   leaseSeconds: number;
   /** Fault injection for the crash tests: `notify.after-reserve` or `notify.after-send`. */
   killAt?: string | undefined;
+  /** Injected by tests: the pauses while the database is out of reach (db/wait.ts). */
+  sleep?: ((ms: number) => Promise<void>) | undefined;
 }
+
+/**
+ * Records what the channel already answered, waiting out a database outage until the job's lease
+ * runs out: a run after this one could no longer tell whether the notification arrived (db/wait.ts).
+ */
+const recordAnswered = <T>(
+  deps: DeliverDeps,
+  signal: AbortSignal | undefined,
+  write: () => Promise<T>,
+): Promise<T> =>
+  retryWhileUnavailable(write, {
+    logger: deps.logger,
+    what: "a notification's outcome",
+    signal,
+    forMs: deps.leaseSeconds * 1000,
+    sleep: deps.sleep,
+  });
 
 function faultPoint(deps: DeliverDeps, point: string): void {
   if (deps.killAt === point) process.kill(process.pid, 'SIGKILL');
@@ -129,7 +149,9 @@ export async function deliverNotification(
     return failed(deps, tenantId, row, classifyProviderError(err), ctx, adapter);
   }
   faultPoint(deps, 'notify.after-send');
-  await withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...sent }));
+  await recordAnswered(deps, ctx.signal, () =>
+    withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...sent })),
+  );
   await adapter
     .onSuccess?.(tenantId, row.destination)
     .catch((err: unknown) => deps.logger.warn({ err, deliveryId }, 'channel adapter onSuccess failed'));
@@ -245,10 +267,12 @@ async function deliverTogether(
     }),
   );
   faultPoint(deps, 'notify.after-send');
-  await withSystemTx(deps.pool, (sys) =>
-    recordManySent(
-      sys,
-      sent.map((s) => ({ row: s.row, ...s.result })),
+  await recordAnswered(deps, items[batch[0]!.i]!.ctx.signal, () =>
+    withSystemTx(deps.pool, (sys) =>
+      recordManySent(
+        sys,
+        sent.map((s) => ({ row: s.row, ...s.result })),
+      ),
     ),
   );
   for (const s of sent) {
@@ -266,7 +290,7 @@ async function failed(
   tenantId: string,
   row: DeliveryRow,
   error: DeliveryError,
-  ctx: Pick<JobContext, 'send'>,
+  ctx: Pick<JobContext, 'send'> & { signal?: AbortSignal | undefined },
   adapter: ChannelAdapter | undefined,
 ): Promise<Record<string, unknown>> {
   const delay = error.retryable
@@ -274,40 +298,43 @@ async function failed(
     : undefined;
   const terminal = delay === undefined;
   const content = row.payload['content'] as NotificationContent | undefined;
-  const recorded = await withTenant(deps.pool, tenantId, async (tx) => {
-    const done = await recordOutcome(tx, row, {
-      status: 'failed',
-      errorCode: error.code,
-      errorMessage: error.message,
-      retryable: !terminal,
-      requestId: error.requestId,
-    });
-    if (!done) return false;
-    if (!terminal) {
-      const next = await queueNextAttempt(tx, row);
-      if (next)
-        await ctx.send(
-          notifyDeliverJob,
-          { tenantId: tx.tenantId, deliveryId: next },
-          { tx, delaySeconds: delay },
-        );
-    } else if (content?.type !== 'delivery.failed') {
-      // Told like any event; a failed notification about a failure is not announced again.
-      await recordEvent(tx, {
-        type: 'delivery.failed',
-        ticketId: row.ticket_id,
-        data: {
-          deliveryId: row.id,
-          channel: row.channel,
-          destination: row.destination,
-          errorCode: error.code,
-          error: error.message.slice(0, 300),
-          about: content?.type ?? null,
-        },
+  // The channel refused the notification: only this run knows it did not arrive.
+  const recorded = await recordAnswered(deps, ctx.signal, () =>
+    withTenant(deps.pool, tenantId, async (tx) => {
+      const done = await recordOutcome(tx, row, {
+        status: 'failed',
+        errorCode: error.code,
+        errorMessage: error.message,
+        retryable: !terminal,
+        requestId: error.requestId,
       });
-    }
-    return true;
-  });
+      if (!done) return false;
+      if (!terminal) {
+        const next = await queueNextAttempt(tx, row);
+        if (next)
+          await ctx.send(
+            notifyDeliverJob,
+            { tenantId: tx.tenantId, deliveryId: next },
+            { tx, delaySeconds: delay },
+          );
+      } else if (content?.type !== 'delivery.failed') {
+        // Told like any event; a failed notification about a failure is not announced again.
+        await recordEvent(tx, {
+          type: 'delivery.failed',
+          ticketId: row.ticket_id,
+          data: {
+            deliveryId: row.id,
+            channel: row.channel,
+            destination: row.destination,
+            errorCode: error.code,
+            error: error.message.slice(0, 300),
+            about: content?.type ?? null,
+          },
+        });
+      }
+      return true;
+    }),
+  );
   if (recorded && terminal)
     await adapter
       ?.onTerminalFailure?.(tenantId, row.destination, error)

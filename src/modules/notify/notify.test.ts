@@ -323,6 +323,58 @@ describe('fan-out and delivery', () => {
     expect(receiver.duplicates()).toEqual([]);
   });
 
+  it('records a webhook sent once the database answers again after an outage, instead of resending it', async () => {
+    const endpoint = await makeEndpoint(['ticket.created']);
+    receiver.setSecrets([endpoint.secret]);
+    const ticket = await makeTicket(t, admin(), { subject: 'During an outage' });
+    await fanOutAll();
+    const { rows } = await t.db.admin.query<{ data: { tenantId: string; deliveryId: string } }>(
+      `DELETE FROM pgboss.job WHERE name = $1 RETURNING data`,
+      [notifyDeliverJob.name],
+    );
+    const mine = (await notifications(ticket.id)).filter((n) => n.destination === endpoint.id);
+    expect(mine).toHaveLength(1);
+    const job = rows.find((r) => r.data.deliveryId === mine[0]!.id)!;
+    // The first two tries to record it sent fail as a lost connection does (SQLSTATE 08006).
+    await t.db.admin.query('CREATE SEQUENCE notify_outage_refusals');
+    await t.db.admin
+      .query(`CREATE FUNCTION refuse_notified() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+      BEGIN
+        IF NEW.status = 'sent' AND nextval('notify_outage_refusals') <= 2 THEN
+          RAISE EXCEPTION 'connection to the database lost' USING ERRCODE = '08006';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.admin.query(
+      `CREATE TRIGGER refuse_notified BEFORE UPDATE ON deliveries FOR EACH ROW
+       WHEN (NEW.id = '${mine[0]!.id}'::uuid) EXECUTE FUNCTION refuse_notified()`,
+    );
+    const before = receiver.requests().filter((r) => r.status < 300).length;
+    const pauses: number[] = [];
+    try {
+      const results = await deliverNotificationBatch(
+        { pool: t.db.pool, logger, adapters, leaseSeconds: 60, sleep: async (ms) => void pauses.push(ms) },
+        [
+          {
+            payload: job.data,
+            ctx: { send: t.queue.send.bind(t.queue), signal: new AbortController().signal } as never,
+          },
+        ],
+      );
+      expect(results).toEqual([{ ok: true, output: { sent: expect.anything() } }]);
+    } finally {
+      await t.db.admin.query('DROP TRIGGER refuse_notified ON deliveries');
+      await t.db.admin.query('DROP FUNCTION refuse_notified()');
+      await t.db.admin.query('DROP SEQUENCE notify_outage_refusals');
+    }
+    expect(pauses).toEqual([100, 200]);
+    expect((await notifications(ticket.id)).find((n) => n.id === mine[0]!.id)).toMatchObject({
+      status: 'sent',
+    });
+    expect(receiver.requests().filter((r) => r.status < 300).length - before).toBe(1);
+    expect(receiver.duplicates()).toEqual([]);
+  });
+
   it('reaches a person on their preferred channel, falls back, and records who could not be reached', async () => {
     const endpoint = await makeEndpoint(['sla.breached']);
     const unreachable = await makePerson(t, admin(), { displayName: 'No Address', email: undefined });

@@ -575,6 +575,67 @@ describe('a batch of send jobs (the worker)', () => {
   });
 });
 
+describe('a database outage right after the send', () => {
+  it('records the mail sent once the database answers again, in a batch and alone, instead of leaving it unknown', async () => {
+    const ids: string[] = [];
+    for (const who of ['lou', 'mo']) {
+      const { ticketId } = await customerMail({ From: `${who}@outage.test`, Cc: ADDRESS });
+      const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+        visibility: 'public',
+        text: `Sent during an outage, ${who}`,
+      });
+      ids.push(res.body.delivery.id as string);
+    }
+    // The first two tries to record each mail sent fail as a lost connection does (SQLSTATE 08006).
+    await t.db.admin.query('CREATE SEQUENCE outage_refusals');
+    await t.db.admin
+      .query(`CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+      BEGIN
+        IF NEW.status = 'sent' AND nextval('outage_refusals') <= 2 THEN
+          RAISE EXCEPTION 'connection to the database lost' USING ERRCODE = '08006';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.admin.query(
+      `CREATE TRIGGER refuse_sent BEFORE UPDATE ON deliveries FOR EACH ROW
+       WHEN (NEW.id = ANY('{${ids.join(',')}}'::uuid[])) EXECUTE FUNCTION refuse_sent()`,
+    );
+    const pauses: number[] = [];
+    const deps = {
+      pool: t.db.pool,
+      clock: t.clock,
+      logger,
+      transports,
+      leaseSeconds: 60,
+      sleep: async (ms: number) => void pauses.push(ms),
+    };
+    const ctx = { send: t.queue.send.bind(t.queue), signal: new AbortController().signal } as never;
+    try {
+      const batch = await sendDeliveryBatch(deps, [
+        { payload: { tenantId: t.a.tenant.id, deliveryId: ids[0]! }, ctx },
+      ]);
+      expect(batch).toEqual([{ ok: true, output: { sent: expect.stringMatching(/^250 /) } }]);
+      expect(pauses).toEqual([100, 200]);
+      await t.db.admin.query('ALTER SEQUENCE outage_refusals RESTART');
+      const alone = await sendDelivery(deps, { tenantId: t.a.tenant.id, deliveryId: ids[1]! }, ctx);
+      expect(alone).toEqual({ sent: expect.stringMatching(/^250 /) });
+      expect(pauses).toEqual([100, 200, 100, 200]);
+    } finally {
+      await t.db.admin.query('DROP TRIGGER refuse_sent ON deliveries');
+      await t.db.admin.query('DROP FUNCTION refuse_sent()');
+      await t.db.admin.query('DROP SEQUENCE outage_refusals');
+    }
+    for (const id of ids)
+      expect((await t.call(admin(), 'GET', `/api/v1/deliveries/${id}`)).body).toMatchObject({
+        status: 'sent',
+        errorCode: null,
+      });
+    // Each mail went out once.
+    for (const who of ['lou', 'mo'])
+      expect(smtp.messages().filter((m) => m.to.includes(`${who}@outage.test`))).toHaveLength(1);
+  });
+});
+
 describe('a batch of send jobs across tenants', () => {
   it("sends each tenant's mail through its own mailbox, and a job naming another tenant's attempt sends nothing", async () => {
     const other = await t.call(t.b.adminToken.token, 'POST', '/api/v1/mailboxes', {

@@ -10,6 +10,7 @@
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { retryWhileUnavailable } from '../../platform/db/wait.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
@@ -49,7 +50,26 @@ export interface SendDeps {
    * SIGKILL at this point of a send, `outbound.after-reserve` or `outbound.after-send`.
    */
   killAt?: string | undefined;
+  /** Injected by tests: the pauses while the database is out of reach (db/wait.ts). */
+  sleep?: ((ms: number) => Promise<void>) | undefined;
 }
+
+/**
+ * Records what the provider already answered, waiting out a database outage until the job's lease
+ * runs out: a run after this one could no longer tell whether the mail left (db/wait.ts).
+ */
+const recordAnswered = <T>(
+  deps: SendDeps,
+  signal: AbortSignal | undefined,
+  write: () => Promise<T>,
+): Promise<T> =>
+  retryWhileUnavailable(write, {
+    logger: deps.logger,
+    what: "a send's outcome",
+    signal,
+    forMs: (deps.leaseSeconds ?? 60) * 1000,
+    sleep: deps.sleep,
+  });
 
 /** Seconds before the next attempt: the provider's Retry-After, else 30 s doubling, at most an hour. */
 export const retryDelaySeconds = (attempt: number, retryAfter: number | undefined): number =>
@@ -143,7 +163,9 @@ export async function sendDelivery(
     return settleFailure(deps, { tenantId, row, mailbox, messageId }, err, ctx);
   }
   faultPoint(deps, 'outbound.after-send');
-  await withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...result }));
+  await recordAnswered(deps, ctx.signal, () =>
+    withTenant(deps.pool, tenantId, (tx) => recordOutcome(tx, row, { status: 'sent', ...result })),
+  );
   return { sent: result.providerResponse };
 }
 
@@ -155,28 +177,30 @@ async function settleFailure(
   deps: SendDeps,
   mail: { tenantId: string; row: DeliveryRow; mailbox: Mailbox; messageId: string },
   err: unknown,
-  ctx: Pick<JobContext, 'send'>,
+  ctx: Pick<JobContext, 'send'> & { signal?: AbortSignal | undefined },
 ): Promise<Record<string, unknown>> {
   const { tenantId, row, mailbox, messageId } = mail;
   const error = classifyProviderError(err);
   if (error.ambiguous) {
     const found = await deps.transports.wasSent({ tenantId, mailbox, messageId });
     if (found === undefined || found) {
-      await withTenant(deps.pool, tenantId, (tx) =>
-        recordOutcome(
-          tx,
-          row,
-          found
-            ? {
-                status: 'sent',
-                providerMessageId: null,
-                providerResponse: `found at the provider after: ${error.message}`,
-                requestId: null,
-              }
-            : {
-                status: 'unknown',
-                errorMessage: `the connection failed after the send began (${error.message}); whether the server took the mail is unknown: review, then retry if the recipient did not get it`,
-              },
+      await recordAnswered(deps, ctx.signal, () =>
+        withTenant(deps.pool, tenantId, (tx) =>
+          recordOutcome(
+            tx,
+            row,
+            found
+              ? {
+                  status: 'sent',
+                  providerMessageId: null,
+                  providerResponse: `found at the provider after: ${error.message}`,
+                  requestId: null,
+                }
+              : {
+                  status: 'unknown',
+                  errorMessage: `the connection failed after the send began (${error.message}); whether the server took the mail is unknown: review, then retry if the recipient did not get it`,
+                },
+          ),
         ),
       );
       return { recovered: found ? 'sent' : 'unknown' };
@@ -289,7 +313,9 @@ async function sendTogether(
     }),
   );
   faultPoint(deps, 'outbound.after-send');
-  await withSystemTx(deps.pool, (sys) => recordManySent(sys, sent));
+  await recordAnswered(deps, items[batch[0]!.i]!.ctx.signal, () =>
+    withSystemTx(deps.pool, (sys) => recordManySent(sys, sent)),
+  );
   for (const s of sent) results[s.i] = { ok: true, output: { sent: s.providerResponse } };
 }
 
@@ -302,41 +328,44 @@ async function failed(
   tenantId: string,
   row: DeliveryRow,
   error: DeliveryError,
-  ctx: Pick<JobContext, 'send'>,
+  ctx: Pick<JobContext, 'send'> & { signal?: AbortSignal | undefined },
 ): Promise<Record<string, unknown>> {
   const retry = error.retryable && row.attempt < MAX_ATTEMPTS;
   const delaySeconds = retryDelaySeconds(row.attempt, error.retryAfterSeconds);
-  return withTenant(deps.pool, tenantId, async (tx) => {
-    const recorded = await recordOutcome(tx, row, {
-      status: 'failed',
-      errorCode: error.code,
-      errorMessage: error.message,
-      retryable: error.retryable,
-      requestId: error.requestId,
-    });
-    // Another run recorded this attempt meanwhile: its outcome stands, and it decided what follows.
-    if (!recorded) return { already: 'recorded by another run' };
-    if (!retry) {
-      // Mail that will not go out is worth telling someone (by the tenant's rules), except mail
-      // that itself tells of a failed delivery: a failing address would loop.
-      if (row.payload['about'] !== 'delivery.failed')
-        await recordEvent(tx, {
-          type: 'delivery.failed',
-          ticketId: row.ticket_id,
-          data: {
-            deliveryId: row.id,
-            channel: row.channel,
-            purpose: row.purpose,
-            destination: row.destination,
-            errorCode: error.code,
-            error: error.message.slice(0, 300),
-          },
-        });
-      return { failed: error.code };
-    }
-    const next = await queueNextAttempt(tx, row);
-    if (!next) return { failed: error.code, nextAttempt: 'queued by a person meanwhile' };
-    await ctx.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: next }, { tx, delaySeconds });
-    return { failed: error.code, nextAttempt: next, inSeconds: delaySeconds };
-  });
+  // The provider refused the mail: only this run knows it did not leave.
+  return recordAnswered(deps, ctx.signal, () =>
+    withTenant(deps.pool, tenantId, async (tx) => {
+      const recorded = await recordOutcome(tx, row, {
+        status: 'failed',
+        errorCode: error.code,
+        errorMessage: error.message,
+        retryable: error.retryable,
+        requestId: error.requestId,
+      });
+      // Another run recorded this attempt meanwhile: its outcome stands, and it decided what follows.
+      if (!recorded) return { already: 'recorded by another run' };
+      if (!retry) {
+        // Mail that will not go out is worth telling someone (by the tenant's rules), except mail
+        // that itself tells of a failed delivery: a failing address would loop.
+        if (row.payload['about'] !== 'delivery.failed')
+          await recordEvent(tx, {
+            type: 'delivery.failed',
+            ticketId: row.ticket_id,
+            data: {
+              deliveryId: row.id,
+              channel: row.channel,
+              purpose: row.purpose,
+              destination: row.destination,
+              errorCode: error.code,
+              error: error.message.slice(0, 300),
+            },
+          });
+        return { failed: error.code };
+      }
+      const next = await queueNextAttempt(tx, row);
+      if (!next) return { failed: error.code, nextAttempt: 'queued by a person meanwhile' };
+      await ctx.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: next }, { tx, delaySeconds });
+      return { failed: error.code, nextAttempt: next, inSeconds: delaySeconds };
+    }),
+  );
 }

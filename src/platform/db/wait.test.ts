@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { createLogger } from '../logging.ts';
-import { describeDatabaseUrl, waitForDatabase } from './wait.ts';
+import { describeDatabaseUrl, retryWhileUnavailable, waitForDatabase } from './wait.ts';
 
 const URL = 'postgres://relaydesk:hunter2@db.internal:6543/desk';
 const refused = () =>
@@ -89,5 +89,78 @@ describe('waitForDatabase', () => {
   it('passes on errors that are not about reaching the database', async () => {
     const db = fakeDatabase(Infinity, () => Object.assign(new Error('syntax error'), { code: '42601' }));
     await expect(waitForDatabase({ ...db.options, waitSeconds: 30 })).rejects.toThrow('syntax error');
+  });
+});
+
+describe('retryWhileUnavailable', () => {
+  /** A write that fails `failures` times with `error`, then answers; time moves only in sleeps. */
+  function flakyWrite(failures: number, error: () => Error = refused) {
+    let now = 0;
+    let attempts = 0;
+    const sleeps: number[] = [];
+    return {
+      sleeps,
+      attempts: () => attempts,
+      write: async () => {
+        attempts++;
+        if (attempts <= failures) throw error();
+        return 'recorded';
+      },
+      options: {
+        logger: createLogger('silent'),
+        what: 'a test write',
+        now: () => now,
+        sleep: async (ms: number) => {
+          sleeps.push(ms);
+          now += ms;
+        },
+      },
+    };
+  }
+
+  it('writes once the database answers again, with growing pauses', async () => {
+    const w = flakyWrite(5);
+    await expect(retryWhileUnavailable(w.write, { ...w.options, forMs: 60_000 })).resolves.toBe('recorded');
+    expect(w.attempts()).toBe(6);
+    expect(w.sleeps).toEqual([100, 200, 400, 800, 1600]);
+  });
+
+  it('also waits out a pooler that cannot log in to PostgreSQL yet (SQLSTATE 08P01)', async () => {
+    const w = flakyWrite(2, () =>
+      Object.assign(new Error('server login has been failing, try again later (server_login_retry)'), {
+        code: '08P01',
+      }),
+    );
+    await expect(retryWhileUnavailable(w.write, { ...w.options, forMs: 60_000 })).resolves.toBe('recorded');
+    expect(w.attempts()).toBe(3);
+  });
+
+  it('gives up when its time is over, with the last error, never sleeping past it', async () => {
+    const w = flakyWrite(Infinity);
+    await expect(retryWhileUnavailable(w.write, { ...w.options, forMs: 1_000 })).rejects.toThrow(
+      /ECONNREFUSED/,
+    );
+    expect(w.sleeps.reduce((a, b) => a + b, 0)).toBe(1_000);
+  });
+
+  it('gives up when its signal aborts (the lease ran out, the worker stops)', async () => {
+    const w = flakyWrite(Infinity);
+    const stop = new AbortController();
+    const sleep = async (ms: number) => {
+      await w.options.sleep(ms);
+      if (w.attempts() === 2) stop.abort();
+    };
+    await expect(
+      retryWhileUnavailable(w.write, { ...w.options, sleep, signal: stop.signal, forMs: 60_000 }),
+    ).rejects.toThrow(/ECONNREFUSED/);
+    expect(w.attempts()).toBe(3);
+  });
+
+  it('throws any other error at once: a failed statement is not an outage', async () => {
+    const w = flakyWrite(1, () => Object.assign(new Error('duplicate key'), { code: '23505' }));
+    await expect(retryWhileUnavailable(w.write, { ...w.options, forMs: 60_000 })).rejects.toThrow(
+      /duplicate key/,
+    );
+    expect(w.attempts()).toBe(1);
   });
 });

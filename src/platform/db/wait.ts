@@ -109,3 +109,53 @@ export async function waitForDatabase(options: WaitForDatabaseOptions): Promise<
     }
   }
 }
+
+export interface RetryWhileUnavailableOptions {
+  logger: Logger;
+  /** What is being written, for the log. */
+  what: string;
+  /** Stops the retrying (a job's lease ran out, the worker stops): the last error is thrown. */
+  signal?: AbortSignal | undefined;
+  /** Retries for at most this long. */
+  forMs: number;
+  /** Injected by tests so that no test waits on the wall clock. */
+  sleep?: ((ms: number) => Promise<void>) | undefined;
+  now?: (() => number) | undefined;
+}
+
+/**
+ * Runs `write` (a whole transaction) until it succeeds, trying again with growing pauses while the
+ * database is unreachable (a restart, a failover, a pooler that cannot log in yet), until `forMs`
+ * passes or `signal` aborts. For the writes that record what already happened outside and that only
+ * this process knows: a mail or notification the provider accepted. Failing such a write fails the
+ * job, and the run after it can no longer tell whether the provider took the send, so it reports it
+ * `unknown` for a person to review. `write` must be safe to run again after an answer was lost (the
+ * ledger's writes are conditional on the attempt's state). Any other error is thrown at once.
+ */
+export async function retryWhileUnavailable<T>(
+  write: () => Promise<T>,
+  options: RetryWhileUnavailableOptions,
+): Promise<T> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = options.now ?? Date.now;
+  const deadline = now() + options.forMs;
+  let delay = 100;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await write();
+      if (attempt > 1)
+        options.logger.info({ what: options.what, attempts: attempt }, 'written once the database answered');
+      return result;
+    } catch (err) {
+      const left = deadline - now();
+      if (!isDatabaseUnavailable(err) || options.signal?.aborted || left <= 0) throw err;
+      if (attempt === 1)
+        options.logger.warn(
+          { what: options.what, reason: reasonOf(err) },
+          'the database is out of reach; trying the write again until it answers',
+        );
+      await sleep(Math.min(delay, left));
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+}
