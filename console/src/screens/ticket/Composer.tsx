@@ -10,6 +10,7 @@ import {
   useEffect,
   useId,
   useImperativeHandle,
+  useLayoutEffect,
   useRef,
   useState,
 } from 'react';
@@ -55,6 +56,9 @@ export function Composer({
   const queryClient = useQueryClient();
   const id = useId();
   const textRef = useRef<HTMLTextAreaElement>(null);
+  // Where the caret goes once an inserted canned reply is in the text: set as React writes the new
+  // value, before any further key is handled (a later frame would move it back under what was typed).
+  const caretAfter = useRef<number | undefined>(undefined);
   const [mode, setMode] = useState<ComposerMode>('reply');
   const [text, setText] = useState('');
   const [cc, setCc] = useState('');
@@ -74,6 +78,15 @@ export function Composer({
       textRef.current?.focus();
     },
   }));
+
+  useLayoutEffect(() => {
+    const area = textRef.current;
+    const at = caretAfter.current;
+    if (!area || at === undefined) return;
+    caretAfter.current = undefined;
+    area.focus();
+    area.setSelectionRange(at, at);
+  }, [text]);
 
   const writing = text.trim() !== '';
   useEffect(() => onWriting(writing), [writing, onWriting]);
@@ -117,11 +130,8 @@ export function Composer({
         }),
       );
       const next = text.slice(0, start) + rendered + text.slice(caret);
+      caretAfter.current = start + rendered.length;
       setText(next);
-      requestAnimationFrame(() => {
-        area.focus();
-        area.setSelectionRange(start + rendered.length, start + rendered.length);
-      });
     } catch (err) {
       setError(`The canned reply could not be inserted: ${describeError(err)}`);
     }
