@@ -575,6 +575,34 @@ describe('a batch of send jobs (the worker)', () => {
   });
 });
 
+describe('the signature', () => {
+  it("is the tenant's signature template filled from the ticket, its requester and the writing agent", async () => {
+    const template = await t.call(admin(), 'POST', '/api/v1/mail-templates', {
+      kind: 'signature',
+      name: 'default',
+      text: 'Yours, {{ agent.name }} for {{ requester.name }} on {{ ticket.number }} via {{ mailbox.address }}',
+    });
+    expect(template.status, JSON.stringify(template.body)).toBe(201);
+    try {
+      const { ticketId } = await customerMail({ From: 'Gus Guest <gus@sign.test>', Cc: ADDRESS });
+      const posted = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+        visibility: 'public',
+        text: 'A signed reply',
+      });
+      expect(posted.status, JSON.stringify(posted.body)).toBe(201);
+      await sendQueued();
+      const agent = (await t.call(admin(), 'GET', '/api/v1/me')).body.person.displayName as string;
+      const number = (await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}`)).body.number as string;
+      const mail = smtp.messages().find((m) => m.to.includes('gus@sign.test'));
+      expect(mail!.raw.toString('utf8')).toContain(
+        `A signed reply\r\n\r\n-- \r\nYours, ${agent} for Gus Guest on ${number} via ${ADDRESS}`,
+      );
+    } finally {
+      await t.call(admin(), 'DELETE', `/api/v1/mail-templates/${template.body.id}`);
+    }
+  });
+});
+
 describe('a database outage right after the send', () => {
   it('records the mail sent once the database answers again, in a batch and alone, instead of leaving it unknown', async () => {
     const ids: string[] = [];

@@ -14,7 +14,6 @@ import { signedMessageId } from '../inbound/signing.ts';
 import { assertEmail, getPerson, normalizeEmail, type Person } from '../people/service.ts';
 import {
   appendMessage,
-  getMessage,
   type NewAttachment,
   type ThreadMessage,
   threadMessages,
@@ -169,7 +168,7 @@ export async function postTicketMessage(
       payload: {},
       reason: 'no_mailbox',
     });
-    return { ...(await getMessage(tx, message.id)), delivery: firstAttempt(skipped, 'skipped') };
+    return { ...message, delivery: firstAttempt(skipped, 'skipped') };
   }
 
   const own = await mailboxAddresses(tx);
@@ -195,7 +194,7 @@ export async function postTicketMessage(
   const rfcMessageId = newMessageId(deps, tx.tenantId, ticket.id, mailbox);
   const { inReplyTo, references } = threadHeaders(thread);
   const subject = replySubject(ticket, mailbox.settings.outbound.subjectTag);
-  const signature = await signatureFor(tx, { author, ticket, mailbox, publicUrl: deps.publicUrl });
+  const signature = await signatureFor(tx, { author, ticket, requester, mailbox, publicUrl: deps.publicUrl });
   const quote = mailbox.settings.outbound.quoteHistory ? quoteOf(thread) : undefined;
   const text = [input.text.trimEnd(), signature ? `-- \n${signature.text}` : null, quote?.text ?? null]
     .filter((p) => p !== null)
@@ -207,7 +206,7 @@ export async function postTicketMessage(
     : null;
   const from = { address: mailbox.address, name: mailbox.displayName ?? '' };
 
-  await appendMessage(tx, {
+  const message = await appendMessage(tx, {
     ...input,
     id,
     rfcMessageId,
@@ -253,5 +252,6 @@ export async function postTicketMessage(
     await deps.queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId }, { tx });
     attempt = firstAttempt(deliveryId, 'queued');
   }
-  return { ...(await getMessage(tx, id)), delivery: attempt };
+  // The message as appendMessage read it back: what follows writes the ledger and the queue only.
+  return { ...message, delivery: attempt };
 }

@@ -6,7 +6,7 @@ import { escapeHtml } from '../../platform/html.ts';
 import type { Mailbox } from '../inbound/mailboxes.ts';
 import type { Person } from '../people/service.ts';
 import type { Ticket } from '../tickets/model.ts';
-import { defaultTemplate, renderForSending, ticketVariables } from './templates.ts';
+import { defaultTemplate, renderForSending, variablesOf } from './templates.ts';
 
 export interface Signature {
   text: string;
@@ -15,7 +15,13 @@ export interface Signature {
 
 export async function signatureFor(
   tx: TenantTx,
-  input: { author: Person; ticket: Ticket; mailbox: Mailbox; publicUrl?: string | undefined },
+  input: {
+    author: Person;
+    ticket: Ticket;
+    requester: Person;
+    mailbox: Mailbox;
+    publicUrl?: string | undefined;
+  },
 ): Promise<Signature | undefined> {
   const own = input.author.metadata['signature'];
   if (typeof own === 'string' && own.trim() !== '') {
@@ -23,9 +29,11 @@ export async function signatureFor(
     return { text, html: escapeHtml(text).replace(/\n/g, '<br>') };
   }
   const template = await defaultTemplate(tx, 'signature');
-  const vars = await ticketVariables(tx, {
-    ticketId: input.ticket.id,
-    agentId: input.author.id,
+  // The ticket and its people as the reply read them: nothing read twice.
+  const vars = variablesOf({
+    ticket: input.ticket,
+    requester: input.requester,
+    agent: input.author,
     mailbox: input.mailbox,
     publicUrl: input.publicUrl,
   });

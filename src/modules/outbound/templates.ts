@@ -6,6 +6,7 @@ import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import { findPerson, type Person } from '../people/service.ts';
+import type { Ticket } from '../tickets/model.ts';
 import { getTicket } from '../tickets/queries.ts';
 import {
   checkTemplate,
@@ -225,6 +226,18 @@ export async function ticketVariables(
     findPerson(tx, ticket.requesterId),
     agentId ? findPerson(tx, agentId) : Promise.resolve(undefined),
   ]);
+  return variablesOf({ ticket, requester, agent, mailbox: input.mailbox, publicUrl: input.publicUrl });
+}
+
+/** The variables of a ticket whose requester and agent the caller has read already (ticketVariables). */
+export function variablesOf(input: {
+  ticket: Ticket;
+  requester: Person | undefined;
+  agent: Person | undefined;
+  mailbox?: { address: string; displayName: string | null } | null | undefined;
+  publicUrl?: string | undefined;
+}): TemplateVariables {
+  const { ticket, requester, agent } = input;
   const base = input.publicUrl?.replace(/\/+$/, '');
   return {
     ticket: {
