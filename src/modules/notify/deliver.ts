@@ -7,7 +7,6 @@
 // conversation, a disabled endpoint) and becomes a `delivery.failed` event.
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
-import { retryWhileUnavailable } from '../../platform/db/wait.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
@@ -20,6 +19,7 @@ import {
   markSending,
   queuedRows,
   queueNextAttempt,
+  recordAnswered,
   recordManySent,
   recordOutcome,
   reserveKey,
@@ -45,26 +45,9 @@ export interface DeliverDeps {
   leaseSeconds: number;
   /** Fault injection for the crash tests: `notify.after-reserve` or `notify.after-send`. */
   killAt?: string | undefined;
-  /** Injected by tests: the pauses while the database is out of reach (db/wait.ts). */
+  /** Injected by tests: the pauses while the database is out of reach (ledger.ts recordAnswered). */
   sleep?: ((ms: number) => Promise<void>) | undefined;
 }
-
-/**
- * Records what the channel already answered, waiting out a database outage until the job's lease
- * runs out: a run after this one could no longer tell whether the notification arrived (db/wait.ts).
- */
-const recordAnswered = <T>(
-  deps: DeliverDeps,
-  signal: AbortSignal | undefined,
-  write: () => Promise<T>,
-): Promise<T> =>
-  retryWhileUnavailable(write, {
-    logger: deps.logger,
-    what: "a notification's outcome",
-    signal,
-    forMs: deps.leaseSeconds * 1000,
-    sleep: deps.sleep,
-  });
 
 function faultPoint(deps: DeliverDeps, point: string): void {
   if (deps.killAt === point) process.kill(process.pid, 'SIGKILL');

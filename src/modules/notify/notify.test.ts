@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startWebhookReceiver, type WebhookReceiver } from '../../../simulators/webhook-receiver.ts';
 import { makePerson, makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
+import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { messageIdKey } from '../inbound/signing.ts';
@@ -336,19 +337,12 @@ describe('fan-out and delivery', () => {
     expect(mine).toHaveLength(1);
     const job = rows.find((r) => r.data.deliveryId === mine[0]!.id)!;
     // The first two tries to record it sent fail as a lost connection does (SQLSTATE 08006).
-    await t.db.admin.query('CREATE SEQUENCE notify_outage_refusals');
-    await t.db.admin
-      .query(`CREATE FUNCTION refuse_notified() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-      BEGIN
-        IF NEW.status = 'sent' AND nextval('notify_outage_refusals') <= 2 THEN
-          RAISE EXCEPTION 'connection to the database lost' USING ERRCODE = '08006';
-        END IF;
-        RETURN NEW;
-      END $$`);
-    await t.db.admin.query(
-      `CREATE TRIGGER refuse_notified BEFORE UPDATE ON deliveries FOR EACH ROW
-       WHEN (NEW.id = '${mine[0]!.id}'::uuid) EXECUTE FUNCTION refuse_notified()`,
-    );
+    const outage = await failWritesAsLostConnection(t.db.admin, {
+      table: 'deliveries',
+      ids: [mine[0]!.id],
+      status: 'sent',
+      times: 2,
+    });
     const before = receiver.requests().filter((r) => r.status < 300).length;
     const pauses: number[] = [];
     try {
@@ -363,9 +357,7 @@ describe('fan-out and delivery', () => {
       );
       expect(results).toEqual([{ ok: true, output: { sent: expect.anything() } }]);
     } finally {
-      await t.db.admin.query('DROP TRIGGER refuse_notified ON deliveries');
-      await t.db.admin.query('DROP FUNCTION refuse_notified()');
-      await t.db.admin.query('DROP SEQUENCE notify_outage_refusals');
+      await outage.remove();
     }
     expect(pauses).toEqual([100, 200]);
     expect((await notifications(ticket.id)).find((n) => n.id === mine[0]!.id)).toMatchObject({

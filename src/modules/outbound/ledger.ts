@@ -3,8 +3,10 @@
 // attempt's idempotency key, marks it `sending` just before the provider is called, and records the
 // outcome with the key `done` in one transaction.
 import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
+import { retryWhileUnavailable } from '../../platform/db/wait.ts';
 import { conflict, notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
+import type { Logger } from '../../platform/logging.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
 import {
   DELIVERY_COLUMNS,
@@ -266,6 +268,32 @@ export async function markManySending(sys: SystemTx, rows: LedgerRow[]): Promise
     [rows.map((r) => r.tenant_id), rows.map((r) => r.id), rows.map((r) => r.created_at), tenants],
   );
   return new Set(taken.map((r) => r.delivery_id));
+}
+
+/**
+ * Records what a provider already answered (sent, or refused) by running `write`, its transaction,
+ * and waiting out a database outage until the job's lease runs out (`signal`, at most the lease):
+ * only this run knows the answer, and a run after it could no longer tell whether the send arrived
+ * (platform/db/wait.ts). The ledger's writes are conditional on the attempt's state, so a write
+ * repeated after a lost commit acknowledgement changes nothing.
+ */
+export function recordAnswered<T>(
+  deps: {
+    logger: Logger;
+    leaseSeconds?: number | undefined;
+    /** Injected by tests: the pauses while the database is out of reach. */
+    sleep?: ((ms: number) => Promise<void>) | undefined;
+  },
+  signal: AbortSignal | undefined,
+  write: () => Promise<T>,
+): Promise<T> {
+  return retryWhileUnavailable(write, {
+    logger: deps.logger,
+    what: "a delivery attempt's outcome",
+    signal,
+    forMs: (deps.leaseSeconds ?? 60) * 1000,
+    sleep: deps.sleep,
+  });
 }
 
 /** Records many sent attempts in two statements (the common case of a batch). */

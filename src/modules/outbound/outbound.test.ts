@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp.ts';
 import { makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
+import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { ingestRawMessage } from '../inbound/process.ts';
@@ -615,19 +616,12 @@ describe('a database outage right after the send', () => {
       ids.push(res.body.delivery.id as string);
     }
     // The first two tries to record each mail sent fail as a lost connection does (SQLSTATE 08006).
-    await t.db.admin.query('CREATE SEQUENCE outage_refusals');
-    await t.db.admin
-      .query(`CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-      BEGIN
-        IF NEW.status = 'sent' AND nextval('outage_refusals') <= 2 THEN
-          RAISE EXCEPTION 'connection to the database lost' USING ERRCODE = '08006';
-        END IF;
-        RETURN NEW;
-      END $$`);
-    await t.db.admin.query(
-      `CREATE TRIGGER refuse_sent BEFORE UPDATE ON deliveries FOR EACH ROW
-       WHEN (NEW.id = ANY('{${ids.join(',')}}'::uuid[])) EXECUTE FUNCTION refuse_sent()`,
-    );
+    const outage = await failWritesAsLostConnection(t.db.admin, {
+      table: 'deliveries',
+      ids,
+      status: 'sent',
+      times: 2,
+    });
     const pauses: number[] = [];
     const deps = {
       pool: t.db.pool,
@@ -644,14 +638,12 @@ describe('a database outage right after the send', () => {
       ]);
       expect(batch).toEqual([{ ok: true, output: { sent: expect.stringMatching(/^250 /) } }]);
       expect(pauses).toEqual([100, 200]);
-      await t.db.admin.query('ALTER SEQUENCE outage_refusals RESTART');
+      await outage.restart();
       const alone = await sendDelivery(deps, { tenantId: t.a.tenant.id, deliveryId: ids[1]! }, ctx);
       expect(alone).toEqual({ sent: expect.stringMatching(/^250 /) });
       expect(pauses).toEqual([100, 200, 100, 200]);
     } finally {
-      await t.db.admin.query('DROP TRIGGER refuse_sent ON deliveries');
-      await t.db.admin.query('DROP FUNCTION refuse_sent()');
-      await t.db.admin.query('DROP SEQUENCE outage_refusals');
+      await outage.remove();
     }
     for (const id of ids)
       expect((await t.call(admin(), 'GET', `/api/v1/deliveries/${id}`)).body).toMatchObject({

@@ -10,7 +10,6 @@
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemTx, withTenant, withTenantRead } from '../../platform/db/tx.ts';
-import { retryWhileUnavailable } from '../../platform/db/wait.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
@@ -27,6 +26,7 @@ import {
   markSending,
   queuedRows,
   queueNextAttempt,
+  recordAnswered,
   recordManySent,
   recordOutcome,
   reserveKey,
@@ -50,26 +50,9 @@ export interface SendDeps {
    * SIGKILL at this point of a send, `outbound.after-reserve` or `outbound.after-send`.
    */
   killAt?: string | undefined;
-  /** Injected by tests: the pauses while the database is out of reach (db/wait.ts). */
+  /** Injected by tests: the pauses while the database is out of reach (ledger.ts recordAnswered). */
   sleep?: ((ms: number) => Promise<void>) | undefined;
 }
-
-/**
- * Records what the provider already answered, waiting out a database outage until the job's lease
- * runs out: a run after this one could no longer tell whether the mail left (db/wait.ts).
- */
-const recordAnswered = <T>(
-  deps: SendDeps,
-  signal: AbortSignal | undefined,
-  write: () => Promise<T>,
-): Promise<T> =>
-  retryWhileUnavailable(write, {
-    logger: deps.logger,
-    what: "a send's outcome",
-    signal,
-    forMs: (deps.leaseSeconds ?? 60) * 1000,
-    sleep: deps.sleep,
-  });
 
 /** Seconds before the next attempt: the provider's Retry-After, else 30 s doubling, at most an hour. */
 export const retryDelaySeconds = (attempt: number, retryAfter: number | undefined): number =>
