@@ -9,6 +9,30 @@ import type { ChaosTenant, Simulators } from './setup.ts';
 import { THRESHOLDS } from './setup.ts';
 import type { Traffic } from './traffic.ts';
 
+/**
+ * The run's Graph mailboxes as our database and the Graph simulator see them: `live` when Graph has
+ * the subscription the mailbox records, `healthy` when it is also healthy (the drain waits for it,
+ * the verdict requires it).
+ */
+export async function graphMailboxes(db: pg.Client, tenantIds: string[], sims: Simulators) {
+  const { rows } = await db.query<{
+    mailbox_id: string;
+    status: string;
+    subscription_id: string | null;
+    reason: string | null;
+  }>(
+    `SELECT h.mailbox_id, h.status, h.subscription_id, h.failure_reason AS reason
+       FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
+      WHERE h.tenant_id = ANY($1) AND m.kind = 'graph'`,
+    [tenantIds],
+  );
+  const atGraph = new Set(sims.graph.subscriptions().map((x) => x.id));
+  return rows.map((r) => {
+    const live = r.subscription_id !== null && atGraph.has(r.subscription_id);
+    return { ...r, live, healthy: live && r.status === 'healthy' };
+  });
+}
+
 export interface Verdict {
   ok: boolean;
   /** The one line the run prints. */
@@ -242,24 +266,13 @@ export async function checkInvariants(ctx: {
   if (twice[0]!.n > 0) fail(`${twice[0]!.n} SLA thresholds recorded more than once`);
 
   // --- Subscriptions: every Graph mailbox healthy on the subscription Graph has.
-  const { rows: health } = await db.query<{
-    mailbox_id: string;
-    status: string;
-    subscription_id: string | null;
-    reason: string | null;
-  }>(
-    `SELECT h.mailbox_id, h.status, h.subscription_id, h.failure_reason AS reason
-       FROM mailbox_health h JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
-      WHERE h.tenant_id = ANY($1) AND m.kind = 'graph'`,
-    [tenantIds],
-  );
-  const live = new Set(sims.graph.subscriptions().map((s) => s.id));
+  const health = await graphMailboxes(db, tenantIds, sims);
   let healthy = 0;
   for (const h of health) {
-    if (h.status === 'healthy' && h.subscription_id && live.has(h.subscription_id)) healthy++;
+    if (h.healthy) healthy++;
     else
       fail(
-        `Graph mailbox ${h.mailbox_id}: ${h.status}, subscription ${h.subscription_id ?? 'none'} ${h.subscription_id && live.has(h.subscription_id) ? 'live' : 'not at Graph'} ${h.reason ?? ''}`,
+        `Graph mailbox ${h.mailbox_id}: ${h.status}, subscription ${h.subscription_id ?? 'none'} ${h.live ? 'live' : 'not at Graph'} ${h.reason ?? ''}`,
       );
   }
   const graphCounts = sims.graph.counts();

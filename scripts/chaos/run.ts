@@ -34,7 +34,7 @@ import {
   subscriptionLoop,
 } from './faults.ts';
 import { Feeders, type Rates } from './feeders.ts';
-import { checkInvariants } from './invariants.ts';
+import { checkInvariants, graphMailboxes } from './invariants.ts';
 import { type ChaosTenant, setUpTenants, type Simulators } from './setup.ts';
 import { Traffic } from './traffic.ts';
 
@@ -301,7 +301,7 @@ async function main(): Promise<number> {
 
 /**
  * Waits until every accepted mail is in, no work that is due is left in the queue, and every Graph
- * mailbox is on a subscription Graph has. That last one heals on the next renewal after the last
+ * mailbox is healthy on a subscription Graph has (the verdict's own test, invariants.ts graphMailboxes). That last one heals on the next renewal after the last
  * expiry (about 20 s here), or when a renewal job lost with a killed worker or the database stop
  * comes back with its lease: the drain waits for it instead of catching it half-way.
  */
@@ -327,23 +327,11 @@ async function drain(
               (SELECT count(*)::int FROM events WHERE tenant_id = ANY($1) AND (dispatched_at IS NULL OR fanned_out_at IS NULL)) AS events`,
       [tenantIds, ids],
     );
-    const { rows: subscribed } = await db.query<{ subscription_id: string | null }>(
-      `SELECT h.subscription_id FROM mailbox_health h
-         JOIN mailboxes m ON m.tenant_id = h.tenant_id AND m.id = h.mailbox_id
-        WHERE h.tenant_id = ANY($1) AND m.kind = 'graph'`,
-      [tenantIds],
-    );
-    const atGraph = new Set(sims.graph.subscriptions().map((x) => x.id));
-    const live = subscribed.filter((x) => x.subscription_id && atGraph.has(x.subscription_id)).length;
+    const graph = await graphMailboxes(db, tenantIds, sims);
+    const live = graph.filter((g) => g.healthy).length;
     const r = rows[0]!;
-    const state = `mails in ${r.found}/${ids.length}, inbound pending ${r.inbound}, jobs due ${r.due}, events pending ${r.events}, subscriptions live ${live}/${subscribed.length}`;
-    if (
-      r.found === ids.length &&
-      r.inbound === 0 &&
-      r.due === 0 &&
-      r.events === 0 &&
-      live === subscribed.length
-    ) {
+    const state = `mails in ${r.found}/${ids.length}, inbound pending ${r.inbound}, jobs due ${r.due}, events pending ${r.events}, subscriptions healthy ${live}/${graph.length}`;
+    if (r.found === ids.length && r.inbound === 0 && r.due === 0 && r.events === 0 && live === graph.length) {
       say(`drained: ${state}`);
       return;
     }
