@@ -3,17 +3,30 @@
 // missing, like Dovecot and Chromium. Only its programs are used: the cluster is the suite's own
 // (test/global-setup.ts), never one of Debian's (a `main` cluster the package made is left alone).
 import path from 'node:path';
-import { ensureDebianPackage } from './debian-packages.ts';
+import { ensureDebianPackage, ensureDebianPackageInBackground } from './debian-packages.ts';
 import type { Binaries } from '../src/platform/db/run-as-postgres.ts';
 
 export function debianPostgres(major: string): Binaries {
-  if (!/^\d+$/.test(major)) throw new Error(`RELAYDESK_TEST_POSTGRES="${major}" is not a PostgreSQL major`);
-  const bin = `/usr/lib/postgresql/${major}/bin`;
+  const bin = binDirectory(major);
   // postgresql-N brings the server and its contrib modules (pg_stat_statements among them).
   ensureDebianPackage(`postgresql-${major}`, path.join(bin, 'initdb'));
-  return {
-    initdb: path.join(bin, 'initdb'),
-    pg_ctl: path.join(bin, 'pg_ctl'),
-    postgres: path.join(bin, 'postgres'),
-  };
+  return binaries(bin);
 }
+
+/** debianPostgres, installing without blocking the event loop. */
+export async function debianPostgresInBackground(major: string): Promise<Binaries> {
+  const bin = binDirectory(major);
+  await ensureDebianPackageInBackground(`postgresql-${major}`, path.join(bin, 'initdb'));
+  return binaries(bin);
+}
+
+function binDirectory(major: string): string {
+  if (!/^\d+$/.test(major)) throw new Error(`RELAYDESK_TEST_POSTGRES="${major}" is not a PostgreSQL major`);
+  return `/usr/lib/postgresql/${major}/bin`;
+}
+
+const binaries = (bin: string): Binaries => ({
+  initdb: path.join(bin, 'initdb'),
+  pg_ctl: path.join(bin, 'pg_ctl'),
+  postgres: path.join(bin, 'postgres'),
+});

@@ -3,7 +3,8 @@
 // and prepares a template database with every migration and the queue schema applied. Each test file
 // then clones its own database from the template (test/db.ts), so files are isolated and can run in
 // parallel. At the end, every statement the application role ran must keep the tenant rule
-// (test/statement-check.ts), or the run fails.
+// (test/statement-check.ts), and on the embedded server also prepare on the oldest supported
+// PostgreSQL (test/older-postgres.ts, started in the background meanwhile), or the run fails.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
@@ -15,7 +16,20 @@ import { APP_ROLE } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { installQueueSchema } from '../src/platform/queue/queue.ts';
 import { debianPostgres } from './debian-postgres.ts';
-import { checkCollected, reportCheck, startCollecting, STATEMENT_SETTINGS } from './statement-check.ts';
+import {
+  OLDEST_POSTGRES,
+  type OlderServer,
+  replay,
+  reportReplay,
+  startOlderServer,
+} from './older-postgres.ts';
+import {
+  checkCollected,
+  readCollected,
+  reportCheck,
+  startCollecting,
+  STATEMENT_SETTINGS,
+} from './statement-check.ts';
 import { appDatabaseUrl, withDatabase } from './urls.ts';
 
 declare module 'vitest' {
@@ -31,7 +45,9 @@ declare module 'vitest' {
 export const TEMPLATE = 'relaydesk_test_template';
 
 let embedded: EmbeddedDatabase | undefined;
-let checked: { adminUrl: string; dir: string } | undefined;
+let checked: { adminUrl: string; dir: string; appRolePassword: string } | undefined;
+/** The oldest supported PostgreSQL, starting while the tests run (on the embedded server only). */
+let older: Promise<OlderServer> | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const logger = createLogger('warn');
@@ -40,6 +56,11 @@ export async function setup(project: TestProject): Promise<void> {
   if (adminUrl && major) throw new Error('set DATABASE_URL or RELAYDESK_TEST_POSTGRES, not both');
   const dir = path.resolve(major ? `.relaydesk-test-pg${major}` : '.relaydesk-test');
   if (!adminUrl) {
+    if (!major) {
+      older = startOlderServer(OLDEST_POSTGRES, '.relaydesk-test-oldest');
+      // Awaited at the end; until then a failure must not count as unhandled.
+      older.catch(() => undefined);
+    }
     embedded = await openEmbedded({
       dataDir: dir,
       logger,
@@ -75,7 +96,7 @@ export async function setup(project: TestProject): Promise<void> {
   }
   const skipped = await startCollecting(adminUrl);
   if (skipped) console.log(`tenant statement check skipped: ${skipped}`);
-  else checked = { adminUrl, dir };
+  else checked = { adminUrl, dir, appRolePassword };
   await installQueueSchema(appDatabaseUrl(templateUrl, appRolePassword));
   project.provide('adminDatabaseUrl', adminUrl);
   project.provide('appRolePassword', appRolePassword);
@@ -85,10 +106,17 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   try {
     if (checked) {
-      const result = await checkCollected(checked.adminUrl, withDatabase(checked.adminUrl, TEMPLATE));
-      await reportCheck(result, checked.dir);
+      const templateUrl = withDatabase(checked.adminUrl, TEMPLATE);
+      const collected = await readCollected(checked.adminUrl);
+      await reportCheck(await checkCollected(collected, templateUrl), checked.dir);
+      if (older) {
+        const server = await older;
+        const ownUrl = appDatabaseUrl(templateUrl, checked.appRolePassword);
+        reportReplay(await replay(collected, ownUrl, server.appUrl), server.major);
+      }
     }
   } finally {
+    await older?.then((server) => server.stop()).catch(() => undefined);
     await embedded?.stop();
   }
 }

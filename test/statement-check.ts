@@ -69,9 +69,11 @@ async function tenantTables(templateUrl: string): Promise<Set<string>> {
   return new Set(rows.map((r) => r.name));
 }
 
-/** Checks every statement of the application role recorded since startCollecting. */
-export async function checkCollected(adminUrl: string, templateUrl: string): Promise<CheckResult> {
-  const tables = await tenantTables(templateUrl);
+/**
+ * Every distinct statement of the application role recorded since startCollecting, at any level
+ * (inside functions and triggers too).
+ */
+export async function readCollected(adminUrl: string): Promise<string[]> {
   const { statements, evicted } = await withClient(adminUrl, async (c) => {
     const info = await c.query<{ dealloc: string }>('SELECT dealloc FROM pg_stat_statements_info');
     const { rows } = await c.query<{ query: string }>(
@@ -86,6 +88,12 @@ export async function checkCollected(adminUrl: string, templateUrl: string): Pro
     throw new Error(
       `statement check: pg_stat_statements dropped statements ${evicted} times during the run; raise pg_stat_statements.max in test/statement-check.ts`,
     );
+  return statements;
+}
+
+/** Checks every statement of the application role recorded since startCollecting. */
+export async function checkCollected(statements: string[], templateUrl: string): Promise<CheckResult> {
+  const tables = await tenantTables(templateUrl);
   await loadParser();
   const allowances = new Map(ALLOWED.flatMap((a) => Object.keys(a.statements).map((f) => [f, a.reason])));
   const used = new Set<string>();

@@ -1,0 +1,77 @@
+// The check on the oldest supported PostgreSQL (test/older-postgres.ts) that every run on the
+// embedded server ends with: it must refuse a statement only a newer server knows, and check the
+// statements pg_stat_statements recorded with their constants normalised away where it can.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestDatabase, type TestDatabase } from './db.ts';
+import { atFileEnd } from './file-end.ts';
+import {
+  OLDEST_POSTGRES,
+  type OlderServer,
+  replay,
+  reportReplay,
+  restoreTypedLiterals,
+  startOlderServer,
+} from './older-postgres.ts';
+
+let db: TestDatabase;
+let older: OlderServer;
+
+beforeAll(async () => {
+  db = await useTestDatabase();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'relaydesk-oldest-'));
+  older = await startOlderServer(OLDEST_POSTGRES, dir);
+  atFileEnd(async () => {
+    await older.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+}, 180_000);
+
+describe(`the check on PostgreSQL ${OLDEST_POSTGRES}`, () => {
+  it('runs on the oldest supported major, migrated as production is', async () => {
+    const result = await replay(
+      [
+        'SELECT current_setting($1)::int / $2 AS major',
+        'SELECT count(*) FROM tickets WHERE tenant_id = $1',
+        'SELECT count(*) FROM pgboss.job WHERE name = $1',
+      ],
+      db.url,
+      older.appUrl,
+    );
+    expect(result).toEqual({ statements: 3, prepared: 3, normalised: 0, refused: [] });
+  });
+
+  it('refuses what only a newer server has, and says which statement and why', async () => {
+    // any_value() and json_array() came with PostgreSQL 16; the embedded server is 18.
+    const newer = [
+      'SELECT any_value(status) FROM tickets WHERE tenant_id = $1',
+      'SELECT json_array(1, 2) AS list',
+    ];
+    const result = await replay(['SELECT 1', ...newer, 'BEGIN'], db.url, older.appUrl);
+    expect(result.statements).toBe(3);
+    expect(result.prepared).toBe(1);
+    expect(result.refused.map((r) => r.sql)).toEqual(newer);
+    expect(result.refused[0]!.error).toMatch(/^42883 function any_value\(.*\) does not exist/);
+    expect(() => reportReplay(result, OLDEST_POSTGRES)).toThrow(
+      /2 are refused by PostgreSQL 15 alone[\s\S]*any_value/,
+    );
+  });
+
+  it('puts a normalised typed literal back as a cast, and counts what cannot be prepared as recorded', async () => {
+    expect(restoreTypedLiterals('now() - interval $3 AND d > date $4 AND t < timestamptz $5')).toBe(
+      'now() - $3::interval AND d > $4::date AND t < $5::timestamptz',
+    );
+    const result = await replay(
+      [
+        'UPDATE api_tokens SET last_used_at = now() WHERE tenant_id = $1 AND last_used_at < now() - interval $2',
+        // A parameter whose type nothing decides: not preparable on the suite's server either.
+        'SELECT $1 IS NULL',
+      ],
+      db.url,
+      older.appUrl,
+    );
+    expect(result).toEqual({ statements: 2, prepared: 1, normalised: 1, refused: [] });
+  });
+});

@@ -1,0 +1,137 @@
+// The oldest supported PostgreSQL, checked on every run of the suite on the embedded server: at the
+// end, every statement the application role ran (pg_stat_statements) is prepared on
+// Debian's PostgreSQL 15 as well, in a database migrated there by the same migrations. The whole suite
+// on PostgreSQL 15 (RELAYDESK_TEST_POSTGRES=15) takes longer than CI has; this catches, on every
+// run, what the SQL written for the newest server asks of the oldest (syntax, functions, types,
+// columns of the catalog), since a statement the newest server runs must prepare on the oldest too.
+//
+// PREPARE parses and analyses a statement without running it. pg_stat_statements records statements
+// with their constants replaced by $n, and some of those no longer prepare on any server (a typed
+// literal such as interval '1 day' becomes interval $1, a parameter's type cannot be deduced): each
+// statement is prepared on the suite's own server too, and only a statement that prepares there and
+// fails on the older server counts against it. A typed literal's type is put back as a cast first
+// (interval $1 is prepared as $1::interval), so that those statements are checked too.
+import path from 'node:path';
+import pg from 'pg';
+import { type EmbeddedDatabase, openEmbedded } from '../src/platform/db/embedded.ts';
+import { migrate } from '../src/platform/db/migrate.ts';
+import { createPool } from '../src/platform/db/pool.ts';
+import { APP_ROLE } from '../src/platform/db/tx.ts';
+import { createLogger } from '../src/platform/logging.ts';
+import { installQueueSchema } from '../src/platform/queue/queue.ts';
+import { debianPostgresInBackground } from './debian-postgres.ts';
+import { appDatabaseUrl } from './urls.ts';
+
+/** The oldest PostgreSQL major Relaydesk supports (README: 15 to 18). */
+export const OLDEST_POSTGRES = '15';
+
+export interface OlderServer {
+  major: string;
+  /** The migrated database on it, as the application role. */
+  appUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Installs (apt-get, when missing) and starts Debian's PostgreSQL `major` in `dir`, and migrates its
+ * database as production does: the migrations as the owner, the queue's schema as the application role.
+ */
+export async function startOlderServer(major: string, dir: string): Promise<OlderServer> {
+  const logger = createLogger('warn');
+  const server: EmbeddedDatabase = await openEmbedded({
+    dataDir: path.resolve(dir),
+    logger,
+    purpose: 'test',
+    binaries: await debianPostgresInBackground(major),
+  });
+  try {
+    const owner = createPool({ connectionString: server.url, max: 2 });
+    try {
+      await migrate(owner);
+      await owner.query(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD '${server.appPassword}'`);
+    } finally {
+      await owner.end();
+    }
+    const appUrl = appDatabaseUrl(server.url, server.appPassword);
+    await installQueueSchema(appUrl);
+    return { major, appUrl, stop: () => server.stop() };
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+}
+
+export interface ReplayResult {
+  statements: number;
+  /** Prepared on both servers. */
+  prepared: number;
+  /** Not preparable as recorded, on the suite's server either (constants normalised away). */
+  normalised: number;
+  /** Prepared on the suite's server and refused by the older one: the incompatibilities. */
+  refused: { sql: string; error: string }[];
+}
+
+/** Statements PREPARE takes; the others (BEGIN, SET, LISTEN, ...) need nothing of the grammar's newer parts. */
+const PREPARABLE = /^\s*(?:WITH|SELECT|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE)\b/i;
+
+/** `interval $3` (normalised from `interval '1 minute'`) as `$3::interval`, and the like. */
+export const restoreTypedLiterals = (sql: string): string =>
+  sql.replace(/\b(interval|date|time|timestamp|timestamptz)\s+(\$\d+)/gi, '$2::$1');
+
+/** Whether `sql` prepares on the server of `client`: undefined when it does, else the error's text. */
+async function prepares(client: pg.Client, sql: string): Promise<string | undefined> {
+  try {
+    await client.query(`PREPARE relaydesk_replay AS ${sql}`);
+    await client.query('DEALLOCATE relaydesk_replay');
+    return undefined;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return `${e.code ?? ''} ${e.message}`.trim();
+  }
+}
+
+/** Prepares each statement on the suite's server (`ownUrl`) and on the older one (`olderUrl`). */
+export async function replay(statements: string[], ownUrl: string, olderUrl: string): Promise<ReplayResult> {
+  const own = new pg.Client({ connectionString: ownUrl });
+  const older = new pg.Client({ connectionString: olderUrl });
+  await own.connect();
+  try {
+    await older.connect();
+    try {
+      const result: ReplayResult = { statements: 0, prepared: 0, normalised: 0, refused: [] };
+      for (const sql of statements) {
+        if (!PREPARABLE.test(sql)) continue;
+        result.statements++;
+        const text = restoreTypedLiterals(sql);
+        if ((await prepares(own, text)) !== undefined) {
+          result.normalised++;
+          continue;
+        }
+        const error = await prepares(older, text);
+        if (error === undefined) result.prepared++;
+        else result.refused.push({ sql, error });
+      }
+      return result;
+    } finally {
+      await older.end();
+    }
+  } finally {
+    await own.end();
+  }
+}
+
+/** Prints the result and throws when the older server refused a statement. */
+export function reportReplay(result: ReplayResult, major: string): void {
+  const summary =
+    `PostgreSQL ${major} check: of ${result.statements} distinct statements of ${APP_ROLE}, ` +
+    `${result.prepared} prepare on both servers, ${result.refused.length} are refused by PostgreSQL ${major} ` +
+    `alone, ${result.normalised} cannot be prepared as recorded (on neither)`;
+  console.log(summary);
+  if (result.refused.length > 0)
+    throw new Error(
+      `${summary}\n${result.refused
+        .slice(0, 10)
+        .map((r) => `  ${r.error}: ${r.sql.replace(/\s+/g, ' ').trim().slice(0, 300)}`)
+        .join('\n')}`,
+    );
+}
