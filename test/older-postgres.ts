@@ -6,11 +6,11 @@
 // columns of the catalog), since a statement the newest server runs must prepare on the oldest too.
 //
 // PREPARE parses and analyses a statement without running it. pg_stat_statements records statements
-// with their constants replaced by $n, and some of those no longer prepare on any server (a typed
-// literal such as interval '1 day' becomes interval $1, a parameter's type cannot be deduced): each
-// statement is prepared on the suite's own server too, and only a statement that prepares there and
-// fails on the older server counts against it. A typed literal's type is put back as a cast first
-// (interval $1 is prepared as $1::interval), so that those statements are checked too.
+// with their constants replaced by $n. What that takes from the grammar is put back first (interval
+// $1 is prepared as $1::interval; a parameter whose type nothing decides, once an untyped literal, is
+// given text), and each statement is prepared on the suite's own server too: only a statement that
+// prepares there and fails on the older server counts against it. What prepares on neither (a
+// trigger's statement naming its row or transition table) is counted and left out.
 import path from 'node:path';
 import pg from 'pg';
 import { type EmbeddedDatabase, openEmbedded } from '../src/platform/db/embedded.ts';
@@ -74,19 +74,39 @@ export interface ReplayResult {
 /** Statements PREPARE takes; the others (BEGIN, SET, LISTEN, ...) need nothing of the grammar's newer parts. */
 const PREPARABLE = /^\s*(?:WITH|SELECT|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE)\b/i;
 
-/** `interval $3` (normalised from `interval '1 minute'`) as `$3::interval`, and the like. */
+/**
+ * Puts back what pg_stat_statements' normalisation took out of the grammar: `interval $3` (from
+ * `interval '1 minute'`) as `$3::interval`, and the like; `extract($2 FROM ...)` with a field.
+ */
 export const restoreTypedLiterals = (sql: string): string =>
-  sql.replace(/\b(interval|date|time|timestamp|timestamptz)\s+(\$\d+)/gi, '$2::$1');
+  sql
+    .replace(/\b(interval|date|time|timestamp|timestamptz)\s+(\$\d+)/gi, '$2::$1')
+    .replace(/\bextract\(\s*\$\d+\s+FROM\b/gi, 'extract(epoch FROM');
 
-/** Whether `sql` prepares on the server of `client`: undefined when it does, else the error's text. */
+/**
+ * Whether `sql` prepares on the server of `client`: undefined when it does, else the error's text.
+ * Its parameters' types are left to the server (`unknown`); one whose type nothing decides was an
+ * untyped literal before normalisation (jsonb_build_object('key', ...)), and is given text, the
+ * type PostgreSQL gives such a literal.
+ */
 async function prepares(client: pg.Client, sql: string): Promise<string | undefined> {
-  try {
-    await client.query(`PREPARE relaydesk_replay AS ${sql}`);
-    await client.query('DEALLOCATE relaydesk_replay');
-    return undefined;
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    return `${e.code ?? ''} ${e.message}`.trim();
+  const count = Math.max(0, ...[...sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+  const types: string[] = Array.from({ length: count }, () => 'unknown');
+  for (;;) {
+    try {
+      await client.query(`PREPARE relaydesk_replay${count ? `(${types.join(', ')})` : ''} AS ${sql}`);
+      await client.query('DEALLOCATE relaydesk_replay');
+      return undefined;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const undecided = e.code === '42P18' ? /parameter \$(\d+)/.exec(e.message) : null;
+      const index = undecided ? Number(undecided[1]) - 1 : -1;
+      if (types[index] === 'unknown') {
+        types[index] = 'text';
+        continue;
+      }
+      return `${e.code ?? ''} ${e.message}`.trim();
+    }
   }
 }
 
