@@ -43,7 +43,12 @@ describe(`the check on PostgreSQL ${OLDEST_POSTGRES}`, () => {
     expect(result).toEqual({ statements: 3, prepared: 3, normalised: 0, refused: [] });
   });
 
-  it('refuses what only a newer server has, and says which statement and why', async () => {
+  it('refuses what only a newer server has, and says which statement and why', async ({ skip }) => {
+    // On a suite's server of 15 itself (RELAYDESK_TEST_POSTGRES=15), nothing is newer there.
+    const { rows } = await db.pool.query<{ v: number }>(
+      "SELECT current_setting('server_version_num')::int AS v",
+    );
+    if (rows[0]!.v < 160000) skip('the suite runs on a PostgreSQL older than 16');
     // any_value() and json_array() came with PostgreSQL 16; the embedded server is 18.
     const newer = [
       'SELECT any_value(status) FROM tickets WHERE tenant_id = $1',

@@ -2,7 +2,14 @@
 // keyboard (j/k, x, Enter, /, ?), and the layout at desktop and phone widths. Checked with axe.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
-import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import {
+  type ConsoleBrowser,
+  expectAccessible,
+  pageProblems,
+  screenshot,
+  settled,
+  useBrowser,
+} from './browser.ts';
 import { type Agent, mailIn, makeAgent, makeMailbox, signInWithPassword } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
@@ -120,7 +127,8 @@ describe('the inbox', { timeout: 120_000 }, () => {
   it('shows new mail and changes as they happen, without reloading', async () => {
     const { page, context } = await chrome.newPage();
     await signInWithPassword(page, server, agent, { path: 'inbox?view=unassigned' });
-    await page.locator('[data-live="on"]').waitFor();
+    // The list is in (its request answered) and the live stream connected, before counting.
+    await settled(page);
     const before = await rows(page).count();
     const arrived = await mailIn(server, mailbox, { subject: 'Arrived while looking' });
     await expect.poll(() => page.locator(`tr[data-ticket="${arrived.number}"]`).count()).toBe(1);
