@@ -20,7 +20,7 @@ import { APP_ROLE } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { installQueueSchema } from '../src/platform/queue/queue.ts';
 import { debianPostgresInBackground } from './debian-postgres.ts';
-import { appDatabaseUrl } from './urls.ts';
+import { appDatabaseUrl, withDatabase } from './urls.ts';
 
 /** The oldest PostgreSQL major Relaydesk supports (README: 15 to 18). */
 export const OLDEST_POSTGRES = '15';
@@ -32,9 +32,13 @@ export interface OlderServer {
   stop(): Promise<void>;
 }
 
+/** The database the check prepares in, made afresh each time (as the suite's template is). */
+const CHECK_DATABASE = 'relaydesk_oldest_check';
+
 /**
- * Installs (apt-get, when missing) and starts Debian's PostgreSQL `major` in `dir`, and migrates its
- * database as production does: the migrations as the owner, the queue's schema as the application role.
+ * Installs (apt-get, when missing) and starts Debian's PostgreSQL `major` in `dir`, and migrates a
+ * fresh database there as production does: the migrations as the owner, the queue's schema as the
+ * application role. Fresh, so that a migration changed since an earlier run is what is checked.
  */
 export async function startOlderServer(major: string, dir: string): Promise<OlderServer> {
   const logger = createLogger('warn');
@@ -45,14 +49,23 @@ export async function startOlderServer(major: string, dir: string): Promise<Olde
     binaries: await debianPostgresInBackground(major),
   });
   try {
-    const owner = createPool({ connectionString: server.url, max: 2 });
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    try {
+      await admin.query(`DROP DATABASE IF EXISTS ${CHECK_DATABASE} WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE ${CHECK_DATABASE}`);
+    } finally {
+      await admin.end();
+    }
+    const url = withDatabase(server.url, CHECK_DATABASE);
+    const owner = createPool({ connectionString: url, max: 2 });
     try {
       await migrate(owner);
       await owner.query(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD '${server.appPassword}'`);
     } finally {
       await owner.end();
     }
-    const appUrl = appDatabaseUrl(server.url, server.appPassword);
+    const appUrl = appDatabaseUrl(url, server.appPassword);
     await installQueueSchema(appUrl);
     return { major, appUrl, stop: () => server.stop() };
   } catch (err) {

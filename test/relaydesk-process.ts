@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,19 +164,38 @@ export class RelaydeskProcess {
     return { status: res.status, stdout: res.stdout, stderr: res.stderr };
   }
 
+  /**
+   * Calls the API on a connection of its own, closed after the answer. cli() blocks this process's
+   * event loop (spawnSync) for as long as a command runs; a kept-alive connection that the server
+   * closed meanwhile would be taken for the next request before its close was read ("other side
+   * closed", seen on a loaded CI machine).
+   */
   async api(
     token: string,
     method: string,
     url: string,
     body?: unknown,
   ): Promise<{ status: number; body: any }> {
-    const res = await fetch(`${this.base}${url}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    return new Promise((resolve, reject) => {
+      const req = http.request(`${this.base}${url}`, { method, headers, agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode!, body: text === '' ? undefined : JSON.parse(text) });
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      });
+      req.on('error', reject);
+      req.end(payload);
     });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
   }
 
   async postmasterPid(): Promise<number | undefined> {
