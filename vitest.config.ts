@@ -1,6 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 import { onOtherServer, OWN_POSTGRES_FILES } from './test/own-postgres.ts';
-import SlowFilesFirst from './test/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -23,7 +22,6 @@ export default defineConfig({
     // seconds. expect.poll waits up to this long for it, instead of the default second.
     expect: { poll: { timeout: 15_000, interval: 50 } },
     hookTimeout: 120_000,
-    // The slowest files first (test/sequencer.ts), so that no long one starts last.
-    sequence: { shuffle: false, sequencer: SlowFilesFirst },
+    sequence: { shuffle: false },
   },
 });
