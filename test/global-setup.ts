@@ -10,11 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { type EmbeddedDatabase, openEmbedded } from '../src/platform/db/embedded.ts';
-import { migrate } from '../src/platform/db/migrate.ts';
-import { createPool } from '../src/platform/db/pool.ts';
-import { APP_ROLE } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
-import { installQueueSchema } from '../src/platform/queue/queue.ts';
+import { migrateAsProduction } from './migrated.ts';
 import { debianPostgres } from './debian-postgres.ts';
 import {
   OLDEST_POSTGRES,
@@ -84,20 +81,14 @@ export async function setup(project: TestProject): Promise<void> {
     await admin.end();
   }
   const templateUrl = withDatabase(adminUrl, TEMPLATE);
-  // As in production: migrations as the owner, the queue's schema as the application role, which
-  // logs in with a password of this run.
-  const appRolePassword = randomBytes(18).toString('base64url');
-  const pool = createPool({ connectionString: templateUrl, max: 2 });
-  try {
-    await migrate(pool);
-    await pool.query(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD '${appRolePassword}'`);
-  } finally {
-    await pool.end();
-  }
+  // The statements of this run are collected from here on (the migrations run as the owner, the
+  // queue's schema is installed as the application role, whose statements are checked).
   const skipped = await startCollecting(adminUrl);
   if (skipped) console.log(`tenant statement check skipped: ${skipped}`);
-  else checked = { adminUrl, dir, appRolePassword };
-  await installQueueSchema(appDatabaseUrl(templateUrl, appRolePassword));
+  // As in production; the application role logs in with a password of this run.
+  const appRolePassword = randomBytes(18).toString('base64url');
+  await migrateAsProduction(templateUrl, appRolePassword);
+  if (!skipped) checked = { adminUrl, dir, appRolePassword };
   project.provide('adminDatabaseUrl', adminUrl);
   project.provide('appRolePassword', appRolePassword);
   project.provide('templateDatabase', TEMPLATE);

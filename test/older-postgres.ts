@@ -14,13 +14,11 @@
 import path from 'node:path';
 import pg from 'pg';
 import { type EmbeddedDatabase, openEmbedded } from '../src/platform/db/embedded.ts';
-import { migrate } from '../src/platform/db/migrate.ts';
-import { createPool } from '../src/platform/db/pool.ts';
 import { APP_ROLE } from '../src/platform/db/tx.ts';
 import { createLogger } from '../src/platform/logging.ts';
-import { installQueueSchema } from '../src/platform/queue/queue.ts';
+import { migrateAsProduction } from './migrated.ts';
 import { debianPostgresInBackground } from './debian-postgres.ts';
-import { appDatabaseUrl, withDatabase } from './urls.ts';
+import { withDatabase } from './urls.ts';
 
 /** The oldest PostgreSQL major Relaydesk supports (README: 15 to 18). */
 export const OLDEST_POSTGRES = '15';
@@ -57,16 +55,7 @@ export async function startOlderServer(major: string, dir: string): Promise<Olde
     } finally {
       await admin.end();
     }
-    const url = withDatabase(server.url, CHECK_DATABASE);
-    const owner = createPool({ connectionString: url, max: 2 });
-    try {
-      await migrate(owner);
-      await owner.query(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD '${server.appPassword}'`);
-    } finally {
-      await owner.end();
-    }
-    const appUrl = appDatabaseUrl(url, server.appPassword);
-    await installQueueSchema(appUrl);
+    const appUrl = await migrateAsProduction(withDatabase(server.url, CHECK_DATABASE), server.appPassword);
     return { major, appUrl, stop: () => server.stop() };
   } catch (err) {
     await server.stop();
