@@ -3,9 +3,9 @@
 // 1280 and 390 px.
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_COOKIE } from '../../src/platform/http/auth.ts';
 import { makePerson, makeTicket } from '../app.ts';
 import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import { openAtWidth, signedIn as signedInAs } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
 let server: ConsoleServer;
@@ -25,21 +25,16 @@ beforeAll(async () => {
   await makeTicket(server, server.b.adminToken.token, { subject: 'Tenant B ticket' });
 });
 
-async function signedIn(width = 1280) {
-  const session = await server.signIn({ role: 'admin' });
-  const { page, context } = await chrome.newPage({ width });
-  await context.addCookies([{ name: SESSION_COOKIE, value: session.secret, url: server.url }]);
-  return { page, context };
-}
+const signedIn = () => signedInAs(server, chrome);
 const rows = (page: Page) => page.locator('table[aria-label="Audit events"] tbody tr');
 
 describe('the Audit log screen', { timeout: 120_000 }, () => {
   it('lists the writes with actor, target, outcome and hash, accessible at both widths', async () => {
     const b = await server.call(server.b.adminToken.token, 'GET', '/api/v1/audit-events');
     const bIds: string[] = b.body.items.map((e: { id: string }) => e.id);
+    const { page, context } = await signedIn();
     for (const width of [1280, 390]) {
-      const { page, context } = await signedIn(width);
-      await page.goto(server.consoleUrl('audit'));
+      await openAtWidth(page, width, server.consoleUrl('audit'));
       await expect.poll(() => rows(page).count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
       const text = (await page.locator('main').textContent()) ?? '';
       expect(text).toContain('tickets.create');
@@ -61,8 +56,8 @@ describe('the Audit log screen', { timeout: 120_000 }, () => {
       await expectAccessible(page, 'audit log');
       await screenshot(page, `audit-${width}`);
       expect(pageProblems(page)).toEqual([]);
-      await context.close();
     }
+    await context.close();
   });
 
   it('filters by outcome and action, kept in the address', async () => {

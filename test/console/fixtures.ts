@@ -1,8 +1,11 @@
 // What console tests set up through the API: a mailbox that sends to the SMTP simulator, customer
 // mail arriving through it (the real inbound pipeline makes the ticket), agents who can sign in.
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { SmtpSimulator } from '../../simulators/smtp.ts';
+import { SESSION_COOKIE } from '../../src/platform/http/auth.ts';
+import type { SignInOptions, TestSession } from '../app.ts';
+import type { ConsoleBrowser } from './browser.ts';
 import type { ConsoleServer } from './server.ts';
 
 let counter = 0;
@@ -124,6 +127,35 @@ export async function makeAgent(
   const s = await server.signIn(options);
   return { personId: s.personId, email: s.email, password: s.password, call: s.call };
 }
+
+/**
+ * A page in a fresh browser context, signed in as a new person of tenant A with this role: their
+ * session's cookie is set (signing in through the sign-in page is signin.test.ts's subject).
+ */
+export async function signedIn(
+  server: ConsoleServer,
+  chrome: ConsoleBrowser,
+  { role = 'admin', width = 1280 }: { role?: SignInOptions['role']; width?: number } = {},
+): Promise<{ page: Page; context: BrowserContext; session: TestSession }> {
+  const session = await server.signIn({ role });
+  const { page, context } = await chrome.newPage({ width });
+  await context.addCookies([{ name: SESSION_COOKIE, value: session.secret, url: server.url }]);
+  return { page, context, session };
+}
+
+/**
+ * Opens the console's `path` at this width in the page: a new document laid out at that width from
+ * the start, as a phone opening it sees it, in the same session. (A fresh context per width cost
+ * the browser about two seconds of CPU each.)
+ */
+export async function openAtWidth(page: Page, width: number, url: string): Promise<void> {
+  await page.setViewportSize({ width, height: 800 });
+  await page.goto(url);
+}
+
+/** An element with this role and name shows (the first, when there are several). */
+export const visible = (page: Page, role: Parameters<Page['getByRole']>[0], name: string | RegExp) =>
+  expect.poll(() => page.getByRole(role, { name }).first().isVisible(), { timeout: 10_000 }).toBe(true);
 
 /** Signs in through the sign-in page and waits for the screen it leads to. */
 export async function signInWithPassword(

@@ -1,10 +1,9 @@
 // The Notification rules screen in Chromium: the tenant's rules (the defaults of a new tenant), the
 // channels' state, switching a rule off, a new rule through the form, a sample sent through a rule,
 // and deleting one after confirming. axe and screenshots at 1280 and 390 px.
-import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_COOKIE } from '../../src/platform/http/auth.ts';
 import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import { openAtWidth, signedIn as signedInAs, visible } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
 let server: ConsoleServer;
@@ -15,14 +14,7 @@ beforeAll(async () => {
   chrome = await useBrowser();
 });
 
-async function signedIn(width = 1280) {
-  const session = await server.signIn({ role: 'admin' });
-  const { page, context } = await chrome.newPage({ width });
-  await context.addCookies([{ name: SESSION_COOKIE, value: session.secret, url: server.url }]);
-  return { page, context };
-}
-const visible = (page: Page, role: Parameters<Page['getByRole']>[0], name: string | RegExp) =>
-  expect.poll(() => page.getByRole(role, { name }).first().isVisible(), { timeout: 10_000 }).toBe(true);
+const signedIn = () => signedInAs(server, chrome);
 const rules = async (token = server.a.adminToken.token) =>
   (await server.call(token, 'GET', '/api/v1/notification-rules?limit=200')).body.items as {
     id: string;
@@ -36,9 +28,9 @@ const rules = async (token = server.a.adminToken.token) =>
 
 describe('the Notification rules screen', { timeout: 120_000 }, () => {
   it('lists the rules and the channels, accessible, at both widths', async () => {
+    const { page, context } = await signedIn();
     for (const width of [1280, 390]) {
-      const { page, context } = await signedIn(width);
-      await page.goto(server.consoleUrl('notification-rules'));
+      await openAtWidth(page, width, server.consoleUrl('notification-rules'));
       await visible(page, 'heading', 'A ticket is assigned');
       await visible(page, 'heading', 'Channels');
       await expect.poll(() => page.locator('.channels').textContent()).toContain('No endpoint');
@@ -46,8 +38,8 @@ describe('the Notification rules screen', { timeout: 120_000 }, () => {
       await expectAccessible(page, 'notification rules');
       await screenshot(page, `notification-rules-${width}`);
       expect(pageProblems(page)).toEqual([]);
-      await context.close();
     }
+    await context.close();
   });
 
   it('switches a rule off, creates one, sends a sample through it and deletes one', async () => {

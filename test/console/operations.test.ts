@@ -2,13 +2,13 @@
 // re-authorisation state and banner, test, renew), deliveries (a failed one retried from the screen
 // and sent), dead letters (a job that failed for good re-driven and re-queued) and tokens (minted,
 // copied, revoked). axe on every screen; screenshots at 1280 and 390 px.
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
-import { SESSION_COOKIE } from '../../src/platform/http/auth.ts';
 import { makeTicket } from '../app.ts';
 import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import { signedIn as signedInAs } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
 let server: ConsoleServer;
@@ -37,15 +37,12 @@ afterAll(async () => {
 });
 
 /** A browser page signed in to the console as a new person of tenant A with this role. */
-async function signedIn(
-  role: 'admin' | 'agent' = 'admin',
-  width = 1280,
-): Promise<{ page: Page; context: BrowserContext }> {
-  const session = await server.signIn({ role });
-  const opened = await chrome.newPage({ width });
-  await opened.context.addCookies([{ name: SESSION_COOKIE, value: session.secret, url: server.url }]);
-  return opened;
-}
+const signedIn = (role: 'admin' | 'agent' = 'admin', width = 1280) =>
+  signedInAs(server, chrome, { role, width });
+
+/** The page that shows the screens at 390 px: one for the file (signed in as an admin), closed with the browser. */
+let phonePage: Promise<Page> | undefined;
+const phone = () => (phonePage ??= signedIn('admin', 390).then((opened) => opened.page));
 
 /** Opens a screen and waits for its heading. */
 async function open(page: Page, path: string, heading: string): Promise<void> {
@@ -53,17 +50,16 @@ async function open(page: Page, path: string, heading: string): Promise<void> {
   await expect.poll(() => page.getByRole('heading', { name: heading, level: 1 }).isVisible()).toBe(true);
 }
 
-/** axe and a screenshot at both widths, the 390 px one in a fresh page. */
+/** axe and a screenshot at both widths, the 390 px one in the phone's page. */
 async function checkScreen(page: Page, path: string, heading: string, name: string, ready: string) {
   await expectAccessible(page, name);
   await screenshot(page, `${name}-1280`);
-  const phone = await signedIn('admin', 390);
-  await open(phone.page, path, heading);
-  await phone.page.locator(ready).first().waitFor();
-  await expectAccessible(phone.page, `${name} (390 px)`);
-  await screenshot(phone.page, `${name}-390`);
-  expect(pageProblems(phone.page)).toEqual([]);
-  await phone.context.close();
+  const small = await phone();
+  await open(small, path, heading);
+  await small.locator(ready).first().waitFor();
+  await expectAccessible(small, `${name} (390 px)`);
+  await screenshot(small, `${name}-390`);
+  expect(pageProblems(small)).toEqual([]);
 }
 
 async function graphMailbox(address: string): Promise<string> {
@@ -283,12 +279,11 @@ describe('the dead-letters screen', () => {
     expect(await group.locator('pre').first().textContent()).toContain('"ticket": "T-1"');
     await expectAccessible(page, 'dead letters');
     await screenshot(page, 'dead-letters-1280');
-    const phone = await signedIn('admin', 390);
-    await open(phone.page, 'dead-letters', 'Dead letters');
-    await phone.page.locator(`section[data-queue="${queue}"]`).waitFor();
-    await expectAccessible(phone.page, 'dead letters (390 px)');
-    await screenshot(phone.page, 'dead-letters-390');
-    await phone.context.close();
+    const small = await phone();
+    await open(small, 'dead-letters', 'Dead letters');
+    await small.locator(`section[data-queue="${queue}"]`).waitFor();
+    await expectAccessible(small, 'dead letters (390 px)');
+    await screenshot(small, 'dead-letters-390');
 
     await group.getByRole('button', { name: `Re-drive the dead letters of ${queue}` }).click();
     await expect

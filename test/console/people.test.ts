@@ -4,9 +4,9 @@
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordUnmapped } from '../../src/modules/people/unmapped.ts';
-import { SESSION_COOKIE } from '../../src/platform/http/auth.ts';
 import { makePerson, makeTicket } from '../app.ts';
 import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import { openAtWidth, signedIn as signedInAs, visible } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
 let server: ConsoleServer;
@@ -18,15 +18,8 @@ beforeAll(async () => {
 });
 
 /** A page signed in as a new agent of tenant a with this role. */
-async function signedIn(role: 'admin' | 'agent' | 'viewer', width = 1280) {
-  const session = await server.signIn({ role });
-  const { page, context } = await chrome.newPage({ width });
-  await context.addCookies([{ name: SESSION_COOKIE, value: session.secret, url: server.url }]);
-  return { page, context, session };
-}
-
-const visible = (page: Page, role: Parameters<Page['getByRole']>[0], name: string | RegExp) =>
-  expect.poll(() => page.getByRole(role, { name }).first().isVisible(), { timeout: 10_000 }).toBe(true);
+const signedIn = (role: 'admin' | 'agent' | 'viewer', width = 1280) =>
+  signedInAs(server, chrome, { role, width });
 
 /** A status message (role status or alert) with this text shows. */
 const shows = (page: Page, text: string | RegExp) =>
@@ -164,17 +157,16 @@ describe('the People screen', { timeout: 120_000 }, () => {
       displayName: 'Other tenant',
     });
 
-    for (const width of [1280, 390]) {
-      const { page, context } = await signedIn('agent', width);
-      await page.goto(server.consoleUrl('people?tab=unmapped'));
+    const { page, context } = await signedIn('agent');
+    for (const width of [390, 1280]) {
+      await openAtWidth(page, width, server.consoleUrl('people?tab=unmapped'));
       await visible(page, 'heading', /Some bot/);
       expect(await page.getByText('UOTHERTENANT').count()).toBe(0);
       await expectAccessible(page, 'unmapped identities');
       await screenshot(page, `people-unmapped-${width}`);
-      await context.close();
     }
 
-    const { page, context } = await signedIn('agent');
+    // Back at 1280: linking one and dismissing another.
     await page.goto(server.consoleUrl('people?tab=unmapped'));
     await page.getByRole('button', { name: 'Link to Olga Teams' }).click();
     await shows(page, /teams 29:olga-aad is linked to Olga Teams/);

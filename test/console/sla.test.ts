@@ -1,10 +1,9 @@
 // The SLA screen in Chromium: policies (targets, thresholds, escalations) shown and created through
 // the form; calendars shown as a week of opening hours (and as a table for screen readers) with
 // their holidays, and edited. axe and screenshots at 1280 and 390 px.
-import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_COOKIE } from '../../src/platform/http/auth.ts';
 import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import { openAtWidth, signedIn as signedInAs, visible } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
 let server: ConsoleServer;
@@ -53,20 +52,13 @@ beforeAll(async () => {
   });
 });
 
-async function signedIn(width = 1280) {
-  const session = await server.signIn({ role: 'admin' });
-  const { page, context } = await chrome.newPage({ width });
-  await context.addCookies([{ name: SESSION_COOKIE, value: session.secret, url: server.url }]);
-  return { page, context };
-}
-const visible = (page: Page, role: Parameters<Page['getByRole']>[0], name: string | RegExp) =>
-  expect.poll(() => page.getByRole(role, { name }).first().isVisible(), { timeout: 10_000 }).toBe(true);
+const signedIn = () => signedInAs(server, chrome);
 
 describe('the SLA screen', { timeout: 120_000 }, () => {
   it('shows policies and calendars, accessible, at both widths', async () => {
+    const { page, context } = await signedIn();
     for (const width of [1280, 390]) {
-      const { page, context } = await signedIn(width);
-      await page.goto(server.consoleUrl('sla'));
+      await openAtWidth(page, width, server.consoleUrl('sla'));
       await visible(page, 'heading', /Standard/);
       // The policy names its calendar once the calendars have loaded too.
       await expect
@@ -99,8 +91,8 @@ describe('the SLA screen', { timeout: 120_000 }, () => {
       await expectAccessible(page, 'SLA calendars');
       await screenshot(page, `sla-calendars-${width}`);
       expect(pageProblems(page)).toEqual([]);
-      await context.close();
     }
+    await context.close();
   });
 
   it('creates a policy with targets and an escalation through the form', async () => {
