@@ -22,6 +22,7 @@ import { startEventDispatcher } from './modules/notify/dispatcher.ts';
 import { NOTIFY_SCHEDULES, notifyJobs } from './modules/notify/jobs.ts';
 import { notificationRuleRoutes } from './modules/notify/routes.ts';
 import { PEOPLE_SCHEDULES, peopleJobs } from './modules/people/jobs.ts';
+import { TICKETS_SCHEDULES, ticketsJobs } from './modules/tickets/jobs.ts';
 import { sessionRoutes } from './modules/sessions/routes.ts';
 import { sessionAuthenticator, startSession } from './modules/sessions/sessions.ts';
 import { slackChannel } from './modules/slack/adapter.ts';
@@ -140,6 +141,7 @@ export function defaultRegistry(deps: {
 }): JobRegistry {
   const definitions = [
     ...peopleJobs(deps.pool),
+    ...ticketsJobs({ pool: deps.pool, clock: deps.clock }),
     ...inboundJobs({
       pool: deps.pool,
       messageIdKey: messageIdKey(deps.secretKey),
@@ -186,6 +188,7 @@ export function defaultRegistry(deps: {
 /** Cron schedules of every module, kept registered by the scheduler role. */
 export const SCHEDULES: { job: string; cron: string }[] = [
   ...PEOPLE_SCHEDULES,
+  ...TICKETS_SCHEDULES,
   ...OUTBOUND_SCHEDULES,
   ...NOTIFY_SCHEDULES,
 ];

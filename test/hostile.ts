@@ -667,8 +667,16 @@ export function baseRequests(f: Fixtures): Record<string, BaseRequest> {
       ],
       ok: [200],
     },
-    'PUT /api/v1/tickets/{id}/presence': { params: id(f.ticket), bodies: [{ state: 'replying' }], ok: [204] },
-    'DELETE /api/v1/tickets/{id}/presence': { params: id(f.ticket), ok: [204] },
+    'PUT /api/v1/tickets/{id}/presence': {
+      params: id(f.ticket),
+      bodies: [{ state: 'replying' }, { state: 'viewing', page: 'sweep-page', seq: 1 }],
+      ok: [204],
+    },
+    'DELETE /api/v1/tickets/{id}/presence': {
+      params: id(f.ticket),
+      query: { page: 'sweep-page', seq: '2' },
+      ok: [204],
+    },
     'GET /api/v1/tickets/{id}/presence': { params: id(f.ticket), ok: [200] },
     'GET /api/v1/tickets/{id}/history': { params: id(f.ticket), ok: [200] },
     'GET /api/v1/stream': { ok: [200] },

@@ -90,6 +90,8 @@ export const ALLOWED: Allowance[] = [
     statements: {
       df0460815de2f474: 'DELETE FROM delivery_keys WHERE created_at < $1 (outbound/ledger.ts)',
       '639427bd15c3a3df': 'DELETE FROM unmapped_identities WHERE last_seen_at < ... (people/unmapped.ts)',
+      '15b19c1b7bfe5315':
+        'DELETE FROM ticket_presence WHERE expires_at <= $1 (tickets/presence.ts expirePresence)',
     },
   },
   {

@@ -5,6 +5,7 @@ import { makePerson, makeTicket, type TestApp, useTestApp } from '../../../test/
 import { type TenantTx, withTenantRead } from '../../platform/db/tx.ts';
 import { auditRecordingsSettled } from '../audit/request-audit.ts';
 import { type ListTicketsInput, listTickets } from './queries.ts';
+import { expirePresence } from './presence.ts';
 
 let t: TestApp;
 let tokenA: string;
@@ -486,6 +487,86 @@ describe('presence', () => {
       expect((await t.call(agent.token, 'DELETE', url)).status).toBe(204);
       expect((await t.call(agent.token, 'DELETE', url)).status).toBe(204);
       expect((await t.call(tokenA, 'GET', url)).body.people).toEqual([]);
+    } finally {
+      t.clock.unfreeze();
+    }
+  });
+
+  it("takes a page's requests in the order it sent them: a heartbeat overtaken by the leave is ignored", async () => {
+    const ticket = await makeTicket(t, tokenA);
+    const url = `/api/v1/tickets/${ticket.id}/presence`;
+    const seenByAdmin = async () => (await t.call(tokenA, 'GET', url)).body.people;
+    // The page's 'viewing' (3) is overtaken by its 'replying' (4), then by its leave (5).
+    expect((await t.call(agent.token, 'PUT', url, { state: 'replying', page: 'tab-1', seq: 4 })).status).toBe(
+      204,
+    );
+    expect((await t.call(agent.token, 'PUT', url, { state: 'viewing', page: 'tab-1', seq: 3 })).status).toBe(
+      204,
+    );
+    expect((await seenByAdmin()).map((p: any) => p.state)).toEqual(['replying']);
+    expect((await t.call(agent.token, 'DELETE', `${url}?page=tab-1&seq=5`)).status).toBe(204);
+    expect(await seenByAdmin()).toEqual([]);
+    expect((await t.call(agent.token, 'PUT', url, { state: 'viewing', page: 'tab-1', seq: 3 })).status).toBe(
+      204,
+    );
+    expect(await seenByAdmin()).toEqual([]);
+    const { rows } = await t.db.admin.query(
+      'SELECT state, page, seq::int AS seq FROM ticket_presence WHERE ticket_id = $1 AND person_id = $2',
+      [ticket.id, agent.id],
+    );
+    expect(rows).toEqual([{ state: 'left', page: 'tab-1', seq: 5 }]);
+
+    // The same page coming back, another page of the person's, and a request without order all count.
+    await t.call(agent.token, 'PUT', url, { state: 'viewing', page: 'tab-1', seq: 6 });
+    expect((await seenByAdmin()).map((p: any) => p.id)).toEqual([agent.id]);
+    await t.call(agent.token, 'DELETE', `${url}?page=tab-1&seq=7`);
+    await t.call(agent.token, 'PUT', url, { state: 'replying', page: 'tab-2', seq: 1 });
+    expect((await seenByAdmin()).map((p: any) => p.state)).toEqual(['replying']);
+    await t.call(agent.token, 'DELETE', `${url}?page=tab-2&seq=2`);
+    await t.call(agent.token, 'PUT', url, { state: 'viewing' });
+    expect((await seenByAdmin()).map((p: any) => p.state)).toEqual(['viewing']);
+    // A leave without order takes the row away, as before.
+    await t.call(agent.token, 'DELETE', url);
+    expect(
+      (await t.db.admin.query('SELECT 1 FROM ticket_presence WHERE ticket_id = $1', [ticket.id])).rows,
+    ).toEqual([]);
+
+    // page and seq go together; each must be well formed.
+    for (const [method, target, body] of [
+      ['PUT', url, { state: 'viewing', page: 'tab-3' }],
+      ['PUT', url, { state: 'viewing', seq: 1 }],
+      ['PUT', url, { state: 'viewing', page: 'tab 3', seq: 1 }],
+      ['PUT', url, { state: 'viewing', page: 'tab-3', seq: 0 }],
+      ['DELETE', `${url}?page=tab-3`, undefined],
+      ['DELETE', `${url}?seq=1`, undefined],
+      ['DELETE', `${url}?page=tab-3&seq=1.5`, undefined],
+    ] as const) {
+      const res = await t.call(agent.token, method, target, body);
+      expect(res.status, `${method} ${target} ${JSON.stringify(body)}`).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+    }
+    // Another tenant's leave with order cannot touch the ticket either.
+    expect((await t.call(tokenB, 'DELETE', `${url}?page=tab-1&seq=99`)).status).toBe(404);
+  });
+
+  it("deletes every tenant's expired rows in the scheduler's sweep, and nothing that still counts", async () => {
+    const mine = await makeTicket(t, tokenA);
+    const theirs = await makeTicket(t, tokenB);
+    t.clock.freeze('2030-06-01T10:00:00Z');
+    try {
+      await t.call(tokenA, 'PUT', `/api/v1/tickets/${mine.id}/presence`, { state: 'viewing' });
+      await t.call(agent.token, 'DELETE', `/api/v1/tickets/${mine.id}/presence?page=tab-9&seq=1`);
+      await t.call(tokenB, 'PUT', `/api/v1/tickets/${theirs.id}/presence`, { state: 'replying' });
+      t.clock.advance(20_000);
+      const fresh = await makeTicket(t, tokenA);
+      await t.call(tokenA, 'PUT', `/api/v1/tickets/${fresh.id}/presence`, { state: 'viewing' });
+      t.clock.advance(10_000);
+      expect(await expirePresence(t.db.pool, t.clock.now())).toBeGreaterThanOrEqual(3);
+      const { rows } = await t.db.admin.query(
+        'SELECT ticket_id FROM ticket_presence WHERE ticket_id = ANY($1::uuid[])',
+        [[mine.id, theirs.id, fresh.id]],
+      );
+      expect(rows).toEqual([{ ticket_id: fresh.id }]);
     } finally {
       t.clock.unfreeze();
     }

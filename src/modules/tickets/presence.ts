@@ -1,8 +1,13 @@
 // Who has a ticket open right now (collision detection): the console sends a heartbeat while a
 // ticket is on screen, saying whether the agent is only viewing or writing a reply. A row lives
 // PRESENCE_TTL_MS past its last heartbeat; expired rows are ignored by every read and deleted by the
-// next heartbeat on the same ticket, so a closed browser tab disappears without anyone cleaning up.
-import type { TenantTx } from '../../platform/db/tx.ts';
+// next heartbeat on the same ticket, so a closed browser tab disappears without anyone cleaning up;
+// the scheduler's hourly expirePresence takes those of tickets nobody opens again.
+// A page that names itself and numbers its requests (`order`) is taken in its own order: its leave
+// leaves a marker row (state 'left') that a request of the same page numbered before it cannot
+// overwrite, so a heartbeat overtaken by the leave does not bring the person back.
+import type { Pool } from '../../platform/db/pool.ts';
+import { type TenantTx, withSystemTx } from '../../platform/db/tx.ts';
 import { notFound } from '../../platform/errors.ts';
 
 export const PRESENCE_STATES = ['viewing', 'replying'] as const;
@@ -17,6 +22,19 @@ export interface PresentPerson {
   since: string;
 }
 
+/** Which page of the person's sent a presence request, and its number among that page's requests. */
+export interface PresenceOrder {
+  page: string;
+  seq: number;
+}
+
+/**
+ * The upsert's condition: a row is replaced unless it came from the same page with a later number
+ * (requests without `order` always replace, as before).
+ */
+const IN_ORDER = `ticket_presence.page IS DISTINCT FROM excluded.page OR ticket_presence.seq IS NULL
+       OR excluded.seq IS NULL OR excluded.seq > ticket_presence.seq`;
+
 async function assertTicket(tx: TenantTx, ticketId: string): Promise<void> {
   const { rowCount } = await tx.query(
     'SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL',
@@ -28,7 +46,7 @@ async function assertTicket(tx: TenantTx, ticketId: string): Promise<void> {
 /** Records a heartbeat of the person on the ticket (and drops the ticket's expired rows). */
 export async function touchPresence(
   tx: TenantTx,
-  input: { ticketId: string; personId: string; state: PresenceState; now: Date },
+  input: { ticketId: string; personId: string; state: PresenceState; now: Date; order?: PresenceOrder },
 ): Promise<void> {
   await assertTicket(tx, input.ticketId);
   await tx.query('DELETE FROM ticket_presence WHERE tenant_id = $1 AND ticket_id = $2 AND expires_at <= $3', [
@@ -37,10 +55,12 @@ export async function touchPresence(
     input.now,
   ]);
   await tx.query(
-    `INSERT INTO ticket_presence (tenant_id, ticket_id, person_id, state, updated_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO ticket_presence (tenant_id, ticket_id, person_id, state, updated_at, expires_at, page, seq)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (tenant_id, ticket_id, person_id)
-     DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+     DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+                   page = excluded.page, seq = excluded.seq
+     WHERE ${IN_ORDER}`,
     [
       tx.tenantId,
       input.ticketId,
@@ -48,21 +68,46 @@ export async function touchPresence(
       input.state,
       input.now,
       new Date(input.now.getTime() + PRESENCE_TTL_MS),
+      input.order?.page ?? null,
+      input.order?.seq ?? null,
     ],
   );
 }
 
-/** The person leaves the ticket (closing it in the console). Leaving twice is fine. */
+/**
+ * The person leaves the ticket (closing it in the console). Leaving twice is fine. With `order`, what
+ * stays is a marker of the leave, until it expires like a heartbeat.
+ */
 export async function leavePresence(
   tx: TenantTx,
-  input: { ticketId: string; personId: string },
+  input: { ticketId: string; personId: string; now: Date; order?: PresenceOrder | undefined },
 ): Promise<void> {
   await assertTicket(tx, input.ticketId);
-  await tx.query('DELETE FROM ticket_presence WHERE tenant_id = $1 AND ticket_id = $2 AND person_id = $3', [
-    tx.tenantId,
-    input.ticketId,
-    input.personId,
-  ]);
+  if (!input.order) {
+    await tx.query('DELETE FROM ticket_presence WHERE tenant_id = $1 AND ticket_id = $2 AND person_id = $3', [
+      tx.tenantId,
+      input.ticketId,
+      input.personId,
+    ]);
+    return;
+  }
+  await tx.query(
+    `INSERT INTO ticket_presence (tenant_id, ticket_id, person_id, state, updated_at, expires_at, page, seq)
+     VALUES ($1, $2, $3, 'left', $4, $5, $6, $7)
+     ON CONFLICT (tenant_id, ticket_id, person_id)
+     DO UPDATE SET state = 'left', updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+                   page = excluded.page, seq = excluded.seq
+     WHERE ${IN_ORDER}`,
+    [
+      tx.tenantId,
+      input.ticketId,
+      input.personId,
+      input.now,
+      new Date(input.now.getTime() + PRESENCE_TTL_MS),
+      input.order.page,
+      input.order.seq,
+    ],
+  );
 }
 
 /** Who is on the ticket now, replying first, then by name; `exceptPersonId` leaves the asker out. */
@@ -79,10 +124,21 @@ export async function ticketPresence(
   }>(
     `SELECT p.id, p.display_name, x.state, x.updated_at
        FROM ticket_presence x JOIN people p ON p.tenant_id = x.tenant_id AND p.id = x.person_id
-      WHERE x.tenant_id = $1 AND x.ticket_id = $2 AND x.expires_at > $3
+      WHERE x.tenant_id = $1 AND x.ticket_id = $2 AND x.expires_at > $3 AND x.state <> 'left'
         AND ($4::uuid IS NULL OR x.person_id <> $4::uuid)
       ORDER BY x.state = 'replying' DESC, p.display_name, p.id`,
     [tx.tenantId, input.ticketId, input.now, input.exceptPersonId ?? null],
   );
   return rows.map((r) => ({ id: r.id, displayName: r.display_name, state: r.state, since: r.updated_at }));
+}
+
+/**
+ * Deletes the rows past their expiry on every tenant's tickets (the scheduler, hourly): the
+ * heartbeats and leave markers of tickets nobody opened again, which no heartbeat cleared.
+ */
+export async function expirePresence(pool: Pool, now: Date): Promise<number> {
+  const { rowCount } = await withSystemTx(pool, (sys) =>
+    sys.query('DELETE FROM ticket_presence WHERE expires_at <= $1', [now]),
+  );
+  return rowCount ?? 0;
 }

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
+import { validation } from '../../platform/errors.ts';
 import {
   IdParams,
   ListQuery,
@@ -15,7 +16,13 @@ import { deleteTicket, updateTicket } from './changes.ts';
 import { createTicket } from './create.ts';
 import { createTicketTogether } from './create-together.ts';
 import { sanitizeBodyHtml, TICKET_PRIORITIES, TICKET_STATUSES, VISIBILITIES } from './model.ts';
-import { leavePresence, PRESENCE_STATES, ticketPresence, touchPresence } from './presence.ts';
+import {
+  leavePresence,
+  PRESENCE_STATES,
+  type PresenceOrder,
+  ticketPresence,
+  touchPresence,
+} from './presence.ts';
 import {
   getTicketView,
   listTickets,
@@ -399,6 +406,43 @@ export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
   const presenceDescription =
     'Presence says who has the ticket open in the console right now, and whether they are writing a ' +
     'reply (collision detection). ';
+  const orderDescription =
+    '\n\nA page may name itself (`page`, its own random id) and number its presence requests (`seq`, ' +
+    'rising): the two go together. Requests can overtake each other on the way, and one of that page ' +
+    'numbered before the last one taken is then ignored; a leave with them is kept as a marker until it ' +
+    'expires, so a heartbeat overtaken by the leave does not bring its sender back.';
+  const orderFields = {
+    page: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: '^[A-Za-z0-9_-]+$',
+        description: "The sending page's id (with seq)",
+      }),
+    ),
+    seq: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: "The request's number among the page's presence requests (with page)",
+      }),
+    ),
+  };
+  const orderOf = (
+    given: { page?: string | undefined; seq?: number | undefined },
+    where: 'body' | 'query',
+  ): PresenceOrder | undefined => {
+    if (given.page === undefined && given.seq === undefined) return undefined;
+    if (given.page === undefined || given.seq === undefined)
+      throw validation('page and seq go together: give both or neither', [
+        {
+          path: given.page === undefined ? '/page' : '/seq',
+          message: 'is required with the other',
+          in: where,
+        },
+      ]);
+    return { page: given.page, seq: given.seq };
+  };
   app.put(
     '/tickets/:id/presence',
     {
@@ -415,9 +459,10 @@ export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
           'someone arrives, leaves or changes state, not on every heartbeat). Answers 204. Not in the ' +
           'audit trail.\n\n' +
           'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
-          'tenant or it was deleted.',
+          'tenant or it was deleted.' +
+          orderDescription,
         params: IdParams,
-        body: Type.Object({ state: OneOf(PRESENCE_STATES) }, { additionalProperties: false }),
+        body: Type.Object({ state: OneOf(PRESENCE_STATES), ...orderFields }, { additionalProperties: false }),
         response: { 204: Type.Null(), ...problemResponses },
       },
     },
@@ -429,6 +474,7 @@ export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
           personId: principal.personId,
           state: request.body.state,
           now: clock.now(),
+          order: orderOf(request.body, 'body'),
         }),
       );
       return reply.code(204).send(null);
@@ -448,15 +494,22 @@ export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
           'after their last heartbeat). Answers 204, also when they were not on it. Not in the audit ' +
           'trail.\n\n' +
           'Needs `tickets:read` (every role). 404 `not_found` when the id is not a ticket of this ' +
-          'tenant or it was deleted.',
+          'tenant or it was deleted.' +
+          orderDescription,
         params: IdParams,
+        querystring: Type.Object(orderFields, { additionalProperties: false }),
         response: { 204: Type.Null(), ...problemResponses },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request);
       await withTenant(pool, principal.tenantId, (tx) =>
-        leavePresence(tx, { ticketId: request.params.id, personId: principal.personId }),
+        leavePresence(tx, {
+          ticketId: request.params.id,
+          personId: principal.personId,
+          now: clock.now(),
+          order: orderOf(request.query, 'query'),
+        }),
       );
       return reply.code(204).send(null);
     },

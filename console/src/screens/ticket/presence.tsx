@@ -11,6 +11,17 @@ export type Present = Presence;
 
 const HEARTBEAT_MS = 15_000;
 
+/**
+ * This page's presence requests carry its id and a rising number: the server then takes them in the
+ * order they were sent, so a heartbeat still on its way when the page leaves cannot bring it back.
+ * (getRandomValues, not randomUUID: that one exists only on HTTPS and localhost.)
+ */
+const PAGE = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) =>
+  b.toString(16).padStart(2, '0'),
+).join('');
+let sent = 0;
+const order = () => ({ page: PAGE, seq: ++sent });
+
 export function usePresence(ticketId: string, myId: string, replying: boolean): Present[] {
   const queryClient = useQueryClient();
   const key = ['ticket', ticketId, 'presence'];
@@ -38,14 +49,15 @@ export function usePresence(ticketId: string, myId: string, replying: boolean): 
       api
         .PUT('/api/v1/tickets/{id}/presence', {
           params: { path: { id: ticketId } },
-          body: { state: stateRef.current },
+          body: { state: stateRef.current, ...order() },
         })
         .catch(() => undefined);
     void beat();
     const timer = setInterval(beat, HEARTBEAT_MS);
     const leave = () => {
       // keepalive: the request outlives a closing tab.
-      void fetch(`/api/v1/tickets/${ticketId}/presence`, {
+      const { page, seq } = order();
+      void fetch(`/api/v1/tickets/${ticketId}/presence?page=${page}&seq=${seq}`, {
         method: 'DELETE',
         credentials: 'same-origin',
         keepalive: true,
@@ -67,7 +79,10 @@ export function usePresence(ticketId: string, myId: string, replying: boolean): 
       return;
     }
     void api
-      .PUT('/api/v1/tickets/{id}/presence', { params: { path: { id: ticketId } }, body: { state } })
+      .PUT('/api/v1/tickets/{id}/presence', {
+        params: { path: { id: ticketId } },
+        body: { state, ...order() },
+      })
       .catch(() => undefined);
   }, [state, ticketId]);
   return (others.data ?? []).filter((p) => p.id !== myId);
