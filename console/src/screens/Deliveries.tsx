@@ -43,6 +43,9 @@ const PURPOSES = [
 const purposeLabel = (p: string) => PURPOSES.find((x) => x.id === p)?.label ?? p;
 const channelLabel = (c: string) => CHANNELS.find((x) => x.id === c)?.label ?? c;
 
+/** How often an attempt still queued is asked about again while it shows. */
+const FOLLOW_MS = 3_000;
+
 /** What a person may retry: an attempt that ended without delivering (the route checks the chain). */
 const RETRYABLE = new Set<DeliveryStatus>(['failed', 'unknown', 'bounced']);
 
@@ -97,6 +100,7 @@ function DeliveryDetails({
     queryKey: ['deliveries', 'one', id],
     queryFn: () => unwrap(api.GET('/api/v1/deliveries/{id}', { params: { path: { id: id! } } })),
     enabled: id !== undefined,
+    refetchInterval: (q) => (q.state.data?.status === 'queued' ? FOLLOW_MS : false),
   });
   const { retry, pending } = useRetry((message) => {
     onRetried(message);
@@ -216,6 +220,9 @@ export default function Deliveries() {
       ),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
+    // An attempt still queued is followed until it ends: a retry shows its outcome without a reload.
+    refetchInterval: (q) =>
+      q.state.data?.pages.some((p) => p.items.some((d) => d.status === 'queued')) ? FOLLOW_MS : false,
   });
   const rows = useMemo(() => deliveries.data?.pages.flatMap((p) => p.items) ?? [], [deliveries.data]);
   // An attempt a later one already retries is not offered again (the route would refuse it).
