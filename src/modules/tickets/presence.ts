@@ -29,8 +29,8 @@ export interface PresenceOrder {
 }
 
 /**
- * The upsert's condition: a row is replaced unless it came from the same page with a later number
- * (requests without `order` always replace, as before).
+ * The upsert's condition: a row is replaced unless it came from the same page with a number at or
+ * above the request's (requests without `order` always replace, as before).
  */
 const IN_ORDER = `ticket_presence.page IS DISTINCT FROM excluded.page OR ticket_presence.seq IS NULL
        OR excluded.seq IS NULL OR excluded.seq > ticket_presence.seq`;
