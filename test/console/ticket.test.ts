@@ -5,14 +5,7 @@
 // breach showing up live in the ticket and the inbox. Checked with axe at 1280 and 390 px.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
-import {
-  type ConsoleBrowser,
-  expectAccessible,
-  pageProblems,
-  screenshot,
-  settled,
-  useBrowser,
-} from './browser.ts';
+import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
 import { type Agent, mailIn, makeAgent, makeMailbox, postRawMail, signInWithPassword } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
@@ -192,14 +185,17 @@ describe('a ticket', { timeout: 120_000 }, () => {
       'My answer, written before I saw theirs.',
     );
 
-    // Leaving the ticket takes the presence back. The emptied reply box has just told the server
-    // 'viewing': that request is let finish first, or on a busy machine it can land after the leave
-    // and stand until the presence expires (30 s, longer than the poll below waits).
-    await settled(page);
+    // Leaving the ticket takes the presence back. The page numbered its requests: what stays is its
+    // leave's marker, which the 'viewing' of the emptied reply box, if it arrives late, cannot undo.
     await context.close();
     await expect
       .poll(async () => (await colleague.call('GET', `/api/v1/tickets/${ticket.id}/presence`)).body.people)
       .toEqual([]);
+    const { rows } = await server.db.admin.query(
+      'SELECT state, page IS NOT NULL AND seq IS NOT NULL AS ordered FROM ticket_presence WHERE ticket_id = $1 AND person_id = $2',
+      [ticket.id, agent.personId],
+    );
+    expect(rows).toEqual([{ state: 'left', ordered: true }]);
   });
 
   it('marks automatic mail', async () => {

@@ -29,11 +29,40 @@ export interface PresenceOrder {
 }
 
 /**
- * The upsert's condition: a row is replaced unless it came from the same page with a number at or
- * above the request's (requests without `order` always replace, as before).
+ * Writes the person's row on the ticket: a heartbeat, or (state 'left') the marker of a leave. An
+ * existing row is replaced unless it came from the same page with a number at or above this one's
+ * (writes without `order` always replace, as before).
  */
-const IN_ORDER = `ticket_presence.page IS DISTINCT FROM excluded.page OR ticket_presence.seq IS NULL
-       OR excluded.seq IS NULL OR excluded.seq > ticket_presence.seq`;
+async function upsertPresence(
+  tx: TenantTx,
+  input: {
+    ticketId: string;
+    personId: string;
+    state: PresenceState | 'left';
+    now: Date;
+    order?: PresenceOrder | undefined;
+  },
+): Promise<void> {
+  await tx.query(
+    `INSERT INTO ticket_presence (tenant_id, ticket_id, person_id, state, updated_at, expires_at, page, seq)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (tenant_id, ticket_id, person_id)
+     DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+                   page = excluded.page, seq = excluded.seq
+     WHERE ticket_presence.page IS DISTINCT FROM excluded.page OR ticket_presence.seq IS NULL
+        OR excluded.seq IS NULL OR excluded.seq > ticket_presence.seq`,
+    [
+      tx.tenantId,
+      input.ticketId,
+      input.personId,
+      input.state,
+      input.now,
+      new Date(input.now.getTime() + PRESENCE_TTL_MS),
+      input.order?.page ?? null,
+      input.order?.seq ?? null,
+    ],
+  );
+}
 
 async function assertTicket(tx: TenantTx, ticketId: string): Promise<void> {
   const { rowCount } = await tx.query(
@@ -46,7 +75,13 @@ async function assertTicket(tx: TenantTx, ticketId: string): Promise<void> {
 /** Records a heartbeat of the person on the ticket (and drops the ticket's expired rows). */
 export async function touchPresence(
   tx: TenantTx,
-  input: { ticketId: string; personId: string; state: PresenceState; now: Date; order?: PresenceOrder },
+  input: {
+    ticketId: string;
+    personId: string;
+    state: PresenceState;
+    now: Date;
+    order?: PresenceOrder | undefined;
+  },
 ): Promise<void> {
   await assertTicket(tx, input.ticketId);
   await tx.query('DELETE FROM ticket_presence WHERE tenant_id = $1 AND ticket_id = $2 AND expires_at <= $3', [
@@ -54,24 +89,7 @@ export async function touchPresence(
     input.ticketId,
     input.now,
   ]);
-  await tx.query(
-    `INSERT INTO ticket_presence (tenant_id, ticket_id, person_id, state, updated_at, expires_at, page, seq)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (tenant_id, ticket_id, person_id)
-     DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
-                   page = excluded.page, seq = excluded.seq
-     WHERE ${IN_ORDER}`,
-    [
-      tx.tenantId,
-      input.ticketId,
-      input.personId,
-      input.state,
-      input.now,
-      new Date(input.now.getTime() + PRESENCE_TTL_MS),
-      input.order?.page ?? null,
-      input.order?.seq ?? null,
-    ],
-  );
+  await upsertPresence(tx, input);
 }
 
 /**
@@ -91,23 +109,7 @@ export async function leavePresence(
     ]);
     return;
   }
-  await tx.query(
-    `INSERT INTO ticket_presence (tenant_id, ticket_id, person_id, state, updated_at, expires_at, page, seq)
-     VALUES ($1, $2, $3, 'left', $4, $5, $6, $7)
-     ON CONFLICT (tenant_id, ticket_id, person_id)
-     DO UPDATE SET state = 'left', updated_at = excluded.updated_at, expires_at = excluded.expires_at,
-                   page = excluded.page, seq = excluded.seq
-     WHERE ${IN_ORDER}`,
-    [
-      tx.tenantId,
-      input.ticketId,
-      input.personId,
-      input.now,
-      new Date(input.now.getTime() + PRESENCE_TTL_MS),
-      input.order.page,
-      input.order.seq,
-    ],
-  );
+  await upsertPresence(tx, { ...input, state: 'left' });
 }
 
 /** Who is on the ticket now, replying first, then by name; `exceptPersonId` leaves the asker out. */
