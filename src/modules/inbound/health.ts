@@ -70,11 +70,20 @@ const HEALTH_COLUMNS = `mailbox_id, status, subscription_id, expires_at, last_re
   failure_reason, consecutive_failures, last_notification_at, last_message_at, last_reconcile_at,
   recovered_by_last_reconcile`;
 
-/** The health row of a new mailbox (in the transaction that creates it). */
-export async function createHealth(tx: TenantTx, mailboxId: string): Promise<void> {
+/** Why a Graph or Gmail mailbox made without credentials is not healthy: no mail can flow yet. */
+export const NOT_CONNECTED_REASON =
+  'not connected yet: connect it (POST /api/v1/mailboxes/:id/connect, or Connect in the console) or give it credentials';
+
+/**
+ * The health row of a new mailbox (in the transaction that creates it): healthy, except a Graph or
+ * Gmail mailbox without credentials, which waits for a person to connect it (needs_reauth, which
+ * upkeep leaves alone until credentials come; they make it `renewing`, then the subscription's result).
+ */
+export async function createHealth(tx: TenantTx, mailboxId: string, connected: boolean): Promise<void> {
   await tx.query(
-    'INSERT INTO mailbox_health (tenant_id, mailbox_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-    [tx.tenantId, mailboxId],
+    `INSERT INTO mailbox_health (tenant_id, mailbox_id, status, failure_reason)
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    [tx.tenantId, mailboxId, connected ? 'healthy' : 'needs_reauth', connected ? null : NOT_CONNECTED_REASON],
   );
 }
 

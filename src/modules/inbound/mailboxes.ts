@@ -441,7 +441,8 @@ export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInp
     ],
   );
   if (!rows[0]) throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
-  await createHealth(tx, id);
+  const needsConnecting = (input.kind === 'graph' || input.kind === 'gmail') && !input.credentials;
+  await createHealth(tx, id, !needsConnecting);
   if (input.kind === 'imap') await notifyImapMailboxChanged(tx, id);
   return toMailbox(rows[0]);
 }

@@ -156,6 +156,12 @@ async function refreshAt(
 describe('connecting a Graph mailbox', () => {
   it('goes from connect through consent to a stored refresh token and a subscription', async () => {
     const mailbox = await graphMailbox();
+    // Made without credentials, it carries no mail yet, and says so (upkeep leaves it alone).
+    expect(await health(mailbox.id)).toMatchObject({
+      status: 'needs_reauth',
+      failureReason: expect.stringMatching(/^not connected yet: connect it/),
+      subscriptionId: null,
+    });
     const before = graph.subscriptions().length;
     const url = await connect(mailbox.id);
     expect(url.origin + url.pathname).toBe(graph.authorizeUrl);
@@ -301,6 +307,7 @@ describe('the callback refuses', () => {
     expect(page.text).toContain('access_denied');
     expect(await storedCredentials(mailbox.id)).toBeNull();
     expect((await stateRow(url.searchParams.get('state')!)).used_at).not.toBeNull();
+    expect((await health(mailbox.id)).status).toBe('needs_reauth');
 
     // What the provider says is shown, never run.
     const other = await connect(mailbox.id);

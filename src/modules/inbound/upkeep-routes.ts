@@ -35,7 +35,8 @@ export const HealthSchema = Type.Object({
 export const HEALTH_DESCRIPTION =
   '`health`: `status` (`healthy`, `renewing` while a subscription is being made, `degraded` after a ' +
   'failed renewal, `error` after several in a row, `needs_reauth` when the provider refused the ' +
-  'credentials: only new credentials or connecting again mend it, `disabled`), the provider ' +
+  'credentials, or a Graph or Gmail mailbox was made without any (`failureReason` "not connected ' +
+  'yet…"): only new credentials or connecting mend it, `disabled`), the provider ' +
   '`subscriptionId` (a Gmail watch: its topic) and `expiresAt`, `lastRenewalAt`, `lastRenewalResult` ' +
   '(`created`, `renewed`, `reauthorized`, `recreated`, `failed`), `failureReason`, ' +
   '`consecutiveFailures`, `lastNotificationAt` (the last webhook call; noted at most every 10 s), ' +
