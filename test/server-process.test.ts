@@ -29,7 +29,10 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     await rd.waitForOutput(/rd_[A-Za-z0-9_-]{43}/);
     expect(rd.output).toContain(`Relaydesk is running at ${rd.base}`);
     expect(rd.output).toContain(`The console is at ${rd.base}/console/`);
-    expect(rd.output).toContain(`relaydesk --public-url ${rd.base} user invite --tenant default`);
+    // Started with --data, so the command printed to run next names it too (else it would use ./.relaydesk).
+    expect(rd.output).toContain(
+      `relaydesk --public-url ${rd.base} --data ${rd.dataDir} user invite --tenant default`,
+    );
     token = /(rd_[A-Za-z0-9_-]{43,})/.exec(rd.output)![1]!;
     const file = path.join(rd.dataDir, 'initial-admin-token');
     expect((await readFile(file, 'utf8')).trim()).toBe(token);
@@ -175,6 +178,13 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
     const stats = rd.cli('queue', 'stats');
     expect(stats.status, stats.stderr).toBe(0);
     expect(stats.stdout.split('\n')[0]).toBe('queue\tready\tdeferred\tactive\toldest_s\tdead_letter');
+    for (const limit of ['abc', '-5', '0', '1001']) {
+      const dlq = rd.cli('queue', 'dlq', 'list', `--limit=${limit}`);
+      expect(dlq.status).toBe(2);
+      expect(dlq.stderr.trim()).toBe(
+        `relaydesk: --limit must be a whole number from 1 to 1000, got "${limit}"`,
+      );
+    }
 
     expect(rd.cli('tenant', 'delete', acmeId).status).toBe(2); // no --yes
     const deleted = rd.cli('tenant', 'delete', acmeId, '--yes');

@@ -2,7 +2,7 @@
 // as the API (outbound/ledger.ts): list attempts with the API's filters, and retry one.
 import type { Command } from 'commander';
 import type { DeliveryChannel, DeliveryErrorCode, DeliveryStatus } from '../modules/outbound/model.ts';
-import { CliError } from './cli-error.ts';
+import { CliError, wholeNumber } from './cli-error.ts';
 import { EXIT_BAD_INPUT } from './exit-codes.ts';
 import { chooseTenant, tenantOption, type WithDatabase, withJobQueue } from './mailbox.ts';
 
@@ -42,7 +42,9 @@ export function registerDeliveryCommands(
   withDatabase: WithDatabase,
   out: (line: string) => void,
 ): void {
-  const deliveries = program.command('deliveries').description('the delivery ledger: outbound mail attempts');
+  const deliveries = program
+    .command('deliveries')
+    .description('the delivery ledger: every attempt to send mail or a notification');
   deliveries
     .command('list')
     .description('attempts, newest first (tab-separated; --json for the API shape)')
@@ -70,11 +72,6 @@ export function registerDeliveryCommands(
         },
         command: Command,
       ) => {
-        if (!/^\d+$/.test(options.limit) || Number(options.limit) < 1 || Number(options.limit) > 200)
-          throw new CliError(
-            `--limit must be a whole number from 1 to 200, got "${options.limit}"`,
-            EXIT_BAD_INPUT,
-          );
         const filters = {
           ticketId: uuid(options.ticket, '--ticket'),
           status: oneOf(options.status, STATUSES, '--status') as DeliveryStatus | undefined,
@@ -82,7 +79,7 @@ export function registerDeliveryCommands(
           errorCode: oneOf(options.errorCode, ERROR_CODES, '--error-code') as DeliveryErrorCode | undefined,
           from: instant(options.from, '--from'),
           to: instant(options.to, '--to'),
-          limit: Number(options.limit),
+          limit: wholeNumber(options.limit, '--limit', 1, 200),
         };
         await withDatabase(command, async (ctx) => {
           const tenant = await chooseTenant(ctx, options.tenant);

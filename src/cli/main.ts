@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { registerDeliveryCommands } from './deliveries.ts';
-import { CliError } from './cli-error.ts';
+import { CliError, wholeNumber } from './cli-error.ts';
 import { EXIT_BAD_INPUT, EXIT_CODE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit-codes.ts';
 import { listenProblem } from './listen-errors.ts';
 import { registerMailboxCommands } from './mailbox.ts';
@@ -122,6 +122,15 @@ async function collectMailFiles(paths: string[]): Promise<string[]> {
   return files;
 }
 
+/**
+ * ` --data <dir>` when this command was given one (and runs on the embedded PostgreSQL), for a
+ * command line printed to be run next: without it, that command would use another install.
+ */
+function dataOption(command: Command, config: Config): string {
+  if (config.databaseUrl || command.optsWithGlobals<{ data?: string }>().data === undefined) return '';
+  return ` --data ${/^[\w./@:+-]+$/.test(config.dataDir) ? config.dataDir : JSON.stringify(config.dataDir)}`;
+}
+
 program
   .command('start')
   .description('run Relaydesk (HTTP API, workers and scheduler; or one role) until Ctrl-C / SIGTERM')
@@ -197,7 +206,7 @@ program
           `It is shown once; it is also in ${initialAdminTokenPath(config.dataDir)} (mode 0600).`,
           `Try: curl -H "Authorization: Bearer ${token}" ${running.url}/api/v1/me`,
           'To sign in to the console, invite yourself (it prints a link that sets your password):',
-          `    npx relaydesk${config.publicUrl ? '' : ` --public-url ${running.url}`} user invite --tenant default --email you@example.com --role admin`,
+          `    npx relaydesk${config.publicUrl ? '' : ` --public-url ${running.url}`}${dataOption(command, config)} user invite --tenant default --email you@example.com --role admin`,
           '',
         );
       }
@@ -259,7 +268,7 @@ tenant
 const token = program.command('token').description('manage API tokens');
 token
   .command('create')
-  .description("mint an API token for the tenant's first admin agent (or --person); prints it once")
+  .description("mint an API token for the tenant's first agent (or --person); prints it once")
   .requiredOption('--tenant <id>', 'tenant id or name')
   .addOption(new Option('--role <role>', 'token role').choices([...TOKEN_ROLES]).makeOptionMandatory())
   .option('--label <label>', 'what the token is for', '')
@@ -422,13 +431,11 @@ dlq
   .command('list')
   .description('jobs in the dead-letter queues, oldest first')
   .option('--queue <q>', 'only this queue')
-  .option('--limit <n>', 'at most this many', '100')
+  .option('--limit <n>', 'at most this many (1-1000)', '100')
   .action(async (options: { queue?: string; limit: string }, command: Command) => {
+    const limit = wholeNumber(options.limit, '--limit', 1, 1000);
     await withQueue(command, async (q) => {
-      const entries = await q.deadLetters({
-        ...(options.queue ? { queue: options.queue } : {}),
-        limit: Number(options.limit) || 100,
-      });
+      const entries = await q.deadLetters({ ...(options.queue ? { queue: options.queue } : {}), limit });
       for (const e of entries)
         out(`${e.id}\t${e.queue}\t${e.createdAt}\t${JSON.stringify(e.payload)}\t${JSON.stringify(e.error)}`);
       if (entries.length === 0) process.stderr.write('no dead-lettered jobs\n');
@@ -451,14 +458,15 @@ registerUserCommands(program, withDatabase, out);
 program
   .command('demo')
   .description(
-    'run Relaydesk with the Graph, Gmail and SMTP simulators, send sample mail through every ingress path, answer by email, print the outcome',
+    'run Relaydesk with the simulators (Graph, Gmail, SMTP, Teams Bot Framework, Slack, a webhook receiver), send sample mail through every ingress path, answer by email, notify and act from Teams, print the outcome',
   )
   // Not $PORT: that is the quick start's server, which may be running beside the demo.
   .option('--port <n>', 'HTTP port (default: a free port)')
   .action(async (options: { port?: string }, command: Command) => {
     const globals = command.optsWithGlobals<{ data?: string; logLevel?: string }>();
     const config = configFor(command, {
-      dataDir: globals.data ?? process.env['RELAYDESK_DATA_DIR'] ?? './.relaydesk-demo',
+      // Not $RELAYDESK_DATA_DIR either: that is the server's, and the demo keeps its own.
+      dataDir: globals.data ?? './.relaydesk-demo',
       logLevel: globals.logLevel ?? 'warn',
       port: options.port ?? 0,
     });

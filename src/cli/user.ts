@@ -66,7 +66,7 @@ export function registerUserCommands(
           out(invitation.link);
           out(
             invitation.mailed
-              ? `mailed to ${options.email.trim()}; the link works once, until ${invitation.expiresAt.toISOString()}`
+              ? `mail queued to ${options.email.trim()} (\`relaydesk deliveries list\` shows whether it went); the link works once, until ${invitation.expiresAt.toISOString()}`
               : `not mailed (the tenant has no mailbox to send from): hand the link over; it works once, until ${invitation.expiresAt.toISOString()}`,
           );
         });
@@ -97,7 +97,7 @@ export function registerUserCommands(
         out(reset.link);
         out(
           reset.mailed
-            ? `mailed to ${options.email.trim()}; the link works once, until ${reset.expiresAt.toISOString()}`
+            ? `mail queued to ${options.email.trim()} (\`relaydesk deliveries list\` shows whether it went); the link works once, until ${reset.expiresAt.toISOString()}`
             : `not mailed (the tenant has no mailbox to send from): hand the link over; it works once, until ${reset.expiresAt.toISOString()}`,
         );
       });

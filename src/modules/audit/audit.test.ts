@@ -64,6 +64,14 @@ describe('action names', () => {
     expect(actionName('POST', '/tokens')).toBe('tokens.create');
     expect(actionName('POST', '/queue/dlq/redrive')).toBe('queue.dlq.redrive');
     expect(actionName('POST', '/unmapped-identities/:id/link')).toBe('unmapped_identities.link');
+    expect(actionName('POST', '/webhook-endpoints/:id/rotate-secret')).toBe(
+      'webhook_endpoints.rotate_secret',
+    );
+    expect(actionName('POST', '/webhook-endpoints/:id/replay')).toBe('webhook_endpoints.replay');
+    expect(actionName('POST', '/webhook-endpoints/:id/deliveries/:deliveryId/replay')).toBe(
+      'webhook_endpoints.deliveries.replay',
+    );
+    expect(actionName('POST', '/canned-replies/:id/render')).toBe('canned_replies.render');
   });
 
   it('maps statuses to outcomes', () => {

@@ -22,10 +22,13 @@ const ACTION_VERBS = new Set([
   'preview',
   'reconcile',
   'redrive',
+  'render',
   'renew',
+  'replay',
   'reprocess',
   'resolve',
   'retry',
+  'rotate-secret',
   'test',
 ]);
 

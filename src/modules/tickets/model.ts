@@ -12,7 +12,7 @@ export type Direction = 'inbound' | 'outbound';
 
 export interface Ticket {
   id: string;
-  /** Shown to people as T-<n>; unique and increasing per tenant (a failed creation may leave a gap). */
+  /** Shown to people as T-<n>; unique, increasing and without gaps per tenant (a failed creation takes none). */
   number: string;
   subject: string;
   status: TicketStatus;

@@ -196,8 +196,8 @@ export const ticketRoutes: RouteModule = (app, { pool, clock }) => {
         tags: ['tickets'],
         summary: 'Create a ticket',
         description:
-          'Creates a ticket numbered `T-<n>` (per tenant and increasing; a creation that fails can leave ' +
-          'a gap), with status `new` and priority `normal` unless `priority` is given. The requester is ' +
+          'Creates a ticket numbered `T-<n>` (per tenant, increasing and without gaps: a creation that ' +
+          'fails takes no number), with status `new` and priority `normal` unless `priority` is given. The requester is ' +
           'a person of the tenant (`{personId}`) or an address (`{email, name?}`): matched ' +
           "case-insensitively against every person's addresses, and when no one has it a contact is " +
           "created for it (named `name`, else the address's local part). `assigneeId` must be an " +

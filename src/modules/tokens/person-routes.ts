@@ -10,11 +10,12 @@ import { getPerson } from '../people/service.ts';
 import { canGrantRole, roleAllows, roleOf } from './permissions.ts';
 import { MintedSchema, Role, TokenSchema } from './schema.ts';
 import { listTokens, mintToken, revokeToken } from './service.ts';
+import { withArticle, withArticleCapital } from '../../platform/text.ts';
 
 /** Anyone may manage their own tokens; another person's need tokens:manage (admin). */
 function assertMayManageTokensOf(p: Principal, personId: string): void {
   if (personId !== p.personId && !roleAllows(roleOf(p), 'tokens:manage')) {
-    throw forbidden(`A ${p.role} token may only manage its own person's tokens`);
+    throw forbidden(`${withArticleCapital(p.role)} token may only manage its own person's tokens`);
   }
 }
 
@@ -46,7 +47,9 @@ export const personTokenRoutes: RouteModule = (app, { pool }) => {
       const p = principalOf(request);
       assertMayManageTokensOf(p, request.params.id);
       if (!canGrantRole(roleOf(p), request.body.role)) {
-        throw forbidden(`A ${p.role} token cannot mint a ${request.body.role} token`);
+        throw forbidden(
+          `${withArticleCapital(p.role)} token cannot mint ${withArticle(request.body.role)} token`,
+        );
       }
       const minted = await withTenant(pool, p.tenantId, async (tx) => {
         const person = await getPerson(tx, request.params.id);

@@ -8,6 +8,7 @@ import { getPerson } from '../people/service.ts';
 import { canGrantRole, roleOf } from './permissions.ts';
 import { MintedForPersonSchema, Role, TokenSchema } from './schema.ts';
 import { getToken, listTokens, mintToken, revokeToken } from './service.ts';
+import { withArticle, withArticleCapital } from '../../platform/text.ts';
 
 const CreateToken = Type.Object(
   {
@@ -82,7 +83,9 @@ export const tokenRoutes: RouteModule = (app, { pool }) => {
     async (request, reply) => {
       const p = principalOf(request);
       if (!canGrantRole(roleOf(p), request.body.role))
-        throw forbidden(`A ${p.role} token cannot mint a ${request.body.role} token`);
+        throw forbidden(
+          `${withArticleCapital(p.role)} token cannot mint ${withArticle(request.body.role)} token`,
+        );
       const minted = await withTenant(pool, p.tenantId, async (tx) => {
         const personId = request.body.personId ?? p.personId;
         await getPerson(tx, personId);

@@ -201,7 +201,12 @@ export function toProblem(error: unknown): Problem {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return problem('payload_too_large', 'The request body is larger than this server accepts');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return problem('unsupported_media_type', 'Send the body as application/json');
+      return problem(
+        'unsupported_media_type',
+        "This route does not take a body of this Content-Type: the API takes application/json, a raw message's " +
+          'route (POST /mailboxes/:id/messages) message/rfc822, and a message with attachments ' +
+          '(POST /tickets/:id/messages) also multipart/form-data',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return problem('validation_failed', 'The JSON body is empty');
     case 'FST_ERR_BAD_URL':

@@ -21,6 +21,7 @@ import { Metrics, metricsTokenCheck } from './metrics.ts';
 import { freeFormProblems, inputProblems, queryStringReadable } from './input.ts';
 import { errorHandler, problem, sendProblem, toProblem } from './problem.ts';
 import { validatorCompiler } from './validation.ts';
+import { withArticleCapital } from '../text.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -301,7 +302,7 @@ export async function buildServer(
     const permission = routeConfig?.permission;
     if (permission && !request.principal.permissions.includes(permission)) {
       throw forbidden(
-        `A ${request.principal.role} ${request.principal.via} does not have the ${permission} permission`,
+        `${withArticleCapital(request.principal.role)} ${request.principal.via} does not have the ${permission} permission`,
       );
     }
   });
