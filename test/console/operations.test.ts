@@ -7,7 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GraphSimulator, startGraphSimulator } from '../../simulators/graph.ts';
 import { type SmtpSimulator, startSmtpSimulator } from '../../simulators/smtp.ts';
 import { makeTicket } from '../app.ts';
-import { type ConsoleBrowser, expectAccessible, pageProblems, screenshot, useBrowser } from './browser.ts';
+import {
+  type ConsoleBrowser,
+  expectAccessible,
+  pageProblems,
+  screenshot,
+  settled,
+  useBrowser,
+} from './browser.ts';
 import { signedIn as signedInAs } from './fixtures.ts';
 import { type ConsoleServer, useConsoleServer } from './server.ts';
 
@@ -92,6 +99,12 @@ describe('the mailboxes screen', () => {
     const row = page.locator(`tr[data-mailbox="${address}"]`);
     await expect.poll(() => row.getAttribute('data-state')).toBe('not_connected');
     expect(await row.getByText('Not connected').isVisible()).toBe(true);
+    // Its health is needs_reauth ("not connected yet"), but it was never connected: no banner asks to
+    // connect it again, and the row shows no error.
+    expect(await healthOf(id)).toMatchObject({ status: 'needs_reauth' });
+    await settled(page); // the banner's own read of the mailboxes has come back
+    expect(await page.locator('.banner-warning').count()).toBe(0);
+    expect(await row.getByText('not connected yet').count()).toBe(0);
 
     // Connect: the console asks for the authorization URL and goes there; the simulator consents at
     // once and sends the browser to the callback, which sends it back to the console.

@@ -301,7 +301,7 @@ export default function Mailboxes() {
                     )}
                   </td>
                   <td data-label="Last error" className="wrap-anywhere">
-                    {m.health.failureReason ? (
+                    {m.health.failureReason && state.status !== 'not_connected' ? (
                       <span>
                         {m.health.failureReason}
                         {m.health.consecutiveFailures > 1 && (

@@ -1,5 +1,6 @@
 // The banner across the console when a mailbox needs to be connected again: only for health status
-// `needs_reauth` (the provider refused its credentials; nothing but new credentials mends it), never
+// `needs_reauth` of a mailbox that has credentials (the provider refused them; nothing but new
+// credentials mends it; one without any was never connected), never
 // for a failed renewal that upkeep retries by itself (`degraded`, `error`). People who may manage
 // mailboxes read their health (refreshed by live mailbox events); the others may not read mailboxes,
 // so they see the banner from the live mailbox events of their session only.
@@ -29,16 +30,14 @@ export function ReauthBanner() {
       return next;
     });
   });
-  const count = manages
-    ? (mailboxes.data?.items ?? []).filter((m) => m.health.status === 'needs_reauth').length
-    : heard.size;
+  // A mailbox never connected (no credentials yet) is not one to connect *again*: the mailboxes
+  // screen shows it as not connected.
+  const refused = (mailboxes.data?.items ?? []).filter(
+    (m) => m.health.status === 'needs_reauth' && m.hasCredentials,
+  );
+  const count = manages ? refused.length : heard.size;
   if (count === 0) return null;
-  const names = manages
-    ? (mailboxes.data?.items ?? [])
-        .filter((m) => m.health.status === 'needs_reauth')
-        .map((m) => m.address)
-        .join(', ')
-    : undefined;
+  const names = manages ? refused.map((m) => m.address).join(', ') : undefined;
   return (
     <div className="banner banner-warning" role="alert">
       <strong>{count === 1 ? 'A mailbox needs' : `${count} mailboxes need`} to be connected again</strong>

@@ -147,12 +147,16 @@ export async function noteMessages(tx: TenantTx, mailboxIds: string[]): Promise<
   );
 }
 
-/** Changes the status, keeping the change as an event; nothing when it is already that. */
+/**
+ * Changes the status, keeping the change as an event; nothing when it is already that. A change into
+ * or out of trouble is also told (`mailbox.health_changed`) unless `tell` is false.
+ */
 async function setStatus(
   tx: TenantTx,
   mailboxId: string,
   to: HealthStatus,
   reason: string | null,
+  tell = true,
 ): Promise<void> {
   const { rows } = await tx.query<{ from_status: HealthStatus }>(
     `UPDATE mailbox_health h SET status = $3, updated_at = now()
@@ -170,7 +174,7 @@ async function setStatus(
   // People hear of trouble (mail stopped, a person must act) and of its end, not of every renewal
   // or a passing failure (healthy → renewing → degraded → healthy).
   const from = rows[0].from_status;
-  if (FLOWING.has(from) !== FLOWING.has(to)) {
+  if (tell && FLOWING.has(from) !== FLOWING.has(to)) {
     const { rows: mailbox } = await tx.query<{ address: string }>(
       'SELECT address FROM mailboxes WHERE tenant_id = $1 AND id = $2',
       [tx.tenantId, mailboxId],
@@ -478,6 +482,12 @@ export async function flagLifecycle(
 
 /** New credentials (or a new connection by OAuth): whatever a person had to mend is mended; upkeep subscribes again. */
 export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promise<void> {
+  // A mailbox connected for the first time was never in trouble: its way out is no news to anyone.
+  const { rows: before } = await tx.query<{ first: boolean }>(
+    `SELECT status = 'needs_reauth' AND failure_reason = $3 AS first
+       FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2`,
+    [tx.tenantId, mailboxId, NOT_CONNECTED_REASON],
+  );
   await tx.query(
     `UPDATE mailbox_health SET consecutive_failures = 0, not_before = NULL, failure_reason = NULL, failure_kind = NULL,
             pending = CASE WHEN subscription_id IS NULL THEN NULL ELSE 'recreate' END,
@@ -492,7 +502,13 @@ export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promi
     [tx.tenantId, mailboxId],
   );
   if (rows[0] && rows[0].status !== 'healthy' && rows[0].status !== 'disabled')
-    await setStatus(tx, mailboxId, 'renewing', 'credentials changed');
+    await setStatus(
+      tx,
+      mailboxId,
+      'renewing',
+      before[0]?.first ? 'connected' : 'credentials changed',
+      !before[0]?.first,
+    );
 }
 
 /** Mailboxes whose scheduled reconciliation is due, across tenants, claimed for `leaseSeconds`. */

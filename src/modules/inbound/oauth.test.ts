@@ -111,6 +111,24 @@ const storedCredentials = (mailboxId: string, tenantId = t.a.tenant.id) =>
 const health = async (mailboxId: string) =>
   (await t.call(admin, 'GET', `/api/v1/mailboxes/${mailboxId}/health`)).body;
 
+/** What was told of the mailbox's health (`mailbox.health_changed` events), oldest first. */
+const healthChanges = async (mailboxId: string) =>
+  (
+    await t.db.admin.query(
+      "SELECT data FROM events WHERE mailbox_id = $1 AND type = 'mailbox.health_changed' ORDER BY occurred_at, id",
+      [mailboxId],
+    )
+  ).rows.map((r) => r.data);
+
+/** The mailbox's changes of health status, oldest first. */
+const historyOf = async (mailboxId: string) =>
+  (
+    await t.db.admin.query(
+      'SELECT from_status, to_status, reason FROM mailbox_health_events WHERE mailbox_id = $1 ORDER BY id',
+      [mailboxId],
+    )
+  ).rows;
+
 const stateRow = async (state: string) =>
   (
     await t.db.admin.query(
@@ -203,6 +221,24 @@ describe('connecting a Graph mailbox', () => {
     const answer = await t.call(admin, 'GET', `/api/v1/mailboxes/${mailbox.id}`);
     expect(answer.body).toMatchObject({ hasCredentials: true });
     expect(JSON.stringify(answer.body)).not.toContain(credentials!['refreshToken'] as string);
+    // Connected for the first time: kept in its history, but no one is told of trouble ending.
+    expect(await healthChanges(mailbox.id)).toEqual([]);
+    expect(await historyOf(mailbox.id)).toEqual([
+      { from_status: 'needs_reauth', to_status: 'renewing', reason: 'connected' },
+      { from_status: 'renewing', to_status: 'healthy', reason: 'created' },
+    ]);
+
+    // Refused later and connected again: the way out of that is told (admins hear of it by default).
+    await t.db.admin.query(
+      `UPDATE mailbox_health SET status = 'needs_reauth', failure_reason = 'the refresh token was revoked'
+        WHERE mailbox_id = $1`,
+      [mailbox.id],
+    );
+    expect((await callback(await authorize(await connect(mailbox.id)))).status).toBe(200);
+    expect(await health(mailbox.id)).toMatchObject({ status: 'healthy' });
+    expect(await healthChanges(mailbox.id)).toEqual([
+      expect.objectContaining({ from: 'needs_reauth', status: 'renewing', error: 'credentials changed' }),
+    ]);
   });
 
   it('saves a rotated refresh token even when subscribing fails right after', async () => {
