@@ -10,12 +10,12 @@ import { useSearchParams } from 'react-router';
 import { api, describeError, unwrap } from '../api/client.ts';
 import { useSignedIn } from '../api/session.tsx';
 import type { Json } from '../api/types.ts';
+import { type Mailbox, notConnected, subscribed } from '../lib/mailboxes.ts';
 import { formatTime, relative, useNow } from '../lib/time.ts';
 import { Page, Status } from '../shell/Page.tsx';
 import './operations.css';
 import './Mailboxes.css';
 
-type Mailbox = Json<'/api/v1/mailboxes', 'get'>['items'][number];
 type TestResult = Json<'/api/v1/mailboxes/{id}/test', 'post'>;
 type HealthStatus = Mailbox['health']['status'];
 
@@ -29,12 +29,9 @@ const KIND_LABELS: Record<Mailbox['kind'], string> = {
 /** Where the provider's consent sends the browser back to (the server's callback redirects here). */
 const RETURN_TO = '/console/mailboxes';
 
-const subscribed = (m: Mailbox) => m.kind === 'graph' || m.kind === 'gmail';
-
 /** The state a person reads: the health status, or "not connected" for a provider mailbox without credentials. */
 function stateOf(m: Mailbox): { label: string; tone: string; status: HealthStatus | 'not_connected' } {
-  if (subscribed(m) && !m.hasCredentials)
-    return { label: 'Not connected', tone: 'warning', status: 'not_connected' };
+  if (notConnected(m)) return { label: 'Not connected', tone: 'warning', status: 'not_connected' };
   const s = m.health.status;
   const map: Record<HealthStatus, [string, string]> = {
     healthy: ['Healthy', 'ok'],

@@ -1,6 +1,6 @@
 // The banner across the console when a mailbox needs to be connected again: only for health status
-// `needs_reauth` of a mailbox that has credentials (the provider refused them; nothing but new
-// credentials mends it; one without any was never connected), never
+// `needs_reauth` (the provider refused its credentials; nothing but new credentials mends it; a
+// Graph or Gmail mailbox without any was never connected, and the Mailboxes screen says so), never
 // for a failed renewal that upkeep retries by itself (`degraded`, `error`). People who may manage
 // mailboxes read their health (refreshed by live mailbox events); the others may not read mailboxes,
 // so they see the banner from the live mailbox events of their session only.
@@ -9,6 +9,7 @@ import { useState } from 'react';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client.ts';
 import { useSignedIn } from '../api/session.tsx';
+import { notConnected } from '../lib/mailboxes.ts';
 import { useLiveEvents } from './live.tsx';
 
 export function ReauthBanner() {
@@ -33,7 +34,7 @@ export function ReauthBanner() {
   // A mailbox never connected (no credentials yet) is not one to connect *again*: the mailboxes
   // screen shows it as not connected.
   const refused = (mailboxes.data?.items ?? []).filter(
-    (m) => m.health.status === 'needs_reauth' && m.hasCredentials,
+    (m) => m.health.status === 'needs_reauth' && !notConnected(m),
   );
   const count = manages ? refused.length : heard.size;
   if (count === 0) return null;

@@ -1,11 +1,13 @@
 // Connecting a mailbox by OAuth as an operator would, end to end: the app listens on a real port,
 // the Graph and Gmail simulators play the provider (authorize with PKCE, token endpoints with
 // rotating refresh tokens), and the browser is played by fetch with redirect: 'manual'.
+import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type GmailSimulator, startGmailSimulator } from '../../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../../simulators/graph.ts';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
 import { withTenant } from '../../platform/db/tx.ts';
+import { NOT_CONNECTED_REASON } from './health.ts';
 import { mailboxCredentials } from './mailboxes.ts';
 import { OAUTH_SCOPES } from './oauth.ts';
 
@@ -518,5 +520,27 @@ describe('connecting from the console (returnTo)', () => {
     const mailbox = await graphMailbox();
     const res = await connectFrom(mailbox.id, '/console/mailboxes', t.b.adminToken.token);
     expect(res.status).toBe(404);
+  });
+});
+
+describe('a mailbox made before new ones started not connected', () => {
+  it('is brought in line by migration 0034: healthy without credentials becomes needs_reauth, with the same reason', async () => {
+    const sql = await readFile('migrations/0034_not_connected_mailboxes.sql', 'utf8');
+    // Connecting compares the reason to tell a first connection from a mended one.
+    expect(sql).toContain(`'${NOT_CONNECTED_REASON}'`);
+    const old = await graphMailbox();
+    const connected = await graphMailbox();
+    expect((await callback(await authorize(await connect(connected.id)))).status).toBe(200);
+    // As such a mailbox was before: healthy, with no credentials and no subscription.
+    await t.db.admin.query(
+      "UPDATE mailbox_health SET status = 'healthy', failure_reason = NULL WHERE mailbox_id = $1",
+      [old.id],
+    );
+    await t.db.admin.query(sql);
+    expect(await health(old.id)).toMatchObject({
+      status: 'needs_reauth',
+      failureReason: NOT_CONNECTED_REASON,
+    });
+    expect(await health(connected.id)).toMatchObject({ status: 'healthy' });
   });
 });
