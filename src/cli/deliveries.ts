@@ -118,10 +118,14 @@ export function registerDeliveryCommands(
       uuid(id, 'the delivery');
       await withDatabase(command, async (ctx) => {
         const tenant = await chooseTenant(ctx, options.tenant);
+        const mail = {
+          messageIdKey: ctx.rt.messageIdKey(await ctx.rt.resolveSecretKey(ctx.config)),
+          publicUrl: ctx.config.publicUrl,
+        };
         const next = await withJobQueue(ctx, (send) =>
           ctx.rt
             .withTenant(ctx.db.pool, tenant.id, async (tx) => {
-              const row = await ctx.rt.retryDelivery(tx, id);
+              const row = await ctx.rt.retryDeliveryWithMail(tx, mail, id);
               await send(ctx.rt.outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
               return ctx.rt.getDelivery(tx, row.id);
             })

@@ -23,5 +23,6 @@ export { withTenant, withTenantRead } from '../platform/db/tx.ts';
 export { createLogger } from '../platform/logging.ts';
 export { JobQueue } from '../platform/queue/queue.ts';
 export { JobRegistry } from '../platform/queue/registry.ts';
-export { getDelivery, listDeliveries, retryDelivery } from '../modules/outbound/ledger.ts';
+export { getDelivery, listDeliveries } from '../modules/outbound/ledger.ts';
+export { retryDeliveryWithMail } from '../modules/outbound/replies.ts';
 export { outboundSendJob } from '../modules/outbound/job-refs.ts';

@@ -466,31 +466,49 @@ async function latestOfChain(tx: TenantTx, row: DeliveryRow): Promise<DeliveryRo
  * Writes the next attempt of a delivery, `queued`; its job is the caller's. Returns its id, or
  * undefined when a later attempt exists already (a person retried it meanwhile).
  */
-export async function queueNextAttempt(tx: TenantTx, row: DeliveryRow): Promise<string | undefined> {
+export async function queueNextAttempt(
+  tx: TenantTx,
+  row: DeliveryRow,
+  composed?: ComposedMail,
+): Promise<string | undefined> {
   await lockChain(tx, row);
   const latest = await latestOfChain(tx, row);
   if (latest.attempt > row.attempt) return undefined;
   return insertDelivery(tx, {
     channel: row.channel,
     purpose: row.purpose,
-    destination: row.destination,
+    destination: composed?.destination ?? row.destination,
     ticketId: row.ticket_id,
     ticketMessageId: row.ticket_message_id,
-    mailboxId: row.mailbox_id,
-    rfcMessageId: row.rfc_message_id,
+    mailboxId: composed?.mailboxId ?? row.mailbox_id,
+    rfcMessageId: composed?.rfcMessageId ?? row.rfc_message_id,
     notificationId: row.notification_id,
-    payload: row.payload,
+    payload: composed?.payload ?? row.payload,
     attempt: row.attempt + 1,
     previousId: row.id,
     status: 'queued',
   });
 }
 
+/** A mail made at retry for an attempt that was skipped before it had one (replies.ts). */
+export interface ComposedMail {
+  destination: string;
+  mailboxId: string;
+  rfcMessageId: string;
+  payload: Record<string, unknown>;
+}
+
 /**
  * A person asks for a delivery again: a new attempt after the latest of its chain, which must have
- * ended (failed, unknown, bounced or skipped). Returns the new attempt's row.
+ * ended (failed, unknown, bounced or skipped). An email skipped before its mail was made (no mailbox,
+ * no recipient) has nothing to send again: `compose` makes it now, or says why it still cannot (and
+ * without `compose` it is refused). Returns the new attempt's row.
  */
-export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryRow> {
+export async function retryDelivery(
+  tx: TenantTx,
+  id: string,
+  compose?: (latest: DeliveryRow) => Promise<ComposedMail>,
+): Promise<DeliveryRow> {
   const row = await findRow(tx, id, false);
   if (!row) throw notFound('delivery');
   await lockChain(tx, row);
@@ -500,11 +518,12 @@ export async function retryDelivery(tx: TenantTx, id: string): Promise<DeliveryR
       `the delivery is ${latest.status}: only an attempt that ended without delivering is retried`,
       [{ path: '/id', message: `latest attempt ${latest.id} is ${latest.status}` }],
     );
-  if (latest.status === 'skipped' && latest.channel === 'email' && !latest.payload['to'])
+  const unmade = latest.status === 'skipped' && latest.channel === 'email' && !latest.payload['to'];
+  if (unmade && !compose)
     throw validation('a skipped delivery with nothing to send cannot be retried', [
       { path: '/id', message: `skipped: ${latest.skip_reason ?? 'no reason'}` },
     ]);
-  const next = await queueNextAttempt(tx, latest);
+  const next = await queueNextAttempt(tx, latest, unmade ? await compose!(latest) : undefined);
   return (await findRow(tx, next!, false))!;
 }
 

@@ -8,7 +8,7 @@ import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { ingestRawMessage } from '../inbound/process.ts';
-import { messageIdKey } from '../inbound/signing.ts';
+import { messageIdKey, verifyMessageId } from '../inbound/signing.ts';
 import { deliveryReportJob, ticketOpenedByMailJob } from '../inbound/job-refs.ts';
 import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
 import { outboundSendJob } from './job-refs.ts';
@@ -161,6 +161,61 @@ describe('an agent reply', () => {
       skipReason: 'no_mailbox',
       ticketMessageId: posted.body.id,
     });
+  });
+
+  it('skipped for want of a mailbox, goes out when retried once the workspace has one, with its own Message-ID', async () => {
+    const b = t.b.adminToken.token;
+    const ticket = await makeTicket(t, b, {
+      subject: 'Retried once there is a mailbox',
+      requester: { email: 'rita@customer-b.test', name: 'Rita' },
+    });
+    const posted = await t.call(b, 'POST', `/api/v1/tickets/${ticket.id}/messages`, {
+      visibility: 'public',
+      text: 'We fixed it this morning.',
+    });
+    expect(posted.body.delivery).toMatchObject({ status: 'skipped', attempt: 1 });
+    // Still no mailbox: refused, saying why, and nothing queued.
+    const early = await t.call(b, 'POST', `/api/v1/deliveries/${posted.body.delivery.id}/retry`);
+    expect(early.status).toBe(400);
+    expect(early.body.detail).toContain('no mailbox');
+
+    const made = await t.call(b, 'POST', '/api/v1/mailboxes', {
+      kind: 'mime',
+      address: 'desk@b-retry.test',
+      displayName: 'B Desk',
+      settings: {
+        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+      },
+      credentials: { smtpPassword: 's3cret' },
+    });
+    expect(made.status).toBe(201);
+    const retried = await t.call(b, 'POST', `/api/v1/deliveries/${posted.body.delivery.id}/retry`);
+    expect(retried.status, JSON.stringify(retried.body)).toBe(202);
+    expect(retried.body).toMatchObject({
+      status: 'queued',
+      attempt: 2,
+      channel: 'email',
+      purpose: 'reply',
+      destination: 'rita@customer-b.test',
+      ticketMessageId: posted.body.id,
+    });
+    const rfcMessageId = retried.body.rfcMessageId as string;
+    expect(verifyMessageId(messageIdKey(t.secretKey), t.b.tenant.id, rfcMessageId)).toBe(ticket.id);
+
+    await sendQueued();
+    const sent = smtp.messages().filter((m) => m.to.includes('rita@customer-b.test'));
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.headers['message-id']).toEqual([`<${rfcMessageId}>`]);
+    expect(sent[0]!.headers['from']![0]).toContain('desk@b-retry.test');
+    expect(sent[0]!.raw.toString()).toContain('We fixed it this morning.');
+    // The message now carries the mail it went out as, and its delivery says sent.
+    const listed = await t.call(b, 'GET', `/api/v1/tickets/${ticket.id}/messages`);
+    const message = listed.body.items.find((m: { id: string }) => m.id === posted.body.id);
+    expect(message.messageId).toBe(rfcMessageId);
+    expect(message.mail.to).toEqual([{ address: 'rita@customer-b.test', name: 'Rita' }]);
+    expect(message.delivery).toMatchObject({ status: 'sent', attempt: 2, attempts: 2 });
+    // Sent: a further retry is refused.
+    expect((await t.call(b, 'POST', `/api/v1/deliveries/${retried.body.id}/retry`)).status).toBe(400);
   });
 
   it('leaves as one mail over SMTP with the threading headers, and the customer answer threads back', async () => {

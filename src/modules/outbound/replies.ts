@@ -14,6 +14,8 @@ import { signedMessageId } from '../inbound/signing.ts';
 import { assertEmail, getPerson, normalizeEmail, type Person } from '../people/service.ts';
 import {
   appendMessage,
+  attachMail,
+  getMessage,
   type NewAttachment,
   type ThreadMessage,
   threadMessages,
@@ -21,8 +23,15 @@ import {
 } from '../tickets/messages.ts';
 import type { SafeHtml, Ticket, TicketMessage, Visibility } from '../tickets/model.ts';
 import { getTicket } from '../tickets/queries.ts';
-import { firstAttempt, messageDeliveries, queueDelivery, recordSkipped } from './ledger.ts';
-import type { EmailPayload, MailAddress } from './model.ts';
+import {
+  type ComposedMail,
+  firstAttempt,
+  messageDeliveries,
+  queueDelivery,
+  recordSkipped,
+  retryDelivery,
+} from './ledger.ts';
+import type { DeliveryRow, EmailPayload, MailAddress } from './model.ts';
 import { outboundSendJob } from './job-refs.ts';
 import { signatureFor } from './signature.ts';
 
@@ -49,6 +58,9 @@ export interface OutboundDeps {
   queue: Pick<JobQueue, 'send'>;
   publicUrl?: string | undefined;
 }
+
+/** What making a mail needs (no queue: the caller queues). */
+export type MailDeps = Pick<OutboundDeps, 'messageIdKey' | 'publicUrl'>;
 
 export interface PostMessageInput {
   ticketId: string;
@@ -171,40 +183,18 @@ export async function postTicketMessage(
     return { ...message, delivery: firstAttempt(skipped, 'skipped') };
   }
 
-  const own = await mailboxAddresses(tx);
-  const requester = await getPerson(tx, ticket.requesterId);
-  const requesterAddresses = new Set(requester.emails.map((e) => normalizeEmail(e.address)));
-  const to: MailAddress[] = requester.email && !isOwnAddress(own, requester.email) ? [person(requester)] : [];
-  const taken = new Set([...requesterAddresses]);
-  const ccList: MailAddress[] = [];
-  for (const a of [...(await ticketParticipants(tx, ticket.id)), ...cc]) {
-    if (taken.has(a) || isOwnAddress(own, a) || normalizeEmail(author.email ?? '') === a) continue;
-    taken.add(a);
-    ccList.push({ address: a, name: '' });
-  }
-  const bccList: MailAddress[] = [];
-  for (const a of bcc) {
-    if (taken.has(a) || isOwnAddress(own, a)) continue;
-    taken.add(a);
-    bccList.push({ address: a, name: '' });
-  }
-  // Without the requester's address the first Cc is who the mail is for.
-  if (to.length === 0 && ccList.length > 0) to.push(ccList.shift()!);
-
   const rfcMessageId = newMessageId(deps, tx.tenantId, ticket.id, mailbox);
-  const { inReplyTo, references } = threadHeaders(thread);
-  const subject = replySubject(ticket, mailbox.settings.outbound.subjectTag);
-  const signature = await signatureFor(tx, { author, ticket, requester, mailbox, publicUrl: deps.publicUrl });
-  const quote = mailbox.settings.outbound.quoteHistory ? quoteOf(thread) : undefined;
-  const text = [input.text.trimEnd(), signature ? `-- \n${signature.text}` : null, quote?.text ?? null]
-    .filter((p) => p !== null)
-    .join('\n\n');
-  const html = input.html
-    ? [input.html, signature?.html ? `<div>-- <br>${signature.html}</div>` : null, quote?.html ?? null]
-        .filter((p) => p !== null)
-        .join('\n')
-    : null;
-  const from = { address: mailbox.address, name: mailbox.displayName ?? '' };
+  const { to, ccList, payload } = await composeReply(tx, deps, {
+    ticket,
+    author,
+    mailbox,
+    thread,
+    rfcMessageId,
+    text: input.text,
+    html: input.html ?? null,
+    cc,
+    bcc,
+  });
 
   const message = await appendMessage(tx, {
     ...input,
@@ -214,24 +204,11 @@ export async function postTicketMessage(
       from: mailbox.address,
       to,
       cc: ccList,
-      subject,
+      subject: payload.subject,
       replyText: null,
       classification: {},
     },
   });
-  const payload: EmailPayload = {
-    from,
-    replyTo: replyToAddress(mailbox, ticket),
-    to,
-    cc: ccList,
-    bcc: bccList,
-    subject,
-    text,
-    html,
-    inReplyTo,
-    references: [...references.filter((r) => r !== bracket(rfcMessageId))],
-    automatic: false,
-  };
   const delivery = {
     channel: 'email' as const,
     purpose: 'reply' as const,
@@ -254,4 +231,130 @@ export async function postTicketMessage(
   }
   // The message as appendMessage read it back: what follows writes the ledger and the queue only.
   return { ...message, delivery: attempt };
+}
+
+/**
+ * The mail of an agent's reply (see the top of this file): recipients (the requester, else the first
+ * participant, then the participants and `cc` in Cc; never one of our own addresses, nor the author),
+ * the subject with the ticket's tag, the body with the signature and the quoted customer message,
+ * and the threading headers from `thread` (the public messages before this one).
+ */
+async function composeReply(
+  tx: TenantTx,
+  deps: MailDeps,
+  input: {
+    ticket: Ticket;
+    author: Person;
+    mailbox: Mailbox;
+    thread: ThreadMessage[];
+    rfcMessageId: string;
+    text: string;
+    html: string | null;
+    cc: string[];
+    bcc: string[];
+  },
+): Promise<{ to: MailAddress[]; ccList: MailAddress[]; payload: EmailPayload }> {
+  const { ticket, author, mailbox, thread, rfcMessageId } = input;
+  const own = await mailboxAddresses(tx);
+  const requester = await getPerson(tx, ticket.requesterId);
+  const requesterAddresses = new Set(requester.emails.map((e) => normalizeEmail(e.address)));
+  const to: MailAddress[] = requester.email && !isOwnAddress(own, requester.email) ? [person(requester)] : [];
+  const taken = new Set([...requesterAddresses]);
+  const ccList: MailAddress[] = [];
+  for (const a of [...(await ticketParticipants(tx, ticket.id)), ...input.cc]) {
+    if (taken.has(a) || isOwnAddress(own, a) || normalizeEmail(author.email ?? '') === a) continue;
+    taken.add(a);
+    ccList.push({ address: a, name: '' });
+  }
+  const bccList: MailAddress[] = [];
+  for (const a of input.bcc) {
+    if (taken.has(a) || isOwnAddress(own, a)) continue;
+    taken.add(a);
+    bccList.push({ address: a, name: '' });
+  }
+  // Without the requester's address the first Cc is who the mail is for.
+  if (to.length === 0 && ccList.length > 0) to.push(ccList.shift()!);
+
+  const { inReplyTo, references } = threadHeaders(thread);
+  const subject = replySubject(ticket, mailbox.settings.outbound.subjectTag);
+  const signature = await signatureFor(tx, { author, ticket, requester, mailbox, publicUrl: deps.publicUrl });
+  const quote = mailbox.settings.outbound.quoteHistory ? quoteOf(thread) : undefined;
+  const text = [input.text.trimEnd(), signature ? `-- \n${signature.text}` : null, quote?.text ?? null]
+    .filter((p) => p !== null)
+    .join('\n\n');
+  const html = input.html
+    ? [input.html, signature?.html ? `<div>-- <br>${signature.html}</div>` : null, quote?.html ?? null]
+        .filter((p) => p !== null)
+        .join('\n')
+    : null;
+  const payload: EmailPayload = {
+    from: { address: mailbox.address, name: mailbox.displayName ?? '' },
+    replyTo: replyToAddress(mailbox, ticket),
+    to,
+    cc: ccList,
+    bcc: bccList,
+    subject,
+    text,
+    html,
+    inReplyTo,
+    references: [...references.filter((r) => r !== bracket(rfcMessageId))],
+    automatic: false,
+  };
+  return { to, ccList, payload };
+}
+
+/**
+ * The mail of a reply whose first attempt was skipped before its mail was made (no mailbox, no
+ * recipient), made now for a retry: through the ticket's mailbox, to its requester and participants
+ * (the Cc and Bcc the agent added were not kept), quoting what came before the reply. The message
+ * gets its Message-ID and headers here if it had none. A validation error says why it still cannot go.
+ */
+export async function composeSkippedReply(
+  tx: TenantTx,
+  deps: MailDeps,
+  latest: DeliveryRow,
+): Promise<ComposedMail> {
+  const cannot = (why: string) =>
+    validation(`the reply still cannot be sent: ${why}`, [{ path: '/id', message: why }]);
+  if (latest.purpose !== 'reply' || !latest.ticket_message_id || !latest.ticket_id)
+    throw validation('a skipped delivery with nothing to send cannot be retried', [
+      { path: '/id', message: `skipped: ${latest.skip_reason ?? 'no reason'}` },
+    ]);
+  const message = await getMessage(tx, latest.ticket_message_id);
+  const ticket = await getTicket(tx, latest.ticket_id);
+  const mailbox = await conversationMailbox(tx, ticket.id, undefined);
+  if (!mailbox) throw cannot('the workspace has no mailbox to send it through');
+  const author = await getPerson(tx, message.authorId);
+  const thread = (await threadMessages(tx, { ticketId: ticket.id, limit: 50 })).filter(
+    (m) => m.id !== message.id && m.createdAt <= message.createdAt,
+  );
+  const rfcMessageId = message.messageId ?? newMessageId(deps, tx.tenantId, ticket.id, mailbox);
+  const { to, ccList, payload } = await composeReply(tx, deps, {
+    ticket,
+    author,
+    mailbox,
+    thread,
+    rfcMessageId,
+    text: message.text,
+    html: message.html,
+    cc: [],
+    bcc: [],
+  });
+  if (to.length === 0) throw cannot('the ticket has no address to send it to');
+  if (!message.messageId)
+    await attachMail(tx, message.id, {
+      rfcMessageId,
+      mail: { from: mailbox.address, to, cc: ccList, subject: payload.subject },
+    });
+  return {
+    destination: to[0]!.address,
+    mailboxId: mailbox.id,
+    rfcMessageId,
+    payload: payload as unknown as Record<string, unknown>,
+  };
+}
+
+/** A person retries a delivery (the API and the CLI): ledger.ts retryDelivery, making a skipped reply's mail. */
+export function retryDeliveryWithMail(tx: TenantTx, deps: MailDeps, id: string): Promise<DeliveryRow> {
+  return retryDelivery(tx, id, (latest) => composeSkippedReply(tx, deps, latest));
 }

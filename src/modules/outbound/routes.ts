@@ -28,9 +28,9 @@ import { listMessages, type NewAttachment } from '../tickets/messages.ts';
 import { sanitizeBodyHtml, VISIBILITIES } from '../tickets/model.ts';
 import { MessageSchema } from '../tickets/routes.ts';
 import { outboundSendJob } from './job-refs.ts';
-import { getDelivery, listDeliveries, retryDelivery, withTicketNumbers } from './ledger.ts';
+import { getDelivery, listDeliveries, withTicketNumbers } from './ledger.ts';
 import { DELIVERY_CHANNELS, DELIVERY_ERROR_CODES, DELIVERY_PURPOSES, DELIVERY_STATUSES } from './model.ts';
-import { postTicketMessage, withDeliveries } from './replies.ts';
+import { postTicketMessage, retryDeliveryWithMail, withDeliveries } from './replies.ts';
 
 /** Files uploaded with one message: count and size (each; the total is bounded by count times size). */
 export const ATTACHMENT_LIMITS = { files: 20, fileSize: 25 * 1024 * 1024 };
@@ -228,6 +228,7 @@ function messageRoute(app: App, deps: ServerDeps): void {
 
 export const outboundRoutes: RouteModule = async (app, deps) => {
   const { pool } = deps;
+  const keyOf = deps.secretKey ? messageIdKey(deps.secretKey) : undefined;
 
   // Multipart only here: the message route takes files, no other route does.
   await app.register(async (scope) => {
@@ -354,19 +355,24 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
         summary: 'Retry a delivery',
         description:
           'Queues a new attempt of the delivery the id belongs to, after its latest attempt, which must ' +
-          'have ended without delivering (`failed`, `unknown`, `bounced`, or `skipped` with something ' +
-          'to send); the new attempt has its own idempotency key. Answers 202 with the new attempt.\n\n' +
+          'have ended without delivering (`failed`, `unknown`, `bounced` or `skipped`); the new attempt ' +
+          "has its own idempotency key. An agent's reply skipped before its mail was made (no mailbox, " +
+          "no recipient) gets its mail now: through the ticket's mailbox, to its requester and " +
+          'participants (the Cc and Bcc given with it were not kept), with a signed Message-ID. Answers ' +
+          '202 with the new attempt.\n\n' +
           'Needs `deliveries:manage` (admin, agent). 404 `not_found` when the id is not an attempt of ' +
-          'this tenant; 400 `validation_failed` when the latest attempt is queued, sent or delivered.',
+          'this tenant; 400 `validation_failed` when the latest attempt is queued, sent or delivered, ' +
+          'or a skipped reply still cannot be sent (saying why: no mailbox, no address).',
         params: IdParams,
         response: { 202: LedgerDeliverySchema, ...problemResponses },
       },
     },
     async (request, reply) => {
-      if (!deps.queue) throw new Error('retrying a delivery needs the queue');
+      if (!keyOf || !deps.queue) throw new Error('retrying a delivery needs the secret key and the queue');
       const queue = deps.queue;
+      const mail = { messageIdKey: keyOf, publicUrl: deps.config.publicUrl };
       const delivery = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
-        const row = await retryDelivery(tx, request.params.id);
+        const row = await retryDeliveryWithMail(tx, mail, request.params.id);
         await queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
         const [one] = await withTicketNumbers(tx, [await getDelivery(tx, row.id)]);
         return one!;

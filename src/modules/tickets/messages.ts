@@ -283,6 +283,32 @@ export function insertMessages(tx: TenantTx, messages: MessageToInsert[]): Promi
   return Promise.all(sent).then(() => undefined);
 }
 
+/**
+ * Gives a message the mail it goes out as, when it was written without (an agent's reply whose mail
+ * could not be made then: no mailbox, no recipient, and is now): its Message-ID and headers. Once
+ * only: a message that has a Message-ID keeps it, and the answer is false.
+ */
+export async function attachMail(
+  tx: TenantTx,
+  messageId: string,
+  input: { rfcMessageId: string; mail: Pick<MailFields, 'from' | 'to' | 'cc' | 'subject'> },
+): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE ticket_messages SET rfc_message_id = $3, mail_from = $4, mail_to = $5, mail_cc = $6, mail_subject = $7
+      WHERE tenant_id = $1 AND id = $2 AND rfc_message_id IS NULL`,
+    [
+      tx.tenantId,
+      messageId,
+      input.rfcMessageId,
+      input.mail.from,
+      JSON.stringify(input.mail.to),
+      JSON.stringify(input.mail.cc),
+      input.mail.subject,
+    ],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 export async function getMessage(tx: TenantTx, id: string): Promise<TicketMessage> {
   const { rows } = await tx.query<MessageRow>(
     `SELECT ${MESSAGE_READ_COLUMNS} FROM ticket_messages m WHERE m.tenant_id = $1 AND m.id = $2`,
