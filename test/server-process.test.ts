@@ -284,12 +284,14 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
   });
 
   it('refuses bad configuration with every problem listed, each named as the user gave it, and exit code 2', () => {
-    const res = spawnSync(process.execPath, [BIN, 'start', '--port', '70000', '--data', rd.dataDir], {
-      env: processEnv({ LOG_LEVEL: 'chatty' }),
-      encoding: 'utf8',
-    });
+    const res = spawnSync(
+      process.execPath,
+      [BIN, 'start', '--port', '70000', '--role', 'boss', '--data', rd.dataDir],
+      { env: processEnv({ LOG_LEVEL: 'chatty' }), encoding: 'utf8' },
+    );
     expect(res.status).toBe(2);
     expect(res.stderr).toContain('--port must be between 0 and 65535, got 70000');
+    expect(res.stderr).toContain('--role must be one of all, api, worker, scheduler, got "boss"');
     expect(res.stderr).toContain('LOG_LEVEL must be one of');
   });
 });

@@ -134,7 +134,8 @@ function dataOption(command: Command, config: Config): string {
 program
   .command('start')
   .description('run Relaydesk (HTTP API, workers and scheduler; or one role) until Ctrl-C / SIGTERM')
-  .addOption(new Option('--role <role>', 'which part to run').choices([...ROLES]).default(undefined))
+  // Not commander's .choices(): a wrong role is then one of the configuration's problems, all listed at once.
+  .option('--role <role>', `which part to run: ${ROLES.join(', ')} (default: $RELAYDESK_ROLE or all)`)
   .option('--port <n>', 'HTTP port (default: $PORT or 8080)')
   .option('--host <h>', 'HTTP host (default: $HOST or 127.0.0.1)')
   .option(
