@@ -118,10 +118,10 @@ export function registerDeliveryCommands(
       uuid(id, 'the delivery');
       await withDatabase(command, async (ctx) => {
         const tenant = await chooseTenant(ctx, options.tenant);
-        const mail = {
+        const mail = async () => ({
           messageIdKey: ctx.rt.messageIdKey(await ctx.rt.resolveSecretKey(ctx.config)),
           publicUrl: ctx.config.publicUrl,
-        };
+        });
         const next = await withJobQueue(ctx, (send) =>
           ctx.rt
             .withTenant(ctx.db.pool, tenant.id, async (tx) => {

@@ -206,7 +206,10 @@ export function registerMailboxCommands(
           );
           // As the API does: subscribed now, and the health says whether that worked (upkeep retries
           // what may pass; the mailbox exists either way, so this is no failure of the command).
-          if ((created.kind === 'graph' || created.kind === 'gmail') && created.hasCredentials)
+          if (
+            (created.kind === 'graph' || created.kind === 'gmail') &&
+            rt.connectedWith(created.kind, credentials)
+          )
             await withUpkeep(ctx, (deps, send, upkeep) => upkeep.renewNow(deps, tenant.id, created.id, send));
           const { health } = await mailboxIn(ctx, tenant, created.id);
           out(`mailbox\t${created.id}`);

@@ -6,6 +6,7 @@ export { migrationStatus } from '../platform/db/migrate.ts';
 export { getHealth, healthOf } from '../modules/inbound/health.ts';
 export {
   assertProviderEndpoints,
+  connectedWith,
   createMailbox,
   findMailbox,
   listMailboxes,

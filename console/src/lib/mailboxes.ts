@@ -7,8 +7,11 @@ export type Mailbox = Json<'/api/v1/mailboxes', 'get'>['items'][number];
 export const subscribed = (m: Pick<Mailbox, 'kind'>): boolean => m.kind === 'graph' || m.kind === 'gmail';
 
 /**
- * A provider mailbox that was never connected (no credentials): its health is `needs_reauth`
- * ("not connected yet"), but what it needs is a first connection, not another one.
+ * A provider mailbox that is not connected (no credentials, or only its own app's secret): its
+ * health is `needs_reauth` with the reason "not connected yet: …" (the API's words), and what it
+ * needs is a connection, not another one.
  */
-export const notConnected = (m: Pick<Mailbox, 'kind' | 'hasCredentials'>): boolean =>
-  subscribed(m) && !m.hasCredentials;
+export const notConnected = (m: Pick<Mailbox, 'kind' | 'hasCredentials' | 'health'>): boolean =>
+  subscribed(m) &&
+  (!m.hasCredentials ||
+    (m.health.status === 'needs_reauth' && (m.health.failureReason ?? '').startsWith('not connected yet')));

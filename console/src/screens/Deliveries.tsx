@@ -196,8 +196,12 @@ export default function Deliveries() {
   const [ticketError, setTicketError] = useState<string | undefined>();
   const { retry, pending } = useRetry(setNotice);
 
-  useEffect(() => setDestination(params.get('destination') ?? ''), [params]);
-  useEffect(() => setTicket(params.get('ticket') ?? ''), [params]);
+  // The text fields follow their own parameter only: another filter changing (the status chosen a
+  // moment before) must not wipe what is being typed here.
+  const urlDestination = params.get('destination') ?? '';
+  const urlTicket = params.get('ticket') ?? '';
+  useEffect(() => setDestination(urlDestination), [urlDestination]);
+  useEffect(() => setTicket(urlTicket), [urlTicket]);
 
   const query = useMemo(() => {
     const q: Record<string, string> = {};

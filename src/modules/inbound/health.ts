@@ -480,8 +480,12 @@ export async function flagLifecycle(
   );
 }
 
-/** New credentials (or a new connection by OAuth): whatever a person had to mend is mended; upkeep subscribes again. */
-export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promise<void> {
+/**
+ * New credentials (or a new connection by OAuth): whatever a person had to mend is mended; upkeep
+ * subscribes again. Credentials that cannot carry mail (removed; a Graph or Gmail mailbox's own app
+ * secret alone, still to be connected) leave it not connected, which is news only if mail flowed.
+ */
+export async function credentialsChanged(tx: TenantTx, mailboxId: string, connected: boolean): Promise<void> {
   // A mailbox connected for the first time was never in trouble: its way out is no news to anyone.
   const { rows: before } = await tx.query<{ first: boolean }>(
     `SELECT status = 'needs_reauth' AND failure_reason = $3 AS first
@@ -501,6 +505,16 @@ export async function credentialsChanged(tx: TenantTx, mailboxId: string): Promi
     'SELECT status FROM mailbox_health WHERE tenant_id = $1 AND mailbox_id = $2',
     [tx.tenantId, mailboxId],
   );
+  if (!connected) {
+    await tx.query('UPDATE mailbox_health SET failure_reason = $3 WHERE tenant_id = $1 AND mailbox_id = $2', [
+      tx.tenantId,
+      mailboxId,
+      NOT_CONNECTED_REASON,
+    ]);
+    if (rows[0] && rows[0].status !== 'disabled')
+      await setStatus(tx, mailboxId, 'needs_reauth', NOT_CONNECTED_REASON, !before[0]?.first);
+    return;
+  }
   if (rows[0] && rows[0].status !== 'healthy' && rows[0].status !== 'disabled')
     await setStatus(
       tx,

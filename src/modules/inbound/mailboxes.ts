@@ -376,6 +376,22 @@ export interface MailboxInput {
 
 const isText = (v: unknown): boolean => typeof v === 'string' && v.trim() !== '';
 
+/** Only the secret of the mailbox's own app registration (settings.oauth.clientId): waiting to be connected. */
+const awaitsConnection = (credentials: Record<string, unknown> | null | undefined): boolean =>
+  !!credentials &&
+  isText(credentials['oauthClientSecret']) &&
+  Object.keys(credentials).every((k) => k === 'oauthClientSecret');
+
+/**
+ * Whether a mailbox with these credentials can carry mail: always for IMAP and MIME (whose
+ * credentials assertKindNeeds checks), for Graph and Gmail only once connected (credentials that are
+ * not just waiting for a connection).
+ */
+export const connectedWith = (
+  kind: MailboxKind,
+  credentials: Record<string, unknown> | null | undefined,
+): boolean => (kind !== 'graph' && kind !== 'gmail') || (!!credentials && !awaitsConnection(credentials));
+
 /**
  * What a mailbox of its kind needs to receive mail, refused at once (400) rather than found out by
  * a retry loop: an IMAP mailbox needs its server and password. Graph and Gmail mailboxes may be
@@ -393,11 +409,7 @@ export function assertKindNeeds(
     if (!credentials || !isText(credentials['password']))
       missing.push({ path: '/credentials/password', message: 'is required for an IMAP mailbox' });
   }
-  // Only the secret of the mailbox's own app registration (settings.oauth.clientId): waiting to be connected.
-  const awaitingConnection =
-    !!credentials &&
-    isText(credentials['oauthClientSecret']) &&
-    Object.keys(credentials).every((k) => k === 'oauthClientSecret');
+  const awaitingConnection = awaitsConnection(credentials);
   if (kind === 'graph' && credentials && !awaitingConnection) {
     const appOnly = ['tenantId', 'clientId', 'clientSecret'].every((k) => isText(credentials[k]));
     const delegated = isText(credentials['refreshToken']);
@@ -441,8 +453,7 @@ export async function createMailbox(tx: TenantTx, key: Buffer, input: MailboxInp
     ],
   );
   if (!rows[0]) throw conflict(`a mailbox for ${address} already exists`, { field: 'address' });
-  const needsConnecting = (input.kind === 'graph' || input.kind === 'gmail') && !input.credentials;
-  await createHealth(tx, id, !needsConnecting);
+  await createHealth(tx, id, connectedWith(input.kind, input.credentials));
   if (input.kind === 'imap') await notifyImapMailboxChanged(tx, id);
   return toMailbox(rows[0]);
 }
@@ -525,7 +536,8 @@ export async function updateMailbox(
       ],
     );
     await tx.query('RELEASE SAVEPOINT update_mailbox');
-    if (input.credentials !== undefined) await credentialsChanged(tx, id);
+    if (input.credentials !== undefined)
+      await credentialsChanged(tx, id, connectedWith(rows[0].kind, input.credentials));
   } catch (err) {
     if ((err as { code?: string }).code !== '23505') throw err;
     await tx.query('ROLLBACK TO SAVEPOINT update_mailbox');

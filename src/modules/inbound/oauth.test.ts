@@ -241,6 +241,18 @@ describe('connecting a Graph mailbox', () => {
     expect(await healthChanges(mailbox.id)).toEqual([
       expect.objectContaining({ from: 'needs_reauth', status: 'renewing', error: 'credentials changed' }),
     ]);
+
+    // Its credentials taken away: not connected, and since mail flowed, that is told.
+    const removed = await t.call(admin, 'PATCH', `/api/v1/mailboxes/${mailbox.id}`, { credentials: null });
+    expect(removed.status, JSON.stringify(removed.body)).toBe(200);
+    expect(await health(mailbox.id)).toMatchObject({
+      status: 'needs_reauth',
+      failureReason: NOT_CONNECTED_REASON,
+    });
+    expect((await healthChanges(mailbox.id)).at(-1)).toMatchObject({
+      from: 'healthy',
+      status: 'needs_reauth',
+    });
   });
 
   it('saves a rotated refresh token even when subscribing fails right after', async () => {
@@ -432,11 +444,15 @@ describe('connect refuses', () => {
     const saved = t.config.oauth;
     t.config.oauth = {};
     try {
+      const subscriptions = graph.subscriptions().length;
       const res = await t.call(admin, 'PATCH', `/api/v1/mailboxes/${mailbox.id}`, {
         settings: { oauth: { clientId: graph.credentials.clientId } },
         credentials: { oauthClientSecret: graph.credentials.clientSecret },
       });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
+      // Its own app's secret alone connects nothing: still not connected, no subscription tried.
+      expect(res.body.health).toMatchObject({ status: 'needs_reauth', failureReason: NOT_CONNECTED_REASON });
+      expect(graph.subscriptions()).toHaveLength(subscriptions);
       const page = await callback(await authorize(await connect(mailbox.id)));
       expect(page.status, page.text).toBe(200);
       expect(await storedCredentials(mailbox.id)).toMatchObject({
@@ -444,6 +460,7 @@ describe('connect refuses', () => {
         clientSecret: graph.credentials.clientSecret,
       });
       expect((await health(mailbox.id)).status).toBe('healthy');
+      expect(await healthChanges(mailbox.id)).toEqual([]);
     } finally {
       t.config.oauth = saved;
     }

@@ -21,6 +21,7 @@ import { HEALTH_DESCRIPTION, HealthSchema, upkeepDepsOf } from './upkeep-routes.
 import { renewNow, unsubscribe } from './upkeep.ts';
 import {
   assertProviderEndpoints,
+  connectedWith,
   type Mailbox,
   createMailbox,
   deleteMailbox,
@@ -175,7 +176,7 @@ export const inboundRoutes: RouteModule = (app, deps) => {
       assertProviderEndpoints(request.body.settings, providerOrigins);
       const tenantId = principalOf(request).tenantId;
       const mailbox = await withTenant(pool, tenantId, (tx) => createMailbox(tx, key(), request.body));
-      await subscribeNow(tenantId, mailbox);
+      if (connectedWith(mailbox.kind, request.body.credentials)) await subscribeNow(tenantId, mailbox);
       return reply.code(201).send(await withHealth(tenantId, mailbox));
     },
   );
@@ -255,7 +256,8 @@ export const inboundRoutes: RouteModule = (app, deps) => {
       const mailbox = await withTenant(pool, tenantId, (tx) =>
         updateMailbox(tx, key(), request.params.id, request.body),
       );
-      if (request.body.credentials) await subscribeNow(tenantId, mailbox);
+      if (request.body.credentials && connectedWith(mailbox.kind, request.body.credentials))
+        await subscribeNow(tenantId, mailbox);
       return withHealth(tenantId, mailbox);
     },
   );

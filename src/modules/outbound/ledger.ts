@@ -523,6 +523,18 @@ export async function retryDelivery(
     throw validation('a skipped delivery with nothing to send cannot be retried', [
       { path: '/id', message: `skipped: ${latest.skip_reason ?? 'no reason'}` },
     ]);
+  if (unmade) {
+    // Its mail, once made, goes to an address: its attempts then form a chain of their own, which
+    // this one's lock and latest do not see. Made once only; later retries are of that chain.
+    const { rows } = await tx.query<{ id: string }>(
+      'SELECT id FROM deliveries WHERE tenant_id = $1 AND previous_id = $2 LIMIT 1',
+      [tx.tenantId, latest.id],
+    );
+    if (rows[0])
+      throw validation(`the delivery was retried already, as ${rows[0].id}: retry that one`, [
+        { path: '/id', message: `retried as ${rows[0].id}` },
+      ]);
+  }
   const next = await queueNextAttempt(tx, latest, unmade ? await compose!(latest) : undefined);
   return (await findRow(tx, next!, false))!;
 }

@@ -214,8 +214,19 @@ describe('an agent reply', () => {
     expect(message.messageId).toBe(rfcMessageId);
     expect(message.mail.to).toEqual([{ address: 'rita@customer-b.test', name: 'Rita' }]);
     expect(message.delivery).toMatchObject({ status: 'sent', attempt: 2, attempts: 2 });
-    // Sent: a further retry is refused.
+    // Sent: a further retry is refused, and so is the skipped attempt's again (its mail is made).
     expect((await t.call(b, 'POST', `/api/v1/deliveries/${retried.body.id}/retry`)).status).toBe(400);
+    const again = await t.call(b, 'POST', `/api/v1/deliveries/${posted.body.delivery.id}/retry`);
+    expect(again.status).toBe(400);
+    expect(again.body.detail).toContain(`retried already, as ${retried.body.id}`);
+    const { rows: attempts } = await t.db.admin.query(
+      'SELECT attempt, status FROM deliveries WHERE ticket_message_id = $1 ORDER BY attempt',
+      [posted.body.id],
+    );
+    expect(attempts).toEqual([
+      { attempt: 1, status: 'skipped' },
+      { attempt: 2, status: 'sent' },
+    ]);
   });
 
   it('leaves as one mail over SMTP with the threading headers, and the customer answer threads back', async () => {

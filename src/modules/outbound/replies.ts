@@ -322,12 +322,14 @@ export async function composeSkippedReply(
     ]);
   const message = await getMessage(tx, latest.ticket_message_id);
   const ticket = await getTicket(tx, latest.ticket_id);
-  const mailbox = await conversationMailbox(tx, ticket.id, undefined);
+  // The mailbox the reply chose (no_recipient), while it exists; else the conversation's.
+  const mailbox =
+    (latest.mailbox_id
+      ? await conversationMailbox(tx, ticket.id, latest.mailbox_id).catch(() => null)
+      : null) ?? (await conversationMailbox(tx, ticket.id, undefined));
   if (!mailbox) throw cannot('the workspace has no mailbox to send it through');
   const author = await getPerson(tx, message.authorId);
-  const thread = (await threadMessages(tx, { ticketId: ticket.id, limit: 50 })).filter(
-    (m) => m.id !== message.id && m.createdAt <= message.createdAt,
-  );
+  const thread = await threadMessages(tx, { ticketId: ticket.id, limit: 50, before: message });
   const rfcMessageId = message.messageId ?? newMessageId(deps, tx.tenantId, ticket.id, mailbox);
   const { to, ccList, payload } = await composeReply(tx, deps, {
     ticket,
@@ -341,11 +343,10 @@ export async function composeSkippedReply(
     bcc: [],
   });
   if (to.length === 0) throw cannot('the ticket has no address to send it to');
-  if (!message.messageId)
-    await attachMail(tx, message.id, {
-      rfcMessageId,
-      mail: { from: mailbox.address, to, cc: ccList, subject: payload.subject },
-    });
+  await attachMail(tx, message.id, {
+    rfcMessageId,
+    mail: { from: mailbox.address, to, cc: ccList, subject: payload.subject },
+  });
   return {
     destination: to[0]!.address,
     mailboxId: mailbox.id,
@@ -354,7 +355,14 @@ export async function composeSkippedReply(
   };
 }
 
-/** A person retries a delivery (the API and the CLI): ledger.ts retryDelivery, making a skipped reply's mail. */
-export function retryDeliveryWithMail(tx: TenantTx, deps: MailDeps, id: string): Promise<DeliveryRow> {
-  return retryDelivery(tx, id, (latest) => composeSkippedReply(tx, deps, latest));
+/**
+ * A person retries a delivery (the API and the CLI): ledger.ts retryDelivery, making a skipped
+ * reply's mail. `deps` is asked for only then (the CLI reads the secret key for it).
+ */
+export function retryDeliveryWithMail(
+  tx: TenantTx,
+  deps: () => Promise<MailDeps>,
+  id: string,
+): Promise<DeliveryRow> {
+  return retryDelivery(tx, id, async (latest) => composeSkippedReply(tx, await deps(), latest));
 }

@@ -372,7 +372,7 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
       const queue = deps.queue;
       const mail = { messageIdKey: keyOf, publicUrl: deps.config.publicUrl };
       const delivery = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
-        const row = await retryDeliveryWithMail(tx, mail, request.params.id);
+        const row = await retryDeliveryWithMail(tx, async () => mail, request.params.id);
         await queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
         const [one] = await withTicketNumbers(tx, [await getDelivery(tx, row.id)]);
         return one!;

@@ -284,9 +284,10 @@ export function insertMessages(tx: TenantTx, messages: MessageToInsert[]): Promi
 }
 
 /**
- * Gives a message the mail it goes out as, when it was written without (an agent's reply whose mail
- * could not be made then: no mailbox, no recipient, and is now): its Message-ID and headers. Once
- * only: a message that has a Message-ID keeps it, and the answer is false.
+ * Gives a message the mail it goes out as, when its mail could not be made as it was written (an
+ * agent's reply: no mailbox, no recipient) and is now: its Message-ID and headers. A message that has
+ * another Message-ID keeps it and all (the answer is false); one with this Message-ID (it had no
+ * recipient) takes the headers.
  */
 export async function attachMail(
   tx: TenantTx,
@@ -295,7 +296,7 @@ export async function attachMail(
 ): Promise<boolean> {
   const { rowCount } = await tx.query(
     `UPDATE ticket_messages SET rfc_message_id = $3, mail_from = $4, mail_to = $5, mail_cc = $6, mail_subject = $7
-      WHERE tenant_id = $1 AND id = $2 AND rfc_message_id IS NULL`,
+      WHERE tenant_id = $1 AND id = $2 AND (rfc_message_id IS NULL OR rfc_message_id = $3)`,
     [
       tx.tenantId,
       messageId,
@@ -419,10 +420,13 @@ export interface ThreadMessage {
   createdAt: string;
 }
 
-/** The ticket's latest `limit` public messages, oldest first (threading headers and quoting read them). */
+/**
+ * The ticket's latest `limit` public messages (before `before`, when given), oldest first (threading
+ * headers and quoting read them).
+ */
 export async function threadMessages(
   tx: TenantTx,
-  input: { ticketId: string; limit: number },
+  input: { ticketId: string; limit: number; before?: { id: string; createdAt: string } | undefined },
 ): Promise<ThreadMessage[]> {
   const { rows } = await tx.query<{
     id: string;
@@ -437,9 +441,10 @@ export async function threadMessages(
     `SELECT * FROM (
        SELECT id, rfc_message_id, direction, author_id, body_text, reply_text, mail_from, created_at
          FROM ticket_messages WHERE tenant_id = $1 AND ticket_id = $2 AND visibility = 'public'
+          AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid))
         ORDER BY created_at DESC, id DESC LIMIT $3) m
       ORDER BY created_at, id`,
-    [tx.tenantId, input.ticketId, input.limit],
+    [tx.tenantId, input.ticketId, input.limit, input.before?.createdAt ?? null, input.before?.id ?? null],
   );
   return rows.map((r) => ({
     id: r.id,
