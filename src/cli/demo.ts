@@ -528,21 +528,32 @@ export async function runDemo(config: Config, out: (line: string) => void): Prom
     ].map((u) => new URL(u).origin);
     // The simulators reach this run's server at its own address: upkeep subscribes the Graph
     // mailbox there (Graph's validation handshake included) as it would at a public URL.
-    const port = config.port === 0 ? await freePort(config.host) : config.port;
-    running = await startRelaydesk({
-      config: {
-        ...config,
-        port,
-        role: 'all',
-        providerOrigins: [...config.providerOrigins, ...simulators],
-        // The demo's webhook receivers listen on loopback (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1).
-        allowPrivateWebhooks: true,
-        publicUrl:
-          config.publicUrl ??
-          `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
-      },
-      logger,
-    });
+    // A port chosen here is free when chosen; by the time the server binds it (after PostgreSQL
+    // started, which takes a free port of its own) something else may hold it. Then another one is
+    // chosen: a failed start has stopped everything it started.
+    for (let attempt = 1; ; attempt++) {
+      const port = config.port === 0 ? await freePort(config.host) : config.port;
+      try {
+        running = await startRelaydesk({
+          config: {
+            ...config,
+            port,
+            role: 'all',
+            providerOrigins: [...config.providerOrigins, ...simulators],
+            // The demo's webhook receivers listen on loopback (RELAYDESK_ALLOW_PRIVATE_WEBHOOKS=1).
+            allowPrivateWebhooks: true,
+            publicUrl:
+              config.publicUrl ??
+              `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+          },
+          logger,
+        });
+        break;
+      } catch (err) {
+        const taken = (err as { code?: unknown }).code === 'EADDRINUSE';
+        if (config.port !== 0 || !taken || attempt >= 5) throw err;
+      }
+    }
     const base = running.url!;
     const tenant = await demoTenant(running.db.pool, config.dataDir);
     const token = tenant.token;

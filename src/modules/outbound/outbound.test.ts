@@ -189,6 +189,16 @@ describe('an agent reply', () => {
       credentials: { smtpPassword: 's3cret' },
     });
     expect(made.status).toBe(201);
+    // The customer writes again after the reply: the reply's mail quotes what came before it only.
+    const later = await ingestRawMessage(t.inboundDeps(), t.queue, {
+      tenantId: t.b.tenant.id,
+      mailboxId: made.body.id,
+      raw: Buffer.from(
+        `From: Rita <rita@customer-b.test>\r\nTo: desk@b-retry.test\r\nSubject: Still broken [#${ticket.number}]\r\n` +
+          `Message-ID: <later-${ticket.id}@customer-b.test>\r\n\r\nWritten after the reply.\r\n`,
+      ),
+    });
+    expect(later).toMatchObject({ status: 'appended', ticketId: ticket.id });
     const retried = await t.call(b, 'POST', `/api/v1/deliveries/${posted.body.delivery.id}/retry`);
     expect(retried.status, JSON.stringify(retried.body)).toBe(202);
     expect(retried.body).toMatchObject({
@@ -208,6 +218,9 @@ describe('an agent reply', () => {
     expect(sent[0]!.headers['message-id']).toEqual([`<${rfcMessageId}>`]);
     expect(sent[0]!.headers['from']![0]).toContain('desk@b-retry.test');
     expect(sent[0]!.raw.toString()).toContain('We fixed it this morning.');
+    expect(sent[0]!.raw.toString()).toContain('> Something is broken');
+    expect(sent[0]!.raw.toString()).not.toContain('Written after the reply.');
+    expect(sent[0]!.headers['references']?.join(' ') ?? '').not.toContain('later-');
     // The message now carries the mail it went out as, and its delivery says sent.
     const listed = await t.call(b, 'GET', `/api/v1/tickets/${ticket.id}/messages`);
     const message = listed.body.items.find((m: { id: string }) => m.id === posted.body.id);
