@@ -311,6 +311,11 @@ export function registerMailboxCommands(
             `${found.address} is a ${found.kind} mailbox: it has no subscription to renew`,
             EXIT_BAD_INPUT,
           );
+        if (ctx.rt.isNotConnected(found.health))
+          throw new CliError(
+            `${found.address} is not connected yet: connect it (in the console, or POST /api/v1/mailboxes/:id/connect) before renewing`,
+            EXIT_BAD_INPUT,
+          );
         const outcome = await withUpkeep(ctx, (deps, send, upkeep) =>
           upkeep.renewNow(deps, tenant.id, found.id, send),
         );

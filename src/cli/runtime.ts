@@ -3,7 +3,7 @@
 // themselves: loading it took most of every command's second.
 export { migrateAll, openDatabase, resolveSecretKey } from '../platform/db/database.ts';
 export { migrationStatus } from '../platform/db/migrate.ts';
-export { getHealth, healthOf } from '../modules/inbound/health.ts';
+export { getHealth, healthOf, isNotConnected } from '../modules/inbound/health.ts';
 export {
   assertProviderEndpoints,
   connectedWith,

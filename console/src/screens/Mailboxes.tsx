@@ -321,13 +321,13 @@ export default function Mailboxes() {
                         className={needsPerson ? 'button-primary button-small' : 'button button-small'}
                         onClick={() => void connect(m)}
                         disabled={busy !== undefined}
-                        aria-label={`${m.hasCredentials ? 'Connect again' : 'Connect'} ${m.address}`}
+                        aria-label={`${notConnected(m) ? 'Connect' : 'Connect again'} ${m.address}`}
                       >
                         {busy === `connect:${m.id}`
                           ? 'Opening…'
-                          : m.hasCredentials
-                            ? 'Connect again'
-                            : 'Connect'}
+                          : notConnected(m)
+                            ? 'Connect'
+                            : 'Connect again'}
                       </button>
                     )}
                     {m.kind !== 'mime' && (
@@ -340,7 +340,7 @@ export default function Mailboxes() {
                         Test
                       </button>
                     )}
-                    {subscribed(m) && m.hasCredentials && (
+                    {subscribed(m) && !notConnected(m) && (
                       <button
                         type="button"
                         className="button button-small"

@@ -74,6 +74,10 @@ const HEALTH_COLUMNS = `mailbox_id, status, subscription_id, expires_at, last_re
 export const NOT_CONNECTED_REASON =
   'not connected yet: connect it (POST /api/v1/mailboxes/:id/connect, or Connect in the console) or give it credentials';
 
+/** Whether the health is that of a Graph or Gmail mailbox not connected yet (nothing to renew). */
+export const isNotConnected = (h: Pick<MailboxHealth, 'status' | 'failureReason'>): boolean =>
+  h.status === 'needs_reauth' && h.failureReason === NOT_CONNECTED_REASON;
+
 /**
  * The health row of a new mailbox (in the transaction that creates it): healthy, except a Graph or
  * Gmail mailbox without credentials, which waits for a person to connect it (needs_reauth, which

@@ -182,6 +182,14 @@ describe('connecting a Graph mailbox', () => {
       failureReason: expect.stringMatching(/^not connected yet: connect it/),
       subscriptionId: null,
     });
+    // Nothing to renew before it is connected: refused, and the state stays as it was.
+    const renew = await t.call(admin, 'POST', `/api/v1/mailboxes/${mailbox.id}/renew`);
+    expect(renew.status).toBe(400);
+    expect(renew.body.detail).toContain('is not connected yet');
+    expect(await health(mailbox.id)).toMatchObject({
+      status: 'needs_reauth',
+      failureReason: NOT_CONNECTED_REASON,
+    });
     const before = graph.subscriptions().length;
     const url = await connect(mailbox.id);
     expect(url.origin + url.pathname).toBe(graph.authorizeUrl);

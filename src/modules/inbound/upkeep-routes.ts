@@ -13,7 +13,7 @@ import {
   problemResponses,
   Timestamp,
 } from '../../platform/http/schemas.ts';
-import { getHealth, HEALTH_STATUSES } from './health.ts';
+import { getHealth, HEALTH_STATUSES, isNotConnected } from './health.ts';
 import { getMailbox } from './mailboxes.ts';
 import { testMailbox } from './probe.ts';
 import { enqueueReconcile, enqueueRenewal, type UpkeepDeps } from './upkeep.ts';
@@ -99,16 +99,25 @@ export const upkeepRoutes: RouteModule = (app, deps) => {
           'none), as the scheduled upkeep would; also after a failure, without waiting for its backoff. ' +
           'Answers 202 `{"accepted": true}`; the result shows in `GET /mailboxes/{id}/health`.\n\n' +
           'Needs `mailboxes:manage` (admin). 404 `not_found`; 409 `conflict` while a renewal of the ' +
-          'mailbox runs; 400 `validation_failed` for a mailbox that has no subscription (IMAP, MIME).',
+          'mailbox runs; 400 `validation_failed` for a mailbox that has no subscription (IMAP, MIME) or ' +
+          'is not connected yet.',
         params: IdParams,
         response: { 202: Type.Object({ accepted: Type.Boolean() }), 409: ProblemSchema, ...problemResponses },
       },
     },
     async (request, reply) => {
       const tenantId = principalOf(request).tenantId;
-      const mailbox = await withTenantRead(pool, tenantId, (tx) => getMailbox(tx, request.params.id));
+      const { mailbox, health } = await withTenantRead(pool, tenantId, async (tx) => ({
+        mailbox: await getMailbox(tx, request.params.id),
+        health: await getHealth(tx, request.params.id),
+      }));
       if (mailbox.kind !== 'graph' && mailbox.kind !== 'gmail')
         throw new AppError('validation_failed', `a ${mailbox.kind} mailbox has no subscription to renew`);
+      if (isNotConnected(health))
+        throw new AppError(
+          'validation_failed',
+          `${mailbox.address} is not connected yet: connect it (POST /mailboxes/{id}/connect) before renewing`,
+        );
       const q = sendOrFail();
       const accepted = await enqueueRenewal(
         upkeepDepsOf(deps),
