@@ -42,6 +42,21 @@ async function sendQueued(): Promise<Record<string, unknown>[]> {
   return results;
 }
 
+/** A MIME mailbox of the tenant whose token this is, sending through the SMTP simulator (AUTH, STARTTLS); its id. */
+async function relayMailbox(token: string, address: string, displayName?: string): Promise<string> {
+  const res = await t.call(token, 'POST', '/api/v1/mailboxes', {
+    kind: 'mime',
+    address,
+    ...(displayName ? { displayName } : {}),
+    settings: {
+      smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
+    },
+    credentials: { smtpPassword: 's3cret' },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id;
+}
+
 const ran = new Set<string>();
 
 /** Runs the queued jobs of these types once each (acknowledgements, delivery reports), as a worker would. */
@@ -113,17 +128,7 @@ beforeAll(async () => {
     await t.queue.boss.createQueue(q);
   smtp = await startSmtpSimulator({ tls: 'starttls', auth: { username: 'relay', password: 's3cret' } });
   transports = new Transports({ pool: t.db.pool, secretKey: t.secretKey, clock: t.clock });
-  const res = await t.call(admin(), 'POST', '/api/v1/mailboxes', {
-    kind: 'mime',
-    address: ADDRESS,
-    displayName: 'Contoso Support',
-    settings: {
-      smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
-    },
-    credentials: { smtpPassword: 's3cret' },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  mailboxId = res.body.id;
+  mailboxId = await relayMailbox(admin(), ADDRESS, 'Contoso Support');
 });
 
 afterAll(async () => {
@@ -179,20 +184,11 @@ describe('an agent reply', () => {
     expect(early.status).toBe(400);
     expect(early.body.detail).toContain('no mailbox');
 
-    const made = await t.call(b, 'POST', '/api/v1/mailboxes', {
-      kind: 'mime',
-      address: 'desk@b-retry.test',
-      displayName: 'B Desk',
-      settings: {
-        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
-      },
-      credentials: { smtpPassword: 's3cret' },
-    });
-    expect(made.status).toBe(201);
+    const bMailbox = await relayMailbox(b, 'desk@b-retry.test', 'B Desk');
     // The customer writes again after the reply: the reply's mail quotes what came before it only.
     const later = await ingestRawMessage(t.inboundDeps(), t.queue, {
       tenantId: t.b.tenant.id,
-      mailboxId: made.body.id,
+      mailboxId: bMailbox,
       raw: Buffer.from(
         `From: Rita <rita@customer-b.test>\r\nTo: desk@b-retry.test\r\nSubject: Still broken [#${ticket.number}]\r\n` +
           `Message-ID: <later-${ticket.id}@customer-b.test>\r\n\r\nWritten after the reply.\r\n`,
@@ -737,18 +733,10 @@ describe('a database outage right after the send', () => {
 
 describe('a batch of send jobs across tenants', () => {
   it("sends each tenant's mail through its own mailbox, and a job naming another tenant's attempt sends nothing", async () => {
-    const other = await t.call(t.b.adminToken.token, 'POST', '/api/v1/mailboxes', {
-      kind: 'mime',
-      address: 'help@b-out.test',
-      settings: {
-        smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
-      },
-      credentials: { smtpPassword: 's3cret' },
-    });
-    expect(other.status).toBe(201);
+    const otherId = await relayMailbox(t.b.adminToken.token, 'help@b-out.test');
     const bTicket = await ingestRawMessage(t.inboundDeps(), t.queue, {
       tenantId: t.b.tenant.id,
-      mailboxId: other.body.id,
+      mailboxId: otherId,
       raw: Buffer.from(
         'From: Bea <bea@customer-b.test>\r\nTo: help@b-out.test\r\nSubject: B needs help\r\n' +
           `Message-ID: <${Math.random().toString(36).slice(2)}@customer-b.test>\r\n\r\nHello\r\n`,
