@@ -186,7 +186,15 @@ async function setStatus(
     await recordEvent(tx, {
       type: 'mailbox.health_changed',
       mailboxId,
-      data: { mailboxId, address: mailbox[0]?.address ?? null, from, status: to, error: reason },
+      // `error` only into trouble: a mailbox healthy again carries what mended it in `reason`.
+      data: {
+        mailboxId,
+        address: mailbox[0]?.address ?? null,
+        from,
+        status: to,
+        error: FLOWING.has(to) ? null : reason,
+        reason,
+      },
     });
   }
 }

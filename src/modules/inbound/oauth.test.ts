@@ -247,7 +247,12 @@ describe('connecting a Graph mailbox', () => {
     expect((await callback(await authorize(await connect(mailbox.id)))).status).toBe(200);
     expect(await health(mailbox.id)).toMatchObject({ status: 'healthy' });
     expect(await healthChanges(mailbox.id)).toEqual([
-      expect.objectContaining({ from: 'needs_reauth', status: 'renewing', error: 'credentials changed' }),
+      expect.objectContaining({
+        from: 'needs_reauth',
+        status: 'renewing',
+        error: null,
+        reason: 'credentials changed',
+      }),
     ]);
 
     // Its credentials taken away: not connected, and since mail flowed, that is told.

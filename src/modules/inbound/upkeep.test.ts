@@ -11,7 +11,7 @@ import { JobQueue } from '../../platform/queue/queue.ts';
 import { JobRegistry } from '../../platform/queue/registry.ts';
 import { inboundJobs } from './jobs.ts';
 import { GraphClient } from './providers/graph/client.ts';
-import { reconcileMailbox, runUpkeepPass, type UpkeepDeps } from './upkeep.ts';
+import { reconcileMailbox, renewMailbox, renewNow, runUpkeepPass, type UpkeepDeps } from './upkeep.ts';
 import { claimReconcile } from './health.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 
@@ -291,6 +291,53 @@ describe('a Graph mailbox', () => {
     });
     expect(fixed.status).toBe(200);
     expect(fixed.body.health).toMatchObject({ status: 'healthy', lastRenewalResult: 'created' });
+  });
+
+  it('goes into error after repeated failed renewals and back to healthy, telling admins only of those two', async () => {
+    const mailbox = await graphMailbox();
+    const tenantId = t.a.tenant.id;
+    sim.fault({
+      pathPrefix: `/v1.0/subscriptions/${mailbox.health.subscriptionId}`,
+      method: 'PATCH',
+      status: 503,
+      times: Infinity,
+    });
+    // The renewal's own retries are driven here, one at a time, instead of waiting for their
+    // backoff: each failure hands its retry (same claim) to `send`, which keeps it.
+    const retries: { tenantId: string; mailboxId: string; claimId: string }[] = [];
+    const keep = (async (_job: unknown, payload: (typeof retries)[number]) => {
+      retries.push(payload);
+      return null;
+    }) as unknown as Parameters<typeof renewNow>[3];
+    const statuses = [(await renewNow(deps(), tenantId, mailbox.id, keep))?.status];
+    for (let i = 0; i < 3; i++) statuses.push((await renewMailbox(deps(), retries.at(-1)!, keep)).status);
+    // errorAfter (3) failures in a row: error. It stays there while the provider fails.
+    expect(statuses).toEqual(['degraded', 'degraded', 'error', 'error']);
+    expect(await health(mailbox.id)).toMatchObject({ status: 'error', consecutiveFailures: 4 });
+    sim.clearFaults();
+    expect((await renewMailbox(deps(), retries.at(-1)!, keep)).status).toBe('healthy');
+    expect(await health(mailbox.id)).toMatchObject({
+      status: 'healthy',
+      consecutiveFailures: 0,
+      lastRenewalResult: 'renewed',
+    });
+    // healthy → degraded → error → healthy: admins hear that mail stopped and that it flows again,
+    // not of the passing failures before (mailbox.health_changed, fanned out by notification rules).
+    const told = await t.db.admin.query(
+      `SELECT data FROM events WHERE mailbox_id = $1 AND type = 'mailbox.health_changed'
+        ORDER BY occurred_at, id`,
+      [mailbox.id],
+    );
+    expect(told.rows.map((r) => [r.data.from, r.data.status])).toEqual([
+      ['degraded', 'error'],
+      ['error', 'healthy'],
+    ]);
+    expect(told.rows[0].data).toMatchObject({
+      address: mailbox.address,
+      error: expect.stringMatching(/503/),
+    });
+    // Healthy again is no error: what mended it is the reason.
+    expect(told.rows[1].data).toMatchObject({ error: null, reason: 'renewed' });
   });
 
   it("honours Graph's Retry-After, then renews", async () => {
