@@ -7,11 +7,8 @@ export type Mailbox = Json<'/api/v1/mailboxes', 'get'>['items'][number];
 export const subscribed = (m: Pick<Mailbox, 'kind'>): boolean => m.kind === 'graph' || m.kind === 'gmail';
 
 /**
- * A provider mailbox that is not connected (no credentials, or only its own app's secret): its
- * health is `needs_reauth` with the reason "not connected yet: …" (the API's words), and what it
- * needs is a connection, not another one.
+ * A provider mailbox not connected to its account (no credentials, or only its own app's secret):
+ * the API says so in `health.connected`, and what it needs is a connection, not another one.
  */
-export const notConnected = (m: Pick<Mailbox, 'kind' | 'hasCredentials' | 'health'>): boolean =>
-  subscribed(m) &&
-  (!m.hasCredentials ||
-    (m.health.status === 'needs_reauth' && (m.health.failureReason ?? '').startsWith('not connected yet')));
+export const notConnected = (m: Pick<Mailbox, 'kind' | 'health'>): boolean =>
+  subscribed(m) && !m.health.connected;

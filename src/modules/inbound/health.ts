@@ -32,6 +32,8 @@ export interface MailboxHealth {
   lastMessageAt: string | null;
   lastReconcileAt: string | null;
   recoveredByLastReconcile: number | null;
+  /** False for a Graph or Gmail mailbox not connected to its account yet (isNotConnected). */
+  connected: boolean;
 }
 
 interface HealthRow {
@@ -64,6 +66,7 @@ const toHealth = (r: HealthRow): MailboxHealth => ({
   lastMessageAt: iso(r.last_message_at),
   lastReconcileAt: iso(r.last_reconcile_at),
   recoveredByLastReconcile: r.recovered_by_last_reconcile,
+  connected: !isNotConnected({ status: r.status, failureReason: r.failure_reason }),
 });
 
 const HEALTH_COLUMNS = `mailbox_id, status, subscription_id, expires_at, last_renewal_at, last_renewal_result,

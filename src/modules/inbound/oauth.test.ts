@@ -181,6 +181,7 @@ describe('connecting a Graph mailbox', () => {
       status: 'needs_reauth',
       failureReason: expect.stringMatching(/^not connected yet: connect it/),
       subscriptionId: null,
+      connected: false,
     });
     // Nothing to renew before it is connected: refused, and the state stays as it was.
     const renew = await t.call(admin, 'POST', `/api/v1/mailboxes/${mailbox.id}/renew`);
@@ -229,7 +230,7 @@ describe('connecting a Graph mailbox', () => {
     expect(sub.notificationUrl).toBe(`${appUrl}/hooks/graph/${mailbox.id}`);
     expect(sub.resource).toContain(`users/${mailbox.address}/`);
     const answer = await t.call(admin, 'GET', `/api/v1/mailboxes/${mailbox.id}`);
-    expect(answer.body).toMatchObject({ hasCredentials: true });
+    expect(answer.body).toMatchObject({ hasCredentials: true, health: { connected: true } });
     expect(JSON.stringify(answer.body)).not.toContain(credentials!['refreshToken'] as string);
     // Connected for the first time: kept in its history, but no one is told of trouble ending.
     expect(await healthChanges(mailbox.id)).toEqual([]);
@@ -261,6 +262,7 @@ describe('connecting a Graph mailbox', () => {
     expect(await health(mailbox.id)).toMatchObject({
       status: 'needs_reauth',
       failureReason: NOT_CONNECTED_REASON,
+      connected: false,
     });
     expect((await healthChanges(mailbox.id)).at(-1)).toMatchObject({
       from: 'healthy',
@@ -464,7 +466,10 @@ describe('connect refuses', () => {
       });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       // Its own app's secret alone connects nothing: still not connected, no subscription tried.
-      expect(res.body.health).toMatchObject({ status: 'needs_reauth', failureReason: NOT_CONNECTED_REASON });
+      expect(res.body).toMatchObject({
+        hasCredentials: true,
+        health: { status: 'needs_reauth', failureReason: NOT_CONNECTED_REASON, connected: false },
+      });
       expect(graph.subscriptions()).toHaveLength(subscriptions);
       const page = await callback(await authorize(await connect(mailbox.id)));
       expect(page.status, page.text).toBe(200);

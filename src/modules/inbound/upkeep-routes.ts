@@ -30,6 +30,7 @@ export const HealthSchema = Type.Object({
   lastMessageAt: Nullable(Timestamp),
   lastReconcileAt: Nullable(Timestamp),
   recoveredByLastReconcile: Nullable(Type.Integer()),
+  connected: Type.Boolean(),
 });
 
 export const HEALTH_DESCRIPTION =
@@ -41,7 +42,9 @@ export const HEALTH_DESCRIPTION =
   '(`created`, `renewed`, `reauthorized`, `recreated`, `failed`), `failureReason`, ' +
   '`consecutiveFailures`, `lastNotificationAt` (the last webhook call; noted at most every 10 s), ' +
   '`lastMessageAt` (the last message that made a ticket or comment; as often), `lastReconcileAt` and ' +
-  '`recoveredByLastReconcile` (messages found that no notification had brought).';
+  '`recoveredByLastReconcile` (messages found that no notification had brought), and `connected`: ' +
+  'false while a Graph or Gmail mailbox is not connected to its account yet (then connect it or give ' +
+  'it credentials; renewing it is refused), true otherwise.';
 
 /** What the upkeep functions need, from the server's dependencies. */
 export function upkeepDepsOf(deps: ServerDeps): UpkeepDeps {
