@@ -126,7 +126,11 @@ export function registerDeliveryCommands(
           ctx.rt
             .withTenant(ctx.db.pool, tenant.id, async (tx) => {
               const row = await ctx.rt.retryDeliveryWithMail(tx, mail, id);
-              await send(ctx.rt.outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
+              await send(
+                ctx.rt.sendJobOf(row.channel),
+                { tenantId: tx.tenantId, deliveryId: row.id },
+                { tx },
+              );
               return ctx.rt.getDelivery(tx, row.id);
             })
             .catch((err: unknown) => {

@@ -26,4 +26,4 @@ export { JobQueue } from '../platform/queue/queue.ts';
 export { JobRegistry } from '../platform/queue/registry.ts';
 export { getDelivery, listDeliveries } from '../modules/outbound/ledger.ts';
 export { retryDeliveryWithMail } from '../modules/outbound/replies.ts';
-export { outboundSendJob } from '../modules/outbound/job-refs.ts';
+export { sendJobOf } from '../modules/outbound/job-refs.ts';

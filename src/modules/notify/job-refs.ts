@@ -5,5 +5,5 @@ import { jobRef } from '../../platform/queue/registry.ts';
 /** Turns one recorded event into ledger rows by the tenant's rules (and subscriptions). */
 export const notifyFanoutJob = jobRef<{ tenantId: string; eventId: string }>('notify.fanout');
 
-/** Sends one queued attempt of the ledger on a notification channel (teams, slack, webhook). */
-export const notifyDeliverJob = jobRef<{ tenantId: string; deliveryId: string }>('notify.deliver');
+/** Sends one queued attempt of the ledger on a notification channel (named with the ledger). */
+export { notifyDeliverJob } from '../outbound/job-refs.ts';

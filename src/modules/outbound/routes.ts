@@ -27,7 +27,7 @@ import { blobHash } from '../blobs/service.ts';
 import { listMessages, type NewAttachment } from '../tickets/messages.ts';
 import { sanitizeBodyHtml, VISIBILITIES } from '../tickets/model.ts';
 import { MessageSchema } from '../tickets/routes.ts';
-import { outboundSendJob } from './job-refs.ts';
+import { sendJobOf } from './job-refs.ts';
 import { getDelivery, listDeliveries, withTicketNumbers } from './ledger.ts';
 import { DELIVERY_CHANNELS, DELIVERY_ERROR_CODES, DELIVERY_PURPOSES, DELIVERY_STATUSES } from './model.ts';
 import { postTicketMessage, retryDeliveryWithMail, withDeliveries } from './replies.ts';
@@ -373,7 +373,7 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
       const mail = { messageIdKey: keyOf, publicUrl: deps.config.publicUrl };
       const delivery = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
         const row = await retryDeliveryWithMail(tx, async () => mail, request.params.id);
-        await queue.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
+        await queue.send(sendJobOf(row.channel), { tenantId: tx.tenantId, deliveryId: row.id }, { tx });
         const [one] = await withTicketNumbers(tx, [await getDelivery(tx, row.id)]);
         return one!;
       });

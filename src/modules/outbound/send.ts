@@ -71,13 +71,14 @@ export async function sendDelivery(
   const { tenantId, deliveryId } = payload;
   const reserved = await withTenant(deps.pool, tenantId, async (tx) => {
     const row = await deliveryRow(tx, deliveryId);
-    if (!row || row.status !== 'queued') return { row, key: undefined };
+    // Another channel's attempt is not this job's: its key is left for the job that sends it.
+    if (!row || row.status !== 'queued' || row.channel !== 'email') return { row, key: undefined };
     return { row, key: await reserveKey(tx, row) };
   });
   const { row, key } = reserved;
   if (!row) return { skipped: 'no such delivery' };
-  if (key === undefined || key.state === 'done') return { already: row.status };
   if (row.channel !== 'email') throw new Error(`channel ${row.channel} is not sent by this job`);
+  if (key === undefined || key.state === 'done') return { already: row.status };
   // A run began the send within a lease: it may still be alive (its lease ran out while it waited
   // for a connection). Come back later rather than second-guess it; the job retries.
   if (key.state === 'sending' && key.ageSeconds < (deps.leaseSeconds ?? 0))

@@ -299,6 +299,21 @@ describe('webhook deliveries and replays', () => {
     );
   });
 
+  it('is retried through the ledger (POST /deliveries/:id/retry) by the job of its channel', async () => {
+    const ep = await create();
+    const failedId = await delivery(ep.id, 'failed');
+    const res = await t.call(admin(), 'POST', `/api/v1/deliveries/${failedId}/retry`);
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body).toMatchObject({ attempt: 2, channel: 'webhook', status: 'queued' });
+    // The notification channels' job sends it; the email job would refuse it and leave it failing.
+    expect(await jobsFor([res.body.id])).toEqual([{ tenantId: t.a.tenant.id, deliveryId: res.body.id }]);
+    const emailJobs = await t.db.admin.query(
+      "SELECT 1 FROM pgboss.job WHERE name = 'outbound.send' AND data->>'deliveryId' = $1",
+      [res.body.id],
+    );
+    expect(emailJobs.rowCount).toBe(0);
+  });
+
   it('replays every delivery that failed since a time, once', async () => {
     const ep = await create();
     const old = await delivery(ep.id, 'failed');
