@@ -668,7 +668,9 @@ export async function mailboxesAcrossTenants(
 
 /**
  * The mailbox a ticket's conversation belongs to: the given one, else the one its latest mail came
- * in through, else the tenant's first mailbox; undefined when the tenant has none.
+ * in through, else the one its latest mail went out through (a ticket opened by API or console keeps
+ * the mailbox its first reply chose), else the tenant's first mailbox; undefined when it has none.
+ * (The ledger's rows are read here, not written: each later choice is evaluated only when needed.)
  */
 export async function conversationMailbox(
   tx: TenantTx,
@@ -682,6 +684,10 @@ export async function conversationMailbox(
           JOIN inbound_messages i ON i.tenant_id = m.tenant_id AND i.id = m.inbound_id
          WHERE m.tenant_id = $1 AND m.ticket_id = $2 AND m.inbound_id IS NOT NULL
          ORDER BY m.created_at DESC LIMIT 1),
+       (SELECT d.mailbox_id FROM deliveries d
+          JOIN mailboxes x ON x.tenant_id = d.tenant_id AND x.id = d.mailbox_id
+         WHERE d.tenant_id = $1 AND d.ticket_id = $2 AND d.channel = 'email'
+         ORDER BY d.created_at DESC LIMIT 1),
        (SELECT id FROM mailboxes WHERE tenant_id = $1 ORDER BY created_at, id LIMIT 1))`,
     [tx.tenantId, ticketId],
   );

@@ -603,6 +603,52 @@ describe('failed sends', () => {
   });
 });
 
+describe('later replies of a conversation', () => {
+  it("is the first reply's for a ticket opened by API, not the tenant's first mailbox", async () => {
+    const sales = await relayMailbox(admin(), 'sales@out.test', 'Contoso Sales');
+    const opened = await t.call(admin(), 'POST', '/api/v1/tickets', {
+      subject: 'Quote for 40 laptops',
+      requester: { email: 'erin@buyer.test', name: 'Erin' },
+    });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const reply = (body: Record<string, unknown>) =>
+      t.call(admin(), 'POST', `/api/v1/tickets/${opened.body.id}/messages`, {
+        visibility: 'public',
+        ...body,
+      });
+    expect((await reply({ text: 'Here is our quote.', mailboxId: sales })).status).toBe(201);
+    // The next reply names no mailbox: the conversation's is the one the customer was written from.
+    expect((await reply({ text: 'Did the quote reach you?' })).status).toBe(201);
+    expect(await sendQueued()).toEqual([{ sent: expect.any(String) }, { sent: expect.any(String) }]);
+    const sent = smtp.messages().filter((m) => m.to.includes('erin@buyer.test'));
+    expect(sent.map((m) => m.headers['from']![0])).toEqual([
+      'Contoso Sales <sales@out.test>',
+      'Contoso Sales <sales@out.test>',
+    ]);
+    // The second is threaded under the first.
+    expect(sent[1]!.headers['in-reply-to']).toEqual([sent[0]!.messageId]);
+  });
+  it('copies whom an agent copied on later replies too, never whom they blind-copied', async () => {
+    const { ticketId } = await customerMail({ Cc: ADDRESS, From: 'Frank <frank@customer.test>' });
+    const reply = (body: Record<string, unknown>) =>
+      t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, { visibility: 'public', ...body });
+    const first = await reply({
+      text: 'Looping in your manager.',
+      cc: ['Gina@Customer.test'],
+      bcc: ['audit@out-archive.test'],
+    });
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const second = await reply({ text: 'Any news?' });
+    expect(second.body.mail.cc.map((a: { address: string }) => a.address)).toEqual(['gina@customer.test']);
+    expect(await sendQueued()).toEqual([{ sent: expect.any(String) }, { sent: expect.any(String) }]);
+    const sent = smtp.messages().filter((m) => m.to.includes('frank@customer.test'));
+    expect(sent.map((m) => m.to.sort())).toEqual([
+      ['audit@out-archive.test', 'frank@customer.test', 'gina@customer.test'],
+      ['frank@customer.test', 'gina@customer.test'],
+    ]);
+  });
+});
+
 describe('a batch of send jobs (the worker)', () => {
   it('sends each queued attempt once, records a failure on its own, and skips a repeated job', async () => {
     const replies = [];

@@ -208,6 +208,9 @@ export async function postTicketMessage(
       replyText: null,
       classification: {},
     },
+    // Whom the agent copied stays in the conversation: later replies copy them too, and their
+    // answers may use the ticket's tag. (Bcc stays hidden: it is not kept.)
+    participants: ccList.map((a) => a.address),
   });
   const delivery = {
     channel: 'email' as const,
