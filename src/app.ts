@@ -163,7 +163,6 @@ export function defaultRegistry(deps: {
         clock: deps.clock,
         oauth: deps.oauth,
       }),
-      publicUrl: deps.publicUrl,
       oauth: deps.oauth,
       retentionDays: deps.deliveryRetentionDays,
       killAt: deps.faultKillAt,

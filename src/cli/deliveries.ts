@@ -120,7 +120,6 @@ export function registerDeliveryCommands(
         const tenant = await chooseTenant(ctx, options.tenant);
         const mail = async () => ({
           messageIdKey: ctx.rt.messageIdKey(await ctx.rt.resolveSecretKey(ctx.config)),
-          publicUrl: ctx.config.publicUrl,
         });
         const next = await withJobQueue(ctx, (send) =>
           ctx.rt

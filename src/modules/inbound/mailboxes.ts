@@ -76,6 +76,11 @@ export interface OutboundSettings {
   acknowledgementTemplateId: string | null;
   /** Automatic mails (acknowledgements) to one address per hour, at most. */
   automaticPerRecipientPerHour: number;
+  /**
+   * Where customers follow a ticket, if the desk has a customer portal: an http(s) URL with
+   * `{number}` (T-12) in it; templates' `portal.link`. Relaydesk's console is for agents only.
+   */
+  portalLink: string | null;
 }
 
 export const DEFAULT_OUTBOUND: OutboundSettings = {
@@ -85,6 +90,7 @@ export const DEFAULT_OUTBOUND: OutboundSettings = {
   acknowledge: false,
   acknowledgementTemplateId: null,
   automaticPerRecipientPerHour: 5,
+  portalLink: null,
 };
 
 export const DEFAULT_SETTINGS: MailboxSettings = {
@@ -303,6 +309,16 @@ function checkSmtp(value: unknown): SmtpSettings {
   };
 }
 
+function isPortalLink(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length > 500 || !v.includes('{number}')) return false;
+  try {
+    const url = new URL(v.replaceAll('{number}', 'T-1'));
+    return (url.protocol === 'https:' || url.protocol === 'http:') && !url.username && !url.password;
+  } catch {
+    return false;
+  }
+}
+
 function checkOutbound(value: unknown, base: OutboundSettings): OutboundSettings {
   if (!isObject(value)) settingError('outbound', 'must be an object');
   const out = { ...base };
@@ -332,6 +348,14 @@ function checkOutbound(value: unknown, base: OutboundSettings): OutboundSettings
         if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 100)
           settingError('outbound/automaticPerRecipientPerHour', 'must be an integer from 0 to 100');
         out.automaticPerRecipientPerHour = v as number;
+        break;
+      case 'portalLink':
+        if (v !== null && !isPortalLink(v))
+          settingError(
+            'outbound/portalLink',
+            'must be an http or https URL containing {number}, at most 500 characters, or null',
+          );
+        out.portalLink = v;
         break;
       default:
         settingError(`outbound/${key}`, 'unknown setting');

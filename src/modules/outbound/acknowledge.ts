@@ -29,7 +29,6 @@ export interface AcknowledgeDeps {
   pool: Pool;
   clock: Clock;
   messageIdKey: Buffer;
-  publicUrl?: string | undefined;
 }
 
 /** Decides and queues (or records as skipped) the acknowledgement of a ticket opened by mail. */
@@ -84,7 +83,6 @@ export async function acknowledgeTicket(
       ticketId: ticket.id,
       agentId: null,
       mailbox,
-      publicUrl: deps.publicUrl,
     });
     const rendered = renderForSending(template, 'acknowledgement', vars);
     const rfcMessageId = newMessageId(deps, tx.tenantId, ticket.id, mailbox);

@@ -49,7 +49,7 @@ const ABOUT =
 const READ = 'Needs `tickets:write` (admin, agent, integration: whoever may reply). ';
 const WRITE = 'Needs `templates:manage` (admin). ';
 
-export const cannedReplyRoutes: RouteModule = (app, { pool, config }) => {
+export const cannedReplyRoutes: RouteModule = (app, { pool }) => {
   app.get(
     '/canned-replies',
     {
@@ -185,8 +185,7 @@ export const cannedReplyRoutes: RouteModule = (app, { pool, config }) => {
         const vars = await ticketVariables(tx, {
           ticketId: request.body.ticketId,
           agentId: principal.personId,
-          mailbox: mailbox ? { address: mailbox.address, displayName: mailbox.displayName } : null,
-          publicUrl: config.publicUrl,
+          mailbox,
         });
         return { text: renderCannedReply(canned, vars) };
       });

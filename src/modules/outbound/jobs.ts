@@ -24,7 +24,6 @@ export interface OutboundJobDeps {
   logger: Logger;
   transports: Transports;
   messageIdKey: Buffer;
-  publicUrl?: string | undefined;
   oauth?: Config['oauth'] | undefined;
   /** Days the ledger keeps attempts (whole months are dropped once all their days are older). */
   retentionDays?: number | undefined;

@@ -924,7 +924,7 @@ describe('acknowledgements', () => {
       settings: {
         automaticMayOpenTickets: true,
         smtp: { host: smtp.host, port: smtp.port, security: 'starttls', username: 'relay', ca: smtp.ca },
-        outbound: { acknowledge: true },
+        outbound: { acknowledge: true, portalLink: 'https://portal.ack.test/requests/{number}' },
       },
       credentials: { smtpPassword: 's3cret' },
     });
@@ -958,6 +958,9 @@ describe('acknowledgements', () => {
     expect(ack!.headers['x-auto-response-suppress']).toEqual(['All']);
     expect(ack!.headers['subject']![0]).toContain(opened.ticketNumber!);
     expect(ack!.raw.toString()).toContain(opened.ticketNumber!);
+    // The customer is sent to the desk's portal, never to the agents' console.
+    expect(ack!.raw.toString()).toContain(`https://portal.ack.test/requests/${opened.ticketNumber}`);
+    expect(ack!.raw.toString()).not.toContain('/console/');
     // The job again (a redelivery) sends nothing more.
     expect(
       await acknowledgeTicket(
@@ -975,6 +978,21 @@ describe('acknowledgements', () => {
     const answer = await mail('Frank <frank@sender.test>', 'thanks', { 'In-Reply-To': ack!.messageId! });
     expect(answer).toMatchObject({ status: 'appended', ticketId: opened.ticketId });
     expect(await runMailJobs()).toEqual([]);
+  });
+
+  it('links only to an http(s) portal given with {number}', async () => {
+    for (const portalLink of [
+      'https://portal.ack.test/requests',
+      'javascript:alert(1)//{number}',
+      'https://user:pw@portal.ack.test/{number}',
+      `https://portal.ack.test/${'x'.repeat(500)}{number}`,
+    ]) {
+      const res = await t.call(admin(), 'PATCH', `/api/v1/mailboxes/${ackBox}`, {
+        settings: { outbound: { portalLink } },
+      });
+      expect(res.status, portalLink).toBe(400);
+      expect(JSON.stringify(res.body.errors)).toContain('outbound/portalLink');
+    }
   });
 
   it('never acknowledges automatic mail, and records why', async () => {

@@ -56,11 +56,10 @@ export interface OutboundDeps {
   /** Key of the signed Message-IDs (inbound/signing.ts messageIdKey). */
   messageIdKey: Buffer;
   queue: Pick<JobQueue, 'send'>;
-  publicUrl?: string | undefined;
 }
 
 /** What making a mail needs (no queue: the caller queues). */
-export type MailDeps = Pick<OutboundDeps, 'messageIdKey' | 'publicUrl'>;
+export type MailDeps = Pick<OutboundDeps, 'messageIdKey'>;
 
 export interface PostMessageInput {
   ticketId: string;
@@ -280,7 +279,7 @@ async function composeReply(
 
   const { inReplyTo, references } = threadHeaders(thread);
   const subject = replySubject(ticket, mailbox.settings.outbound.subjectTag);
-  const signature = await signatureFor(tx, { author, ticket, requester, mailbox, publicUrl: deps.publicUrl });
+  const signature = await signatureFor(tx, { author, ticket, requester, mailbox });
   const quote = mailbox.settings.outbound.quoteHistory ? quoteOf(thread) : undefined;
   const text = [input.text.trimEnd(), signature ? `-- \n${signature.text}` : null, quote?.text ?? null]
     .filter((p) => p !== null)

@@ -206,7 +206,7 @@ function messageRoute(app: App, deps: ServerDeps): void {
       const message = await withTenant(pool, principal.tenantId, (tx) =>
         postTicketMessage(
           tx,
-          { messageIdKey: keyOf, queue: deps.queue!, publicUrl: deps.config.publicUrl },
+          { messageIdKey: keyOf, queue: deps.queue! },
           {
             ticketId: (request.params as { id: string }).id,
             authorId: principal.personId,
@@ -370,7 +370,7 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       if (!keyOf || !deps.queue) throw new Error('retrying a delivery needs the secret key and the queue');
       const queue = deps.queue;
-      const mail = { messageIdKey: keyOf, publicUrl: deps.config.publicUrl };
+      const mail = { messageIdKey: keyOf };
       const delivery = await withTenant(pool, principalOf(request).tenantId, async (tx) => {
         const row = await retryDeliveryWithMail(tx, async () => mail, request.params.id);
         await queue.send(sendJobOf(row.channel), { tenantId: tx.tenantId, deliveryId: row.id }, { tx });

@@ -20,7 +20,6 @@ export async function signatureFor(
     ticket: Ticket;
     requester: Person;
     mailbox: Mailbox;
-    publicUrl?: string | undefined;
   },
 ): Promise<Signature | undefined> {
   const own = input.author.metadata['signature'];
@@ -35,7 +34,6 @@ export async function signatureFor(
     requester: input.requester,
     agent: input.author,
     mailbox: input.mailbox,
-    publicUrl: input.publicUrl,
   });
   const rendered = renderForSending(template, 'signature', vars);
   // The delimiter is the reply's to add.

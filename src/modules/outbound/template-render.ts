@@ -40,7 +40,7 @@ export const SAMPLE_VARIABLES: TemplateVariables = {
   requester: { name: 'Carol Customer', email: 'carol@example.com' },
   agent: { name: 'Alex Agent', email: 'alex@example.com' },
   mailbox: { address: 'support@example.com', name: 'Support' },
-  portal: { link: 'https://helpdesk.example.com/console/tickets/018f4a1e-8c3b-7d2e-9f10-123456789abc' },
+  portal: { link: 'https://portal.example.com/requests/T-1234' },
 };
 
 /** Built-in acknowledgement of a new ticket, for tenants that have none of their own. */

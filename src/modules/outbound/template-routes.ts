@@ -14,6 +14,7 @@ import {
 } from '../../platform/http/schemas.ts';
 import { principalOf, type RouteModule } from '../../platform/http/server.ts';
 import type { TenantTx } from '../../platform/db/tx.ts';
+import { conversationMailbox } from '../inbound/mailboxes.ts';
 import { MAX_TEMPLATE_LENGTH, renderMailTemplate, SAMPLE_VARIABLES } from './template-render.ts';
 import {
   createTemplate,
@@ -71,8 +72,8 @@ const VARIABLES =
   'Variables (Liquid, e.g. `{{ ticket.number }}`): `ticket.number` (`T-12`), `ticket.subject`, ' +
   '`ticket.status`, `ticket.priority`, `requester.name`, `requester.email`, `agent.name`, `agent.email` ' +
   '(the replying agent, or for an acknowledgement the assignee; empty when none), `mailbox.address`, ' +
-  '`mailbox.name` (the mailbox the mail goes out from), `portal.link` (the ticket in the console, ' +
-  '`<public URL>/console/tickets/<id>`; empty without `RELAYDESK_PUBLIC_URL`). An unknown variable ' +
+  "`mailbox.name` (the mailbox the mail goes out from), `portal.link` (the ticket in the desk's " +
+  'customer portal, from the mailbox setting `outbound.portalLink`; empty without it). An unknown variable ' +
   'renders empty; an unknown filter is an error. The subject and the text are not escaped; in the ' +
   'HTML body every variable is HTML-escaped (`| raw` opts out). No tag reads files: `include`, ' +
   '`render` and `layout` are refused. A render is bounded (loops, strings built, time): a template ' +
@@ -84,9 +85,9 @@ const SAMPLES =
   '`Printer on floor 3 is jammed`, `ticket.status` `new`, `ticket.priority` `normal`, `requester` ' +
   '`Carol Customer` <`carol@example.com`>, `agent` `Alex Agent` <`alex@example.com`>, `mailbox` ' +
   '`Support` <`support@example.com`>, `portal.link` ' +
-  '`https://helpdesk.example.com/console/tickets/018f4a1e-8c3b-7d2e-9f10-123456789abc`. With ' +
-  "`ticketId`, that ticket's values, the calling token's person as `agent`, and empty `mailbox` " +
-  'values (the mailbox is chosen when the mail is sent).';
+  '`https://portal.example.com/requests/T-1234`. With ' +
+  "`ticketId`, that ticket's values, the calling token's person as `agent`, and the mailbox its " +
+  "conversation's mail goes out through (the tenant's first mailbox for a ticket without mail).";
 
 /** The body of a POST or PUT as stored: what is left out is empty (PUT replaces everything). */
 const asInput = (body: {
@@ -103,7 +104,7 @@ const asInput = (body: {
   html: body.html ?? null,
 });
 
-export const mailTemplateRoutes: RouteModule = (app, { pool, config }) => {
+export const mailTemplateRoutes: RouteModule = (app, { pool }) => {
   const manage = { config: { permission: 'templates:manage' as const } };
 
   async function preview(
@@ -113,7 +114,7 @@ export const mailTemplateRoutes: RouteModule = (app, { pool, config }) => {
     agentId: string,
   ) {
     const vars = ticketId
-      ? await ticketVariables(tx, { ticketId, agentId, mailbox: null, publicUrl: config.publicUrl })
+      ? await ticketVariables(tx, { ticketId, agentId, mailbox: await conversationMailbox(tx, ticketId) })
       : SAMPLE_VARIABLES;
     return renderMailTemplate(source, vars);
   }

@@ -297,14 +297,14 @@ describe('rendering', () => {
     );
     expect(res.body.html).toContain(`<b>${ticket.number}</b>`);
 
-    // With a public URL, the portal link is the ticket's console page.
+    // The console is for agents: customers' mail never links to it, public URL or not.
     t.config.publicUrl = 'https://desk.example';
     try {
       const linked = await t.call(tokenA, 'POST', '/api/v1/mail-templates/preview', {
-        text: '{{ portal.link }}',
+        text: '[{{ portal.link }}]',
         ticketId: ticket.id,
       });
-      expect(linked.body.text).toBe(`https://desk.example/console/tickets/${ticket.id}`);
+      expect(linked.body.text).toBe('[]');
     } finally {
       t.config.publicUrl = undefined;
     }
@@ -396,8 +396,11 @@ describe('operations for sending', () => {
     const vars = await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
       ticketVariables(tx, {
         ticketId: ticket.id,
-        mailbox: { address: 'help@example.com', displayName: null },
-        publicUrl: 'https://desk.example/',
+        mailbox: {
+          address: 'help@example.com',
+          displayName: null,
+          settings: { outbound: { portalLink: 'https://portal.example/requests/{number}?from=mail' } },
+        },
       }),
     );
     expect(vars).toEqual({
@@ -405,7 +408,8 @@ describe('operations for sending', () => {
       requester: { name: 'Erin', email: 'erin@example.com' },
       agent: { name: 'Dana Desk', email: agent.email },
       mailbox: { address: 'help@example.com', name: '' },
-      portal: { link: `https://desk.example/console/tickets/${ticket.id}` },
+      // The mailbox's customer portal, with the ticket's number.
+      portal: { link: `https://portal.example/requests/${ticket.number}?from=mail` },
     });
     const noAgent = await withTenant(t.db.pool, t.a.tenant.id, (tx) =>
       ticketVariables(tx, { ticketId: ticket.id, agentId: null }),

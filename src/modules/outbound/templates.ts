@@ -204,6 +204,13 @@ export async function defaultTemplate(tx: TenantTx, kind: TemplateKind): Promise
   return rows[0] ? toTemplate(rows[0]) : undefined;
 }
 
+/** What the variables take of the mailbox the mail goes through. */
+export interface TemplateMailbox {
+  address: string;
+  displayName: string | null;
+  settings?: { outbound: { portalLink: string | null } };
+}
+
 const addressOf = (p: Person | undefined): string => p?.email ?? p?.emails[0]?.address ?? '';
 
 /**
@@ -215,9 +222,7 @@ export async function ticketVariables(
   input: {
     ticketId: string;
     agentId?: string | null;
-    mailbox?: { address: string; displayName: string | null } | null;
-    /** RELAYDESK_PUBLIC_URL; without it portal.link is empty. */
-    publicUrl?: string | undefined;
+    mailbox?: TemplateMailbox | null;
   },
 ): Promise<TemplateVariables> {
   const ticket = await getTicket(tx, input.ticketId);
@@ -226,7 +231,7 @@ export async function ticketVariables(
     findPerson(tx, ticket.requesterId),
     agentId ? findPerson(tx, agentId) : Promise.resolve(undefined),
   ]);
-  return variablesOf({ ticket, requester, agent, mailbox: input.mailbox, publicUrl: input.publicUrl });
+  return variablesOf({ ticket, requester, agent, mailbox: input.mailbox });
 }
 
 /** The variables of a ticket whose requester and agent the caller has read already (ticketVariables). */
@@ -234,11 +239,10 @@ export function variablesOf(input: {
   ticket: Ticket;
   requester: Person | undefined;
   agent: Person | undefined;
-  mailbox?: { address: string; displayName: string | null } | null | undefined;
-  publicUrl?: string | undefined;
+  mailbox?: TemplateMailbox | null | undefined;
 }): TemplateVariables {
   const { ticket, requester, agent } = input;
-  const base = input.publicUrl?.replace(/\/+$/, '');
+  const portal = input.mailbox?.settings?.outbound.portalLink;
   return {
     ticket: {
       number: ticket.number,
@@ -252,6 +256,7 @@ export function variablesOf(input: {
       address: input.mailbox?.address ?? '',
       name: input.mailbox?.displayName ?? '',
     },
-    portal: { link: base ? `${base}/console/tickets/${ticket.id}` : '' },
+    // The desk's customer portal, where the mailbox names one; never the agents' console.
+    portal: { link: portal ? portal.replaceAll('{number}', encodeURIComponent(ticket.number)) : '' },
   };
 }

@@ -28,7 +28,6 @@ export interface ActionDeps {
   secretKey: Buffer;
   /** For a reply's mail (queued with the message); without it, replies fail. */
   queue?: Pick<JobQueue, 'send'> | undefined;
-  publicUrl?: string | undefined;
 }
 
 export type ActionCommand = Exclude<TeamsCommand, { kind: 'help' }>;
@@ -85,7 +84,7 @@ async function perform(
         );
       await postTicketMessage(
         tx,
-        { messageIdKey: messageIdKey(deps.secretKey), queue: deps.queue!, publicUrl: deps.publicUrl },
+        { messageIdKey: messageIdKey(deps.secretKey), queue: deps.queue! },
         { ticketId, authorId: personId, visibility: command.kind === 'reply' ? 'public' : 'internal', text },
       );
       return ticketId;

@@ -114,7 +114,6 @@ export const teamsHookRoutes: RouteModule = (app, deps) => {
           clock,
           secretKey: deps.secretKey,
           queue: deps.queue,
-          publicUrl: deps.config.publicUrl,
           connector,
         },
         tenantId,
