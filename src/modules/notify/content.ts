@@ -66,13 +66,15 @@ export async function ticketContext(tx: TenantTx, ticketId: string): Promise<Not
 const str = (v: unknown, fallback = ''): string =>
   typeof v === 'string' || typeof v === 'number' ? String(v) : fallback;
 
-function titleOf(event: StoredEvent, ticket: NotificationTicket | null): string {
+function titleOf(event: StoredEvent, ticket: NotificationTicket | null, assigned?: string): string {
   const d = event.data;
   const t = ticket ? ticket.number : 'A ticket';
   switch (event.type) {
     case 'ticket.created':
       return `${t} opened: ${ticket?.subject ?? ''}`.trim();
     case 'ticket.assigned':
+      // The person the assignment named, also when the ticket was reassigned before fan-out.
+      if (assigned !== undefined) return `${t} assigned to ${assigned}`;
       return ticket?.assignee ? `${t} assigned to ${ticket.assignee.name}` : `${t} unassigned`;
     case 'ticket.customer_replied':
       return `${ticket?.requester?.name ?? 'The customer'} replied on ${t}`;
@@ -116,7 +118,15 @@ function textOf(event: StoredEvent, ticket: NotificationTicket | null): string {
   return lines.join('\n');
 }
 
-export function buildContent(event: StoredEvent, given: NotificationTicket | null): NotificationContent {
+/**
+ * The content of an event. `assigned`: of a ticket.assigned event, the name of the person it
+ * assigned when that is no longer the ticket's assignee.
+ */
+export function buildContent(
+  event: StoredEvent,
+  given: NotificationTicket | null,
+  assigned?: string,
+): NotificationContent {
   // An SLA event names its metric; the ticket's summary knows only its next due time.
   const metric = event.data['metric'];
   const ticket =
@@ -126,7 +136,7 @@ export function buildContent(event: StoredEvent, given: NotificationTicket | nul
     type: event.type,
     occurredAt: event.occurredAt.toISOString(),
     urgent: event.urgent,
-    title: titleOf(event, ticket),
+    title: titleOf(event, ticket, assigned),
     text: textOf(event, ticket),
     ticket,
     data: event.data,

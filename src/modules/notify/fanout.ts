@@ -12,7 +12,7 @@ import { type EventType, lockEvent, markFannedOut, type StoredEvent } from '../e
 import { type NewDelivery, queueDeliveries, recordSkipped } from '../outbound/ledger.ts';
 import { queueNotificationMail } from '../outbound/notification-mail.ts';
 import { peopleWithRole, type PersonRole } from '../tokens/person-roles.ts';
-import type { AdapterChannel, ChannelAdapter, NotificationContent } from './channel.ts';
+import type { AdapterChannel, ChannelAdapter, NotificationContent, NotificationTicket } from './channel.ts';
 import { buildContent, ticketContext } from './content.ts';
 import { notifyDeliverJob } from './job-refs.ts';
 import { type QuietHours, quietUntil } from './quiet-hours.ts';
@@ -62,6 +62,24 @@ async function peopleByIds(tx: TenantTx, ids: string[]): Promise<PersonRow[]> {
   );
   // Suspended people hear nothing; invited ones have not started yet.
   return rows.filter((r) => r.status === 'active');
+}
+
+/**
+ * Of an assignment, the name of the person it assigned when the ticket has moved on to another by
+ * the time of fan-out (undefined otherwise: the ticket's assignee is that person).
+ */
+async function assignedName(
+  tx: TenantTx,
+  event: StoredEvent,
+  ticket: NotificationTicket | null,
+): Promise<string | undefined> {
+  const to = event.data['to'];
+  if (event.type !== 'ticket.assigned' || typeof to !== 'string' || ticket?.assignee?.id === to) return;
+  const { rows } = await tx.query<{ display_name: string }>(
+    'SELECT display_name FROM people WHERE tenant_id = $1 AND id = $2',
+    [tx.tenantId, to],
+  );
+  return rows[0]?.display_name;
 }
 
 /** Agents other than the assignee who wrote on the ticket: they follow it. */
@@ -164,7 +182,7 @@ export async function fanOutEvent(
     const event = await lockEvent(tx, payload.eventId);
     if (!event || event.fannedOutAt) return { already: true as const };
     const ticket = event.ticketId ? ((await ticketContext(tx, event.ticketId)) ?? null) : null;
-    const content = buildContent(event, ticket);
+    const content = buildContent(event, ticket, await assignedName(tx, event, ticket));
 
     const targets: Target[] = [];
     const skippedPeople: { person: PersonRow; channel: PersonChannel }[] = [];

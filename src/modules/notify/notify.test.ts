@@ -476,6 +476,22 @@ describe('assignments', () => {
       .sort();
     expect(told).toEqual(['first@agents.test', 'second@agents.test']);
   });
+
+  it('names in an assignment the person it assigned, even when the ticket moved on before fan-out', async () => {
+    const endpoint = await makeEndpoint(['ticket.assigned']);
+    const first = await makePerson(t, admin(), { displayName: 'Frieda', email: 'frieda@agents.test' });
+    const second = await makePerson(t, admin(), { displayName: 'Sven', email: 'sven@agents.test' });
+    const ticket = await makeTicket(t, admin(), { assigneeId: first.id });
+    await t.call(admin(), 'PATCH', `/api/v1/tickets/${ticket.id}`, { assigneeId: second.id });
+    await fanOutAll();
+    await deliverAll();
+    const titles = receiver
+      .requests()
+      .filter((r) => r.path === endpoint.path && r.status < 300)
+      .map((r) => JSON.parse(r.body).data.title as string)
+      .sort();
+    expect(titles).toEqual([`${ticket.number} assigned to Frieda`, `${ticket.number} assigned to Sven`]);
+  });
 });
 
 describe('a rule test', () => {
