@@ -37,6 +37,16 @@ export const ALLOWED: Allowance[] = [
     },
   },
   {
+    reason:
+      'The operator revokes a token at the command line by its id or its preview alone (`relaydesk token revoke`, first run by src/cli/audit.test.ts): the command names no tenant, the token says which; the revocation then runs in that tenant.',
+    statements: {
+      fa5707d516daaf8f:
+        'SELECT tenant_id, id FROM api_tokens WHERE id = $1 (tokens/service.ts findTokenForRevocation)',
+      '45109b2c87c91ed2':
+        'SELECT tenant_id, id FROM api_tokens WHERE preview = $1 AND revoked_at IS NULL (tokens/service.ts findTokenForRevocation)',
+    },
+  },
+  {
     reason: 'A Teams app id belongs to one tenant only: saving it checks that no other tenant has it.',
     statements: {
       '1286b53e3e3adc87':

@@ -279,18 +279,35 @@ token
       options: { tenant: string; role: TokenRole; label: string; person?: string },
       command: Command,
     ) => {
-      await withDatabase(command, async ({ db, rt }) => {
+      await withDatabase(command, async ({ db, logger, rt }) => {
         const t = await rt.findTenant(db.pool, options.tenant);
-        const minted = await rt.withTenant(db.pool, t.id, async (tx) => {
-          const personId = options.person ?? (await rt.firstAgentId(tx));
-          if (!personId) throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
-          return rt.mintToken(tx, {
-            personId,
-            role: options.role,
-            label: options.label,
-            actor: 'system:cli',
-          });
-        });
+        const minted = await rt.auditedCliWrite(
+          { pool: db.pool, logger },
+          {
+            tenantId: t.id,
+            action: 'tokens.create',
+            targetType: 'tokens',
+            targetOf: (m) => m.id,
+            // As POST /tokens would be asked (never the token: it does not exist yet).
+            payload: {
+              role: options.role,
+              label: options.label,
+              ...(options.person === undefined ? {} : { personId: options.person }),
+            },
+            write: () =>
+              rt.withTenant(db.pool, t.id, async (tx) => {
+                const personId = options.person ?? (await rt.firstAgentId(tx));
+                if (!personId)
+                  throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);
+                return rt.mintToken(tx, {
+                  personId,
+                  role: options.role,
+                  label: options.label,
+                  actor: 'system:cli',
+                });
+              }),
+          },
+        );
         out(`${minted.id}\t${minted.role}\t${minted.token}`);
       });
     },
@@ -301,10 +318,21 @@ token
   // A preview is base64url and may start with "-": take it as the argument, not as an option.
   .allowUnknownOption()
   .action(async (previewOrId: string, _options: unknown, command: Command) => {
-    await withDatabase(command, async ({ db, rt }) => {
+    await withDatabase(command, async ({ db, logger, rt }) => {
+      // A token not found (or a preview several share) names no tenant to record the attempt in.
       const found = await rt.findTokenForRevocation(db.pool, previewOrId);
-      const revoked = await rt.withTenant(db.pool, found.tenantId, (tx) =>
-        rt.revokeToken(tx, found.id, 'system:cli'),
+      const revoked = await rt.auditedCliWrite(
+        { pool: db.pool, logger },
+        {
+          tenantId: found.tenantId,
+          action: 'tokens.delete',
+          targetType: 'tokens',
+          targetId: found.id,
+          // As DELETE /tokens/:id is: no body.
+          payload: null,
+          write: () =>
+            rt.withTenant(db.pool, found.tenantId, (tx) => rt.revokeToken(tx, found.id, 'system:cli')),
+        },
       );
       out(`revoked ${revoked.id} (…${revoked.preview}) at ${revoked.revokedAt}`);
     });
@@ -347,10 +375,22 @@ people
   )
   .requiredOption('--tenant <id>', 'tenant id or name')
   .action(async (sourceId: string, targetId: string, options: { tenant: string }, command: Command) => {
-    await withDatabase(command, async ({ db, rt }) => {
+    await withDatabase(command, async ({ db, logger, rt }) => {
       const t = await rt.findTenant(db.pool, options.tenant);
-      const merged = await rt.withTenant(db.pool, t.id, (tx) =>
-        rt.mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }),
+      const merged = await rt.auditedCliWrite(
+        { pool: db.pool, logger },
+        {
+          tenantId: t.id,
+          action: 'people.merge',
+          targetType: 'people',
+          targetId,
+          // As POST /people/:targetId/merge would be asked.
+          payload: { sourceId },
+          write: () =>
+            rt.withTenant(db.pool, t.id, (tx) =>
+              rt.mergePeople(tx, { sourceId, targetId, actor: 'system:cli' }),
+            ),
+        },
       );
       out(`${merged.id}\t${merged.displayName}\t${merged.emails.map((e) => e.address).join(',')}`);
     });

@@ -2,6 +2,7 @@
 // server (src/app.ts: Fastify, the providers' clients, the parsers), which `start` and `demo` load
 // themselves: loading it took most of every command's second.
 export { migrateAll, openDatabase, resolveSecretKey } from '../platform/db/database.ts';
+export { auditedCliWrite } from './audit.ts';
 export { migrationStatus } from '../platform/db/migrate.ts';
 export { getHealth, healthOf, isNotConnected } from '../modules/inbound/health.ts';
 export {

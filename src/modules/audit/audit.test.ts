@@ -168,7 +168,7 @@ describe('recording API writes', () => {
     expect(JSON.stringify(rows)).not.toContain(res.body.token);
   });
 
-  it('records mailbox changes, with credentials only hashed', async () => {
+  it('records mailbox changes, with the credentials redacted before hashing', async () => {
     const created = await t.call(adminA(), 'POST', '/api/v1/mailboxes', {
       kind: 'mime',
       address: 'audited@support.example',
@@ -184,7 +184,7 @@ describe('recording API writes', () => {
     const event = await onlyEvent('mailboxes.update', id);
     expect(event).toMatchObject({ targetType: 'mailboxes', outcome: 'success' });
     expect(event.payloadHash).toBe(
-      sha256('{"credentials":{"smtpPassword":"hunter2-audit"},"displayName":"Audited"}'),
+      sha256('{"credentials":{"smtpPassword":"[redacted]"},"displayName":"Audited"}'),
     );
     const { rows } = await t.db.admin.query('SELECT row_to_json(e)::text AS row FROM audit_events e');
     expect(JSON.stringify(rows)).not.toContain('hunter2');

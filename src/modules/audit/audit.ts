@@ -17,7 +17,10 @@ export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 export interface AuditEntry {
   tenantId: string;
   actorId: string | null;
-  /** How the actor acted: 'token' (the API), 'session' (the API from the console), 'teams', 'system'. */
+  /**
+   * How the actor acted: 'token' (the API), 'session' (the API from the console), 'teams', 'cli' (the
+   * `relaydesk` command line, no actor person), 'system'.
+   */
   actorVia: string;
   /** Stable name: 'tickets.update', 'teams.assign_to_me'. */
   action: string;

@@ -74,20 +74,48 @@ export function outcomeOf(status: number): AuditOutcome {
 /** What stands in the hashed payload for a field the route names secret (`config.auditRedact`). */
 export const REDACTED = '[redacted]';
 
+/** `value` with what `path` (its remaining segments) names replaced by REDACTED. */
+function redactAt(value: unknown, path: readonly string[]): unknown {
+  if (path.length === 0) return REDACTED;
+  // Nothing below: null holds no secret.
+  if (value === null || value === undefined) return value;
+  // A scalar where the path goes on (a password sent as a string where an object of credentials
+  // belongs, refused by validation but recorded all the same) may be the very secret: all of it goes.
+  if (typeof value !== 'object' || Buffer.isBuffer(value)) return REDACTED;
+  const [head, ...rest] = path;
+  const redactChild = (key: string, child: unknown) =>
+    head === '*' || key === head ? redactAt(child, rest) : child;
+  if (Array.isArray(value)) return value.map((child, i) => redactChild(String(i), child));
+  // fromEntries, not assignment: a key `__proto__` stays a plain field.
+  return Object.fromEntries(Object.entries(value).map(([k, child]) => [k, redactChild(k, child)]));
+}
+
+/**
+ * `body` with the fields `paths` name replaced by REDACTED (`config.auditRedact`). A path is a
+ * field's name (`appPassword`), or names joined by dots reaching into objects
+ * (`credentials.password`); `*` stands for every field (or item) at its level, so `credentials.*`
+ * replaces the value of each credential given and keeps only which were given. A field named is
+ * replaced whatever it holds; a scalar found where a path goes on is replaced whole; null stays.
+ */
+export function redactFields(body: unknown, paths: readonly string[]): unknown {
+  let redacted = body;
+  for (const path of paths) redacted = redactAt(redacted, path.split('.'));
+  return redacted;
+}
+
 /**
  * What the event hashes of the request: its parsed JSON body, without the fields the route names
- * secret (`config.auditRedact`: a password, a one-time code, a sign-in link's token; an unsalted
- * SHA-256 of a payload holding a password would be a fast hash of that password); for a multipart
- * body its fields without the files, and each file's field, name and size (never its content); for
- * any other medium (raw MIME) its type, size and SHA-256.
+ * secret (`config.auditRedact`, see redactFields: a password, a provider's client secret or refresh
+ * token, a one-time code, a sign-in link's token; an unsalted SHA-256 of a payload holding a password
+ * would be a fast hash of that password); for a multipart body its fields without the files, and
+ * each file's field, name and size (never its content); for any other medium (raw MIME) its type,
+ * size and SHA-256.
  */
 export function requestPayload(request: FastifyRequest): unknown {
   const redact = request.routeOptions.config?.auditRedact;
   const body =
     redact && request.body && typeof request.body === 'object' && !Buffer.isBuffer(request.body)
-      ? Object.fromEntries(
-          Object.entries(request.body).map(([k, v]) => [k, redact.includes(k) ? REDACTED : v]),
-        )
+      ? redactFields(request.body, redact)
       : request.body;
   if (request.isMultipart?.()) {
     const files = request.uploadedFiles ?? [];

@@ -22,7 +22,8 @@ const AuditEventSchema = Type.Object({
   actorId: Nullable(Uuid),
   actorVia: Type.String({
     description:
-      '`token` (the API with a token), `session` (the API from a console session), `teams` or `system`',
+      '`token` (the API with a token), `session` (the API from a console session), `teams`, `cli` (the ' +
+      '`relaydesk` command line: `actorId` null) or `system`',
   }),
   action: Type.String(),
   targetType: Nullable(Type.String()),

@@ -55,6 +55,12 @@ const MailboxSchema = Type.Object({
   health: HealthSchema,
 });
 
+/**
+ * What the audit trail hashes of a mailbox write leaves out: the value of every credential (IMAP and
+ * SMTP passwords, client secrets, refresh tokens), keeping which were given and a null that removes them.
+ */
+const CREDENTIALS_REDACTED = ['credentials.*'];
+
 const mailboxFields = {
   address: Type.String({ minLength: 3, maxLength: 254 }),
   displayName: Type.Optional(Nullable(Type.String({ maxLength: 200 }))),
@@ -139,7 +145,7 @@ export const inboundRoutes: RouteModule = (app, deps) => {
   app.post(
     '/mailboxes',
     {
-      config: { permission: 'mailboxes:manage' },
+      config: { permission: 'mailboxes:manage', auditRedact: CREDENTIALS_REDACTED },
       schema: {
         tags: ['inbound'],
         summary: 'Create a mailbox',
@@ -229,7 +235,7 @@ export const inboundRoutes: RouteModule = (app, deps) => {
   app.patch(
     '/mailboxes/:id',
     {
-      config: { permission: 'mailboxes:manage' },
+      config: { permission: 'mailboxes:manage', auditRedact: CREDENTIALS_REDACTED },
       schema: {
         tags: ['inbound'],
         summary: 'Update a mailbox',

@@ -72,7 +72,9 @@ export const teamsRoutes: RouteModule = (app, deps) => {
   app.put(
     '/integrations/teams',
     {
-      config: { permission: 'integrations:manage' },
+      // The audit trail hashes the request without the password (an unsalted hash of it would be
+      // a fast hash of the password).
+      config: { permission: 'integrations:manage', auditRedact: ['appPassword'] },
       schema: {
         tags: ['integrations'],
         summary: 'Connect the Microsoft Teams bot',

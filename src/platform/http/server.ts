@@ -53,8 +53,10 @@ declare module 'fastify' {
      */
     audit?: string | false;
     /**
-     * Body fields the audit trail leaves out of the request it hashes (passwords, one-time codes,
-     * link tokens): a hash of a payload with a password in it would be a fast hash of the password.
+     * Body fields the audit trail replaces with "[redacted]" in the request it hashes (passwords,
+     * provider secrets, one-time codes, link tokens): a hash of a payload with a password in it would
+     * be a fast hash of the password. A name, or a dotted path into nested objects, where `*` is any
+     * field: `appPassword`, `credentials.*` (see redactFields in modules/audit/request-audit.ts).
      */
     auditRedact?: string[];
     /**
