@@ -6,6 +6,7 @@ import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp
 import { makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
 import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
+import { uuidv7 } from '../../platform/ids.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { ingestRawMessage } from '../inbound/process.ts';
 import { messageIdKey, verifyMessageId } from '../inbound/signing.ts';
@@ -13,6 +14,7 @@ import { deliveryReportJob, ticketOpenedByMailJob } from '../inbound/job-refs.ts
 import { acknowledgeTicket } from './acknowledge.ts';
 import { recordDeliveryReport } from './delivery-reports.ts';
 import { outboundSendJob } from './job-refs.ts';
+import { queueNotificationMail } from './notification-mail.ts';
 import { postTicketMessage } from './replies.ts';
 import { sendDelivery, sendDeliveryBatch } from './send.ts';
 import { Transports } from './transports.ts';
@@ -1048,7 +1050,16 @@ describe('delivery-status reports', () => {
     });
   }
 
-  it('mark the attempt bounced when they say it failed for its destination, with the reported status', async () => {
+  /** The delivery.failed events recorded for this attempt. */
+  const failedEvents = async (deliveryId: string) =>
+    (
+      await t.db.admin.query<{ ticket_id: string | null; data: Record<string, unknown> }>(
+        "SELECT ticket_id, data FROM events WHERE type = 'delivery.failed' AND data->>'deliveryId' = $1",
+        [deliveryId],
+      )
+    ).rows;
+
+  it('mark the attempt bounced when they say it failed for its destination, with the reported status, and tell of it once', async () => {
     const { ticketId, messageId, sentId } = await answered();
     await report(sentId, [
       [
@@ -1073,12 +1084,27 @@ describe('delivery-status reports', () => {
     expect(d!.errorMessage).toContain(
       'smtp; 550 5.1.1 <Carol@Customer.TEST>: Recipient address rejected: User unknown in virtual mailbox table',
     );
-    // The same report again (a second copy, a job run twice) changes nothing.
+    // Someone hears of it, as of any mail that will not arrive (by the tenant's rules).
+    expect(await failedEvents(d!.id)).toEqual([
+      {
+        ticket_id: ticketId,
+        data: expect.objectContaining({
+          deliveryId: d!.id,
+          channel: 'email',
+          purpose: 'reply',
+          destination: 'carol@customer.test',
+          errorCode: 'invalid_recipient',
+          error: expect.stringContaining('5.1.1'),
+        }),
+      },
+    ]);
+    // The same report again (a second copy, a job run twice) changes nothing and tells nothing more.
     await report(sentId, [
       ['Final-Recipient: rfc822; carol@customer.test', 'Action: failed', 'Status: 5.1.1'],
     ]);
     await runMailJobs();
     expect((await deliveries(ticketId))[0]).toMatchObject({ id: d!.id, status: 'bounced' });
+    expect(await failedEvents(d!.id)).toHaveLength(1);
   });
 
   it('classify a permanent failure other than the address as permanent', async () => {
@@ -1109,6 +1135,7 @@ describe('delivery-status reports', () => {
     expect(await runMailJobs()).toEqual([{ unchanged: 'the report says delayed' }]);
     const [d] = await deliveries(ticketId);
     expect(d).toMatchObject({ status: 'sent', errorCode: null });
+    expect(await failedEvents(d!.id)).toEqual([]);
   });
 
   it('mark the attempt delivered when they say it was delivered', async () => {
@@ -1119,6 +1146,7 @@ describe('delivery-status reports', () => {
     expect(await runMailJobs()).toEqual([{ delivered: [expect.any(String)] }]);
     const [d] = await deliveries(ticketId);
     expect(d).toMatchObject({ status: 'delivered', errorCode: null });
+    expect(await failedEvents(d!.id)).toEqual([]);
   });
 
   it('leave the attempt sent when the failure is of another recipient (a Cc), not its destination', async () => {
@@ -1135,6 +1163,7 @@ describe('delivery-status reports', () => {
     expect(await runMailJobs()).toEqual([{ unchanged: 'the report says relayed' }]);
     const [d] = await deliveries(ticketId);
     expect(d).toMatchObject({ status: 'sent', errorCode: null });
+    expect(await failedEvents(d!.id)).toEqual([]);
   });
 
   it('mark the attempt bounced on a plain-text bounce, which has no delivery-status part to read', async () => {
@@ -1143,5 +1172,33 @@ describe('delivery-status reports', () => {
     expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
     const [d] = await deliveries(ticketId);
     expect(d).toMatchObject({ status: 'bounced', errorCode: 'invalid_recipient', retryable: false });
+    expect(await failedEvents(d!.id)).toHaveLength(1);
+  });
+
+  it('of a notification telling of a failed delivery mark it bounced but tell of it no more (no loop)', async () => {
+    const deps = { messageIdKey: messageIdKey(t.secretKey), send: t.queue.send.bind(t.queue) };
+    const mail = (about: string) => ({
+      notificationId: uuidv7(),
+      ticketId: null,
+      to: { address: 'carol@customer.test', name: 'Carol' },
+      subject: 'A delivery failed',
+      text: 'A delivery failed.',
+      about,
+    });
+    const [loop, other] = await withTenant(t.db.pool, t.a.tenant.id, async (tx) => [
+      await queueNotificationMail(tx, deps, mail('delivery.failed')),
+      await queueNotificationMail(tx, deps, mail('ticket.created')),
+    ]);
+    await sendQueued();
+    const sent = smtp.messages();
+    expect(sent).toHaveLength(2);
+    for (const m of sent)
+      await report(m.messageId!, [
+        ['Final-Recipient: rfc822; carol@customer.test', 'Action: failed', 'Status: 5.1.1'],
+      ]);
+    expect(await runMailJobs()).toEqual([{ bounced: [loop] }, { bounced: [other] }]);
+    // Both bounced; only the one about something else is told of (the other would mail about itself).
+    expect(await failedEvents(loop!)).toEqual([]);
+    expect(await failedEvents(other!)).toHaveLength(1);
   });
 });
