@@ -65,5 +65,9 @@ export interface DeliveryReportPayload {
   inboundId: string;
 }
 
-/** A delivery-status report (bounce) for mail we sent came in; the outbound module marks the attempt. */
+/**
+ * A delivery-status report (bounce) for mail we sent came in; the outbound module reads what it says
+ * of each recipient (delivery-reports.ts readDeliveryReport, from the record's kept original) and
+ * marks the attempt.
+ */
 export const deliveryReportJob = jobRef<DeliveryReportPayload>('mail.delivery-report');

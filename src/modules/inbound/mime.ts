@@ -337,11 +337,8 @@ async function defaultFilename(
   return `attachment-${index + 1}`;
 }
 
-/**
- * The machine-readable part of a delivery report (message/delivery-status), which the parser folds
- * into the text: kept as an attachment too, as operators expect to see it.
- */
-function deliveryStatusPart(raw: Buffer): ParsedAttachment | undefined {
+/** The message/delivery-status part of a report found in its raw text: its description and body. */
+function statusPartOf(raw: Buffer): { description: string | undefined; body: string } | undefined {
   const text = raw.toString('latin1');
   const boundary =
     /report-type\s*=\s*"?delivery-status"?[\s\S]*?boundary\s*=\s*"?([^";\r\n]+)"?|boundary\s*=\s*"?([^";\r\n]+)"?[\s\S]*?report-type\s*=\s*"?delivery-status/i.exec(
@@ -359,16 +356,38 @@ function deliveryStatusPart(raw: Buffer): ParsedAttachment | undefined {
       .slice(split)
       .replace(/^\r?\n\r?\n/, '')
       .replace(/\r?\n$/, '');
-    return {
-      filename: `${description || 'delivery-status'}.txt`,
-      contentType: 'message/delivery-status',
-      content: Buffer.from(body, 'latin1'),
-      sha256: sha256(Buffer.from(body, 'latin1')),
-      contentId: null,
-      inline: false,
-    };
+    return { description, body };
   }
   return undefined;
+}
+
+/**
+ * The machine-readable part of a delivery report (message/delivery-status), which the parser folds
+ * into the text: kept as an attachment too, as operators expect to see it.
+ */
+function deliveryStatusPart(raw: Buffer): ParsedAttachment | undefined {
+  const part = statusPartOf(raw);
+  if (!part) return undefined;
+  const content = Buffer.from(part.body, 'latin1');
+  return {
+    filename: `${part.description || 'delivery-status'}.txt`,
+    contentType: 'message/delivery-status',
+    content,
+    sha256: sha256(content),
+    contentId: null,
+    inline: false,
+  };
+}
+
+/**
+ * The text of a delivery report's message/delivery-status part (RFC 3464, 7-bit by its definition),
+ * when the message is a multipart/report that has one: the part parseMessage keeps as an attachment.
+ */
+export function deliveryStatusText(raw: Buffer): string | undefined {
+  const head = headerBlock(raw).toString('latin1');
+  const contentType = /^content-type:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(head)?.[1];
+  if (!contentType || !/^multipart\/report\b/i.test(contentType.trim())) return undefined;
+  return statusPartOf(raw)?.body;
 }
 
 // mailparser turns the HTML of an HTML-only message into its text with html-to-text, whose

@@ -1,26 +1,19 @@
 // Acknowledgements of tickets opened by mail (a mailbox setting, off by default), in the spirit of
 // RFC 3834: never to automatic mail or bounces, never to our own addresses, at most
 // `automaticPerRecipientPerHour` automatic mails to one address per hour, at most one per ticket.
-// Every suppression is a `skipped` row of the ledger with its reason. And delivery-status reports:
-// a bounce of our mail marks the attempts that carried its Message-ID.
+// Every suppression is a `skipped` row of the ledger with its reason.
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { JobContext } from '../../platform/queue/registry.ts';
-import type { DeliveryReportPayload, TicketOpenedByMailPayload } from '../inbound/job-refs.ts';
+import type { TicketOpenedByMailPayload } from '../inbound/job-refs.ts';
 import { getMailbox, isOwnAddress, mailboxAddresses } from '../inbound/mailboxes.ts';
 import { getPerson, normalizeEmail } from '../people/service.ts';
 import { getMessage } from '../tickets/messages.ts';
 import { getTicket } from '../tickets/queries.ts';
 import { outboundSendJob } from './job-refs.ts';
-import {
-  alreadyAcknowledged,
-  automaticMailsSince,
-  markBounced,
-  queueDelivery,
-  recordSkipped,
-} from './ledger.ts';
+import { alreadyAcknowledged, automaticMailsSince, queueDelivery, recordSkipped } from './ledger.ts';
 import type { EmailPayload } from './model.ts';
 import { newMessageId, replySubject, replyToAddress } from './replies.ts';
 import { defaultTemplate, getTemplate, renderForSending, ticketVariables } from './templates.ts';
@@ -112,19 +105,4 @@ export async function acknowledgeTicket(
     await ctx.send(outboundSendJob, { tenantId: tx.tenantId, deliveryId }, { tx });
     return { queued: deliveryId, ...(rendered.fallbackReason ? { fallback: rendered.fallbackReason } : {}) };
   });
-}
-
-/** Marks the attempts that carried the reported Message-ID bounced. */
-export async function recordDeliveryReport(
-  deps: { pool: Pool },
-  payload: DeliveryReportPayload,
-): Promise<Record<string, unknown>> {
-  const marked = await withTenant(deps.pool, payload.tenantId, (tx) =>
-    markBounced(
-      tx,
-      payload.rfcMessageId,
-      `a delivery-status report came back for this mail (inbound message ${payload.inboundId})`,
-    ),
-  );
-  return { bounced: marked };
 }

@@ -12,7 +12,8 @@ import {
   type TicketOpenedByMailPayload,
   ticketOpenedByMailJob,
 } from '../inbound/job-refs.ts';
-import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
+import { acknowledgeTicket } from './acknowledge.ts';
+import { recordDeliveryReport } from './delivery-reports.ts';
 import { deliveryPartitionsJob, type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
 import { closeAbandonedAttempt, maintainPartitions } from './ledger.ts';
 import { sendDelivery, sendDeliveryBatch } from './send.ts';

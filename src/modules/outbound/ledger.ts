@@ -540,21 +540,50 @@ export async function retryDelivery(
 }
 
 /**
- * Marks bounced the latest attempt that sent (or may have sent) this Message-ID: a delivery-status
- * report came back for it. Earlier attempts keep what they were.
+ * The attempt a delivery-status report about this Message-ID is about, locked: the latest that sent
+ * (or may have sent) it. Earlier attempts keep what they were.
  */
-export async function markBounced(tx: TenantTx, rfcMessageId: string, detail: string): Promise<string[]> {
-  const { rows } = await tx.query<{ id: string }>(
-    `UPDATE deliveries d SET status = 'bounced', error_code = 'invalid_recipient', retryable = false,
-            error_message = $3, finished_at = clock_timestamp()
-       FROM (SELECT created_at, id FROM deliveries
-              WHERE tenant_id = $1 AND rfc_message_id = $2 AND status IN ('sent', 'delivered', 'unknown')
-              ORDER BY attempt DESC, created_at DESC LIMIT 1) latest
-      WHERE d.tenant_id = $1 AND d.created_at = latest.created_at AND d.id = latest.id
-      RETURNING d.id`,
-    [tx.tenantId, rfcMessageId, truncateMessage(detail)],
+export async function reportedAttempt(tx: TenantTx, rfcMessageId: string): Promise<DeliveryRow | undefined> {
+  const { rows } = await tx.query<DeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+      WHERE tenant_id = $1 AND rfc_message_id = $2 AND status IN ('sent', 'delivered', 'unknown')
+      ORDER BY attempt DESC, created_at DESC LIMIT 1 FOR UPDATE`,
+    [tx.tenantId, rfcMessageId],
   );
-  return rows.map((r) => r.id);
+  return rows[0];
+}
+
+/**
+ * Marks an attempt bounced (a report says its mail failed for its destination), not to be retried
+ * by itself. Answers whether it did (not when the attempt was marked otherwise meanwhile).
+ */
+export async function markBounced(
+  tx: TenantTx,
+  row: DeliveryRow,
+  input: { errorCode: DeliveryErrorCode; errorMessage: string },
+): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE deliveries SET status = 'bounced', error_code = $4, retryable = false, error_message = $5,
+            finished_at = clock_timestamp()
+      WHERE tenant_id = $1 AND created_at = $2 AND id = $3 AND status IN ('sent', 'delivered', 'unknown')`,
+    [tx.tenantId, row.created_at, row.id, input.errorCode, truncateMessage(input.errorMessage)],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Marks an attempt delivered (a report says its destination's server took the mail): from `sent`,
+ * or from `unknown`, whose doubt it ends (its note of that doubt goes). A bounced attempt stays so.
+ * Answers whether it did.
+ */
+export async function markDelivered(tx: TenantTx, row: DeliveryRow): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE deliveries SET status = 'delivered', retryable = false,
+            error_message = CASE WHEN status = 'unknown' THEN NULL ELSE error_message END
+      WHERE tenant_id = $1 AND created_at = $2 AND id = $3 AND status IN ('sent', 'unknown')`,
+    [tx.tenantId, row.created_at, row.id],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 /** Whether the ticket's acknowledgement was decided already (queued, sent or skipped). */

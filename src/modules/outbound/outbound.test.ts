@@ -6,12 +6,15 @@ import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp
 import { makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
 import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
+import { uuidv7 } from '../../platform/ids.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { ingestRawMessage } from '../inbound/process.ts';
 import { messageIdKey, verifyMessageId } from '../inbound/signing.ts';
 import { deliveryReportJob, ticketOpenedByMailJob } from '../inbound/job-refs.ts';
-import { acknowledgeTicket, recordDeliveryReport } from './acknowledge.ts';
+import { acknowledgeTicket } from './acknowledge.ts';
+import { recordDeliveryReport } from './delivery-reports.ts';
 import { outboundSendJob } from './job-refs.ts';
+import { queueNotificationMail } from './notification-mail.ts';
 import { postTicketMessage } from './replies.ts';
 import { sendDelivery, sendDeliveryBatch } from './send.ts';
 import { Transports } from './transports.ts';
@@ -1034,54 +1037,232 @@ describe('acknowledgements', () => {
 });
 
 describe('delivery-status reports', () => {
-  it('mark the attempt that carried the reported Message-ID bounced', async () => {
+  /** A customer's ticket (To carol, Cc dave) and the agent's answer to it, sent: the attempt's destination is carol. */
+  async function answered(): Promise<{ ticketId: string; messageId: string; sentId: string }> {
     const { ticketId } = await customerMail({});
     const posted = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
       visibility: 'public',
       text: 'Answer',
     });
     await sendQueued();
-    const sentId = smtp.messages()[0]!.messageId!;
-    const dsn = [
+    const [sent] = smtp.messages();
+    expect(sent!.to).toEqual(['carol@customer.test', 'dave@customer.test']);
+    return { ticketId: ticketId!, messageId: posted.body.id, sentId: sent!.messageId! };
+  }
+
+  /**
+   * The customer's MTA reports on the mail `sentId`: a multipart/report whose message/delivery-status
+   * part has these per-recipient field blocks or, with `null`, a plain-text bounce (no such part,
+   * only X-Failed-Recipients and the original's headers attached), as many MTAs send.
+   */
+  async function report(sentId: string, recipients: string[][] | null): Promise<void> {
+    const head = [
       'From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>',
       `To: ${ADDRESS}`,
-      'Subject: Undelivered Mail Returned to Sender',
-      'Message-ID: <dsn-1@mx.customer.test>',
+      'Subject: Delivery Status Notification',
+      `Message-ID: <dsn-${Math.random().toString(36).slice(2)}@mx.customer.test>`,
       'Auto-Submitted: auto-replied',
       'MIME-Version: 1.0',
-      'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
-      '',
-      '--B',
-      'Content-Type: text/plain',
-      '',
-      'Your message could not be delivered.',
-      '--B',
-      'Content-Type: message/delivery-status',
-      '',
-      'Reporting-MTA: dns; mx.customer.test',
-      '',
-      'Final-Recipient: rfc822; carol@customer.test',
-      'Action: failed',
-      'Status: 5.1.1',
-      '--B',
+    ];
+    const original = [
       'Content-Type: text/rfc822-headers',
       '',
       `Message-ID: ${sentId}`,
       'Subject: Re: Printer broken',
-      '--B--',
-      '',
-    ].join('\r\n');
+    ];
+    const lines =
+      recipients === null
+        ? [
+            ...head,
+            'X-Failed-Recipients: carol@customer.test',
+            'Content-Type: multipart/mixed; boundary="B"',
+            '',
+            '--B',
+            'Content-Type: text/plain',
+            '',
+            'This message was created automatically by mail delivery software.',
+            'A message that you sent could not be delivered to one or more of its recipients:',
+            '  carol@customer.test: mailbox unavailable',
+            '--B',
+            ...original,
+            '--B--',
+            '',
+          ]
+        : [
+            ...head,
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
+            '',
+            '--B',
+            'Content-Type: text/plain',
+            '',
+            'This is the mail system at host mx.customer.test.',
+            '--B',
+            'Content-Type: message/delivery-status',
+            '',
+            'Reporting-MTA: dns; mx.customer.test',
+            'Arrival-Date: Mon, 2 Mar 2026 10:00:00 +0000',
+            ...recipients.flatMap((fields) => ['', ...fields]),
+            '--B',
+            ...original,
+            '--B--',
+            '',
+          ];
     await ingestRawMessage(t.inboundDeps(), t.queue, {
       tenantId: t.a.tenant.id,
       mailboxId,
-      raw: Buffer.from(dsn),
+      raw: Buffer.from(lines.join('\r\n')),
     });
+  }
+
+  /** The delivery.failed events recorded for this attempt. */
+  const failedEvents = async (deliveryId: string) =>
+    (
+      await t.db.admin.query<{ ticket_id: string | null; data: Record<string, unknown> }>(
+        "SELECT ticket_id, data FROM events WHERE type = 'delivery.failed' AND data->>'deliveryId' = $1",
+        [deliveryId],
+      )
+    ).rows;
+
+  it('mark the attempt bounced when they say it failed for its destination, with the reported status, and tell of it once', async () => {
+    const { ticketId, messageId, sentId } = await answered();
+    await report(sentId, [
+      [
+        // The address as the MTA spells it: compared without regard to case.
+        'Final-Recipient: rfc822; Carol@Customer.TEST',
+        'Action: failed',
+        'Status: 5.1.1',
+        'Remote-MTA: dns; mx.customer.test',
+        'Diagnostic-Code: smtp; 550 5.1.1 <Carol@Customer.TEST>: Recipient address',
+        ' rejected: User unknown in virtual mailbox table',
+      ],
+    ]);
     expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
-    const [d] = await deliveries(ticketId!);
+    const [d] = await deliveries(ticketId);
     expect(d).toMatchObject({
       status: 'bounced',
-      ticketMessageId: posted.body.id,
+      ticketMessageId: messageId,
       errorCode: 'invalid_recipient',
+      retryable: false,
     });
+    expect(d!.errorMessage).toContain('5.1.1');
+    expect(d!.errorMessage).toContain(
+      'smtp; 550 5.1.1 <Carol@Customer.TEST>: Recipient address rejected: User unknown in virtual mailbox table',
+    );
+    // Someone hears of it, as of any mail that will not arrive (by the tenant's rules).
+    expect(await failedEvents(d!.id)).toEqual([
+      {
+        ticket_id: ticketId,
+        data: expect.objectContaining({
+          deliveryId: d!.id,
+          channel: 'email',
+          purpose: 'reply',
+          destination: 'carol@customer.test',
+          errorCode: 'invalid_recipient',
+          error: expect.stringContaining('5.1.1'),
+        }),
+      },
+    ]);
+    // The same report again (a second copy, a job run twice) changes nothing and tells nothing more.
+    await report(sentId, [
+      ['Final-Recipient: rfc822; carol@customer.test', 'Action: failed', 'Status: 5.1.1'],
+    ]);
+    await runMailJobs();
+    expect((await deliveries(ticketId))[0]).toMatchObject({ id: d!.id, status: 'bounced' });
+    expect(await failedEvents(d!.id)).toHaveLength(1);
+  });
+
+  it('classify a permanent failure other than the address as permanent', async () => {
+    const { ticketId, sentId } = await answered();
+    await report(sentId, [
+      [
+        'Final-Recipient: rfc822; carol@customer.test',
+        'Action: failed',
+        'Status: 5.7.1',
+        'Diagnostic-Code: smtp; 550 5.7.1 Message rejected as spam',
+      ],
+    ]);
+    expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
+    expect((await deliveries(ticketId))[0]).toMatchObject({ status: 'bounced', errorCode: 'permanent' });
+  });
+
+  it('leave the attempt sent when they say its delivery is only delayed', async () => {
+    const { ticketId, sentId } = await answered();
+    await report(sentId, [
+      [
+        'Final-Recipient: rfc822; carol@customer.test',
+        'Action: delayed',
+        'Status: 4.4.7',
+        'Diagnostic-Code: smtp; 451 4.4.7 delivery delayed, will retry',
+        'Will-Retry-Until: Fri, 6 Mar 2026 10:00:00 +0000',
+      ],
+    ]);
+    expect(await runMailJobs()).toEqual([{ unchanged: 'the report says delayed' }]);
+    const [d] = await deliveries(ticketId);
+    expect(d).toMatchObject({ status: 'sent', errorCode: null });
+    expect(await failedEvents(d!.id)).toEqual([]);
+  });
+
+  it('mark the attempt delivered when they say it was delivered', async () => {
+    const { ticketId, sentId } = await answered();
+    await report(sentId, [
+      ['Final-Recipient: rfc822; carol@customer.test', 'Action: delivered', 'Status: 2.0.0'],
+    ]);
+    expect(await runMailJobs()).toEqual([{ delivered: [expect.any(String)] }]);
+    const [d] = await deliveries(ticketId);
+    expect(d).toMatchObject({ status: 'delivered', errorCode: null });
+    expect(await failedEvents(d!.id)).toEqual([]);
+  });
+
+  it('leave the attempt sent when the failure is of another recipient (a Cc), not its destination', async () => {
+    const { ticketId, sentId } = await answered();
+    await report(sentId, [
+      [
+        'Final-Recipient: rfc822; dave@customer.test',
+        'Action: failed',
+        'Status: 5.1.1',
+        'Diagnostic-Code: smtp; 550 5.1.1 user unknown',
+      ],
+      ['Final-Recipient: rfc822; carol@customer.test', 'Action: relayed', 'Status: 2.0.0'],
+    ]);
+    expect(await runMailJobs()).toEqual([{ unchanged: 'the report says relayed' }]);
+    const [d] = await deliveries(ticketId);
+    expect(d).toMatchObject({ status: 'sent', errorCode: null });
+    expect(await failedEvents(d!.id)).toEqual([]);
+  });
+
+  it('mark the attempt bounced on a plain-text bounce, which has no delivery-status part to read', async () => {
+    const { ticketId, sentId } = await answered();
+    await report(sentId, null);
+    expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
+    const [d] = await deliveries(ticketId);
+    expect(d).toMatchObject({ status: 'bounced', errorCode: 'invalid_recipient', retryable: false });
+    expect(await failedEvents(d!.id)).toHaveLength(1);
+  });
+
+  it('of a notification telling of a failed delivery mark it bounced but tell of it no more (no loop)', async () => {
+    const deps = { messageIdKey: messageIdKey(t.secretKey), send: t.queue.send.bind(t.queue) };
+    const mail = (about: string) => ({
+      notificationId: uuidv7(),
+      ticketId: null,
+      to: { address: 'carol@customer.test', name: 'Carol' },
+      subject: 'A delivery failed',
+      text: 'A delivery failed.',
+      about,
+    });
+    const [loop, other] = await withTenant(t.db.pool, t.a.tenant.id, async (tx) => [
+      await queueNotificationMail(tx, deps, mail('delivery.failed')),
+      await queueNotificationMail(tx, deps, mail('ticket.created')),
+    ]);
+    await sendQueued();
+    const sent = smtp.messages();
+    expect(sent).toHaveLength(2);
+    for (const m of sent)
+      await report(m.messageId!, [
+        ['Final-Recipient: rfc822; carol@customer.test', 'Action: failed', 'Status: 5.1.1'],
+      ]);
+    expect(await runMailJobs()).toEqual([{ bounced: [loop] }, { bounced: [other] }]);
+    // Both bounced; only the one about something else is told of (the other would mail about itself).
+    expect(await failedEvents(loop!)).toEqual([]);
+    expect(await failedEvents(other!)).toHaveLength(1);
   });
 });

@@ -300,8 +300,10 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
         description:
           'The delivery ledger: one item per attempt to deliver something (an email reply, an ' +
           'acknowledgement), newest first. `status`: `queued`, `skipped` (with `skipReason`), `sent` ' +
-          '(the provider took it: `providerResponse`, `providerMessageId`, `requestId`), `delivered`, ' +
-          '`bounced` (a delivery-status report for its Message-ID came back), `failed` (`errorCode` ' +
+          '(the provider took it: `providerResponse`, `providerMessageId`, `requestId`), `delivered` ' +
+          '(a delivery-status report for its Message-ID says its destination took it), `bounced` (one ' +
+          'says the mail failed for its destination, or a plain bounce quoting it came back), `failed` ' +
+          '(`errorCode` ' +
           '`throttled`, `auth`, `not_found`, `invalid_recipient`, `transient` or `permanent`; ' +
           '`retryable` says whether a next attempt follows) or `unknown` (the sending process stopped ' +
           'after the send began and the provider cannot tell: review, then retry). Filters: ' +
