@@ -298,7 +298,7 @@ const policyBody = (f: { calendar: string; mailbox: string; agentId: string }) =
   },
   thresholds: [50, 100],
   escalations: [
-    { percent: 120, actions: [{ type: 'notify', role: 'lead', personId: f.agentId }] },
+    { percent: 120, actions: [{ type: 'notify', role: 'admin', personId: f.agentId }] },
     { percent: 150, actions: [{ type: 'reassign', personId: f.agentId }] },
     { percent: 200, actions: [{ type: 'set_priority', priority: 'urgent' }] },
   ],

@@ -55,7 +55,7 @@ describe('SLA thresholds across a restart', { timeout: 120_000 }, () => {
       calendarId: null,
       targets: { normal: { firstResponse: 8 } },
       thresholds: [50, 100],
-      escalations: [{ percent: 150, actions: [{ type: 'notify', role: 'team_lead' }] }],
+      escalations: [{ percent: 150, actions: [{ type: 'notify', role: 'admin' }] }],
     });
     expect(policy.status).toBe(201);
     const ticket = await api('POST', '/api/v1/tickets', {

@@ -91,7 +91,7 @@ describe('SLA policies', () => {
           percent: 125,
           actions: [
             { type: 'reassign', personId: manager.id },
-            { type: 'notify', role: 'escalation_manager' },
+            { type: 'notify', role: 'admin' },
           ],
         },
         { percent: 110, actions: [{ type: 'set_priority', priority: 'urgent' }] },
@@ -176,6 +176,17 @@ describe('SLA policies', () => {
     [
       'an unknown field',
       { name: 'x', position: 1, calendarId: null, targets: { low: { resolution: 60 } }, colour: 'red' },
+    ],
+    [
+      // Only roles people have reach anyone; another name would notify nobody, silently.
+      'a notify to a role no one can have',
+      {
+        name: 'x',
+        position: 1,
+        calendarId: null,
+        targets: { low: { resolution: 60 } },
+        escalations: [{ percent: 110, actions: [{ type: 'notify', role: 'team_lead' }] }],
+      },
     ],
   ])('refuses a policy with %s', async (_name, body) => {
     const res = await t.call(tokenA, 'POST', '/api/v1/sla-policies', body);
@@ -281,7 +292,7 @@ describe('SLA scheduler', () => {
       position: 1,
       calendarId: cal.id,
       targets: { normal: { firstResponse: 100 } },
-      escalations: [{ percent: 150, actions: [{ type: 'notify', role: 'lead' }] }],
+      escalations: [{ percent: 150, actions: [{ type: 'notify', role: 'agent' }] }],
     });
     const ticket = (
       await t.call(token, 'POST', '/api/v1/tickets', {
@@ -410,7 +421,7 @@ describe('escalations', () => {
           percent: 120,
           actions: [
             { type: 'reassign', personId: lead.id },
-            { type: 'notify', role: 'team_lead' },
+            { type: 'notify', role: 'admin' },
             { type: 'set_priority', priority: 'urgent' },
           ],
         },
@@ -448,7 +459,7 @@ describe('escalations', () => {
         data: expect.objectContaining({
           metric: 'first_response',
           percent: 120,
-          notify: [{ role: 'team_lead' }],
+          notify: [{ role: 'admin' }],
         }),
       },
     ]);

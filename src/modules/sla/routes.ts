@@ -15,6 +15,7 @@ import {
   Uuid,
 } from '../../platform/http/schemas.ts';
 import { TICKET_PRIORITIES, TICKET_STATUSES } from '../tickets/model.ts';
+import { PERSON_ROLES } from '../tokens/person-roles.ts';
 import {
   createCalendar,
   createPolicy,
@@ -60,7 +61,9 @@ const Action = Type.Union([
   Type.Object(
     {
       type: Type.Literal('notify'),
-      role: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      role: Type.Optional(
+        OneOf(PERSON_ROLES, { description: 'Everyone active with this role hears of the escalation.' }),
+      ),
       personId: Type.Optional(Uuid),
     },
     { additionalProperties: false },
@@ -268,8 +271,9 @@ export const slaRoutes: RouteModule = (app, { pool, clock }) => {
           'metric the ticket statuses that stop its clock (default: `pending` and `on_hold` pause ' +
           'resolution only). `thresholds` are whole percentages from 1 to 100 that must include 100, the ' +
           'breach (default 50, 75, 90, 100). `escalations` are levels at any percentage from 1 to 1000 ' +
-          'with actions: `reassign` to a person, `set_priority`, `notify` a role or person (kept as a ' +
-          'pending notification: this release delivers none). `reopen` says whether a reopened ' +
+          'with actions: `reassign` to a person, `set_priority`, `notify` a role (`admin`, `agent` or ' +
+          '`viewer`: everyone active with it) or a person, who hear of it as an `sla.escalated` ' +
+          'notification on their preferred channel. `reopen` says whether a reopened ' +
           "ticket's resolution clock continues (default) or restarts. " +
           "The tenant's open tickets are woken in the same transaction and re-evaluated under the new " +
           'set of policies. Answers 201 with the policy, defaults filled in.\n\n' +
