@@ -286,6 +286,37 @@ describe('retries and pacing', () => {
     expect(arrivals[arrivals.length - 1]).toBe(before);
   });
 
+  it("after a 429 holds the conversation's next sends until its Retry-After, not the others'", async () => {
+    const clock = new ManualClock('2026-03-02T10:00:00Z');
+    const arrivals: { conversation: string; at: number }[] = [];
+    const paced = teamsChannel({
+      pool: t.db.pool,
+      secretKey: t.secretKey,
+      clock,
+      logger,
+      sleep: async (ms) => clock.advance(ms),
+      fetch: (input, init) => {
+        const m = /\/v3\/conversations\/([^/]+)\/activities/.exec(String(input));
+        if (m) arrivals.push({ conversation: decodeURIComponent(m[1]!), at: clock.now().getTime() });
+        return fetch(input, init);
+      },
+    });
+    const busy = await reachablePerson();
+    const other = await reachablePerson();
+    sim.fault({ conversationId: busy.conversationId, status: 429, retryAfter: 7 });
+    const start = clock.now().getTime();
+    expect((await failure(paced.send(sendTo(busy.conversationId)))).code).toBe('throttled');
+    await paced.send(sendTo(other.conversationId));
+    await paced.send(sendTo(busy.conversationId));
+    expect(
+      arrivals.map((a) => [a.conversation === busy.conversationId ? 'busy' : 'other', a.at - start]),
+    ).toEqual([
+      ['busy', 0],
+      ['other', 0],
+      ['busy', 7000],
+    ]);
+  });
+
   it('concurrent reservations keep every window and their order', () => {
     const clock = new ManualClock('2026-03-02T10:00:00Z');
     const pacer = new ConversationPacer({ clock });

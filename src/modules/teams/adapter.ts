@@ -51,9 +51,11 @@ export function teamsChannel(deps: TeamsChannelDeps): ChannelAdapter {
   const pacer =
     deps.pacer ?? new ConversationPacer({ clock: deps.clock, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
 
-  // Keyed by the conversation alone: Teams' limits are per bot and conversation, and a
-  // conversation id belongs to one bot.
-  const pace = (input: ChannelSend): Promise<void> => pacer.wait(input.destination, input.signal);
+  // Teams' limits are per bot and conversation; each tenant has its own bot, and one channel's
+  // conversation id is the same for every bot in it.
+  const keyOf = (input: Pick<ChannelSend, 'tenantId' | 'destination'>) =>
+    `${input.tenantId}/${input.destination}`;
+  const pace = (input: ChannelSend): Promise<void> => pacer.wait(keyOf(input), input.signal);
 
   async function send(input: ChannelSend): Promise<ChannelSent> {
     const conversationId = input.destination;
@@ -71,18 +73,24 @@ export function teamsChannel(deps: TeamsChannelDeps): ChannelAdapter {
       );
     const card = notificationCard(input.content);
     if (!input.paced) await pace(input);
-    const sent = await connector.sendActivity({
-      credentials,
-      serviceUrl: target.serviceUrl,
-      conversationId,
-      activity: {
-        type: 'message',
-        summary: input.content.title,
-        text: input.content.title,
-        attachments: [{ contentType: ADAPTIVE_CARD, content: card }],
-      },
-      signal: input.signal,
-    });
+    const sent = await connector
+      .sendActivity({
+        credentials,
+        serviceUrl: target.serviceUrl,
+        conversationId,
+        activity: {
+          type: 'message',
+          summary: input.content.title,
+          text: input.content.title,
+          attachments: [{ contentType: ADAPTIVE_CARD, content: card }],
+        },
+        signal: input.signal,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DeliveryError && err.code === 'throttled')
+          pacer.backOff(keyOf(input), err.retryAfterSeconds ?? FIRST_DELAY_SECONDS);
+        throw err;
+      });
     return {
       providerMessageId: sent.id,
       providerResponse: `${sent.status}${sent.id ? ` activity ${sent.id}` : ''}`,

@@ -34,6 +34,8 @@ const realSleep: Sleep = (ms, signal) =>
 
 export class ConversationPacer {
   private readonly slots = new Map<string, number[]>();
+  /** Key → before when (epoch ms) nothing may go to it: a 429's Retry-After. */
+  private readonly heldUntil = new Map<string, number>();
   private readonly clock: Clock;
   private readonly sleep: Sleep;
   private readonly windows: readonly PacingWindow[];
@@ -50,7 +52,7 @@ export class ConversationPacer {
   reserve(key: string): number {
     const now = this.clock.now().getTime();
     const taken = (this.slots.get(key) ?? []).filter((t) => t > now - this.longest);
-    let at = Math.max(now, taken[taken.length - 1] ?? now);
+    let at = Math.max(now, taken[taken.length - 1] ?? now, this.heldUntil.get(key) ?? now);
     // Move the slot past the oldest send of any window that is full at `at`, until none is.
     for (let moved = true; moved;) {
       moved = false;
@@ -68,6 +70,15 @@ export class ConversationPacer {
     return at;
   }
 
+  /**
+   * Teams answered 429 for `key` anyway (another process sent too): no slot is handed out before
+   * its Retry-After has passed, so the sends queued behind do not run into the same 429.
+   */
+  backOff(key: string, seconds: number): void {
+    const until = this.clock.now().getTime() + seconds * 1000;
+    this.heldUntil.set(key, Math.max(until, this.heldUntil.get(key) ?? 0));
+  }
+
   /** Waits for the next slot of `key` (rejects when `signal` aborts first). */
   async wait(key: string, signal?: AbortSignal): Promise<void> {
     const at = this.reserve(key);
@@ -78,5 +89,6 @@ export class ConversationPacer {
   private forgetIdle(now: number): void {
     for (const [key, taken] of this.slots)
       if ((taken[taken.length - 1] ?? 0) <= now - this.longest) this.slots.delete(key);
+    for (const [key, until] of this.heldUntil) if (until <= now) this.heldUntil.delete(key);
   }
 }
