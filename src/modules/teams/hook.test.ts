@@ -225,17 +225,35 @@ describe('the activity endpoint', () => {
   });
 
   it('fetches the keys again for an unknown key id (a rotation), and accepts the new key', async () => {
+    // A routine fetch (the keys are a day old) …
+    t.clock.advance(24 * 3600_000 + 1000);
     await post({ ...sim.message(sim.user(), 'hi'), type: 'conversationUpdate' });
     const fetched = sim.jwksRequests();
+    // … and a key rotated in right after it: the new key id is looked for at once.
     await sim.rotateKey();
-    // Past the cooldown that keeps made-up key ids from costing a fetch each.
-    t.clock.advance(120_000);
     const res = await post({ ...sim.message(sim.user(), 'hi'), type: 'conversationUpdate' });
     expect(res.status).toBe(200);
     expect(sim.jwksRequests()).toBe(fetched + 1);
     // Known now: no further fetch.
     await post({ ...sim.message(sim.user(), 'hi'), type: 'conversationUpdate' });
     expect(sim.jwksRequests()).toBe(fetched + 1);
+    // Made-up key ids cost at most one fetch per minute, however many come.
+    for (let i = 0; i < 3; i++)
+      expect(
+        (
+          await post(
+            { ...sim.message(sim.user(), 'hi'), type: 'conversationUpdate' },
+            { forge: 'unknown-key' },
+          )
+        ).status,
+      ).toBe(403);
+    expect(sim.jwksRequests()).toBe(fetched + 1);
+    t.clock.advance(61_000);
+    expect(
+      (await post({ ...sim.message(sim.user(), 'hi'), type: 'conversationUpdate' }, { forge: 'unknown-key' }))
+        .status,
+    ).toBe(403);
+    expect(sim.jwksRequests()).toBe(fetched + 2);
   });
 
   it('fetches the keys again after a day', async () => {

@@ -63,6 +63,11 @@ interface KeySet {
   fetchedAt: number;
   /** The last fetch attempt, successful or not (a failing endpoint is not asked at every request). */
   triedAt: number;
+  /**
+   * The last fetch made because a token named a key id the set lacks: made-up key ids cost at most
+   * one fetch per cooldown, while a key rotated in just after a routine fetch is still found.
+   */
+  unknownKidAt: number;
 }
 
 export interface BotKeysOptions {
@@ -99,8 +104,11 @@ export class BotKeys {
     const found = set.keys.get(kid);
     if (found) return found;
     // A key rotated in since the last fetch: look again (not more often than the cooldown).
-    if (now - set.triedAt < this.cooldownMs) return undefined;
-    return (await this.refresh(metadataUrl)).keys.get(kid);
+    if (now - set.unknownKidAt < this.cooldownMs) return undefined;
+    set.unknownKidAt = now;
+    const fresh = await this.refresh(metadataUrl);
+    fresh.unknownKidAt = Math.max(fresh.unknownKidAt, now);
+    return fresh.keys.get(kid);
   }
 
   private refresh(metadataUrl: string): Promise<KeySet> {
@@ -141,7 +149,8 @@ export class BotKeys {
         }
       }
       const now = this.clock.now().getTime();
-      const set = { keys, fetchedAt: now, triedAt: now };
+      const unknownKidAt = this.sets.get(metadataUrl)?.unknownKidAt ?? Number.NEGATIVE_INFINITY;
+      const set = { keys, fetchedAt: now, triedAt: now, unknownKidAt };
       this.sets.set(metadataUrl, set);
       return set;
     } catch (err) {
