@@ -42,7 +42,7 @@ async function linkedPerson(role: 'agent' | 'viewer') {
 
 async function lastAudit() {
   const { rows } = await t.db.admin.query(
-    'SELECT actor_id, actor_via, action, target_type, target_id, outcome, error_code, payload_hash FROM audit_events ORDER BY at DESC, id DESC LIMIT 1',
+    'SELECT actor_id, actor_via, action, target_type, target_id, outcome, error_code, payload_hash, request_id FROM audit_events ORDER BY at DESC, id DESC LIMIT 1',
   );
   return rows[0];
 }
@@ -135,6 +135,8 @@ describe('Action.Execute from a card', () => {
         outcome: 'success',
         error_code: null,
         payload_hash: payloadHash(activity['value']),
+        // The /hooks/teams request that carried it, as for an API call.
+        request_id: expect.stringMatching(/\S/),
       });
     });
 

@@ -116,7 +116,13 @@ async function perform(
  */
 export async function runTeamsAction(
   deps: ActionDeps,
-  input: { tenantId: string; personId: string | undefined; command: ActionCommand; payload: unknown },
+  input: {
+    tenantId: string;
+    personId: string | undefined;
+    command: ActionCommand;
+    payload: unknown;
+    requestId?: string | undefined;
+  },
 ): Promise<ActionResult> {
   const { command } = input;
   const action = `teams.${command.kind}`;
@@ -178,6 +184,7 @@ export async function runTeamsAction(
     outcome: result.outcome,
     errorCode: result.errorCode,
     payload: input.payload,
+    requestId: input.requestId ?? null,
   });
   const { ticketId: _ticketId, ...answer } = result;
   return answer;

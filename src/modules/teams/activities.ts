@@ -121,11 +121,15 @@ async function replyInConversation(deps: ActivityDeps, tenantId: string, activit
   }
 }
 
-/** Handles one verified activity of the tenant's bot; returns the HTTP answer. */
+/**
+ * Handles one verified activity of the tenant's bot; returns the HTTP answer. `requestId`: the
+ * request that brought it, kept with the audit event of an action it carries out.
+ */
 export async function receiveActivity(
   deps: ActivityDeps,
   tenantId: string,
   activity: Activity,
+  requestId?: string,
 ): Promise<ActivityAnswer> {
   const sender = senderOf(activity);
   if (!sender) return { status: 200, body: {} };
@@ -147,7 +151,7 @@ export async function receiveActivity(
     );
 
   const run = (command: ActionCommand, payload: unknown) =>
-    runTeamsAction(deps, { tenantId, personId, command, payload });
+    runTeamsAction(deps, { tenantId, personId, command, payload, requestId });
 
   if (type === 'invoke') {
     const value = obj(activity['value']);

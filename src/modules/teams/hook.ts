@@ -118,6 +118,7 @@ export const teamsHookRoutes: RouteModule = (app, deps) => {
         },
         tenantId,
         request.body as Activity,
+        request.id,
       );
       return reply.code(answer.status as 200).send(answer.body as never);
     },
