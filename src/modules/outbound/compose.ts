@@ -32,7 +32,14 @@ export function composeMail(
     date: input.date,
     ...(payload.inReplyTo ? { inReplyTo: payload.inReplyTo } : {}),
     ...(payload.references.length > 0 ? { references: payload.references } : {}),
-    headers: payload.automatic ? { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' } : {},
+    headers: payload.automatic
+      ? {
+          // RFC 3834: an acknowledgement answers a message (auto-replied); a notification answers
+          // none (auto-generated).
+          'Auto-Submitted': payload.about === undefined ? 'auto-replied' : 'auto-generated',
+          'X-Auto-Response-Suppress': 'All',
+        }
+      : {},
     attachments: input.attachments.map((a) => ({
       filename: a.filename,
       content: a.content,
