@@ -1,6 +1,8 @@
 // Mail in over SMTP, over real SMTP: nodemailer sends to the listener, which stores what it accepts
 // like the MIME API before it answers 250.
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
@@ -44,6 +46,41 @@ async function mailbox(
   const res = await t.call(token, 'POST', '/api/v1/mailboxes', { kind: 'mime', address, settings });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.id;
+}
+
+/** A plain SMTP conversation, one command (or a message ending in '.') and its whole answer at a time. */
+async function smtpSession(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  let buffered = '';
+  const answers: string[] = [];
+  const waiting: ((answer: string) => void)[] = [];
+  // An answer ends with a line whose code is followed by a space ("250 ok", after "250-…" lines).
+  const complete = /^(?:\d{3}-[^\n]*\n)*(\d{3} [^\n]*)\n/;
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    for (let m = complete.exec(buffered); m; m = complete.exec(buffered)) {
+      buffered = buffered.slice(m[0].length);
+      const waiter = waiting.shift();
+      if (waiter) waiter(m[1]!.trim());
+      else answers.push(m[1]!.trim());
+    }
+  });
+  const next = () =>
+    new Promise<string>((resolve) => {
+      const ready = answers.shift();
+      if (ready === undefined) waiting.push(resolve);
+      else resolve(ready);
+    });
+  await once(socket, 'connect');
+  expect(await next()).toMatch(/^220/);
+  return {
+    say: (line: string) => {
+      socket.write(`${line}\r\n`);
+      return next();
+    },
+    close: () => socket.destroy(),
+  };
 }
 
 let support: string;
@@ -172,6 +209,34 @@ describe('SMTP ingress', () => {
     } finally {
       await tls.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses for good (550) a message whose only mailbox was removed between RCPT TO and DATA', async () => {
+    const doomed = await mailbox(t.a.adminToken.token, 'doomed@smtp.test');
+    const kept = await mailbox(t.a.adminToken.token, 'kept@smtp.test');
+    const session = await smtpSession(ingress.address.port);
+    try {
+      expect(await session.say('EHLO client.test')).toMatch(/^250/);
+      expect(await session.say('MAIL FROM:<customer@example.org>')).toMatch(/^250/);
+      expect(await session.say('RCPT TO:<doomed@smtp.test>')).toMatch(/^250/);
+      const removed = await t.call(t.a.adminToken.token, 'DELETE', `/api/v1/mailboxes/${doomed}`);
+      expect(removed.status).toBe(204);
+      expect(await session.say('DATA')).toMatch(/^354/);
+      const body =
+        'From: customer@example.org\r\nSubject: Gone\r\nMessage-ID: <gone.1@example.org>\r\n\r\nHi\r\n.';
+      expect(await session.say(body)).toMatch(/^550 /);
+      // With two, the one still there takes it and the message is accepted.
+      expect(await session.say('MAIL FROM:<customer@example.org>')).toMatch(/^250/);
+      const other = await mailbox(t.a.adminToken.token, 'doomed2@smtp.test');
+      expect(await session.say('RCPT TO:<doomed2@smtp.test>')).toMatch(/^250/);
+      expect(await session.say('RCPT TO:<kept@smtp.test>')).toMatch(/^250/);
+      expect((await t.call(t.a.adminToken.token, 'DELETE', `/api/v1/mailboxes/${other}`)).status).toBe(204);
+      expect(await session.say('DATA')).toMatch(/^354/);
+      expect(await session.say(body.replace('gone.1', 'gone.2'))).toMatch(/^250 /);
+      expect(await records(kept)).toHaveLength(1);
+    } finally {
+      session.close();
     }
   });
 

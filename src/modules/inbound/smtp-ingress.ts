@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 import type { Pool } from '../../platform/db/pool.ts';
 import { withSystemRead } from '../../platform/db/tx.ts';
-import { isDatabaseUnavailable } from '../../platform/errors.ts';
+import { AppError, isDatabaseUnavailable } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { normalizeEmail } from '../people/service.ts';
@@ -164,12 +164,22 @@ export async function startSmtpIngress(options: SmtpIngressOptions): Promise<Smt
               552,
               `Message exceeds the recipient mailbox's limit of ${tooLarge.maxMessageBytes} bytes`,
             );
-          // One record (and job) per recipient mailbox; 250 only when all are committed.
-          await Promise.all(
+          // One record (and job) per recipient mailbox; 250 only when all are committed. After a
+          // 451 the sender sends the whole message again: a copy stored already is then known by
+          // inbound's duplicate check (the same Message-ID), never a second ticket.
+          const results = await Promise.allSettled(
             list.map((r) =>
               acceptRawMessage(pool, queue, { tenantId: r.tenantId, mailboxId: r.mailboxId, raw }),
             ),
           );
+          const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+          const gone = (err: Error) => err instanceof AppError && err.code === 'not_found';
+          const other = failures.find((err) => !gone(err));
+          if (other) throw other;
+          // A mailbox removed since RCPT TO takes nothing more, and trying again would not change
+          // that: refused for good when it was the only one, else the others have it.
+          if (failures.length > 0 && failures.length === results.length)
+            throw reply(550, 'The recipient mailbox no longer exists');
         })().then(
           () => {
             recipients.delete(session);
