@@ -255,6 +255,57 @@ describe('commands typed in a message', () => {
     });
   });
 
+  it("makes the message's author the requester when known, else says who posted it", async () => {
+    const author = await makePerson(t, admin, { kind: 'contact', displayName: 'Mo Message' });
+    const entraId = '5d1e6c1a-0000-4000-8000-00000000a11c';
+    expect(
+      (
+        await t.call(admin, 'POST', `/api/v1/people/${author.id}/identities`, {
+          kind: 'entra',
+          externalId: entraId,
+        })
+      ).status,
+    ).toBe(201);
+    const createFrom = (from: Record<string, unknown>, content: string) =>
+      post({
+        ...sim.message(agent.user, ''),
+        type: 'invoke',
+        name: 'composeExtension/submitAction',
+        value: {
+          commandId: 'createTicket',
+          commandContext: 'message',
+          messagePayload: { from: { user: from }, body: { contentType: 'html', content } },
+        },
+      });
+    const ticketBy = async (subject: string) =>
+      (
+        await t.db.admin.query(
+          `SELECT t.requester_id, m.body_text FROM tickets t
+             JOIN ticket_messages m ON m.ticket_id = t.id WHERE t.subject = $1`,
+          [subject],
+        )
+      ).rows;
+    expect(
+      (
+        await createFrom(
+          { userIdentityType: 'aadUser', id: entraId, displayName: 'Mo' },
+          '<p>Printer jam</p>',
+        )
+      ).status,
+    ).toBe(200);
+    expect(await ticketBy('Printer jam')).toEqual([{ requester_id: author.id, body_text: 'Printer jam' }]);
+    // Someone linked to nobody: the agent asks for them, and the ticket says who posted it.
+    const stranger = {
+      userIdentityType: 'aadUser',
+      id: '5d1e6c1a-0000-4000-8000-0000000000ff',
+      displayName: 'Una Known',
+    };
+    expect((await createFrom(stranger, '<p>Wifi down</p>')).status).toBe(200);
+    expect(await ticketBy('Wifi down')).toEqual([
+      { requester_id: agent.id, body_text: 'Posted in Teams by Una Known:\n\nWifi down' },
+    ]);
+  });
+
   it('anything else is answered with help', async () => {
     await post(sim.message(agent.user, 'what can you do?'));
     expect(sim.sent()[0]!.activity['text']).toContain('What I can do');

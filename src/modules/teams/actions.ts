@@ -101,7 +101,7 @@ async function perform(
     case 'create_ticket': {
       const ticket = await createTicket(tx, {
         subject: nonEmpty(command.subject, '/subject'),
-        requester: { personId },
+        requester: { personId: command.requesterId ?? personId },
         ...(command.text ? { message: { text: command.text } } : {}),
         actorId: personId,
       });

@@ -81,6 +81,28 @@ async function rememberAndResolve(
   });
 }
 
+/**
+ * The author of a message a message action was chosen on (messagePayload.from.user: `id`, the Entra
+ * object id of an `aadUser`, and `displayName`), as a person through the identities when linked.
+ */
+async function messageAuthor(
+  deps: ActivityDeps,
+  tenantId: string,
+  user: Record<string, unknown>,
+): Promise<{ personId: string | undefined; name: string | undefined }> {
+  const id = str(user['id'], 200);
+  const name = str(user['displayName'], 200) ?? undefined;
+  if (!id) return { personId: undefined, name };
+  const person = await withTenantRead(
+    deps.pool,
+    tenantId,
+    async (tx) =>
+      (await resolvePerson(tx, { kind: 'entra', externalId: id })) ??
+      (await resolvePerson(tx, { kind: 'teams', externalId: id })),
+  );
+  return { personId: person?.id, name };
+}
+
 const invokeAnswer = (result: ActionResult): ActivityAnswer => ({
   status: 200,
   body: {
@@ -170,11 +192,20 @@ export async function receiveActivity(
       return invokeAnswer(await run(command, activity['value'] ?? null));
     }
     if (activity['name'] === 'composeExtension/submitAction' && value['commandId'] === 'createTicket') {
-      // The message action "Create ticket" on a message: the message becomes the ticket.
-      const message = plainMessageText(String(obj(obj(value['messagePayload'])['body'])['content'] ?? ''));
+      // The message action "Create ticket" on a message: the message becomes the ticket, asked for
+      // by its author when they are a known person, else by whoever chose the action.
+      const payload = obj(value['messagePayload']);
+      const message = plainMessageText(String(obj(payload['body'])['content'] ?? ''));
       const first = message.split('\n')[0] ?? '';
+      const author = await messageAuthor(deps, tenantId, obj(obj(payload['from'])['user']));
+      const posted = !author.personId && author.name ? `Posted in Teams by ${author.name}:\n\n` : '';
       const result = await run(
-        { kind: 'create_ticket', subject: first.slice(0, 200), text: message || undefined },
+        {
+          kind: 'create_ticket',
+          subject: first.slice(0, 200),
+          text: message ? `${posted}${message}` : undefined,
+          requesterId: author.personId,
+        },
         activity['value'] ?? null,
       );
       const ticket = result.ticket ? ` ${result.ticket.number}: ${result.ticket.subject}` : '';

@@ -10,7 +10,13 @@ export type TeamsCommand =
   | { kind: 'add_note'; ticket: TicketRef; text: string }
   | { kind: 'reply'; ticket: TicketRef; text: string }
   | { kind: 'change_status'; ticket: TicketRef; status: TicketStatus | string }
-  | { kind: 'create_ticket'; subject: string; text: string | undefined }
+  | {
+      kind: 'create_ticket';
+      subject: string;
+      text: string | undefined;
+      /** Of a message made a ticket: its author, when known as a person (else the caller asks). */
+      requesterId?: string | undefined;
+    }
   | { kind: 'help' };
 
 export const HELP_TEXT = [
