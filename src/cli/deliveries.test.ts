@@ -16,6 +16,7 @@ let t: TestApp;
 let dataDir: string;
 let failedId: string;
 let ticketId: string;
+let ticketNumber: string;
 
 function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = {
@@ -49,6 +50,7 @@ beforeAll(async () => {
     requester: { email: 'someone@example.org' },
   });
   ticketId = ticket.body.id;
+  ticketNumber = ticket.body.number;
   const reply = await t.call(admin, 'POST', `/api/v1/tickets/${ticketId}/messages`, {
     visibility: 'public',
     text: 'hello',
@@ -105,7 +107,29 @@ describe('relaydesk deliveries', () => {
     expect(cross.stderr).toContain(`no delivery ${failedId}`);
   });
 
+  it('pages with --cursor, and takes the ticket by its number', async () => {
+    const list = (...more: string[]) =>
+      cli(['list', '--tenant', 'Tenant A', '--ticket', ticketNumber.toLowerCase(), '--limit', '1', ...more]);
+    const first = await list();
+    expect(first.status, first.stderr).toBe(0);
+    const cursor = /^more: --cursor (\S+)$/m.exec(first.stderr)?.[1];
+    expect(cursor).toBeDefined();
+    const second = await list('--cursor', cursor!);
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toBe('');
+    const ids = [first, second].map((r) => r.stdout.trim().split('\n')[1]!.split('\t')[0]);
+    // The retried attempt, then the failed one: each once, newest first.
+    expect(ids[1]).toBe(failedId);
+    expect(new Set(ids).size).toBe(2);
+    const bad = await list('--cursor', 'not-a-cursor');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('cursor');
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it.each([
+    [['list', '--tenant', 'Tenant A', '--ticket', 'T-x'], '--ticket (an id or a number such as T-12)'],
+    [['list', '--tenant', 'Tenant A', '--purpose', 'spam'], '--purpose must be one of'],
     [['list', '--tenant', 'Tenant A', '--status', 'lost'], '--status must be one of'],
     [['list', '--tenant', 'Tenant A', '--from', 'yesterday'], '--from must be an ISO-8601 instant'],
     [['list', '--tenant', 'Tenant A', '--limit', '0'], '--limit must be a whole number'],

@@ -1,7 +1,12 @@
 // `relaydesk deliveries`: the delivery ledger from the command line, through the same operations
 // as the API (outbound/ledger.ts): list attempts with the API's filters, and retry one.
 import type { Command } from 'commander';
-import type { DeliveryChannel, DeliveryErrorCode, DeliveryStatus } from '../modules/outbound/model.ts';
+import type {
+  DeliveryChannel,
+  DeliveryErrorCode,
+  DeliveryPurpose,
+  DeliveryStatus,
+} from '../modules/outbound/model.ts';
 import { CliError, wholeNumber } from './cli-error.ts';
 import { EXIT_BAD_INPUT } from './exit-codes.ts';
 import { chooseTenant, tenantOption, type WithDatabase, withJobQueue } from './mailbox.ts';
@@ -9,6 +14,7 @@ import { chooseTenant, tenantOption, type WithDatabase, withJobQueue } from './m
 /** model.ts's values, spelled out so that parsing the arguments loads no module. */
 const STATUSES = ['queued', 'skipped', 'sent', 'delivered', 'bounced', 'failed', 'unknown'];
 const CHANNELS = ['email', 'teams', 'slack', 'webhook'];
+const PURPOSES = ['reply', 'acknowledgement', 'notification'];
 const ERROR_CODES = ['throttled', 'auth', 'not_found', 'invalid_recipient', 'transient', 'permanent'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -49,37 +55,46 @@ export function registerDeliveryCommands(
     .command('list')
     .description('attempts, newest first (tab-separated; --json for the API shape)')
     .addOption(tenantOption())
-    .option('--ticket <id>', 'only this ticket')
+    .option('--ticket <id|T-n>', 'only this ticket (its id or number)')
+    .option('--purpose <purpose>', PURPOSES.join('|'))
     .option('--status <status>', STATUSES.join('|'))
     .option('--channel <channel>', CHANNELS.join('|'))
     .option('--error-code <code>', ERROR_CODES.join('|'))
     .option('--from <iso>', 'created at or after')
     .option('--to <iso>', 'created before')
     .option('--limit <n>', 'at most this many (1-200)', '50')
+    .option('--cursor <cursor>', 'the next page (printed after a full page)')
     .option('--json', 'print the page as JSON')
     .action(
       async (
         options: {
           tenant?: string;
           ticket?: string;
+          purpose?: string;
           status?: string;
           channel?: string;
           errorCode?: string;
           from?: string;
           to?: string;
           limit: string;
+          cursor?: string;
           json?: boolean;
         },
         command: Command,
       ) => {
+        const byNumber = options.ticket !== undefined && /^t-\d{1,18}$/i.test(options.ticket);
         const filters = {
-          ticketId: uuid(options.ticket, '--ticket'),
+          ...(byNumber
+            ? { ticketNumber: options.ticket!.toUpperCase() }
+            : { ticketId: uuid(options.ticket, '--ticket (an id or a number such as T-12)') }),
+          purpose: oneOf(options.purpose, PURPOSES, '--purpose') as DeliveryPurpose | undefined,
           status: oneOf(options.status, STATUSES, '--status') as DeliveryStatus | undefined,
           channel: oneOf(options.channel, CHANNELS, '--channel') as DeliveryChannel | undefined,
           errorCode: oneOf(options.errorCode, ERROR_CODES, '--error-code') as DeliveryErrorCode | undefined,
           from: instant(options.from, '--from'),
           to: instant(options.to, '--to'),
           limit: wholeNumber(options.limit, '--limit', 1, 200),
+          ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
         };
         await withDatabase(command, async (ctx) => {
           const tenant = await chooseTenant(ctx, options.tenant);
@@ -105,6 +120,7 @@ export function registerDeliveryCommands(
                 .join('\t'),
             );
           if (page.items.length === 0) process.stderr.write('no deliveries\n');
+          if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
         });
       },
     );
