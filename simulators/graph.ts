@@ -609,10 +609,15 @@ export async function startGraphSimulator(
   /**
    * user: sendMail with MIME content: the body is the base64 of the whole message (line breaks
    * allowed). Graph answers 202 Accepted with no body, delivery follows; a body that is not base64 of
-   * a message is 400 ErrorMimeContentInvalidBase64String. The JSON form is not simulated.
+   * a message is 400 ErrorMimeContentInvalidBase64String, one over 4 MB is 413. The JSON form is not
+   * simulated.
    */
   async function sendMail(req: http.IncomingMessage, user: string, send: Send) {
-    const body = (await readBody(req)).toString('latin1');
+    const bytes = await readBody(req);
+    // Graph's request limit (4 MB): larger requests are refused whole.
+    if (bytes.length > 4 * 1024 * 1024)
+      return send(413, graphError('RequestEntityTooLarge', 'The maximum request length supported is 4MB.'));
+    const body = bytes.toString('latin1');
     if (!String(req.headers['content-type'] ?? '').startsWith('text/plain'))
       return send(400, graphError('BadRequest', 'The simulator takes sendMail with MIME content only.'));
     const base64 = body.replace(/\s+/g, '');

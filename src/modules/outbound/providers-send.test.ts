@@ -12,7 +12,8 @@ import { outboundSendJob } from './job-refs.ts';
 import { deliveryRow, markSending, reserveKey } from './ledger.ts';
 import type { EmailPayload } from './model.ts';
 import { sendDelivery } from './send.ts';
-import { Transports } from './transports.ts';
+import { classifyProviderError, Transports } from './transports.ts';
+import { GraphClient } from '../inbound/providers/graph/client.ts';
 
 let t: TestApp;
 let graph: GraphSimulator;
@@ -146,5 +147,75 @@ describe.each(['graph', 'gmail'] as const)('a reply through %s', (kind) => {
     });
     expect(await run(lost.deliveryId)).toMatchObject({ sent: expect.any(String) });
     expect(sim().sent()).toHaveLength(2);
+  });
+});
+
+describe('the size Microsoft 365 takes', () => {
+  /** A reply with one attachment of `bytes`, uploaded as multipart/form-data through the Graph mailbox. */
+  async function replyWith(bytes: number) {
+    const ticket = await t.call(admin(), 'POST', '/api/v1/tickets', {
+      subject: `Attachment of ${bytes}`,
+      requester: { email: 'files@example.org' },
+    });
+    const boundary = 'size-boundary';
+    const body = Buffer.concat([
+      Buffer.from(
+        [
+          `--${boundary}`,
+          'Content-Disposition: form-data; name="visibility"',
+          '',
+          'public',
+          `--${boundary}`,
+          'Content-Disposition: form-data; name="text"',
+          '',
+          'The file you asked for.',
+          `--${boundary}`,
+          'Content-Disposition: form-data; name="mailboxId"',
+          '',
+          mailboxes.graph,
+          `--${boundary}`,
+          'Content-Disposition: form-data; name="attachments"; filename="report.bin"',
+          'Content-Type: application/octet-stream',
+          '',
+          '',
+        ].join('\r\n'),
+      ),
+      Buffer.alloc(bytes, 0x5a),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticket.body.id}/messages`, body, {
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+    });
+    return { res, ticketId: ticket.body.id as string };
+  }
+
+  it('refuses at once a reply Graph would refuse (over 4 MB as sent), writing nothing', async () => {
+    const { res, ticketId } = await replyWith(3 * 1024 * 1024);
+    expect(res.status, JSON.stringify(res.body)).toBe(413);
+    expect(res.body).toMatchObject({
+      code: 'payload_too_large',
+      detail: expect.stringMatching(/Microsoft 365/),
+    });
+    expect((await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`)).body.items).toEqual([]);
+  });
+
+  it('sends one that fits, and the simulator holds Graph to its limit', async () => {
+    graph.clearSent();
+    const { res } = await replyWith(2 * 1024 * 1024);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(await run(res.body.delivery.id)).toMatchObject({ sent: expect.any(String) });
+    const [sent] = graph.sent();
+    expect(Buffer.byteLength(sent!.raw.toString('base64'))).toBeLessThanOrEqual(4 * 1024 * 1024);
+    // A request over the limit is refused whole, as Graph does: a permanent failure, not retried.
+    const client = new GraphClient(
+      { apiBaseUrl: graph.apiBaseUrl, tokenUrl: graph.tokenUrl },
+      graph.credentials,
+      t.clock,
+    );
+    const err = await client
+      .sendMime('desk@contoso.test', Buffer.alloc(3.2 * 1024 * 1024, 0x41))
+      .catch((e) => e);
+    expect(classifyProviderError(err)).toMatchObject({ code: 'permanent', retryable: false });
+    expect(String(err.message)).toMatch(/413|maximum request length/);
   });
 });

@@ -6,7 +6,7 @@
 // dies the next instant.
 import type { TenantTx } from '../../platform/db/tx.ts';
 import { escapeHtml } from '../../platform/html.ts';
-import { validation } from '../../platform/errors.ts';
+import { AppError, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { conversationMailbox, isOwnAddress, type Mailbox, mailboxAddresses } from '../inbound/mailboxes.ts';
@@ -195,6 +195,8 @@ export async function postTicketMessage(
     bcc,
   });
 
+  if (mailbox.kind === 'graph') checkGraphSize(payload, input.attachments ?? []);
+
   const message = await appendMessage(tx, {
     ...input,
     id,
@@ -233,6 +235,29 @@ export async function postTicketMessage(
   }
   // The message as appendMessage read it back: what follows writes the ledger and the queue only.
   return { ...message, delivery: attempt };
+}
+
+/** Graph answers 413 to a sendMail request over 4 MB ("the maximum request length supported"). */
+export const GRAPH_SEND_LIMIT = 4 * 1024 * 1024;
+
+const base64Length = (bytes: number) => Math.ceil(bytes / 3) * 4;
+
+/**
+ * Refuses, before anything is written, a reply that Graph would refuse to send: the request is the
+ * base64 of the MIME, which carries the attachments in base64 (estimated generously, with room for
+ * the headers and the MIME parts' own lines).
+ */
+function checkGraphSize(payload: EmailPayload, attachments: { content: Buffer }[]): void {
+  const body = Buffer.byteLength(payload.text) + Buffer.byteLength(payload.html ?? '');
+  const files = attachments.reduce((sum, a) => sum + base64Length(a.content.length) * 1.03, 0);
+  const estimate = base64Length(16 * 1024 + body * 1.1 + files);
+  if (estimate > GRAPH_SEND_LIMIT)
+    throw new AppError(
+      'payload_too_large',
+      `Microsoft 365 sends a message of at most 4 MB with its attachments in base64 (about 2.2 MB of ` +
+        `files); this reply would be about ${(estimate / 1024 / 1024).toFixed(1)} MB: send fewer or ` +
+        'smaller files, or a link to them',
+    );
 }
 
 /**

@@ -161,7 +161,9 @@ function messageRoute(app: App, deps: ServerDeps): void {
           'Send `application/json`, or `multipart/form-data` with the same fields (`cc`/`bcc` repeated ' +
           `or comma-separated) and files as \`attachments\` (at most ${ATTACHMENT_LIMITS.files}, ` +
           `${ATTACHMENT_LIMITS.fileSize / 1024 / 1024} MiB each: 413 \`payload_too_large\`), stored ` +
-          'with the message and sent with the mail. Answers 201 with the message. Not idempotent.\n\n' +
+          'with the message and sent with the mail; through a Microsoft 365 mailbox, whose `sendMail` ' +
+          'takes at most 4 MB, a reply over that (about 2.2 MB of files) is 413 as well, nothing ' +
+          'written. Answers 201 with the message. Not idempotent.\n\n' +
           '**Collision detection**: `seenMessageId`, the newest message the writer had seen, makes the ' +
           'request fail with 409 `ticket_changed` (nothing written, nothing sent) when someone else ' +
           'added a message to the ticket since (`newMessages` and `latestMessageId` say what); the ' +
