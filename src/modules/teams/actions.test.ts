@@ -187,6 +187,24 @@ describe('Action.Execute from a card', () => {
     expect(await lastAudit()).toMatchObject({ outcome: 'failed', error_code: 'not_found' });
   });
 
+  it("a failure on a ticket keeps the ticket's card and its buttons, with the reason", async () => {
+    const ticket = await makeTicket(t, admin);
+    const res = await post(
+      sim.actionExecute(agent.user, 'changeStatus', { ticketId: ticket.id, status: 'bogus' }),
+    );
+    expect(res.status).toBe(200);
+    const card = JSON.stringify(res.body.value);
+    expect(card).toContain('did not work');
+    expect(card).toContain(ticket.number);
+    expect(res.body.value.actions?.length ?? 0).toBeGreaterThan(0);
+    expect(await lastAudit()).toMatchObject({ outcome: 'failed', error_code: 'validation_failed' });
+    // One who may not change tickets learns nothing of the ticket from a refusal.
+    const refused = await post(
+      sim.actionExecute(viewer.user, 'changeStatus', { ticketId: ticket.id, status: 'open' }),
+    );
+    expect(JSON.stringify(refused.body.value)).not.toContain(ticket.number);
+  });
+
   it('an unknown verb is answered with an error response', async () => {
     const res = await post(sim.actionExecute(agent.user, 'launchRockets', {}));
     expect(res.body).toMatchObject({ statusCode: 400, type: 'application/vnd.microsoft.error' });

@@ -5,7 +5,7 @@
 // it ends: success, unauthorised (an unknown user, or one without the permission) or failed.
 import type { Clock } from '../../platform/clock.ts';
 import type { Pool } from '../../platform/db/pool.ts';
-import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
+import { type TenantTx, withTenant, withTenantRead } from '../../platform/db/tx.ts';
 import { AppError, notFound, validation } from '../../platform/errors.ts';
 import { isUuid } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logging.ts';
@@ -110,6 +110,25 @@ async function perform(
   }
 }
 
+/** The ticket an action failed on, as its card shows it, for a person who may change tickets. */
+async function failedView(
+  deps: ActionDeps,
+  tenantId: string,
+  personId: string,
+  ticketId: string | null,
+): Promise<NotificationTicket | null> {
+  if (!ticketId) return null;
+  try {
+    return await withTenantRead(deps.pool, tenantId, async (tx) =>
+      (await personPermissions(tx, personId)).includes('tickets:write')
+        ? await ticketView(tx, ticketId, deps.clock.now())
+        : null,
+    );
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Runs a command as `personId` (undefined: a Teams user linked to nobody) and records it in the
  * audit trail with the hash of `payload` (the invoke's value, or the message's text).
@@ -169,7 +188,8 @@ export async function runTeamsAction(
         message: known
           ? `That did not work: ${err.message}`
           : 'That did not work: something went wrong on our side.',
-        ticket: null,
+        // Whoever may change tickets keeps the ticket's card (and its buttons) with the reason.
+        ticket: await failedView(deps, input.tenantId, personId, target),
         ticketId: target,
       };
     }

@@ -109,7 +109,7 @@ const invokeAnswer = (result: ActionResult): ActivityAnswer => ({
     statusCode: 200,
     type: ADAPTIVE_CARD,
     value: result.ticket
-      ? ticketCard(result.ticket, result.message)
+      ? ticketCard(result.ticket, result.message, { attention: result.outcome !== 'success' })
       : messageCard(result.message, { attention: result.outcome !== 'success' }),
   },
 });

@@ -104,8 +104,18 @@ export function notificationCard(content: NotificationContent): Card {
 }
 
 /** The card an action answers with: what happened, and the ticket as it is now. */
-export function ticketCard(ticket: NotificationTicket, note: string): Card {
-  return card([text(note, { weight: 'Bolder' }), ticketFacts(ticket)], ticketActions(ticket.id));
+export function ticketCard(
+  ticket: NotificationTicket,
+  note: string,
+  options: { attention?: boolean } = {},
+): Card {
+  return card(
+    [
+      text(note, { weight: 'Bolder', ...(options.attention ? { color: 'Attention' } : {}) }),
+      ticketFacts(ticket),
+    ],
+    ticketActions(ticket.id),
+  );
 }
 
 /** A card with a message only (a refusal, a failure). */
