@@ -1,5 +1,6 @@
 // `relaydesk deliveries`: the delivery ledger from the command line, through the same operations
-// as the API (outbound/ledger.ts): list attempts with the API's filters, and retry one.
+// as the API (outbound/ledger.ts): list attempts with the API's filters, and retry one (recorded in
+// the audit trail as the API's retry is, audit.ts).
 import type { Command } from 'commander';
 import type {
   DeliveryChannel,
@@ -137,25 +138,38 @@ export function registerDeliveryCommands(
         const mail = async () => ({
           messageIdKey: ctx.rt.messageIdKey(await ctx.rt.resolveSecretKey(ctx.config)),
         });
-        const next = await withJobQueue(ctx, (send) =>
-          ctx.rt
-            .withTenant(ctx.db.pool, tenant.id, async (tx) => {
-              const row = await ctx.rt.retryDeliveryWithMail(tx, mail, id);
-              await send(
-                ctx.rt.sendJobOf(row.channel),
-                { tenantId: tx.tenantId, deliveryId: row.id },
-                { tx },
-              );
-              return ctx.rt.getDelivery(tx, row.id);
-            })
-            .catch((err: unknown) => {
-              const code = (err as { code?: string }).code;
-              if (code === 'not_found')
-                throw new CliError(`no delivery ${id} in tenant ${tenant.name}`, EXIT_BAD_INPUT);
-              if (code === 'validation_failed') throw new CliError((err as Error).message, EXIT_BAD_INPUT);
-              throw err;
-            }),
-        );
+        // Recorded as POST /deliveries/:id/retry (no body) is, on the delivery named, with the code
+        // of the operation's refusal (not_found, validation_failed) before it is said in CLI words.
+        const next = await ctx.rt
+          .auditedCliWrite(
+            { pool: ctx.db.pool, logger: ctx.logger },
+            {
+              tenantId: tenant.id,
+              action: 'deliveries.retry',
+              targetType: 'deliveries',
+              targetId: id,
+              payload: null,
+              write: () =>
+                withJobQueue(ctx, (send) =>
+                  ctx.rt.withTenant(ctx.db.pool, tenant.id, async (tx) => {
+                    const row = await ctx.rt.retryDeliveryWithMail(tx, mail, id);
+                    await send(
+                      ctx.rt.sendJobOf(row.channel),
+                      { tenantId: tx.tenantId, deliveryId: row.id },
+                      { tx },
+                    );
+                    return ctx.rt.getDelivery(tx, row.id);
+                  }),
+                ),
+            },
+          )
+          .catch((err: unknown) => {
+            const code = (err as { code?: string }).code;
+            if (code === 'not_found')
+              throw new CliError(`no delivery ${id} in tenant ${tenant.name}`, EXIT_BAD_INPUT);
+            if (code === 'validation_failed') throw new CliError((err as Error).message, EXIT_BAD_INPUT);
+            throw err;
+          });
         out(`queued attempt ${next.attempt} as ${next.id}`);
       });
     });

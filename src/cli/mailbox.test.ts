@@ -78,6 +78,16 @@ const gmailSettings = () =>
 
 let gmailId: string;
 
+/** The `mailboxes.renew` events the CLI recorded in tenant Acme, oldest first. */
+async function renewEvents(): Promise<{ target_id: string; outcome: string; error_code: string | null }[]> {
+  const { rows } = await db.admin.query(
+    `SELECT target_id, outcome, error_code FROM audit_events
+      WHERE tenant_id = $1 AND actor_via = 'cli' AND action = 'mailboxes.renew' ORDER BY at, id`,
+    [tenantA],
+  );
+  return rows;
+}
+
 describe('relaydesk mailbox', { timeout: 120_000 }, () => {
   it('creates a Gmail mailbox in the only tenant and watches it at once', async () => {
     const credentialsFile = path.join(dataDir, 'gmail-credentials.json');
@@ -108,6 +118,16 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
     expect(lines['reason']).toBeUndefined();
     expect(Date.parse(lines['expires'])).toBeGreaterThan(Date.now() + 6 * 86_400_000);
     expect(sim.watch(USER)?.topicName).toBe('projects/p/topics/relaydesk');
+    // In the audit trail as mailboxes.create, without a credential's value.
+    const { rows } = await db.admin.query(
+      `SELECT action, target_id, outcome, row_to_json(e)::text AS row FROM audit_events e
+        WHERE tenant_id = $1 AND actor_via = 'cli'`,
+      [tenantA],
+    );
+    expect(rows.map((r) => [r.action, r.target_id, r.outcome])).toEqual([
+      ['mailboxes.create', gmailId, 'success'],
+    ]);
+    for (const secret of Object.values(sim.credentials)) expect(rows[0].row).not.toContain(String(secret));
   });
 
   it('lists the mailboxes with their health as a table, and as JSON', async () => {
@@ -146,11 +166,19 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
     const renewed = await cli(['renew', USER]);
     expect(renewed.status, renewed.stderr).toBe(0);
     expect(renewed.stdout).toMatch(/^status\thealthy\nresult\trenewed\nexpires\t\S+Z\n$/);
+    // The renewal is recorded; the test, which changes nothing, is not.
+    expect(await renewEvents()).toEqual([{ target_id: gmailId, outcome: 'success', error_code: null }]);
   });
 
   it('says when another renewal holds the mailbox', async () => {
     await withTenant(db.pool, tenantA, (tx) => claimMailbox(tx, gmailId, new Date(), 60));
     expectRefused(await cli(['renew', gmailId]), 1, /another renewal of this mailbox is running/);
+    // Recorded as the API's 409 is.
+    expect((await renewEvents()).at(-1)).toEqual({
+      target_id: gmailId,
+      outcome: 'failed',
+      error_code: 'conflict',
+    });
     // Given back, as a finished renewal gives it back.
     await withTenant(db.pool, tenantA, (tx) =>
       tx.query(
@@ -166,6 +194,8 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
     expect(renewed.status).toBe(1);
     expect(renewed.stdout).toMatch(/^status\tneeds_reauth\nresult\tfailed\nreason\t.+/);
     expect(renewed.stderr).toMatch(/relaydesk: the renewal failed\n$/);
+    // A renewal that ran and failed is recorded as failed (the reason is in the mailbox's health).
+    expect((await renewEvents()).at(-1)).toEqual({ target_id: gmailId, outcome: 'failed', error_code: null });
     const tested = await cli(['test', gmailId]);
     expect(tested.status).toBe(1);
     expect(tested.stdout).toMatch(/^✗ token: refused: /);

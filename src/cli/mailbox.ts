@@ -1,5 +1,6 @@
 // `relaydesk mailbox`: create, list, show, test and renew mailboxes from the command line, through
-// the same operations as the API (mailboxes.ts, probe.ts, upkeep.ts). A mailbox is named by its id
+// the same operations as the API (mailboxes.ts, probe.ts, upkeep.ts). Its writes (create, renew,
+// connect) are in the audit trail as the API's are (audit.ts); `test` changes nothing and is not. A mailbox is named by its id
 // or its address, in the tenant given with --tenant, or in the only tenant when there is one.
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
@@ -191,26 +192,45 @@ export function registerMailboxCommands(
           options.settings === undefined ? undefined : jsonObject(options.settings, '--settings');
         const credentials = await credentialsFrom(options);
         await withDatabase(command, async (ctx) => {
-          const { db, config, rt } = ctx;
-          rt.assertProviderEndpoints(settings, config.providerOrigins);
+          const { db, logger, config, rt } = ctx;
           const tenant = await chooseTenant(ctx, options.tenant);
           const secretKey = await rt.resolveSecretKey(config);
-          const created = await rt.withTenant(db.pool, tenant.id, (tx) =>
-            rt.createMailbox(tx, secretKey, {
-              kind: options.kind,
-              address: options.address,
-              ...(options.displayName === undefined ? {} : { displayName: options.displayName }),
-              ...(settings === undefined ? {} : { settings }),
-              ...(credentials === undefined ? {} : { credentials }),
-            }),
+          // What POST /mailboxes would be sent; the audit trail hashes it with every credential's
+          // value redacted, as that route does.
+          const body = {
+            kind: options.kind,
+            address: options.address,
+            ...(options.displayName === undefined ? {} : { displayName: options.displayName }),
+            ...(settings === undefined ? {} : { settings }),
+            ...(credentials === undefined ? {} : { credentials }),
+          };
+          const created = await rt.auditedCliWrite(
+            { pool: db.pool, logger },
+            {
+              tenantId: tenant.id,
+              action: 'mailboxes.create',
+              targetType: 'mailboxes',
+              targetOf: (m) => m.id,
+              payload: body,
+              redact: rt.MAILBOX_AUDIT_REDACT,
+              write: async () => {
+                rt.assertProviderEndpoints(settings, config.providerOrigins);
+                const made = await rt.withTenant(db.pool, tenant.id, (tx) =>
+                  rt.createMailbox(tx, secretKey, body),
+                );
+                // As the API does: subscribed now, and the health says whether that worked (upkeep
+                // retries what may pass; the mailbox exists either way, so this is no failure).
+                if (
+                  (made.kind === 'graph' || made.kind === 'gmail') &&
+                  rt.connectedWith(made.kind, credentials)
+                )
+                  await withUpkeep(ctx, (deps, send, upkeep) =>
+                    upkeep.renewNow(deps, tenant.id, made.id, send),
+                  );
+                return made;
+              },
+            },
           );
-          // As the API does: subscribed now, and the health says whether that worked (upkeep retries
-          // what may pass; the mailbox exists either way, so this is no failure of the command).
-          if (
-            (created.kind === 'graph' || created.kind === 'gmail') &&
-            rt.connectedWith(created.kind, credentials)
-          )
-            await withUpkeep(ctx, (deps, send, upkeep) => upkeep.renewNow(deps, tenant.id, created.id, send));
           const { health } = await mailboxIn(ctx, tenant, created.id);
           out(`mailbox\t${created.id}`);
           out(`health\t${health.status}`);
@@ -306,18 +326,38 @@ export function registerMailboxCommands(
       const failed = await withDatabase(command, async (ctx) => {
         const tenant = await chooseTenant(ctx, options.tenant);
         const found = await mailboxIn(ctx, tenant, idOrAddress);
-        if (found.kind !== 'graph' && found.kind !== 'gmail')
-          throw new CliError(
-            `${found.address} is a ${found.kind} mailbox: it has no subscription to renew`,
-            EXIT_BAD_INPUT,
-          );
-        if (ctx.rt.isNotConnected(found.health))
-          throw new CliError(
-            `${found.address} is not connected yet: connect it (in the console, or POST /api/v1/mailboxes/:id/connect) before renewing`,
-            EXIT_BAD_INPUT,
-          );
-        const outcome = await withUpkeep(ctx, (deps, send, upkeep) =>
-          upkeep.renewNow(deps, tenant.id, found.id, send),
+        // Recorded as POST /mailboxes/:id/renew (no body) is; here the renewal's result is known, so
+        // one that failed is recorded as failed, and one another renewal holds as the API's conflict.
+        const outcome = await ctx.rt.auditedCliWrite(
+          { pool: ctx.db.pool, logger: ctx.logger },
+          {
+            tenantId: tenant.id,
+            action: 'mailboxes.renew',
+            targetType: 'mailboxes',
+            targetId: found.id,
+            payload: null,
+            failedIf: (o) =>
+              !o
+                ? { errorCode: 'conflict' }
+                : o.result === 'failed' || o.status === 'skipped'
+                  ? { errorCode: null }
+                  : undefined,
+            write: () => {
+              if (found.kind !== 'graph' && found.kind !== 'gmail')
+                throw new CliError(
+                  `${found.address} is a ${found.kind} mailbox: it has no subscription to renew`,
+                  EXIT_BAD_INPUT,
+                );
+              if (ctx.rt.isNotConnected(found.health))
+                throw new CliError(
+                  `${found.address} is not connected yet: connect it (in the console, or POST /api/v1/mailboxes/:id/connect) before renewing`,
+                  EXIT_BAD_INPUT,
+                );
+              return withUpkeep(ctx, (deps, send, upkeep) =>
+                upkeep.renewNow(deps, tenant.id, found.id, send),
+              );
+            },
+          },
         );
         if (!outcome)
           throw new CliError(
@@ -348,18 +388,30 @@ export function registerMailboxCommands(
         const { startConnection } = await import('../modules/inbound/oauth.ts');
         const { withTenant } = await import('../platform/db/tx.ts');
         const secretKey = await ctx.rt.resolveSecretKey(ctx.config);
-        const started = await withTenant(ctx.db.pool, tenant.id, (tx) =>
-          startConnection(
-            {
-              pool: ctx.db.pool,
-              secretKey,
-              clock: ctx.rt.systemClock,
-              publicUrl: ctx.config.publicUrl,
-              oauth: ctx.config.oauth,
-            },
-            tx,
-            { mailboxId: found.id, requestedBy: null },
-          ),
+        // Recorded as POST /mailboxes/:id/connect without a body is (the URL's state is not hashed).
+        const started = await ctx.rt.auditedCliWrite(
+          { pool: ctx.db.pool, logger: ctx.logger },
+          {
+            tenantId: tenant.id,
+            action: 'mailboxes.connect',
+            targetType: 'mailboxes',
+            targetId: found.id,
+            payload: null,
+            write: () =>
+              withTenant(ctx.db.pool, tenant.id, (tx) =>
+                startConnection(
+                  {
+                    pool: ctx.db.pool,
+                    secretKey,
+                    clock: ctx.rt.systemClock,
+                    publicUrl: ctx.config.publicUrl,
+                    oauth: ctx.config.oauth,
+                  },
+                  tx,
+                  { mailboxId: found.id, requestedBy: null },
+                ),
+              ),
+          },
         );
         out(`open this URL in a browser and sign in as ${found.address} (until ${started.expiresAt}):`);
         out(started.authorizationUrl);

@@ -235,8 +235,20 @@ tenant
   .command('create <name>')
   .description('create a tenant; prints its id and a new admin API token (shown once)')
   .action(async (name: string, _options: unknown, command: Command) => {
-    await withDatabase(command, async ({ db, rt }) => {
-      const created = await rt.createTenant(db.pool, { name });
+    await withDatabase(command, async ({ db, logger, rt }) => {
+      // Recorded in the tenant made (a tenant not made, a name taken, has no trail to be in).
+      const created = await rt.auditedCliWrite(
+        { pool: db.pool, logger },
+        {
+          tenantId: (c) => c.tenant.id,
+          action: 'tenants.create',
+          targetType: 'tenants',
+          targetOf: (c) => c.tenant.id,
+          // The name as asked; never the admin token made with the tenant.
+          payload: { name },
+          write: () => rt.createTenant(db.pool, { name }),
+        },
+      );
       out(`tenant\t${created.tenant.id}\t${created.tenant.name}`);
       out(`token\t${created.adminToken.token}`);
     });
@@ -259,9 +271,22 @@ tenant
         "refusing to delete without --yes (this removes all of the tenant's data)",
         EXIT_BAD_INPUT,
       );
-    await withDatabase(command, async ({ db, rt }) => {
+    await withDatabase(command, async ({ db, logger, rt }) => {
       const t = await rt.findTenant(db.pool, id);
-      await rt.deleteTenant(db.pool, t.id);
+      // The tenant's audit trail is deleted with it (its rows cascade) and there is no trail outside
+      // the tenants: a deletion that worked leaves no event; one that failed is recorded in the tenant.
+      await rt.auditedCliWrite(
+        { pool: db.pool, logger },
+        {
+          tenantId: t.id,
+          removesTenant: true,
+          action: 'tenants.delete',
+          targetType: 'tenants',
+          targetId: t.id,
+          payload: null,
+          write: () => rt.deleteTenant(db.pool, t.id),
+        },
+      );
       out(`deleted tenant ${t.id} (${t.name})`);
     });
   });
@@ -432,12 +457,22 @@ program
         for (const file of files) {
           try {
             const raw = await readFile(file);
-            // Processed here; a running worker may pick the job up too, and the message key makes that harmless.
-            const outcome = await rt.ingestRawMessage(deps, queue, {
-              tenantId: t.id,
-              mailboxId: mailbox.id,
-              raw,
-            });
+            // Recorded as POST /mailboxes/:id/messages records the same message: on the mailbox, hashing
+            // the message's type, size and SHA-256 (never its bytes, nor the file's local path).
+            const outcome = await rt.auditedCliWrite(
+              { pool: db.pool, logger },
+              {
+                tenantId: t.id,
+                action: 'mailboxes.messages.create',
+                targetType: 'mailboxes',
+                targetId: mailbox.id,
+                payload: rt.rawBodyPayload('message/rfc822', raw),
+                // What this command reports as failed (quarantined) is recorded so, without a code.
+                failedIf: (o) => (o.status === 'quarantined' ? { errorCode: null } : undefined),
+                // Processed here; a running worker may pick the job up too, and the message key makes that harmless.
+                write: () => rt.ingestRawMessage(deps, queue, { tenantId: t.id, mailboxId: mailbox.id, raw }),
+              },
+            );
             const detail = outcome.ticketNumber ?? outcome.reason ?? '';
             const shown = outcome.status === 'quarantined' ? 'failed' : outcome.status;
             if (shown === 'failed') failed++;

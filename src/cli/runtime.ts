@@ -3,6 +3,7 @@
 // themselves: loading it took most of every command's second.
 export { migrateAll, openDatabase, resolveSecretKey } from '../platform/db/database.ts';
 export { auditedCliWrite } from './audit.ts';
+export { rawBodyPayload } from '../modules/audit/request-audit.ts';
 export { migrationStatus } from '../platform/db/migrate.ts';
 export { getHealth, healthOf, isNotConnected } from '../modules/inbound/health.ts';
 export {
@@ -11,6 +12,7 @@ export {
   createMailbox,
   findMailbox,
   listMailboxes,
+  MAILBOX_AUDIT_REDACT,
 } from '../modules/inbound/mailboxes.ts';
 export { ingestRawMessage } from '../modules/inbound/process.ts';
 export { messageIdKey } from '../modules/inbound/signing.ts';

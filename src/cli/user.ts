@@ -1,7 +1,7 @@
 // `relaydesk user`: invite an agent to the console and reset a password from the command line,
 // through the same operations as the API (sessions/accounts.ts). Each prints the single-use link
 // (the first agent of a new install has no admin in the console to invite them) and mails it when
-// the tenant has a mailbox to send from.
+// the tenant has a mailbox to send from. Both are in the audit trail (audit.ts), never their links.
 import { type Command, Option } from 'commander';
 import type { Config } from '../platform/config.ts';
 import { CliError } from './cli-error.ts';
@@ -48,20 +48,37 @@ export function registerUserCommands(
         command: Command,
       ) => {
         await withDatabase(command, async (ctx) => {
-          const { db, rt, config } = ctx;
+          const { db, logger, rt, config } = ctx;
           const tenant = await rt.findTenant(db.pool, options.tenant);
           const secretKey = await rt.resolveSecretKey(config);
-          const invitation = await withJobQueue(ctx, (send) =>
-            rt.withTenant(db.pool, tenant.id, (tx) =>
-              rt.inviteByEmail(tx, {
+          // As POST /people/:id/invitation, on the person invited (made when new); the hash is of
+          // what was asked (the address, and the name and role of a new agent), never the link.
+          const invitation = await rt.auditedCliWrite(
+            { pool: db.pool, logger },
+            {
+              tenantId: tenant.id,
+              action: 'people.invitation.create',
+              targetType: 'people',
+              targetOf: (i) => i.personId,
+              payload: {
                 email: options.email,
-                displayName: options.name,
-                role: options.role,
-                baseUrl: linkBase(config),
-                now: rt.systemClock.now(),
-                mail: { messageIdKey: rt.messageIdKey(secretKey), send },
-              }),
-            ),
+                ...(options.name === undefined ? {} : { displayName: options.name }),
+                ...(options.role === undefined ? {} : { role: options.role }),
+              },
+              write: () =>
+                withJobQueue(ctx, (send) =>
+                  rt.withTenant(db.pool, tenant.id, (tx) =>
+                    rt.inviteByEmail(tx, {
+                      email: options.email,
+                      displayName: options.name,
+                      role: options.role,
+                      baseUrl: linkBase(config),
+                      now: rt.systemClock.now(),
+                      mail: { messageIdKey: rt.messageIdKey(secretKey), send },
+                    }),
+                  ),
+                ),
+            },
           );
           out(invitation.link);
           out(
@@ -81,18 +98,31 @@ export function registerUserCommands(
     .action(async (options: { tenant: string; email: string }, command: Command) => {
       if (options.email.trim() === '') throw new CliError('--email must not be empty', EXIT_BAD_INPUT);
       await withDatabase(command, async (ctx) => {
-        const { db, rt, config } = ctx;
+        const { db, logger, rt, config } = ctx;
         const tenant = await rt.findTenant(db.pool, options.tenant);
         const secretKey = await rt.resolveSecretKey(config);
-        const reset = await withJobQueue(ctx, (send) =>
-          rt.withTenant(db.pool, tenant.id, (tx) =>
-            rt.resetByEmail(tx, {
-              email: options.email,
-              baseUrl: linkBase(config),
-              now: rt.systemClock.now(),
-              mail: { messageIdKey: rt.messageIdKey(secretKey), send },
-            }),
-          ),
+        // Named as POST /password-reset would be (which, asked without a token, records nothing),
+        // on the person whose link it is; the hash is of {email} as that route's body says it.
+        const reset = await rt.auditedCliWrite(
+          { pool: db.pool, logger },
+          {
+            tenantId: tenant.id,
+            action: 'password_reset.create',
+            targetType: 'people',
+            targetOf: (r) => r.personId,
+            payload: { email: options.email },
+            write: () =>
+              withJobQueue(ctx, (send) =>
+                rt.withTenant(db.pool, tenant.id, (tx) =>
+                  rt.resetByEmail(tx, {
+                    email: options.email,
+                    baseUrl: linkBase(config),
+                    now: rt.systemClock.now(),
+                    mail: { messageIdKey: rt.messageIdKey(secretKey), send },
+                  }),
+                ),
+              ),
+          },
         );
         out(reset.link);
         out(

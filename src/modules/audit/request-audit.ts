@@ -126,14 +126,20 @@ export function requestPayload(request: FastifyRequest): unknown {
         : {};
     return { fields, files };
   }
-  if (Buffer.isBuffer(body) || typeof body === 'string') {
-    return {
-      contentType: String(request.headers['content-type'] ?? ''),
-      bytes: Buffer.byteLength(body),
-      sha256: sha256Hex(body),
-    };
-  }
+  if (Buffer.isBuffer(body) || typeof body === 'string')
+    return rawBodyPayload(String(request.headers['content-type'] ?? ''), body);
   return body;
+}
+
+/**
+ * What stands for a body that is not JSON (a raw message) in the hashed payload: its media type, size
+ * and SHA-256, never its bytes. `relaydesk ingest` hashes a file the same way, as `message/rfc822`.
+ */
+export function rawBodyPayload(
+  contentType: string,
+  body: Buffer | string,
+): { contentType: string; bytes: number; sha256: string } {
+  return { contentType, bytes: Buffer.byteLength(body), sha256: sha256Hex(body) };
 }
 
 /** What onSend learnt of a response: the problem's code, or the id of what a POST created. */

@@ -11,6 +11,13 @@ import { createHealth, credentialsChanged, recordRenewed } from './health.ts';
 import { notifyImapMailboxChanged } from './providers/imap/notify.ts';
 
 export const MAILBOX_KINDS = ['imap', 'graph', 'gmail', 'mime'] as const;
+
+/**
+ * What the audit trail hashes of a mailbox write leaves out (`config.auditRedact` of POST and PATCH
+ * /mailboxes, and `relaydesk mailbox create`): the value of every credential (IMAP and SMTP
+ * passwords, client secrets, refresh tokens), keeping which were given and a null that removes them.
+ */
+export const MAILBOX_AUDIT_REDACT: readonly string[] = ['credentials.*'];
 export type MailboxKind = (typeof MAILBOX_KINDS)[number];
 
 export interface MailboxSettings {

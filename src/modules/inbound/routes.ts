@@ -27,6 +27,7 @@ import {
   deleteMailbox,
   getMailbox,
   listMailboxes,
+  MAILBOX_AUDIT_REDACT,
   MAILBOX_KINDS,
   updateMailbox,
 } from './mailboxes.ts';
@@ -54,12 +55,6 @@ const MailboxSchema = Type.Object({
   updatedAt: Timestamp,
   health: HealthSchema,
 });
-
-/**
- * What the audit trail hashes of a mailbox write leaves out: the value of every credential (IMAP and
- * SMTP passwords, client secrets, refresh tokens), keeping which were given and a null that removes them.
- */
-const CREDENTIALS_REDACTED = ['credentials.*'];
 
 const mailboxFields = {
   address: Type.String({ minLength: 3, maxLength: 254 }),
@@ -145,7 +140,7 @@ export const inboundRoutes: RouteModule = (app, deps) => {
   app.post(
     '/mailboxes',
     {
-      config: { permission: 'mailboxes:manage', auditRedact: CREDENTIALS_REDACTED },
+      config: { permission: 'mailboxes:manage', auditRedact: MAILBOX_AUDIT_REDACT },
       schema: {
         tags: ['inbound'],
         summary: 'Create a mailbox',
@@ -235,7 +230,7 @@ export const inboundRoutes: RouteModule = (app, deps) => {
   app.patch(
     '/mailboxes/:id',
     {
-      config: { permission: 'mailboxes:manage', auditRedact: CREDENTIALS_REDACTED },
+      config: { permission: 'mailboxes:manage', auditRedact: MAILBOX_AUDIT_REDACT },
       schema: {
         tags: ['inbound'],
         summary: 'Update a mailbox',

@@ -314,12 +314,15 @@ export async function inviteByEmail(
 export async function resetByEmail(
   tx: TenantTx,
   input: { email: string; baseUrl: string; now: Date; mail?: NotificationMailDeps | undefined },
-): Promise<Invitation> {
+): Promise<Invitation & { personId: string }> {
   const email = assertEmail(input.email);
   const personId = await findPersonIdByEmail(tx, email);
   if (personId === undefined)
     throw new AppError('not_found', `nobody in this tenant has the address ${email}`);
   if (!(await getAuthSettings(tx)).passwordSignIn)
     throw conflict('password sign-in is off for this tenant: agents sign in through single sign-on');
-  return issueReset(tx, { personId, baseUrl: input.baseUrl, now: input.now, mail: input.mail });
+  return {
+    ...(await issueReset(tx, { personId, baseUrl: input.baseUrl, now: input.now, mail: input.mail })),
+    personId,
+  };
 }

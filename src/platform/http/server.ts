@@ -58,7 +58,7 @@ declare module 'fastify' {
      * be a fast hash of the password. A name, or a dotted path into nested objects, where `*` is any
      * field: `appPassword`, `credentials.*` (see redactFields in modules/audit/request-audit.ts).
      */
-    auditRedact?: string[];
+    auditRedact?: readonly string[];
     /**
      * Open to a console session that must still enrol a second factor (the session and TOTP
      * routes); every other route answers it 403 second_factor_enrollment_required.
