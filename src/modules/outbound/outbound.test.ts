@@ -1145,6 +1145,28 @@ describe('acknowledgements', () => {
     expect(smtp.messages()).toEqual([]);
   });
 
+  it('threads the bounce of an acknowledgement to its ticket as a note, opening no ticket', async () => {
+    const opened = await mail('Gone <gone@sender.test>', 'Where is my order');
+    expect(await runMailJobs()).toEqual([{ queued: expect.any(String) }]);
+    await sendQueued();
+    const [ack] = smtp.messages();
+    expect(ack!.to).toEqual(['gone@sender.test']);
+    const bounced = await bounce(ack!.messageId!);
+    expect(bounced).toMatchObject({
+      status: 'appended',
+      ticketId: opened.ticketId,
+      reason: 'thread: bounce',
+    });
+    const thread = (await t.call(admin(), 'GET', `/api/v1/tickets/${opened.ticketId}/messages`)).body.items;
+    // Newest first: the report, a note for the agents, after the customer's message.
+    expect(thread.map((m: { visibility: string }) => m.visibility)).toEqual(['internal', 'public']);
+    // The report marks the acknowledgement bounced; nothing acknowledges the bounce.
+    expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
+    expect(await deliveries(opened.ticketId!)).toEqual([
+      expect.objectContaining({ purpose: 'acknowledgement', status: 'bounced' }),
+    ]);
+  });
+
   it('an auto-responder answering every mail gets at most the cap, never a storm', async () => {
     const BOT = 'autobot@loop.test';
     let round = 0;
