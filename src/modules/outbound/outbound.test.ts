@@ -860,17 +860,45 @@ describe('the ledger', () => {
   });
 
   it('filters by status and error code and pages with a cursor', async () => {
-    const page = await t.call(admin(), 'GET', '/api/v1/deliveries?status=failed&limit=1');
-    expect(page.status).toBe(200);
-    expect(page.body.items.every((d: { status: string }) => d.status === 'failed')).toBe(true);
-    if (page.body.nextCursor) {
-      const next = await t.call(
-        admin(),
-        'GET',
-        `/api/v1/deliveries?status=failed&limit=1&cursor=${page.body.nextCursor}`,
-      );
-      expect(next.body.items[0].id).not.toBe(page.body.items[0].id);
+    // Three failed attempts of this test's own (more than a page of 2), each refused by the server.
+    const seeded: string[] = [];
+    for (const who of ['pia', 'quinn', 'rui']) {
+      const from = `${who}@pages.test`;
+      const { ticketId } = await customerMail({ From: from, Cc: ADDRESS });
+      await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+        visibility: 'public',
+        text: 'Paged',
+      });
+      smtp.fault({ command: 'RCPT', code: 550, address: from, times: 1 });
+      await sendQueued();
+      const [attempt] = await deliveries(ticketId!);
+      expect(attempt).toMatchObject({ status: 'failed', destination: from });
+      seeded.push(attempt!.id);
     }
+    const failed = (cursor?: string) =>
+      t.call(admin(), 'GET', `/api/v1/deliveries?status=failed&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+    const page = await failed();
+    expect(page.status).toBe(200);
+    expect(page.body.items).toHaveLength(2);
+    expect(page.body.nextCursor).toEqual(expect.any(String));
+    const next = await failed(page.body.nextCursor);
+    expect(next.status).toBe(200);
+    expect(next.body.items.length).toBeGreaterThan(0);
+    const ids = (p: { body: { items: { id: string }[] } }) => p.body.items.map((d) => d.id);
+    expect(ids(next).filter((id) => ids(page).includes(id))).toEqual([]);
+    // Every page to the end: each failed attempt once, newest first, as one unpaged list has them.
+    const all = [...ids(page), ...ids(next)];
+    const statuses = [...page.body.items, ...next.body.items].map((d: { status: string }) => d.status);
+    for (let cursor = next.body.nextCursor; cursor;) {
+      const more = await failed(cursor);
+      all.push(...ids(more));
+      statuses.push(...more.body.items.map((d: { status: string }) => d.status));
+      cursor = more.body.nextCursor;
+    }
+    expect(statuses.every((s) => s === 'failed')).toBe(true);
+    expect(new Set(all).size).toBe(all.length);
+    expect(all).toEqual(ids(await t.call(admin(), 'GET', '/api/v1/deliveries?status=failed&limit=200')));
+    expect(all.slice(0, 3)).toEqual([...seeded].reverse());
     const bad = await t.call(admin(), 'GET', '/api/v1/deliveries?cursor=nonsense');
     expect(bad.status).toBe(400);
     const codes = await t.call(admin(), 'GET', '/api/v1/deliveries?errorCode=invalid_recipient');
