@@ -170,7 +170,10 @@ export async function applyBatch(
 
     let target = findThread(it, senderId, address);
     if (!target && bounce && mail.bouncedMessageId) {
-      const id = ticketOfKey(it.mailbox.id, mail.bouncedMessageId);
+      // Our own mail that bounced (its signed Message-ID), else a message stored for this mailbox.
+      const id =
+        verifyMessageId(deps.messageIdKey, tx.tenantId, mail.bouncedMessageId) ??
+        ticketOfKey(it.mailbox.id, mail.bouncedMessageId);
       const t = id === undefined ? undefined : tickets.get(id);
       if (t) target = { ticket: t, rule: 'bounce' };
     }

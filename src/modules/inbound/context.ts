@@ -138,11 +138,14 @@ export async function readContext(
   }
   const tickets = new Map<string, TicketState>();
   const signed = new Set<string>();
-  for (const it of live)
-    for (const ref of it.mail.references) {
+  for (const it of live) {
+    // A bounce quotes the Message-ID of the mail that bounced: ours, signed, when we sent it.
+    const bounced = it.mail.classification.bounce ? it.mail.bouncedMessageId : null;
+    for (const ref of bounced ? [...it.mail.references, bounced] : it.mail.references) {
       const id = verifyMessageId(messageIdKey, tx.tenantId, ref);
       if (id) signed.add(id);
     }
+  }
   const wanted = [...new Set([...signed, ...storedKeys.values()])];
   if (wanted.length > 0) {
     const { rows } = await tx.query<TicketRow>(

@@ -860,17 +860,45 @@ describe('the ledger', () => {
   });
 
   it('filters by status and error code and pages with a cursor', async () => {
-    const page = await t.call(admin(), 'GET', '/api/v1/deliveries?status=failed&limit=1');
-    expect(page.status).toBe(200);
-    expect(page.body.items.every((d: { status: string }) => d.status === 'failed')).toBe(true);
-    if (page.body.nextCursor) {
-      const next = await t.call(
-        admin(),
-        'GET',
-        `/api/v1/deliveries?status=failed&limit=1&cursor=${page.body.nextCursor}`,
-      );
-      expect(next.body.items[0].id).not.toBe(page.body.items[0].id);
+    // Three failed attempts of this test's own (more than a page of 2), each refused by the server.
+    const seeded: string[] = [];
+    for (const who of ['pia', 'quinn', 'rui']) {
+      const from = `${who}@pages.test`;
+      const { ticketId } = await customerMail({ From: from, Cc: ADDRESS });
+      await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, {
+        visibility: 'public',
+        text: 'Paged',
+      });
+      smtp.fault({ command: 'RCPT', code: 550, address: from, times: 1 });
+      await sendQueued();
+      const [attempt] = await deliveries(ticketId!);
+      expect(attempt).toMatchObject({ status: 'failed', destination: from });
+      seeded.push(attempt!.id);
     }
+    const failed = (cursor?: string) =>
+      t.call(admin(), 'GET', `/api/v1/deliveries?status=failed&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+    const page = await failed();
+    expect(page.status).toBe(200);
+    expect(page.body.items).toHaveLength(2);
+    expect(page.body.nextCursor).toEqual(expect.any(String));
+    const next = await failed(page.body.nextCursor);
+    expect(next.status).toBe(200);
+    expect(next.body.items.length).toBeGreaterThan(0);
+    const ids = (p: { body: { items: { id: string }[] } }) => p.body.items.map((d) => d.id);
+    expect(ids(next).filter((id) => ids(page).includes(id))).toEqual([]);
+    // Every page to the end: each failed attempt once, newest first, as one unpaged list has them.
+    const all = [...ids(page), ...ids(next)];
+    const statuses = [...page.body.items, ...next.body.items].map((d: { status: string }) => d.status);
+    for (let cursor = next.body.nextCursor; cursor;) {
+      const more = await failed(cursor);
+      all.push(...ids(more));
+      statuses.push(...more.body.items.map((d: { status: string }) => d.status));
+      cursor = more.body.nextCursor;
+    }
+    expect(statuses.every((s) => s === 'failed')).toBe(true);
+    expect(new Set(all).size).toBe(all.length);
+    expect(all).toEqual(ids(await t.call(admin(), 'GET', '/api/v1/deliveries?status=failed&limit=200')));
+    expect(all.slice(0, 3)).toEqual([...seeded].reverse());
     const bad = await t.call(admin(), 'GET', '/api/v1/deliveries?cursor=nonsense');
     expect(bad.status).toBe(400);
     const codes = await t.call(admin(), 'GET', '/api/v1/deliveries?errorCode=invalid_recipient');
@@ -1004,6 +1032,167 @@ describe('acknowledgements', () => {
     expect(await runMailJobs()).toEqual([{ skipped: 'automatic' }]);
     const [d] = await deliveries(opened.ticketId!);
     expect(d).toMatchObject({ status: 'skipped', skipReason: 'automatic', purpose: 'acknowledgement' });
+  });
+
+  /** A delivery-status report from a mail server to the desk (no Auto-Submitted), quoting `quoted`. */
+  const bounce = (quoted: string) =>
+    mailTo(
+      ackBox,
+      {
+        From: 'Mail Delivery System <MAILER-DAEMON@mx.sender.test>',
+        To: ACK,
+        Subject: 'Undelivered Mail Returned to Sender',
+        'Message-ID': `<dsn-${Math.random().toString(36).slice(2)}@mx.sender.test>`,
+        'MIME-Version': '1.0',
+        'Content-Type': 'multipart/report; report-type=delivery-status; boundary="B"',
+      },
+      [
+        '--B',
+        'Content-Type: text/plain',
+        '',
+        'This is the mail system at host mx.sender.test.',
+        '--B',
+        'Content-Type: message/delivery-status',
+        '',
+        'Reporting-MTA: dns; mx.sender.test',
+        '',
+        'Final-Recipient: rfc822; gone@sender.test',
+        'Action: failed',
+        'Status: 5.1.1',
+        '--B',
+        'Content-Type: text/rfc822-headers',
+        '',
+        `Message-ID: ${quoted}`,
+        'Subject: Hello',
+        '--B--',
+      ].join('\r\n'),
+    );
+
+  it('never acknowledges a bounce, which opens a ticket only where automatic mail may, and records why', async () => {
+    // Where automatic mail may not open tickets, a bounce opens none: nothing to acknowledge.
+    const off = await t.call(admin(), 'PATCH', `/api/v1/mailboxes/${ackBox}`, {
+      settings: { automaticMayOpenTickets: false },
+    });
+    expect(off.status, JSON.stringify(off.body)).toBe(200);
+    try {
+      expect(await bounce('<lost-1@elsewhere.test>')).toMatchObject({ status: 'skipped', reason: 'bounce' });
+      expect(await runMailJobs()).toEqual([]);
+    } finally {
+      const on = await t.call(admin(), 'PATCH', `/api/v1/mailboxes/${ackBox}`, {
+        settings: { automaticMayOpenTickets: true },
+      });
+      expect(on.status, JSON.stringify(on.body)).toBe(200);
+    }
+    // This mailbox lets it open one (it quotes no mail of any ticket), and it is not acknowledged.
+    const opened = await bounce('<lost-2@elsewhere.test>');
+    expect(opened.status).toBe('created');
+    expect(await runMailJobs()).toEqual([{ skipped: 'bounce' }]);
+    expect(await deliveries(opened.ticketId!)).toEqual([
+      expect.objectContaining({
+        status: 'skipped',
+        skipReason: 'bounce',
+        purpose: 'acknowledgement',
+        destination: 'mailer-daemon@mx.sender.test',
+      }),
+    ]);
+    await sendQueued();
+    expect(smtp.messages()).toEqual([]);
+  });
+
+  it.each([
+    ['its address', 'Help Desk <help@ack.test>'],
+    ['a plus form of it, in another case', 'Help+x@ACK.test'],
+  ])('never acknowledges mail from one of our own mailboxes (%s): it opens no ticket', async (_, from) => {
+    const outcome = await mail(from, 'Looped back');
+    expect(outcome).toMatchObject({ status: 'skipped', reason: 'own_mail', ticketId: null });
+    expect(await runMailJobs()).toEqual([]);
+    await sendQueued();
+    expect(smtp.messages()).toEqual([]);
+  });
+
+  it.each([
+    ['its address', 'desk1@ack.test', 'desk1@ack.test'],
+    ['a plus form of it, in another case', 'Desk2+T-9@Ack.Test', 'desk2@ack.test'],
+  ])(
+    'never acknowledges an address that became one of our mailboxes (%s) before the acknowledgement was decided, and records why',
+    async (_, from, mailbox) => {
+      const opened = await mail(from, 'Before the mailbox existed');
+      expect(opened.status).toBe('created');
+      await relayMailbox(admin(), mailbox);
+      expect(await runMailJobs()).toEqual([{ skipped: 'own_address' }]);
+      expect(await deliveries(opened.ticketId!)).toEqual([
+        expect.objectContaining({
+          status: 'skipped',
+          skipReason: 'own_address',
+          purpose: 'acknowledgement',
+          destination: from.toLowerCase(),
+        }),
+      ]);
+      await sendQueued();
+      expect(smtp.messages()).toEqual([]);
+    },
+  );
+
+  it('records no_recipient for a ticket whose message and requester have no address', async () => {
+    // From mail this cannot happen: mail without a sender opens no ticket, so there is no job.
+    const noSender = await mailTo(
+      ackBox,
+      { To: ACK, Subject: 'Who am I', 'Message-ID': `<${Math.random().toString(36).slice(2)}@sender.test>` },
+      'No From',
+    );
+    expect(noSender).toMatchObject({ status: 'skipped', reason: 'no_sender', ticketId: null });
+    expect(await runMailJobs()).toEqual([]);
+    // A job naming a ticket of a requester without an address (made by an agent, its message no mail).
+    const person = await t.call(admin(), 'POST', '/api/v1/people', {
+      displayName: 'Nomail',
+      kind: 'contact',
+    });
+    expect(person.status, JSON.stringify(person.body)).toBe(201);
+    const ticket = await t.call(admin(), 'POST', '/api/v1/tickets', {
+      subject: 'By phone',
+      requester: { personId: person.body.id },
+      message: { text: 'Called in' },
+    });
+    expect(ticket.status, JSON.stringify(ticket.body)).toBe(201);
+    const [first] = (await t.call(admin(), 'GET', `/api/v1/tickets/${ticket.body.id}/messages`)).body.items;
+    const decision = await acknowledgeTicket(
+      { pool: t.db.pool, clock: t.clock, messageIdKey: messageIdKey(t.secretKey) },
+      { tenantId: t.a.tenant.id, ticketId: ticket.body.id, ticketMessageId: first.id, mailboxId: ackBox },
+      { send: t.queue.send.bind(t.queue) } as never,
+    );
+    expect(decision).toEqual({ skipped: 'no_recipient' });
+    expect(await deliveries(ticket.body.id)).toEqual([
+      expect.objectContaining({
+        status: 'skipped',
+        skipReason: 'no_recipient',
+        purpose: 'acknowledgement',
+        destination: '',
+      }),
+    ]);
+    await sendQueued();
+    expect(smtp.messages()).toEqual([]);
+  });
+
+  it('threads the bounce of an acknowledgement to its ticket as a note, opening no ticket', async () => {
+    const opened = await mail('Gone <gone@sender.test>', 'Where is my order');
+    expect(await runMailJobs()).toEqual([{ queued: expect.any(String) }]);
+    await sendQueued();
+    const [ack] = smtp.messages();
+    expect(ack!.to).toEqual(['gone@sender.test']);
+    const bounced = await bounce(ack!.messageId!);
+    expect(bounced).toMatchObject({
+      status: 'appended',
+      ticketId: opened.ticketId,
+      reason: 'thread: bounce',
+    });
+    const thread = (await t.call(admin(), 'GET', `/api/v1/tickets/${opened.ticketId}/messages`)).body.items;
+    // Newest first: the report, a note for the agents, after the customer's message.
+    expect(thread.map((m: { visibility: string }) => m.visibility)).toEqual(['internal', 'public']);
+    // The report marks the acknowledgement bounced; nothing acknowledges the bounce.
+    expect(await runMailJobs()).toEqual([{ bounced: [expect.any(String)] }]);
+    expect(await deliveries(opened.ticketId!)).toEqual([
+      expect.objectContaining({ purpose: 'acknowledgement', status: 'bounced' }),
+    ]);
   });
 
   it('an auto-responder answering every mail gets at most the cap, never a storm', async () => {
