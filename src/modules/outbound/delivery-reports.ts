@@ -5,12 +5,12 @@
 // recipients (To and Cc), each reported on in its own block. Reports that are no more than a
 // plain-text bounce (many MTAs send nothing machine-readable) still mark the attempt bounced.
 import type { Pool } from '../../platform/db/pool.ts';
-import { type TenantTx, withTenant } from '../../platform/db/tx.ts';
-import { recordEvent } from '../events/events.ts';
+import { withTenant } from '../../platform/db/tx.ts';
 import { readDeliveryReport, type RecipientStatus } from '../inbound/delivery-reports.ts';
 import type { DeliveryReportPayload } from '../inbound/job-refs.ts';
+import { tellMailFailed } from './failed-mail.ts';
 import { markBounced, markDelivered, reportedAttempt } from './ledger.ts';
-import type { DeliveryErrorCode, DeliveryRow } from './model.ts';
+import type { DeliveryErrorCode } from './model.ts';
 
 /** What a report means for the attempt whose destination is `destination`. */
 export type ReportVerdict =
@@ -72,31 +72,6 @@ export function decideReport(
   return { verdict: 'unchanged', reason: `the report says ${mine.map((r) => r.action).join(', ')}` };
 }
 
-/**
- * A bounce is the end of the attempt's mail: it is told of like any other delivery that failed for
- * good, in the bounce's transaction and in the shape send.ts gives it, except for mail that itself
- * tells of a failed delivery (its bounce would be told of by mail to the same address, and so on).
- */
-async function tellOfBounce(
-  tx: TenantTx,
-  row: DeliveryRow,
-  verdict: { errorCode: DeliveryErrorCode; errorMessage: string },
-): Promise<void> {
-  if (row.payload['about'] === 'delivery.failed') return;
-  await recordEvent(tx, {
-    type: 'delivery.failed',
-    ticketId: row.ticket_id,
-    data: {
-      deliveryId: row.id,
-      channel: row.channel,
-      purpose: row.purpose,
-      destination: row.destination,
-      errorCode: verdict.errorCode,
-      error: verdict.errorMessage.slice(0, 300),
-    },
-  });
-}
-
 /** Marks the attempt that carried the reported Message-ID as the report says (deliveryReportJob). */
 export async function recordDeliveryReport(
   deps: { pool: Pool },
@@ -113,7 +88,8 @@ export async function recordDeliveryReport(
     switch (verdict.verdict) {
       case 'bounced':
         if (!(await markBounced(tx, row, verdict))) return { unchanged: `the attempt is ${row.status}` };
-        await tellOfBounce(tx, row, verdict);
+        // A bounce is the end of the attempt's mail: told of like any terminal failure.
+        await tellMailFailed(tx, row, verdict);
         return { bounced: [row.id] };
       case 'delivered':
         if (!(await markDelivered(tx, row))) return { unchanged: `the attempt is ${row.status}` };

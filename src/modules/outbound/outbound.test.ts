@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp.ts';
 import { makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
+import { multipart } from '../../../test/multipart.ts';
 import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
@@ -429,33 +430,17 @@ describe('an agent reply', () => {
 
   it('carries attachments uploaded as multipart/form-data', async () => {
     const { ticketId } = await customerMail({});
-    const boundary = 'relaydesk-test-boundary';
-    const body = Buffer.from(
-      [
-        `--${boundary}`,
-        'Content-Disposition: form-data; name="visibility"',
-        '',
-        'public',
-        `--${boundary}`,
-        'Content-Disposition: form-data; name="text"',
-        '',
-        'Here is the driver.',
-        `--${boundary}`,
-        'Content-Disposition: form-data; name="bcc"',
-        '',
-        'audit@partner.test',
-        `--${boundary}`,
-        'Content-Disposition: form-data; name="attachments"; filename="driver.txt"',
-        'Content-Type: text/plain',
-        '',
-        'DRIVER-BYTES-123',
-        `--${boundary}--`,
-        '',
-      ].join('\r\n'),
+    const upload = await multipart(
+      { visibility: 'public', text: 'Here is the driver.', bcc: 'audit@partner.test' },
+      [{ filename: 'driver.txt', contentType: 'text/plain', content: Buffer.from('DRIVER-BYTES-123') }],
     );
-    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, body, {
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-    });
+    const res = await t.call(
+      admin(),
+      'POST',
+      `/api/v1/tickets/${ticketId}/messages`,
+      upload.body,
+      upload.headers,
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body.mail.attachments).toMatchObject([
       { filename: 'driver.txt', contentType: 'text/plain', size: 16 },
@@ -471,18 +456,20 @@ describe('an agent reply', () => {
 
   it('refuses an attachment over the size limit with 413', async () => {
     const { ticketId } = await customerMail({});
-    const boundary = 'b';
-    const big = Buffer.alloc(25 * 1024 * 1024 + 10, 0x61);
-    const body = Buffer.concat([
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\npublic\r\n--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\nbig\r\n--${boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
-      ),
-      big,
-      Buffer.from(`\r\n--${boundary}--\r\n`),
+    const upload = await multipart({ visibility: 'public', text: 'big' }, [
+      {
+        filename: 'big.bin',
+        contentType: 'application/octet-stream',
+        content: Buffer.alloc(25 * 1024 * 1024 + 10, 0x61),
+      },
     ]);
-    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, body, {
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-    });
+    const res = await t.call(
+      admin(),
+      'POST',
+      `/api/v1/tickets/${ticketId}/messages`,
+      upload.body,
+      upload.headers,
+    );
     expect(res.status).toBe(413);
     expect(res.body.code).toBe('payload_too_large');
     const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GmailSimulator, startGmailSimulator } from '../../../simulators/gmail.ts';
 import { type GraphSimulator, startGraphSimulator } from '../../../simulators/graph.ts';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
+import { multipart } from '../../../test/multipart.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { getMailbox } from '../inbound/mailboxes.ts';
@@ -157,35 +158,23 @@ describe('the size Microsoft 365 takes', () => {
       subject: `Attachment of ${bytes}`,
       requester: { email: 'files@example.org' },
     });
-    const boundary = 'size-boundary';
-    const body = Buffer.concat([
-      Buffer.from(
-        [
-          `--${boundary}`,
-          'Content-Disposition: form-data; name="visibility"',
-          '',
-          'public',
-          `--${boundary}`,
-          'Content-Disposition: form-data; name="text"',
-          '',
-          'The file you asked for.',
-          `--${boundary}`,
-          'Content-Disposition: form-data; name="mailboxId"',
-          '',
-          mailboxes.graph,
-          `--${boundary}`,
-          'Content-Disposition: form-data; name="attachments"; filename="report.bin"',
-          'Content-Type: application/octet-stream',
-          '',
-          '',
-        ].join('\r\n'),
-      ),
-      Buffer.alloc(bytes, 0x5a),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
-    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticket.body.id}/messages`, body, {
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-    });
+    const upload = await multipart(
+      { visibility: 'public', text: 'The file you asked for.', mailboxId: mailboxes.graph },
+      [
+        {
+          filename: 'report.bin',
+          contentType: 'application/octet-stream',
+          content: Buffer.alloc(bytes, 0x5a),
+        },
+      ],
+    );
+    const res = await t.call(
+      admin(),
+      'POST',
+      `/api/v1/tickets/${ticket.body.id}/messages`,
+      upload.body,
+      upload.headers,
+    );
     return { res, ticketId: ticket.body.id as string };
   }
 

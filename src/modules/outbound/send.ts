@@ -14,7 +14,7 @@ import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
-import { recordEvent } from '../events/events.ts';
+import { tellMailFailed } from './failed-mail.ts';
 import { getMailbox, type Mailbox, mailboxesAcrossTenants } from '../inbound/mailboxes.ts';
 import { messageAttachments, messagesWithAttachmentsAcrossTenants } from '../tickets/messages.ts';
 import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
@@ -331,19 +331,7 @@ async function failed(
       if (!retry) {
         // Mail that will not go out is worth telling someone (by the tenant's rules), except mail
         // that itself tells of a failed delivery: a failing address would loop.
-        if (row.payload['about'] !== 'delivery.failed')
-          await recordEvent(tx, {
-            type: 'delivery.failed',
-            ticketId: row.ticket_id,
-            data: {
-              deliveryId: row.id,
-              channel: row.channel,
-              purpose: row.purpose,
-              destination: row.destination,
-              errorCode: error.code,
-              error: error.message.slice(0, 300),
-            },
-          });
+        await tellMailFailed(tx, row, { errorCode: error.code, errorMessage: error.message });
         return { failed: error.code };
       }
       const next = await queueNextAttempt(tx, row);
