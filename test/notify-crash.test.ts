@@ -1,6 +1,6 @@
 // Notifications under worker crashes, over real worker processes (`relaydesk start --role worker`:
 // dispatcher, fan-out, delivery) on the file's database, killed with SIGKILL again and again:
-//   - webhooks: 1,400 notifications (280 events recorded through the API, each for 5 subscribed
+//   - webhooks: 2,000 notifications (400 events recorded through the API, each for 5 subscribed
 //     endpoints) while workers die at random moments and at the deliver job's fault points
 //     (RELAYDESK_FAULT_KILL_AT: after reserving an attempt's key; after the receiver took it, before
 //     it was recorded). Every event is fanned out once, every notification ends sent, and every
@@ -25,7 +25,7 @@ import { makeTicket, type TestApp, useTestApp } from './app.ts';
  */
 const LEASE_SECONDS = 6;
 const ENDPOINTS = 5;
-const TICKETS = 56;
+const TICKETS = 80;
 /** Each ticket is created (ticket.created) and then goes through these (ticket.status_changed). */
 const STATUSES = ['open', 'pending', 'solved', 'closed'] as const;
 const EVENTS = TICKETS * (1 + STATUSES.length);
@@ -135,7 +135,7 @@ describe('webhook notifications under worker crashes', () => {
   afterAll(() => Promise.all(receivers.map((r) => r.close())));
 
   it(
-    'delivers 1,400 notifications, each counted exactly once, while workers are SIGKILLed',
+    'delivers 2,000 notifications, each counted exactly once, while workers are SIGKILLed',
     { timeout: 300_000 },
     async () => {
       const started = Date.now();
