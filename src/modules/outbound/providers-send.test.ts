@@ -149,6 +149,32 @@ describe.each(['graph', 'gmail'] as const)('a reply through %s', (kind) => {
     expect(await run(lost.deliveryId)).toMatchObject({ sent: expect.any(String) });
     expect(sim().sent()).toHaveLength(2);
   });
+
+  it('asks again before a retry: a 5xx whose mail went out after all is not sent twice', async () => {
+    sim().clearSent();
+    const { deliveryId, messageId } = await reply(kind);
+    sim().fault({ pathPrefix: '/', method: 'POST', status: 503, times: 1 });
+    const first = await run(deliveryId);
+    expect(first).toMatchObject({ failed: 'transient' });
+    // The provider had taken it after all, though its search did not show it yet when asked.
+    const row = await withTenant(
+      t.db.pool,
+      t.a.tenant.id,
+      async (tx) => (await deliveryRow(tx, deliveryId))!,
+    );
+    const mailbox = await withTenant(t.db.pool, t.a.tenant.id, (tx) => getMailbox(tx, mailboxes[kind]));
+    await transports.send({
+      tenantId: t.a.tenant.id,
+      mailbox,
+      payload: row.payload as unknown as EmailPayload,
+      messageId,
+      attachments: [],
+    });
+    const next = String(first['nextAttempt']);
+    expect(await run(next)).toEqual({ recovered: 'sent' });
+    expect(sim().sent()).toHaveLength(1);
+    expect(await delivery(next)).toMatchObject({ status: 'sent', attempt: 2 });
+  });
 });
 
 describe('the size Microsoft 365 takes', () => {

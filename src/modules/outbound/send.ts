@@ -62,6 +62,10 @@ function faultPoint(deps: SendDeps, point: string): void {
   if (deps.killAt === point) process.kill(process.pid, 'SIGKILL');
 }
 
+/** A later attempt through a provider that can be asked by Message-ID (Graph, Gmail) asks first. */
+const asksBeforeRetry = (row: Pick<DeliveryRow, 'attempt'>, mailbox: Pick<Mailbox, 'kind'>): boolean =>
+  row.attempt > 1 && (mailbox.kind === 'graph' || mailbox.kind === 'gmail');
+
 /** Runs one attempt of the ledger to its outcome; answers what happened (the job's output). */
 export async function sendDelivery(
   deps: SendDeps,
@@ -123,6 +127,20 @@ export async function sendDelivery(
       return { recovered: found ? 'sent' : 'unknown' };
     }
     // The provider has no such message: the earlier run stopped before it reached it.
+  } else if (asksBeforeRetry(row, mailbox)) {
+    // An earlier attempt whose outcome was not known (a timeout, a 5xx) may have gone out after
+    // all, and the provider's search can lag a send by seconds: asked again now, before a copy.
+    if (await deps.transports.wasSent({ tenantId, mailbox, messageId })) {
+      await withTenant(deps.pool, tenantId, (tx) =>
+        recordOutcome(tx, row, {
+          status: 'sent',
+          providerMessageId: null,
+          providerResponse: 'found at the provider: an earlier attempt had sent it',
+          requestId: null,
+        }),
+      );
+      return { recovered: 'sent' };
+    }
   }
   faultPoint(deps, 'outbound.after-reserve');
 
@@ -243,7 +261,14 @@ async function sendTogether(
   items.forEach((item, i) => {
     const row = rows.get(refKey(item.payload));
     const mailbox = row?.mailbox_id ? mailboxes.get(`${row.tenant_id}/${row.mailbox_id}`) : undefined;
-    if (row && mailbox && fresh.has(row.id) && row.channel === 'email' && !seen.has(row.id)) {
+    if (
+      row &&
+      mailbox &&
+      fresh.has(row.id) &&
+      row.channel === 'email' &&
+      !asksBeforeRetry(row, mailbox) &&
+      !seen.has(row.id)
+    ) {
       seen.add(row.id);
       batch.push({ i, row, mailbox });
     } else alone.push(i);
