@@ -10,7 +10,6 @@ import { withSystemTx, withTenant } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
-import { recordEvent } from '../events/events.ts';
 import {
   deliveryRow,
   type LedgerRow,
@@ -25,6 +24,7 @@ import {
   reserveKey,
   reserveKeys,
 } from '../outbound/ledger.ts';
+import { tellDeliveryFailed } from '../outbound/failed-delivery.ts';
 import type { DeliveryRow } from '../outbound/model.ts';
 import { classifyProviderError, DeliveryError } from '../outbound/transports.ts';
 import type {
@@ -300,19 +300,12 @@ async function failed(
             { tenantId: tx.tenantId, deliveryId: next },
             { tx, delaySeconds: delay },
           );
-      } else if (content?.type !== 'delivery.failed') {
-        // Told like any event; a failed notification about a failure is not announced again.
-        await recordEvent(tx, {
-          type: 'delivery.failed',
-          ticketId: row.ticket_id,
-          data: {
-            deliveryId: row.id,
-            channel: row.channel,
-            destination: row.destination,
-            errorCode: error.code,
-            error: error.message.slice(0, 300),
-            about: content?.type ?? null,
-          },
+      } else {
+        // Told like any event (a failed notification about a failure is not announced again).
+        await tellDeliveryFailed(tx, row, {
+          errorCode: error.code,
+          errorMessage: error.message,
+          about: content?.type ?? null,
         });
       }
       return true;

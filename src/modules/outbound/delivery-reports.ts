@@ -8,7 +8,7 @@ import type { Pool } from '../../platform/db/pool.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { readDeliveryReport, type RecipientStatus } from '../inbound/delivery-reports.ts';
 import type { DeliveryReportPayload } from '../inbound/job-refs.ts';
-import { tellMailFailed } from './failed-mail.ts';
+import { mailAbout, tellDeliveryFailed } from './failed-delivery.ts';
 import { markBounced, markDelivered, reportedAttempt } from './ledger.ts';
 import type { DeliveryErrorCode } from './model.ts';
 
@@ -89,7 +89,7 @@ export async function recordDeliveryReport(
       case 'bounced':
         if (!(await markBounced(tx, row, verdict))) return { unchanged: `the attempt is ${row.status}` };
         // A bounce is the end of the attempt's mail: told of like any terminal failure.
-        await tellMailFailed(tx, row, verdict);
+        await tellDeliveryFailed(tx, row, { ...verdict, about: mailAbout(row) });
         return { bounced: [row.id] };
       case 'delivered':
         if (!(await markDelivered(tx, row))) return { unchanged: `the attempt is ${row.status}` };

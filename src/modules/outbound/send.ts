@@ -14,7 +14,7 @@ import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { BatchItem, BatchResult, JobContext } from '../../platform/queue/registry.ts';
 import { runSharedBatch, type SharedBatch } from '../../platform/queue/shared-batches.ts';
-import { tellMailFailed } from './failed-mail.ts';
+import { mailAbout, tellDeliveryFailed } from './failed-delivery.ts';
 import { getMailbox, type Mailbox, mailboxesAcrossTenants } from '../inbound/mailboxes.ts';
 import { messageAttachments, messagesWithAttachmentsAcrossTenants } from '../tickets/messages.ts';
 import { type OutboundSendPayload, outboundSendJob } from './job-refs.ts';
@@ -356,7 +356,11 @@ async function failed(
       if (!retry) {
         // Mail that will not go out is worth telling someone (by the tenant's rules), except mail
         // that itself tells of a failed delivery: a failing address would loop.
-        await tellMailFailed(tx, row, { errorCode: error.code, errorMessage: error.message });
+        await tellDeliveryFailed(tx, row, {
+          errorCode: error.code,
+          errorMessage: error.message,
+          about: mailAbout(row),
+        });
         return { failed: error.code };
       }
       const next = await queueNextAttempt(tx, row);
