@@ -1,7 +1,7 @@
 // The SMTP simulator's own behaviour (no database), through nodemailer as a real SMTP client:
 // cleartext, STARTTLS and implicit TLS, AUTH, SIZE, each fault code, seeded probability faults,
 // headers as sent, and a pooled transport sending many messages.
-import net from 'node:net';
+import { smtpDialogue } from './smtp-dialogue.ts';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, type SmtpSimulatorOptions, startSmtpSimulator } from '../simulators/smtp.ts';
@@ -53,45 +53,16 @@ async function failure(p: Promise<unknown>): Promise<{ responseCode: number; res
   throw new Error('the send succeeded');
 }
 
-/**
- * Speaks SMTP by hand over cleartext, for what nodemailer will not send (it checks a declared
- * SIZE itself). Returns each reply (multi-line replies joined), the greeting first.
- */
+/** Each reply to `commands` (multi-line replies joined), the greeting first (test/smtp-dialogue.ts). */
 async function dialogue(sim: SmtpSimulator, commands: string[]): Promise<string[]> {
-  const socket = net.connect(sim.port, sim.host);
-  const replies: string[] = [];
-  let buffer = '';
-  let current: string[] = [];
-  let waiting: (() => void) | undefined;
-  socket.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\r\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 2);
-      current.push(line);
-      // "250-..." continues a reply, "250 ..." ends it.
-      if (line[3] !== '-') {
-        replies.push(current.join('\n'));
-        current = [];
-        waiting?.();
-      }
-    }
-  });
-  const next = (count: number) =>
-    new Promise<void>((resolve) => {
-      waiting = () => {
-        if (replies.length >= count) resolve();
-      };
-      waiting();
-    });
-  await next(1);
-  for (const command of commands) {
-    socket.write(`${command}\r\n`);
-    await next(replies.length + 1);
+  const session = await smtpDialogue(sim.port, sim.host);
+  try {
+    const replies = [session.greeting];
+    for (const command of commands) replies.push(await session.say(command));
+    return replies;
+  } finally {
+    session.close();
   }
-  socket.destroy();
-  return replies;
 }
 
 afterEach(async () => {

@@ -1,14 +1,13 @@
 // Mail in over SMTP, over real SMTP: nodemailer sends to the listener, which stores what it accepts
 // like the MIME API before it answers 250.
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../../simulators/tls.ts';
 import { type TestApp, useTestApp } from '../../../test/app.ts';
+import { smtpDialogue } from '../../../test/smtp-dialogue.ts';
 import { createPool } from '../../platform/db/pool.ts';
 import { createLogger } from '../../platform/logging.ts';
 import { processInbound } from './process.ts';
@@ -46,41 +45,6 @@ async function mailbox(
   const res = await t.call(token, 'POST', '/api/v1/mailboxes', { kind: 'mime', address, settings });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.id;
-}
-
-/** A plain SMTP conversation, one command (or a message ending in '.') and its whole answer at a time. */
-async function smtpSession(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
-  socket.setEncoding('utf8');
-  let buffered = '';
-  const answers: string[] = [];
-  const waiting: ((answer: string) => void)[] = [];
-  // An answer ends with a line whose code is followed by a space ("250 ok", after "250-…" lines).
-  const complete = /^(?:\d{3}-[^\n]*\n)*(\d{3} [^\n]*)\n/;
-  socket.on('data', (chunk: string) => {
-    buffered += chunk;
-    for (let m = complete.exec(buffered); m; m = complete.exec(buffered)) {
-      buffered = buffered.slice(m[0].length);
-      const waiter = waiting.shift();
-      if (waiter) waiter(m[1]!.trim());
-      else answers.push(m[1]!.trim());
-    }
-  });
-  const next = () =>
-    new Promise<string>((resolve) => {
-      const ready = answers.shift();
-      if (ready === undefined) waiting.push(resolve);
-      else resolve(ready);
-    });
-  await once(socket, 'connect');
-  expect(await next()).toMatch(/^220/);
-  return {
-    say: (line: string) => {
-      socket.write(`${line}\r\n`);
-      return next();
-    },
-    close: () => socket.destroy(),
-  };
 }
 
 let support: string;
@@ -215,7 +179,8 @@ describe('SMTP ingress', () => {
   it('refuses for good (550) a message whose only mailbox was removed between RCPT TO and DATA', async () => {
     const doomed = await mailbox(t.a.adminToken.token, 'doomed@smtp.test');
     const kept = await mailbox(t.a.adminToken.token, 'kept@smtp.test');
-    const session = await smtpSession(ingress.address.port);
+    const session = await smtpDialogue(ingress.address.port);
+    expect(session.greeting).toMatch(/^220/);
     try {
       expect(await session.say('EHLO client.test')).toMatch(/^250/);
       expect(await session.say('MAIL FROM:<customer@example.org>')).toMatch(/^250/);
