@@ -112,6 +112,20 @@ describe('a Gmail mailbox', () => {
     sim = own;
     try {
       const mailbox = await gmailMailbox();
+      // Its first watch queued a reconciliation, which refreshes the token too: the one rotation
+      // is for the renewal below, so that job ends first.
+      await expect
+        .poll(
+          async () =>
+            (
+              await t.db.admin.query(
+                `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'mailbox.reconcile'
+                    AND data->>'mailboxId' = $1 AND state IN ('created', 'retry', 'active')`,
+                [mailbox.id],
+              )
+            ).rows[0].n,
+        )
+        .toBe(0);
       const rotated = sim.rotateRefreshTokenOnce();
       sim.fault({
         pathPrefix: `/gmail/v1/users/${encodeURIComponent(mailbox.address)}/watch`,
