@@ -292,7 +292,19 @@ export async function startRelaydesk({
     }
     if (runsWorkers) {
       await queue.startWorkers();
-      stopDispatcher = startEventDispatcher({ pool: db.pool, queue, logger, connectionString: db.directUrl });
+      stopDispatcher = startEventDispatcher({
+        pool: db.pool,
+        queue,
+        logger,
+        connectionString: db.directUrl,
+        adapters: channelAdapters({
+          pool: db.pool,
+          secretKey,
+          clock,
+          logger,
+          allowPrivateWebhooks: config.allowPrivateWebhooks,
+        }),
+      });
       imap = new ImapListeners({ pool: db.pool, connectionString: db.directUrl, secretKey, logger, queue });
       await imap.start();
     }

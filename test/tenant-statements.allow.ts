@@ -63,8 +63,10 @@ export const ALLOWED: Allowance[] = [
         'UPDATE ticket_wakeups w SET next_wake_at = ... FROM unnest(tenants, tickets) (tickets/wakeups.ts: the claimed rows pushed back)',
       '3989dcf469e0c13b':
         'DELETE FROM ticket_wakeups w USING unnest(tenants, tickets) (tickets/wakeups.ts: the claimed rows done with)',
-      '35dde5ec9f6beadb':
-        'UPDATE events e SET dispatched_at = now() FROM (SELECT ... FROM events WHERE dispatched_at IS NULL ...) (events/events.ts)',
+      '6d432da6fbbbff13':
+        'UPDATE events e SET dispatched_at = now() FROM (SELECT ... FROM events WHERE dispatched_at IS NULL ...) (events/events.ts claimUndispatched)',
+      '871759565495ced6':
+        'UPDATE events e SET fanned_out_at = now() FROM unnest(tenants, ids) (events/events.ts markFannedOutClaimed: claimed events nobody listens to)',
       '249c7317a788d6cd':
         'WITH due AS (SELECT ... FROM mailbox_health h JOIN mailboxes m ...) UPDATE mailbox_health ... claim_id (inbound/health.ts: upkeep)',
       '693205dbc5d53f20':
@@ -93,6 +95,16 @@ export const ALLOWED: Allowance[] = [
         'SELECT e.tenant_id, ... FROM webhook_endpoints e JOIN unnest(tenants, ids) ... (webhooks/endpoints.ts endpointsForSendAcrossTenants)',
       '96b3cfbaf25c8109':
         'SELECT DISTINCT a.tenant_id, a.message_id FROM attachments a JOIN unnest(tenants, ids) ... (tickets/messages.ts messagesWithAttachmentsAcrossTenants)',
+    },
+  },
+  {
+    reason:
+      'The event dispatcher asks, for the events it claimed across tenants (up to 500), which of their tenants listen to their types, in one statement per kind of listener: an event nobody listens to gets no fan-out job.',
+    statements: {
+      '54412b1a0096b083':
+        'SELECT DISTINCT tenant_id, event FROM notification_rules WHERE tenant_id = ANY($1) ... (notify/rules.ts tenantsWithRules)',
+      '71a1c3c904313150':
+        'SELECT tenant_id, events FROM webhook_endpoints WHERE tenant_id = ANY($1) ... (webhooks/endpoints.ts subscribedAmong)',
     },
   },
   {

@@ -126,21 +126,38 @@ export const recordEvent = async (tx: TenantTx, event: NewEvent): Promise<string
 /**
  * Claims up to `limit` undispatched events across tenants, oldest first, skipping those another
  * dispatcher holds, and marks them dispatched (call in a system transaction that also enqueues their
- * fan-out jobs: both commit or neither does).
+ * fan-out jobs, or marks them fanned out: both commit or neither does).
  */
 export async function claimUndispatched(
   sys: SystemTx,
   limit: number,
-): Promise<{ tenantId: string; id: string }[]> {
-  const { rows } = await sys.query<{ tenant_id: string; id: string }>(
+): Promise<{ tenantId: string; id: string; type: AnyEventType }[]> {
+  const { rows } = await sys.query<{ tenant_id: string; id: string; type: AnyEventType }>(
     `UPDATE events e SET dispatched_at = now()
        FROM (SELECT tenant_id, id FROM events WHERE dispatched_at IS NULL
               ORDER BY occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED) c
       WHERE e.tenant_id = c.tenant_id AND e.id = c.id
-      RETURNING e.tenant_id, e.id`,
+      RETURNING e.tenant_id, e.id, e.type`,
     [limit],
   );
-  return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id }));
+  return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id, type: r.type }));
+}
+
+/**
+ * Marks claimed events fanned out without a fan-out job: the ones nobody is to hear of (the
+ * dispatcher found no rule and no subscriber for them), in its claiming transaction.
+ */
+export async function markFannedOutClaimed(
+  sys: SystemTx,
+  events: { tenantId: string; id: string }[],
+): Promise<void> {
+  if (events.length === 0) return;
+  await sys.query(
+    `UPDATE events e SET fanned_out_at = now()
+       FROM unnest($1::uuid[], $2::uuid[]) AS x(tenant_id, id)
+      WHERE e.tenant_id = x.tenant_id AND e.id = x.id AND e.fanned_out_at IS NULL`,
+    [events.map((e) => e.tenantId), events.map((e) => e.id)],
+  );
 }
 
 /** Locks an event for its fan-out (a second run of the same job waits, then sees it fanned out). */

@@ -3,7 +3,7 @@
 // what and writes the ledger rows; a channel adapter only finds destinations and sends one attempt.
 // Adapters live in their own modules (teams, slack, webhooks) and are handed to the notify module by
 // the composition root (src/app.ts), so the notify module never imports them.
-import type { TenantTx } from '../../platform/db/tx.ts';
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
 import type { AnyEventType } from '../events/events.ts';
 import type { DeliveryError } from '../outbound/transports.ts';
 
@@ -71,6 +71,11 @@ export interface ChannelAdapter {
   personDestination(tx: TenantTx, personId: string): Promise<string | undefined>;
   /** Destinations that take events by their own subscription regardless of rules (webhook endpoints). */
   subscribers?(tx: TenantTx, type: AnyEventType): Promise<string[]>;
+  /**
+   * The same across tenants, as pairs `tenant|type`: of these tenants and event types, which have a
+   * subscriber (the dispatcher's check before it makes a fan-out job). Given with `subscribers`.
+   */
+  subscribedAmong?(sys: SystemTx, tenantIds: string[], types: AnyEventType[]): Promise<Set<string>>;
   /** Whether a rule's fixed destination exists in the tenant (checked when the rule is saved). */
   destinationExists(tx: TenantTx, destination: string): Promise<boolean>;
   /**

@@ -1,33 +1,76 @@
 // The event dispatcher (worker role): hands recorded events to fan-out jobs. It claims undispatched
 // events across tenants (SKIP LOCKED, so several workers share the work without overlap) and
 // enqueues one `notify.fanout` job per event in the claiming transaction: an event is either still
-// undispatched or has its job, never neither. It runs when an event is announced (LISTEN on a
-// dedicated connection: NOTIFY is delivered at commit) and once a second regardless, so a lost
-// connection only delays, never loses.
+// undispatched or has its job, never neither. An event nobody is to hear of (no enabled rule about
+// its type in its tenant, no subscriber such as a webhook endpoint) is marked fanned out in that
+// transaction instead: most status changes and creations in a tenant without rules for them, whose
+// job, with its transaction, would cost about as much again as the change that recorded the event.
+// It runs when an event is announced (LISTEN on a dedicated connection: NOTIFY is delivered at
+// commit) and once a second regardless, so a lost connection only delays, never loses.
 import pg from 'pg';
 import type { Pool } from '../../platform/db/pool.ts';
-import { withSystemTx } from '../../platform/db/tx.ts';
+import { type SystemTx, withSystemTx } from '../../platform/db/tx.ts';
 import type { Logger } from '../../platform/logging.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
-import { claimUndispatched, EVENTS_CHANNEL } from '../events/events.ts';
+import {
+  type AnyEventType,
+  claimUndispatched,
+  EVENTS_CHANNEL,
+  markFannedOutClaimed,
+} from '../events/events.ts';
+import type { AdapterChannel, ChannelAdapter } from './channel.ts';
 import { notifyFanoutJob } from './job-refs.ts';
+import { tenantsWithRules } from './rules.ts';
 
 const CLAIM = 500;
 const POLL_MS = 1000;
 
-/** One pass: claims and enqueues until nothing is left. Answers how many events it dispatched. */
-export async function dispatchEvents(deps: {
+export interface DispatchDeps {
   pool: Pool;
   queue: Pick<JobQueue, 'sendMany'>;
-}): Promise<number> {
+  /** The channel adapters the fan-out uses: their subscribers count as listeners. */
+  adapters: Map<AdapterChannel, ChannelAdapter>;
+}
+
+/**
+ * Fanned out whatever the rules say: an escalation names whom to tell in its own data, a rule's
+ * test its rule.
+ */
+const ALWAYS_FANNED_OUT: ReadonlySet<AnyEventType> = new Set(['sla.escalated', 'notification.test']);
+
+/** Of the claimed events, the pairs `tenant|type` someone listens to (a rule or a subscriber). */
+async function listenedTo(
+  sys: SystemTx,
+  adapters: DispatchDeps['adapters'],
+  claimed: { tenantId: string; type: AnyEventType }[],
+): Promise<Set<string>> {
+  const tenantIds = [...new Set(claimed.map((c) => c.tenantId))];
+  const types = [...new Set(claimed.map((c) => c.type))];
+  const heard = await tenantsWithRules(sys, tenantIds, types);
+  for (const adapter of adapters.values())
+    for (const key of (await adapter.subscribedAmong?.(sys, tenantIds, types)) ?? []) heard.add(key);
+  return heard;
+}
+
+/** One pass: claims and enqueues until nothing is left. Answers how many events it dispatched. */
+export async function dispatchEvents(deps: DispatchDeps): Promise<number> {
   let total = 0;
   for (;;) {
     const n = await withSystemTx(deps.pool, async (sys) => {
       const claimed = await claimUndispatched(sys, CLAIM);
-      if (claimed.length > 0)
+      if (claimed.length === 0) return 0;
+      const heard = await listenedTo(sys, deps.adapters, claimed);
+      const isHeard = (c: (typeof claimed)[number]) =>
+        ALWAYS_FANNED_OUT.has(c.type) || heard.has(`${c.tenantId}|${c.type}`);
+      const fanned = claimed.filter(isHeard);
+      await markFannedOutClaimed(
+        sys,
+        claimed.filter((c) => !isHeard(c)),
+      );
+      if (fanned.length > 0)
         await deps.queue.sendMany(
           notifyFanoutJob,
-          claimed.map((c) => ({ tenantId: c.tenantId, eventId: c.id })),
+          fanned.map((c) => ({ tenantId: c.tenantId, eventId: c.id })),
           { tx: sys },
         );
       return claimed.length;
@@ -38,12 +81,12 @@ export async function dispatchEvents(deps: {
 }
 
 /** Starts the dispatcher; answers a function that stops it. */
-export function startEventDispatcher(deps: {
-  pool: Pool;
-  queue: Pick<JobQueue, 'sendMany'>;
-  logger: Logger;
-  connectionString: string;
-}): () => Promise<void> {
+export function startEventDispatcher(
+  deps: DispatchDeps & {
+    logger: Logger;
+    connectionString: string;
+  },
+): () => Promise<void> {
   const logger = deps.logger.child({ component: 'event-dispatcher' });
   let stopped = false;
   let running: Promise<void> | undefined;

@@ -12,6 +12,7 @@ import { messageIdKey } from '../inbound/signing.ts';
 import { outboundSendJob } from '../outbound/job-refs.ts';
 import { closeAbandonedAttempt } from '../outbound/ledger.ts';
 import { appendMessage } from '../tickets/messages.ts';
+import { createTenant } from '../tenants/service.ts';
 import { dropOldEvents, recordEvent, redispatchEvent } from '../events/events.ts';
 import { webhookChannel } from '../webhooks/channel.ts';
 import type { AdapterChannel, ChannelAdapter } from './channel.ts';
@@ -31,7 +32,7 @@ const ctx = () => ({ send: t.queue.send.bind(t.queue), sendEach: t.queue.sendEac
 
 /** Dispatches every recorded event and runs the fan-out jobs, as the worker would. */
 async function fanOutAll(): Promise<void> {
-  await dispatchEvents({ pool: t.db.pool, queue: t.queue });
+  await dispatchEvents({ pool: t.db.pool, queue: t.queue, adapters });
   const { rows } = await t.db.admin.query<{ id: string; data: { tenantId: string; eventId: string } }>(
     `DELETE FROM pgboss.job WHERE name = $1 RETURNING id, data`,
     [notifyFanoutJob.name],
@@ -422,9 +423,68 @@ describe('fan-out and delivery', () => {
 });
 
 describe('dispatch', () => {
+  it('marks an event nobody listens to fanned out without a job; a rule, an endpoint of the tenant or an escalation gets one', async () => {
+    const c = await createTenant(t.db.pool, { name: 'Listeners' });
+    const token = c.adminToken.token;
+    const record = (type: 'ticket.status_changed' | 'ticket.customer_replied' | 'sla.escalated') =>
+      withTenant(t.db.pool, c.tenant.id, (tx) => recordEvent(tx, { type }));
+    /** Whether the event has a fan-out job, and whether it is marked fanned out, after a pass. */
+    const dispatched = async (eventId: string) => {
+      await dispatchEvents({ pool: t.db.pool, queue: t.queue, adapters });
+      const jobs = await t.db.admin.query(
+        "SELECT 1 FROM pgboss.job WHERE name = $1 AND data->>'eventId' = $2",
+        [notifyFanoutJob.name, eventId],
+      );
+      const { rows } = await t.db.admin.query<{ dispatched: boolean; fanned: boolean }>(
+        'SELECT dispatched_at IS NOT NULL AS dispatched, fanned_out_at IS NOT NULL AS fanned FROM events WHERE id = $1',
+        [eventId],
+      );
+      return { job: jobs.rowCount, ...rows[0] };
+    };
+    const silent = { job: 0, dispatched: true, fanned: true };
+    const heard = { job: 1, dispatched: true, fanned: false };
+
+    // A new tenant's default rules are about replies, assignments, breaches and mailboxes.
+    expect(await dispatched(await record('ticket.status_changed'))).toEqual(silent);
+    expect(await dispatched(await record('ticket.customer_replied'))).toEqual(heard);
+    // An escalation names whom to tell in its own data.
+    expect(await dispatched(await record('sla.escalated'))).toEqual(heard);
+
+    // A disabled rule, or an endpoint of another tenant, listens to nothing here.
+    const rule = await t.call(token, 'POST', '/api/v1/notification-rules', {
+      event: 'ticket.status_changed',
+      recipients: [{ type: 'assignee' }],
+      channel: 'preferred',
+      enabled: false,
+    });
+    expect(rule.status).toBe(201);
+    await makeEndpoint(['ticket.status_changed']);
+    expect(await dispatched(await record('ticket.status_changed'))).toEqual(silent);
+
+    // An endpoint of the tenant subscribed to the type listens; so does the rule once enabled.
+    const endpoint = await t.call(token, 'POST', '/api/v1/webhook-endpoints', {
+      url: `${receiver.url}/hooks/listeners`,
+      events: ['ticket.status_changed'],
+    });
+    expect(endpoint.status).toBe(201);
+    expect(await dispatched(await record('ticket.status_changed'))).toEqual(heard);
+    expect((await t.call(token, 'DELETE', `/api/v1/webhook-endpoints/${endpoint.body.id}`)).status).toBe(204);
+    expect(await dispatched(await record('ticket.status_changed'))).toEqual(silent);
+    const enabled = await t.call(token, 'PUT', `/api/v1/notification-rules/${rule.body.id}`, {
+      event: 'ticket.status_changed',
+      recipients: [{ type: 'assignee' }],
+      channel: 'preferred',
+      enabled: true,
+    });
+    expect(enabled.status).toBe(200);
+    expect(await dispatched(await record('ticket.status_changed'))).toEqual(heard);
+    // Their fan-out, as the worker would run it (nobody is reached: the events name no ticket).
+    await fanOutAll();
+  });
+
   it('hands an event whose fan-out failed for good back to the dispatcher, and fans it out once', async () => {
     const ticket = await makeTicket(t, admin());
-    await dispatchEvents({ pool: t.db.pool, queue: t.queue });
+    await dispatchEvents({ pool: t.db.pool, queue: t.queue, adapters });
     const { rows } = await t.db.admin.query<{ id: string }>(
       "SELECT id FROM events WHERE ticket_id = $1 AND type = 'ticket.created'",
       [ticket.id],
@@ -433,10 +493,10 @@ describe('dispatch', () => {
     // As the fan-out job's onFailedForGood does: the event is dispatched again at the next pass.
     await t.db.admin.query('DELETE FROM pgboss.job WHERE name = $1', [notifyFanoutJob.name]);
     await withTenant(t.db.pool, t.a.tenant.id, (tx) => redispatchEvent(tx, eventId));
-    expect(await dispatchEvents({ pool: t.db.pool, queue: t.queue })).toBeGreaterThanOrEqual(1);
+    expect(await dispatchEvents({ pool: t.db.pool, queue: t.queue, adapters })).toBeGreaterThanOrEqual(1);
     await fanOutAll();
     await withTenant(t.db.pool, t.a.tenant.id, (tx) => redispatchEvent(tx, eventId)); // fanned out: no effect
-    expect(await dispatchEvents({ pool: t.db.pool, queue: t.queue })).toBe(0);
+    expect(await dispatchEvents({ pool: t.db.pool, queue: t.queue, adapters })).toBe(0);
     const { rows: done } = await t.db.admin.query('SELECT fanned_out_at FROM events WHERE id = $1', [
       eventId,
     ]);

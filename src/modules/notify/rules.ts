@@ -1,7 +1,7 @@
 // Notification rules per tenant (the owner operations of `notification_rules`): an event, who hears
 // of it, on which channel. A new tenant starts with the defaults below; they are ordinary rules that
 // an admin may change or delete.
-import type { TenantTx } from '../../platform/db/tx.ts';
+import type { SystemTx, TenantTx } from '../../platform/db/tx.ts';
 import { notFound, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import { clampLimit, decodeCursor, type Page, toPage } from '../../platform/pagination.ts';
@@ -218,6 +218,22 @@ export async function listRules(
   return toPage(rows, limit, toRule);
 }
 
+/**
+ * Of these tenants and event types, the pairs `tenant|type` some enabled rule is about, across
+ * tenants (the dispatcher's check before it makes a fan-out job, platform work).
+ */
+export async function tenantsWithRules(
+  sys: SystemTx,
+  tenantIds: string[],
+  types: string[],
+): Promise<Set<string>> {
+  const { rows } = await sys.query<{ tenant_id: string; event: string }>(
+    `SELECT DISTINCT tenant_id, event FROM notification_rules
+      WHERE tenant_id = ANY($1::uuid[]) AND event = ANY($2::text[]) AND enabled`,
+    [tenantIds, types],
+  );
+  return new Set(rows.map((r) => `${r.tenant_id}|${r.event}`));
+}
 /** The enabled rules of an event type. */
 export async function rulesFor(tx: TenantTx, event: EventType): Promise<NotificationRule[]> {
   const { rows } = await tx.query<RuleRow>(

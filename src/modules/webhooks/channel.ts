@@ -22,6 +22,7 @@ import {
   disableEndpoint,
   noteFailure,
   noteSuccess,
+  subscribedAmong,
   subscribedEndpoints,
 } from './endpoints.ts';
 import { postTo, type PostResult } from './post.ts';
@@ -179,6 +180,7 @@ export function webhookChannel(deps: WebhookChannelDeps): ChannelAdapter {
     // Webhooks go to endpoints, never to a person.
     personDestination: async () => undefined,
     subscribers: (tx, type) => subscribedEndpoints(tx, type),
+    subscribedAmong: (sys, tenantIds, types) => subscribedAmong(sys, tenantIds, types),
     destinationExists: (tx, destination) => endpointExists(tx, destination),
     send: attempt,
     sendMany: attemptMany,

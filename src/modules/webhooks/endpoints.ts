@@ -280,6 +280,26 @@ export async function subscribedEndpoints(tx: TenantTx, type: AnyEventType): Pro
   return rows.map((r) => r.id);
 }
 
+/**
+ * Of these tenants and event types, the pairs `tenant|type` an enabled endpoint subscribes to,
+ * across tenants (the event dispatcher's check, platform work).
+ */
+export async function subscribedAmong(
+  sys: SystemTx,
+  tenantIds: string[],
+  types: AnyEventType[],
+): Promise<Set<string>> {
+  const { rows } = await sys.query<{ tenant_id: string; events: string[] }>(
+    `SELECT tenant_id, events FROM webhook_endpoints
+      WHERE tenant_id = ANY($1::uuid[]) AND enabled AND events && $2::text[]`,
+    [tenantIds, types],
+  );
+  const wanted = new Set<string>(types);
+  return new Set(
+    rows.flatMap((r) => r.events.filter((e) => wanted.has(e)).map((e) => `${r.tenant_id}|${e}`)),
+  );
+}
+
 export async function endpointExists(tx: TenantTx, id: string): Promise<boolean> {
   if (!isUuid(id)) return false;
   const { rowCount } = await tx.query('SELECT 1 FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2', [
