@@ -20,7 +20,7 @@ export const ERROR_CATALOGUE = {
   session_expired: 'The console session has ended (idle or absolute timeout); sign in again.',
   // What was asked
   bad_request:
-    'The request itself could not be read (a URL path or query string that is not percent-encoded UTF-8, a malformed header).',
+    'The request itself could not be read (a URL path or query string that is not percent-encoded UTF-8, a malformed header, a multipart body that cannot be parsed).',
   uri_too_long: 'A path segment of the URL is longer than any the API takes.',
   not_found: 'No such object in this tenant (another tenant\'s object is "not found" too), or no such route.',
   method_not_allowed: 'The path exists, but not with this method; the Allow header lists the methods it has.',

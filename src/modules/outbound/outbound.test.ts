@@ -475,6 +475,27 @@ describe('an agent reply', () => {
     const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
     expect(messages.body.items).toHaveLength(1);
   });
+
+  it.each([
+    ['without a boundary', 'multipart/form-data', 'text=hi'],
+    [
+      'cut short',
+      'multipart/form-data; boundary=B',
+      '--B\r\nContent-Disposition: form-data; name="visibility"\r\n\r\ninternal\r\n--B\r\n' +
+        'Content-Disposition: form-data; name="text"\r\n\r\nhi\r\n--B',
+    ],
+    ['that is no multipart at all', 'multipart/form-data; boundary=B', 'not a form'],
+  ])('refuses a multipart body %s with 400 bad_request, writing nothing', async (_, type, body) => {
+    const { ticketId } = await customerMail({});
+    const res = await t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, Buffer.from(body), {
+      'content-type': type,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body.code).toBe('bad_request');
+    const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
+    expect(messages.body.items).toHaveLength(1);
+  });
 });
 
 describe('failed sends', () => {

@@ -3,7 +3,7 @@
 import multipart from '@fastify/multipart';
 import { Type } from 'typebox';
 import { withTenant, withTenantRead } from '../../platform/db/tx.ts';
-import { validation } from '../../platform/errors.ts';
+import { AppError, isDatabaseUnavailable, validation } from '../../platform/errors.ts';
 import { uuidv7 } from '../../platform/ids.ts';
 import {
   IdParams,
@@ -15,6 +15,7 @@ import {
   Timestamp,
   Uuid,
 } from '../../platform/http/schemas.ts';
+import { errorHandler } from '../../platform/http/problem.ts';
 import {
   type App,
   assertBodyAcceptable,
@@ -124,6 +125,16 @@ interface Upload {
 }
 
 const uploads = new WeakMap<object, Upload[]>();
+/** Requests whose multipart body the plugin has read (its preValidation hook is done). */
+const bodyRead = new WeakSet<object>();
+
+/** An error of the multipart parser itself: none of ours, none with a status of its own. */
+const unreadableBody = (error: unknown): error is Error =>
+  error instanceof Error &&
+  !(error instanceof AppError) &&
+  typeof (error as { statusCode?: unknown }).statusCode !== 'number' &&
+  (error as { validation?: unknown }).validation === undefined &&
+  !isDatabaseUnavailable(error);
 
 const list = (v: string | string[] | undefined): string[] | undefined =>
   v === undefined
@@ -255,8 +266,21 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
       },
     });
     scope.addHook('preValidation', async (request) => {
+      // After the plugin's own preValidation hook: the body has been read.
+      bodyRead.add(request);
       if (request.isMultipart()) assertBodyAcceptable(request);
     });
+    // A multipart body the parser cannot take apart (no boundary, cut short, no part where one
+    // belongs) fails in busboy with a plain Error: the request's fault, a 400, never a 500.
+    scope.setErrorHandler((error, request, reply) =>
+      errorHandler(
+        request.isMultipart() && !bodyRead.has(request) && unreadableBody(error)
+          ? new AppError('bad_request', `The multipart/form-data body could not be read: ${error.message}`)
+          : error,
+        request,
+        reply,
+      ),
+    );
     messageRoute(scope as App, deps);
   });
 
