@@ -170,6 +170,39 @@ describe('relaydesk mailbox', { timeout: 120_000 }, () => {
     expect(await renewEvents()).toEqual([{ target_id: gmailId, outcome: 'success', error_code: null }]);
   });
 
+  it("subscribes, tests and renews a mailbox connected with the install's app registration", async () => {
+    // As connecting by OAuth with RELAYDESK_GOOGLE_* leaves it: a refresh token and no client secret
+    // (the secret is the install's, taken from the configuration when the client is built).
+    const app = {
+      RELAYDESK_GOOGLE_CLIENT_ID: sim.credentials.clientId,
+      RELAYDESK_GOOGLE_CLIENT_SECRET: sim.credentials.clientSecret,
+    };
+    const address = 'app@gmail-cli.test';
+    const res = await cli(
+      [
+        'create',
+        '--kind',
+        'gmail',
+        '--address',
+        address,
+        '--settings',
+        gmailSettings(),
+        '--credentials',
+        JSON.stringify({ refreshToken: sim.credentials.refreshToken }),
+      ],
+      app,
+    );
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^mailbox\t\S+\nhealth\thealthy\nexpires\t\S+Z\n$/);
+    expect(sim.watch(address)?.topicName).toBe('projects/p/topics/relaydesk');
+    const tested = await cli(['test', address], app);
+    expect(tested.status, tested.stdout + tested.stderr).toBe(0);
+    expect(tested.stdout).toMatch(/^✓ token: a token was issued\n/);
+    const renewed = await cli(['renew', address], app);
+    expect(renewed.status, renewed.stdout + renewed.stderr).toBe(0);
+    expect(renewed.stdout).toMatch(/^status\thealthy\nresult\trenewed\n/);
+  });
+
   it('says when another renewal holds the mailbox', async () => {
     await withTenant(db.pool, tenantA, (tx) => claimMailbox(tx, gmailId, new Date(), 60));
     expectRefused(await cli(['renew', gmailId]), 1, /another renewal of this mailbox is running/);

@@ -110,6 +110,8 @@ async function withUpkeep<T>(
     logger,
     publicUrl: config.publicUrl,
     upkeep: config.upkeep,
+    // The secret of a mailbox connected with the install's app registration is not stored with it.
+    oauth: config.oauth,
   };
   // Loaded here, not with every command: upkeep brings the providers' clients.
   const upkeep = await import('../modules/inbound/upkeep.ts');
@@ -306,6 +308,7 @@ export function registerMailboxCommands(
             logger: ctx.logger,
             publicUrl: ctx.config.publicUrl,
             upkeep: ctx.config.upkeep,
+            oauth: ctx.config.oauth,
           },
           tenant.id,
           found,

@@ -30,7 +30,7 @@ export class RateLimited extends ProviderError {
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
-/** 401/403, invalid_grant: credentials must be renewed by a person; retrying will not help. */
+/** 401/403, invalid_grant, invalid_client: credentials must be renewed by a person; retrying will not help. */
 export class AuthExpired extends ProviderError {}
 /** 404: the thing is gone (a deterministic outcome, not a retry). */
 export class NotFound extends ProviderError {}
@@ -59,7 +59,8 @@ export function classifyResponse(
       status,
       ...(code ? { code } : {}),
     });
-  if (status === 401 || status === 403 || code === 'invalid_grant')
+  // OAuth token endpoints may refuse a client with 400 as well as 401 (RFC 6749 §5.2): the code says it.
+  if (status === 401 || status === 403 || code === 'invalid_grant' || code === 'invalid_client')
     return new AuthExpired(provider, message, { status, ...(code ? { code } : {}) });
   if (status === 404 || status === 410)
     return new NotFound(provider, message, { status, ...(code ? { code } : {}) });

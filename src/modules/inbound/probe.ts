@@ -36,6 +36,19 @@ async function steps(list: [string, () => Promise<string>][]): Promise<ProbeResu
   return { ok: true, steps: done };
 }
 
+/**
+ * The provider client, or the failed step that says why there can be none: credentials that name no
+ * refresh token (a mailbox still to be connected) or no app registration to use it with.
+ */
+async function clientOrStep<C>(make: () => Promise<C>): Promise<C | ProbeResult> {
+  try {
+    return await make();
+  } catch (err) {
+    if (!(err instanceof ProviderError)) throw err;
+    return { ok: false, steps: [{ step: 'credentials', ok: false, message: err.message }] };
+  }
+}
+
 export async function testMailbox(
   deps: UpkeepDeps,
   tenantId: string,
@@ -64,7 +77,8 @@ export async function testMailbox(
       ],
     };
   if (mailbox.kind === 'graph') {
-    const client = await graphClientFor(deps, tenantId, mailbox);
+    const client = await clientOrStep(() => graphClientFor(deps, tenantId, mailbox));
+    if ('steps' in client) return client;
     const user = providerUser(mailbox, 'graph');
     const folder = String(mailbox.settings.graph['folder'] ?? 'Inbox');
     return steps([
@@ -84,7 +98,8 @@ export async function testMailbox(
       ],
     ]);
   }
-  const client = await gmailClientFor(deps, tenantId, mailbox);
+  const client = await clientOrStep(() => gmailClientFor(deps, tenantId, mailbox));
+  if ('steps' in client) return client;
   const user = providerUser(mailbox, 'gmail');
   return steps([
     [

@@ -423,6 +423,46 @@ describe('a Graph mailbox', () => {
     expect(subscriptionsOf(mailbox.address).map((x) => x.id)).toEqual([second]);
   });
 
+  it('is tested step by step, also when its credentials cannot give a token at all', async () => {
+    const working = await graphMailbox();
+    const ok = await t.call(token, 'POST', `/api/v1/mailboxes/${working.id}/test`);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({
+      ok: true,
+      steps: [
+        { step: 'token', ok: true },
+        { step: 'read', ok: true },
+      ],
+    });
+
+    // Its own app registration's secret alone (waiting to be connected), and a refresh token with no
+    // app registration to use it with (the install has none): said as a failed step, never a 500.
+    const cases = [
+      { settings: { oauth: { clientId: 'own-app' } }, credentials: { oauthClientSecret: 's' } },
+      { settings: {}, credentials: { refreshToken: 'r' } },
+    ];
+    for (const c of cases) {
+      counter++;
+      const made = await t.call(token, 'POST', '/api/v1/mailboxes', {
+        kind: 'graph',
+        address: `untestable${counter}@upkeep.test`,
+        settings: { graph: { apiBaseUrl: sim.apiBaseUrl, tokenUrl: sim.tokenUrl }, ...c.settings },
+        credentials: c.credentials,
+      });
+      expect(made.status, JSON.stringify(made.body)).toBe(201);
+      const res = await t.call(token, 'POST', `/api/v1/mailboxes/${made.body.id}/test`);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.ok).toBe(false);
+      expect(res.body.steps).toEqual([
+        {
+          step: 'credentials',
+          ok: false,
+          message: expect.stringMatching(/not connected yet|names no app registration/),
+        },
+      ]);
+    }
+  });
+
   it('takes its Graph subscription along when deleted', async () => {
     const mailbox = await graphMailbox();
     expect(subscriptionsOf(mailbox.address)).toHaveLength(1);
