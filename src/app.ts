@@ -271,12 +271,14 @@ export async function startRelaydesk({
     });
     await queue.start();
     await queue.ensureQueues();
+    // Every role: a worker renews subscriptions and an api process connects mailboxes by OAuth with
+    // its own RELAYDESK_PUBLIC_URL, so each one that lacks it says so.
+    await warnWithoutPublicUrl(db.pool, config, logger);
     if (role === 'all' || role === 'scheduler') {
       for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
     }
     if (role === 'all' || role === 'scheduler') {
       stopSla = startSlaScheduler({ pool: db.pool, queue, logger, clock });
-      await warnWithoutPublicUrl(db.pool, config, logger);
       stopUpkeep = startUpkeepScheduler(
         {
           pool: db.pool,

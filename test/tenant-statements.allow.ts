@@ -121,7 +121,7 @@ export const ALLOWED: Allowance[] = [
       'Counts over the whole installation, summed over every tenant: the Prometheus gauges (/metrics), and the start-up warning that mailboxes need RELAYDESK_PUBLIC_URL.',
     statements: {
       f53f17451a4e31cd:
-        "SELECT count(*) FILTER (WHERE kind = $1) ... FROM mailboxes (inbound/upkeep.ts: warnWithoutPublicUrl, once at a scheduler's start)",
+        "SELECT count(*) FILTER (WHERE kind = $1) ... FROM mailboxes (inbound/upkeep.ts: warnWithoutPublicUrl, once at a process's start)",
       d0b5c8c5db7d27a7: 'SELECT status, count(*) FROM mailbox_health GROUP BY status (inbound/health.ts)',
       fc21b777cd8a29f4:
         'SELECT m.kind, h.last_renewal_result, count(*) ... FROM mailbox_health h JOIN mailboxes m ... (inbound/health.ts)',
