@@ -52,9 +52,9 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           'is created); for a mailbox that does not exist or is not of kind `graph`, 404.\n\n' +
           'Notifications: the body is Graph\'s collection `{"value": [...]}`. Before anything is stored, ' +
           'the mailbox must exist and be of kind `graph`, and every notification of the collection must ' +
-          "carry the `clientState` recorded for the mailbox's subscription (`state.graph.clientState`), " +
-          'compared in constant time, and the `subscriptionId` recorded for it ' +
-          '(`state.graph.subscriptionId`); a mailbox with no recorded `clientState` or subscription ' +
+          "carry the `clientState` recorded with the mailbox's health when its subscription was made, " +
+          "compared in constant time, and that subscription's id (`health.subscriptionId`); a mailbox " +
+          'with no recorded `clientState` or subscription ' +
           'accepts nothing. Then, in ' +
           'one transaction, each change notification with a `resourceData.id` becomes an inbound record ' +
           'and a job that fetches that message from Graph, and each lifecycle notification ' +
