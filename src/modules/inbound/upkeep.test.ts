@@ -230,6 +230,43 @@ describe('a Graph mailbox', () => {
     await expect.poll(async () => (await recordsOf(mailbox.id)).map((r) => r.status)).toEqual(['created']);
   });
 
+  it('asks again when Graph said to after a 429 in reconciliation, holding the claim until then', async () => {
+    const mailbox = await graphMailbox();
+    await expect.poll(async () => (await health(mailbox.id)).lastReconcileAt).not.toBeNull();
+    const tenantId = t.a.tenant.id;
+    await workers.boss.offWork('mailbox.reconcile');
+    try {
+      expect(
+        await withTenant(t.db.pool, tenantId, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
+      ).toBe(true);
+      // The delta query is throttled for two minutes, longer than the queue's first retry (60 s).
+      sim.fault({ pathPrefix: '/v1.0/users/', method: 'GET', status: 429, retryAfter: 120 });
+      const sent: { name: string; payload: unknown; delaySeconds: number | undefined }[] = [];
+      const send: Parameters<typeof reconcileMailbox>[2] = async (job, payload, options) => {
+        sent.push({ name: job.name, payload, delaySeconds: options?.delaySeconds });
+        return null;
+      };
+      expect(await reconcileMailbox(deps(), { tenantId, mailboxId: mailbox.id }, send)).toEqual({
+        skipped: 'throttled by the provider: again in 120 s',
+      });
+      expect(sent).toEqual([
+        { name: 'mailbox.reconcile', payload: { tenantId, mailboxId: mailbox.id }, delaySeconds: 120 },
+      ]);
+      // Nobody else starts one meanwhile: the claim lasts the wait and a reconciliation's lease.
+      const { rows } = await t.db.admin.query<{ seconds: number }>(
+        'SELECT extract(epoch FROM reconcile_claimed_until - $2::timestamptz)::float8 AS seconds FROM mailbox_health WHERE mailbox_id = $1',
+        [mailbox.id, t.clock.now()],
+      );
+      expect(rows[0]!.seconds).toBeCloseTo(120 + 900, 0);
+      expect(
+        await withTenant(t.db.pool, tenantId, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
+      ).toBe(false);
+    } finally {
+      sim.clearFaults();
+      await workers.startWorkers(['mailbox.reconcile']);
+    }
+  });
+
   it('acts on each lifecycle notification: reauthorize, recreate, reconcile', async () => {
     const mailbox = await graphMailbox();
     const first = mailbox.health.subscriptionId as string;

@@ -608,6 +608,22 @@ export async function reconcileMailbox(
       );
     return { recovered };
   } catch (err) {
+    // A provider that asks to wait (429, or 503 with Retry-After) is asked again when it said, by a
+    // job of its own that holds the claim until then: the queue's retry (60 s, growing) could come
+    // sooner, and a scheduler's pass meanwhile could start another.
+    if (err instanceof RateLimited) {
+      const wait = err.retryAfterSeconds;
+      await withTenant(deps.pool, tenantId, async (tx) => {
+        await releaseReconcile(tx, mailboxId);
+        if (await claimReconcile(tx, mailboxId, deps.clock.now(), wait + RECONCILE_LEASE_SECONDS))
+          await send(mailboxReconcileJob, { tenantId, mailboxId }, { tx, delaySeconds: wait });
+      });
+      deps.logger.info(
+        { tenantId, mailboxId, retryAfterSeconds: wait },
+        'reconciliation throttled by the provider',
+      );
+      return { skipped: `throttled by the provider: again in ${wait} s` };
+    }
     await withTenant(deps.pool, tenantId, (tx) => releaseReconcile(tx, mailboxId)).catch(() => undefined);
     throw err;
   }
