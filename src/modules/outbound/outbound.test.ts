@@ -454,6 +454,26 @@ describe('an agent reply', () => {
     expect(raw).toMatch(/DRIVER-BYTES-123|RFJJVkVSLUJZVEVTLTEyMw==/);
   });
 
+  it('refuses an attachments field that holds text instead of a file, writing nothing', async () => {
+    const { ticketId } = await customerMail({});
+    const upload = await multipart(
+      { visibility: 'public', text: 'See attached', attachments: 'driver.txt' },
+      [{ filename: 'real.txt', contentType: 'text/plain', content: Buffer.from('REAL') }],
+    );
+    const res = await t.call(
+      admin(),
+      'POST',
+      `/api/v1/tickets/${ticketId}/messages`,
+      upload.body,
+      upload.headers,
+    );
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+    expect(res.body.errors).toEqual([{ path: '/attachments', message: 'must be a file' }]);
+    const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
+    expect(messages.body.items).toHaveLength(1);
+  });
+
   it('refuses an attachment over the size limit with 413', async () => {
     const { ticketId } = await customerMail({});
     const upload = await multipart({ visibility: 'public', text: 'big' }, [

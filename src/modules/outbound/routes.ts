@@ -268,7 +268,16 @@ export const outboundRoutes: RouteModule = async (app, deps) => {
     scope.addHook('preValidation', async (request) => {
       // After the plugin's own preValidation hook: the body has been read.
       bodyRead.add(request);
-      if (request.isMultipart()) assertBodyAcceptable(request);
+      if (!request.isMultipart()) return;
+      assertBodyAcceptable(request);
+      // Each file stands in the body as its name (onFile); a field named `attachments` that holds
+      // text, not a file, stands there too and would otherwise be dropped without a word.
+      const entries = (request.body as { attachments?: unknown } | undefined)?.attachments;
+      const named = Array.isArray(entries) ? entries.length : entries === undefined ? 0 : 1;
+      if (named > (uploads.get(request)?.length ?? 0))
+        throw validation('attachments must be files, not text fields', [
+          { path: '/attachments', message: 'must be a file' },
+        ]);
     });
     // A multipart body the parser cannot take apart (no boundary, cut short, no part where one
     // belongs) fails in busboy with a plain Error: the request's fault, a 400, never a 500.
