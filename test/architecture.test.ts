@@ -106,6 +106,71 @@ describe('database access', () => {
   });
 });
 
+// Where the wall clock may be read (DESIGN §3.6: business logic reads the injected Clock). The lint
+// rule sees `Date.now()` and `new Date()` in src/modules only; this also sees `Date.now` passed on
+// uncalled, `performance.now`, `Date()`, and src/platform, whose helpers modules call (a default
+// parameter `now = Date.now()` there read the wall clock for the Graph and Gmail clients).
+const WALL_CLOCK_ALLOWED: Record<string, string> = {
+  'src/platform/clock.ts': 'the system clock itself',
+  'src/platform/ids.ts': "a UUIDv7's time prefix orders ids; it decides nothing",
+  'src/platform/db/wait.ts':
+    'waiting for the database at start and in an outage: a real wait, not business time',
+  'src/platform/db/embedded.ts': "the embedded cluster's owner record (when this process started it)",
+  'src/platform/http/metrics.ts': 'a gauge of seconds until the earliest subscription expiry, on the scrape',
+  'src/modules/inbound/handoff.ts':
+    'the age of an in-process cache entry (monotonic); a miss reads the database',
+  'src/modules/inbound/hooks.ts': 'an in-process throttle of a health write (monotonic)',
+  'src/modules/slack/pacing.ts': 'spacing sends in real time (monotonic), as Slack counts them',
+};
+
+/** Wall-clock reads in a file: Date.now (called or not), performance.now, new Date(), Date(). */
+function wallClockReads(file: string, text = readFileSync(file, 'utf8')): number[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const lines: number[] = [];
+  const visit = (node: ts.Node) => {
+    const isNow =
+      ts.isPropertyAccessExpression(node) &&
+      ts.isIdentifier(node.expression) &&
+      ['Date', 'performance'].includes(node.expression.text) &&
+      node.name.text === 'now';
+    const isNewDate =
+      ts.isNewExpression(node) &&
+      ts.isIdentifier(node.expression) &&
+      node.expression.text === 'Date' &&
+      (node.arguments?.length ?? 0) === 0;
+    const isDateCall =
+      ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'Date';
+    if (isNow || isNewDate || isDateCall)
+      lines.push(source.getLineAndCharacterOfPosition(node.getStart()).line + 1);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return lines;
+}
+
+describe('time', () => {
+  it('is read from the injected Clock in src/modules and src/platform, except where a file says why not', () => {
+    const wrong = files
+      .filter((file) => ['platform', 'modules'].includes(unitOf(file).split('/')[0]!))
+      .filter((file) => !(rel(file) in WALL_CLOCK_ALLOWED))
+      .flatMap((file) => wallClockReads(file).map((line) => `${rel(file)}:${line}`));
+    expect(wrong).toEqual([]);
+  });
+
+  it('finds the ways the wall clock is read', () => {
+    const sample = [
+      '// Date.now() in a comment is no read; new Date(at) and Date.parse(text) are none either',
+      'export const a = Date.now();',
+      'export function b(now = Date.now) { return now; }',
+      'export const c = performance.now();',
+      'export const d = new Date();',
+      'export const e = Date();',
+      'export const f = new Date(a), g = Date.parse("2026-01-01"), h = Date.UTC(2026, 0, 1);',
+    ].join('\n');
+    expect(wallClockReads('sample.ts', sample)).toEqual([2, 3, 4, 5, 6]);
+  });
+});
+
 // Who writes which table (STYLE §13: a module owns its tables; others call its operations).
 const OWNERS: Record<string, string[]> = {
   'modules/tenants': ['tenants'],
