@@ -91,6 +91,51 @@ describe('imports', () => {
   });
 });
 
+// Which modules a module may import (docs/architecture.md, "Dependencies between modules go one
+// way"): a new edge is a design decision, made there and here, not a side effect of an import.
+const MODULE_DEPENDENCIES: Record<string, string[]> = {
+  audit: [],
+  blobs: [],
+  console: [],
+  events: [],
+  people: [],
+  queue: [],
+  tickets: ['people', 'blobs', 'events'],
+  sla: ['tickets', 'events', 'tokens'],
+  inbound: ['tickets', 'people', 'blobs', 'events'],
+  outbound: ['inbound', 'tickets', 'people', 'blobs', 'events'],
+  tokens: ['people'],
+  tenants: ['people', 'tokens', 'tickets', 'notify'],
+  merge: ['people', 'tokens', 'tickets'],
+  notify: ['events', 'outbound', 'people', 'tickets', 'tokens'],
+  teams: ['notify', 'outbound', 'inbound', 'tickets', 'people', 'tokens', 'sla', 'audit'],
+  slack: ['notify', 'outbound', 'inbound', 'audit'],
+  webhooks: ['notify', 'outbound', 'events'],
+  sessions: ['people', 'tokens', 'inbound', 'outbound'],
+  sso: ['people', 'audit'],
+  history: ['tickets', 'people', 'events', 'sla', 'audit'],
+  live: ['tickets'],
+};
+
+describe('module dependencies', () => {
+  it('are the ones docs/architecture.md lists, for every module there is', () => {
+    const modules = readdirSync(path.join(SRC, 'modules')).filter((name) =>
+      statSync(path.join(SRC, 'modules', name)).isDirectory(),
+    );
+    expect(modules.filter((m) => !(m in MODULE_DEPENDENCIES)).sort()).toEqual([]);
+    const wrong = [...imports].flatMap(([file, targets]) => {
+      const from = unitOf(file);
+      if (!from.startsWith('modules/')) return [];
+      const allowed = MODULE_DEPENDENCIES[from.slice('modules/'.length)] ?? [];
+      return targets
+        .filter((t) => unitOf(t).startsWith('modules/') && unitOf(t) !== from)
+        .filter((t) => !allowed.includes(unitOf(t).slice('modules/'.length)))
+        .map((t) => `${rel(file)} -> ${rel(t)}`);
+    });
+    expect(wrong).toEqual([]);
+  });
+});
+
 describe('database access', () => {
   it('goes through the scoped helpers of src/platform/db/tx.ts: no statement straight to a pool elsewhere', () => {
     const direct = files
