@@ -322,6 +322,19 @@ describe('table ownership', () => {
     expect(wrong).toEqual([]);
   });
 
+  it("is the job queue's: pg-boss itself (JobQueue.boss) is used only inside src/platform/queue", () => {
+    const wrong = files
+      .filter((file) => !rel(file).startsWith('src/platform/queue/'))
+      .flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .map((text, i) => ({ text, line: i + 1 }))
+          .filter(({ text }) => /\.\s*boss\b/.test(text))
+          .map(({ line }) => `${rel(file)}:${line}`),
+      );
+    expect(wrong).toEqual([]);
+  });
+
   it('finds writes in SQL the way they are written here', () => {
     expect(
       writtenTables(`INSERT INTO a (x) VALUES (1) ON CONFLICT (x) DO UPDATE SET x = 2;
