@@ -275,7 +275,7 @@ export async function startRelaydesk({
     // its own RELAYDESK_PUBLIC_URL, so each one that lacks it says so.
     await warnWithoutPublicUrl(db.pool, config, logger);
     if (role === 'all' || role === 'scheduler') {
-      for (const s of SCHEDULES) await queue.boss.schedule(s.job, s.cron, {}, { tz: 'UTC' });
+      for (const s of SCHEDULES) await queue.schedule(s.job, s.cron);
     }
     if (role === 'all' || role === 'scheduler') {
       stopSla = startSlaScheduler({ pool: db.pool, queue, logger, clock });

@@ -91,6 +91,51 @@ describe('imports', () => {
   });
 });
 
+// Which modules a module may import (docs/architecture.md, "Dependencies between modules go one
+// way"): a new edge is a design decision, made there and here, not a side effect of an import.
+const MODULE_DEPENDENCIES: Record<string, string[]> = {
+  audit: [],
+  blobs: [],
+  console: [],
+  events: [],
+  people: [],
+  queue: [],
+  tickets: ['people', 'blobs', 'events'],
+  sla: ['tickets', 'events', 'tokens'],
+  inbound: ['tickets', 'people', 'blobs', 'events'],
+  outbound: ['inbound', 'tickets', 'people', 'blobs', 'events'],
+  tokens: ['people'],
+  tenants: ['people', 'tokens', 'tickets', 'notify'],
+  merge: ['people', 'tokens', 'tickets'],
+  notify: ['events', 'outbound', 'people', 'tickets', 'tokens'],
+  teams: ['notify', 'outbound', 'inbound', 'tickets', 'people', 'tokens', 'sla', 'audit'],
+  slack: ['notify', 'outbound', 'inbound', 'audit'],
+  webhooks: ['notify', 'outbound', 'events'],
+  sessions: ['people', 'tokens', 'inbound', 'outbound'],
+  sso: ['people', 'audit'],
+  history: ['tickets', 'people', 'events', 'sla', 'audit'],
+  live: ['tickets'],
+};
+
+describe('module dependencies', () => {
+  it('are the ones docs/architecture.md lists, for every module there is', () => {
+    const modules = readdirSync(path.join(SRC, 'modules')).filter((name) =>
+      statSync(path.join(SRC, 'modules', name)).isDirectory(),
+    );
+    expect(modules.filter((m) => !(m in MODULE_DEPENDENCIES)).sort()).toEqual([]);
+    const wrong = [...imports].flatMap(([file, targets]) => {
+      const from = unitOf(file);
+      if (!from.startsWith('modules/')) return [];
+      const allowed = MODULE_DEPENDENCIES[from.slice('modules/'.length)] ?? [];
+      return targets
+        .filter((t) => unitOf(t).startsWith('modules/') && unitOf(t) !== from)
+        .filter((t) => !allowed.includes(unitOf(t).slice('modules/'.length)))
+        .map((t) => `${rel(file)} -> ${rel(t)}`);
+    });
+    expect(wrong).toEqual([]);
+  });
+});
+
 describe('database access', () => {
   it('goes through the scoped helpers of src/platform/db/tx.ts: no statement straight to a pool elsewhere', () => {
     const direct = files
@@ -103,6 +148,71 @@ describe('database access', () => {
           .map(({ line }) => `${rel(file)}:${line}`),
       );
     expect(direct).toEqual([]);
+  });
+});
+
+// Where the wall clock may be read (DESIGN §3.6: business logic reads the injected Clock). The lint
+// rule sees `Date.now()` and `new Date()` in src/modules only; this also sees `Date.now` passed on
+// uncalled, `performance.now`, `Date()`, and src/platform, whose helpers modules call (a default
+// parameter `now = Date.now()` there read the wall clock for the Graph and Gmail clients).
+const WALL_CLOCK_ALLOWED: Record<string, string> = {
+  'src/platform/clock.ts': 'the system clock itself',
+  'src/platform/ids.ts': "a UUIDv7's time prefix orders ids; it decides nothing",
+  'src/platform/db/wait.ts':
+    'waiting for the database at start and in an outage: a real wait, not business time',
+  'src/platform/db/embedded.ts': "the embedded cluster's owner record (when this process started it)",
+  'src/platform/http/metrics.ts': 'a gauge of seconds until the earliest subscription expiry, on the scrape',
+  'src/modules/inbound/handoff.ts':
+    'the age of an in-process cache entry (monotonic); a miss reads the database',
+  'src/modules/inbound/hooks.ts': 'an in-process throttle of a health write (monotonic)',
+  'src/modules/slack/pacing.ts': 'spacing sends in real time (monotonic), as Slack counts them',
+};
+
+/** Wall-clock reads in a file: Date.now (called or not), performance.now, new Date(), Date(). */
+function wallClockReads(file: string, text = readFileSync(file, 'utf8')): number[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const lines: number[] = [];
+  const visit = (node: ts.Node) => {
+    const isNow =
+      ts.isPropertyAccessExpression(node) &&
+      ts.isIdentifier(node.expression) &&
+      ['Date', 'performance'].includes(node.expression.text) &&
+      node.name.text === 'now';
+    const isNewDate =
+      ts.isNewExpression(node) &&
+      ts.isIdentifier(node.expression) &&
+      node.expression.text === 'Date' &&
+      (node.arguments?.length ?? 0) === 0;
+    const isDateCall =
+      ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'Date';
+    if (isNow || isNewDate || isDateCall)
+      lines.push(source.getLineAndCharacterOfPosition(node.getStart()).line + 1);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return lines;
+}
+
+describe('time', () => {
+  it('is read from the injected Clock in src/modules and src/platform, except where a file says why not', () => {
+    const wrong = files
+      .filter((file) => ['platform', 'modules'].includes(unitOf(file).split('/')[0]!))
+      .filter((file) => !(rel(file) in WALL_CLOCK_ALLOWED))
+      .flatMap((file) => wallClockReads(file).map((line) => `${rel(file)}:${line}`));
+    expect(wrong).toEqual([]);
+  });
+
+  it('finds the ways the wall clock is read', () => {
+    const sample = [
+      '// Date.now() in a comment is no read; new Date(at) and Date.parse(text) are none either',
+      'export const a = Date.now();',
+      'export function b(now = Date.now) { return now; }',
+      'export const c = performance.now();',
+      'export const d = new Date();',
+      'export const e = Date();',
+      'export const f = new Date(a), g = Date.parse("2026-01-01"), h = Date.UTC(2026, 0, 1);',
+    ].join('\n');
+    expect(wallClockReads('sample.ts', sample)).toEqual([2, 3, 4, 5, 6]);
   });
 });
 
@@ -163,6 +273,13 @@ const OWNERS: Record<string, string[]> = {
 };
 const ownerOf = new Map(Object.entries(OWNERS).flatMap(([unit, tables]) => tables.map((t) => [t, unit])));
 
+/** Writes by a trigger into another module's table, each with the reason it is there. */
+const TRIGGER_WRITES_ALLOWED: Record<string, string> = {
+  'end_sessions_of_suspended -> console_sessions':
+    "sessions' own rule (migration 0027): a suspension ends the person's sessions in its transaction, whoever suspends",
+  'end_sessions_of_suspended -> sign_in_tokens': 'the same rule, for unused invitation and reset links',
+};
+
 /** Tables a piece of SQL text writes: INSERT INTO, UPDATE ... SET (not ON CONFLICT's), DELETE FROM, TRUNCATE. */
 function writtenTables(text: string): string[] {
   const found: string[] = [];
@@ -171,6 +288,7 @@ function writtenTables(text: string): string[] {
     /\bUPDATE\s+(?!SET\b)([a-z_][a-z0-9_.]*)(?:\s+(?:AS\s+)?(?!SET\b)[a-z_][a-z0-9_]*)?\s+SET\b/gi,
     /\bDELETE\s+FROM\s+([a-z_][a-z0-9_.]*)/gi,
     /\bTRUNCATE\s+(?:TABLE\s+)?([a-z_][a-z0-9_.]*)/gi,
+    /\bMERGE\s+INTO\s+([a-z_][a-z0-9_.]*)/gi,
   ];
   for (const re of patterns) for (const m of text.matchAll(re)) found.push(m[1]!.toLowerCase());
   return found;
@@ -212,11 +330,51 @@ describe('table ownership', () => {
     expect(wrong).toEqual([]);
   });
 
+  it("is the job queue's: pg-boss itself (JobQueue.boss) is used only inside src/platform/queue", () => {
+    const wrong = files
+      .filter((file) => !rel(file).startsWith('src/platform/queue/'))
+      .flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .map((text, i) => ({ text, line: i + 1 }))
+          .filter(({ text }) => /\.\s*boss\b/.test(text))
+          .map(({ line }) => `${rel(file)}:${line}`),
+      );
+    expect(wrong).toEqual([]);
+  });
+
+  it("is written by SQL functions and triggers of the migrations only for their caller's module", () => {
+    // A trigger acts for the module that owns its table; a function for the modules whose code calls it.
+    const sql = readdirSync(path.join(ROOT, 'migrations'))
+      .map((f) => readFileSync(path.join(ROOT, 'migrations', f), 'utf8'))
+      .join('\n');
+    const bodies = new Map<string, string>();
+    for (const m of sql.matchAll(/CREATE (?:OR REPLACE )?FUNCTION ([a-z_]+)\([^]*?\$\$([^]*?)\$\$/gi))
+      bodies.set(m[1]!, m[2]!);
+    const callers = new Map<string, Set<string>>();
+    for (const m of sql.matchAll(
+      /CREATE TRIGGER \w+ [^;]*? ON ([a-z_]+)[^;]*?EXECUTE FUNCTION ([a-z_]+)\(/gi,
+    ))
+      callers.set(m[2]!, new Set([...(callers.get(m[2]!) ?? []), ownerOf.get(m[1]!) ?? `none (${m[1]})`]));
+    for (const file of files)
+      for (const name of bodies.keys())
+        if (new RegExp(`\\b${name}\\s*\\(`).test(readFileSync(file, 'utf8')))
+          callers.set(name, new Set([...(callers.get(name) ?? []), unitOf(file)]));
+    const wrong: string[] = [];
+    for (const [name, body] of bodies)
+      for (const table of writtenTables(body))
+        for (const caller of callers.get(name) ?? [])
+          if (ownerOf.get(table) !== caller && !TRIGGER_WRITES_ALLOWED[`${name} -> ${table}`])
+            wrong.push(`${name} writes ${table} (owner: ${ownerOf.get(table) ?? 'none'}) for ${caller}`);
+    expect(wrong).toEqual([]);
+  });
+
   it('finds writes in SQL the way they are written here', () => {
     expect(
       writtenTables(`INSERT INTO a (x) VALUES (1) ON CONFLICT (x) DO UPDATE SET x = 2;
         UPDATE b w SET y = 1 FROM c; UPDATE d SET z = 1; DELETE FROM e USING f;
-        SELECT 1 FROM g FOR UPDATE SKIP LOCKED; SELECT 1 FROM h FOR NO KEY UPDATE; TRUNCATE i`),
-    ).toEqual(['a', 'b', 'd', 'e', 'i']);
+        SELECT 1 FROM g FOR UPDATE SKIP LOCKED; SELECT 1 FROM h FOR NO KEY UPDATE; TRUNCATE i;
+        MERGE INTO j USING k ON true WHEN MATCHED THEN DELETE`),
+    ).toEqual(['a', 'b', 'd', 'e', 'i', 'j']);
   });
 });

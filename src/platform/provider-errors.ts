@@ -39,8 +39,11 @@ export class Transient extends ProviderError {}
 /** Anything else the provider refused: do not retry. */
 export class Permanent extends ProviderError {}
 
-/** Seconds from a Retry-After header (delta-seconds or HTTP date), bounded to [1, 3600]. */
-export function retryAfterSeconds(header: string | null, now = Date.now()): number {
+/**
+ * Seconds from a Retry-After header (delta-seconds or HTTP date), bounded to [1, 3600]. `now` (epoch
+ * ms) is the caller's injected clock: an HTTP date is counted from it, never from the wall clock.
+ */
+export function retryAfterSeconds(header: string | null, now: number): number {
   if (!header) return 30;
   const seconds = /^\d+$/.test(header.trim()) ? Number(header.trim()) : (Date.parse(header) - now) / 1000;
   return Number.isFinite(seconds) ? Math.min(3600, Math.max(1, Math.ceil(seconds))) : 30;
@@ -53,9 +56,11 @@ export function classifyResponse(
   retryAfter: string | null,
   code: string | undefined,
   message: string,
+  /** The injected clock's now (an HTTP-date Retry-After is counted from it). */
+  now: Date,
 ): ProviderError {
   if (status === 429 || (status === 503 && retryAfter))
-    return new RateLimited(provider, message, retryAfterSeconds(retryAfter), {
+    return new RateLimited(provider, message, retryAfterSeconds(retryAfter, now.getTime()), {
       status,
       ...(code ? { code } : {}),
     });
@@ -90,7 +95,7 @@ export async function providerRequest(
  * ({error: {code, message}}), Google APIs ({error: {status, message}}) and OAuth token endpoints
  * ({error: "invalid_grant", error_description}).
  */
-export async function throwForResponse(provider: string, res: Response): Promise<never> {
+export async function throwForResponse(provider: string, res: Response, now: Date): Promise<never> {
   let code: string | undefined;
   let message = `${res.status} ${res.statusText}`;
   try {
@@ -108,5 +113,5 @@ export async function throwForResponse(provider: string, res: Response): Promise
   } catch {
     // not JSON
   }
-  throw classifyResponse(provider, res.status, res.headers.get('retry-after'), code, message);
+  throw classifyResponse(provider, res.status, res.headers.get('retry-after'), code, message, now);
 }

@@ -293,7 +293,7 @@ export async function finishConnection(
     );
     if (app.clientId !== row.client_id)
       throw new Error('the app registration of the mailbox changed since connecting started');
-    tokens = await exchangeCode(mailbox, app, {
+    tokens = await exchangeCode(mailbox, app, deps.clock, {
       code: input.code!,
       redirectUri: row.redirect_uri,
       verifier: unseal(deps.secretKey, row.code_verifier).toString('utf8'),
@@ -347,6 +347,7 @@ export async function finishConnection(
 async function exchangeCode(
   mailbox: Mailbox & { kind: Provider },
   app: AppRegistration,
+  clock: Clock,
   grant: { code: string; redirectUri: string; verifier: string },
 ): Promise<{ refreshToken: string }> {
   const url =
@@ -369,7 +370,7 @@ async function exchangeCode(
     },
     30_000,
   );
-  if (!res.ok) await throwForResponse(mailbox.kind, res);
+  if (!res.ok) await throwForResponse(mailbox.kind, res, clock.now());
   const body = (await res.json()) as { refresh_token?: unknown };
   if (typeof body.refresh_token !== 'string' || body.refresh_token === '')
     throw new Error(

@@ -104,6 +104,17 @@ describe('transactional enqueue', () => {
   });
 });
 
+describe('schedules', () => {
+  it('are kept by pg-boss in UTC, once per job however often they are set', async () => {
+    await queue.schedule(okJob.name, '17 4 * * *');
+    await queue.schedule(okJob.name, '17 4 * * *');
+    const { rows } = await db.admin.query('SELECT cron, timezone FROM pgboss.schedule WHERE name = $1', [
+      okJob.name,
+    ]);
+    expect(rows).toEqual([{ cron: '17 4 * * *', timezone: 'UTC' }]);
+  });
+});
+
 describe('workers, dead letters and re-drive', () => {
   it('runs jobs, dead-letters the ones that keep failing and runs them again after a re-drive', async () => {
     await queue.startWorkers(['test.ok', 'test.flaky', 'test.permanent']);

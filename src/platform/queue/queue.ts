@@ -142,6 +142,11 @@ export class JobQueue {
     }
   }
 
+  /** Sends `job` (with an empty payload) on a cron schedule, in UTC; idempotent per job name. */
+  async schedule(job: string, cron: string): Promise<void> {
+    await this.boss.schedule(job, cron, {}, { tz: 'UTC' });
+  }
+
   /** Enqueues one job; pass `tx` to make it part of the caller's transaction. Returns the job id. */
   async send<P extends object>(
     def: JobRef<P>,

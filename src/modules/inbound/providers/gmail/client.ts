@@ -19,7 +19,8 @@ export interface GmailSettings {
 
 const request = (url: string, init: RequestInit, timeoutMs: number) =>
   providerRequest('gmail', url, init, timeoutMs);
-const fail = (res: Response) => throwForResponse('gmail', res);
+// Retry-After may be an HTTP date: the delay is counted from the injected clock's now.
+const fail = (res: Response, clock: Clock) => throwForResponse('gmail', res, clock.now());
 
 export interface HistoryPage {
   messageIds: string[];
@@ -70,7 +71,7 @@ export class GmailClient {
       },
       this.timeout,
     );
-    if (!res.ok) await fail(res);
+    if (!res.ok) await fail(res, this.clock);
     const body = (await res.json()) as { access_token: string; expires_in: number; refresh_token?: string };
     if (body.refresh_token && body.refresh_token !== this.credentials.refreshToken) {
       const previous = this.credentials.refreshToken;
@@ -94,7 +95,7 @@ export class GmailClient {
       { headers: { authorization: `Bearer ${await this.token()}` } },
       this.timeout,
     );
-    if (!res.ok) await fail(res);
+    if (!res.ok) await fail(res, this.clock);
     return res.json();
   }
 
@@ -108,7 +109,7 @@ export class GmailClient {
       },
       this.timeout,
     );
-    if (!res.ok) await fail(res);
+    if (!res.ok) await fail(res, this.clock);
     return res.json();
   }
 

@@ -55,7 +55,8 @@ const tokens = new Map<string, CachedToken>();
 
 const request = (url: string, init: RequestInit, timeoutMs: number) =>
   providerRequest('graph', url, init, timeoutMs);
-const fail = (res: Response) => throwForResponse('graph', res);
+// Retry-After may be an HTTP date: the delay is counted from the injected clock's now.
+const fail = (res: Response, clock: Clock) => throwForResponse('graph', res, clock.now());
 
 export class GraphClient {
   private readonly settings: GraphSettings;
@@ -123,7 +124,7 @@ export class GraphClient {
           },
           this.timeout,
         );
-    if (!res.ok) await fail(res);
+    if (!res.ok) await fail(res, this.clock);
     const body = (await res.json()) as { access_token: string; expires_in: number; refresh_token?: string };
     // The identity platform rotates refresh tokens: the new one is saved before anything else can
     // fail (the old one may stop working at any time; losing the new one loses the mailbox).
@@ -161,7 +162,7 @@ export class GraphClient {
       },
       this.timeout,
     );
-    if (!res.ok) await fail(res);
+    if (!res.ok) await fail(res, this.clock);
     return res;
   }
 
