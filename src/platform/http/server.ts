@@ -15,6 +15,7 @@ import type { Pool } from '../db/pool.ts';
 import { safeEqual } from '../crypto.ts';
 import { AppError, forbidden, unauthorized, validation } from '../errors.ts';
 import { isUuid } from '../ids.ts';
+import { isStorableInstant } from '../instants.ts';
 import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { Metrics, metricsTokenCheck } from './metrics.ts';
@@ -136,6 +137,10 @@ export type RouteModule = (app: App, deps: ServerDeps) => void | Promise<void>;
 registerAjvFormats();
 // ajv-formats' uuid also takes "urn:uuid:<uuid>", which PostgreSQL's uuid type refuses: the plain form only.
 Format.Set('uuid', isUuid);
+// RFC 3339 allows instants PostgreSQL refuses (year 0000, an offset of 16 hours or more, a fraction
+// of hundreds of digits): a date-time parameter is also one timestamptz takes (instants.ts).
+const rfc3339DateTime = Format.Get('date-time')!;
+Format.Set('date-time', (value) => rfc3339DateTime(value) && isStorableInstant(value));
 
 /**
  * The longest path parameter the router takes: the longest the API defines (an external id of 512
