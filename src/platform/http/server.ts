@@ -20,7 +20,7 @@ import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { Metrics, metricsTokenCheck } from './metrics.ts';
 import { freeFormProblems, inputProblems, queryStringReadable } from './input.ts';
-import { errorHandler, problem, sendProblem, toProblem } from './problem.ts';
+import { clientErrorAnswer, errorHandler, problem, sendProblem, toProblem } from './problem.ts';
 import { validatorCompiler } from './validation.ts';
 import { withArticleCapital } from '../text.ts';
 
@@ -208,6 +208,13 @@ export async function buildServer(
     // What the router refuses before any route runs (a path that is not percent-encoded UTF-8, a
     // path parameter over MAX_PARAM_LENGTH) is a problem like any other.
     frameworkErrors: (error, _request, reply) => sendProblem(reply as never, toProblem(error)),
+    // And what the HTTP parser refuses before there is a request at all.
+    clientErrorHandler: (error, socket) => {
+      // A reset connection has no one to answer (Fastify's default does the same).
+      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.write(clientErrorAnswer(error as { code?: unknown }));
+      socket.destroy(error);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // JSON only; routes that take other media (raw MIME) register their own parser.
