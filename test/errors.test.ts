@@ -1,6 +1,7 @@
 // Errors as a client sees them: problem+json whose code is always one of the catalogue's, field
 // paths as JSON pointers, unknown fields named, allowed values listed, 405 with Allow, and no
 // server internals (paths, driver messages) in any answer.
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HOOK_ROUTES, ROUTES } from '../src/app.ts';
 import { tokenAuthenticator } from '../src/modules/tokens/service.ts';
@@ -111,6 +112,40 @@ describe('every problem', () => {
       expect(res.body.status).toBe(res.status);
     }
     expect(answers.map((r) => r.status)).toEqual([401, 401, 400, 400, 400, 415, 405, 404, 404]);
+  });
+
+  it('is a problem too when the HTTP parser refuses the request, before any route', async () => {
+    const base = new URL(await t.app.listen({ port: 0, host: '127.0.0.1' }));
+    const send = (bytes: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(base.port), base.hostname);
+        let answer = '';
+        socket.on('data', (d) => (answer += d.toString()));
+        // The server closes the socket after its answer, with bytes of ours unread: a reset here.
+        socket.on('error', (err) => (answer ? resolve(answer) : reject(err)));
+        socket.on('close', () => resolve(answer));
+        socket.write(bytes);
+      });
+    const auth = `Authorization: Bearer ${token}\r\n`;
+    const answers = await Promise.all([
+      send(`GET /api/v1/me HTTP/1.1\r\nHost: x\r\n${auth}X-A: a\u0000b\r\n\r\n`),
+      send(`GET /api/v1/me HTTP/1.1\r\nHost: x\r\n${auth}Bad Name: b\r\n\r\n`),
+      send('HELLO\r\n\r\n'),
+      send(
+        `POST /api/v1/tickets HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\n` +
+          'Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}',
+      ),
+      send(`GET /api/v1/me HTTP/1.1\r\nHost: x\r\n${auth}X-A: ${'a'.repeat(100_000)}\r\n\r\n`),
+    ]);
+    const parsed = answers.map((answer) => {
+      const [head, body] = answer.split('\r\n\r\n');
+      expect(head).toMatch(/\r\nContent-Type: application\/problem\+json/i);
+      const p = JSON.parse(body!) as { code: string; status: number };
+      expect(ERROR_CODES).toContain(p.code);
+      expect(head!.startsWith(`HTTP/1.1 ${p.status} `)).toBe(true);
+      return p.code;
+    });
+    expect(parsed).toEqual(['bad_request', 'bad_request', 'bad_request', 'bad_request', 'headers_too_large']);
   });
 
   it('keeps server internals out: no paths or driver messages when the database is unreachable', async () => {

@@ -1115,6 +1115,18 @@ function queryValues(param: Parameter): [string, string, Expect][] {
     );
   }
   if (s.enum) values.push(['a value not in the enum', 'nope', 'refuse']);
+  if (s.format === 'date-time') {
+    // RFC 3339 instants PostgreSQL refuses (22008, 22009, 22007), and impossible dates.
+    for (const instant of [
+      '2026-02-30T10:00:00Z',
+      '0000-01-01T00:00:00Z',
+      '2026-01-01T00:00:00+16:00',
+      '9999-12-31T23:59:59-23:59',
+      `2026-01-01T00:00:00.${'1'.repeat(200)}Z`,
+    ])
+      values.push([`the instant ${instant.slice(0, 40)}`, encodeURIComponent(instant), 'refuse']);
+    values.push(['an instant with an offset', encodeURIComponent('2026-01-01T00:00:00+15:59'), 'any']);
+  }
   if (param.name === 'cursor') {
     for (const instant of IMPOSSIBLE_INSTANTS)
       values.push([`a cursor at ${instant}`, cursorOf([instant, SOME_UUID]), 'refuse']);

@@ -184,6 +184,27 @@ describe('relaydesk token', () => {
     expect(unknownToken.status).not.toBe(0);
     expect(await since(before)).toEqual([]);
   });
+
+  it('create refuses a --person that is not one of the tenant: one clear line, exit 2, no database error', async () => {
+    for (const [person, said] of [
+      ['nope', `--person must be a person's id (UUID), got "nope"`],
+      ['01890000-0000-7000-8000-000000000000', 'person not found (not_found)'],
+    ] as const) {
+      const run = await cli([
+        'token',
+        'create',
+        '--tenant',
+        'Tenant A',
+        '--role',
+        'viewer',
+        '--person',
+        person,
+      ]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(said);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
 });
 
 describe('relaydesk people merge', () => {

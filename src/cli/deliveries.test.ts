@@ -132,6 +132,12 @@ describe('relaydesk deliveries', () => {
     [['list', '--tenant', 'Tenant A', '--purpose', 'spam'], '--purpose must be one of'],
     [['list', '--tenant', 'Tenant A', '--status', 'lost'], '--status must be one of'],
     [['list', '--tenant', 'Tenant A', '--from', 'yesterday'], '--from must be an ISO-8601 instant'],
+    // Dates Date.parse takes and PostgreSQL does not: refused here, not a database error (exit 1).
+    [
+      ['list', '--tenant', 'Tenant A', '--from', '2026-02-30T00:00:00Z'],
+      '--from must be an ISO-8601 instant',
+    ],
+    [['list', '--tenant', 'Tenant A', '--to', '0000-01-01T00:00:00Z'], '--to must be an ISO-8601 instant'],
     [['list', '--tenant', 'Tenant A', '--limit', '0'], '--limit must be a whole number'],
     [['retry', 'not-an-id', '--tenant', 'Tenant A'], 'the delivery must be an id'],
   ])('refuses %j with one line and exit 2', async (args, message) => {

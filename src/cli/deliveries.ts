@@ -8,6 +8,7 @@ import type {
   DeliveryPurpose,
   DeliveryStatus,
 } from '../modules/outbound/model.ts';
+import { isStorableInstant } from '../platform/instants.ts';
 import { CliError, wholeNumber } from './cli-error.ts';
 import { EXIT_BAD_INPUT } from './exit-codes.ts';
 import { chooseTenant, tenantOption, type WithDatabase, withJobQueue } from './mailbox.ts';
@@ -26,10 +27,8 @@ function oneOf(value: string | undefined, allowed: string[], option: string): st
 
 function instant(value: string | undefined, option: string): string | undefined {
   if (value === undefined) return undefined;
-  if (
-    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) ||
-    Number.isNaN(Date.parse(value))
-  )
+  // Date.parse takes February 30 (as March 2) and year 0000, which PostgreSQL refuses.
+  if (!isStorableInstant(value))
     throw new CliError(
       `${option} must be an ISO-8601 instant such as 2026-12-01T09:00:00Z, got "${value}"`,
       EXIT_BAD_INPUT,

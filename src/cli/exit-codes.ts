@@ -19,6 +19,8 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   session_expired: EXIT_FAILED,
   bad_request: EXIT_BAD_INPUT,
   uri_too_long: EXIT_BAD_INPUT,
+  headers_too_large: EXIT_BAD_INPUT,
+  request_timeout: EXIT_FAILED,
   not_found: EXIT_BAD_INPUT,
   method_not_allowed: EXIT_BAD_INPUT,
   validation_failed: EXIT_BAD_INPUT,

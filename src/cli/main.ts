@@ -16,6 +16,7 @@ import type { JobQueue } from '../platform/queue/queue.ts';
 import { TOKEN_ROLES, type TokenRole } from '../modules/tokens/permissions.ts';
 import { type Config, ConfigError, type ConfigOverrides, loadConfig, ROLES } from '../platform/config.ts';
 import { AppError } from '../platform/errors.ts';
+import { isUuid } from '../platform/ids.ts';
 import { initialAdminTokenPath } from '../platform/initial-admin-token.ts';
 
 // What commands run on (the database, the queue, the services) is loaded when a command needs it,
@@ -321,6 +322,14 @@ token
             },
             write: () =>
               rt.withTenant(db.pool, t.id, async (tx) => {
+                // As POST /tokens does: a person of this tenant (else not_found), never the
+                // database's own refusal of a malformed id or a missing row.
+                if (options.person !== undefined && !isUuid(options.person))
+                  throw new CliError(
+                    `--person must be a person's id (UUID), got "${options.person}"`,
+                    EXIT_BAD_INPUT,
+                  );
+                if (options.person !== undefined) await rt.getPerson(tx, options.person);
                 const personId = options.person ?? (await rt.firstAgentId(tx));
                 if (!personId)
                   throw new CliError(`tenant ${t.id} has no agent to own the token; pass --person`);

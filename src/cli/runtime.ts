@@ -18,7 +18,7 @@ export { ingestRawMessage } from '../modules/inbound/process.ts';
 export { messageIdKey } from '../modules/inbound/signing.ts';
 export { mergePeople } from '../modules/merge/service.ts';
 export { resolvePerson } from '../modules/people/identities.ts';
-export { firstAgentId } from '../modules/people/service.ts';
+export { firstAgentId, getPerson } from '../modules/people/service.ts';
 export { inviteByEmail, resetByEmail } from '../modules/sessions/accounts.ts';
 export { createTenant, deleteTenant, findTenant, listTenants } from '../modules/tenants/service.ts';
 export { findTokenForRevocation, mintToken, revokeToken } from '../modules/tokens/service.ts';

@@ -22,6 +22,8 @@ export const ERROR_CATALOGUE = {
   bad_request:
     'The request itself could not be read (a URL path or query string that is not percent-encoded UTF-8, a malformed header, a multipart body that cannot be parsed).',
   uri_too_long: 'A path segment of the URL is longer than any the API takes.',
+  headers_too_large: 'The request line and headers together are larger than the server reads.',
+  request_timeout: 'The request did not arrive in full within the time the server waits for one.',
   not_found: 'No such object in this tenant (another tenant\'s object is "not found" too), or no such route.',
   method_not_allowed: 'The path exists, but not with this method; the Allow header lists the methods it has.',
   validation_failed: 'The input breaks a rule; `errors` lists each field (a JSON pointer) and what is wrong.',

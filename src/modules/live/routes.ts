@@ -73,6 +73,13 @@ export function streamRoutesWith(options: StreamOptions = {}): RouteModule {
         const principal = principalOf(request);
         if (!deps.databaseUrl)
           throw new AppError('database_unavailable', 'The change feed is not configured');
+        const headers = {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+        };
+        // HEAD (which Fastify routes here too) asks for the headers alone. Node sends a HEAD answer's
+        // headers only when it ends, and a stream never ends: it would hang until its lifetime ran out.
+        if (request.method === 'HEAD') return reply.code(200).headers(headers).send('');
         hub ??= new StreamHub({
           connectionString: deps.databaseUrl,
           pool: deps.pool,
@@ -84,8 +91,7 @@ export function streamRoutesWith(options: StreamOptions = {}): RouteModule {
         reply.hijack();
         const res = reply.raw;
         res.writeHead(200, {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-store',
+          ...headers,
           connection: 'keep-alive',
           // Proxies that buffer responses (nginx) would hold the events back.
           'x-accel-buffering': 'no',

@@ -216,6 +216,23 @@ describe('GET /stream', () => {
     expect(s.status).toBe(200);
     s.close();
   });
+
+  it('answers HEAD at once with the headers of a stream, and no stream', async () => {
+    // The signal is a guard against the test hanging (it did: a HEAD got no answer), not a timing.
+    const head = await fetch(`${base}/api/v1/stream`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${t.a.adminToken.token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(await head.text()).toBe('');
+    const none = await fetch(`${base}/api/v1/stream`, {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(none.status).toBe(401);
+  });
 });
 
 describe('a server with streams', () => {

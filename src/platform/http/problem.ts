@@ -17,6 +17,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   session_expired: 401,
   bad_request: 400,
   uri_too_long: 414,
+  headers_too_large: 431,
+  request_timeout: 408,
   not_found: 404,
   method_not_allowed: 405,
   validation_failed: 400,
@@ -61,10 +63,12 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
+  431: 'Request Header Fields Too Large',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
@@ -231,6 +235,25 @@ export function toProblem(error: unknown): Problem {
     return problem('payload_too_large', fe?.message || 'The request is larger than this route accepts');
   if (status >= 400 && status < 500) return problem('bad_request', 'The request could not be read');
   return problem('internal_error', 'Something went wrong on our side; it has been logged');
+}
+
+/**
+ * What the HTTP parser refuses before there is a request to route (bytes that are not HTTP, a NUL or
+ * a space in a header, two Content-Lengths, a bad chunk, headers over the limit, a request that took
+ * too long), written on the socket as a problem like any other; Fastify's default is plain JSON.
+ */
+export function clientErrorAnswer(err: { code?: unknown }): string {
+  const p =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? problem('headers_too_large', 'The request line and headers are larger than this server reads')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? problem('request_timeout', 'The request did not arrive in full in time')
+        : problem('bad_request', 'The request is not well-formed HTTP/1.1');
+  const body = JSON.stringify(p);
+  return (
+    `HTTP/1.1 ${p.status} ${p.title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Content-Type: application/problem+json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`
+  );
 }
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {

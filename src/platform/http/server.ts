@@ -15,11 +15,12 @@ import type { Pool } from '../db/pool.ts';
 import { safeEqual } from '../crypto.ts';
 import { AppError, forbidden, unauthorized, validation } from '../errors.ts';
 import { isUuid } from '../ids.ts';
+import { isStorableInstant } from '../instants.ts';
 import type { Logger } from '../logging.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { Metrics, metricsTokenCheck } from './metrics.ts';
 import { freeFormProblems, inputProblems, queryStringReadable } from './input.ts';
-import { errorHandler, problem, sendProblem, toProblem } from './problem.ts';
+import { clientErrorAnswer, errorHandler, problem, sendProblem, toProblem } from './problem.ts';
 import { validatorCompiler } from './validation.ts';
 import { withArticleCapital } from '../text.ts';
 
@@ -136,6 +137,10 @@ export type RouteModule = (app: App, deps: ServerDeps) => void | Promise<void>;
 registerAjvFormats();
 // ajv-formats' uuid also takes "urn:uuid:<uuid>", which PostgreSQL's uuid type refuses: the plain form only.
 Format.Set('uuid', isUuid);
+// RFC 3339 allows instants PostgreSQL refuses (year 0000, an offset of 16 hours or more, a fraction
+// of hundreds of digits): a date-time parameter is also one timestamptz takes (instants.ts).
+const rfc3339DateTime = Format.Get('date-time')!;
+Format.Set('date-time', (value) => rfc3339DateTime(value) && isStorableInstant(value));
 
 /**
  * The longest path parameter the router takes: the longest the API defines (an external id of 512
@@ -203,6 +208,13 @@ export async function buildServer(
     // What the router refuses before any route runs (a path that is not percent-encoded UTF-8, a
     // path parameter over MAX_PARAM_LENGTH) is a problem like any other.
     frameworkErrors: (error, _request, reply) => sendProblem(reply as never, toProblem(error)),
+    // And what the HTTP parser refuses before there is a request at all.
+    clientErrorHandler: (error, socket) => {
+      // A reset connection has no one to answer (Fastify's default does the same).
+      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.write(clientErrorAnswer(error as { code?: unknown }));
+      socket.destroy(error);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // JSON only; routes that take other media (raw MIME) register their own parser.
