@@ -118,6 +118,44 @@ describe('Gmail push', () => {
     expect((await jobs()).length).toBe(before);
   });
 
+  it('answers 503 provider_unavailable, storing nothing, when the signing keys cannot be read', async () => {
+    const closed = await t.call(t.a.adminToken.token, 'POST', '/api/v1/mailboxes', {
+      kind: 'gmail',
+      address: 'keys-down@gmail.test',
+      settings: {
+        gmail: {
+          apiBaseUrl: sim.apiBaseUrl,
+          tokenUrl: sim.tokenUrl,
+          // Nothing listens on port 1: the keys cannot be fetched.
+          jwksUrl: 'http://127.0.0.1:1/oauth2/v3/certs',
+          pushAudience: AUDIENCE,
+          serviceAccountEmail: SERVICE_ACCOUNT,
+        },
+      },
+      credentials: { ...sim.credentials },
+    });
+    expect(closed.status).toBe(201);
+    const before = (await jobs()).length;
+    const res = await fetch(`${appUrl}/hooks/gmail/${closed.body.id}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await sim.pushToken(good)}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        message: {
+          data: Buffer.from(
+            JSON.stringify({ emailAddress: 'keys-down@gmail.test', historyId: '7' }),
+          ).toString('base64'),
+        },
+        subscription: 'projects/p/subscriptions/s',
+      }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe('provider_unavailable');
+    expect((await jobs()).length).toBe(before);
+  });
+
   it('refuses a push without a token, or with a body that is not a push', async () => {
     const none = await fetch(endpoint(), {
       method: 'POST',

@@ -189,6 +189,7 @@ export const hookRoutes: RouteModule = (app, { pool, queue }) => {
           'service account, or a mailbox without `pushAudience` and `serviceAccountEmail` (nothing is ' +
           'stored); 404 `not_found` for an unknown mailbox or one of another kind; 400 ' +
           '`validation_failed` for a malformed envelope or a push for another address; 503 ' +
+          '`provider_unavailable` when the JWKS could not be read (no verdict on the token), ' +
           '`database_unavailable` or `queue_unavailable` when it could not be stored. Pub/Sub delivers ' +
           'again whatever is not answered with a 2xx.',
         params: Type.Object({ mailboxId: Type.String({ format: 'uuid' }) }),

@@ -1,7 +1,7 @@
 // Verifying a Gmail Pub/Sub push: the OIDC JWT Google attaches (RS256, signed by a key of Google's
 // JWKS), for the audience configured on the push subscription, issued to the configured service
 // account with a verified email. Nothing is stored for a push that fails any of these.
-import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { AppError } from '../../../../platform/errors.ts';
 
 const keySets = new Map<string, JWTVerifyGetKey>();
@@ -21,6 +21,17 @@ export interface PushVerification {
   serviceAccountEmail: string;
 }
 
+/**
+ * Whether verification failed because the JWKS could not be read (the network, a timeout, an answer
+ * that is no key set), which is no verdict on the push: jose raises its own errors for every fault of
+ * a token, and others (fetch's) only for the request for the keys.
+ */
+const keysUnreachable = (err: unknown): boolean =>
+  !(err instanceof errors.JOSEError) ||
+  err instanceof errors.JWKSTimeout ||
+  err instanceof errors.JWKSInvalid ||
+  (err.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/i.test(err.message));
+
 const invalid = (why: string) => new AppError('webhook_signature_invalid', `push token rejected: ${why}`);
 
 export async function verifyPushToken(
@@ -38,6 +49,11 @@ export async function verifyPushToken(
       clockTolerance: 30,
     }));
   } catch (err) {
+    if (keysUnreachable(err))
+      throw new AppError(
+        'provider_unavailable',
+        `Google's signing keys could not be read (${(err as Error).message}); the push is not taken, Pub/Sub will deliver it again`,
+      );
     throw invalid((err as { code?: string }).code ?? (err as Error).message);
   }
   if (payload['email'] !== expected.serviceAccountEmail) throw invalid('wrong service account');
