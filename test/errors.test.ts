@@ -114,6 +114,24 @@ describe('every problem', () => {
     expect(answers.map((r) => r.status)).toEqual([401, 401, 400, 400, 400, 415, 405, 404, 404]);
   });
 
+  it.each(['gzip', 'deflate', 'br', 'x-unknown'])(
+    'is 415 for a body sent with Content-Encoding %s, nothing created',
+    async (encoding) => {
+      const before = await t.call(token, 'GET', '/api/v1/tickets?limit=100');
+      const res = await t.call(
+        token,
+        'POST',
+        '/api/v1/tickets',
+        JSON.stringify({ subject: 'Compressed', requester: { email: 'zip@example.com' } }),
+        { 'content-type': 'application/json', 'content-encoding': encoding },
+      );
+      expect(res.status).toBe(415);
+      expect(res.body.code).toBe('unsupported_media_type');
+      const after = await t.call(token, 'GET', '/api/v1/tickets?limit=100');
+      expect(after.body.items).toHaveLength(before.body.items.length);
+    },
+  );
+
   it('is a problem too when the HTTP parser refuses the request, before any route', async () => {
     const base = new URL(await t.app.listen({ port: 0, host: '127.0.0.1' }));
     const send = (bytes: string) =>

@@ -321,6 +321,18 @@ export async function buildServer(
     }
   });
 
+  // Bodies are read as they come: one compressed (Content-Encoding gzip, deflate, br, …) would be
+  // taken for its compressed bytes, as JSON that is not UTF-8 or as a raw message stored as such.
+  // After authentication (onRequest), before any body is parsed.
+  app.addHook('preParsing', async (request) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity')
+      throw new AppError(
+        'unsupported_media_type',
+        `A body with Content-Encoding "${encoding.slice(0, 40)}" is not taken: send it uncompressed`,
+      );
+  });
+
   // Before validation and handlers, for every route: input.ts says what no request may carry. A
   // multipart body is parsed later, by the plugin of the route that takes one, which checks it then.
   app.addHook('preValidation', async (request) => {
