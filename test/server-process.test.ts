@@ -186,6 +186,18 @@ describe('relaydesk start', { timeout: 120_000 }, () => {
       );
     }
 
+    // An unknown queue is refused, as the API answers 404 for it, not listed or redriven as empty.
+    for (const command of ['list', 'redrive']) {
+      const unknown = rd.cli('queue', 'dlq', command, '--queue', 'no.such.queue');
+      expect(unknown.status).toBe(2);
+      expect(unknown.stderr).toMatch(
+        /^relaydesk: no queue named "no\.such\.queue" \(queues: .*inbound\.process/,
+      );
+    }
+    const known = rd.cli('queue', 'dlq', 'redrive', '--queue', 'inbound.process');
+    expect(known.status, known.stderr).toBe(0);
+    expect(known.stdout.trim()).toBe('redriven 0');
+
     expect(rd.cli('tenant', 'delete', acmeId).status).toBe(2); // no --yes
     const deleted = rd.cli('tenant', 'delete', acmeId, '--yes');
     expect(deleted.status, deleted.stderr).toBe(0);

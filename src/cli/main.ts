@@ -512,6 +512,17 @@ queue
     });
   });
 const dlq = queue.command('dlq').description('dead-letter queues');
+/** The --queue given, refused when no queue has that name (as the API answers 404 for it). */
+async function knownQueue(q: JobQueue, name: string | undefined): Promise<{ queue?: string }> {
+  if (name === undefined) return {};
+  const names = await q.queueNames();
+  if (!names.includes(name))
+    throw new CliError(
+      `no queue named "${name.slice(0, 100)}" (queues: ${names.join(', ')})`,
+      EXIT_BAD_INPUT,
+    );
+  return { queue: name };
+}
 dlq
   .command('list')
   .description('jobs in the dead-letter queues, oldest first')
@@ -520,7 +531,7 @@ dlq
   .action(async (options: { queue?: string; limit: string }, command: Command) => {
     const limit = wholeNumber(options.limit, '--limit', 1, 1000);
     await withQueue(command, async (q) => {
-      const entries = await q.deadLetters({ ...(options.queue ? { queue: options.queue } : {}), limit });
+      const entries = await q.deadLetters({ ...(await knownQueue(q, options.queue)), limit });
       for (const e of entries)
         out(`${e.id}\t${e.queue}\t${e.createdAt}\t${JSON.stringify(e.payload)}\t${JSON.stringify(e.error)}`);
       if (entries.length === 0) process.stderr.write('no dead-lettered jobs\n');
@@ -532,7 +543,7 @@ dlq
   .option('--queue <q>', 'only this queue')
   .action(async (options: { queue?: string }, command: Command) => {
     await withQueue(command, async (q) => {
-      out(`redriven ${await q.redrive(options.queue ? { queue: options.queue } : {})}`);
+      out(`redriven ${await q.redrive(await knownQueue(q, options.queue))}`);
     });
   });
 
