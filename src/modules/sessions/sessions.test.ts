@@ -357,8 +357,10 @@ describe('the audit trail', () => {
     expect(created.status).toBe(201);
     await auditRecordingsSettled();
     const { rows } = await t.db.admin.query(
+      // By action: the sign-in's event is written after its answer, and may be written after the
+      // ticket's (both are recorded asynchronously, each at its writing).
       `SELECT action, actor_id, actor_via, payload_hash FROM audit_events
-        WHERE tenant_id = $1 AND actor_id = $2 ORDER BY at`,
+        WHERE tenant_id = $1 AND actor_id = $2 ORDER BY action`,
       [t.a.tenant.id, s.personId],
     );
     expect(rows.map((r) => [r.action, r.actor_via])).toEqual([
