@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type SmtpSimulator, startSmtpSimulator } from '../../../simulators/smtp.ts';
 import { makeTicket, type TestApp, useTestApp } from '../../../test/app.ts';
-import { multipart } from '../../../test/multipart.ts';
+import { multipart, type UploadFile } from '../../../test/multipart.ts';
 import { failWritesAsLostConnection } from '../../../test/outage.ts';
 import { withTenant } from '../../platform/db/tx.ts';
 import { uuidv7 } from '../../platform/ids.ts';
@@ -28,6 +28,12 @@ const logger = createLogger('silent');
 const ADDRESS = 'support@out.test';
 
 const admin = () => t.a.adminToken.token;
+
+/** A reply posted as multipart/form-data, as the console's editor sends one with files. */
+async function postForm(ticketId: string, fields: Record<string, string>, files: UploadFile[]) {
+  const upload = await multipart(fields, files);
+  return t.call(admin(), 'POST', `/api/v1/tickets/${ticketId}/messages`, upload.body, upload.headers);
+}
 
 /** Sends every queued attempt of tenant A now, as the worker would (the job's delay is the queue's). */
 async function sendQueued(): Promise<Record<string, unknown>[]> {
@@ -430,16 +436,10 @@ describe('an agent reply', () => {
 
   it('carries attachments uploaded as multipart/form-data', async () => {
     const { ticketId } = await customerMail({});
-    const upload = await multipart(
+    const res = await postForm(
+      ticketId!,
       { visibility: 'public', text: 'Here is the driver.', bcc: 'audit@partner.test' },
       [{ filename: 'driver.txt', contentType: 'text/plain', content: Buffer.from('DRIVER-BYTES-123') }],
-    );
-    const res = await t.call(
-      admin(),
-      'POST',
-      `/api/v1/tickets/${ticketId}/messages`,
-      upload.body,
-      upload.headers,
     );
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body.mail.attachments).toMatchObject([
@@ -456,16 +456,10 @@ describe('an agent reply', () => {
 
   it('refuses an attachments field that holds text instead of a file, writing nothing', async () => {
     const { ticketId } = await customerMail({});
-    const upload = await multipart(
+    const res = await postForm(
+      ticketId!,
       { visibility: 'public', text: 'See attached', attachments: 'driver.txt' },
       [{ filename: 'real.txt', contentType: 'text/plain', content: Buffer.from('REAL') }],
-    );
-    const res = await t.call(
-      admin(),
-      'POST',
-      `/api/v1/tickets/${ticketId}/messages`,
-      upload.body,
-      upload.headers,
     );
     expect(res.status, JSON.stringify(res.body)).toBe(400);
     expect(res.body.code).toBe('validation_failed');
@@ -476,20 +470,13 @@ describe('an agent reply', () => {
 
   it('refuses an attachment over the size limit with 413', async () => {
     const { ticketId } = await customerMail({});
-    const upload = await multipart({ visibility: 'public', text: 'big' }, [
+    const res = await postForm(ticketId!, { visibility: 'public', text: 'big' }, [
       {
         filename: 'big.bin',
         contentType: 'application/octet-stream',
         content: Buffer.alloc(25 * 1024 * 1024 + 10, 0x61),
       },
     ]);
-    const res = await t.call(
-      admin(),
-      'POST',
-      `/api/v1/tickets/${ticketId}/messages`,
-      upload.body,
-      upload.headers,
-    );
     expect(res.status).toBe(413);
     expect(res.body.code).toBe('payload_too_large');
     const messages = await t.call(admin(), 'GET', `/api/v1/tickets/${ticketId}/messages`);
