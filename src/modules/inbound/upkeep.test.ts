@@ -51,6 +51,25 @@ async function graphMailbox(credentials: Record<string, unknown> = sim.credentia
   return res.body;
 }
 
+/**
+ * Runs `fn` on a Graph mailbox past its first reconciliation whose claim the test holds, as a
+ * running reconciliation holds it, with the reconcile workers off until `fn` ends.
+ */
+async function whileReconciling(fn: (mailbox: any) => Promise<void>): Promise<any> {
+  const mailbox = await graphMailbox();
+  await expect.poll(async () => (await health(mailbox.id)).lastReconcileAt).not.toBeNull();
+  await workers.boss.offWork('mailbox.reconcile');
+  try {
+    expect(
+      await withTenant(t.db.pool, t.a.tenant.id, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
+    ).toBe(true);
+    await fn(mailbox);
+  } finally {
+    await workers.startWorkers(['mailbox.reconcile']);
+  }
+  return mailbox;
+}
+
 const health = async (mailboxId: string, tenantToken = token) =>
   (await t.call(tenantToken, 'GET', `/api/v1/mailboxes/${mailboxId}/health`)).body;
 const subscriptionsOf = (address: string) =>
@@ -193,15 +212,9 @@ describe('a Graph mailbox', () => {
   });
 
   it('runs a reconciliation asked for while one runs once that one ends, not never', async () => {
-    const mailbox = await graphMailbox();
-    await expect.poll(async () => (await health(mailbox.id)).lastReconcileAt).not.toBeNull();
     const tenantId = t.a.tenant.id;
-    await workers.boss.offWork('mailbox.reconcile');
-    try {
-      // A reconciliation starts (it holds the claim) …
-      expect(
-        await withTenant(t.db.pool, tenantId, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
-      ).toBe(true);
+    // A reconciliation starts (it holds the claim) …
+    const mailbox = await whileReconciling(async (mailbox) => {
       // … Graph says notifications were missed: the reconciliation that asks for waits for it …
       expect(await sim.lifecycle(mailbox.health.subscriptionId, 'missed')).toBe(202);
       await expect
@@ -222,23 +235,15 @@ describe('a Graph mailbox', () => {
       });
       // … and mail arrives unnotified after it read the folder.
       await sim.deliver(mailbox.address, MIME('Missed while reconciling'), { notify: false });
-    } finally {
-      await workers.startWorkers(['mailbox.reconcile']);
-    }
+    });
     // The reconciliation asked for meanwhile runs now, and finds it.
     await expect.poll(async () => (await health(mailbox.id)).recoveredByLastReconcile).toBe(1);
     await expect.poll(async () => (await recordsOf(mailbox.id)).map((r) => r.status)).toEqual(['created']);
   });
 
   it('asks again when Graph said to after a 429 in reconciliation, holding the claim until then', async () => {
-    const mailbox = await graphMailbox();
-    await expect.poll(async () => (await health(mailbox.id)).lastReconcileAt).not.toBeNull();
     const tenantId = t.a.tenant.id;
-    await workers.boss.offWork('mailbox.reconcile');
-    try {
-      expect(
-        await withTenant(t.db.pool, tenantId, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
-      ).toBe(true);
+    await whileReconciling(async (mailbox) => {
       // The delta query is throttled for two minutes, longer than the queue's first retry (60 s).
       sim.fault({ pathPrefix: '/v1.0/users/', method: 'GET', status: 429, retryAfter: 120 });
       const sent: { name: string; payload: unknown; delaySeconds: number | undefined }[] = [];
@@ -261,10 +266,7 @@ describe('a Graph mailbox', () => {
       expect(
         await withTenant(t.db.pool, tenantId, (tx) => claimReconcile(tx, mailbox.id, t.clock.now(), 900)),
       ).toBe(false);
-    } finally {
-      sim.clearFaults();
-      await workers.startWorkers(['mailbox.reconcile']);
-    }
+    }).finally(() => sim.clearFaults());
   });
 
   it('acts on each lifecycle notification: reauthorize, recreate, reconcile', async () => {
